@@ -1,0 +1,42 @@
+# fcgi-rs: every entry point a developer, an operator or CI needs.
+# `make run` and `make test` are the two commands the README starts with.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+# How long `make fuzz` runs each fuzz target, in seconds.
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps build test lint fmt fuzz bench run clean
+
+all: build
+
+# Installs, on a fresh Debian machine, every system package the tests need (only what is missing).
+deps:
+	@bash tests/deps.sh
+
+build:
+	$(CARGO) build --workspace --all-targets
+
+test: deps
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+fuzz:
+	@bash tests/fuzz.sh $(FUZZ_SECONDS)
+
+bench:
+	$(CARGO) bench --workspace
+
+run:
+	@echo "make run: the fcgi binary is not part of the workspace yet; nothing to start." >&2
+	@exit 1
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the system packages the tests need, on a fresh Debian machine, idempotently:
+# only what is missing is installed, and `apt-get update` runs only when something is.
+set -euo pipefail
+
+# One package per line; later test suites add theirs here.
+packages=(
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "deps: all ${#packages[@]} system packages present"
+    exit 0
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
