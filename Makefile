@@ -34,9 +34,10 @@ fuzz:
 bench:
 	$(CARGO) bench --workspace
 
-run:
-	@echo "make run: the fcgi binary is not part of the workspace yet; nothing to start." >&2
-	@exit 1
+# Builds (release), starts `fcgi serve --app hello` with nginx in front of it on a free
+# 127.0.0.1 port, prints the URL, and runs until Ctrl-C. APP=echo and PORT=N change it.
+run: deps
+	@CARGO="$(CARGO)" bash tests/run.sh
 
 clean:
 	$(CARGO) clean

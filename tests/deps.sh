@@ -5,6 +5,10 @@ set -euo pipefail
 
 # One package per line; later test suites add theirs here.
 packages=(
+    # tests/nginx.rs and `make run`: /usr/sbin/nginx, with the FastCGI module and upstream
+    # keepalive built in. On Debian 12 this is the smallest package that has them: nginx-light
+    # and the others only add modules to it.
+    nginx
 )
 
 missing=()

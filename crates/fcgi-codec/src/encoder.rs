@@ -33,6 +33,20 @@ impl From<StreamKind> for RecordType {
     }
 }
 
+/// The name-value pairs as one body.
+fn encode_pairs<I, N, V>(pairs: I) -> io::Result<Vec<u8>>
+where
+    I: IntoIterator<Item = (N, V)>,
+    N: AsRef<[u8]>,
+    V: AsRef<[u8]>,
+{
+    let mut body = Vec::new();
+    for (name, value) in pairs {
+        encode_pair(&mut body, name.as_ref(), value.as_ref())?;
+    }
+    Ok(body)
+}
+
 /// Zero bytes to pad records with.
 const PADDING: [u8; 8] = [0; 8];
 
@@ -212,10 +226,7 @@ impl Encoder {
         N: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
-        let mut body = Vec::new();
-        for (name, value) in pairs {
-            encode_pair(&mut body, name.as_ref(), value.as_ref())?;
-        }
+        let body = encode_pairs(pairs)?;
         self.stream(dst, StreamKind::Params, request_id, &body)?;
         self.end_stream(dst, StreamKind::Params, request_id)
     }
@@ -254,10 +265,7 @@ impl Encoder {
         N: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
-        let mut body = Vec::new();
-        for (name, value) in pairs {
-            encode_pair(&mut body, name.as_ref(), value.as_ref())?;
-        }
+        let body = encode_pairs(pairs)?;
         self.write_record(dst, record_type, crate::NULL_REQUEST_ID, &body)
     }
 

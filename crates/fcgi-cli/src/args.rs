@@ -1,0 +1,233 @@
+//! The command line, parsed and checked before anything runs.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use fcgi_server::{Config, ListenAddr, ListenOptions};
+
+/// fcgi-rs: a FastCGI application server.
+#[derive(Debug, Parser)]
+#[command(name = "fcgi", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Serve a built-in app over FastCGI (behind nginx, Apache, lighttpd, Caddy, ...).
+    Serve(Box<ServeArgs>),
+}
+
+/// The built-in apps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum App {
+    /// `Hello, world!` as text/plain.
+    Hello,
+    /// POST and PUT: the request body back, streamed; other methods: the params, one per line.
+    Echo,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Term,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogLevel {
+    Error,
+    Warning,
+    Info,
+    Debug,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Where to listen: unix:/path, tcp:HOST:PORT (or HOST:PORT), or fd:N. Repeat for several.
+    /// Without it: the sockets systemd passed (LISTEN_FDS), else fd 0 when it is a listening
+    /// socket (as spawn-fcgi and web servers hand it over).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Vec<ListenAddr>,
+
+    /// The app to serve.
+    #[arg(long, value_enum)]
+    pub(crate) app: App,
+
+    /// Idle threads kept ready [default: 4, or --max-spare if lower].
+    #[arg(long, value_name = "N")]
+    pub(crate) min_spare: Option<usize>,
+
+    /// Idle threads above which the surplus retire [default: 16, or --max-threads if lower].
+    #[arg(long, value_name = "N")]
+    pub(crate) max_spare: Option<usize>,
+
+    /// Most requests handled at once.
+    #[arg(long, value_name = "N", default_value_t = Config::DEFAULT_MAX_THREADS)]
+    pub(crate) max_threads: usize,
+
+    /// Requests that may wait for a thread; one more is answered 503 at once.
+    #[arg(long, value_name = "N", default_value_t = Config::DEFAULT_QUEUE)]
+    pub(crate) queue: usize,
+
+    /// Most connections open at once; beyond, requests get 503 (FCGI_MAX_CONNS).
+    #[arg(long, value_name = "N", default_value_t = Config::DEFAULT_MAX_CONNS)]
+    pub(crate) max_conns: usize,
+
+    /// Permissions of Unix socket files, in octal (default: from the umask).
+    #[arg(long, value_name = "OCTAL", value_parser = parse_octal)]
+    pub(crate) socket_mode: Option<u32>,
+
+    /// Owner of Unix socket files: USER, USER:GROUP or :GROUP, by name or number.
+    #[arg(long, value_name = "USER[:GROUP]", value_parser = parse_owner)]
+    pub(crate) socket_owner: Option<(Option<u32>, Option<u32>)>,
+
+    /// Listen backlog: connections the kernel queues before they are accepted.
+    #[arg(long, value_name = "N", default_value_t = ListenOptions::DEFAULT_BACKLOG)]
+    pub(crate) backlog: i32,
+
+    /// Only these peers may connect over TCP (repeatable; FCGI_WEB_SERVER_ADDRS adds to it).
+    #[arg(long, value_name = "IP")]
+    pub(crate) allow: Vec<IpAddr>,
+
+    /// Largest params stream per request, in bytes; over it: 431.
+    #[arg(long, value_name = "BYTES", default_value_t = fcgi_server::ParamsLimits::DEFAULT_MAX_LEN)]
+    pub(crate) max_params: usize,
+
+    /// Largest request body, in bytes; over it: 413 (default: no limit).
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) max_body: Option<u64>,
+
+    /// Bytes of each request body kept in memory before the rest spills to a temporary file.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::DEFAULT_SPOOL_MEMORY)]
+    pub(crate) spool_memory: usize,
+
+    /// Directory for request bodies that spill to disk (default: the system temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) spool_dir: Option<PathBuf>,
+
+    /// Seconds a kept connection may stay idle.
+    #[arg(long, value_name = "SECS", default_value_t = Config::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    pub(crate) idle_timeout: u64,
+
+    /// Seconds a request may wait for input from the web server.
+    #[arg(long, value_name = "SECS", default_value_t = Config::DEFAULT_READ_TIMEOUT.as_secs())]
+    pub(crate) read_timeout: u64,
+
+    /// Seconds a write may wait for the web server to read.
+    #[arg(long, value_name = "SECS", default_value_t = Config::DEFAULT_WRITE_TIMEOUT.as_secs())]
+    pub(crate) write_timeout: u64,
+
+    /// Seconds SIGTERM or SIGINT leaves running requests to finish.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub(crate) graceful_timeout: u64,
+
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Term)]
+    pub(crate) log_format: LogFormat,
+
+    /// Least severe log level shown.
+    #[arg(long, value_enum, default_value_t = LogLevel::Info)]
+    pub(crate) log_level: LogLevel,
+
+    /// Log one line per request: method, URI, status, bytes, duration.
+    #[arg(long)]
+    pub(crate) access_log: bool,
+}
+
+fn parse_octal(text: &str) -> Result<u32, String> {
+    u32::from_str_radix(text.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|mode| *mode <= 0o7777)
+        .ok_or_else(|| format!("{text:?} is not an octal file mode such as 660"))
+}
+
+fn parse_owner(text: &str) -> Result<(Option<u32>, Option<u32>), String> {
+    let (user, group) = text.split_once(':').unwrap_or((text, ""));
+    let uid = match user {
+        "" => None,
+        name => Some(lookup_id(name, false).ok_or_else(|| format!("no such user: {name}"))?),
+    };
+    let gid = match group {
+        "" => None,
+        name => Some(lookup_id(name, true).ok_or_else(|| format!("no such group: {name}"))?),
+    };
+    Ok((uid, gid))
+}
+
+/// A user or group id from its number or name (read from the system's databases).
+fn lookup_id(name: &str, group: bool) -> Option<u32> {
+    if let Ok(id) = name.parse() {
+        return Some(id);
+    }
+    let c_name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: the returned record points into static storage that we read at once, on the one
+    // thread that exists while arguments are parsed.
+    unsafe {
+        if group {
+            let entry = libc::getgrnam(c_name.as_ptr());
+            (!entry.is_null()).then(|| (*entry).gr_gid)
+        } else {
+            let entry = libc::getpwnam(c_name.as_ptr());
+            (!entry.is_null()).then(|| (*entry).pw_uid)
+        }
+    }
+}
+
+impl ServeArgs {
+    /// The server configuration these arguments describe.
+    pub(crate) fn config(&self) -> Result<Config, String> {
+        // Unset spare counts follow a small --max-threads down, so that `--max-threads 2` alone
+        // is a valid command.
+        let max_spare = self.max_spare.unwrap_or(Config::DEFAULT_MAX_SPARE.min(self.max_threads));
+        let min_spare = self.min_spare.unwrap_or(Config::DEFAULT_MIN_SPARE.min(max_spare));
+        let config = Config {
+            min_spare,
+            max_spare,
+            max_threads: self.max_threads,
+            queue: self.queue,
+            max_conns: self.max_conns,
+            params_limits: fcgi_server::ParamsLimits {
+                max_len: self.max_params,
+                ..fcgi_server::ParamsLimits::default()
+            },
+            max_body: self.max_body,
+            spool_memory: self.spool_memory,
+            spool_dir: self.spool_dir.clone(),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            read_timeout: Duration::from_secs(self.read_timeout),
+            write_timeout: Duration::from_secs(self.write_timeout),
+            allow: (!self.allow.is_empty()).then(|| self.allow.clone()),
+            access_log: self.access_log,
+            ..Config::default()
+        };
+        if config.max_threads == 0 {
+            return Err("--max-threads must be at least 1".into());
+        }
+        if config.min_spare > config.max_spare {
+            return Err(format!(
+                "--min-spare ({}) must not exceed --max-spare ({})",
+                config.min_spare, config.max_spare
+            ));
+        }
+        if config.max_spare > config.max_threads {
+            return Err(format!(
+                "--max-spare ({}) must not exceed --max-threads ({})",
+                config.max_spare, config.max_threads
+            ));
+        }
+        Ok(config)
+    }
+
+    pub(crate) fn listen_options(&self) -> ListenOptions {
+        ListenOptions {
+            backlog: self.backlog,
+            socket_mode: self.socket_mode,
+            socket_owner: self.socket_owner.unwrap_or((None, None)),
+        }
+    }
+}

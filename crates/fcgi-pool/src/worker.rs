@@ -1,0 +1,130 @@
+//! The worker thread: wait for a message, run the job, account for it, repeat.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_channel::RecvTimeoutError;
+
+use crate::pool::{Job, Message, Shared};
+use crate::state::{self, AfterJob};
+use crate::stats::bump;
+
+/// What a worker thread is, as far as the counts are concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Counted in `idle`: waiting for a claim, or for its grace period to run out.
+    Idle,
+    /// Not counted in `idle`, but owed a message: it was spawned for a job, or it reserved a
+    /// queued job. It waits for that message without a deadline.
+    Committed,
+    /// Holding a message: running a job, or about to exit.
+    Busy,
+    /// No longer counted at all: it is leaving.
+    Gone,
+}
+
+/// Keeps the counts honest whatever happens to the thread: if it ever leaves while still
+/// counted (only a bug in this crate could make it; a job's panic is caught before it gets
+/// here), the drop puts the counts right. In every case it wakes a waiting `shutdown`.
+struct Guard<'a> {
+    shared: &'a Shared,
+    role: Role,
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        match self.role {
+            Role::Idle | Role::Committed => self.shared.thread_gone(state::receiver_lost),
+            Role::Busy => self.shared.thread_gone(state::thread_left),
+            Role::Gone => self.shared.notify_exit(),
+        }
+    }
+}
+
+/// The body of worker thread number `number`, started in `role` (already counted by its
+/// spawner).
+pub(crate) fn run(shared: &Shared, number: u64, role: Role) {
+    let completed = shared.totals.completed(number);
+    let mut me = Guard { shared, role };
+    loop {
+        // IDLE (counted in `idle`) or COMMITTED (owed a message): wait.
+        let message = match me.role {
+            // A message already waiting is taken without setting up a timeout.
+            Role::Idle => match shared
+                .receiver
+                .try_recv()
+                .or_else(|_| shared.receiver.recv_timeout(shared.idle_grace))
+            {
+                Ok(message) => message,
+                Err(RecvTimeoutError::Timeout) => {
+                    let limit = shared.limits.max_spare;
+                    let retired = shared.state.update(|c| {
+                        let next = state::retire(c, limit);
+                        (next, next.is_some())
+                    });
+                    if retired {
+                        me.role = Role::Gone;
+                        bump(&shared.totals.retired);
+                        return;
+                    }
+                    // Not surplus. Wait with no deadline: if the idle count grows past
+                    // `max_spare` later, the threads that then go idle retire, each with its
+                    // own grace period (see DESIGN.md).
+                    match shared.receiver.recv() {
+                        Ok(message) => message,
+                        Err(_) => return,
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            },
+            Role::Committed => match shared.receiver.recv() {
+                Ok(message) => message,
+                Err(_) => return,
+            },
+            Role::Busy | Role::Gone => return,
+        };
+
+        // BUSY: whoever sent the message already took this thread out of `idle` (a claim, or
+        // `shutdown`) or it reserved the message itself (a queued job).
+        me.role = Role::Busy;
+        match message {
+            Message::Exit => {
+                shared.exits_pending.fetch_sub(1, Ordering::SeqCst);
+                me.role = Role::Gone;
+                shared.state.apply(|c| (state::thread_left(c), ()));
+                return;
+            }
+            Message::Run(job) => run_job(shared, completed, job),
+        }
+        // One CAS decides what comes next: the next queued job, IDLE, or exit (shutdown).
+        match shared.state.apply(state::after_job) {
+            AfterJob::TakeQueued => me.role = Role::Committed,
+            AfterJob::Idle => me.role = Role::Idle,
+            AfterJob::Exit => {
+                me.role = Role::Gone;
+                return;
+            }
+        }
+    }
+}
+
+/// Runs one job, catching and counting a panic; after a shutdown deadline, drops it instead.
+fn run_job(shared: &Shared, completed: &AtomicU64, job: Job) {
+    if shared.abandon.load(Ordering::Relaxed) {
+        drop_quietly(job);
+        return;
+    }
+    match panic::catch_unwind(AssertUnwindSafe(job)) {
+        Ok(()) => bump(completed),
+        Err(payload) => {
+            bump(&shared.totals.panicked);
+            // A panic payload's destructor may panic too; that must not kill the thread.
+            drop_quietly(payload);
+        }
+    }
+}
+
+/// Drops a value, catching a panic from its destructor.
+pub(crate) fn drop_quietly<T>(value: T) {
+    let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(value)));
+}

@@ -1,0 +1,34 @@
+//! What every connection and every request of one server shares.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+use fcgi_pool::Pool;
+use slog::Logger;
+
+use crate::config::Config;
+use crate::handler::Handlers;
+use crate::spool::SpoolConfig;
+
+/// Counters for the status page and for draining.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Connections open now.
+    pub(crate) connections: AtomicUsize,
+    /// Requests whose handler is running or queued.
+    pub(crate) active: AtomicUsize,
+    /// Requests answered by a handler, in all.
+    pub(crate) requests: AtomicU64,
+    /// Requests answered 503 for overload, in all.
+    pub(crate) overloaded: AtomicU64,
+}
+
+pub(crate) struct Context {
+    pub(crate) config: Config,
+    pub(crate) handlers: Handlers,
+    pub(crate) pool: Pool,
+    pub(crate) log: Logger,
+    pub(crate) counters: Counters,
+    pub(crate) spool: SpoolConfig,
+    /// The `Retry-After` header line of overload answers, made once.
+    pub(crate) retry_after: String,
+}

@@ -1,0 +1,76 @@
+//! The pool's side of a request: run the handler, then end the response, whatever happened.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use slog::{debug, error, info, Logger};
+
+use crate::context::Context;
+use crate::handler::Handler;
+use crate::{Request, Response};
+
+/// One request handed to the pool.
+pub(crate) struct Job {
+    pub(crate) ctx: Arc<Context>,
+    pub(crate) handler: Arc<dyn Handler>,
+    pub(crate) request: Request,
+    pub(crate) response: Response,
+    pub(crate) log: Logger,
+}
+
+impl Job {
+    pub(crate) fn run(self) {
+        let Job { ctx, handler, mut request, mut response, log } = self;
+        let started = Instant::now();
+        let shared = request.shared();
+        // A request aborted while it waited in the queue is answered without running.
+        let outcome = if request.is_aborted() {
+            Ok(Ok(()))
+        } else {
+            catch_unwind(AssertUnwindSafe(|| handler.handle(&mut request, &mut response)))
+        };
+        // The connection routes input to this request until it is marked finished, and the web
+        // server may reuse its id the moment it reads END_REQUEST: so first all input, then
+        // the mark, then END_REQUEST.
+        let over_limit = response.wait_for_input();
+        match outcome {
+            _ if over_limit => response.fail(413),
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                error!(log, "handler failed"; "error" => %e, "uri" => request.request_uri());
+                response.fail(500);
+            }
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-string panic payload".to_owned());
+                error!(log, "handler panicked"; "panic" => message, "uri" => request.request_uri());
+                response.fail(500);
+            }
+        }
+        let status = response.status();
+        let wire = Arc::clone(response.wire());
+        shared.finished.store(true, Ordering::Release);
+        let delivered = response.finish(0);
+        shared.answered.store(true, Ordering::Release);
+        if !request.keep_conn() {
+            wire.finish_writes();
+        }
+        ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
+        ctx.counters.requests.fetch_add(1, Ordering::Relaxed);
+        match delivered {
+            Ok(bytes) if ctx.config.access_log => info!(log, "request";
+                "method" => request.method(),
+                "uri" => request.request_uri(),
+                "status" => status,
+                "bytes" => bytes,
+                "ms" => format!("{:.3}", started.elapsed().as_secs_f64() * 1000.0)),
+            Ok(_) => {}
+            Err(e) => debug!(log, "response not delivered"; "error" => %e),
+        }
+    }
+}

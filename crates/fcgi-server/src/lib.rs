@@ -1,0 +1,67 @@
+//! A FastCGI application server: what sits between nginx (or Apache, lighttpd, Caddy, HAProxy)
+//! and application code.
+//!
+//! # Serving
+//!
+//! Make listeners, give a handler per role, and serve:
+//!
+//! ```no_run
+//! use std::io::Write;
+//! use fcgi_server::{ListenOptions, Listener, Request, Response, Server};
+//!
+//! let server = Server::builder()
+//!     .listener(Listener::bind(&"unix:/run/app.sock".parse()?, &ListenOptions::default())?)
+//!     .responder(|request: &mut Request, response: &mut Response| -> Result<(), fcgi_server::Error> {
+//!         response.header("Content-Type", "text/plain")?;
+//!         write!(response, "You asked for {}", request.request_uri().unwrap_or("/"))?;
+//!         Ok(())
+//!     })
+//!     .build();
+//! server.serve()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # How a request flows
+//!
+//! socket → decoder → connection → pool → handler → encoder → socket.
+//!
+//! - The **monitor** (the thread that calls [`Server::serve`]) owns every connection's read
+//!   side. Sockets are non-blocking and watched with epoll; an idle keep-alive connection is
+//!   only an entry there, and holds no thread.
+//! - When a socket is readable, the monitor reads it and decodes records
+//!   ([`fcgi_codec::Decoder`]). Management records are answered at once; params are collected
+//!   per request; body records go to the request's **spool** (memory, then a temporary file).
+//! - Once a request's params are complete, its handler goes to the **pool**
+//!   ([`fcgi_pool::Pool::execute`]), or waits in its bounded queue. If that is full too, the
+//!   request is answered `503`
+//!   with `FCGI_OVERLOADED` right away: nothing queues without bound.
+//! - The **handler** reads the body from the spool while the monitor keeps filling it (nginx
+//!   sends the whole body before it reads the response, so this is what keeps large uploads
+//!   from deadlocking), and writes its response, which is encoded into records and written
+//!   under the connection's write lock, so multiplexed requests interleave safely.
+//!
+//! Every limit and timeout is in [`Config`], with its reason.
+
+mod addr;
+mod config;
+mod connection;
+mod context;
+mod handler;
+mod job;
+mod listener;
+mod monitor;
+mod request;
+mod response;
+mod server;
+mod spool;
+mod wire;
+
+pub use addr::{ListenAddr, ParseAddrError};
+pub use config::{web_server_addrs_from_env, Config};
+pub use fcgi_codec::{Params, ParamsLimits, Role};
+pub use handler::{Error, Handler};
+pub use listener::{ListenError, ListenOptions, Listener};
+pub use monitor::ServeReport;
+pub use request::{Body, Request};
+pub use response::Response;
+pub use server::{Server, ServerBuilder, ShutdownHandle};

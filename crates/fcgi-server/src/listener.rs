@@ -1,0 +1,422 @@
+//! Listening sockets: TCP, Unix, inherited descriptors; and the streams they accept.
+//!
+//! Creating listeners is kept apart from serving on them, and starts no thread: a process
+//! manager can bind first, `fork()`, and let each child serve the same sockets.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use crate::addr::ListenAddr;
+
+/// How to create a listening socket.
+///
+/// ```
+/// use fcgi_server::ListenOptions;
+///
+/// let options = ListenOptions { socket_mode: Some(0o660), ..ListenOptions::default() };
+/// assert_eq!(options.backlog, ListenOptions::DEFAULT_BACKLOG);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenOptions {
+    /// Connections the kernel queues before `accept` (capped by `net.core.somaxconn`).
+    pub backlog: i32,
+    /// Permissions of a Unix socket file; `None` keeps what the umask gives.
+    pub socket_mode: Option<u32>,
+    /// Owner (user id, group id) of a Unix socket file; `None` in either keeps it as created.
+    /// Changing the user needs privileges; changing the group needs membership in it.
+    pub socket_owner: (Option<u32>, Option<u32>),
+}
+
+impl ListenOptions {
+    /// 1,024: enough for a burst from nginx opening connections faster than we accept, and the
+    /// kernel's own cap (`somaxconn`, 4,096 on current kernels) bounds it anyway.
+    pub const DEFAULT_BACKLOG: i32 = 1024;
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            backlog: Self::DEFAULT_BACKLOG,
+            socket_mode: None,
+            socket_owner: (None, None),
+        }
+    }
+}
+
+/// Why a listening socket could not be had.
+#[derive(Debug)]
+pub enum ListenError {
+    /// The TCP address did not resolve.
+    Resolve {
+        /// The address as given.
+        addr: String,
+        /// What the resolver said.
+        source: io::Error,
+    },
+    /// `bind` or `listen` failed.
+    Bind {
+        /// The address as given.
+        addr: ListenAddr,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// A Unix socket path is taken by a socket that a live process listens on.
+    InUse {
+        /// The socket path.
+        path: PathBuf,
+    },
+    /// A Unix socket path is taken by something that is not a socket; it is left alone.
+    NotASocket {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The socket file's permissions or owner could not be set.
+    Chmod {
+        /// The socket path.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// An inherited descriptor is not a listening stream socket.
+    NotListening {
+        /// The descriptor.
+        fd: RawFd,
+        /// Why it was refused.
+        reason: String,
+    },
+}
+
+impl fmt::Display for ListenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenError::Resolve { addr, source } => write!(f, "cannot resolve {addr}: {source}"),
+            ListenError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            ListenError::InUse { path } => write!(
+                f,
+                "{} is a socket another process is listening on; stop it or choose another path",
+                path.display()
+            ),
+            ListenError::NotASocket { path } => write!(
+                f,
+                "{} exists and is not a socket; it was left alone, remove it or choose another path",
+                path.display()
+            ),
+            ListenError::Chmod { path, source } => {
+                write!(f, "cannot set the mode or owner of {}: {source}", path.display())
+            }
+            ListenError::NotListening { fd, reason } => {
+                write!(f, "descriptor {fd} is not a listening socket: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ListenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ListenError::Resolve { source, .. }
+            | ListenError::Bind { source, .. }
+            | ListenError::Chmod { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// A listening socket.
+///
+/// A Unix socket file that this process created is removed when the listener is dropped, by
+/// the process that created it only (not by children it forked), and only if the file there is
+/// still the one it created.
+///
+/// ```no_run
+/// use fcgi_server::{ListenAddr, ListenOptions, Listener};
+///
+/// let listener = Listener::bind(&"unix:/tmp/app.sock".parse()?, &ListenOptions::default())?;
+/// println!("listening on {listener}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Listener {
+    socket: Socket,
+    name: String,
+    /// The socket file to remove on drop: path, (device, inode), and the creating process.
+    owned_path: Option<(PathBuf, (u64, u64), u32)>,
+}
+
+#[derive(Debug)]
+enum Socket {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Listener {
+    /// Creates a listening socket at `addr`.
+    pub fn bind(addr: &ListenAddr, options: &ListenOptions) -> Result<Listener, ListenError> {
+        let bind_error = |source| ListenError::Bind { addr: addr.clone(), source };
+        let listener = match addr {
+            ListenAddr::Tcp(hostport) => {
+                let addrs: Vec<SocketAddr> = hostport
+                    .to_socket_addrs()
+                    .map_err(|source| ListenError::Resolve { addr: hostport.clone(), source })?
+                    .collect();
+                let tcp = TcpListener::bind(&addrs[..]).map_err(bind_error)?;
+                let name =
+                    tcp.local_addr().map_or_else(|_| addr.to_string(), |a| format!("tcp:{a}"));
+                Listener { socket: Socket::Tcp(tcp), name, owned_path: None }
+            }
+            ListenAddr::Unix(path) => {
+                remove_stale_socket(path)?;
+                let unix = UnixListener::bind(path).map_err(bind_error)?;
+                let chmod_error = |source| ListenError::Chmod { path: path.clone(), source };
+                if let Some(mode) = options.socket_mode {
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                        .map_err(chmod_error)?;
+                }
+                if options.socket_owner != (None, None) {
+                    let (uid, gid) = options.socket_owner;
+                    std::os::unix::fs::chown(path, uid, gid).map_err(chmod_error)?;
+                }
+                let identity =
+                    std::fs::metadata(path).map(|m| (m.dev(), m.ino())).map_err(bind_error)?;
+                Listener {
+                    socket: Socket::Unix(unix),
+                    name: addr.to_string(),
+                    owned_path: Some((path.clone(), identity, std::process::id())),
+                }
+            }
+            ListenAddr::Fd(fd) => return Listener::from_fd(*fd),
+        };
+        set_backlog(listener.raw_fd(), options.backlog).map_err(bind_error)?;
+        Ok(listener)
+    }
+
+    /// Takes over an inherited listening descriptor: `0` is `FCGI_LISTENSOCK_FILENO`.
+    ///
+    /// The descriptor must be a listening TCP or Unix stream socket; anything else (a terminal
+    /// on fd 0, say, when the program was not started by a web server) is refused, and the
+    /// descriptor is left open.
+    pub fn from_fd(fd: RawFd) -> Result<Listener, ListenError> {
+        let refuse = |reason: String| ListenError::NotListening { fd, reason };
+        let family = socket_family(fd).map_err(|e| refuse(e.to_string()))?;
+        if !sockopt_flag(fd, libc::SO_ACCEPTCONN).map_err(|e| refuse(e.to_string()))? {
+            return Err(refuse("the socket is not listening".into()));
+        }
+        // SAFETY: the descriptor is an open listening socket (checked above) that this process
+        // inherited to serve on; the listener becomes its only owner.
+        let socket = match family {
+            libc::AF_UNIX => Socket::Unix(unsafe { UnixListener::from_raw_fd(fd) }),
+            libc::AF_INET | libc::AF_INET6 => Socket::Tcp(unsafe { TcpListener::from_raw_fd(fd) }),
+            other => return Err(refuse(format!("unsupported address family {other}"))),
+        };
+        let name = match &socket {
+            Socket::Tcp(tcp) => {
+                tcp.local_addr().map_or(format!("fd:{fd}"), |a| format!("fd:{fd} (tcp:{a})"))
+            }
+            Socket::Unix(unix) => {
+                match unix.local_addr().ok().and_then(|a| a.as_pathname().map(Path::to_path_buf)) {
+                    Some(path) => format!("fd:{fd} (unix:{})", path.display()),
+                    None => format!("fd:{fd} (unix)"),
+                }
+            }
+        };
+        Ok(Listener { socket, name, owned_path: None })
+    }
+
+    /// The listening sockets systemd passed with socket activation (`LISTEN_FDS`, starting at
+    /// descriptor 3), or none when this process was not socket-activated.
+    pub fn from_systemd() -> Result<Vec<Listener>, ListenError> {
+        let for_us = std::env::var("LISTEN_PID")
+            .ok()
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| pid == std::process::id());
+        let count = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<RawFd>().ok());
+        match (for_us, count) {
+            (true, Some(count)) => (3..3 + count).map(Listener::from_fd).collect(),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// The TCP address bound, for a listener on TCP (useful after binding port 0).
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        match &self.socket {
+            Socket::Tcp(tcp) => tcp.local_addr().ok(),
+            Socket::Unix(_) => None,
+        }
+    }
+
+    /// Whether peers arrive over TCP (and so have addresses an allow-list can check).
+    pub fn is_tcp(&self) -> bool {
+        matches!(self.socket, Socket::Tcp(_))
+    }
+
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        match &self.socket {
+            Socket::Tcp(tcp) => tcp.as_raw_fd(),
+            Socket::Unix(unix) => unix.as_raw_fd(),
+        }
+    }
+
+    pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        match &self.socket {
+            Socket::Tcp(tcp) => tcp.set_nonblocking(nonblocking),
+            Socket::Unix(unix) => unix.set_nonblocking(nonblocking),
+        }
+    }
+
+    /// Accepts one connection, with the peer's IP address for TCP.
+    pub(crate) fn accept(&self) -> io::Result<(Stream, Option<IpAddr>)> {
+        match &self.socket {
+            Socket::Tcp(tcp) => {
+                let (stream, peer) = tcp.accept()?;
+                // Responses are written whole; Nagle would only delay the last record.
+                stream.set_nodelay(true)?;
+                Ok((Stream::Tcp(stream), Some(peer.ip())))
+            }
+            Socket::Unix(unix) => Ok((Stream::Unix(unix.accept()?.0), None)),
+        }
+    }
+}
+
+impl fmt::Display for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Some((path, identity, pid)) = &self.owned_path {
+            let still_ours = std::fs::symlink_metadata(path)
+                .is_ok_and(|m| m.file_type().is_socket() && (m.dev(), m.ino()) == *identity);
+            if *pid == std::process::id() && still_ours {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+/// Removes a socket file nobody listens on; refuses a live socket or anything that is not a socket.
+fn remove_stale_socket(path: &Path) -> Result<(), ListenError> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return Ok(()) };
+    if !meta.file_type().is_socket() {
+        return Err(ListenError::NotASocket { path: path.to_path_buf() });
+    }
+    match UnixStream::connect(path) {
+        Ok(_) => Err(ListenError::InUse { path: path.to_path_buf() }),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => std::fs::remove_file(path)
+            .map_err(|source| ListenError::Bind {
+                addr: ListenAddr::Unix(path.to_path_buf()),
+                source,
+            }),
+        Err(source) => {
+            Err(ListenError::Bind { addr: ListenAddr::Unix(path.to_path_buf()), source })
+        }
+    }
+}
+
+fn set_backlog(fd: RawFd, backlog: i32) -> io::Result<()> {
+    // std listens with a fixed backlog of 128; listening again on a listening socket only
+    // changes its backlog.
+    // SAFETY: `fd` is a valid socket owned by the caller; listen(2) does not take ownership.
+    if unsafe { libc::listen(fd, backlog) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn socket_family(fd: RawFd) -> io::Result<libc::c_int> {
+    // SAFETY: getsockname writes at most `len` bytes into the zeroed storage we own.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let rc = unsafe {
+        libc::getsockname(fd, (&mut storage as *mut libc::sockaddr_storage).cast(), &mut len)
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(libc::c_int::from(storage.ss_family))
+}
+
+fn sockopt_flag(fd: RawFd, option: libc::c_int) -> io::Result<bool> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `value`, which we own.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            option,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(value != 0)
+}
+
+/// An accepted connection.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
+    pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_nonblocking(nonblocking),
+            Stream::Unix(s) => s.set_nonblocking(nonblocking),
+        }
+    }
+
+    pub(crate) fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(how),
+            Stream::Unix(s) => s.shutdown(how),
+        }
+    }
+
+    /// Writes without ever raising SIGPIPE, whatever the process's signal disposition: a peer
+    /// that went away is an `EPIPE` error, never a dead process.
+    pub(crate) fn send(&self, bytes: &[u8]) -> io::Result<usize> {
+        // SAFETY: the pointer and length describe the caller's live slice.
+        let n = unsafe {
+            libc::send(self.raw_fd(), bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL)
+        };
+        usize::try_from(n).map_err(|_| io::Error::last_os_error())
+    }
+}
+
+impl Read for &Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).read(buf),
+            Stream::Unix(s) => (&*s).read(buf),
+        }
+    }
+}
+
+impl Write for &Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.send(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,201 @@
+//! What a handler sees of a request: its params, its body streams, whether it was aborted.
+
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use fcgi_codec::{Params, Role};
+
+use crate::spool::Spool;
+
+/// The state a request shares between the connection (which feeds it) and its handler.
+#[derive(Debug)]
+pub(crate) struct RequestShared {
+    pub(crate) stdin: Arc<Spool>,
+    pub(crate) data: Option<Arc<Spool>>,
+    pub(crate) aborted: AtomicBool,
+    /// Set once the handler has returned and all input is in: nothing more is routed to the
+    /// request, and its id may be reused.
+    pub(crate) finished: AtomicBool,
+    /// Set once END_REQUEST is written (or cannot be): until then the connection is not idle.
+    pub(crate) answered: AtomicBool,
+}
+
+/// One request, as its handler sees it.
+///
+/// Params are byte strings, looked up by name; the CGI variables people use most have typed
+/// helpers. The body is a stream ([`Request::body`]) that the server keeps filling while the
+/// handler runs, so a handler may answer before the body has fully arrived.
+///
+/// ```
+/// use fcgi_server::{Request, Response};
+///
+/// fn handle(request: &mut Request, response: &mut Response) -> Result<(), fcgi_server::Error> {
+///     let name = request.query_string().unwrap_or("world");
+///     response.header("Content-Type", "text/plain")?;
+///     write!(response, "Hello, {name}! You sent a {} request.", request.method().unwrap_or("?"))?;
+///     Ok(())
+/// }
+/// # use std::io::Write;
+/// ```
+#[derive(Debug)]
+pub struct Request {
+    role: Role,
+    id: u16,
+    keep_conn: bool,
+    params: Params,
+    shared: Arc<RequestShared>,
+    body: Body,
+    data: Option<Body>,
+}
+
+impl Request {
+    pub(crate) fn new(
+        role: Role,
+        id: u16,
+        keep_conn: bool,
+        params: Params,
+        shared: Arc<RequestShared>,
+    ) -> Request {
+        let body = Body { spool: Arc::clone(&shared.stdin) };
+        let data = shared.data.as_ref().map(|spool| Body { spool: Arc::clone(spool) });
+        Request { role, id, keep_conn, params, shared, body, data }
+    }
+
+    pub(crate) fn shared(&self) -> Arc<RequestShared> {
+        Arc::clone(&self.shared)
+    }
+
+    /// The role the web server asked for.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The FastCGI request id (unique among the requests open on its connection).
+    pub fn request_id(&self) -> u16 {
+        self.id
+    }
+
+    /// Whether the web server keeps the connection after this request.
+    pub fn keep_conn(&self) -> bool {
+        self.keep_conn
+    }
+
+    /// Every param, as the web server sent them.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The value of param `name`, as bytes.
+    pub fn param(&self, name: &str) -> Option<&[u8]> {
+        self.params.get(name.as_bytes())
+    }
+
+    /// The value of param `name`, if it is valid UTF-8.
+    pub fn param_str(&self, name: &str) -> Option<&str> {
+        self.param(name).and_then(|value| std::str::from_utf8(value).ok())
+    }
+
+    /// `REQUEST_METHOD`: `GET`, `POST`, ...
+    pub fn method(&self) -> Option<&str> {
+        self.param_str("REQUEST_METHOD")
+    }
+
+    /// `SCRIPT_NAME`: the path of the application within the site.
+    pub fn script_name(&self) -> Option<&str> {
+        self.param_str("SCRIPT_NAME")
+    }
+
+    /// `SCRIPT_FILENAME`: the file the web server mapped the request to.
+    pub fn script_filename(&self) -> Option<&[u8]> {
+        self.param("SCRIPT_FILENAME")
+    }
+
+    /// `PATH_INFO`: the path after the script name.
+    pub fn path_info(&self) -> Option<&str> {
+        self.param_str("PATH_INFO")
+    }
+
+    /// `QUERY_STRING`: what follows `?` in the URI, undecoded.
+    pub fn query_string(&self) -> Option<&str> {
+        self.param_str("QUERY_STRING").filter(|q| !q.is_empty())
+    }
+
+    /// `REQUEST_URI`: the URI as the client sent it.
+    pub fn request_uri(&self) -> Option<&str> {
+        self.param_str("REQUEST_URI")
+    }
+
+    /// `CONTENT_TYPE` of the request body.
+    pub fn content_type(&self) -> Option<&str> {
+        self.param_str("CONTENT_TYPE").filter(|t| !t.is_empty())
+    }
+
+    /// `CONTENT_LENGTH` of the request body, when the web server sent a valid one.
+    pub fn content_length(&self) -> Option<u64> {
+        self.param_str("CONTENT_LENGTH").and_then(|n| n.parse().ok())
+    }
+
+    /// `REMOTE_ADDR`: the client's address.
+    pub fn remote_addr(&self) -> Option<&str> {
+        self.param_str("REMOTE_ADDR")
+    }
+
+    /// `SERVER_NAME`: the virtual host.
+    pub fn server_name(&self) -> Option<&str> {
+        self.param_str("SERVER_NAME")
+    }
+
+    /// The value of HTTP request header `name` (`HTTP_` + the name upper-cased, `-` as `_`).
+    ///
+    /// ```
+    /// # fn f(request: &fcgi_server::Request) {
+    /// let agent = request.header("User-Agent"); // looks up HTTP_USER_AGENT
+    /// # }
+    /// ```
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        let key: String = "HTTP_"
+            .chars()
+            .chain(name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }))
+            .collect();
+        self.param(&key)
+    }
+
+    /// The request body (`FCGI_STDIN`), as a stream. Reads wait for the web server; they fail
+    /// once the request is aborted or the body passes the configured limit.
+    pub fn body(&mut self) -> &mut Body {
+        &mut self.body
+    }
+
+    /// The Filter role's second stream (`FCGI_DATA`): the file to filter. `None` for the other
+    /// roles.
+    pub fn data(&mut self) -> Option<&mut Body> {
+        self.data.as_mut()
+    }
+
+    /// Whether the web server aborted the request (or went away). A long-running handler should
+    /// check this and stop early: nobody will read its answer.
+    pub fn is_aborted(&self) -> bool {
+        self.shared.aborted.load(Ordering::Acquire)
+    }
+}
+
+/// A request input stream: the body (`FCGI_STDIN`) or the Filter role's data (`FCGI_DATA`).
+///
+/// ```
+/// # use std::io::Read;
+/// # fn f(request: &mut fcgi_server::Request) -> std::io::Result<()> {
+/// let mut body = Vec::new();
+/// request.body().read_to_end(&mut body)?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Body {
+    spool: Arc<Spool>,
+}
+
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.spool.read(buf)
+    }
+}

@@ -1,0 +1,312 @@
+//! What a handler writes: a status, headers, and a streaming body; and the canned answers the
+//! server gives itself (overloaded, bad request, ...).
+
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use fcgi_codec::{Encoder, EndRequest, ProtocolStatus, StreamKind};
+
+use crate::request::RequestShared;
+use crate::spool::SpoolError;
+use crate::wire::Wire;
+
+/// Encoded output is written to the socket once this much has gathered (or at a flush, or at
+/// the end). 64 KiB matches the largest record and nginx's default `fastcgi_buffers`.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// The response to one request: CGI-style headers, then a body written through [`Write`].
+///
+/// Headers go out with the first body write (or [`flush`](Write::flush)); after that, setting
+/// a header is an error. Nothing reaches the web server before the request's input has fully
+/// arrived: nginx stops sending a request body once it sees response headers, so a handler
+/// that answered early would never get the rest. A handler may still write early; its first
+/// flush waits while the server spools the body (to disk, past the memory threshold). Writes are buffered and pushed to the web server in 64 KiB pieces,
+/// waiting while it reads slowly (that is the backpressure). The server ends the response when
+/// the handler returns: the handler never writes the FastCGI end of stream itself.
+///
+/// ```
+/// use std::io::Write;
+/// use fcgi_server::{Request, Response};
+///
+/// fn not_found(_: &mut Request, response: &mut Response) -> Result<(), fcgi_server::Error> {
+///     response.set_status(404);
+///     response.header("Content-Type", "text/plain")?;
+///     response.write_all(b"no such page\n")?;
+///     response.write_stderr(b"someone asked for a page that is not there\n")?;
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Response {
+    wire: Arc<Wire>,
+    /// The request's input streams, until they are complete.
+    input: Option<Arc<RequestShared>>,
+    /// The body went over its limit: the answer is 413, and the handler's output is dropped.
+    refused: bool,
+    /// Some output has gone to the web server: the answer can no longer be replaced.
+    flushed: bool,
+    id: u16,
+    encoder: Encoder,
+    status: u16,
+    headers: Vec<u8>,
+    headers_sent: bool,
+    out: Vec<u8>,
+    body_bytes: u64,
+    stderr_used: bool,
+}
+
+impl Response {
+    pub(crate) fn new(wire: Arc<Wire>, id: u16, input: Arc<RequestShared>) -> Response {
+        Response {
+            wire,
+            input: Some(input),
+            refused: false,
+            flushed: false,
+            id,
+            encoder: Encoder::new(),
+            status: 200,
+            headers: Vec::new(),
+            headers_sent: false,
+            out: Vec::new(),
+            body_bytes: 0,
+            stderr_used: false,
+        }
+    }
+
+    pub(crate) fn wire(&self) -> &Arc<Wire> {
+        &self.wire
+    }
+
+    /// Sets the HTTP status (200 unless set). Has no effect once the headers are sent.
+    pub fn set_status(&mut self, status: u16) {
+        if !self.headers_sent {
+            self.status = status;
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// Adds a response header.
+    ///
+    /// Fails once the headers are sent, and for a name or value that would break the header
+    /// block (a CR or LF anywhere, a colon or space in the name). A `Status` header sets the
+    /// status instead.
+    pub fn header(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> io::Result<()> {
+        let (name, value) = (name.as_ref(), value.as_ref());
+        if self.headers_sent {
+            return Err(invalid(format!("header {name} set after the headers were sent")));
+        }
+        let bad_name = name.is_empty() || name.bytes().any(|b| b <= b' ' || b == b':' || b >= 0x7f);
+        if bad_name || value.bytes().any(|b| b == b'\r' || b == b'\n') {
+            return Err(invalid(format!("header {name:?} or its value is not valid")));
+        }
+        if name.eq_ignore_ascii_case("status") {
+            let code = value.split_whitespace().next().and_then(|code| code.parse().ok());
+            self.status =
+                code.ok_or_else(|| invalid(format!("status {value:?} is not a number")))?;
+            return Ok(());
+        }
+        self.headers.extend_from_slice(name.as_bytes());
+        self.headers.extend_from_slice(b": ");
+        self.headers.extend_from_slice(value.as_bytes());
+        self.headers.extend_from_slice(b"\r\n");
+        Ok(())
+    }
+
+    /// For the Authorizer role: a `Variable-NAME` header, which the web server passes on to the
+    /// request it authorizes (nginx: `$upstream_http_variable_name`).
+    pub fn variable(&mut self, name: &str, value: &str) -> io::Result<()> {
+        self.header(format!("Variable-{name}"), value)
+    }
+
+    /// Whether the headers have gone out (after which the status and headers are fixed).
+    pub fn headers_sent(&self) -> bool {
+        self.headers_sent
+    }
+
+    /// Body bytes written so far.
+    pub fn body_bytes(&self) -> u64 {
+        self.body_bytes
+    }
+
+    /// Writes to `FCGI_STDERR`: the web server logs it (nginx: its error log).
+    pub fn write_stderr(&mut self, message: &[u8]) -> io::Result<()> {
+        self.stderr_used |= !message.is_empty();
+        self.encoder.stream(&mut self.out, StreamKind::Stderr, self.id, message)?;
+        self.flush_if_full()
+    }
+
+    fn send_headers(&mut self) {
+        if self.headers_sent {
+            return;
+        }
+        self.headers_sent = true;
+        let mut block = Vec::with_capacity(self.headers.len() + 40);
+        block.extend_from_slice(
+            format!("Status: {} {}\r\n", self.status, reason(self.status)).as_bytes(),
+        );
+        block.extend_from_slice(&self.headers);
+        block.extend_from_slice(b"\r\n");
+        // Headers and the first body bytes usually share one record.
+        let _ = self.encoder.stream(&mut self.out, StreamKind::Stdout, self.id, &block);
+    }
+
+    fn flush_if_full(&mut self) -> io::Result<()> {
+        if self.out.len() >= FLUSH_AT {
+            self.flush_out()
+        } else {
+            Ok(())
+        }
+    }
+
+    fn flush_out(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        if self.wait_for_input() {
+            // Nothing has gone out yet, so the body's excess can still be answered properly.
+            self.replace_with(413);
+        }
+        self.flushed = true;
+        let result = self.wire.write_all(&self.out);
+        self.out.clear();
+        result
+    }
+
+    /// Waits until the request's input streams have all arrived (or stopped): only then may
+    /// anything go to the web server. Returns whether the body went over the configured limit,
+    /// the first time that is seen; the request is then answered 413 whatever the handler does.
+    pub(crate) fn wait_for_input(&mut self) -> bool {
+        let Some(input) = self.input.take() else { return false };
+        input.stdin.wait_complete();
+        if let Some(data) = &input.data {
+            data.wait_complete();
+        }
+        let over_limit = matches!(input.stdin.error(), Some(SpoolError::TooLarge { .. }));
+        self.refused |= over_limit;
+        over_limit
+    }
+
+    /// Replaces whatever the handler wrote with an error answer, if none of it has gone out.
+    pub(crate) fn fail(&mut self, status: u16) {
+        if !self.flushed {
+            self.replace_with(status);
+        }
+    }
+
+    /// Drops the buffered output (nothing of it has gone out) for a plain-text `status`
+    /// answer.
+    fn replace_with(&mut self, status: u16) {
+        self.out.clear();
+        self.headers.clear();
+        self.headers.extend_from_slice(b"Content-Type: text/plain\r\n");
+        self.status = status;
+        self.headers_sent = false;
+        self.stderr_used = false;
+        self.body_bytes = 0;
+        self.send_headers();
+        let body = format!("{} {}\n", status, reason(status));
+        let _ = self.encoder.stream(&mut self.out, StreamKind::Stdout, self.id, body.as_bytes());
+        self.body_bytes = body.len() as u64;
+    }
+
+    /// Ends the response: headers if none went out, the end of STDOUT (and of STDERR, if used),
+    /// and END_REQUEST, in one write where they fit.
+    pub(crate) fn finish(mut self, app_status: u32) -> io::Result<u64> {
+        self.send_headers();
+        self.encoder.end_stream(&mut self.out, StreamKind::Stdout, self.id)?;
+        if self.stderr_used {
+            self.encoder.end_stream(&mut self.out, StreamKind::Stderr, self.id)?;
+        }
+        self.encoder.end_request(&mut self.out, self.id, &EndRequest::complete(app_status))?;
+        self.flush_out()?;
+        Ok(self.body_bytes)
+    }
+}
+
+impl Write for Response {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.refused {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the request body is over the limit; the request was answered 413",
+            ));
+        }
+        self.send_headers();
+        // Encode at most one flush's worth at a time: a 10 MiB write is not copied whole.
+        let take = buf.len().min(FLUSH_AT);
+        self.encoder.stream(&mut self.out, StreamKind::Stdout, self.id, &buf[..take])?;
+        self.body_bytes += take as u64;
+        self.flush_if_full()?;
+        Ok(take)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send_headers();
+        self.flush_out()
+    }
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message)
+}
+
+/// A whole answer the server gives by itself: status, a plain-text body, the ends of STDOUT,
+/// and END_REQUEST with `protocol_status`.
+pub(crate) fn canned(
+    id: u16,
+    status: u16,
+    extra_headers: &str,
+    protocol_status: ProtocolStatus,
+) -> Vec<u8> {
+    let encoder = Encoder::new();
+    let text = format!(
+        "Status: {status} {reason}\r\nContent-Type: text/plain\r\n{extra_headers}\r\n{status} {reason}\n",
+        reason = reason(status)
+    );
+    let mut out = Vec::with_capacity(text.len() + 48);
+    // Writing to a Vec cannot fail.
+    let _ = encoder.stream(&mut out, StreamKind::Stdout, id, text.as_bytes());
+    let _ = encoder.end_stream(&mut out, StreamKind::Stdout, id);
+    let _ = encoder.end_request(&mut out, id, &EndRequest { app_status: 0, protocol_status });
+    out
+}
+
+/// END_REQUEST alone, for answers that carry no response (unknown role, abort).
+pub(crate) fn end_only(id: u16, protocol_status: ProtocolStatus) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16);
+    let _ =
+        Encoder::new().end_request(&mut out, id, &EndRequest { app_status: 0, protocol_status });
+    out
+}
+
+/// The reason phrase for the statuses a FastCGI application commonly sends.
+pub(crate) fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Unknown",
+    }
+}

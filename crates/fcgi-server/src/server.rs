@@ -1,0 +1,236 @@
+//! The server: listeners, handlers and a configuration, put to work by [`Server::serve`].
+
+use std::fmt;
+use std::io;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use mio::{Poll, Waker};
+use slog::{info, o, warn, Logger};
+
+use crate::config::{web_server_addrs_from_env, Config};
+use crate::context::{Context, Counters};
+use crate::handler::{Handler, Handlers};
+use crate::listener::Listener;
+use crate::monitor::{Monitor, ServeReport, WAKER};
+use crate::spool::SpoolConfig;
+
+/// A FastCGI server, ready to serve.
+///
+/// Building one binds nothing and starts no thread: listeners are made beforehand (so that a
+/// process manager can bind, then fork), and threads start in [`serve`](Server::serve).
+///
+/// ```no_run
+/// use std::io::Write;
+/// use fcgi_server::{Config, ListenOptions, Listener, Request, Response, Server};
+///
+/// let listener = Listener::bind(&"127.0.0.1:9000".parse()?, &ListenOptions::default())?;
+/// let server = Server::builder()
+///     .listener(listener)
+///     .config(Config { max_threads: 32, ..Config::default() })
+///     .responder(|_: &mut Request, response: &mut Response| -> Result<(), fcgi_server::Error> {
+///         response.header("Content-Type", "text/plain")?;
+///         response.write_all(b"Hello, world!")?;
+///         Ok(())
+///     })
+///     .build();
+/// let stop = server.shutdown_handle();
+/// // From a signal handler thread: stop.shutdown(std::time::Duration::from_secs(30));
+/// let report = server.serve()?;
+/// println!("served {} requests", report.requests);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Server {
+    listeners: Vec<Listener>,
+    config: Config,
+    handlers: Handlers,
+    log: Logger,
+    shutdown: Arc<ShutdownState>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("listeners", &self.listeners)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// Builds a [`Server`]; see there for an example.
+#[derive(Default)]
+pub struct ServerBuilder {
+    listeners: Vec<Listener>,
+    config: Config,
+    handlers: Handlers,
+    log: Option<Logger>,
+}
+
+impl ServerBuilder {
+    /// Adds a listening socket; a server may have several.
+    pub fn listener(mut self, listener: Listener) -> Self {
+        self.listeners.push(listener);
+        self
+    }
+
+    /// Sets the configuration (default: [`Config::default`]).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Serves the Responder role with `handler`.
+    pub fn responder(mut self, handler: impl Handler) -> Self {
+        self.handlers.responder = Some(Arc::new(handler));
+        self
+    }
+
+    /// Serves the Authorizer role with `handler`.
+    pub fn authorizer(mut self, handler: impl Handler) -> Self {
+        self.handlers.authorizer = Some(Arc::new(handler));
+        self
+    }
+
+    /// Serves the Filter role with `handler`.
+    pub fn filter(mut self, handler: impl Handler) -> Self {
+        self.handlers.filter = Some(Arc::new(handler));
+        self
+    }
+
+    /// Logs through `log` (default: nowhere).
+    pub fn logger(mut self, log: Logger) -> Self {
+        self.log = Some(log);
+        self
+    }
+
+    /// The server.
+    pub fn build(self) -> Server {
+        Server {
+            listeners: self.listeners,
+            config: self.config,
+            handlers: self.handlers,
+            log: self.log.unwrap_or_else(|| Logger::root(slog::Discard, o!())),
+            shutdown: Arc::new(ShutdownState::default()),
+        }
+    }
+}
+
+impl Server {
+    /// A builder with no listener, no handler and the default configuration.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// A handle that stops the server from any thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle { state: Arc::clone(&self.shutdown) }
+    }
+
+    /// Serves until a [`ShutdownHandle`] stops the server, then returns what it did.
+    ///
+    /// Starts the pool's threads; the calling thread becomes the monitor, which accepts and
+    /// reads every connection.
+    pub fn serve(self) -> io::Result<ServeReport> {
+        let config = self.config;
+        let pool = fcgi_pool::Builder::new()
+            .min_spare(config.min_spare)
+            .max_spare(config.max_spare)
+            .max_threads(config.max_threads)
+            .queue_capacity(config.queue)
+            .build()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let _ = self.shutdown.waker.set(Arc::clone(&waker));
+
+        let mut allow = config.allow.clone();
+        if let Some((addrs, bad)) = web_server_addrs_from_env() {
+            for entry in bad {
+                warn!(self.log, "FCGI_WEB_SERVER_ADDRS entry is not an IP address; ignored"; "entry" => entry);
+            }
+            allow.get_or_insert_with(Vec::new).extend(addrs);
+        }
+        if let Some(allow) = &mut allow {
+            for addr in allow.iter_mut() {
+                *addr = addr.to_canonical();
+            }
+        }
+
+        for listener in &self.listeners {
+            info!(self.log, "listening"; "on" => %listener);
+        }
+        info!(self.log, "serving";
+            "min_spare" => config.min_spare, "max_spare" => config.max_spare,
+            "max_threads" => config.max_threads, "queue" => config.queue, "max_conns" => config.max_conns,
+            "allow" => allow.as_ref().map(|a| format!("{a:?}")));
+
+        let ctx = Arc::new(Context {
+            spool: SpoolConfig {
+                memory: config.spool_memory,
+                dir: config.spool_dir.clone(),
+                limit: config.max_body,
+            },
+            retry_after: format!("Retry-After: {}\r\n", config.retry_after),
+            config,
+            handlers: self.handlers,
+            pool,
+            log: self.log.clone(),
+            counters: Counters::default(),
+        });
+        let monitor = Monitor {
+            poll,
+            listeners: self.listeners,
+            ctx,
+            shutdown: Arc::clone(&self.shutdown),
+            allow,
+        };
+        let report = monitor.run()?;
+        info!(self.log, "stopped"; "requests" => report.requests, "unfinished" => report.unfinished);
+        Ok(report)
+    }
+}
+
+/// Stops a running [`Server`] gracefully: it stops accepting, closes idle connections, lets
+/// running requests finish for up to the grace period, then returns from `serve`.
+///
+/// ```no_run
+/// # let server = fcgi_server::Server::builder().build();
+/// let stop = server.shutdown_handle();
+/// std::thread::spawn(move || {
+///     std::thread::sleep(std::time::Duration::from_secs(60));
+///     stop.shutdown(std::time::Duration::from_secs(10));
+/// });
+/// server.serve()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle {
+    state: Arc<ShutdownState>,
+}
+
+impl ShutdownHandle {
+    /// Asks the server to stop within `grace`. Safe to call more than once: the earliest
+    /// deadline wins.
+    pub fn shutdown(&self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        {
+            let mut current = self.state.deadline.lock().unwrap_or_else(|p| p.into_inner());
+            *current = Some(current.map_or(deadline, |d| d.min(deadline)));
+        }
+        if let Some(waker) = self.state.waker.get() {
+            let _ = waker.wake();
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ShutdownState {
+    deadline: Mutex<Option<Instant>>,
+    waker: OnceLock<Arc<Waker>>,
+}
+
+impl ShutdownState {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        *self.deadline.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,231 @@
+//! The write half of a connection, shared by every request on it and by the monitor.
+//!
+//! Whole records are written under one lock, so the records of multiplexed requests interleave
+//! safely. The socket is non-blocking (the monitor reads it).
+//!
+//! Handlers write with [`Wire::write_all`]: a write that would block waits for the socket to
+//! drain, up to the write timeout, so a slow web server slows only its own requests and a
+//! vanished one costs only its own connection.
+//!
+//! The monitor must never wait on one connection, so it writes with [`Wire::reply`]: the bytes
+//! join a pending queue, written at once if the socket takes them, or later, either by the
+//! handler that holds the lock (before it lets go of it) or by the monitor when the socket
+//! turns writable. A web server that stops reading its answers while it keeps sending requests
+//! has its connection closed once the queue passes [`MAX_PENDING`].
+
+use std::io;
+use std::net::Shutdown;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
+
+use crate::listener::Stream;
+
+/// Most bytes of monitor answers (GET_VALUES results, refusals) waiting for a web server that
+/// does not read: 64 KiB is hundreds of answers.
+pub(crate) const MAX_PENDING: usize = 64 * 1024;
+
+/// What became of a monitor answer.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Replied {
+    /// Written, with everything queued before it.
+    Sent,
+    /// Queued: the monitor should watch the socket for writability.
+    Queued,
+}
+
+/// Whole records (the first possibly begun already) that wait to be written.
+#[derive(Debug, Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    /// Shut our side down once `bytes` are out: the last request is answered.
+    finish: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Wire {
+    stream: Stream,
+    /// Held while writing; whoever holds it writes `pending` first.
+    lock: Mutex<()>,
+    /// Answers waiting to be written, and whether our side ends once they are.
+    pending: Mutex<Pending>,
+    write_timeout: Duration,
+    /// Set once a write failed or the connection was closed: later writes fail at once.
+    broken: AtomicBool,
+}
+
+impl Wire {
+    pub(crate) fn new(stream: Stream, write_timeout: Duration) -> Wire {
+        Wire {
+            stream,
+            lock: Mutex::new(()),
+            pending: Mutex::new(Pending::default()),
+            write_timeout,
+            broken: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Writes `bytes` whole (after anything pending), waiting for the socket as long as the
+    /// write timeout allows. For handlers, on pool threads.
+    pub(crate) fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
+        let guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let deadline = Instant::now() + self.write_timeout;
+        let result =
+            self.drain_pending(deadline).and_then(|()| self.write_blocking(bytes, deadline));
+        let result = result.and_then(|()| self.release(guard, deadline));
+        if result.is_err() {
+            self.close();
+        }
+        result
+    }
+
+    /// Writes what is pending, then lets go of the write lock while holding the pending lock,
+    /// so that an answer (or a finish) queued meanwhile is either dealt with here or finds the
+    /// lock free.
+    fn release(&self, guard: MutexGuard<'_, ()>, deadline: Instant) -> io::Result<()> {
+        loop {
+            let mut pending = self.pending();
+            if pending.bytes.is_empty() {
+                if pending.finish {
+                    let _ = self.stream.shutdown(Shutdown::Write);
+                }
+                drop(guard);
+                return Ok(());
+            }
+            let bytes = std::mem::take(&mut pending.bytes);
+            drop(pending);
+            self.write_blocking(&bytes, deadline)?;
+        }
+    }
+
+    fn drain_pending(&self, deadline: Instant) -> io::Result<()> {
+        let bytes = std::mem::take(&mut self.pending().bytes);
+        self.write_blocking(&bytes, deadline)
+    }
+
+    /// Queues `bytes` (whole records) and writes what the socket takes now, never waiting. For
+    /// the monitor.
+    pub(crate) fn reply(&self, bytes: &[u8]) -> io::Result<Replied> {
+        {
+            let mut pending = self.pending();
+            if pending.bytes.len() + bytes.len() > MAX_PENDING {
+                drop(pending);
+                self.close();
+                return Err(io::Error::other("the web server does not read its answers"));
+            }
+            pending.bytes.extend_from_slice(bytes);
+        }
+        self.flush_pending()
+    }
+
+    /// Writes what is pending without waiting, if no handler is writing. For the monitor, when
+    /// the socket turns writable.
+    pub(crate) fn flush_pending(&self) -> io::Result<Replied> {
+        let guard = match self.lock.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            // The holder writes the queue before it lets go.
+            Err(TryLockError::WouldBlock) => return Ok(Replied::Queued),
+        };
+        let mut pending = self.pending();
+        let mut written = 0;
+        let result = loop {
+            if written == pending.bytes.len() {
+                if pending.finish {
+                    let _ = self.stream.shutdown(Shutdown::Write);
+                }
+                break Ok(Replied::Sent);
+            }
+            match self.stream.send(&pending.bytes[written..]) {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(Replied::Queued),
+                Err(e) => break Err(e),
+            }
+        };
+        pending.bytes.drain(..written);
+        drop(pending);
+        drop(guard);
+        if result.is_err() {
+            self.close();
+        }
+        result
+    }
+
+    /// Whether answers wait for the socket to turn writable.
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.pending().bytes.is_empty()
+    }
+
+    fn write_blocking(&self, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+        while !bytes.is_empty() {
+            if self.broken.load(Ordering::Acquire) {
+                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the connection is closed"));
+            }
+            match self.stream.send(bytes) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_writable(deadline)?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn wait_writable(&self, deadline: Instant) -> io::Result<()> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the web server read nothing for {:?}", self.write_timeout),
+                ));
+            }
+            let mut pollfd =
+                libc::pollfd { fd: self.stream.raw_fd(), events: libc::POLLOUT, revents: 0 };
+            let millis = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+            // SAFETY: one pollfd that we own, for the duration of the call.
+            match unsafe { libc::poll(&mut pollfd, 1, millis) } {
+                n if n > 0 => return Ok(()),
+                0 => {}
+                _ => {
+                    let error = io::Error::last_os_error();
+                    if error.kind() != io::ErrorKind::Interrupted {
+                        return Err(error);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends our side of the connection once the last request is answered: the web server sees
+    /// the end of the stream, and the monitor reads on until it closes its side, so that
+    /// nothing it sent is answered with a reset.
+    ///
+    /// Never waits: if a writer holds the lock or answers are queued, whoever writes the last
+    /// of them shuts our side down.
+    pub(crate) fn finish_writes(&self) {
+        self.pending().finish = true;
+        let _ = self.flush_pending();
+    }
+
+    /// Closes both directions at once: writers fail, the monitor sees the end.
+    pub(crate) fn close(&self) {
+        self.broken.store(true, Ordering::Release);
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    pub(crate) fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,21 @@
+//! Shared support for the tests of fcgi-rs: starting real processes (`fcgi serve`, nginx) in a
+//! temporary directory, servers in the test process, and raw FastCGI and HTTP clients.
+//!
+//! Every process a test starts is stopped by PID when its guard drops, and every file lives in
+//! a temporary directory removed afterwards. Only loopback addresses and Unix sockets are used.
+//!
+//! - [`addr`]: where a server listens, in every form the tests need.
+//! - [`data`]: test bodies, and comparing them.
+//! - [`http`]: the HTTP client, and the header parsing shared with [`raw`].
+//! - [`inproc`]: a server with a test's own handlers on a thread of the test.
+//! - [`nginx`]: a real nginx started from the configurations in `nginx/`.
+//! - [`process`]: child processes (the `fcgi` binary among them), and bounded waits.
+//! - [`raw`]: a raw FastCGI record client.
+
+pub mod addr;
+pub mod data;
+pub mod http;
+pub mod inproc;
+pub mod nginx;
+pub mod process;
+pub mod raw;
