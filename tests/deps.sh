@@ -9,6 +9,8 @@ packages=(
     # keepalive built in. On Debian 12 this is the smallest package that has them: nginx-light
     # and the others only add modules to it.
     nginx
+    # tests/request.rs: `fcgi request` against a real PHP-FPM (/usr/sbin/php-fpm8.2 on Debian 12).
+    php-fpm
 )
 
 missing=()

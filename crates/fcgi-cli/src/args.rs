@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use fcgi_client::Address;
 use fcgi_server::{Config, ListenAddr, ListenOptions};
 
 /// fcgi-rs: a FastCGI application server.
@@ -19,6 +20,33 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Serve a built-in app over FastCGI (behind nginx, Apache, lighttpd, Caddy, ...).
     Serve(Box<ServeArgs>),
+    /// Send one request to a FastCGI server and print the response: a ready-made health check
+    ///
+    /// The request carries the usual CGI params, filled from SCRIPT_PATH (the script's path as
+    /// the server sees it, with an optional ?QUERY): SCRIPT_FILENAME and SCRIPT_NAME (the path),
+    /// REQUEST_URI (path and query), QUERY_STRING, REQUEST_METHOD (GET, or POST with --stdin),
+    /// CONTENT_LENGTH (with --stdin), SERVER_PROTOCOL, GATEWAY_INTERFACE, SERVER_SOFTWARE,
+    /// SERVER_NAME, SERVER_PORT and REMOTE_ADDR. --param adds others (CONTENT_TYPE, HTTP_HOST,
+    /// ...) or replaces any of these.
+    ///
+    /// The body goes to stdout (with -i, the status and headers first), what the application
+    /// wrote to FCGI_STDERR to stderr.
+    ///
+    /// Exit status: 0 when the server ran the request to completion (FCGI_REQUEST_COMPLETE)
+    /// and, with --expect-status, answered with that status; 1 otherwise (cannot connect,
+    /// timeout, overloaded, protocol error, other status), with a one-line reason on stderr;
+    /// 2 for a bad command line.
+    ///
+    /// As a health check (Docker HEALTHCHECK, Kubernetes exec probe, monit, cron):
+    ///
+    ///     fcgi request --connect unix:/run/php/php8.2-fpm.sock --expect-status 200 /ping
+    ///     fcgi request --connect 127.0.0.1:9000 --timeout 2 --expect-status 200 \
+    ///         '/srv/www/health.php?deep=1' >/dev/null
+    ///     fcgi request --connect unix:/run/fcgi.sock --get-values
+    ///
+    /// (PHP-FPM answers SCRIPT_NAME equal to its ping.path with "pong".)
+    #[command(verbatim_doc_comment)]
+    Request(Box<RequestArgs>),
 }
 
 /// The built-in apps.
@@ -229,5 +257,68 @@ impl ServeArgs {
             socket_mode: self.socket_mode,
             socket_owner: self.socket_owner.unwrap_or((None, None)),
         }
+    }
+}
+
+/// The roles `fcgi request` can ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum RequestRole {
+    /// FCGI_RESPONDER: an ordinary request.
+    Responder,
+    /// FCGI_AUTHORIZER: may the request go on? No body, no SCRIPT_NAME or CONTENT_LENGTH.
+    Authorizer,
+    /// FCGI_FILTER: a responder with an FCGI_DATA stream (sent empty).
+    Filter,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RequestArgs {
+    /// The server: unix:/path, tcp:HOST:PORT or HOST:PORT.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) connect: Address,
+
+    /// REQUEST_METHOD [default: GET, or POST with --stdin].
+    #[arg(long, value_name = "METHOD")]
+    pub(crate) method: Option<String>,
+
+    /// A param to send, replacing the one derived from SCRIPT_PATH if any. Repeatable.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub(crate) params: Vec<(String, String)>,
+
+    /// The request body: a file, or - for standard input (read whole first, to count
+    /// CONTENT_LENGTH).
+    #[arg(long, value_name = "FILE|-")]
+    pub(crate) stdin: Option<PathBuf>,
+
+    /// The role to ask the application to play.
+    #[arg(long, value_enum, default_value_t = RequestRole::Responder)]
+    pub(crate) role: RequestRole,
+
+    /// Ask FCGI_GET_VALUES first and print the answer as NAME=VALUE lines (FCGI_MAX_CONNS,
+    /// FCGI_MAX_REQS, FCGI_MPXS_CONNS); SCRIPT_PATH is then optional.
+    #[arg(long)]
+    pub(crate) get_values: bool,
+
+    /// Fail (exit 1) unless the response has this HTTP status.
+    #[arg(long, value_name = "CODE")]
+    pub(crate) expect_status: Option<u16>,
+
+    /// Print the status and the headers before the body, as CGI lines (`Status: 200 OK`).
+    #[arg(short = 'i', long = "include")]
+    pub(crate) include: bool,
+
+    /// Seconds that connecting, and then each read and each write, may take; 0: no limit.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub(crate) timeout: u64,
+
+    /// The script as the server sees it (PHP-FPM: its file path), optionally with ?QUERY.
+    #[arg(value_name = "SCRIPT_PATH", required_unless_present = "get_values")]
+    pub(crate) script_path: Option<String>,
+}
+
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("{text:?} is not NAME=VALUE")),
     }
 }

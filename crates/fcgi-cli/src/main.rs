@@ -4,6 +4,7 @@ mod apps;
 mod args;
 mod limits;
 mod logging;
+mod request;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(*args),
+        Command::Request(args) => request::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,301 @@
+//! What comes back: a head, a body read as it arrives, stderr, and how the request ended.
+
+use std::io::{self, Read};
+
+use fcgi_codec::{EndRequest, ProtocolStatus};
+
+use crate::{Connection, Error, ResponseHead};
+
+/// A response being received: its head has come, its body is read from it (it implements
+/// [`Read`]) as records arrive, and [`finish`](Response::finish) reads to the end of the
+/// request.
+///
+/// It borrows the connection. Dropped before its end, it leaves the rest of its records to be
+/// read and discarded before the connection's next request is sent.
+///
+/// ```no_run
+/// use fcgi_client::{Connection, Request};
+///
+/// let mut conn = Connection::connect(&"unix:/run/fcgi.sock".parse()?)?;
+/// let mut response = conn.request(Request::new().param("REQUEST_METHOD", "GET"))?;
+/// if response.status() == 200 {
+///     std::io::copy(&mut response, &mut std::io::stdout())?;
+/// }
+/// let finished = response.finish()?;
+/// println!("app status {}", finished.end.app_status);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Response<'c> {
+    conn: &'c mut Connection,
+    id: u16,
+    head: ResponseHead,
+    /// `finish` or `into_reply` has taken the end.
+    done: bool,
+}
+
+/// How a request ended: what [`Response::finish`] returns.
+///
+/// ```
+/// use fcgi_client::{Finished, EndRequest};
+///
+/// let finished = Finished { request_id: 1, end: EndRequest::complete(0), stderr: Vec::new() };
+/// assert!(finished.is_complete());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finished {
+    /// The request id it had.
+    pub request_id: u16,
+    /// The `FCGI_END_REQUEST` body: application status and protocol status.
+    pub end: EndRequest,
+    /// Everything the application wrote to `FCGI_STDERR`.
+    pub stderr: Vec<u8>,
+}
+
+impl Finished {
+    /// Whether the server ran the request to completion (`FCGI_REQUEST_COMPLETE`).
+    ///
+    /// ```
+    /// use fcgi_client::{EndRequest, Finished, ProtocolStatus};
+    ///
+    /// let end = EndRequest { app_status: 0, protocol_status: ProtocolStatus::Overloaded };
+    /// assert!(!Finished { request_id: 1, end, stderr: Vec::new() }.is_complete());
+    /// ```
+    pub fn is_complete(&self) -> bool {
+        self.end.protocol_status == ProtocolStatus::RequestComplete
+    }
+}
+
+/// A whole response in memory: from [`Connection::receive`], [`Connection::multiplex`] or
+/// [`Response::into_reply`].
+///
+/// ```
+/// use fcgi_client::{EndRequest, Reply, ResponseHead};
+///
+/// let (head, _) = ResponseHead::parse(b"Status: 201\r\n\r\n")?.unwrap();
+/// let reply = Reply { request_id: 1, head, body: b"made".to_vec(), stderr: Vec::new(), end: EndRequest::complete(0) };
+/// assert_eq!(reply.status(), 201);
+/// assert!(reply.is_complete());
+/// # Ok::<(), fcgi_client::HeadError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// The request id it had.
+    pub request_id: u16,
+    /// Status and headers.
+    pub head: ResponseHead,
+    /// The body: `FCGI_STDOUT` after the head.
+    pub body: Vec<u8>,
+    /// Everything the application wrote to `FCGI_STDERR`.
+    pub stderr: Vec<u8>,
+    /// How the request ended.
+    pub end: EndRequest,
+}
+
+impl Reply {
+    /// The HTTP status.
+    ///
+    /// ```
+    /// # use fcgi_client::{EndRequest, Reply, ResponseHead};
+    /// # let (head, _) = ResponseHead::parse(b"\n")?.unwrap();
+    /// # let reply = Reply { request_id: 1, head, body: vec![], stderr: vec![], end: EndRequest::complete(0) };
+    /// assert_eq!(reply.status(), 200);
+    /// # Ok::<(), fcgi_client::HeadError>(())
+    /// ```
+    pub fn status(&self) -> u16 {
+        self.head.status
+    }
+
+    /// Whether the server ran the request to completion (`FCGI_REQUEST_COMPLETE`).
+    ///
+    /// ```
+    /// # use fcgi_client::{EndRequest, Reply, ResponseHead};
+    /// # let (head, _) = ResponseHead::parse(b"\n")?.unwrap();
+    /// # let reply = Reply { request_id: 1, head, body: vec![], stderr: vec![], end: EndRequest::complete(0) };
+    /// assert!(reply.is_complete());
+    /// # Ok::<(), fcgi_client::HeadError>(())
+    /// ```
+    pub fn is_complete(&self) -> bool {
+        self.end.protocol_status == ProtocolStatus::RequestComplete
+    }
+}
+
+impl<'c> Response<'c> {
+    pub(crate) fn new(conn: &'c mut Connection, id: u16, head: ResponseHead) -> Response<'c> {
+        Response { conn, id, head, done: false }
+    }
+
+    /// The request id.
+    ///
+    /// ```no_run
+    /// # let mut conn = fcgi_client::Connection::connect(&"unix:/run/fcgi.sock".parse()?)?;
+    /// let response = conn.request(fcgi_client::Request::new())?;
+    /// assert_eq!(response.request_id(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn request_id(&self) -> u16 {
+        self.id
+    }
+
+    /// Status and headers.
+    ///
+    /// ```no_run
+    /// # let mut conn = fcgi_client::Connection::connect(&"unix:/run/fcgi.sock".parse()?)?;
+    /// let response = conn.request(fcgi_client::Request::new())?;
+    /// for (name, value) in &response.head().headers {
+    ///     println!("{name}: {value}");
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn head(&self) -> &ResponseHead {
+        &self.head
+    }
+
+    /// The HTTP status: from `Status:`, else 302 with `Location:`, else 200.
+    ///
+    /// ```no_run
+    /// # let mut conn = fcgi_client::Connection::connect(&"unix:/run/fcgi.sock".parse()?)?;
+    /// let response = conn.request(fcgi_client::Request::new())?;
+    /// assert_eq!(response.status(), 200);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn status(&self) -> u16 {
+        self.head.status
+    }
+
+    /// The first header called `name`, compared without regard to case.
+    ///
+    /// ```no_run
+    /// # let mut conn = fcgi_client::Connection::connect(&"unix:/run/fcgi.sock".parse()?)?;
+    /// let response = conn.request(fcgi_client::Request::new())?;
+    /// assert_eq!(response.header("content-type"), Some("text/plain"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.header(name)
+    }
+
+    /// What the application has written to `FCGI_STDERR` so far.
+    ///
+    /// ```no_run
+    /// # let mut conn = fcgi_client::Connection::connect(&"unix:/run/fcgi.sock".parse()?)?;
+    /// let response = conn.request(fcgi_client::Request::new())?;
+    /// eprint!("{}", String::from_utf8_lossy(response.stderr()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stderr(&self) -> &[u8] {
+        self.conn.slots.get(&self.id).map_or(&[], |slot| slot.stderr.as_slice())
+    }
+
+    /// Reads body bytes into `buf`, waiting for the server if none are buffered; `Ok(0)` at
+    /// the end of the body. The same as [`Read::read`], with this crate's [`Error`].
+    ///
+    /// ```no_run
+    /// # let mut conn = fcgi_client::Connection::connect(&"unix:/run/fcgi.sock".parse()?)?;
+    /// let mut response = conn.request(fcgi_client::Request::new())?;
+    /// let mut buf = [0; 8192];
+    /// let mut total = 0;
+    /// loop {
+    ///     match response.read_body(&mut buf)? {
+    ///         0 => break,
+    ///         n => total += n,
+    ///     }
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        loop {
+            let Some(slot) = self.conn.slots.get_mut(&self.id) else { return Ok(0) };
+            let pending = &slot.stdout[slot.read_pos..];
+            if !pending.is_empty() {
+                let n = pending.len().min(buf.len());
+                buf[..n].copy_from_slice(&pending[..n]);
+                slot.read_pos += n;
+                return Ok(n);
+            }
+            if slot.body_done() || buf.is_empty() {
+                return Ok(0);
+            }
+            self.conn.pump("reading the response")?;
+        }
+    }
+
+    /// Reads the rest of the body, discarding it, and waits for the end of the request.
+    ///
+    /// ```no_run
+    /// # let mut conn = fcgi_client::Connection::connect(&"unix:/run/fcgi.sock".parse()?)?;
+    /// let finished = conn.request(fcgi_client::Request::new())?.finish()?;
+    /// assert!(finished.is_complete());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn finish(mut self) -> Result<Finished, Error> {
+        self.end(None)
+    }
+
+    /// Reads the rest of the body into memory, and the end of the request.
+    ///
+    /// ```no_run
+    /// # let mut conn = fcgi_client::Connection::connect(&"unix:/run/fcgi.sock".parse()?)?;
+    /// let reply = conn.request(fcgi_client::Request::new())?.into_reply()?;
+    /// println!("{}", String::from_utf8_lossy(&reply.body));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn into_reply(mut self) -> Result<Reply, Error> {
+        let mut body = Vec::new();
+        let finished = self.end(Some(&mut body))?;
+        Ok(Reply {
+            request_id: finished.request_id,
+            head: std::mem::take(&mut self.head),
+            body,
+            stderr: finished.stderr,
+            end: finished.end,
+        })
+    }
+
+    /// Reads to the end of the request, the rest of the body into `keep` if given.
+    fn end(&mut self, mut keep: Option<&mut Vec<u8>>) -> Result<Finished, Error> {
+        loop {
+            let Some(slot) = self.conn.slots.get_mut(&self.id) else {
+                return Err(Error::NotInFlight { request_id: self.id });
+            };
+            if let Some(keep) = keep.as_deref_mut() {
+                keep.extend_from_slice(&slot.stdout[slot.read_pos..]);
+            }
+            slot.read_pos = slot.stdout.len();
+            if let Some(end) = slot.end {
+                let stderr = std::mem::take(&mut slot.stderr);
+                self.conn.forget(self.id);
+                self.done = true;
+                return Ok(Finished { request_id: self.id, end, stderr });
+            }
+            self.conn.pump("reading the response")?;
+        }
+    }
+}
+
+impl Read for Response<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_body(buf).map_err(io::Error::from)
+    }
+}
+
+impl Drop for Response<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let Some(slot) = self.conn.slots.get_mut(&self.id) else { return };
+        if slot.end.is_some() {
+            self.conn.forget(self.id);
+        } else {
+            if !slot.keep_conn {
+                // The server closes the connection after this request anyway.
+                self.conn.usable = false;
+            }
+            slot.abandoned = true;
+            slot.stdout = Vec::new();
+            slot.read_pos = 0;
+            slot.stderr = Vec::new();
+        }
+    }
+}
