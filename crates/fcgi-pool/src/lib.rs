@@ -57,7 +57,7 @@
 //! | jobs 17 to 50 | 16 | 0 | 16 | `try_execute` hands each back at once (34 × [`RejectReason::AllBusy`]); `execute` queues them instead (34 queued, if `queue_capacity >= 34`) |
 //! | the jobs finish | 16 | 16 | 0 | with `execute`, each thread runs queued jobs until the queue is empty, then goes idle |
 //! | grace period later | 4 | 4 | 0 | 16 idle is 12 more than `max_spare`: 12 threads retire, 4 stay |
-//! | the next burst | 4, then +1 per job | 3, 2, then 2 | | the first two jobs take spare threads without spawning; from the third on, each spawns one as in job 1 |
+//! | the next burst | 4, 4, then +1 per job | 3, 2, then 2 | 1, 2, ... | the first two jobs take spare threads without spawning; from the third on, each spawns one, as job 1 did |
 //!
 //! The same, run (this is a test):
 //!
