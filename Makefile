@@ -34,8 +34,12 @@ fmt:
 fuzz:
 	@bash tests/fuzz.sh $(FUZZ_SECONDS)
 
+# fcgi-rs against nginx's own `return 200` and against PHP-FPM and C libfcgi, through nginx
+# with wrk and straight with `fcgi bench`; rewrites the last section of docs/BENCHMARKS.md.
+# BENCH_SECONDS and ROUNDS (environment) change its length. The criterion micro-benchmarks of
+# the crates are `cargo bench`.
 bench:
-	$(CARGO) bench --workspace
+	@CARGO="$(CARGO)" bash bench/run.sh
 
 # Builds (release), starts `fcgi serve --app hello` with nginx in front of it on a free
 # 127.0.0.1 port, prints the URL, and runs until Ctrl-C. APP=echo and PORT=N change it.

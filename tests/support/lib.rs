@@ -9,6 +9,7 @@
 //! - [`http`]: the HTTP client, and the header parsing shared with [`raw`].
 //! - [`inproc`]: a server with a test's own handlers on a thread of the test.
 //! - [`nginx`]: a real nginx started from the configurations in `nginx/`.
+//! - [`php`]: a real PHP-FPM of the test's own.
 //! - [`process`]: child processes (the `fcgi` binary among them), and bounded waits.
 //! - [`raw`]: a raw FastCGI record client.
 
@@ -17,5 +18,6 @@ pub mod data;
 pub mod http;
 pub mod inproc;
 pub mod nginx;
+pub mod php;
 pub mod process;
 pub mod raw;

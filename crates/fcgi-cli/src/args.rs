@@ -47,6 +47,36 @@ pub(crate) enum Command {
     /// (PHP-FPM answers SCRIPT_NAME equal to its ping.path with "pong".)
     #[command(verbatim_doc_comment)]
     Request(Box<RequestArgs>),
+    /// Load-test a FastCGI server directly, with no web server in between (like wrk)
+    ///
+    /// Opens CONNS connections, each driven by a thread of its own, and sends requests for
+    /// SCRIPT_PATH as fast as the server answers them, for DURATION or until REQUESTS were
+    /// sent. The requests carry the CGI params `fcgi request` sends; --param replaces or adds.
+    ///
+    /// Without --keep-conn every request opens a connection of its own (as nginx does without
+    /// an upstream keepalive) and its latency includes connecting; with it, each connection is
+    /// kept and reopened only when it breaks or the server closes it. --mpx N keeps N requests
+    /// in flight on each kept connection (only for servers that multiplex: fcgi-rs does,
+    /// PHP-FPM and libfcgi do not).
+    ///
+    /// A request succeeds when it ends complete with status 200. The others are errors, by
+    /// kind: connect (cannot connect), protocol (the connection broke or closed early, bytes
+    /// that are not FastCGI, a bad response head, a refusal other than overloaded), status
+    /// (any status but 200 and 503), overloaded (503, or FCGI_OVERLOADED) and timeout.
+    ///
+    /// While it runs, a progress line on stderr each second (when stderr is a terminal and
+    /// without --quiet); at the end, the report on stdout: counts, requests/s, transfer rate,
+    /// latency percentiles (p50, p90, p99, p99.9) and errors by kind; with --json, one JSON
+    /// object instead.
+    ///
+    /// Exit status: 0 when it ran and at least one request succeeded (errors or not), 1 when
+    /// none did, 2 for a bad command line.
+    ///
+    ///     fcgi bench --connect unix:/run/fcgi.sock -c 32 -d 10 --keep-conn /hello
+    ///     fcgi bench --connect unix:/run/php/php8.2-fpm.sock -n 10000 /srv/www/index.php
+    ///     fcgi bench --connect 127.0.0.1:9000 -c 4 --keep-conn --mpx 8 --body 4096 /upload
+    #[command(verbatim_doc_comment)]
+    Bench(Box<BenchArgs>),
 }
 
 /// The built-in apps.
@@ -314,6 +344,82 @@ pub(crate) struct RequestArgs {
     /// The script as the server sees it (PHP-FPM: its file path), optionally with ?QUERY.
     #[arg(value_name = "SCRIPT_PATH", required_unless_present = "get_values")]
     pub(crate) script_path: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// The server: unix:/path, tcp:HOST:PORT or HOST:PORT.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) connect: Address,
+
+    /// Connections open at once, each driven by a thread of its own.
+    #[arg(short = 'c', long, value_name = "CONNS", default_value_t = 10)]
+    pub(crate) connections: usize,
+
+    /// How long to run: SECS, or a number with ms, s or m (500ms, 10s, 2m) [default: 10s
+    /// unless --requests is given].
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = parse_duration,
+          conflicts_with = "requests")]
+    pub(crate) duration: Option<Duration>,
+
+    /// Stop after this many requests (errors included) instead of after a duration.
+    #[arg(short = 'n', long, value_name = "REQUESTS")]
+    pub(crate) requests: Option<u64>,
+
+    /// Keep each connection for the next requests (FCGI_KEEP_CONN); without it, a connection
+    /// per request.
+    #[arg(long)]
+    pub(crate) keep_conn: bool,
+
+    /// Requests in flight at once on each connection (needs --keep-conn, and a server that
+    /// multiplexes).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub(crate) mpx: usize,
+
+    /// Send a request body of this many bytes (a POST unless --method says otherwise).
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) body: Option<usize>,
+
+    /// REQUEST_METHOD [default: GET, or POST with --body].
+    #[arg(long, value_name = "METHOD")]
+    pub(crate) method: Option<String>,
+
+    /// A param to send, replacing the one derived from SCRIPT_PATH if any. Repeatable.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub(crate) params: Vec<(String, String)>,
+
+    /// Seconds that connecting, and then each read and each write, may take; 0: no limit.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub(crate) timeout: u64,
+
+    /// No progress line on stderr.
+    #[arg(short = 'q', long)]
+    pub(crate) quiet: bool,
+
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// The script as the server sees it (PHP-FPM: its file path), optionally with ?QUERY.
+    #[arg(value_name = "SCRIPT_PATH")]
+    pub(crate) script_path: String,
+}
+
+/// `10`, `10s`, `500ms`, `2m`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("{text:?} is not a duration such as 10, 10s, 500ms or 2m");
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let number: f64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "ms" => number / 1000.0,
+        "s" => number,
+        "m" => number * 60.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(seconds).ok().filter(|d| !d.is_zero()).ok_or_else(bad)
 }
 
 fn parse_param(text: &str) -> Result<(String, String), String> {

@@ -2,6 +2,7 @@
 
 mod apps;
 mod args;
+mod bench;
 mod limits;
 mod logging;
 mod request;
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Request(args) => request::run(*args),
+        Command::Bench(args) => bench::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

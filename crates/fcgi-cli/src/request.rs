@@ -28,7 +28,8 @@ pub(crate) fn run(args: RequestArgs) -> Result<(), Failure> {
 
     let body = open_body(&args)?;
     let content_length = body.as_ref().map(|body| body.len);
-    let params = cgi_params(&args, script_path, content_length);
+    let params =
+        cgi_params(script_path, args.method.as_deref(), args.role, &args.params, content_length);
     let role = match args.role {
         RequestRole::Responder => Role::Responder,
         RequestRole::Authorizer => Role::Authorizer,
@@ -112,18 +113,18 @@ fn open_body(args: &RequestArgs) -> Result<Option<Body>, Failure> {
     Ok(Some(Body { reader: Box::new(io::Cursor::new(spooled)), len }))
 }
 
-/// The CGI params for SCRIPT_PATH, then the --param ones over them.
-fn cgi_params(
-    args: &RequestArgs,
+/// The CGI params for SCRIPT_PATH (with `method`, else GET, or POST when there is a body),
+/// then the `overrides` (--param) over them. `fcgi bench` sends the same.
+pub(crate) fn cgi_params(
     script_path: &str,
+    method: Option<&str>,
+    role: RequestRole,
+    overrides: &[(String, String)],
     content_length: Option<u64>,
 ) -> Vec<(String, String)> {
     let (path, query) = script_path.split_once('?').unwrap_or((script_path, ""));
-    let method = args
-        .method
-        .clone()
-        .unwrap_or_else(|| if content_length.is_some() { "POST" } else { "GET" }.to_owned());
-    let authorizer = args.role == RequestRole::Authorizer;
+    let method = method.unwrap_or(if content_length.is_some() { "POST" } else { "GET" }).to_owned();
+    let authorizer = role == RequestRole::Authorizer;
     let mut params: Vec<(String, String)> = [
         ("GATEWAY_INTERFACE", "CGI/1.1"),
         ("SERVER_SOFTWARE", concat!("fcgi-rs/", env!("CARGO_PKG_VERSION"))),
@@ -146,11 +147,11 @@ fn cgi_params(
             params.push(("CONTENT_LENGTH".into(), len.to_string()));
         }
     }
-    if args.role == RequestRole::Filter {
+    if role == RequestRole::Filter {
         params.push(("FCGI_DATA_LENGTH".into(), "0".into()));
         params.push(("FCGI_DATA_LAST_MOD".into(), "0".into()));
     }
-    for (name, value) in &args.params {
+    for (name, value) in overrides {
         match params.iter_mut().find(|(n, _)| n == name) {
             Some(param) => param.1.clone_from(value),
             None => params.push((name.clone(), value.clone())),
