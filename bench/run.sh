@@ -40,20 +40,8 @@ out=${BENCH_OUT:-docs/BENCHMARKS.md}
 began=$(date +%s)
 
 # --- 1. What it needs ---------------------------------------------------------------------------
-# Idempotent, as tests/deps.sh: only what is missing is installed, `apt-get update` only then.
-packages=(nginx php-fpm wrk libfcgi-dev spawn-fcgi gcc libc6-dev python3)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    echo "bench: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get update -qq
-    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+# Only what is missing is installed, by the same script as the tests' packages.
+bash "$repo/tests/deps.sh" nginx php-fpm wrk libfcgi-dev spawn-fcgi gcc libc6-dev python3
 nginx=/usr/sbin/nginx
 php_fpm=$(ls /usr/sbin/php-fpm* 2>/dev/null | sort | head -1)
 python=/usr/bin/python3

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages the tests need, on a fresh Debian machine, idempotently:
 # only what is missing is installed, and `apt-get update` runs only when something is.
+# Packages given as arguments are installed instead of the tests' list (bench/run.sh does so).
 set -euo pipefail
 
 # One package per line; later test suites add theirs here.
@@ -12,6 +13,7 @@ packages=(
     # tests/request.rs: `fcgi request` against a real PHP-FPM (/usr/sbin/php-fpm8.2 on Debian 12).
     php-fpm
 )
+[ $# -eq 0 ] || packages=("$@")
 
 missing=()
 for p in "${packages[@]}"; do

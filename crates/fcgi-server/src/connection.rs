@@ -15,7 +15,7 @@ use fcgi_codec::{
     management, BeginRequest, Body, Decoder, Encoder, Pairs, ParamsDecoder, ParamsError,
     ProtocolStatus, Record, Role,
 };
-use slog::{debug, o, warn, Logger};
+use slog::{debug, warn, Logger};
 
 use crate::context::Context;
 use crate::job;
@@ -314,7 +314,9 @@ impl Demux {
         let Some(handler) = ctx.handlers.for_role(begin.role).cloned() else { return Ok(()) };
         let request = Request::new(begin.role, id, begin.keep_conn(), params, Arc::clone(&shared));
         let response = Response::new(Arc::clone(&self.wire), id, Arc::clone(&shared));
-        let log = self.log.new(o!("req" => id));
+        // The connection's logger, not a child per request: most requests never log, and a
+        // child logger is an allocation on every one of them. Job's lines name the request.
+        let log = self.log.clone();
         ctx.counters.active.fetch_add(1, Ordering::AcqRel);
         let job = job::Job { ctx: Arc::clone(ctx), handler, request, response, log };
         match ctx.pool.execute(move || job.run()) {

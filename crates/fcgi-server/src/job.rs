@@ -39,7 +39,8 @@ impl Job {
             _ if over_limit => response.fail(413),
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                error!(log, "handler failed"; "error" => %e, "uri" => request.request_uri());
+                error!(log, "handler failed"; "req" => request.request_id(), "error" => %e,
+                    "uri" => request.request_uri());
                 response.fail(500);
             }
             Err(panic) => {
@@ -48,7 +49,8 @@ impl Job {
                     .map(|s| (*s).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "a non-string panic payload".to_owned());
-                error!(log, "handler panicked"; "panic" => message, "uri" => request.request_uri());
+                error!(log, "handler panicked"; "req" => request.request_id(), "panic" => message,
+                    "uri" => request.request_uri());
                 response.fail(500);
             }
         }
@@ -64,13 +66,16 @@ impl Job {
         ctx.counters.requests.fetch_add(1, Ordering::Relaxed);
         match delivered {
             Ok(bytes) if ctx.config.access_log => info!(log, "request";
+                "req" => request.request_id(),
                 "method" => request.method(),
                 "uri" => request.request_uri(),
                 "status" => status,
                 "bytes" => bytes,
                 "ms" => format!("{:.3}", started.elapsed().as_secs_f64() * 1000.0)),
             Ok(_) => {}
-            Err(e) => debug!(log, "response not delivered"; "error" => %e),
+            Err(e) => {
+                debug!(log, "response not delivered"; "req" => request.request_id(), "error" => %e)
+            }
         }
     }
 }
