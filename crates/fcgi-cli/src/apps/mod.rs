@@ -5,12 +5,13 @@ mod hello;
 
 use fcgi_server::ServerBuilder;
 
-use crate::args::App;
+use crate::args::{App, ServeArgs};
 
-/// Installs `app` as the responder of `builder`.
-pub(crate) fn install(app: App, builder: ServerBuilder) -> ServerBuilder {
-    match app {
+/// Installs the app `args` name as the responder of `builder`; an error says which option is
+/// wrong.
+pub(crate) fn install(args: &ServeArgs, builder: ServerBuilder) -> Result<ServerBuilder, String> {
+    Ok(match args.app {
         App::Hello => builder.responder(hello::hello),
         App::Echo => builder.responder(echo::echo),
-    }
+    })
 }
