@@ -68,7 +68,7 @@ pub(crate) fn server(
 ) -> Result<Server, Failure> {
     let builder = Server::builder().config(config).logger(log.clone());
     let builder = listeners.into_iter().fold(builder, |b, l| b.listener(l));
-    Ok(apps::install(args, builder).map_err(Failure::Usage)?.build())
+    Ok(apps::install(args, builder, log).map_err(Failure::Usage)?.build())
 }
 
 /// The listening sockets: `--listen`, else systemd's, else fd 0.

@@ -4,12 +4,18 @@ mod echo;
 mod hello;
 
 use fcgi_server::ServerBuilder;
+use slog::Logger;
 
 use crate::args::{App, ServeArgs};
 
-/// Installs the app `args` name as the responder of `builder`; an error says which option is
-/// wrong.
-pub(crate) fn install(args: &ServeArgs, builder: ServerBuilder) -> Result<ServerBuilder, String> {
+/// Installs the app `args` name as the responder of `builder`; apps that log use `log`. An error
+/// says which option is wrong.
+pub(crate) fn install(
+    args: &ServeArgs,
+    builder: ServerBuilder,
+    log: &Logger,
+) -> Result<ServerBuilder, String> {
+    let _ = log;
     Ok(match args.app {
         App::Hello => builder.responder(hello::hello),
         App::Echo => builder.responder(echo::echo),
