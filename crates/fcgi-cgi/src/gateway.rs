@@ -1,0 +1,323 @@
+//! The handler: resolve, spawn, feed, pump, reap, and answer what went wrong; local redirects
+//! run the whole again.
+
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use fcgi_server::{Handler, Request, Response};
+use slog::{debug, info, warn, Logger};
+
+use crate::child::{self, Launch, Spawned};
+use crate::config::{CgiConfig, ConfigError};
+use crate::env::{pass_env_values, Vars};
+use crate::pump::{self, Head, Limits, Stop};
+use crate::redirect::{self, RedirectError, MAX_LOCAL_REDIRECTS};
+use crate::resolve::resolve;
+use crate::uri::query_argv;
+
+/// A CGI/1.1 gateway: an [`fcgi_server::Handler`] that runs, for each request, the program the
+/// web server names, and answers with what it prints.
+///
+/// ```no_run
+/// use fcgi_cgi::{CgiConfig, Gateway};
+/// use fcgi_server::{ListenOptions, Listener, Server};
+///
+/// let gateway = Gateway::new(CgiConfig {
+///     root: Some("/usr/lib/cgi-bin".into()),
+///     ..CgiConfig::default()
+/// })?;
+/// let listener = Listener::bind(&"unix:/run/cgi.sock".parse()?, &ListenOptions::default())?;
+/// Server::builder().listener(listener).responder(gateway).build().serve()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Gateway {
+    root: Option<PathBuf>,
+    timeout: Option<Duration>,
+    kill_grace: Duration,
+    pass_env: Vec<(OsString, OsString)>,
+    argv_from_query: bool,
+    log: Logger,
+}
+
+/// What one run of a program ended with.
+enum Outcome {
+    /// The request is answered (well or badly).
+    Done,
+    /// The program asked for a local redirect to this location.
+    LocalRedirect(String),
+}
+
+impl Gateway {
+    /// A gateway with `config`: the root is resolved now (so that it is compared with resolved
+    /// script paths), and the `--pass-env` values are read now.
+    pub fn new(config: CgiConfig) -> Result<Gateway, ConfigError> {
+        let root = match config.root {
+            Some(root) => {
+                let resolved =
+                    std::fs::canonicalize(&root).map_err(|e| ConfigError::Root(root.clone(), e))?;
+                if !resolved.is_dir() {
+                    return Err(ConfigError::RootNotDirectory(root));
+                }
+                Some(resolved)
+            }
+            None => None,
+        };
+        Ok(Gateway {
+            root,
+            timeout: config.timeout.filter(|t| !t.is_zero()),
+            kill_grace: config.kill_grace,
+            pass_env: pass_env_values(&config.pass_env),
+            argv_from_query: config.argv_from_query,
+            log: config.logger,
+        })
+    }
+
+    /// Runs the program `vars` name, once. `first` is false for a local redirect's run, which
+    /// gets no body.
+    fn run(
+        &self,
+        request: &mut Request,
+        response: &mut Response,
+        vars: &Vars,
+        first: bool,
+        deadline: Option<Instant>,
+    ) -> Result<Outcome, fcgi_server::Error> {
+        let script = match resolve(vars, self.root.as_deref()) {
+            Ok(script) => script,
+            Err(e) => {
+                warn!(self.log, "CGI request refused: {e}"; "status" => e.status(),
+                      "uri" => request.request_uri().unwrap_or(""));
+                answer(response, e.status())?;
+                return Ok(Outcome::Done);
+            }
+        };
+        let args = match (self.argv_from_query, vars.get("QUERY_STRING")) {
+            (true, Some(query)) => query_argv(query),
+            _ => Vec::new(),
+        };
+        let launch = Launch {
+            script: &script,
+            vars,
+            pass_env: &self.pass_env,
+            args: &args,
+            body: first && has_body(vars),
+        };
+        let Spawned { mut child, stdin, stdout, stderr } = match child::spawn(&launch) {
+            Ok(spawned) => spawned,
+            Err(e) => {
+                let status = spawn_failure_status(&e);
+                warn!(self.log, "cannot start the CGI program: {e}"; "script" => &script.name,
+                      "path" => %script.path.display(), "status" => status);
+                answer(response, status)?;
+                return Ok(Outcome::Done);
+            }
+        };
+        debug!(self.log, "CGI program started"; "script" => &script.name, "pid" => child.id());
+        let limits = Limits { deadline, kill_grace: self.kill_grace };
+
+        let report = match stdin {
+            None => {
+                let aborted = || request.is_aborted();
+                pump::pump(
+                    &mut child,
+                    stdout,
+                    stderr,
+                    response,
+                    &aborted,
+                    limits,
+                    &self.log,
+                    &script.name,
+                )
+            }
+            Some(stdin) => {
+                let aborted = AtomicBool::new(false);
+                thread::scope(|scope| {
+                    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+                    let aborted = &aborted;
+                    let feeder = thread::Builder::new()
+                        .name("fcgi-cgi-stdin".into())
+                        .spawn_scoped(scope, move || {
+                            crate::feed::feed(request, stdin, &stop_rx, aborted)
+                        });
+                    if let Err(e) = feeder {
+                        // The stdin pipe went with the closure: the program sees an empty body.
+                        warn!(self.log, "cannot start a thread for the request body: {e}";
+                              "script" => &script.name);
+                    }
+                    let is_aborted = || aborted.load(Ordering::Acquire);
+                    let report = pump::pump(
+                        &mut child,
+                        stdout,
+                        stderr,
+                        response,
+                        &is_aborted,
+                        limits,
+                        &self.log,
+                        &script.name,
+                    );
+                    drop(stop_tx);
+                    report
+                })
+            }
+        };
+        // Reaped already; this only settles the guard.
+        drop(child);
+
+        let exit = report.status.map_or_else(|| "unknown".to_owned(), |s| s.to_string());
+        let name = script.name.as_str();
+        match (report.head, report.stop) {
+            (_, Some(Stop::Aborted)) => {
+                info!(self.log, "request aborted; the CGI program was stopped";
+                      "script" => name, "exit" => exit);
+                Ok(Outcome::Done)
+            }
+            (_, Some(Stop::ResponseFailed(e))) => {
+                info!(self.log, "the web server went away; the CGI program was killed";
+                      "script" => name, "error" => %e);
+                Err(e.into())
+            }
+            (Head::None, Some(Stop::TimedOut)) => {
+                warn!(self.log, "CGI program ran past the timeout before its header; answered 504";
+                      "script" => name, "exit" => exit);
+                answer(response, 504)?;
+                Ok(Outcome::Done)
+            }
+            (Head::None, Some(Stop::BadHeader(e))) => {
+                warn!(self.log, "CGI program sent an invalid header block: {e}; answered 502";
+                      "script" => name, "exit" => exit);
+                answer(response, 502)?;
+                Ok(Outcome::Done)
+            }
+            (Head::None, stop) => {
+                let detail = match stop {
+                    Some(Stop::Io(e)) => format!(" (reading its output failed: {e})"),
+                    _ => String::new(),
+                };
+                warn!(self.log, "CGI program exited without a header{detail}; answered 502 \
+                    (its stderr is logged above)"; "script" => name, "exit" => exit);
+                answer(response, 502)?;
+                Ok(Outcome::Done)
+            }
+            (Head::Sent, Some(Stop::TimedOut)) => {
+                warn!(self.log, "CGI program ran past the timeout and was stopped; its response \
+                    is cut short"; "script" => name, "exit" => exit);
+                Ok(Outcome::Done)
+            }
+            (Head::Sent, _) => {
+                debug!(self.log, "CGI program done"; "script" => name, "exit" => exit);
+                Ok(Outcome::Done)
+            }
+            (Head::LocalRedirect(_), Some(Stop::TimedOut)) => {
+                warn!(self.log, "CGI program ran past the timeout after a local redirect; \
+                    answered 504"; "script" => name, "exit" => exit);
+                answer(response, 504)?;
+                Ok(Outcome::Done)
+            }
+            (Head::LocalRedirect(location), _) => Ok(Outcome::LocalRedirect(location)),
+        }
+    }
+}
+
+impl Handler for Gateway {
+    fn handle(
+        &self,
+        request: &mut Request,
+        response: &mut Response,
+    ) -> Result<(), fcgi_server::Error> {
+        let deadline = self.timeout.map(|timeout| Instant::now() + timeout);
+        let mut vars = Vars::from_params(request.params());
+        let mut first = true;
+        for hop in 0..=MAX_LOCAL_REDIRECTS + 1 {
+            let location = match self.run(request, response, &vars, first, deadline)? {
+                Outcome::Done => return Ok(()),
+                Outcome::LocalRedirect(location) => location,
+            };
+            let next = if hop == MAX_LOCAL_REDIRECTS {
+                Err(RedirectError::TooMany(location.clone()))
+            } else {
+                redirect::follow(&vars, &location, self.root.as_deref())
+            };
+            match next {
+                Ok(next) => {
+                    debug!(self.log, "following a local redirect"; "to" => &location);
+                    vars = next;
+                    first = false;
+                }
+                Err(e) => {
+                    warn!(self.log, "{e}; answered 500"; "uri" => request.request_uri().unwrap_or(""));
+                    answer(response, 500)?;
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether the request has a body for the program's stdin: a `CONTENT_LENGTH` above 0, or none
+/// at all on a method that may carry one (a chunked upload that nginx passes on unbuffered).
+fn has_body(vars: &Vars) -> bool {
+    match vars.get_str("CONTENT_LENGTH").filter(|n| !n.is_empty()) {
+        Some(length) => length.trim().parse::<u64>().map_or(true, |n| n > 0),
+        None => !matches!(vars.get("REQUEST_METHOD"), Some(b"GET" | b"HEAD") | None),
+    }
+}
+
+/// The status for a program that cannot be started: not ours to execute is 403; out of
+/// processes, descriptors or memory is 503 (try again later); anything else (a missing
+/// interpreter on the `#!` line, a file that is no program) is 502.
+fn spawn_failure_status(e: &io::Error) -> u16 {
+    match e.raw_os_error() {
+        Some(libc::EACCES | libc::EPERM) => 403,
+        Some(libc::EAGAIN | libc::EMFILE | libc::ENFILE | libc::ENOMEM) => 503,
+        _ => 502,
+    }
+}
+
+/// Answers `status` with a one-line plain-text body, when nothing has gone out yet.
+fn answer(response: &mut Response, status: u16) -> io::Result<()> {
+    if response.headers_sent() {
+        return Ok(());
+    }
+    let reason = match status {
+        403 => "Forbidden",
+        404 => "Not Found",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Error",
+    };
+    response.set_status(status);
+    response.header("Content-Type", "text/plain")?;
+    writeln!(response, "{status} {reason}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_requests_have_a_body() {
+        let vars = |pairs: &[(&str, &str)]| Vars::from_pairs(pairs);
+        assert!(has_body(&vars(&[("REQUEST_METHOD", "POST"), ("CONTENT_LENGTH", "10")])));
+        assert!(!has_body(&vars(&[("REQUEST_METHOD", "POST"), ("CONTENT_LENGTH", "0")])));
+        assert!(!has_body(&vars(&[("REQUEST_METHOD", "GET"), ("CONTENT_LENGTH", "")])));
+        assert!(has_body(&vars(&[("REQUEST_METHOD", "PUT")])));
+        assert!(!has_body(&vars(&[("REQUEST_METHOD", "HEAD")])));
+    }
+
+    #[test]
+    fn spawn_failures() {
+        assert_eq!(spawn_failure_status(&io::Error::from_raw_os_error(libc::EACCES)), 403);
+        assert_eq!(spawn_failure_status(&io::Error::from_raw_os_error(libc::EAGAIN)), 503);
+        assert_eq!(spawn_failure_status(&io::Error::from_raw_os_error(libc::ENOENT)), 502);
+        assert_eq!(spawn_failure_status(&io::Error::from_raw_os_error(libc::ENOEXEC)), 502);
+    }
+}

@@ -1,0 +1,374 @@
+//! One run of a program, from its start to its reaping: its stdout parsed for the header block
+//! and then streamed into the response, its stderr passed on line by line, the timeout and the
+//! abort enforced with signals to its process group.
+
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::process::{ChildStderr, ChildStdout, ExitStatus};
+use std::time::{Duration, Instant};
+
+use fcgi_server::Response;
+use slog::{warn, Logger};
+
+use crate::child::Child;
+use crate::feed::CHECK_EVERY;
+use crate::headers::{Disposition, HeaderError, HeaderParser, Progress};
+
+/// Bytes read from the program's stdout at a time; with the response's own 64 KiB buffer, what
+/// one request holds in memory, whatever the program writes.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The longest stderr line passed on whole; a longer one is passed on in pieces of this size.
+const MAX_STDERR_LINE: usize = 4096;
+
+/// Why a run ended early.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// The timeout passed.
+    TimedOut,
+    /// The web server aborted the request, or went away.
+    Aborted,
+    /// The header block is not valid.
+    BadHeader(HeaderError),
+    /// Writing the response failed: the web server is gone.
+    ResponseFailed(io::Error),
+    /// Reading the program's output failed.
+    Io(io::Error),
+}
+
+/// How far the response got.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Head {
+    /// No valid header block (yet): nothing was given to the response.
+    None,
+    /// The header block was applied to the response, the body streamed after it.
+    Sent,
+    /// The program asked for a local redirect to this path; its output was discarded.
+    LocalRedirect(String),
+}
+
+/// What happened in a run.
+#[derive(Debug)]
+pub(crate) struct Report {
+    pub(crate) head: Head,
+    pub(crate) stop: Option<Stop>,
+    /// The exit status; `None` if waiting for it failed.
+    pub(crate) status: Option<ExitStatus>,
+}
+
+/// The limits of a run.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) kill_grace: Duration,
+}
+
+/// Runs the pump until the program has exited and been reaped.
+pub(crate) fn pump(
+    child: &mut Child,
+    stdout: ChildStdout,
+    stderr: ChildStderr,
+    response: &mut Response,
+    aborted: &dyn Fn() -> bool,
+    limits: Limits,
+    log: &Logger,
+    script: &str,
+) -> Report {
+    set_nonblocking(stdout.as_raw_fd());
+    set_nonblocking(stderr.as_raw_fd());
+    let mut run = Run {
+        child,
+        response,
+        log,
+        script,
+        parser: Some(HeaderParser::new()),
+        head: Head::None,
+        stop: None,
+        kill_at: None,
+        give_up_at: None,
+        grace: limits.kill_grace,
+        discard: false,
+        dirty: false,
+        line: Vec::new(),
+    };
+    let status = run.run(Some(stdout), Some(stderr), aborted, limits);
+    Report { head: run.head, stop: run.stop, status }
+}
+
+struct Run<'a> {
+    child: &'a mut Child,
+    response: &'a mut Response,
+    log: &'a Logger,
+    script: &'a str,
+    /// Until the header block is complete.
+    parser: Option<HeaderParser>,
+    head: Head,
+    stop: Option<Stop>,
+    /// SIGTERM went out; SIGKILL follows at this time.
+    kill_at: Option<Instant>,
+    /// SIGKILL went out; if the pipes are still open at this time (a descendant that left the
+    /// process group holds them), stop reading them.
+    give_up_at: Option<Instant>,
+    grace: Duration,
+    /// Drop the program's stdout from now on (a local redirect, or after a failure).
+    discard: bool,
+    /// Body bytes are in the response's buffer and not yet flushed.
+    dirty: bool,
+    /// The stderr line being collected.
+    line: Vec<u8>,
+}
+
+impl Run<'_> {
+    fn run(
+        &mut self,
+        mut stdout: Option<ChildStdout>,
+        mut stderr: Option<ChildStderr>,
+        aborted: &dyn Fn() -> bool,
+        limits: Limits,
+    ) -> Option<ExitStatus> {
+        let mut buf = vec![0u8; READ_CHUNK];
+        let mut backoff = Duration::from_micros(50);
+        loop {
+            let now = Instant::now();
+            if self.stop.is_none() {
+                if aborted() {
+                    self.terminate(Stop::Aborted, now, limits.kill_grace);
+                } else if limits.deadline.is_some_and(|deadline| now >= deadline) {
+                    self.terminate(Stop::TimedOut, now, limits.kill_grace);
+                }
+            }
+            if self.kill_at.is_some_and(|at| now >= at) {
+                self.kill_now(now);
+            }
+            if self.give_up_at.is_some_and(|at| now >= at) && (stdout.is_some() || stderr.is_some())
+            {
+                warn!(self.log, "a descendant of the killed program holds its output open; \
+                    no longer reading it"; "script" => self.script);
+                self.end_stderr();
+                (stdout, stderr) = (None, None);
+            }
+
+            if stdout.is_none() && stderr.is_none() {
+                // Both pipes are closed: the program has exited, or is about to (its
+                // descriptors close before it becomes a zombie), or closed them itself.
+                match self.child.try_wait() {
+                    Ok(Some(status)) => return Some(status),
+                    Ok(None) => {}
+                    Err(_) => return self.child.kill_and_reap().ok(),
+                }
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_millis(10));
+                continue;
+            }
+
+            let mut fds = [
+                pollfd(stdout.as_ref().map(AsRawFd::as_raw_fd)),
+                pollfd(stderr.as_ref().map(AsRawFd::as_raw_fd)),
+            ];
+            let mut ready = poll(&mut fds, Duration::ZERO);
+            if ready == 0 {
+                // Nothing more right now: what the program wrote goes to the web server, so
+                // that a program that writes slowly is streamed, not held back.
+                if self.dirty {
+                    self.dirty = false;
+                    if let Err(e) = self.response.flush() {
+                        self.fail(Stop::ResponseFailed(e));
+                    }
+                }
+                ready = poll(&mut fds, self.wait_time(now, limits.deadline));
+            }
+            if ready < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    self.fail(Stop::Io(e));
+                    return self.child.kill_and_reap().ok();
+                }
+                continue;
+            }
+            let readable = |fd: &libc::pollfd| {
+                fd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
+            };
+            if readable(&fds[0]) {
+                if let Some(pipe) = stdout.as_mut() {
+                    match read(pipe, &mut buf) {
+                        Ok(Some(0)) => stdout = None,
+                        Ok(Some(n)) => self.on_stdout(&buf[..n]),
+                        Ok(None) => {}
+                        Err(e) => {
+                            self.fail(Stop::Io(e));
+                            stdout = None;
+                        }
+                    }
+                }
+            }
+            if readable(&fds[1]) {
+                if let Some(pipe) = stderr.as_mut() {
+                    match read(pipe, &mut buf) {
+                        Ok(Some(0)) | Err(_) => {
+                            self.end_stderr();
+                            stderr = None;
+                        }
+                        Ok(Some(n)) => self.on_stderr(&buf[..n]),
+                        Ok(None) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// How long to wait for output: until the next check of the abort flag, the deadline, or
+    /// the SIGKILL, whichever comes first.
+    fn wait_time(&self, now: Instant, deadline: Option<Instant>) -> Duration {
+        let mut wait = CHECK_EVERY;
+        if self.stop.is_none() {
+            if let Some(deadline) = deadline {
+                wait = wait.min(deadline.saturating_duration_since(now));
+            }
+        }
+        for at in [self.kill_at, self.give_up_at].into_iter().flatten() {
+            wait = wait.min(at.saturating_duration_since(now));
+        }
+        wait
+    }
+
+    /// Asks the program to stop: SIGTERM to its group now, SIGKILL after the grace.
+    fn terminate(&mut self, why: Stop, now: Instant, grace: Duration) {
+        self.stop = Some(why);
+        self.child.signal_group(libc::SIGTERM);
+        self.kill_at = Some(now + grace);
+    }
+
+    /// Something failed that makes the rest of the program's output useless: kill it now.
+    fn fail(&mut self, why: Stop) {
+        if self.stop.is_none() {
+            self.stop = Some(why);
+        }
+        self.discard = true;
+        self.kill_now(Instant::now());
+    }
+
+    fn kill_now(&mut self, now: Instant) {
+        self.child.signal_group(libc::SIGKILL);
+        self.kill_at = None;
+        self.give_up_at.get_or_insert(now + self.grace);
+    }
+
+    fn on_stdout(&mut self, bytes: &[u8]) {
+        if self.discard {
+            return;
+        }
+        let Some(parser) = self.parser.as_mut() else {
+            self.write_body(bytes);
+            return;
+        };
+        match parser.push(bytes) {
+            Ok(Progress::Partial) => {}
+            Ok(Progress::Complete { head, body }) => {
+                self.parser = None;
+                match head.disposition() {
+                    Disposition::LocalRedirect { path } => {
+                        self.head = Head::LocalRedirect(path);
+                        self.discard = true;
+                    }
+                    Disposition::Document { status } => {
+                        self.response.set_status(status);
+                        let location = head.location.iter().map(|l| ("Location", l.as_str()));
+                        let others = head.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+                        for (name, value) in location.chain(others) {
+                            // The parser only lets through what `header` accepts.
+                            if let Err(e) = self.response.header(name, value) {
+                                self.fail(Stop::ResponseFailed(e));
+                                return;
+                            }
+                        }
+                        self.head = Head::Sent;
+                        self.write_body(&body);
+                    }
+                }
+            }
+            Err(e) => {
+                self.parser = None;
+                self.fail(Stop::BadHeader(e));
+            }
+        }
+    }
+
+    fn write_body(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        match self.response.write_all(bytes) {
+            Ok(()) => self.dirty = true,
+            Err(e) => self.fail(Stop::ResponseFailed(e)),
+        }
+    }
+
+    fn on_stderr(&mut self, mut bytes: &[u8]) {
+        while let Some(at) = bytes.iter().position(|&b| b == b'\n') {
+            self.line.extend_from_slice(&bytes[..at]);
+            self.emit_line();
+            bytes = &bytes[at + 1..];
+        }
+        self.line.extend_from_slice(bytes);
+        while self.line.len() >= MAX_STDERR_LINE {
+            let rest = self.line.split_off(MAX_STDERR_LINE);
+            self.emit_line();
+            self.line = rest;
+        }
+    }
+
+    fn end_stderr(&mut self) {
+        if !self.line.is_empty() {
+            self.emit_line();
+        }
+    }
+
+    /// Passes the collected stderr line to the web server (FCGI_STDERR: nginx's error log) and
+    /// to our log, with the script's name; then clears it.
+    fn emit_line(&mut self) {
+        let line = self.line.strip_suffix(b"\r").unwrap_or(&self.line);
+        warn!(self.log, "{}", String::from_utf8_lossy(line); "script" => self.script, "stream" => "stderr");
+        let mut record = Vec::with_capacity(line.len() + 1);
+        record.extend_from_slice(line);
+        record.push(b'\n');
+        self.line.clear();
+        if let Err(e) = self.response.write_stderr(&record) {
+            self.fail(Stop::ResponseFailed(e));
+        }
+    }
+}
+
+fn pollfd(fd: Option<i32>) -> libc::pollfd {
+    // A negative descriptor is skipped by poll(2): a closed pipe.
+    libc::pollfd { fd: fd.unwrap_or(-1), events: libc::POLLIN, revents: 0 }
+}
+
+fn poll(fds: &mut [libc::pollfd; 2], wait: Duration) -> libc::c_int {
+    let ms = libc::c_int::try_from(wait.as_millis().min(60_000)).unwrap_or(60_000);
+    // Round up, so that a wait of less than a millisecond does not spin.
+    let ms = if ms == 0 && !wait.is_zero() { 1 } else { ms };
+    let count = libc::nfds_t::try_from(fds.len()).unwrap_or(2);
+    // SAFETY: `fds` is a valid array of `count` pollfd structures.
+    unsafe { libc::poll(fds.as_mut_ptr(), count, ms) }
+}
+
+/// One read: `Ok(None)` when there is nothing to read right now.
+fn read(pipe: &mut impl Read, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    match pipe.read(buf) {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn set_nonblocking(fd: i32) {
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+    }
+}
