@@ -39,6 +39,11 @@ pub enum Site {
     Keepalive,
     /// `fcgi-upstream.conf`: two instances; fill in `@FCGI_ADDR_1@` and `@FCGI_ADDR_2@`.
     Upstream,
+    /// `fcgi-cgi.conf`: CGI programs under `/cgi-bin/`; fill in `@FCGI_SOCKET@` and
+    /// `@DOCUMENT_ROOT@`.
+    Cgi,
+    /// `fcgi-cgi-git.conf`: git's http-backend under `/git/`; fill in `@FCGI_SOCKET@`.
+    CgiGit,
 }
 
 impl Site {
@@ -49,6 +54,8 @@ impl Site {
             Site::Unix => "fcgi-unix.conf",
             Site::Keepalive => "fcgi-keepalive.conf",
             Site::Upstream => "fcgi-upstream.conf",
+            Site::Cgi => "fcgi-cgi.conf",
+            Site::CgiGit => "fcgi-cgi-git.conf",
         }
     }
 }

@@ -162,6 +162,18 @@ impl FcgiServe {
     /// Starts `fcgi serve --app APP --listen ADDR EXTRA...`, named `name` (its log is
     /// `dir/NAME.log`, its socket `dir/NAME.sock`), and waits until it accepts connections.
     pub fn start(dir: &Path, name: &str, app: &str, transport: Transport, extra: &[&str]) -> Self {
+        FcgiServe::start_with_env(dir, name, app, transport, extra, &[])
+    }
+
+    /// As [`start`](FcgiServe::start), with `env` added to the process's environment.
+    pub fn start_with_env(
+        dir: &Path,
+        name: &str,
+        app: &str,
+        transport: Transport,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let log = dir.join(format!("{name}.log"));
         let started = retry_on_port_clash(
             || {
@@ -169,6 +181,7 @@ impl FcgiServe {
                 let mut command = Command::new(fcgi_bin());
                 command.args(["serve", "--app", app, "--listen"]);
                 command.arg(addr.listen_arg()).args(extra);
+                command.envs(env.iter().copied());
                 let mut process = Guarded::spawn(name, command, &log);
                 let up = wait_until(START_TIMEOUT, || !process.is_running() || addr.accepts());
                 if up && process.is_running() {
@@ -195,4 +208,27 @@ impl FcgiServe {
     pub fn process(&mut self) -> &mut Guarded {
         &mut self.process
     }
+}
+
+/// The children of process `pid`, from /proc: each one's PID and state letter (`Z` for a zombie).
+pub fn children_of(pid: u32) -> Vec<(u32, char)> {
+    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|child| {
+            let stat = fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+            // The command name (field 2) may hold spaces: the fields after it follow the last ')'.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let mut fields = rest.split(' ');
+            let state = fields.next()?.chars().next()?;
+            let parent: u32 = fields.next()?.parse().ok()?;
+            (parent == pid).then_some((child, state))
+        })
+        .collect()
+}
+
+/// Whether process `pid` exists (a zombie counts).
+pub fn process_exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
 }

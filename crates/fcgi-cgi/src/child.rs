@@ -137,3 +137,30 @@ impl Drop for Child {
         let _ = self.kill_and_reap();
     }
 }
+
+/// Marks every descriptor above 2 of this process close-on-exec. Ours all are already; this is
+/// for those the process inherited from whoever started it (a shell, a supervisor, a test
+/// harness) without the flag, which would otherwise pass on to every program. Returns how many
+/// it had to mark. Reads `/proc/self/fd`; without /proc it does nothing.
+pub fn close_inherited_on_exec() -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return 0 };
+    // Collected first: the listing's own descriptor is among them while it is open.
+    let fds: Vec<libc::c_int> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str().and_then(|name| name.parse().ok()))
+        .filter(|&fd| fd > 2)
+        .collect();
+    let mut marked = 0;
+    for fd in fds {
+        // SAFETY: fcntl F_GETFD/F_SETFD only change a flag; a descriptor closed meanwhile (the
+        // listing's own) fails with EBADF, which is ignored.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+                marked += 1;
+            }
+        }
+    }
+    marked
+}

@@ -55,7 +55,9 @@ enum Outcome {
 
 impl Gateway {
     /// A gateway with `config`: the root is resolved now (so that it is compared with resolved
-    /// script paths), and the `--pass-env` values are read now.
+    /// script paths), and the `--pass-env` values are read now. Descriptors the process
+    /// inherited without close-on-exec get the flag now, so that programs inherit only their
+    /// stdin, stdout and stderr ([`child::close_inherited_on_exec`]).
     pub fn new(config: CgiConfig) -> Result<Gateway, ConfigError> {
         let root = match config.root {
             Some(root) => {
@@ -68,6 +70,10 @@ impl Gateway {
             }
             None => None,
         };
+        let marked = child::close_inherited_on_exec();
+        if marked > 0 {
+            debug!(config.logger, "inherited descriptors marked close-on-exec"; "count" => marked);
+        }
         Ok(Gateway {
             root,
             timeout: config.timeout.filter(|t| !t.is_zero()),
@@ -126,8 +132,7 @@ impl Gateway {
                 let aborted = || request.is_aborted();
                 pump::pump(
                     &mut child,
-                    stdout,
-                    stderr,
+                    (stdout, stderr),
                     response,
                     &aborted,
                     limits,
@@ -153,8 +158,7 @@ impl Gateway {
                     let is_aborted = || aborted.load(Ordering::Acquire);
                     let report = pump::pump(
                         &mut child,
-                        stdout,
-                        stderr,
+                        (stdout, stderr),
                         response,
                         &is_aborted,
                         limits,

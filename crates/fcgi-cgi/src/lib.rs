@@ -48,7 +48,7 @@
 //!   `Status` says otherwise, the body passed on.
 //! - `Location: /path` without `Status`: a local redirect. The program's output is dropped and
 //!   the gateway answers with what `/path` gives to a GET (see [`redirect`]): the path is mapped
-//!   under `--cgi-root` (or `DOCUMENT_ROOT`), the longest prefix that is not a directory being
+//!   under `DOCUMENT_ROOT` (or the root, without one), the longest prefix that is not a directory being
 //!   the program and the rest `PATH_INFO`, and that program is resolved and checked like the
 //!   first. At most [`redirect::MAX_LOCAL_REDIRECTS`] hops; more is a loop: 500 and a log line.
 //! - An NPH program (`nph-` name, RFC 3875 section 5) gets no special treatment: its

@@ -66,8 +66,7 @@ pub(crate) struct Limits {
 /// Runs the pump until the program has exited and been reaped.
 pub(crate) fn pump(
     child: &mut Child,
-    stdout: ChildStdout,
-    stderr: ChildStderr,
+    (stdout, stderr): (ChildStdout, ChildStderr),
     response: &mut Response,
     aborted: &dyn Fn() -> bool,
     limits: Limits,

@@ -48,17 +48,16 @@ impl std::error::Error for RedirectError {}
 
 /// The meta-variables for following `location` from a request that had `vars`: the method
 /// becomes GET with no body; `SCRIPT_NAME` is the longest prefix of the path that is not a
-/// directory under the base (`root`, else `DOCUMENT_ROOT`), `PATH_INFO` the rest;
+/// directory under the base (`DOCUMENT_ROOT`, else `root`), `PATH_INFO` the rest;
 /// `SCRIPT_FILENAME`, `QUERY_STRING`, `REQUEST_URI` and `DOCUMENT_URI` follow;
 /// `CONTENT_LENGTH`, `CONTENT_TYPE` and `PATH_TRANSLATED` are removed. The program is then
 /// resolved and checked like any other.
 pub fn follow(vars: &Vars, location: &str, root: Option<&Path>) -> Result<Vars, RedirectError> {
-    let base = match root {
-        Some(root) => root.to_path_buf(),
-        None => vars
-            .get_nonempty("DOCUMENT_ROOT")
-            .map(|d| PathBuf::from(OsStr::from_bytes(d)))
-            .ok_or_else(|| RedirectError::NoRoot(location.to_owned()))?,
+    // The location is a URL path, so it maps into the site's document root, as the web server
+    // would map it; the CGI root stands in only when the web server sent none.
+    let base = match vars.get_nonempty("DOCUMENT_ROOT") {
+        Some(doc_root) => PathBuf::from(OsStr::from_bytes(doc_root)),
+        None => root.ok_or_else(|| RedirectError::NoRoot(location.to_owned()))?.to_path_buf(),
     };
     let (path, query) = split_location(location);
     let segments: Vec<&[u8]> =
@@ -144,7 +143,11 @@ mod tests {
         let root = Path::new("/");
         assert!(matches!(follow(&vars, "/a/../../etc", Some(root)), Err(RedirectError::DotDot(_))));
         let with_doc_root = Vars::from_pairs(&[("DOCUMENT_ROOT", "/srv/www")]);
-        let next = follow(&with_doc_root, "/nothing/here", None).unwrap();
-        assert_eq!(next.get_str("SCRIPT_FILENAME"), Some("/srv/www/nothing"));
+        let next = follow(&with_doc_root, "/nothing/here", Some(Path::new("/srv/cgi"))).unwrap();
+        assert_eq!(
+            next.get_str("SCRIPT_FILENAME"),
+            Some("/srv/www/nothing"),
+            "DOCUMENT_ROOT first"
+        );
     }
 }

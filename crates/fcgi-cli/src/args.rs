@@ -86,6 +86,9 @@ pub(crate) enum App {
     Hello,
     /// POST and PUT: the request body back, streamed; other methods: the params, one per line.
     Echo,
+    /// A CGI/1.1 gateway, like fcgiwrap: runs the program SCRIPT_FILENAME names (see the CGI
+    /// options below).
+    Cgi,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -195,6 +198,9 @@ pub(crate) struct ServeArgs {
     /// Log one line per request: method, URI, status, bytes, duration.
     #[arg(long)]
     pub(crate) access_log: bool,
+
+    #[command(flatten)]
+    pub(crate) cgi: crate::apps::cgi::CgiArgs,
 }
 
 fn parse_octal(text: &str) -> Result<u32, String> {

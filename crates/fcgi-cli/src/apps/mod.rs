@@ -1,5 +1,6 @@
 //! The built-in apps. Other tests and benchmarks rely on exactly what they answer.
 
+pub(crate) mod cgi;
 mod echo;
 mod hello;
 
@@ -15,9 +16,9 @@ pub(crate) fn install(
     builder: ServerBuilder,
     log: &Logger,
 ) -> Result<ServerBuilder, String> {
-    let _ = log;
     Ok(match args.app {
         App::Hello => builder.responder(hello::hello),
         App::Echo => builder.responder(echo::echo),
+        App::Cgi => builder.responder(cgi::gateway(&args.cgi, log)?),
     })
 }

@@ -1,0 +1,50 @@
+//! `cgi`: the CGI gateway (the fcgi-cgi crate), with its command-line options.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use fcgi_cgi::{CgiConfig, Gateway};
+use slog::Logger;
+
+/// The options of `--app cgi`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "CGI gateway (--app cgi)")]
+pub(crate) struct CgiArgs {
+    /// Run only programs that resolve (symlinks followed) to a path under DIR; others get 403.
+    /// Also where SCRIPT_NAME is looked up when the web server sends neither SCRIPT_FILENAME
+    /// nor DOCUMENT_ROOT. Without it, any executable the web server names may run.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) cgi_root: Option<PathBuf>,
+
+    /// Seconds a program may run before it is stopped (SIGTERM, then SIGKILL); 504 if it had
+    /// sent no header. 0: no limit.
+    #[arg(long, value_name = "SECS", default_value_t = CgiConfig::DEFAULT_TIMEOUT.as_secs())]
+    pub(crate) cgi_timeout: u64,
+
+    /// Seconds between SIGTERM and SIGKILL when a program is stopped.
+    #[arg(long, value_name = "SECS", default_value_t = CgiConfig::DEFAULT_KILL_GRACE.as_secs())]
+    pub(crate) cgi_kill_grace: u64,
+
+    /// Also give programs this variable of our own environment (PATH, GIT_PROJECT_ROOT, ...).
+    /// Repeatable. Nothing else of our environment reaches them.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) pass_env: Vec<String>,
+
+    /// Turn a query string without `=` into the program's arguments (RFC 3875 section 4.4).
+    #[arg(long)]
+    pub(crate) cgi_argv: bool,
+}
+
+/// The gateway these options describe; an error says which option is wrong.
+pub(crate) fn gateway(args: &CgiArgs, log: &Logger) -> Result<Gateway, String> {
+    let config = CgiConfig {
+        root: args.cgi_root.clone(),
+        timeout: Some(Duration::from_secs(args.cgi_timeout)).filter(|t| !t.is_zero()),
+        kill_grace: Duration::from_secs(args.cgi_kill_grace),
+        pass_env: args.pass_env.clone(),
+        argv_from_query: args.cgi_argv,
+        logger: log.new(slog::o!("app" => "cgi")),
+    };
+    Gateway::new(config).map_err(|e| format!("--cgi-root: {e}"))
+}
