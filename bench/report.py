@@ -29,6 +29,13 @@ TARGETS = [
 BACKENDS = [("fcgi", "fcgi-rs"), ("php", "PHP-FPM"), ("libfcgi", "libfcgi")]
 MODES = [("keep", "32 kept connections"), ("new", "a connection per request, 32 at once")]
 
+CGI_TARGETS = [("cgi-fcgi", "fcgi-rs `--app cgi`"), ("cgi-fcgiwrap", "fcgiwrap, 4 workers")]
+CGI_SCRIPTS = [
+    ("trivial", "trivial shell script"),
+    ("big", "10 MiB response"),
+    ("slow", "sleeps 100 ms"),
+]
+
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
 
 
@@ -52,6 +59,9 @@ def parse_wrk(path):
         errors += int(non2xx.group(1))
     run["errors"] = errors
     run["timeouts"] = int(socket.group(4)) if socket else 0
+    transfer = re.search(r"Transfer/sec:\s+([\d.]+)([KMG]?B)", text)
+    scale = {"B": 1e-6, "KB": 1e-3, "MB": 1.0, "GB": 1e3}
+    run["mb_s"] = float(transfer.group(1)) * scale[transfer.group(2)] if transfer else float("nan")
     return run
 
 
@@ -260,10 +270,65 @@ def main():
         add(f"| {label} | {where} | {rps} | {num(p99, 2)} ms | {cpu.get(name, '?')} % | {client} |")
     add("")
 
+    cgi_section(results, env, rss, add)
+
     text = out.read_text() if out.exists() else "# Benchmarks\n"
     at = text.find("\n" + HEADING + "\n")
     before = text if at < 0 else text[: at + 1]
     out.write_text(before.rstrip("\n") + "\n\n" + "\n".join(lines).rstrip("\n") + "\n")
+
+
+def cgi_section(results, env, rss, add):
+    """The CGI gateway against fcgiwrap, if the run measured it."""
+    if not list(results.glob("cgi_*_r*.txt")):
+        return
+    add("### CGI gateway: `fcgi serve --app cgi` against fcgiwrap")
+    add("")
+    add(
+        f"The same programs, run by fcgi-rs (one process, its default pool) and by fcgiwrap "
+        f"{env.get('fcgiwrap', '')} (Debian's; `spawn-fcgi -- fcgiwrap -c 4`: 4 worker processes, "
+        "each serving one request at a time), each on a Unix socket behind its own server block "
+        "from `nginx/fcgi-cgi.conf` in the same nginx, in the same interleaved rounds. The "
+        "programs: `printf 'Content-Type: text/plain\\n\\n'; echo 'Hello, world!'` (`#!/bin/sh`), "
+        "the same header then `exec head -c 10485760 /dev/zero`, and `sleep 0.1` then a header "
+        "and a line."
+    )
+    add("")
+    add("```sh")
+    for script, _ in CGI_SCRIPTS:
+        add(env.get(f"cgi_wrk_{script}", ""))
+    add("```")
+    add("")
+    add("| program | target | requests/s per round | median | ÷ fcgiwrap | MB/s (median) | p99 | errors | backend peak RSS |")
+    add("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for script, script_label in CGI_SCRIPTS:
+        medians = {}
+        table = {}
+        for target, _ in CGI_TARGETS:
+            runs = rounds_of(results, f"cgi_{target}_{script}_r*.txt", parse_wrk)
+            table[target] = runs
+            medians[target] = median([r["rps"] for r in runs])
+        for target, label in CGI_TARGETS:
+            runs = table[target]
+            rps = medians[target]
+            peer = "—" if target == "cgi-fcgiwrap" else ratio(rps, medians["cgi-fcgiwrap"])
+            memory = "—"
+            if target in rss:
+                kib, procs = rss[target]
+                memory = f"{kib / 1024:.1f} MiB ({procs} process{'es' if procs > 1 else ''})"
+            add(
+                f"| {script_label} | {label} | {', '.join(num(r['rps']) for r in runs)} | "
+                f"**{num(rps)}** | {peer} | {num(median([r['mb_s'] for r in runs]), 1)} | "
+                f"{num(median([r['p99'] for r in runs]), 2)} ms | {sum(r['errors'] for r in runs)} | {memory} |"
+            )
+    add("")
+    add(
+        "Peak RSS: VmHWM summed over the backend's long-lived processes over the whole run "
+        "(the programs themselves come and go, and are not counted for either). The sleeping "
+        "program measures concurrency: fcgiwrap serves as many requests at once as it has "
+        "processes, fcgi-rs as many as its pool has threads (64 by default), in one process."
+    )
+    add("")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,10 @@
 #     wrk -t1 -c32 and -c256 through nginx, then `fcgi bench` straight at the backends (32 kept
 #     connections, and a connection per request); then whether `fcgi bench` saturates one
 #     single-threaded libfcgi process (each pinned to a core of its own);
+#  3b. in the same rounds, the CGI gateway against fcgiwrap: `fcgi serve --app cgi` and fcgiwrap
+#     (Debian's, 4 workers: `spawn-fcgi -- fcgiwrap -c 4`), each on a Unix socket behind its own
+#     server block from nginx/fcgi-cgi.conf, running the same three programs: a trivial shell
+#     script, one that writes 10 MiB (`head -c 10485760 /dev/zero`) and one that sleeps 100 ms;
 #  4. reads each backend's peak RSS (VmHWM summed over its processes) and writes the section
 #     with bench/report.py: medians, p99, ratios to the ceiling and to the peers, and the
 #     connections actually served (Little's law: requests/s x mean latency).
@@ -41,7 +45,7 @@ began=$(date +%s)
 
 # --- 1. What it needs ---------------------------------------------------------------------------
 # Only what is missing is installed, by the same script as the tests' packages.
-bash "$repo/tests/deps.sh" nginx php-fpm wrk libfcgi-dev spawn-fcgi gcc libc6-dev python3
+bash "$repo/tests/deps.sh" nginx php-fpm wrk libfcgi-dev spawn-fcgi gcc libc6-dev python3 fcgiwrap
 nginx=/usr/sbin/nginx
 php_fpm=$(ls /usr/sbin/php-fpm* 2>/dev/null | sort | head -1)
 python=/usr/bin/python3
@@ -146,6 +150,41 @@ start_php php-keepalive
 start_libfcgi libfcgi-plain 4
 start_libfcgi libfcgi-keepalive 4
 
+# --- The CGI gateway and fcgiwrap ---------------------------------------------------------------
+# The same programs for both, in $dir/www/cgi-bin; nginx sends SCRIPT_FILENAME.
+cgi_bin="$dir/www/cgi-bin"
+mkdir -p "$cgi_bin"
+cat >"$cgi_bin/trivial.sh" <<'EOF'
+#!/bin/sh
+printf 'Content-Type: text/plain\n\n'
+echo 'Hello, world!'
+EOF
+cat >"$cgi_bin/big.sh" <<'EOF'
+#!/bin/sh
+printf 'Content-Type: application/octet-stream\n\n'
+exec head -c 10485760 /dev/zero
+EOF
+cat >"$cgi_bin/slow.sh" <<'EOF'
+#!/bin/sh
+sleep 0.1
+printf 'Content-Type: text/plain\n\nslept\n'
+EOF
+chmod 755 "$cgi_bin"/*.sh
+
+"$fcgi" serve --app cgi --listen "unix:$dir/cgi-fcgi.sock" --cgi-root "$cgi_bin" \
+    --log-level warning >>"$dir/cgi-fcgi.log" 2>&1 &
+pids+=($!)
+backend_pids[cgi-fcgi]=$!
+wait_for test -S "$dir/cgi-fcgi.sock"
+# fcgiwrap serves one request per process: 4 of them, as many as libfcgi and PHP-FPM get.
+spawn-fcgi -s "$dir/cgi-fcgiwrap.sock" -P "$dir/cgi-fcgiwrap.pid" -- /usr/sbin/fcgiwrap -c 4 \
+    >>"$dir/cgi-fcgiwrap.log" 2>&1
+backend_pids[cgi-fcgiwrap]=$(cat "$dir/cgi-fcgiwrap.pid")
+pids+=("${backend_pids[cgi-fcgiwrap]}")
+wait_for test -S "$dir/cgi-fcgiwrap.sock"
+cgi_targets=(cgi-fcgi cgi-fcgiwrap)
+cgi_scripts=(trivial big slow)
+
 # All the processes of a target: PHP-FPM's master and its children, for instance.
 processes_of() { # TARGET
     local pid all=()
@@ -196,6 +235,13 @@ for target in "${targets[@]}"; do
         -e "s|keepalive 32;|keepalive $keepalive;|" \
         "$template" >>"$site"
 done
+for target in "${cgi_targets[@]}"; do
+    while port_taken "$next"; do next=$((next + 1)); done
+    port[$target]=$next
+    next=$((next + 1))
+    sed -e "s|@LISTEN@|127.0.0.1:${port[$target]}|g" -e "s|@FCGI_SOCKET@|$dir/$target.sock|g" \
+        -e "s|@DOCUMENT_ROOT@|$dir/www|g" nginx/fcgi-cgi.conf >>"$site"
+done
 # wrapper.conf as the tests use it, but: no access log (the same saving for every target;
 # nginx's logging would otherwise be a large share of the ceiling), a document root for
 # SCRIPT_FILENAME, and room for -c 256 (256 client and up to 256 upstream connections, more
@@ -234,6 +280,22 @@ for target in "${targets[@]}"; do
         exit 1
     fi
 done
+for target in "${cgi_targets[@]}"; do
+    exec 3<>"/dev/tcp/127.0.0.1/${port[$target]}"
+    printf 'GET /cgi-bin/trivial.sh HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3
+    reply=$(cat <&3)
+    exec 3<&-
+    if [[ $reply != "HTTP/1.1 200"*"Hello, world!"* ]]; then
+        echo "bench: $target does not run the CGI script as it should:" >&2
+        printf '%s\n' "$reply" >&2
+        cat "$prefix/error.log" "$dir/$target.log" >&2
+        exit 1
+    fi
+done
+# fcgiwrap's workers, now that they exist, so that they are stopped too.
+for pid in $(processes_of cgi-fcgiwrap); do
+    [ "$pid" = "${backend_pids[cgi-fcgiwrap]}" ] || pids+=("$pid")
+done
 backends=(fcgi php libfcgi)
 
 # --- 3. Rounds --------------------------------------------------------------------------------
@@ -241,6 +303,12 @@ echo "bench: $rounds rounds of ${seconds} s runs: ${#targets[@]} targets through
     "-c256, then ${#backends[@]} backends directly, twice"
 wrk_cmd() { # CONNS PORT
     echo wrk -t1 -c"$1" -d"${seconds}s" --latency "http://127.0.0.1:$2/hello.php"
+}
+# Modest concurrency for CGI: every request is a process. The 10 MiB responses with fewer
+# connections, the sleeping script with more (it is the concurrency that is measured there).
+cgi_conns() { case $1 in trivial) echo 8 ;; big) echo 4 ;; slow) echo 32 ;; esac; }
+cgi_wrk_cmd() { # SCRIPT PORT
+    echo wrk -t1 -c"$(cgi_conns "$1")" -d"${seconds}s" --latency "http://127.0.0.1:$2/cgi-bin/$1.sh"
 }
 bench_cmd() { # SOCKET MODE
     local mode=()
@@ -254,6 +322,13 @@ for round in $(seq "$rounds"); do
             printf 'bench: round %s, wrk -c%s, %s\n' "$round" "$conns" "$target"
             # shellcheck disable=SC2046
             $(wrk_cmd "$conns" "${port[$target]}") >"$results/wrk_${target}_c${conns}_r$round.txt"
+        done
+    done
+    for script in "${cgi_scripts[@]}"; do
+        for target in "${cgi_targets[@]}"; do
+            printf 'bench: round %s, CGI %s, %s\n' "$round" "$script" "$target"
+            # shellcheck disable=SC2046
+            $(cgi_wrk_cmd "$script" "${port[$target]}") >"$results/cgi_${target}_${script}_r$round.txt"
         done
     done
     for mode in keep new; do
@@ -307,7 +382,7 @@ saturation same-keep-c1 0 -c 1 --keep-conn
 saturation same-new-c4 0 -c 4
 
 # --- 4. Memory, and the report ----------------------------------------------------------------
-for target in "${targets[@]}"; do
+for target in "${targets[@]}" "${cgi_targets[@]}"; do
     [ "$target" != ceiling ] || continue
     kib=0
     for pid in $(processes_of "$target"); do
@@ -326,6 +401,10 @@ done
     echo "opcache=${opcache:+on}"
     echo "libfcgi=$(dpkg-query -W -f='${Version}' libfcgi-dev 2>/dev/null)"
     echo "spawn_fcgi=$(spawn-fcgi -v | head -1 | awk '{print $2}')"
+    echo "fcgiwrap=$(dpkg-query -W -f='${Version}' fcgiwrap 2>/dev/null)"
+    for script in "${cgi_scripts[@]}"; do
+        echo "cgi_wrk_$script=$(cgi_wrk_cmd "$script" PORT)"
+    done
     echo "wrk=$(wrk -v 2>&1 | head -1 | awk '{print $2}')"
     echo "rustc=$(rustc -V)"
     echo "fcgi=$("$fcgi" --version)"

@@ -12,6 +12,14 @@ packages=(
     nginx
     # tests/request.rs: `fcgi request` against a real PHP-FPM (/usr/sbin/php-fpm8.2 on Debian 12).
     php-fpm
+    # tests/cgi.rs: git clone and push over HTTP through /usr/lib/git-core/git-http-backend, and
+    # Python CGI scripts (/usr/bin/python3).
+    git
+    python3
+    # The CGI gateway's peer in `make bench` (fcgiwrap under spawn-fcgi), installed with the
+    # tests' packages so that a machine set up by `make deps` can run the comparison.
+    fcgiwrap
+    spawn-fcgi
 )
 [ $# -eq 0 ] || packages=("$@")
 
