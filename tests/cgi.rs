@@ -53,6 +53,14 @@ const SCRIPTS: &[(&str, &str)] = &[
     ),
     ("hang.sh", "#!/bin/sh\necho $$ > hang.pid\nexec sleep 30\n"),
     ("stubborn.sh", "#!/bin/sh\ntrap '' TERM\necho $$ > stubborn.pid\nsleep 30\nsleep 30\n"),
+    (
+        "late.sh",
+        "#!/bin/sh\necho $$ > late.pid\nprintf 'Content-Type: text/plain\\n\\npartial\\n'\nexec sleep 30\n",
+    ),
+    (
+        "stream.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nfirst\\n'\nsleep 1.5\necho second\n",
+    ),
     ("sleep.sh", "#!/bin/sh\nsleep 0.1\nprintf 'Content-Type: text/plain\\n\\nslept\\n'\n"),
     (
         "big.sh",
@@ -299,7 +307,15 @@ fn the_environment_is_the_params_and_the_allow_list_only() {
 
 #[test]
 fn programs_inherit_no_descriptor_but_stdin_stdout_and_stderr() {
+    // fcgi serve inherits a descriptor without close-on-exec, as from a careless supervisor:
+    // the gateway must not hand it on.
+    let stray = fs::File::open("/dev/null").unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stray);
+    // SAFETY: fcntl on a descriptor this test owns; clearing FD_CLOEXEC only lets it be
+    // inherited by the processes started while it is open.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
     let site = CgiSite::start(&[], &[]);
+    drop(stray);
     let r =
         site.nginx.post("/cgi-bin/fds.py", "text/plain", b"a body, so stdin is a pipe").unwrap();
     let listing = r.body_text();
@@ -333,7 +349,39 @@ fn a_program_past_the_timeout_is_stopped_and_answered_504() {
     assert!(took >= Duration::from_millis(1900) && took < Duration::from_secs(10), "{took:?}");
     assert!(!process_exists(site.pid_from("stubborn.pid")), "stubborn.sh still runs");
     assert!(site.log_shows("ran past the timeout"), "{}", site.fcgi.log());
+
+    // One that sent its header first: its response is cut short, and it is stopped all the same.
+    let r = site.nginx.get("/cgi-bin/late.sh").unwrap();
+    assert_eq!((r.status, r.body_text().as_str()), (200, "partial\n"));
+    assert!(!process_exists(site.pid_from("late.pid")), "late.sh still runs");
+    assert!(site.log_shows("cut short"), "{}", site.fcgi.log());
     site.assert_no_children();
+}
+
+#[test]
+fn output_is_streamed_as_the_program_writes_it() {
+    let site = CgiSite::start(&[], &[]);
+    let script = site.bin().join("stream.sh").display().to_string();
+    let mut client = Client::connect(site.fcgi.addr());
+    let started = Instant::now();
+    client.send_begin(1, Role::Responder, true);
+    client.send_params(1, &[("SCRIPT_FILENAME", script.as_str()), ("REQUEST_METHOD", "GET")]);
+    client.send_ok(&frames::end(fcgi_codec::StreamKind::Stdin, 1));
+    let mut stdout = Vec::new();
+    while !stdout.ends_with(b"first\n") {
+        match client.expect_frame().kind {
+            fcgi_tests::raw::FrameKind::Stdout(bytes) if !bytes.is_empty() => {
+                stdout.extend_from_slice(&bytes)
+            }
+            other => panic!("before the first line: {other:?}"),
+        }
+    }
+    let first = started.elapsed();
+    let reply = client.read_reply(1);
+    let all = started.elapsed();
+    assert_eq!(reply.body_text(), "second\n", "the rest, after the first line");
+    assert!(first < Duration::from_millis(1200), "the first line took {first:?}");
+    assert!(all >= Duration::from_millis(1500), "the whole response took {all:?}");
 }
 
 #[test]
