@@ -47,6 +47,20 @@ pub struct Spawned {
 
 /// Starts the program.
 ///
+/// ```no_run
+/// use fcgi_cgi::child::{spawn, Launch};
+/// use fcgi_cgi::env::Vars;
+/// use fcgi_cgi::resolve::resolve;
+///
+/// let vars = Vars::from_pairs(&[("SCRIPT_FILENAME", "/usr/lib/cgi-bin/hello.sh")]);
+/// let script = resolve(&vars, None)?;
+/// let launch = Launch { script: &script, vars: &vars, pass_env: &[], args: &[], body: false };
+/// let mut spawned = spawn(&launch)?;
+/// // ... read spawned.stdout and spawned.stderr ...
+/// let status = spawned.child.kill_and_reap()?; // also what dropping it does
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// `std::process::Command` spawns with `posix_spawn` on glibc (clone with `CLONE_VM |
 /// CLONE_VFORK`, then execve: no copy of our address space, no shell) as long as nothing forces
 /// a `fork`: no `pre_exec`, no uid or gid change. `env_clear` + `envs`, `current_dir` and

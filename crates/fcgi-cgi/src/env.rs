@@ -9,6 +9,14 @@ use fcgi_server::Params;
 
 /// The meta-variables of one run of a program: names and values as bytes, in the order the web
 /// server sent them. A local redirect changes some of them and runs again.
+///
+/// ```
+/// use fcgi_cgi::env::Vars;
+///
+/// let vars = Vars::from_pairs(&[("REQUEST_METHOD", "GET"), ("HTTP_PROXY", "evil:3128")]);
+/// assert_eq!(vars.get_str("REQUEST_METHOD"), Some("GET"));
+/// assert_eq!(vars.get("HTTP_PROXY"), None); // httpoxy: never passed on
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Vars {
     vars: Vec<(Vec<u8>, Vec<u8>)>,

@@ -52,6 +52,17 @@ impl std::error::Error for RedirectError {}
 /// `SCRIPT_FILENAME`, `QUERY_STRING`, `REQUEST_URI` and `DOCUMENT_URI` follow;
 /// `CONTENT_LENGTH`, `CONTENT_TYPE` and `PATH_TRANSLATED` are removed. The program is then
 /// resolved and checked like any other.
+///
+/// ```
+/// use fcgi_cgi::env::Vars;
+/// use fcgi_cgi::redirect::follow;
+///
+/// let vars = Vars::from_pairs(&[("DOCUMENT_ROOT", "/nonexistent/www"), ("REQUEST_METHOD", "POST")]);
+/// let next = follow(&vars, "/status?brief", None).unwrap();
+/// assert_eq!(next.get_str("REQUEST_METHOD"), Some("GET"));
+/// assert_eq!(next.get_str("SCRIPT_FILENAME"), Some("/nonexistent/www/status"));
+/// assert_eq!(next.get_str("QUERY_STRING"), Some("brief"));
+/// ```
 pub fn follow(vars: &Vars, location: &str, root: Option<&Path>) -> Result<Vars, RedirectError> {
     // The location is a URL path, so it maps into the site's document root, as the web server
     // would map it; the CGI root stands in only when the web server sent none.

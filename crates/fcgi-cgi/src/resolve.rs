@@ -109,6 +109,17 @@ pub fn requested_path(vars: &Vars, root: Option<&Path>) -> Result<PathBuf, Resol
 
 /// Resolves and checks the program `vars` ask for. `root`, when given, must already be
 /// canonical (the gateway canonicalizes it once at start).
+///
+/// ```
+/// use std::path::Path;
+/// use fcgi_cgi::env::Vars;
+/// use fcgi_cgi::resolve::{resolve, ResolveError};
+///
+/// let vars = Vars::from_pairs(&[("SCRIPT_FILENAME", "/usr/lib/cgi-bin/../../../bin/sh")]);
+/// let refused = resolve(&vars, Some(Path::new("/usr/lib/cgi-bin"))).unwrap_err();
+/// assert!(matches!(refused, ResolveError::OutsideRoot { .. } | ResolveError::NotFound(..)));
+/// assert!(matches!(refused.status(), 403 | 404));
+/// ```
 pub fn resolve(vars: &Vars, root: Option<&Path>) -> Result<Script, ResolveError> {
     let asked = requested_path(vars, root)?;
     if asked.is_relative() {
