@@ -79,13 +79,30 @@ struct Demux {
     log: Logger,
     /// Accepted past `max_conns`: every request is answered OVERLOADED and the connection ends.
     over_limit: bool,
+    /// Requests whose params are complete, handed to the pool once the records read with them
+    /// are routed (see `start_ready`).
+    ready: Vec<Ready>,
+}
+
+/// A request ready for the pool.
+struct Ready {
+    id: u16,
+    begin: BeginRequest,
+    shared: Arc<RequestShared>,
+    job: job::Job,
+}
+
+impl std::fmt::Debug for Ready {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ready").field("id", &self.id).finish_non_exhaustive()
+    }
 }
 
 impl Connection {
     pub(crate) fn new(wire: Arc<Wire>, log: Logger, over_limit: bool) -> Connection {
         Connection {
             decoder: Decoder::new(),
-            demux: Demux { wire, slots: Vec::new(), log, over_limit },
+            demux: Demux { wire, slots: Vec::new(), log, over_limit, ready: Vec::new() },
             last_read: Instant::now(),
             watching_writes: false,
         }
@@ -111,6 +128,7 @@ impl Connection {
                     {
                         self.demux.on_record(record, ctx)?;
                     }
+                    self.demux.start_ready(ctx)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -317,24 +335,43 @@ impl Demux {
         // The connection's logger, not a child per request: most requests never log, and a
         // child logger is an allocation on every one of them. Job's lines name the request.
         let log = self.log.clone();
-        ctx.counters.active.fetch_add(1, Ordering::AcqRel);
         let job = job::Job { ctx: Arc::clone(ctx), handler, request, response, log };
-        match ctx.pool.execute(move || job.run()) {
-            Ok(()) => {
-                self.slots.push((id, Slot::Running(shared)));
-                Ok(())
-            }
-            Err(rejected) => {
-                drop(rejected);
-                ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
-                ctx.counters.overloaded.fetch_add(1, Ordering::Relaxed);
-                warn!(self.log, "all threads busy and the queue full; request answered 503";
-                    "req" => id, "max_threads" => ctx.config.max_threads, "queue" => ctx.config.queue);
-                abort(&shared);
-                self.reply(&canned(id, 503, &ctx.retry_after, ProtocolStatus::Overloaded))?;
-                self.end_if_not_kept(begin)
-            }
+        self.slots.push((id, Slot::Running(Arc::clone(&shared))));
+        self.ready.push(Ready { id, begin, shared, job });
+        Ok(())
+    }
+
+    /// Hands the requests made ready by the records just read to the pool.
+    ///
+    /// Not one by one as their params end: nginx sends a GET's params and its empty body in one
+    /// write, and a handler started before the body's end was routed would wait for it at
+    /// once, which costs a sleep and a wake-up per request.
+    fn start_ready(&mut self, ctx: &Arc<Context>) -> Result<(), Close> {
+        for Ready { id, begin, shared, job } in std::mem::take(&mut self.ready) {
+            ctx.counters.active.fetch_add(1, Ordering::AcqRel);
+            let Err(rejected) = ctx.pool.execute(move || job.run()) else { continue };
+            drop(rejected);
+            ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
+            self.slots.retain(|(slot_id, _)| *slot_id != id);
+            self.overloaded(id, begin, &shared, ctx)?;
         }
+        Ok(())
+    }
+
+    /// Answers a request the pool has no room for: 503 with `Retry-After`, and OVERLOADED.
+    fn overloaded(
+        &self,
+        id: u16,
+        begin: BeginRequest,
+        shared: &RequestShared,
+        ctx: &Context,
+    ) -> Result<(), Close> {
+        ctx.counters.overloaded.fetch_add(1, Ordering::Relaxed);
+        warn!(self.log, "all threads busy and the queue full; request answered 503";
+            "req" => id, "max_threads" => ctx.config.max_threads, "queue" => ctx.config.queue);
+        abort(shared);
+        self.reply(&canned(id, 503, &ctx.retry_after, ProtocolStatus::Overloaded))?;
+        self.end_if_not_kept(begin)
     }
 
     fn abort_request(&mut self, id: u16) -> Result<(), Close> {
