@@ -84,6 +84,19 @@ struct Demux {
     ready: Vec<Ready>,
 }
 
+/// A reader that remembers how many bytes it was asked for.
+struct Measured<R> {
+    inner: R,
+    asked: usize,
+}
+
+impl<R: io::Read> io::Read for Measured<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.asked = buf.len();
+        self.inner.read(buf)
+    }
+}
+
 /// A request ready for the pool.
 struct Ready {
     id: u16,
@@ -117,11 +130,18 @@ impl Connection {
     }
 
     /// Reads everything the socket has, and acts on every whole record in it.
-    pub(crate) fn on_readable(&mut self, ctx: &Arc<Context>) -> Result<(), Close> {
+    ///
+    /// Reading stops at a short read, unless `closing` (the peer hung up or the socket failed):
+    /// a read that did not fill the buffer emptied the socket, and with edge-triggered epoll
+    /// any byte that arrives later is a new event. That spares one read per request that
+    /// would only say "would block".
+    pub(crate) fn on_readable(&mut self, ctx: &Arc<Context>, closing: bool) -> Result<(), Close> {
         loop {
-            match self.decoder.read_from(&mut self.demux.wire.stream()) {
+            let mut reader = Measured { inner: self.demux.wire.stream(), asked: 0 };
+            match self.decoder.read_from(&mut reader) {
                 Ok(0) => return Err(Close::PeerClosed),
-                Ok(_) => {
+                Ok(n) => {
+                    let emptied = n < reader.asked && !closing;
                     self.last_read = Instant::now();
                     while let Some(record) =
                         self.decoder.decode().map_err(|e| Close::Protocol(e.to_string()))?
@@ -129,6 +149,9 @@ impl Connection {
                         self.demux.on_record(record, ctx)?;
                     }
                     self.demux.start_ready(ctx)?;
+                    if emptied {
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
