@@ -157,6 +157,7 @@
 
 mod builder;
 mod error;
+mod mailbox;
 mod pool;
 mod state;
 mod stats;

@@ -79,13 +79,43 @@ struct Demux {
     log: Logger,
     /// Accepted past `max_conns`: every request is answered OVERLOADED and the connection ends.
     over_limit: bool,
+    /// Requests whose params are complete, handed to the pool once the records read with them
+    /// are routed (see `start_ready`).
+    ready: Vec<Ready>,
+}
+
+/// A reader that remembers how many bytes it was asked for.
+struct Measured<R> {
+    inner: R,
+    asked: usize,
+}
+
+impl<R: io::Read> io::Read for Measured<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.asked = buf.len();
+        self.inner.read(buf)
+    }
+}
+
+/// A request ready for the pool.
+struct Ready {
+    id: u16,
+    begin: BeginRequest,
+    shared: Arc<RequestShared>,
+    job: job::Job,
+}
+
+impl std::fmt::Debug for Ready {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ready").field("id", &self.id).finish_non_exhaustive()
+    }
 }
 
 impl Connection {
     pub(crate) fn new(wire: Arc<Wire>, log: Logger, over_limit: bool) -> Connection {
         Connection {
             decoder: Decoder::new(),
-            demux: Demux { wire, slots: Vec::new(), log, over_limit },
+            demux: Demux { wire, slots: Vec::new(), log, over_limit, ready: Vec::new() },
             last_read: Instant::now(),
             watching_writes: false,
         }
@@ -100,16 +130,27 @@ impl Connection {
     }
 
     /// Reads everything the socket has, and acts on every whole record in it.
-    pub(crate) fn on_readable(&mut self, ctx: &Arc<Context>) -> Result<(), Close> {
+    ///
+    /// Reading stops at a short read, unless `closing` (the peer hung up or the socket failed):
+    /// a read that did not fill the buffer emptied the socket, and with edge-triggered epoll
+    /// any byte that arrives later is a new event. That spares one read per request that
+    /// would only say "would block".
+    pub(crate) fn on_readable(&mut self, ctx: &Arc<Context>, closing: bool) -> Result<(), Close> {
         loop {
-            match self.decoder.read_from(&mut self.demux.wire.stream()) {
+            let mut reader = Measured { inner: self.demux.wire.stream(), asked: 0 };
+            match self.decoder.read_from(&mut reader) {
                 Ok(0) => return Err(Close::PeerClosed),
-                Ok(_) => {
+                Ok(n) => {
+                    let emptied = n < reader.asked && !closing;
                     self.last_read = Instant::now();
                     while let Some(record) =
                         self.decoder.decode().map_err(|e| Close::Protocol(e.to_string()))?
                     {
                         self.demux.on_record(record, ctx)?;
+                    }
+                    self.demux.start_ready(ctx)?;
+                    if emptied {
+                        break;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -317,24 +358,43 @@ impl Demux {
         // The connection's logger, not a child per request: most requests never log, and a
         // child logger is an allocation on every one of them. Job's lines name the request.
         let log = self.log.clone();
-        ctx.counters.active.fetch_add(1, Ordering::AcqRel);
         let job = job::Job { ctx: Arc::clone(ctx), handler, request, response, log };
-        match ctx.pool.execute(move || job.run()) {
-            Ok(()) => {
-                self.slots.push((id, Slot::Running(shared)));
-                Ok(())
-            }
-            Err(rejected) => {
-                drop(rejected);
-                ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
-                ctx.counters.overloaded.fetch_add(1, Ordering::Relaxed);
-                warn!(self.log, "all threads busy and the queue full; request answered 503";
-                    "req" => id, "max_threads" => ctx.config.max_threads, "queue" => ctx.config.queue);
-                abort(&shared);
-                self.reply(&canned(id, 503, &ctx.retry_after, ProtocolStatus::Overloaded))?;
-                self.end_if_not_kept(begin)
-            }
+        self.slots.push((id, Slot::Running(Arc::clone(&shared))));
+        self.ready.push(Ready { id, begin, shared, job });
+        Ok(())
+    }
+
+    /// Hands the requests made ready by the records just read to the pool.
+    ///
+    /// Not one by one as their params end: nginx sends a GET's params and its empty body in one
+    /// write, and a handler started before the body's end was routed would wait for it at
+    /// once, which costs a sleep and a wake-up per request.
+    fn start_ready(&mut self, ctx: &Arc<Context>) -> Result<(), Close> {
+        for Ready { id, begin, shared, job } in std::mem::take(&mut self.ready) {
+            ctx.counters.active.fetch_add(1, Ordering::AcqRel);
+            let Err(rejected) = ctx.pool.execute(move || job.run()) else { continue };
+            drop(rejected);
+            ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
+            self.slots.retain(|(slot_id, _)| *slot_id != id);
+            self.overloaded(id, begin, &shared, ctx)?;
         }
+        Ok(())
+    }
+
+    /// Answers a request the pool has no room for: 503 with `Retry-After`, and OVERLOADED.
+    fn overloaded(
+        &self,
+        id: u16,
+        begin: BeginRequest,
+        shared: &RequestShared,
+        ctx: &Context,
+    ) -> Result<(), Close> {
+        ctx.counters.overloaded.fetch_add(1, Ordering::Relaxed);
+        warn!(self.log, "all threads busy and the queue full; request answered 503";
+            "req" => id, "max_threads" => ctx.config.max_threads, "queue" => ctx.config.queue);
+        abort(shared);
+        self.reply(&canned(id, 503, &ctx.retry_after, ProtocolStatus::Overloaded))?;
+        self.end_if_not_kept(begin)
     }
 
     fn abort_request(&mut self, id: u16) -> Result<(), Close> {

@@ -94,7 +94,12 @@ impl Monitor {
                             self.accept(&mut state, t - FIRST_LISTENER);
                         }
                     }
-                    Token(t) => self.ready(&mut state, t, event.is_writable()),
+                    Token(t) => self.ready(
+                        &mut state,
+                        t,
+                        event.is_writable(),
+                        event.is_read_closed() || event.is_error(),
+                    ),
                 }
             }
             if state.drain_deadline.is_none() {
@@ -166,7 +171,7 @@ impl Monitor {
         }
     }
 
-    fn ready(&mut self, state: &mut State, token: usize, writable: bool) {
+    fn ready(&mut self, state: &mut State, token: usize, writable: bool, closing: bool) {
         let Some(conn) = state.conns.get_mut(&token) else { return };
         let mut result = Ok(());
         if writable {
@@ -174,7 +179,7 @@ impl Monitor {
         }
         // Edge-triggered: read whenever anything happened, until the socket would block.
         if result.is_ok() {
-            result = conn.on_readable(&self.ctx);
+            result = conn.on_readable(&self.ctx, closing);
         }
         if result.is_ok() {
             // Answers the socket could not take wait for it to turn writable.
