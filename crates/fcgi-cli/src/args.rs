@@ -19,6 +19,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Serve a built-in app over FastCGI (behind nginx, Apache, lighttpd, Caddy, ...).
+    #[command(args_override_self = true)]
     Serve(Box<ServeArgs>),
     /// Send one request to a FastCGI server and print the response: a ready-made health check
     ///
@@ -195,6 +196,9 @@ pub(crate) struct ServeArgs {
     /// Log one line per request: method, URI, status, bytes, duration.
     #[arg(long)]
     pub(crate) access_log: bool,
+
+    #[command(flatten)]
+    pub(crate) process: crate::process_args::ProcessArgs,
 }
 
 fn parse_octal(text: &str) -> Result<u32, String> {

@@ -73,7 +73,7 @@ mod backoff;
 mod error;
 mod heartbeat;
 mod master;
-mod pidfile;
+pub mod pidfile;
 pub mod policy;
 mod settings;
 mod signals;

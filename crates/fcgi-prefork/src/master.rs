@@ -396,12 +396,12 @@ impl Run {
             let expected = matches!(proc.phase, Phase::Retiring { .. }) || self.stopping.is_some();
             let log = &self.master.log;
             if expected {
-                info!(log, "worker exited"; "worker" => proc.id, "pid" => pid, "status" => how,
+                info!(log, "worker exited"; "worker" => proc.id, "worker_pid" => pid, "status" => how,
                     "served" => proc.beat.served);
             } else {
                 let delay = self.backoff.crashed(lifetime);
                 self.next_spawn = self.next_spawn.max(Instant::now() + delay);
-                warn!(log, "worker died; replacing it"; "worker" => proc.id, "pid" => pid,
+                warn!(log, "worker died; replacing it"; "worker" => proc.id, "worker_pid" => pid,
                     "status" => how, "lived_ms" => lifetime.as_millis(),
                     "crashes_in_a_row" => self.backoff.failures(),
                     "respawn_in_ms" => delay.as_millis());
@@ -426,7 +426,7 @@ impl Run {
                     };
                     if let Some(why) = why {
                         warn!(self.master.log, "worker hung; sending TERM, then KILL";
-                            "worker" => proc.id, "pid" => proc.pid, "why" => why,
+                            "worker" => proc.id, "worker_pid" => proc.pid, "why" => why,
                             "timeout_ms" => settings.worker_timeout.as_millis(),
                             "kill_in_ms" => settings.kill_grace.as_millis());
                         signals::send(proc.pid, libc::SIGTERM);
@@ -436,7 +436,7 @@ impl Run {
                 }
                 Phase::Retiring { kill_at, killed: false } if now >= kill_at => {
                     warn!(self.master.log, "worker did not stop in time; killing it";
-                        "worker" => proc.id, "pid" => proc.pid);
+                        "worker" => proc.id, "worker_pid" => proc.pid);
                     signals::send(proc.pid, libc::SIGKILL);
                     proc.phase = Phase::Retiring { kill_at, killed: true };
                 }
@@ -534,7 +534,7 @@ impl Run {
     fn retire(&mut self, index: usize, why: &str) {
         let settings = &self.master.settings;
         let proc = &mut self.procs[index];
-        info!(self.master.log, "retiring a worker gracefully"; "worker" => proc.id, "pid" => proc.pid, "why" => why);
+        info!(self.master.log, "retiring a worker gracefully"; "worker" => proc.id, "worker_pid" => proc.pid, "why" => why);
         signals::send(proc.pid, libc::SIGTERM);
         proc.phase = Phase::Retiring {
             kill_at: Instant::now() + settings.graceful_timeout + settings.kill_grace,
@@ -580,7 +580,7 @@ impl Run {
             busy: false,
             phase: Phase::Starting,
         });
-        info!(log, "worker started"; "worker" => id, "pid" => pid, "generation" => self.generation);
+        info!(log, "worker started"; "worker" => id, "worker_pid" => pid, "generation" => self.generation);
         Some(())
     }
 
@@ -657,7 +657,7 @@ impl Run {
             Ok(child) => {
                 let pid = libc::pid_t::try_from(child.id()).unwrap_or(-1);
                 info!(log, "upgrade: new master started; waiting until it serves";
-                    "pid" => pid, "exe" => %self.master.exe.display(), "fds" => list);
+                    "worker_pid" => pid, "exe" => %self.master.exe.display(), "fds" => list);
                 self.upgrade = Some(Upgrade { pid, ready: BeatReaderPipe(ready_read) });
             }
             Err(e) => {
@@ -689,7 +689,7 @@ impl Run {
 
     fn upgrade_failed(&mut self, why: &str) {
         if let Some(upgrade) = self.upgrade.take() {
-            error!(self.master.log, "upgrade failed; this master goes on serving"; "why" => why, "pid" => upgrade.pid);
+            error!(self.master.log, "upgrade failed; this master goes on serving"; "why" => why, "new_pid" => upgrade.pid);
             self.restore_pid_file();
         }
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// Writes our pid to `path` through a temporary file and a rename, so a reader never sees it
 /// empty or half-written.
-pub(crate) fn write(path: &Path) -> io::Result<()> {
+pub fn write(path: &Path) -> io::Result<()> {
     let pid = std::process::id();
     let temp = sibling(path, &format!(".tmp.{pid}"));
     let result = (|| {
@@ -22,19 +22,19 @@ pub(crate) fn write(path: &Path) -> io::Result<()> {
 }
 
 /// The pid in the file at `path`, if it holds one.
-pub(crate) fn read(path: &Path) -> Option<u32> {
+pub fn read(path: &Path) -> Option<u32> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// Removes `path` if it still names this process (another master may have written it since).
-pub(crate) fn remove_if_ours(path: &Path) {
+pub fn remove_if_ours(path: &Path) {
     if read(path) == Some(std::process::id()) {
         let _ = fs::remove_file(path);
     }
 }
 
 /// `PIDFILE.oldbin`, where an upgrading master moves its pid file (as nginx does).
-pub(crate) fn oldbin(path: &Path) -> PathBuf {
+pub fn oldbin(path: &Path) -> PathBuf {
     sibling(path, ".oldbin")
 }
 
