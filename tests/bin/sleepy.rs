@@ -26,8 +26,10 @@ struct Sleepy {
 
 impl Workload for Sleepy {
     fn run_worker(&mut self, mut worker: Worker) -> i32 {
-        let builder = worker.take_listeners().into_iter().fold(Server::builder(), |b, l| b.listener(l));
-        let server = builder.logger(self.log.new(o!("worker" => worker.id()))).responder(handle).build();
+        let builder =
+            worker.take_listeners().into_iter().fold(Server::builder(), |b, l| b.listener(l));
+        let server =
+            builder.logger(self.log.new(o!("worker" => worker.id()))).responder(handle).build();
         match worker.serve(server, &self.log) {
             Ok(_) => 0,
             Err(_) => 1,
@@ -71,7 +73,10 @@ fn main() -> ExitCode {
         let count = || usize::try_from(number()).unwrap_or(0);
         match name {
             "workers" => settings.workers = count(),
-            "model" => settings.model = if value == "dynamic" { ProcessModel::Dynamic } else { ProcessModel::Static },
+            "model" => {
+                settings.model =
+                    if value == "dynamic" { ProcessModel::Dynamic } else { ProcessModel::Static }
+            }
             "min_spare" => settings.min_spare = count(),
             "max_spare" => settings.max_spare = count(),
             "max_workers" => settings.max_workers = count(),
@@ -88,7 +93,10 @@ fn main() -> ExitCode {
     }
     // Synchronous: the master forks, and must have no thread.
     let decorator = slog_term::PlainSyncDecorator::new(std::io::stderr());
-    let log = Logger::root(slog_term::FullFormat::new(decorator).build().fuse(), o!("pid" => std::process::id()));
+    let log = Logger::root(
+        slog_term::FullFormat::new(decorator).build().fuse(),
+        o!("pid" => std::process::id()),
+    );
     let listeners = match fcgi_prefork::inherited_listeners() {
         Ok(Some(inherited)) => inherited,
         Ok(None) => match socket.parse().map_err(|e| format!("{e}")).and_then(|addr| {

@@ -60,7 +60,9 @@ fn parse(text: &str) -> Result<Vec<String>, String> {
         };
         let name = name.trim().replace('_', "-");
         let value = value.trim();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        if name.is_empty()
+            || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
             return Err(format!("line {at}: {name:?} is not an option name"));
         }
         if name == "config" {
@@ -81,7 +83,8 @@ mod tests {
 
     #[test]
     fn lines_become_long_options() {
-        let text = "# comment\n\napp = echo\nmax_requests = 100\naccess-log = true\nmaster = false\n";
+        let text =
+            "# comment\n\napp = echo\nmax_requests = 100\naccess-log = true\nmaster = false\n";
         assert_eq!(
             parse(text).expect("valid"),
             vec!["--app=echo", "--max-requests=100", "--access-log"]

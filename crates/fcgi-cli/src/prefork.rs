@@ -77,10 +77,12 @@ impl Workload for ServeWorkload {
         let args = config_file::serve_args()?;
         args.config()?;
         let settings = args.process.settings(args.graceful_timeout)?;
-        if args.listen != self.args.listen || args.listen_options() != self.args.listen_options()
-        {
-            warn!(self.log, "the listening sockets change only with a binary upgrade (USR2); \
-                kept as they are");
+        if args.listen != self.args.listen || args.listen_options() != self.args.listen_options() {
+            warn!(
+                self.log,
+                "the listening sockets change only with a binary upgrade (USR2); \
+                kept as they are"
+            );
         }
         if args.process.log_file != self.args.process.log_file
             || args.process.pid_file != self.args.process.pid_file

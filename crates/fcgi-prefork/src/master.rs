@@ -642,13 +642,17 @@ impl Run {
             .env_remove("LISTEN_FDNAMES");
         let mut inherit = fds.clone();
         inherit.push(ready_fd);
-        // SAFETY: the closure runs in the forked child before exec and only calls fcntl, which
-        // is async-signal-safe. Clearing the flag there leaves the master's own descriptors
+        let mask = self.signals.as_ref().map(SignalFd::child_mask);
+        // SAFETY: the closure runs in the forked child before exec and only calls fcntl and
+        // pthread_sigmask, which are async-signal-safe. Clearing the flag there leaves the master's own descriptors
         // close-on-exec.
         unsafe {
             command.pre_exec(move || {
                 for &fd in &inherit {
                     upgrade::set_cloexec(fd, false)?;
+                }
+                if let Some(mask) = &mask {
+                    signals::restore_mask(mask);
                 }
                 Ok(())
             });

@@ -44,6 +44,11 @@ impl SignalFd {
             if libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut original) != 0 {
                 return Err(io::Error::last_os_error());
             }
+            // A master started by an upgrade inherits these blocked (exec keeps the mask):
+            // what children get back must have them unblocked all the same.
+            for signal in HANDLED {
+                libc::sigdelset(&mut original, signal);
+            }
             let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
             if fd < 0 {
                 return Err(io::Error::last_os_error());
@@ -74,6 +79,11 @@ impl SignalFd {
                 _ => return signals,
             }
         }
+    }
+
+    /// The mask children get: the one the process started with, minus the master's signals.
+    pub(crate) fn child_mask(&self) -> libc::sigset_t {
+        self.original
     }
 
     /// In a freshly forked child: give up the descriptor and unblock what the master blocked.

@@ -246,7 +246,8 @@ impl Monitor {
             let quiet = now.saturating_duration_since(conn.last_read);
             let awaited = state.fresh.get(token).is_some_and(|t| now - *t < DRAIN_FRESH_GRACE);
             if conn.is_idle() {
-                if (draining && !awaited) || quiet >= config.idle_timeout || conn.wire().is_broken() {
+                if (draining && !awaited) || quiet >= config.idle_timeout || conn.wire().is_broken()
+                {
                     expired.push((*token, "idle"));
                 }
             } else if conn.awaits_input() && quiet >= config.read_timeout {
