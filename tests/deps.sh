@@ -12,6 +12,8 @@ packages=(
     nginx
     # tests/request.rs: `fcgi request` against a real PHP-FPM (/usr/sbin/php-fpm8.2 on Debian 12).
     php-fpm
+    # tests/prefork.rs: load through nginx while workers are reloaded, upgraded and recycled.
+    wrk
 )
 [ $# -eq 0 ] || packages=("$@")
 

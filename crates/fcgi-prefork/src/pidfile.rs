@@ -1,4 +1,16 @@
 //! The pid file: written whole or not at all, removed only by the process it names.
+//!
+//! [`Master::pid_file`](crate::Master::pid_file) uses these; a single-process server can too:
+//!
+//! ```no_run
+//! use std::path::Path;
+//!
+//! let path = Path::new("/run/fcgi-rs/fcgi.pid");
+//! fcgi_prefork::pidfile::write(path)?;
+//! // ... serve ...
+//! fcgi_prefork::pidfile::remove_if_ours(path);
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 use std::fs;
 use std::io::{self, Write};
