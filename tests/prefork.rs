@@ -527,3 +527,33 @@ fn socket_activated_fds_are_adopted_with_several_workers() {
     assert!(socket.exists(), "a socket systemd owns is left in place");
     assert!(text().contains("master exiting"), "{}", text());
 }
+
+#[test]
+fn a_failed_upgrade_leaves_the_old_master_serving() {
+    let dir = scratch();
+    // A copy of the binary that the "upgrade" then replaces with one that cannot start.
+    let exe = dir.path().join("fcgi");
+    fs::copy(fcgi_bin(), &exe).expect("copy the fcgi binary");
+    let mut command = Command::new(&exe);
+    command.args(["serve", "--app", "hello", "--workers", "2", "--listen"]);
+    command.arg(format!("unix:{}", dir.path().join("fcgi.sock").display()));
+    command.arg("--pid-file").arg(dir.path().join("fcgi.pid"));
+    let mut served = Served::start(dir.path(), "fcgi", command, 2);
+    let broken = dir.path().join("fcgi.new");
+    fs::write(&broken, "#!/bin/sh\nexit 1\n").expect("a broken binary");
+    fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("make it executable");
+    fs::rename(&broken, &exe).expect("install it");
+
+    served.process.signal(libc::SIGUSR2);
+    let logged = wait_until(Duration::from_secs(10), || {
+        served.log_text().contains("upgrade failed; this master goes on serving")
+    });
+    assert!(logged, "{}", served.log_text());
+    assert_eq!(read_pid(&served.pid_file), Some(served.pid()), "the pid file is moved back");
+    assert!(!PathBuf::from(format!("{}.oldbin", served.pid_file.display())).exists());
+    assert!(served.process.is_running());
+    let (code, body) = fcgi_request(&served.socket, "/", 10);
+    assert_eq!((code, body.as_str()), (Some(0), "Hello, world!"));
+    assert_eq!(served.workers().len(), 2);
+}
