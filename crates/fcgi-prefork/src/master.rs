@@ -190,11 +190,11 @@ struct Stopping {
 
 struct Upgrade {
     pid: libc::pid_t,
-    ready: BeatReaderPipe,
+    ready: ReadyPipe,
 }
 
-/// The old master's end of the upgrade's pipe.
-struct BeatReaderPipe(File);
+/// The old master's end of the upgrade's pipe, on which the new master says it serves.
+struct ReadyPipe(File);
 
 struct Run {
     master: Master,
@@ -357,9 +357,7 @@ impl Run {
                 warn!(self.master.log, "a worker wrote something that is not a report"; "worker" => proc.id);
             }
             if let Some(last) = received.beats.last() {
-                proc.busy = last.in_flight > 0
-                    || received.beats.iter().any(|b| b.served > proc.beat.served)
-                    || last.served > proc.beat.served;
+                proc.busy = last.in_flight > 0 || last.served > proc.beat.served;
                 proc.beat = *last;
                 proc.last_beat = now;
                 if proc.phase == Phase::Starting {
@@ -662,7 +660,7 @@ impl Run {
                 let pid = libc::pid_t::try_from(child.id()).unwrap_or(-1);
                 info!(log, "upgrade: new master started; waiting until it serves";
                     "worker_pid" => pid, "exe" => %self.master.exe.display(), "fds" => list);
-                self.upgrade = Some(Upgrade { pid, ready: BeatReaderPipe(ready_read) });
+                self.upgrade = Some(Upgrade { pid, ready: ReadyPipe(ready_read) });
             }
             Err(e) => {
                 error!(log, "upgrade failed: cannot start the new binary"; "exe" => %self.master.exe.display(), "error" => %e);

@@ -201,7 +201,9 @@ impl Server {
 }
 
 /// Stops a running [`Server`] gracefully: it stops accepting, closes idle connections, lets
-/// running requests finish for up to the grace period, then returns from `serve`.
+/// running requests finish for up to the grace period, then returns from `serve`. A connection
+/// accepted but not yet read from is kept up to a second for the request the web server opened
+/// it for, so that another process sharing the listening socket can take over without a failure.
 ///
 /// ```no_run
 /// # let server = fcgi_server::Server::builder().build();
