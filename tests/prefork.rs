@@ -557,3 +557,51 @@ fn a_failed_upgrade_leaves_the_old_master_serving() {
     assert_eq!((code, body.as_str()), (Some(0), "Hello, world!"));
     assert_eq!(served.workers().len(), 2);
 }
+
+#[test]
+fn usr1_reopens_the_log_file_in_the_single_process_and_in_every_worker() {
+    for (name, extra, workers) in [("single", &[][..], 0), ("master", &["--workers", "2"][..], 2)] {
+        let dir = scratch();
+        let log_file = dir.path().join("fcgi-rs.log");
+        let log_arg = log_file.display().to_string();
+        let mut args = vec!["--log-file", log_arg.as_str()];
+        args.extend_from_slice(extra);
+        let served = Served::fcgi(dir.path(), name, &args, workers);
+        assert!(wait_until(Duration::from_secs(5), || {
+            fs::read_to_string(&log_file).is_ok_and(|text| text.contains("serving"))
+        }));
+        // As logrotate does: move the file away, then ask for a new one.
+        let rotated = dir.path().join("fcgi-rs.log.1");
+        fs::rename(&log_file, &rotated).expect("rotate");
+        served.process.signal(libc::SIGUSR1);
+        let wanted = if workers == 0 { 1 } else { workers };
+        let reopened = wait_until(Duration::from_secs(5), || {
+            let text = fs::read_to_string(&log_file).unwrap_or_default();
+            text.lines().filter(|l| l.contains("reopened")).count() >= wanted
+        });
+        let text = fs::read_to_string(&log_file).unwrap_or_default();
+        assert!(reopened, "{name}: the new file holds:\n{text}\nstderr:\n{}", served.log_text());
+        if workers > 0 {
+            assert!(text.contains("log files reopened; telling the workers"), "{text}");
+        }
+        let (code, body) = fcgi_request(&served.socket, "/", 10);
+        assert_eq!(code, Some(0), "{body}");
+    }
+}
+
+#[test]
+fn quit_stops_at_once_without_waiting_for_requests() {
+    let dir = scratch();
+    let mut served = Served::sleepy(dir.path(), "sleepy", &["workers=2", "graceful_ms=30000"], 2);
+    let socket = served.socket.clone();
+    let request = thread::spawn(move || fcgi_request(&socket, "/x?ms=10000", 20));
+    thread::sleep(Duration::from_millis(500));
+    let quit_at = Instant::now();
+    served.process.signal(libc::SIGQUIT);
+    let status = served.process.wait_exit(Duration::from_secs(5)).expect("the master exits");
+    assert_eq!(status.code(), Some(0), "{}", served.log_text());
+    assert!(quit_at.elapsed() < Duration::from_secs(3), "{:?}", quit_at.elapsed());
+    let (code, _) = request.join().expect("the request");
+    assert_eq!(code, Some(1), "the running request was cut short");
+    assert!(!served.socket.exists());
+}
