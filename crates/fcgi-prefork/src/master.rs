@@ -154,9 +154,9 @@ impl Master {
             "workers" => run.master.settings.workers,
             "model" => format!("{:?}", run.master.settings.model).to_lowercase(),
             "listeners" => run.master.listeners.len());
-        let result = run.main_loop(workload);
+        run.main_loop(workload);
         run.exit();
-        result
+        Ok(())
     }
 }
 
@@ -172,6 +172,7 @@ enum Phase {
     },
 }
 
+/// A worker, as the master knows it.
 struct Proc {
     pid: libc::pid_t,
     id: u64,
@@ -196,6 +197,7 @@ struct Upgrade {
 /// The old master's end of the upgrade's pipe, on which the new master says it serves.
 struct ReadyPipe(File);
 
+/// The master while it runs: its workers and what it is in the middle of.
 struct Run {
     master: Master,
     signals: Option<SignalFd>,
@@ -214,7 +216,8 @@ struct Run {
 }
 
 impl Run {
-    fn main_loop(&mut self, workload: &mut dyn Workload) -> Result<(), Error> {
+    /// Runs until stopping is asked for and every worker has exited.
+    fn main_loop(&mut self, workload: &mut dyn Workload) {
         loop {
             self.wait();
             let pending = self.signals.as_mut().map(SignalFd::pending).unwrap_or_default();
@@ -226,7 +229,7 @@ impl Run {
             self.reap();
             self.check_hung();
             match &self.stopping {
-                Some(_) if self.procs.is_empty() => return Ok(()),
+                Some(_) if self.procs.is_empty() => return,
                 Some(_) => {}
                 None => self.reconcile(workload),
             }

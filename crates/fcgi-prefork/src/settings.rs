@@ -60,31 +60,34 @@ impl Settings {
     /// 5 s: enough for a worker to log and flush after TERM, short enough that a hung worker's
     /// requests fail soon.
     pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
+    /// 200 ms: the heartbeat comes every quarter of the timeout, and less than 50 ms between
+    /// reports would cost more than it tells.
+    pub const MIN_WORKER_TIMEOUT: Duration = Duration::from_millis(200);
 
     /// Checks that the numbers agree with each other.
     pub fn validate(&self) -> Result<(), SettingsError> {
         if self.workers == 0 {
-            return Err(SettingsError("workers must be at least 1".into()));
+            return Err(SettingsError::NoWorkers);
         }
-        if self.worker_timeout < Duration::from_millis(200) {
-            return Err(SettingsError("the worker timeout must be at least 200 ms".into()));
+        if self.worker_timeout < Self::MIN_WORKER_TIMEOUT {
+            return Err(SettingsError::WorkerTimeoutTooShort(self.worker_timeout));
         }
         if self.model == ProcessModel::Dynamic {
             if self.min_spare == 0 {
-                return Err(SettingsError("min spare workers must be at least 1".into()));
+                return Err(SettingsError::NoSpares);
             }
             if self.min_spare > self.max_spare {
-                return Err(SettingsError(format!(
-                    "min spare workers ({}) must not exceed max spare workers ({})",
-                    self.min_spare, self.max_spare
-                )));
+                return Err(SettingsError::SparesInverted {
+                    min_spare: self.min_spare,
+                    max_spare: self.max_spare,
+                });
             }
             if self.max_spare > self.max_workers || self.workers > self.max_workers {
-                return Err(SettingsError(format!(
-                    "max workers ({}) must be at least the starting workers ({}) and max spare \
-                     workers ({})",
-                    self.max_workers, self.workers, self.max_spare
-                )));
+                return Err(SettingsError::CapTooLow {
+                    max_workers: self.max_workers,
+                    workers: self.workers,
+                    max_spare: self.max_spare,
+                });
             }
         }
         Ok(())
@@ -115,13 +118,61 @@ impl Default for Settings {
     }
 }
 
-/// Settings that contradict each other; the message says which.
+/// Settings that contradict each other.
+///
+/// ```
+/// use fcgi_prefork::{Settings, SettingsError};
+///
+/// let settings = Settings { workers: 0, ..Settings::default() };
+/// assert_eq!(settings.validate(), Err(SettingsError::NoWorkers));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SettingsError(pub String);
+pub enum SettingsError {
+    /// `workers` is 0.
+    NoWorkers,
+    /// `worker_timeout` is below [`Settings::MIN_WORKER_TIMEOUT`].
+    WorkerTimeoutTooShort(Duration),
+    /// Dynamic, and `min_spare` is 0: nothing would be ready for the next request.
+    NoSpares,
+    /// Dynamic, and `min_spare` exceeds `max_spare`.
+    SparesInverted {
+        /// The lower bound given.
+        min_spare: usize,
+        /// The upper bound given.
+        max_spare: usize,
+    },
+    /// Dynamic, and `max_workers` is below the starting `workers` or `max_spare`.
+    CapTooLow {
+        /// The cap given.
+        max_workers: usize,
+        /// The starting workers given.
+        workers: usize,
+        /// The upper spare bound given.
+        max_spare: usize,
+    },
+}
 
 impl fmt::Display for SettingsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            SettingsError::NoWorkers => f.write_str("workers must be at least 1"),
+            SettingsError::WorkerTimeoutTooShort(t) => write!(
+                f,
+                "the worker timeout ({} ms) must be at least {} ms",
+                t.as_millis(),
+                Settings::MIN_WORKER_TIMEOUT.as_millis()
+            ),
+            SettingsError::NoSpares => f.write_str("min spare workers must be at least 1"),
+            SettingsError::SparesInverted { min_spare, max_spare } => write!(
+                f,
+                "min spare workers ({min_spare}) must not exceed max spare workers ({max_spare})"
+            ),
+            SettingsError::CapTooLow { max_workers, workers, max_spare } => write!(
+                f,
+                "max workers ({max_workers}) must be at least the starting workers ({workers}) \
+                 and max spare workers ({max_spare})"
+            ),
+        }
     }
 }
 
