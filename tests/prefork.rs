@@ -550,7 +550,10 @@ fn a_failed_upgrade_leaves_the_old_master_serving() {
         served.log_text().contains("upgrade failed; this master goes on serving")
     });
     assert!(logged, "{}", served.log_text());
-    assert_eq!(read_pid(&served.pid_file), Some(served.pid()), "the pid file is moved back");
+    let master = served.pid();
+    let restored =
+        wait_until(Duration::from_secs(2), || read_pid(&served.pid_file) == Some(master));
+    assert!(restored, "the pid file is moved back");
     assert!(!PathBuf::from(format!("{}.oldbin", served.pid_file.display())).exists());
     assert!(served.process.is_running());
     let (code, body) = fcgi_request(&served.socket, "/", 10);

@@ -79,9 +79,11 @@ mod settings;
 mod signals;
 pub mod upgrade;
 mod worker;
+mod workload;
 
 pub use error::Error;
-pub use master::{Master, Workload};
+pub use master::Master;
 pub use settings::{ProcessModel, Settings, SettingsError};
 pub use upgrade::inherited_listeners;
 pub use worker::Worker;
+pub use workload::Workload;

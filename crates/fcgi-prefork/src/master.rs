@@ -6,12 +6,10 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::process::CommandExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fcgi_server::Listener;
@@ -24,62 +22,19 @@ use crate::pidfile;
 use crate::policy::{self, Bounds, Census, Decision};
 use crate::settings::{ProcessModel, Settings};
 use crate::signals::{self, SignalFd};
-use crate::upgrade::{self, ENV_FDS, ENV_READY};
+use crate::upgrade;
 use crate::worker::Worker;
+use crate::workload::Workload;
+
+mod handover;
+
+use handover::Upgrade;
 
 /// The longest the master sleeps: how soon it notices timeouts that no event announces.
 const TICK: Duration = Duration::from_millis(50);
 /// The dynamic model retires at most one idle worker this often (as PHP-FPM does), so that a
 /// lull between two bursts does not empty the pool.
 const SCALE_DOWN_EVERY: Duration = Duration::from_secs(1);
-
-/// What the master runs in each worker, and how it reloads: the app author's side.
-///
-/// ```no_run
-/// use fcgi_prefork::{Master, Settings, Worker, Workload};
-/// use fcgi_server::{ListenOptions, Listener, Server};
-///
-/// struct Hello { log: slog::Logger }
-///
-/// impl Workload for Hello {
-///     fn run_worker(&mut self, mut worker: Worker) -> i32 {
-///         // Runs in the forked child: build the app here, never before the fork.
-///         let builder = worker.take_listeners().into_iter().fold(Server::builder(), |b, l| b.listener(l));
-///         let server = builder
-///             .responder(|_: &mut fcgi_server::Request, r: &mut fcgi_server::Response| {
-///                 std::io::Write::write_all(r, b"Hello")?;
-///                 Ok::<(), fcgi_server::Error>(())
-///             })
-///             .build();
-///         match worker.serve(server, &self.log) {
-///             Ok(_) => 0,
-///             Err(_) => 1,
-///         }
-///     }
-/// }
-///
-/// let log = slog::Logger::root(slog::Discard, slog::o!());
-/// let listener = Listener::bind(&"unix:/run/app.sock".parse()?, &ListenOptions::default())?;
-/// let settings = Settings { workers: 4, ..Settings::default() };
-/// Master::new(settings, vec![listener], log.clone())?.run(&mut Hello { log })?;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub trait Workload {
-    /// Runs in a forked worker: build the app, then [`Worker::serve`] it. The return value is
-    /// the worker's exit status (0 when it stopped as asked).
-    fn run_worker(&mut self, worker: Worker) -> i32;
-
-    /// On SIGHUP, in the master: re-read the configuration and return the settings the new
-    /// workers get (the next [`run_worker`](Workload::run_worker) calls see whatever else this
-    /// changed). An error keeps the running workers and settings. The default keeps the
-    /// settings and still replaces the workers, which rebuild their apps.
-    fn reload(&mut self, current: &Settings) -> Result<Settings, String> {
-        Ok(current.clone())
-    }
-
-    /// On SIGUSR1, in the master: reopen its log files (the workers get the signal too).
-    fn reopen_logs(&mut self) {}
-}
 
 /// The prefork master; see the [crate docs](crate) for its signals and its life cycle.
 pub struct Master {
@@ -188,14 +143,6 @@ struct Proc {
 struct Stopping {
     fast: bool,
 }
-
-struct Upgrade {
-    pid: libc::pid_t,
-    ready: ReadyPipe,
-}
-
-/// The old master's end of the upgrade's pipe, on which the new master says it serves.
-struct ReadyPipe(File);
 
 /// The master while it runs: its workers and what it is in the middle of.
 struct Run {
@@ -613,120 +560,6 @@ impl Run {
         );
         let code = catch_unwind(AssertUnwindSafe(|| workload.run_worker(worker))).unwrap_or(101);
         std::process::exit(code)
-    }
-
-    fn start_upgrade(&mut self) {
-        let log = self.master.log.clone();
-        if self.upgrade.is_some() || self.handed_over {
-            warn!(log, "an upgrade is already under way; USR2 ignored");
-            return;
-        }
-        let (ready_read, ready_write) = match heartbeat::pipe() {
-            Ok(pipe) => pipe,
-            Err(e) => return error!(log, "upgrade failed: cannot make a pipe"; "error" => %e),
-        };
-        let fds: Vec<RawFd> = self.master.listeners.iter().map(AsRawFd::as_raw_fd).collect();
-        let list = fds.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
-        let ready_fd = ready_write.as_raw_fd();
-        if let Some(path) = &self.master.pid_file {
-            if let Err(e) = std::fs::rename(path, pidfile::oldbin(path)) {
-                warn!(log, "cannot move the pid file aside"; "path" => %path.display(), "error" => %e);
-            }
-        }
-        let mut command = Command::new(&self.master.exe);
-        command
-            .args(&self.master.args)
-            .env(ENV_FDS, &list)
-            .env(ENV_READY, ready_fd.to_string())
-            .env_remove("LISTEN_FDS")
-            .env_remove("LISTEN_PID")
-            .env_remove("LISTEN_FDNAMES");
-        let mut inherit = fds.clone();
-        inherit.push(ready_fd);
-        let mask = self.signals.as_ref().map(SignalFd::child_mask);
-        // SAFETY: the closure runs in the forked child before exec and only calls fcntl and
-        // pthread_sigmask, which are async-signal-safe. Clearing the flag there leaves the master's own descriptors
-        // close-on-exec.
-        unsafe {
-            command.pre_exec(move || {
-                for &fd in &inherit {
-                    upgrade::set_cloexec(fd, false)?;
-                }
-                if let Some(mask) = &mask {
-                    signals::restore_mask(mask);
-                }
-                Ok(())
-            });
-        }
-        match command.spawn() {
-            Ok(child) => {
-                let pid = libc::pid_t::try_from(child.id()).unwrap_or(-1);
-                info!(log, "upgrade: new master started; waiting until it serves";
-                    "worker_pid" => pid, "exe" => %self.master.exe.display(), "fds" => list);
-                self.upgrade = Some(Upgrade { pid, ready: ReadyPipe(ready_read) });
-            }
-            Err(e) => {
-                error!(log, "upgrade failed: cannot start the new binary"; "exe" => %self.master.exe.display(), "error" => %e);
-                self.restore_pid_file();
-            }
-        }
-    }
-
-    fn check_upgrade(&mut self) {
-        let Some(upgrade) = &mut self.upgrade else { return };
-        let mut byte = [0; 1];
-        match upgrade.ready.0.read(&mut byte) {
-            Ok(1) => {
-                let pid = upgrade.pid;
-                self.upgrade = None;
-                self.handed_over = true;
-                info!(self.master.log, "upgrade: the new master serves; retiring this one gracefully"; "new_pid" => pid);
-                for listener in &mut self.master.listeners {
-                    listener.keep_socket_file();
-                }
-                self.stop(false);
-            }
-            Ok(_) => self.upgrade_failed("the new master closed its pipe before it served"),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => self.upgrade_failed(&format!("reading the new master's pipe failed: {e}")),
-        }
-    }
-
-    fn upgrade_failed(&mut self, why: &str) {
-        if let Some(upgrade) = self.upgrade.take() {
-            error!(self.master.log, "upgrade failed; this master goes on serving"; "why" => why, "new_pid" => upgrade.pid);
-            self.restore_pid_file();
-        }
-    }
-
-    fn restore_pid_file(&self) {
-        if let Some(path) = &self.master.pid_file {
-            let oldbin = pidfile::oldbin(path);
-            if pidfile::read(&oldbin) == Some(std::process::id()) {
-                let _ = std::fs::rename(&oldbin, path);
-            }
-        }
-    }
-
-    fn say_ready_if_serving(&mut self) {
-        if self.master.ready.is_none() || self.stopping.is_some() {
-            return;
-        }
-        let serving = self
-            .procs
-            .iter()
-            .filter(|p| p.generation == self.generation && p.phase == Phase::Serving)
-            .count();
-        if serving >= self.wanted_minimum() {
-            if let Some(pipe) = self.master.ready.take() {
-                match upgrade::say_ready(pipe) {
-                    Ok(()) => info!(self.master.log, "upgrade: serving; the old master may retire"),
-                    Err(e) => {
-                        warn!(self.master.log, "cannot tell the old master we serve"; "error" => %e)
-                    }
-                }
-            }
-        }
     }
 
     fn exit(&mut self) {
