@@ -20,6 +20,8 @@ packages=(
     # tests' packages so that a machine set up by `make deps` can run the comparison.
     fcgiwrap
     spawn-fcgi
+    # tests/prefork.rs: load through nginx while workers are reloaded, upgraded and recycled.
+    wrk
 )
 [ $# -eq 0 ] || packages=("$@")
 

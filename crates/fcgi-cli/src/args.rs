@@ -19,6 +19,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Serve a built-in app over FastCGI (behind nginx, Apache, lighttpd, Caddy, ...).
+    #[command(args_override_self = true)]
     Serve(Box<ServeArgs>),
     /// Send one request to a FastCGI server and print the response: a ready-made health check
     ///
@@ -201,6 +202,9 @@ pub(crate) struct ServeArgs {
 
     #[command(flatten)]
     pub(crate) cgi: crate::apps::cgi::CgiArgs,
+
+    #[command(flatten)]
+    pub(crate) process: crate::process_args::ProcessArgs,
 }
 
 fn parse_octal(text: &str) -> Result<u32, String> {

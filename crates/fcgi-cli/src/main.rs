@@ -3,8 +3,11 @@
 mod apps;
 mod args;
 mod bench;
+mod config_file;
 mod limits;
 mod logging;
+mod prefork;
+mod process_args;
 mod request;
 mod serve;
 

@@ -1,21 +1,102 @@
-//! `fcgi serve`: listeners, the app, the server, and the signals that stop it.
+//! `fcgi serve`: listeners, the app, the server, and the signals that stop it, in one process;
+//! or, with a master (`--workers 2+` and the other process options), through [`crate::prefork`].
 
 use std::time::Duration;
 
 use fcgi_server::{Listener, Server};
-use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM};
-use slog::{info, warn, Logger};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2};
+use slog::{error, info, warn, Logger};
 
 use crate::args::ServeArgs;
-use crate::{apps, limits, logging, Failure};
+use crate::logging::LogTarget;
+use crate::{apps, config_file, limits, logging, prefork, Failure};
 
-/// Runs `fcgi serve` as one process until a signal stops it.
+/// Runs `fcgi serve`: as one process, or as a master and its workers.
 pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
+    let args = match args.process.config {
+        Some(_) => config_file::serve_args().map_err(Failure::Usage)?,
+        None => args,
+    };
     let config = args.config().map_err(Failure::Usage)?;
+    if args.process.wants_master() {
+        return prefork::run(args);
+    }
+    single(args, config)
+}
+
+/// One process: it accepts and serves; TERM, INT, QUIT and USR1 as for a master, and HUP, USR2,
+/// TTIN and TTOU (which need a master) logged and ignored.
+fn single(args: ServeArgs, config: fcgi_server::Config) -> Result<(), Failure> {
     let listeners = listeners(&args)?;
-    // The logger's thread starts only now, after the sockets exist: a process manager forks
-    // before this point.
-    let (log, log_guard) = logging::logger(args.log_format, args.log_level);
+    let target = log_target(&args)?;
+    // The logger's thread starts only now, after the sockets exist.
+    let (log, log_guard) = logging::logger(args.log_format, args.log_level, &target);
+    raise_nofile(&args, &log);
+    let server = server(&args, config, listeners, &log)?;
+    if let Some(path) = &args.process.pid_file {
+        fcgi_prefork::pidfile::write(path).map_err(|e| {
+            Failure::Runtime(format!("cannot write the pid file {}: {e}", path.display()))
+        })?;
+    }
+
+    let stop = server.shutdown_handle();
+    let grace = Duration::from_secs(args.graceful_timeout);
+    let mut signals = signal_hook::iterator::Signals::new([
+        SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP, SIGUSR2, SIGTTIN, SIGTTOU,
+    ])
+    .map_err(|e| Failure::Runtime(format!("cannot install signal handlers: {e}")))?;
+    let signal_log = log.clone();
+    std::thread::Builder::new()
+        .name("fcgi-signals".into())
+        .spawn(move || {
+            let mut stopping = false;
+            for signal in signals.forever() {
+                match signal {
+                    SIGTERM | SIGINT | SIGQUIT => {
+                        // TERM and INT drain; a second one, or QUIT, stops at once.
+                        if signal == SIGQUIT || stopping {
+                            warn!(signal_log, "fast stop"; "signal" => signal);
+                            stop.shutdown(Duration::ZERO);
+                        } else {
+                            info!(signal_log, "graceful stop"; "signal" => signal, "grace_s" => grace.as_secs());
+                            stop.shutdown(grace);
+                            stopping = true;
+                        }
+                    }
+                    SIGUSR1 => match target.reopen() {
+                        Ok(()) => info!(signal_log, "log file reopened"),
+                        Err(e) => error!(signal_log, "cannot reopen the log file"; "error" => %e),
+                    },
+                    _ => warn!(signal_log,
+                        "signal ignored: reloads, upgrades and worker counts need a master \
+                         (--workers 2+ or --master)"; "signal" => signal),
+                }
+            }
+        })
+        .map_err(|e| Failure::Runtime(format!("cannot start the signal thread: {e}")))?;
+
+    let report = server.serve().map_err(|e| Failure::Runtime(format!("server failed: {e}")));
+    if let Some(path) = &args.process.pid_file {
+        fcgi_prefork::pidfile::remove_if_ours(path);
+    }
+    let report = report?;
+    drop(log_guard);
+    if report.unfinished > 0 {
+        eprintln!("fcgi: {} requests were cut short by the graceful timeout", report.unfinished);
+    }
+    Ok(())
+}
+
+/// Where the logs go (`--log-file`, else standard error).
+pub(crate) fn log_target(args: &ServeArgs) -> Result<LogTarget, Failure> {
+    LogTarget::open(args.process.log_file.as_deref()).map_err(|e| {
+        let path = args.process.log_file.as_deref().unwrap_or(std::path::Path::new("-"));
+        Failure::Runtime(format!("cannot open the log file {}: {e}", path.display()))
+    })
+}
+
+/// Raises the descriptor limit, warning when it stays below what --max-conns needs.
+pub(crate) fn raise_nofile(args: &ServeArgs, log: &Logger) {
     match limits::raise_nofile() {
         Ok(limit) if usize::try_from(limit).unwrap_or(usize::MAX) < args.max_conns + 64 => {
             warn!(log,
@@ -25,37 +106,6 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
         Ok(_) => {}
         Err(e) => warn!(log, "cannot raise the descriptor limit"; "error" => %e),
     }
-    let server = server(&args, config, listeners, &log)?;
-
-    let stop = server.shutdown_handle();
-    let grace = Duration::from_secs(args.graceful_timeout);
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGQUIT])
-        .map_err(|e| Failure::Runtime(format!("cannot install signal handlers: {e}")))?;
-    let signal_log = log.clone();
-    std::thread::Builder::new()
-        .name("fcgi-signals".into())
-        .spawn(move || {
-            let mut stopping = false;
-            for signal in signals.forever() {
-                // TERM and INT drain; a second one, or QUIT, stops at once.
-                if signal == SIGQUIT || stopping {
-                    warn!(signal_log, "fast stop"; "signal" => signal);
-                    stop.shutdown(Duration::ZERO);
-                } else {
-                    info!(signal_log, "graceful stop"; "signal" => signal, "grace_s" => grace.as_secs());
-                    stop.shutdown(grace);
-                    stopping = true;
-                }
-            }
-        })
-        .map_err(|e| Failure::Runtime(format!("cannot start the signal thread: {e}")))?;
-
-    let report = server.serve().map_err(|e| Failure::Runtime(format!("server failed: {e}")))?;
-    drop(log_guard);
-    if report.unfinished > 0 {
-        eprintln!("fcgi: {} requests were cut short by the graceful timeout", report.unfinished);
-    }
-    Ok(())
 }
 
 /// The server for `args`: its config, the listeners, and the app, built anew in each process
@@ -71,8 +121,14 @@ pub(crate) fn server(
     Ok(apps::install(args, builder, log).map_err(Failure::Usage)?.build())
 }
 
-/// The listening sockets: `--listen`, else systemd's, else fd 0.
+/// The listening sockets: those an upgrading master handed over, else `--listen`, else
+/// systemd's, else fd 0.
 pub(crate) fn listeners(args: &ServeArgs) -> Result<Vec<Listener>, Failure> {
+    if let Some(inherited) =
+        fcgi_prefork::inherited_listeners().map_err(|e| Failure::Runtime(e.to_string()))?
+    {
+        return Ok(inherited);
+    }
     let options = args.listen_options();
     if !args.listen.is_empty() {
         return args

@@ -8,6 +8,7 @@ use slog::Logger;
 use crate::config::Config;
 use crate::handler::Handlers;
 use crate::spool::SpoolConfig;
+use crate::status::StatusHandle;
 
 /// Counters for the status page and for draining.
 #[derive(Debug, Default)]
@@ -28,6 +29,8 @@ pub(crate) struct Context {
     pub(crate) pool: Pool,
     pub(crate) log: Logger,
     pub(crate) counters: Counters,
+    /// What a process manager reads: running handlers and their age.
+    pub(crate) status: StatusHandle,
     pub(crate) spool: SpoolConfig,
     /// The `Retry-After` header line of overload answers, made once.
     pub(crate) retry_after: String,

@@ -25,6 +25,7 @@ impl Job {
         let Job { ctx, handler, mut request, mut response, log } = self;
         let started = Instant::now();
         let shared = request.shared();
+        let running = ctx.status.begin();
         // A request aborted while it waited in the queue is answered without running.
         let outcome = if request.is_aborted() {
             Ok(Ok(()))
@@ -54,6 +55,7 @@ impl Job {
                 response.fail(500);
             }
         }
+        running.end(request.method(), request.request_uri());
         let status = response.status();
         let wire = Arc::clone(response.wire());
         shared.finished.store(true, Ordering::Release);

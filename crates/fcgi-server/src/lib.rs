@@ -54,6 +54,7 @@ mod request;
 mod response;
 mod server;
 mod spool;
+mod status;
 mod wire;
 
 pub use addr::{ListenAddr, ParseAddrError};
@@ -65,3 +66,4 @@ pub use monitor::ServeReport;
 pub use request::{Body, Request};
 pub use response::Response;
 pub use server::{Server, ServerBuilder, ShutdownHandle};
+pub use status::{SlowRequest, Status, StatusHandle};

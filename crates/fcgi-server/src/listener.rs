@@ -254,6 +254,30 @@ impl Listener {
         matches!(self.socket, Socket::Tcp(_))
     }
 
+    /// Leaves the Unix socket file in place when this listener is dropped: for a process that
+    /// hands its socket on to another program (a binary upgrade), which then owns the file.
+    pub fn keep_socket_file(&mut self) {
+        self.owned_path = None;
+    }
+
+    /// Makes this process remove the listener's Unix socket file when the listener is dropped,
+    /// as if it had bound it: for a socket inherited from the process that created it (a binary
+    /// upgrade), never for one a service manager owns. Does nothing for TCP, for an abstract or
+    /// unnamed Unix socket, or when the path no longer holds a socket.
+    pub fn own_socket_file(&mut self) {
+        let Socket::Unix(unix) = &self.socket else { return };
+        let Some(path) =
+            unix.local_addr().ok().and_then(|a| a.as_pathname().map(Path::to_path_buf))
+        else {
+            return;
+        };
+        if let Ok(meta) = std::fs::symlink_metadata(&path) {
+            if meta.file_type().is_socket() {
+                self.owned_path = Some((path, (meta.dev(), meta.ino()), std::process::id()));
+            }
+        }
+    }
+
     pub(crate) fn raw_fd(&self) -> RawFd {
         match &self.socket {
             Socket::Tcp(tcp) => tcp.as_raw_fd(),
@@ -279,6 +303,12 @@ impl Listener {
             }
             Socket::Unix(unix) => Ok((Stream::Unix(unix.accept()?.0), None)),
         }
+    }
+}
+
+impl AsRawFd for Listener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.raw_fd()
     }
 }
 

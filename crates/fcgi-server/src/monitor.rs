@@ -30,6 +30,10 @@ const FIRST_LISTENER: usize = 1;
 /// How often timeouts are checked, and how often while draining.
 const SWEEP: Duration = Duration::from_secs(1);
 const DRAIN_SWEEP: Duration = Duration::from_millis(20);
+/// While draining, how long a connection accepted but not yet read from is kept for its first
+/// request: the web server connected to send one, and closing it now would fail that request
+/// (a web server retries a request only on a connection it had kept, not on a fresh one).
+const DRAIN_FRESH_GRACE: Duration = Duration::from_secs(1);
 
 pub(crate) struct Monitor {
     pub(crate) poll: Poll,
@@ -57,6 +61,8 @@ struct State {
     /// Set when an accept failed for lack of descriptors or memory: retried at the next sweep.
     accept_backoff: bool,
     drain_deadline: Option<Instant>,
+    /// Connections accepted and not yet readable, with when they were accepted.
+    fresh: HashMap<usize, Instant>,
 }
 
 impl Monitor {
@@ -76,6 +82,7 @@ impl Monitor {
             accepting: true,
             accept_backoff: false,
             drain_deadline: None,
+            fresh: HashMap::new(),
         };
         let mut events = Events::with_capacity(1024);
         let mut next_sweep = Instant::now() + SWEEP;
@@ -114,7 +121,8 @@ impl Monitor {
             }
             if let Some(deadline) = state.drain_deadline {
                 let active = self.ctx.counters.active.load(Ordering::Acquire);
-                if active == 0 || now >= deadline {
+                // Connections left are awaited first requests or requests still arriving.
+                if (active == 0 && state.conns.is_empty()) || now >= deadline {
                     return Ok(self.finish(&mut state, deadline));
                 }
             }
@@ -168,10 +176,12 @@ impl Monitor {
             debug!(log, "connection accepted"; "peer" => peer.map(|ip| ip.to_string()), "over_limit" => over_limit);
             let wire = Arc::new(Wire::new(stream, self.ctx.config.write_timeout));
             state.conns.insert(token, Connection::new(wire, log, over_limit));
+            state.fresh.insert(token, Instant::now());
         }
     }
 
     fn ready(&mut self, state: &mut State, token: usize, writable: bool, closing: bool) {
+        state.fresh.remove(&token);
         let Some(conn) = state.conns.get_mut(&token) else { return };
         let mut result = Ok(());
         if writable {
@@ -218,6 +228,7 @@ impl Monitor {
     }
 
     fn close(&mut self, state: &mut State, token: usize, why: &str) {
+        state.fresh.remove(&token);
         let Some(mut conn) = state.conns.remove(&token) else { return };
         let _ = self.poll.registry().deregister(&mut SourceFd(&conn.wire().stream().raw_fd()));
         debug!(conn.log(), "connection closed"; "why" => why);
@@ -238,8 +249,10 @@ impl Monitor {
         let mut expired = Vec::new();
         for (token, conn) in state.conns.iter_mut() {
             let quiet = now.saturating_duration_since(conn.last_read);
+            let awaited = state.fresh.get(token).is_some_and(|t| now - *t < DRAIN_FRESH_GRACE);
             if conn.is_idle() {
-                if draining || quiet >= config.idle_timeout || conn.wire().is_broken() {
+                if (draining && !awaited) || quiet >= config.idle_timeout || conn.wire().is_broken()
+                {
                     expired.push((*token, "idle"));
                 }
             } else if conn.awaits_input() && quiet >= config.read_timeout {

@@ -14,6 +14,7 @@ use crate::handler::{Handler, Handlers};
 use crate::listener::Listener;
 use crate::monitor::{Monitor, ServeReport, WAKER};
 use crate::spool::SpoolConfig;
+use crate::status::StatusHandle;
 
 /// A FastCGI server, ready to serve.
 ///
@@ -46,6 +47,7 @@ pub struct Server {
     handlers: Handlers,
     log: Logger,
     shutdown: Arc<ShutdownState>,
+    status: StatusHandle,
 }
 
 impl fmt::Debug for Server {
@@ -111,6 +113,7 @@ impl ServerBuilder {
             handlers: self.handlers,
             log: self.log.unwrap_or_else(|| Logger::root(slog::Discard, o!())),
             shutdown: Arc::new(ShutdownState::default()),
+            status: StatusHandle::default(),
         }
     }
 }
@@ -124,6 +127,12 @@ impl Server {
     /// A handle that stops the server from any thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle { state: Arc::clone(&self.shutdown) }
+    }
+
+    /// A handle that reads what the server is doing (requests served, running, the oldest's
+    /// age) from any thread: what a process manager's heartbeat reports.
+    pub fn status_handle(&self) -> StatusHandle {
+        self.status.clone()
     }
 
     /// Serves until a [`ShutdownHandle`] stops the server, then returns what it did.
@@ -176,6 +185,7 @@ impl Server {
             pool,
             log: self.log.clone(),
             counters: Counters::default(),
+            status: self.status,
         });
         let monitor = Monitor {
             poll,
@@ -191,7 +201,9 @@ impl Server {
 }
 
 /// Stops a running [`Server`] gracefully: it stops accepting, closes idle connections, lets
-/// running requests finish for up to the grace period, then returns from `serve`.
+/// running requests finish for up to the grace period, then returns from `serve`. A connection
+/// accepted but not yet read from is kept up to a second for the request the web server opened
+/// it for, so that another process sharing the listening socket can take over without a failure.
 ///
 /// ```no_run
 /// # let server = fcgi_server::Server::builder().build();

@@ -1,0 +1,89 @@
+//! A prefork process manager for [`fcgi_server`]: one master process that owns the listening
+//! sockets, forks workers that each build their own app and serve the shared sockets, keeps
+//! them alive, and reloads or upgrades them without failing a request. It is gunicorn's
+//! master/worker model, with PHP-FPM's static and dynamic process managers.
+//!
+//! # Using it
+//!
+//! Make the listeners first ([`inherited_listeners`] after an upgrade), then give a
+//! [`Master`] a [`Workload`]: its [`run_worker`](Workload::run_worker) runs in each forked
+//! worker, builds the app and a [`fcgi_server::Server`], and hands it to [`Worker::serve`].
+//! The master must be created before the process starts any thread (a logger's included): a
+//! forked child has only the thread that forked, so a lock another thread held would stay
+//! locked in it forever.
+//!
+//! # The master and its workers
+//!
+//! A worker goes through these phases, as the master sees it:
+//!
+//! - **Starting**: forked, no report yet. Counts as a spare for the dynamic model.
+//! - **Serving**: has reported. Busy when it has requests running or served some since its
+//!   last report, idle otherwise.
+//! - **Retiring**: was sent TERM (stop, reload, fewer workers wanted, hung) or said it is
+//!   retiring on its own (request limit, a request past the request timeout). It no longer
+//!   counts: its replacement starts at once. It is sent KILL if it has not exited by the
+//!   graceful timeout (plus the kill grace), or by the kill grace when it was hung.
+//!
+//! A worker that exits without having been asked is replaced at once the first time, then
+//! with a doubling delay (100 ms up to 30 s) while workers keep dying within 10 s of their
+//! start; the log says how it ended (exit status, or signal).
+//!
+//! # The heartbeat
+//!
+//! Each worker writes a 24-byte report on a pipe of its own every quarter of the worker
+//! timeout (at most every 250 ms): requests served, requests running, the age of the oldest,
+//! and whether it is retiring. Compared with gunicorn's temporary file that the worker
+//! `fchmod`s, the pipe tells the master *what* the worker does as well as that it lives, so
+//! the dynamic model knows who is busy, and a worker whose heartbeat thread is alive but whose
+//! request is stuck (older than the worker timeout) is told apart from a busy one. Its end of
+//! file tells the master of a death at once, and a failed write tells a worker that its master
+//! died, so it stops instead of lingering as an orphan.
+//!
+//! # Signals
+//!
+//! The master blocks its signals and reads them from a `signalfd` in its poll loop: no signal
+//! handler, no thread, nothing that breaks across `fork`; each child restores the signal mask
+//! before it runs anything. [`Worker::serve`] then handles the worker's own signals with
+//! signal-hook on a thread (threads are fine in a worker: it never forks).
+//!
+//! | Signal | Master | Worker |
+//! |---|---|---|
+//! | TERM, INT | graceful stop: workers drain (up to the graceful timeout), then exit 0; a second one acts as QUIT | drain and exit |
+//! | QUIT | fast stop: workers stop at once | stop at once |
+//! | HUP | reload: [`Workload::reload`], new workers, then the old ones retire gracefully | ignored |
+//! | USR1 | [`Workload::reopen_logs`], and forwarded to the workers | the [`Worker::on_reopen_logs`] hook |
+//! | USR2 | binary upgrade (below) | ignored |
+//! | TTIN, TTOU | one worker more, one fewer (dynamic: the cap `max_workers`) | ignored |
+//!
+//! # The upgrade (USR2)
+//!
+//! As nginx and gunicorn do it: the old master moves its pid file to `PIDFILE.oldbin`, then
+//! forks and executes its binary again (from the path it was started with, so a new build
+//! installed there is what runs) with the same arguments. The listening descriptors cross the
+//! `exec` (their close-on-exec flag is cleared in the child only), their numbers in
+//! [`ENV_FDS`](upgrade::ENV_FDS); the new master adopts them with [`inherited_listeners`], so
+//! a Unix socket file is never unlinked nor re-created and the path answers throughout. The
+//! new master writes the pid file, starts its workers, and once they serve writes a byte on a
+//! pipe ([`ENV_READY`](upgrade::ENV_READY)). The old master then keeps the socket files (now the
+//! new master's to remove), retires its workers gracefully and exits 0. If the new master dies
+//! or closes the pipe first, the old one moves its pid file back, logs why, and goes on
+//! serving.
+
+mod backoff;
+mod error;
+mod heartbeat;
+mod master;
+pub mod pidfile;
+pub mod policy;
+mod settings;
+mod signals;
+pub mod upgrade;
+mod worker;
+mod workload;
+
+pub use error::Error;
+pub use master::Master;
+pub use settings::{ProcessModel, Settings, SettingsError};
+pub use upgrade::inherited_listeners;
+pub use worker::Worker;
+pub use workload::Workload;

@@ -1,0 +1,592 @@
+//! The master: forks the workers, supervises them, and acts on signals, in one thread.
+//!
+//! The loop wakes on a signal (its `signalfd`), a worker's report, or a 50 ms tick, and then
+//! in this order: acts on signals, reads reports, reaps exited children, checks for hung
+//! workers, and brings the number of workers to what the process model wants.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use fcgi_server::Listener;
+use slog::{error, info, warn, Logger};
+
+use crate::backoff::Backoff;
+use crate::error::Error;
+use crate::heartbeat::{self, Beat, BeatReader};
+use crate::pidfile;
+use crate::policy::{self, Bounds, Census, Decision};
+use crate::settings::{ProcessModel, Settings};
+use crate::signals::{self, SignalFd};
+use crate::upgrade;
+use crate::worker::Worker;
+use crate::workload::Workload;
+
+mod handover;
+
+use handover::Upgrade;
+
+/// The longest the master sleeps: how soon it notices timeouts that no event announces.
+const TICK: Duration = Duration::from_millis(50);
+/// The dynamic model retires at most one idle worker this often (as PHP-FPM does), so that a
+/// lull between two bursts does not empty the pool.
+const SCALE_DOWN_EVERY: Duration = Duration::from_secs(1);
+
+/// The prefork master; see the [crate docs](crate) for its signals and its life cycle.
+pub struct Master {
+    settings: Settings,
+    listeners: Vec<Listener>,
+    log: Logger,
+    pid_file: Option<PathBuf>,
+    exe: PathBuf,
+    args: Vec<OsString>,
+    /// Set when this master was started by an upgrade: where to say it serves.
+    ready: Option<File>,
+}
+
+impl std::fmt::Debug for Master {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Master")
+            .field("settings", &self.settings)
+            .field("listeners", &self.listeners)
+            .field("pid_file", &self.pid_file)
+            .finish()
+    }
+}
+
+impl Master {
+    /// A master for `listeners` (made beforehand: [`crate::inherited_listeners`] after an
+    /// upgrade). Call it before any thread starts: the master forks, and a forked child gets
+    /// only the forking thread. `log` must not need a thread either (a synchronous drain).
+    pub fn new(settings: Settings, listeners: Vec<Listener>, log: Logger) -> Result<Master, Error> {
+        settings.validate().map_err(Error::Settings)?;
+        // The path as it is now: after a new binary is installed there, /proc/self/exe names
+        // the old, deleted file, and this path the new one.
+        let exe = std::env::current_exe().map_err(Error::Exe)?;
+        Ok(Master {
+            settings,
+            listeners,
+            log,
+            pid_file: None,
+            exe,
+            args: std::env::args_os().skip(1).collect(),
+            ready: upgrade::ready_pipe(),
+        })
+    }
+
+    /// Writes the master's pid to `path` while it runs (see the crate docs for upgrades).
+    pub fn pid_file(mut self, path: PathBuf) -> Master {
+        self.pid_file = Some(path);
+        self
+    }
+
+    /// Runs until TERM, INT or QUIT (or an upgrade's handover) and the workers have exited.
+    pub fn run(self, workload: &mut dyn Workload) -> Result<(), Error> {
+        let signals = SignalFd::new().map_err(Error::Signals)?;
+        if let Some(path) = &self.pid_file {
+            pidfile::write(path).map_err(|source| Error::PidFile { path: path.clone(), source })?;
+        }
+        let target = self.settings.workers;
+        let mut run = Run {
+            master: self,
+            signals: Some(signals),
+            procs: Vec::new(),
+            next_id: 1,
+            generation: 0,
+            target,
+            backoff: Backoff::default(),
+            next_spawn: Instant::now(),
+            last_scale_down: Instant::now(),
+            stopping: None,
+            upgrade: None,
+            handed_over: false,
+        };
+        info!(run.master.log, "master started";
+            "workers" => run.master.settings.workers,
+            "model" => format!("{:?}", run.master.settings.model).to_lowercase(),
+            "listeners" => run.master.listeners.len());
+        run.main_loop(workload);
+        run.exit();
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Forked, no report yet.
+    Starting,
+    Serving,
+    /// Asked to stop (or stopping on its own), to be killed at the instant.
+    Retiring {
+        kill_at: Instant,
+        killed: bool,
+    },
+}
+
+/// A worker, as the master knows it.
+struct Proc {
+    pid: libc::pid_t,
+    id: u64,
+    generation: u64,
+    reader: Option<BeatReader>,
+    started: Instant,
+    last_beat: Instant,
+    beat: Beat,
+    busy: bool,
+    phase: Phase,
+}
+
+struct Stopping {
+    fast: bool,
+}
+
+/// The master while it runs: its workers and what it is in the middle of.
+struct Run {
+    master: Master,
+    signals: Option<SignalFd>,
+    procs: Vec<Proc>,
+    next_id: u64,
+    generation: u64,
+    /// Static: how many workers; dynamic: where the bounds start (TTIN/TTOU move it).
+    target: usize,
+    backoff: Backoff,
+    next_spawn: Instant,
+    last_scale_down: Instant,
+    stopping: Option<Stopping>,
+    upgrade: Option<Upgrade>,
+    /// A new master took over: keep the socket files when exiting.
+    handed_over: bool,
+}
+
+impl Run {
+    /// Runs until stopping is asked for and every worker has exited.
+    fn main_loop(&mut self, workload: &mut dyn Workload) {
+        loop {
+            self.wait();
+            let pending = self.signals.as_mut().map(SignalFd::pending).unwrap_or_default();
+            for signal in pending {
+                self.on_signal(signal, workload);
+            }
+            self.read_reports();
+            self.check_upgrade();
+            self.reap();
+            self.check_hung();
+            match &self.stopping {
+                Some(_) if self.procs.is_empty() => return,
+                Some(_) => {}
+                None => self.reconcile(workload),
+            }
+            self.say_ready_if_serving();
+        }
+    }
+
+    /// Sleeps until a signal, a report, or the tick.
+    fn wait(&mut self) {
+        let mut fds = Vec::with_capacity(self.procs.len() + 2);
+        if let Some(signals) = &self.signals {
+            fds.push(pollfd(signals.raw_fd()));
+        }
+        if let Some(upgrade) = &self.upgrade {
+            fds.push(pollfd(upgrade.ready.0.as_raw_fd()));
+        }
+        for proc in &self.procs {
+            if let Some(reader) = &proc.reader {
+                fds.push(pollfd(reader.file().as_raw_fd()));
+            }
+        }
+        let timeout = libc::c_int::try_from(TICK.as_millis()).unwrap_or(50);
+        // SAFETY: the array is ours and its length is passed; poll only writes `revents`.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+    }
+
+    fn on_signal(&mut self, signal: libc::c_int, workload: &mut dyn Workload) {
+        let log = self.master.log.clone();
+        match signal {
+            libc::SIGCHLD => {}
+            libc::SIGTERM | libc::SIGINT => match &self.stopping {
+                None => {
+                    info!(log, "graceful stop"; "signal" => signals::name(signal),
+                        "grace_s" => self.master.settings.graceful_timeout.as_secs());
+                    self.stop(false);
+                }
+                // A second one: as QUIT.
+                Some(s) if !s.fast => {
+                    warn!(log, "fast stop"; "signal" => signals::name(signal));
+                    self.stop(true);
+                }
+                Some(_) => {}
+            },
+            libc::SIGQUIT => {
+                warn!(log, "fast stop"; "signal" => "QUIT");
+                self.stop(true);
+            }
+            libc::SIGHUP if self.stopping.is_none() => self.reload(workload),
+            libc::SIGUSR1 => {
+                workload.reopen_logs();
+                info!(log, "log files reopened; telling the workers");
+                for proc in &self.procs {
+                    signals::send(proc.pid, libc::SIGUSR1);
+                }
+            }
+            libc::SIGUSR2 if self.stopping.is_none() => self.start_upgrade(),
+            libc::SIGTTIN | libc::SIGTTOU if self.stopping.is_none() => {
+                let more = signal == libc::SIGTTIN;
+                let settings = &mut self.master.settings;
+                match settings.model {
+                    ProcessModel::Static => {
+                        self.target = if more {
+                            self.target + 1
+                        } else {
+                            self.target.saturating_sub(1).max(1)
+                        };
+                        info!(log, "worker count changed"; "signal" => signals::name(signal), "workers" => self.target);
+                    }
+                    ProcessModel::Dynamic => {
+                        settings.max_workers = if more {
+                            settings.max_workers + 1
+                        } else {
+                            settings.max_workers.saturating_sub(1).max(settings.max_spare).max(1)
+                        };
+                        info!(log, "worker cap changed"; "signal" => signals::name(signal), "max_workers" => settings.max_workers);
+                    }
+                }
+            }
+            other => info!(log, "signal ignored while stopping"; "signal" => signals::name(other)),
+        }
+    }
+
+    fn stop(&mut self, fast: bool) {
+        self.stopping = Some(Stopping { fast });
+        let settings = &self.master.settings;
+        let wait = if fast {
+            settings.kill_grace
+        } else {
+            settings.graceful_timeout + settings.kill_grace
+        };
+        let kill_at = Instant::now() + wait;
+        let signal = if fast { libc::SIGQUIT } else { libc::SIGTERM };
+        for proc in &mut self.procs {
+            // A fast stop also reaches workers already retiring.
+            if fast || !matches!(proc.phase, Phase::Retiring { .. }) {
+                signals::send(proc.pid, signal);
+                proc.phase = Phase::Retiring { kill_at, killed: false };
+            }
+        }
+    }
+
+    fn reload(&mut self, workload: &mut dyn Workload) {
+        let log = self.master.log.clone();
+        match workload
+            .reload(&self.master.settings)
+            .and_then(|s| s.validate().map(|()| s).map_err(|e| e.to_string()))
+        {
+            Ok(settings) => {
+                self.generation += 1;
+                self.target = settings.workers;
+                self.master.settings = settings;
+                self.backoff = Backoff::default();
+                self.next_spawn = Instant::now();
+                info!(log, "reloading: starting new workers, then retiring the old ones";
+                    "generation" => self.generation, "workers" => self.target);
+            }
+            Err(e) => error!(log, "reload failed; the running workers go on"; "error" => e),
+        }
+    }
+
+    fn read_reports(&mut self) {
+        let now = Instant::now();
+        let settings = &self.master.settings;
+        for proc in &mut self.procs {
+            let Some(reader) = &mut proc.reader else { continue };
+            let received = reader.read_available();
+            if received.garbled {
+                warn!(self.master.log, "a worker wrote something that is not a report"; "worker" => proc.id);
+            }
+            if let Some(last) = received.beats.last() {
+                proc.busy = last.in_flight > 0 || last.served > proc.beat.served;
+                proc.beat = *last;
+                proc.last_beat = now;
+                if proc.phase == Phase::Starting {
+                    proc.phase = Phase::Serving;
+                }
+                if last.retiring() && !matches!(proc.phase, Phase::Retiring { .. }) {
+                    // Retiring on its own: replaced now, not counted as a crash.
+                    let kill_at = now + settings.graceful_timeout + settings.kill_grace;
+                    proc.phase = Phase::Retiring { kill_at, killed: false };
+                }
+            }
+            if received.closed {
+                proc.reader = None;
+            }
+        }
+    }
+
+    fn reap(&mut self) {
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid writes the status into our variable.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                return;
+            }
+            let how = describe_exit(status);
+            if self.upgrade.as_ref().is_some_and(|u| u.pid == pid) {
+                self.upgrade_failed(&format!("the new master {how} before it served"));
+                continue;
+            }
+            let Some(index) = self.procs.iter().position(|p| p.pid == pid) else { continue };
+            let proc = self.procs.swap_remove(index);
+            let lifetime = proc.started.elapsed();
+            let expected = matches!(proc.phase, Phase::Retiring { .. }) || self.stopping.is_some();
+            let log = &self.master.log;
+            if expected {
+                info!(log, "worker exited"; "worker" => proc.id, "worker_pid" => pid, "status" => how,
+                    "served" => proc.beat.served);
+            } else {
+                let delay = self.backoff.crashed(lifetime);
+                self.next_spawn = self.next_spawn.max(Instant::now() + delay);
+                warn!(log, "worker died; replacing it"; "worker" => proc.id, "worker_pid" => pid,
+                    "status" => how, "lived_ms" => lifetime.as_millis(),
+                    "crashes_in_a_row" => self.backoff.failures(),
+                    "respawn_in_ms" => delay.as_millis());
+            }
+        }
+    }
+
+    fn check_hung(&mut self) {
+        let now = Instant::now();
+        let settings = &self.master.settings;
+        for proc in &mut self.procs {
+            match proc.phase {
+                Phase::Starting | Phase::Serving => {
+                    let silent = now.saturating_duration_since(proc.last_beat);
+                    let oldest = proc.beat.oldest().unwrap_or_default();
+                    let why = if silent > settings.worker_timeout {
+                        Some(format!("no report for {} ms", silent.as_millis()))
+                    } else if oldest > settings.worker_timeout {
+                        Some(format!("a request has run for {} ms", oldest.as_millis()))
+                    } else {
+                        None
+                    };
+                    if let Some(why) = why {
+                        warn!(self.master.log, "worker hung; sending TERM, then KILL";
+                            "worker" => proc.id, "worker_pid" => proc.pid, "why" => why,
+                            "timeout_ms" => settings.worker_timeout.as_millis(),
+                            "kill_in_ms" => settings.kill_grace.as_millis());
+                        signals::send(proc.pid, libc::SIGTERM);
+                        proc.phase =
+                            Phase::Retiring { kill_at: now + settings.kill_grace, killed: false };
+                    }
+                }
+                Phase::Retiring { kill_at, killed: false } if now >= kill_at => {
+                    warn!(self.master.log, "worker did not stop in time; killing it";
+                        "worker" => proc.id, "worker_pid" => proc.pid);
+                    signals::send(proc.pid, libc::SIGKILL);
+                    proc.phase = Phase::Retiring { kill_at, killed: true };
+                }
+                Phase::Retiring { .. } => {}
+            }
+        }
+    }
+
+    /// Brings the workers to what the model wants, and retires an old generation once the new
+    /// one serves.
+    fn reconcile(&mut self, workload: &mut dyn Workload) {
+        let now = Instant::now();
+        let generation = self.generation;
+        let live: Vec<usize> = (0..self.procs.len())
+            .filter(|&i| {
+                let p = &self.procs[i];
+                p.generation == generation && !matches!(p.phase, Phase::Retiring { .. })
+            })
+            .collect();
+        let starting = live.iter().filter(|&&i| self.procs[i].phase == Phase::Starting).count();
+        let settings = &self.master.settings;
+        let (spawn, retire) = match settings.model {
+            ProcessModel::Static => {
+                (self.target.saturating_sub(live.len()), live.len().saturating_sub(self.target))
+            }
+            ProcessModel::Dynamic => {
+                let busy = live
+                    .iter()
+                    .filter(|&&i| {
+                        let p = &self.procs[i];
+                        p.phase == Phase::Serving && p.busy
+                    })
+                    .count();
+                let census = Census { idle: live.len() - starting - busy, busy, starting };
+                let bounds = Bounds {
+                    min_spare: settings.min_spare,
+                    max_spare: settings.max_spare,
+                    max_workers: settings.max_workers,
+                };
+                match policy::decide(census, bounds) {
+                    Decision::Spawn(n) => (n, 0),
+                    Decision::Retire(n)
+                        if now.duration_since(self.last_scale_down) >= SCALE_DOWN_EVERY =>
+                    {
+                        (0, n.min(1))
+                    }
+                    _ => (0, 0),
+                }
+            }
+        };
+        if retire > 0 {
+            // The longest-lived idle ones first: they hold the most of whatever leaks.
+            let mut candidates: Vec<usize> = live
+                .iter()
+                .copied()
+                .filter(|&i| settings.model == ProcessModel::Static || !self.procs[i].busy)
+                .collect();
+            candidates.sort_by_key(|&i| self.procs[i].id);
+            for &i in candidates.iter().take(retire) {
+                self.retire(i, "fewer workers wanted");
+            }
+            self.last_scale_down = now;
+        }
+        if spawn > 0 && now >= self.next_spawn {
+            for _ in 0..spawn {
+                if self.spawn(workload).is_none() {
+                    break;
+                }
+            }
+        }
+        // The new generation serves in full: the old one goes.
+        let new_ready = starting == 0 && !live.is_empty() && live.len() >= self.wanted_minimum();
+        if new_ready {
+            let old: Vec<usize> = (0..self.procs.len())
+                .filter(|&i| {
+                    let p = &self.procs[i];
+                    p.generation != generation && !matches!(p.phase, Phase::Retiring { .. })
+                })
+                .collect();
+            for i in old {
+                self.retire(i, "reload");
+            }
+        }
+    }
+
+    /// How many workers of the current generation must serve before an old one retires or
+    /// an upgraded master says it serves.
+    fn wanted_minimum(&self) -> usize {
+        match self.master.settings.model {
+            ProcessModel::Static => self.target,
+            ProcessModel::Dynamic => self.master.settings.min_spare.min(self.target).max(1),
+        }
+    }
+
+    fn retire(&mut self, index: usize, why: &str) {
+        let settings = &self.master.settings;
+        let proc = &mut self.procs[index];
+        info!(self.master.log, "retiring a worker gracefully"; "worker" => proc.id, "worker_pid" => proc.pid, "why" => why);
+        signals::send(proc.pid, libc::SIGTERM);
+        proc.phase = Phase::Retiring {
+            kill_at: Instant::now() + settings.graceful_timeout + settings.kill_grace,
+            killed: false,
+        };
+    }
+
+    /// Forks one worker; `None` when fork failed.
+    fn spawn(&mut self, workload: &mut dyn Workload) -> Option<()> {
+        let log = self.master.log.clone();
+        let (read, write) = match heartbeat::pipe() {
+            Ok(pipe) => pipe,
+            Err(e) => {
+                error!(log, "cannot make a heartbeat pipe; retrying"; "error" => %e);
+                self.next_spawn = Instant::now() + Duration::from_secs(1);
+                return None;
+            }
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        // SAFETY: the master is single-threaded (it starts no thread and requires none before
+        // it), so the child is a complete copy; it runs only the worker and then exits.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            let e = io::Error::last_os_error();
+            error!(log, "fork failed; retrying in a second"; "error" => %e);
+            self.next_spawn = Instant::now() + Duration::from_secs(1);
+            return None;
+        }
+        if pid == 0 {
+            self.become_worker(id, read, write, workload);
+        }
+        drop(write);
+        let now = Instant::now();
+        self.procs.push(Proc {
+            pid,
+            id,
+            generation: self.generation,
+            reader: Some(BeatReader::new(read)),
+            started: now,
+            last_beat: now,
+            beat: Beat { oldest_ms: u32::MAX, ..Beat::default() },
+            busy: false,
+            phase: Phase::Starting,
+        });
+        info!(log, "worker started"; "worker" => id, "worker_pid" => pid, "generation" => self.generation);
+        Some(())
+    }
+
+    /// In the forked child: drop the master's descriptors, restore the signal mask, run the
+    /// worker, exit. Never returns.
+    fn become_worker(
+        &mut self,
+        id: u64,
+        read: File,
+        write: File,
+        workload: &mut dyn Workload,
+    ) -> ! {
+        drop(read);
+        // Other workers' pipes: holding their read ends would hide the master's death from them.
+        for proc in self.procs.drain(..) {
+            drop(proc.reader);
+        }
+        self.upgrade = None;
+        self.master.ready = None;
+        if let Some(signals) = self.signals.take() {
+            signals.release_in_child();
+        }
+        let worker = Worker::new(
+            id,
+            self.generation,
+            std::mem::take(&mut self.master.listeners),
+            self.master.settings.clone(),
+            write,
+        );
+        let code = catch_unwind(AssertUnwindSafe(|| workload.run_worker(worker))).unwrap_or(101);
+        std::process::exit(code)
+    }
+
+    fn exit(&mut self) {
+        if let Some(path) = &self.master.pid_file {
+            pidfile::remove_if_ours(path);
+            pidfile::remove_if_ours(&pidfile::oldbin(path));
+        }
+        let how = if self.handed_over { "handed over to the new master" } else { "stopped" };
+        info!(self.master.log, "master exiting"; "how" => how);
+        // Dropping the listeners removes the socket files this master created (unless handed
+        // over).
+        self.master.listeners.clear();
+    }
+}
+
+fn pollfd(fd: RawFd) -> libc::pollfd {
+    libc::pollfd { fd, events: libc::POLLIN, revents: 0 }
+}
+
+/// "exited with status 3", "killed by signal KILL".
+fn describe_exit(status: libc::c_int) -> String {
+    if libc::WIFEXITED(status) {
+        format!("exited with status {}", libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        let core = if libc::WCOREDUMP(status) { " (core dumped)" } else { "" };
+        format!("killed by signal {}{core}", signals::name(libc::WTERMSIG(status)))
+    } else {
+        format!("ended with wait status {status}")
+    }
+}

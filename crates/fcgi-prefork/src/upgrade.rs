@@ -1,0 +1,88 @@
+//! The binary upgrade (USR2): the listening sockets handed to a new master by descriptor
+//! inheritance, and the new master's word that it is serving.
+//!
+//! The old master forks and executes its own binary again (the file at the path it was started
+//! from, so a new build installed there is what runs) with the same arguments, the listening
+//! descriptors left open across `exec`, and two variables: [`ENV_FDS`], their numbers, and
+//! [`ENV_READY`], the write end of a pipe. The new master adopts the sockets (never binding
+//! or unlinking a Unix socket file, so the path always answers) and, once its workers serve,
+//! writes one byte on the pipe. The old master then retires its workers gracefully and exits;
+//! if instead the pipe closes without that byte, the new master failed and the old one goes on.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{FromRawFd, RawFd};
+
+use fcgi_server::{ListenError, Listener};
+
+/// The numbers of the inherited listening descriptors, comma-separated.
+pub const ENV_FDS: &str = "FCGI_PREFORK_FDS";
+/// The descriptor on which the new master says it is serving.
+pub const ENV_READY: &str = "FCGI_PREFORK_READY_FD";
+
+/// The listening sockets an upgrading master handed over, or `None` when this process was not
+/// started by a USR2 upgrade. The variable is removed, so that workers and later upgrades do not
+/// see it; the process becomes responsible for the sockets' files (it removes them on exit, as
+/// their creator would have).
+///
+/// ```no_run
+/// let listeners = match fcgi_prefork::inherited_listeners()? {
+///     Some(inherited) => inherited,
+///     None => vec![fcgi_server::Listener::bind(
+///         &"unix:/run/app.sock".parse()?,
+///         &fcgi_server::ListenOptions::default(),
+///     )?],
+/// };
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn inherited_listeners() -> Result<Option<Vec<Listener>>, ListenError> {
+    let Some(list) = std::env::var_os(ENV_FDS) else { return Ok(None) };
+    std::env::remove_var(ENV_FDS);
+    let list = list.to_string_lossy().into_owned();
+    let mut listeners = Vec::new();
+    for item in list.split(',').filter(|s| !s.is_empty()) {
+        let fd: RawFd = item.trim().parse().map_err(|_| ListenError::NotListening {
+            fd: -1,
+            reason: format!("{ENV_FDS} holds {item:?}, not a descriptor number"),
+        })?;
+        set_cloexec(fd, true)
+            .map_err(|e| ListenError::NotListening { fd, reason: e.to_string() })?;
+        let mut listener = Listener::from_fd(fd)?;
+        listener.own_socket_file();
+        listeners.push(listener);
+    }
+    Ok(Some(listeners))
+}
+
+/// The pipe to the old master, when this process is the new master of an upgrade.
+pub(crate) fn ready_pipe() -> Option<File> {
+    let value = std::env::var(ENV_READY).ok();
+    std::env::remove_var(ENV_READY);
+    let fd: RawFd = value?.parse().ok()?;
+    set_cloexec(fd, true).ok()?;
+    // SAFETY: the old master passed this descriptor for us alone; nothing else in this process
+    // knows its number.
+    Some(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Tells the old master that this one is serving.
+pub(crate) fn say_ready(mut pipe: File) -> io::Result<()> {
+    pipe.write_all(b"R")
+}
+
+/// Sets or clears `FD_CLOEXEC`: clearing it (only in the child about to exec) is how a
+/// descriptor crosses `exec`.
+pub(crate) fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: fcntl with flag arguments only; an invalid fd is reported as an error.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let flags = if on { flags | libc::FD_CLOEXEC } else { flags & !libc::FD_CLOEXEC };
+        if libc::fcntl(fd, libc::F_SETFD, flags) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

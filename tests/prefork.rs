@@ -1,0 +1,610 @@
+//! The prefork master (`fcgi serve --workers N` and the fcgi-prefork library through the
+//! `fcgi-sleepy` test server): reloads and upgrades under load through a real nginx with no
+//! failed request, crash and hang recovery, graceful stop, request limits, worker counts from
+//! the process table, the dynamic model, and systemd's socket activation.
+//!
+//! Load comes from wrk through nginx's keepalive site (`nginx/fcgi-keepalive.conf`); a run
+//! passes only when wrk reports neither non-2xx answers nor socket errors.
+
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use fcgi_tests::addr::Addr;
+use fcgi_tests::nginx::{scratch, Nginx, Site};
+use fcgi_tests::process::{fcgi_bin, wait_until, Guarded, START_TIMEOUT};
+
+/// The children of `pid`, from /proc (field 4 of /proc/PID/stat is the parent), zombies left
+/// out.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+    let mut found: Vec<u32> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|&child| {
+            let stat = fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            // After the command name in parentheses: state, then the parent's pid.
+            let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            let mut fields = rest.split_whitespace();
+            let state = fields.next();
+            let parent = fields.next().and_then(|p| p.parse::<u32>().ok());
+            parent == Some(pid) && state != Some("Z")
+        })
+        .collect();
+    found.sort_unstable();
+    found
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie).
+fn alive(pid: u32) -> bool {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+    matches!(state, Some(s) if s != "Z" && s != "X")
+}
+
+fn signal(pid: u32, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(pid).expect("pid fits");
+    // SAFETY: kill(2) has no memory effects.
+    unsafe { libc::kill(pid, signal) };
+}
+
+fn read_pid(path: &Path) -> Option<u32> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// A process this test did not start as its child (an upgraded master): TERM, then KILL, on
+/// drop.
+struct Adopted(u32);
+
+impl Drop for Adopted {
+    fn drop(&mut self) {
+        if alive(self.0) {
+            signal(self.0, libc::SIGTERM);
+            if !wait_until(Duration::from_secs(10), || !alive(self.0)) {
+                signal(self.0, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// A master under test: its process, its socket, its log and pid file.
+struct Served {
+    process: Guarded,
+    socket: PathBuf,
+    log: PathBuf,
+    pid_file: PathBuf,
+}
+
+impl Served {
+    /// Starts `program ARGS` (its log `dir/NAME.log`) and waits until `workers` children run
+    /// and the socket accepts.
+    fn start(dir: &Path, name: &str, mut command: Command, workers: usize) -> Served {
+        let log = dir.join(format!("{name}.log"));
+        let socket = dir.join(format!("{name}.sock"));
+        let pid_file = dir.join(format!("{name}.pid"));
+        command.env("NO_COLOR", "1");
+        let mut process = Guarded::spawn(name, command, &log);
+        let pid = process.pid();
+        let up = wait_until(START_TIMEOUT, || {
+            !process.is_running()
+                || (children(pid).len() >= workers && Addr::Unix(socket.clone()).accepts())
+        });
+        let served = Served { process, socket, log, pid_file };
+        assert!(up, "{name} did not start {workers} workers:\n{}", served.log_text());
+        served
+    }
+
+    /// `fcgi serve --app hello --listen unix:DIR/NAME.sock --pid-file DIR/NAME.pid EXTRA...`.
+    fn fcgi(dir: &Path, name: &str, extra: &[&str], workers: usize) -> Served {
+        let mut command = Command::new(fcgi_bin());
+        command.args(["serve", "--app", "hello", "--listen"]);
+        command.arg(format!("unix:{}", dir.join(format!("{name}.sock")).display()));
+        command.arg("--pid-file").arg(dir.join(format!("{name}.pid")));
+        command.args(extra);
+        Served::start(dir, name, command, workers)
+    }
+
+    /// `fcgi-sleepy DIR/NAME.sock pid_file=DIR/NAME.pid SETTINGS...`.
+    fn sleepy(dir: &Path, name: &str, settings: &[&str], workers: usize) -> Served {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fcgi-sleepy"));
+        command.arg(format!("unix:{}", dir.join(format!("{name}.sock")).display()));
+        command.arg(format!("pid_file={}", dir.join(format!("{name}.pid")).display()));
+        command.args(settings);
+        Served::start(dir, name, command, workers)
+    }
+
+    fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    fn workers(&self) -> Vec<u32> {
+        children(self.pid())
+    }
+
+    fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn addr(&self) -> Addr {
+        Addr::Unix(self.socket.clone())
+    }
+
+    fn nginx(&self, dir: &Path) -> Nginx {
+        Nginx::start(dir, Site::Keepalive, &self.addr().site_vars())
+    }
+
+    /// Waits until a worker of `pid` logged that it serves (fcgi-server's "serving" line).
+    fn wait_serving(&self, pid: u32, timeout: Duration) -> bool {
+        let needle = format!("pid: {pid}");
+        wait_until(timeout, || {
+            self.log_text().lines().any(|l| l.contains("INFO serving") && l.contains(&needle))
+        })
+    }
+}
+
+/// What wrk reported.
+struct Wrk {
+    output: String,
+}
+
+impl Wrk {
+    /// `wrk -t2 -cCONNS -dSECS http://127.0.0.1:PORT/PATH` on a thread of its own.
+    fn start(port: u16, conns: u32, seconds: u32, path: &str) -> thread::JoinHandle<Wrk> {
+        let url = format!("http://127.0.0.1:{port}{path}");
+        thread::spawn(move || {
+            let output = Command::new("wrk")
+                .args(["-t2", &format!("-c{conns}"), &format!("-d{seconds}s"), "--timeout", "10s"])
+                .arg(&url)
+                .output()
+                .expect("wrk runs (tests/deps.sh installs it)");
+            let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+            text += &String::from_utf8_lossy(&output.stderr);
+            Wrk { output: text }
+        })
+    }
+
+    /// Requests completed ("N requests in 20.00s").
+    fn requests(&self) -> u64 {
+        self.output
+            .lines()
+            .find(|l| l.contains(" requests in "))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Non-2xx answers plus socket errors (wrk prints their lines only when there are some).
+    fn failures(&self) -> u64 {
+        let mut failures = 0;
+        for line in self.output.lines() {
+            let line = line.trim();
+            if let Some(n) = line.strip_prefix("Non-2xx or 3xx responses:") {
+                failures += n.trim().parse::<u64>().unwrap_or(u64::MAX / 2);
+            }
+            if let Some(rest) = line.strip_prefix("Socket errors:") {
+                failures += rest
+                    .split(',')
+                    .filter_map(|part| part.split_whitespace().last())
+                    .map(|n| n.parse::<u64>().unwrap_or(u64::MAX / 4))
+                    .sum::<u64>();
+            }
+        }
+        failures
+    }
+
+    fn assert_clean(&self, at_least: u64) {
+        assert_eq!(self.failures(), 0, "wrk saw failures:\n{}", self.output);
+        assert!(self.requests() >= at_least, "too few requests:\n{}", self.output);
+    }
+}
+
+/// Watches that a path exists, every millisecond, until stopped; counts the times it did not.
+struct FileWatch {
+    stop: Arc<AtomicBool>,
+    missing: Arc<AtomicUsize>,
+    thread: thread::JoinHandle<()>,
+}
+
+impl FileWatch {
+    fn start(path: PathBuf) -> FileWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let missing = Arc::new(AtomicUsize::new(0));
+        let (s, m) = (Arc::clone(&stop), Arc::clone(&missing));
+        let thread = thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if fs::symlink_metadata(&path).is_err() {
+                    m.fetch_add(1, Ordering::Relaxed);
+                }
+                thread::sleep(Duration::from_millis(1));
+            }
+        });
+        FileWatch { stop, missing, thread }
+    }
+
+    fn finish(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("the watcher");
+        self.missing.load(Ordering::Relaxed)
+    }
+}
+
+#[test]
+fn hup_reloads_and_a_usr2_upgrade_under_load_fail_no_request() {
+    let dir = scratch();
+    let config = dir.path().join("serve.conf");
+    fs::write(&config, "# the process options a reload re-reads\nworkers = 4\n").expect("config");
+    let config_arg = config.display().to_string();
+    let mut served = Served::fcgi(dir.path(), "fcgi", &["--config", &config_arg], 4);
+    let nginx = served.nginx(dir.path());
+    let watch = FileWatch::start(served.socket.clone());
+    let wrk = Wrk::start(nginx.port(), 32, 20, "/");
+
+    let master = served.pid();
+    for round in 1..=3 {
+        thread::sleep(Duration::from_secs(3));
+        let before = served.workers();
+        let wanted = if round == 1 { 4 } else { 3 };
+        if round == 2 {
+            fs::write(&config, "workers = 3\n").expect("config");
+        }
+        signal(master, libc::SIGHUP);
+        let replaced = wait_until(Duration::from_secs(10), || {
+            let now = served.workers();
+            now.len() == wanted && now.iter().all(|pid| !before.contains(pid))
+        });
+        assert!(
+            replaced,
+            "HUP {round}: workers {before:?} -> {:?}\n{}",
+            served.workers(),
+            served.log_text()
+        );
+    }
+
+    thread::sleep(Duration::from_secs(2));
+    signal(master, libc::SIGUSR2);
+    let oldbin = PathBuf::from(format!("{}.oldbin", served.pid_file.display()));
+    let mut new_master = 0;
+    let handed = wait_until(Duration::from_secs(15), || {
+        new_master = read_pid(&served.pid_file).unwrap_or(0);
+        new_master != 0 && new_master != master && !served.process.is_running()
+    });
+    let _new_guard = Adopted(new_master);
+    assert!(handed, "no handover to a new master:\n{}", served.log_text());
+    let old_status = served.process.wait_exit(Duration::from_secs(1)).and_then(|s| s.code());
+    assert_eq!(old_status, Some(0), "the old master exits 0:\n{}", served.log_text());
+    assert!(!oldbin.exists(), "the old master removes PIDFILE.oldbin");
+    assert!(wait_until(Duration::from_secs(5), || children(new_master).len() == 3));
+
+    let wrk = wrk.join().expect("wrk thread");
+    let missing = watch.finish();
+    wrk.assert_clean(1000);
+    assert_eq!(missing, 0, "the socket file was missing {missing} times");
+    let log = served.log_text();
+    assert!(log.contains("upgrade: the new master serves"), "{log}");
+    assert!(log.contains("master exiting, how: handed over"), "{log}");
+    eprintln!("reloads and upgrade: {} requests, 0 failures", wrk.requests());
+
+    // The new master stops like any other, and removes the socket file it inherited.
+    signal(new_master, libc::SIGTERM);
+    assert!(wait_until(Duration::from_secs(10), || !alive(new_master)), "{}", served.log_text());
+    assert!(!served.socket.exists(), "the new master removes the socket file");
+    assert!(!served.pid_file.exists(), "the new master removes the pid file");
+}
+
+#[test]
+fn a_killed_worker_is_replaced_within_a_second() {
+    let dir = scratch();
+    let served = Served::fcgi(dir.path(), "fcgi", &["--workers", "4"], 4);
+    let nginx = served.nginx(dir.path());
+    let wrk = Wrk::start(nginx.port(), 32, 4, "/");
+    thread::sleep(Duration::from_secs(1));
+    let before = served.workers();
+    let victim = before[0];
+    signal(victim, libc::SIGKILL);
+    let killed_at = Instant::now();
+    let mut replacement = 0;
+    let replaced = wait_until(Duration::from_secs(1), || {
+        let now = served.workers();
+        if let Some(new) = now.iter().find(|p| !before.contains(p)) {
+            replacement = *new;
+        }
+        replacement != 0 && now.len() == 4
+    });
+    assert!(replaced, "no replacement within 1 s: {:?}\n{}", served.workers(), served.log_text());
+    let remaining = Duration::from_secs(1).saturating_sub(killed_at.elapsed());
+    assert!(
+        served.wait_serving(replacement, remaining),
+        "the replacement did not serve within 1 s"
+    );
+    let serving_after = killed_at.elapsed();
+
+    let wrk = wrk.join().expect("wrk thread");
+    // Only what the killed worker held may fail: at most one request per connection to it.
+    assert!(wrk.failures() <= 32, "{}", wrk.output);
+    assert!(wrk.requests() > 1000, "{}", wrk.output);
+    let log = served.log_text();
+    assert!(log.contains("worker died; replacing it"), "{log}");
+    assert!(log.contains("killed by signal KILL"), "{log}");
+    eprintln!(
+        "kill -9: replacement serving after {:?}; {} requests, {} failed",
+        serving_after,
+        wrk.requests(),
+        wrk.failures()
+    );
+}
+
+/// Sends one request straight to the socket with `fcgi request`; its status and body.
+fn fcgi_request(socket: &Path, path: &str, timeout_s: u32) -> (Option<i32>, String) {
+    let output = Command::new(fcgi_bin())
+        .args(["request", "--timeout", &timeout_s.to_string(), "--connect"])
+        .arg(format!("unix:{}", socket.display()))
+        .arg(path)
+        .output()
+        .expect("fcgi request runs");
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text += &String::from_utf8_lossy(&output.stderr);
+    (output.status.code(), text)
+}
+
+#[test]
+fn a_hung_worker_is_killed_after_the_worker_timeout_and_replaced() {
+    let dir = scratch();
+    let settings =
+        ["workers=2", "worker_timeout_ms=1000", "kill_grace_ms=1000", "graceful_ms=5000"];
+    let served = Served::sleepy(dir.path(), "sleepy", &settings, 2);
+    let before = served.workers();
+    let socket = served.socket.clone();
+    let started = Instant::now();
+    let hung = thread::spawn(move || fcgi_request(&socket, "/x?hang", 20));
+    // Requests on the other worker go on meanwhile.
+    for _ in 0..10 {
+        let (code, body) = fcgi_request(&served.socket, "/x?ms=50", 10);
+        assert_eq!(code, Some(0), "{body}");
+    }
+    let (code, _) = hung.join().expect("the hung request");
+    let failed_after = started.elapsed();
+    assert_eq!(code, Some(1), "the hung request fails");
+    assert!(
+        failed_after >= Duration::from_secs(1),
+        "not before the worker timeout: {failed_after:?}"
+    );
+    assert!(failed_after < Duration::from_secs(8), "{failed_after:?}");
+    let replaced = wait_until(Duration::from_secs(5), || {
+        let now = served.workers();
+        now.len() == 2 && now.iter().any(|p| !before.contains(p))
+    });
+    assert!(replaced, "{:?} -> {:?}\n{}", before, served.workers(), served.log_text());
+    let log = served.log_text();
+    assert!(log.contains("worker hung; sending TERM, then KILL"), "{log}");
+    assert!(log.contains("a request has run for"), "{log}");
+    assert!(log.contains("killing it"), "{log}");
+    let (code, body) = fcgi_request(&served.socket, "/x", 10);
+    assert_eq!(code, Some(0), "{body}");
+}
+
+#[test]
+fn term_lets_an_in_flight_request_finish_then_exits_zero_and_removes_the_socket() {
+    let dir = scratch();
+    let mut served = Served::sleepy(dir.path(), "sleepy", &["workers=2"], 2);
+    let nginx = served.nginx(dir.path());
+    let port = nginx.port();
+    let request = thread::spawn(move || fcgi_tests::http::get(port, "/x?ms=2000"));
+    // Until the request runs in a worker.
+    thread::sleep(Duration::from_millis(500));
+    let stopped_at = Instant::now();
+    served.process.signal(libc::SIGTERM);
+    let response = request.join().expect("the request").expect("an answer");
+    assert_eq!(response.status, 200, "{}", served.log_text());
+    assert!(response.body_text().starts_with("slept 2000 ms"), "{}", response.body_text());
+    let status = served.process.wait_exit(Duration::from_secs(10)).expect("the master exits");
+    assert_eq!(status.code(), Some(0), "{}", served.log_text());
+    assert!(stopped_at.elapsed() >= Duration::from_millis(1400), "it waited for the request");
+    assert!(!served.socket.exists(), "the socket file is removed");
+    assert!(!served.pid_file.exists(), "the pid file is removed");
+}
+
+#[test]
+fn max_requests_recycles_workers_under_load_without_a_failure() {
+    let dir = scratch();
+    let extra = ["--workers", "2", "--max-requests", "100", "--max-requests-jitter", "20"];
+    let served = Served::fcgi(dir.path(), "fcgi", &extra, 2);
+    let nginx = served.nginx(dir.path());
+    let wrk = Wrk::start(nginx.port(), 32, 5, "/").join().expect("wrk thread");
+    assert_eq!(wrk.failures(), 0, "{}\nnginx: {}", wrk.output, nginx.error_log());
+    wrk.assert_clean(1000);
+    let log = served.log_text();
+    let retired = log.matches("request limit reached").count();
+    assert!(retired >= 5, "only {retired} workers retired:\n{}", wrk.output);
+    assert!(wait_until(Duration::from_secs(5), || served.workers().len() == 2));
+    eprintln!("max-requests: {} requests, {retired} workers recycled, 0 failures", wrk.requests());
+}
+
+#[test]
+fn a_slow_request_gets_its_worker_recycled_and_is_logged() {
+    let dir = scratch();
+    let served = Served::sleepy(dir.path(), "sleepy", &["workers=2", "request_timeout_ms=300"], 2);
+    let (code, body) = fcgi_request(&served.socket, "/slow/page?ms=500", 10);
+    assert_eq!(code, Some(0), "{body}");
+    let pid: u32 =
+        body.rsplit(' ').next().and_then(|p| p.trim().parse().ok()).expect("the worker's pid");
+    assert!(
+        wait_until(Duration::from_secs(5), || !served.workers().contains(&pid)),
+        "{}",
+        served.log_text()
+    );
+    assert!(wait_until(Duration::from_secs(5), || served.workers().len() == 2));
+    let log = served.log_text();
+    assert!(log.contains("a request ran past the request timeout"), "{log}");
+    assert!(log.contains("/slow/page?ms=500"), "the log names the request: {log}");
+}
+
+#[test]
+fn ttin_and_ttou_change_the_worker_count() {
+    let dir = scratch();
+    let served = Served::fcgi(dir.path(), "fcgi", &["--workers", "2"], 2);
+    for (sig, wanted) in
+        [(libc::SIGTTIN, 3), (libc::SIGTTIN, 4), (libc::SIGTTOU, 3), (libc::SIGTTOU, 2)]
+    {
+        signal(served.pid(), sig);
+        let reached = wait_until(Duration::from_secs(5), || served.workers().len() == wanted);
+        assert!(reached, "wanted {wanted}, have {:?}\n{}", served.workers(), served.log_text());
+    }
+    let (code, body) = fcgi_request(&served.socket, "/", 10);
+    assert_eq!(code, Some(0), "{body}");
+}
+
+#[test]
+fn dynamic_grows_under_a_burst_and_shrinks_after_it() {
+    let dir = scratch();
+    let settings = ["workers=1", "model=dynamic", "min_spare=1", "max_spare=2", "max_workers=5"];
+    let served = Served::sleepy(dir.path(), "sleepy", &settings, 1);
+    let socket = served.socket.clone();
+    let burst = thread::spawn(move || {
+        Command::new(fcgi_bin())
+            .args(["bench", "-q", "-c", "24", "-d", "4s", "--connect"])
+            .arg(format!("unix:{}", socket.display()))
+            .arg("/x?ms=100")
+            .output()
+            .expect("fcgi bench runs")
+    });
+    let mut most = 0;
+    wait_until(Duration::from_secs(4), || {
+        most = most.max(served.workers().len());
+        most == 5
+    });
+    let output = burst.join().expect("the burst");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    assert_eq!(most, 5, "grew only to {most}:\n{}", served.log_text());
+    let shrunk = wait_until(Duration::from_secs(8), || served.workers().len() <= 2);
+    assert!(shrunk, "still {:?}\n{}", served.workers(), served.log_text());
+    assert!(!served.workers().is_empty());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("0 errors"), "{stdout}");
+}
+
+#[test]
+fn socket_activated_fds_are_adopted_with_several_workers() {
+    let dir = scratch();
+    let socket = dir.path().join("activated.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind as systemd would");
+    let fd = listener.as_raw_fd();
+    let log = dir.path().join("activated.log");
+    // systemd passes the sockets from fd 3 and sets LISTEN_PID to the service's own pid, which
+    // only the started process knows: a shell sets it, then becomes fcgi.
+    let mut command = Command::new("/bin/sh");
+    command
+        .arg("-c")
+        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" serve --app hello --workers 2")
+        .arg(fcgi_bin());
+    // SAFETY: dup2 and fcntl in the child before exec, on our listener's descriptor; a copy
+    // made by dup2 is not close-on-exec, and fd 3 itself must be made so.
+    unsafe {
+        command.pre_exec(move || {
+            let rc = if fd == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(fd, 3) };
+            if rc < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut process = Guarded::spawn("activated", command, &log);
+    let pid = process.pid();
+    let up = wait_until(START_TIMEOUT, || children(pid).len() == 2);
+    let text = || fs::read_to_string(&log).unwrap_or_default();
+    assert!(up, "{}", text());
+    let (code, body) = fcgi_request(&socket, "/", 10);
+    assert_eq!(code, Some(0), "{body}");
+    assert_eq!(body, "Hello, world!");
+    process.signal(libc::SIGTERM);
+    let status = process.wait_exit(Duration::from_secs(10)).expect("it stops");
+    assert_eq!(status.code(), Some(0), "{}", text());
+    assert!(socket.exists(), "a socket systemd owns is left in place");
+    assert!(text().contains("master exiting"), "{}", text());
+}
+
+#[test]
+fn a_failed_upgrade_leaves_the_old_master_serving() {
+    let dir = scratch();
+    // A copy of the binary that the "upgrade" then replaces with one that cannot start.
+    let exe = dir.path().join("fcgi");
+    fs::copy(fcgi_bin(), &exe).expect("copy the fcgi binary");
+    let mut command = Command::new(&exe);
+    command.args(["serve", "--app", "hello", "--workers", "2", "--listen"]);
+    command.arg(format!("unix:{}", dir.path().join("fcgi.sock").display()));
+    command.arg("--pid-file").arg(dir.path().join("fcgi.pid"));
+    let mut served = Served::start(dir.path(), "fcgi", command, 2);
+    let broken = dir.path().join("fcgi.new");
+    fs::write(&broken, "#!/bin/sh\nexit 1\n").expect("a broken binary");
+    fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("make it executable");
+    fs::rename(&broken, &exe).expect("install it");
+
+    served.process.signal(libc::SIGUSR2);
+    let logged = wait_until(Duration::from_secs(10), || {
+        served.log_text().contains("upgrade failed; this master goes on serving")
+    });
+    assert!(logged, "{}", served.log_text());
+    let master = served.pid();
+    let restored =
+        wait_until(Duration::from_secs(2), || read_pid(&served.pid_file) == Some(master));
+    assert!(restored, "the pid file is moved back");
+    assert!(!PathBuf::from(format!("{}.oldbin", served.pid_file.display())).exists());
+    assert!(served.process.is_running());
+    let (code, body) = fcgi_request(&served.socket, "/", 10);
+    assert_eq!((code, body.as_str()), (Some(0), "Hello, world!"));
+    assert_eq!(served.workers().len(), 2);
+}
+
+#[test]
+fn usr1_reopens_the_log_file_in_the_single_process_and_in_every_worker() {
+    for (name, extra, workers) in [("single", &[][..], 0), ("master", &["--workers", "2"][..], 2)] {
+        let dir = scratch();
+        let log_file = dir.path().join("fcgi-rs.log");
+        let log_arg = log_file.display().to_string();
+        let mut args = vec!["--log-file", log_arg.as_str()];
+        args.extend_from_slice(extra);
+        let served = Served::fcgi(dir.path(), name, &args, workers);
+        assert!(wait_until(Duration::from_secs(5), || {
+            fs::read_to_string(&log_file).is_ok_and(|text| text.contains("serving"))
+        }));
+        // As logrotate does: move the file away, then ask for a new one.
+        let rotated = dir.path().join("fcgi-rs.log.1");
+        fs::rename(&log_file, &rotated).expect("rotate");
+        served.process.signal(libc::SIGUSR1);
+        let wanted = if workers == 0 { 1 } else { workers };
+        let reopened = wait_until(Duration::from_secs(5), || {
+            let text = fs::read_to_string(&log_file).unwrap_or_default();
+            text.lines().filter(|l| l.contains("reopened")).count() >= wanted
+        });
+        let text = fs::read_to_string(&log_file).unwrap_or_default();
+        assert!(reopened, "{name}: the new file holds:\n{text}\nstderr:\n{}", served.log_text());
+        if workers > 0 {
+            assert!(text.contains("log files reopened; telling the workers"), "{text}");
+        }
+        let (code, body) = fcgi_request(&served.socket, "/", 10);
+        assert_eq!(code, Some(0), "{body}");
+    }
+}
+
+#[test]
+fn quit_stops_at_once_without_waiting_for_requests() {
+    let dir = scratch();
+    let mut served = Served::sleepy(dir.path(), "sleepy", &["workers=2", "graceful_ms=30000"], 2);
+    let socket = served.socket.clone();
+    let request = thread::spawn(move || fcgi_request(&socket, "/x?ms=10000", 20));
+    thread::sleep(Duration::from_millis(500));
+    let quit_at = Instant::now();
+    served.process.signal(libc::SIGQUIT);
+    let status = served.process.wait_exit(Duration::from_secs(5)).expect("the master exits");
+    assert_eq!(status.code(), Some(0), "{}", served.log_text());
+    assert!(quit_at.elapsed() < Duration::from_secs(3), "{:?}", quit_at.elapsed());
+    let (code, _) = request.join().expect("the request");
+    assert_eq!(code, Some(1), "the running request was cut short");
+    assert!(!served.socket.exists());
+}
