@@ -157,7 +157,6 @@
 
 mod builder;
 mod error;
-mod mailbox;
 mod pool;
 mod state;
 mod stats;

@@ -7,11 +7,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, Sender};
 use crossbeam_utils::CachePadded;
 
 use crate::builder::Builder;
 use crate::error::{RejectReason, Rejected};
-use crate::mailbox::{Mailbox, Waiter};
 use crate::state::{self, Admission, Counts, Limits, Refusal, StateWord};
 use crate::stats::{bump, to_usize, ShutdownReport, Stats, Totals};
 use crate::worker::{self, Role};
@@ -45,8 +45,8 @@ pub(crate) struct Shared {
     /// `Exit` messages sent and not yet received: threads that are idle, not running a job,
     /// even though shutdown no longer counts them in `idle`.
     pub(crate) exits_pending: AtomicU64,
-    /// Where jobs wait for threads, and idle threads for jobs.
-    pub(crate) mailbox: Mailbox,
+    /// Every worker receives from this one receiver (the pool holds the only sender).
+    pub(crate) receiver: Receiver<Message>,
     /// Join handles of the threads started and not yet reaped; also the lock for `exited`.
     handles: Mutex<Vec<JoinHandle<()>>>,
     /// Notified whenever `threads` goes down, for `shutdown` to wait on.
@@ -101,6 +101,7 @@ impl Shared {
 /// ```
 pub struct Pool {
     shared: Arc<Shared>,
+    sender: Sender<Message>,
 }
 
 impl fmt::Debug for Pool {
@@ -124,7 +125,7 @@ impl Pool {
         // use it when the bound is small enough to allocate up front. It is never full, so
         // `send` never blocks; the extra `cap` slots are a margin, not a need.
         let bound = state::channel_bound(&limits) + limits.cap;
-        let channel = match usize::try_from(bound) {
+        let (sender, receiver) = match usize::try_from(bound) {
             Ok(bound) if bound <= ARRAY_CHANNEL_MAX => crossbeam_channel::bounded(bound),
             _ => crossbeam_channel::unbounded(),
         };
@@ -141,7 +142,7 @@ impl Pool {
             totals: Totals::default(),
             abandon: AtomicBool::new(false),
             exits_pending: AtomicU64::new(0),
-            mailbox: Mailbox::new(channel, Mailbox::default_spinners()),
+            receiver,
             handles: Mutex::new(Vec::new()),
             exited: Condvar::new(),
             stack_size: builder.stack_size,
@@ -151,7 +152,7 @@ impl Pool {
         #[cfg(test)]
         tests::LAST_BUILT.with(|last| *last.borrow_mut() = Some(Arc::downgrade(&shared)));
         // If a spawn fails, dropping `pool` shuts down and joins the threads already started.
-        let pool = Pool { shared };
+        let pool = Pool { shared, sender };
         for started in 0..limits.min_spare {
             if let Err(err) = pool.spawn(Role::Idle) {
                 for _ in started..limits.min_spare {
@@ -264,7 +265,8 @@ impl Pool {
     }
 
     fn send(&self, message: Message) {
-        self.shared.mailbox.send(message);
+        // Cannot fail: `shared` holds a receiver for as long as `self` exists.
+        let _ = self.sender.send(message);
     }
 
     /// Starts the threads `admit` counted besides the job's own: `committed` for queued jobs
@@ -409,14 +411,12 @@ impl Pool {
     fn drop_queue(&self) -> usize {
         let queued = self.shared.state.apply(state::take_queue);
         let mut dropped = 0;
-        let me = Waiter::current();
         for _ in 0..queued {
             // Taking the reservations makes this thread the receiver those messages were
             // waiting for; each was sent right after its reservation, so it is there or about
             // to be. (If this receives an `Exit`, the thread it was for receives a job instead
             // and, the pool having abandoned its jobs, drops it and exits.)
-            match self.shared.mailbox.recv(&me, Instant::now().checked_add(Duration::from_secs(1)))
-            {
+            match self.shared.receiver.recv_timeout(Duration::from_secs(1)) {
                 Ok(Message::Run(job)) => {
                     worker::drop_quietly(job);
                     dropped += 1;
@@ -435,9 +435,6 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         self.shutdown(self.shared.drop_timeout);
-        // Threads detached by the deadline may come back for a queued job that was dropped:
-        // no message will come for them.
-        self.shared.mailbox.close();
     }
 }
 

@@ -2,11 +2,9 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 use crossbeam_channel::RecvTimeoutError;
 
-use crate::mailbox::Waiter;
 use crate::pool::{Job, Message, Shared};
 use crate::state::{self, AfterJob};
 use crate::stats::bump;
@@ -48,36 +46,38 @@ impl Drop for Guard<'_> {
 pub(crate) fn run(shared: &Shared, number: u64, role: Role) {
     let completed = shared.totals.completed(number);
     let mut me = Guard { shared, role };
-    let waiter = Waiter::current();
     loop {
         // IDLE (counted in `idle`) or COMMITTED (owed a message): wait.
         let message = match me.role {
-            Role::Idle => {
-                match shared.mailbox.recv(&waiter, Instant::now().checked_add(shared.idle_grace)) {
-                    Ok(message) => message,
-                    Err(RecvTimeoutError::Timeout) => {
-                        let limit = shared.limits.max_spare;
-                        let retired = shared.state.update(|c| {
-                            let next = state::retire(c, limit);
-                            (next, next.is_some())
-                        });
-                        if retired {
-                            me.role = Role::Gone;
-                            bump(&shared.totals.retired);
-                            return;
-                        }
-                        // Not surplus. Wait with no deadline: if the idle count grows past
-                        // `max_spare` later, the threads that then go idle retire, each with its
-                        // own grace period (see DESIGN.md).
-                        match shared.mailbox.recv(&waiter, None) {
-                            Ok(message) => message,
-                            Err(_) => return,
-                        }
+            // A message already waiting is taken without setting up a timeout.
+            Role::Idle => match shared
+                .receiver
+                .try_recv()
+                .or_else(|_| shared.receiver.recv_timeout(shared.idle_grace))
+            {
+                Ok(message) => message,
+                Err(RecvTimeoutError::Timeout) => {
+                    let limit = shared.limits.max_spare;
+                    let retired = shared.state.update(|c| {
+                        let next = state::retire(c, limit);
+                        (next, next.is_some())
+                    });
+                    if retired {
+                        me.role = Role::Gone;
+                        bump(&shared.totals.retired);
+                        return;
                     }
-                    Err(RecvTimeoutError::Disconnected) => return,
+                    // Not surplus. Wait with no deadline: if the idle count grows past
+                    // `max_spare` later, the threads that then go idle retire, each with its
+                    // own grace period (see DESIGN.md).
+                    match shared.receiver.recv() {
+                        Ok(message) => message,
+                        Err(_) => return,
+                    }
                 }
-            }
-            Role::Committed => match shared.mailbox.recv(&waiter, None) {
+                Err(RecvTimeoutError::Disconnected) => return,
+            },
+            Role::Committed => match shared.receiver.recv() {
                 Ok(message) => message,
                 Err(_) => return,
             },
