@@ -45,8 +45,7 @@ pub fn inherited_listeners() -> Result<Option<Vec<Listener>>, ListenError> {
             fd: -1,
             reason: format!("{ENV_FDS} holds {item:?}, not a descriptor number"),
         })?;
-        set_cloexec(fd, true)
-            .map_err(|e| ListenError::NotListening { fd, reason: e.to_string() })?;
+        // Adopting marks it close-on-exec again: only the next upgrade clears it.
         let mut listener = Listener::from_fd(fd)?;
         listener.own_socket_file();
         listeners.push(listener);

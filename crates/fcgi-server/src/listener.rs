@@ -199,13 +199,16 @@ impl Listener {
     ///
     /// The descriptor must be a listening TCP or Unix stream socket; anything else (a terminal
     /// on fd 0, say, when the program was not started by a web server) is refused, and the
-    /// descriptor is left open.
+    /// descriptor is left open. An adopted descriptor is marked close-on-exec, like every
+    /// socket this process makes itself: whoever handed it over may not have, and programs
+    /// the app starts (CGI scripts, say) must not inherit the listening socket.
     pub fn from_fd(fd: RawFd) -> Result<Listener, ListenError> {
         let refuse = |reason: String| ListenError::NotListening { fd, reason };
         let family = socket_family(fd).map_err(|e| refuse(e.to_string()))?;
         if !sockopt_flag(fd, libc::SO_ACCEPTCONN).map_err(|e| refuse(e.to_string()))? {
             return Err(refuse("the socket is not listening".into()));
         }
+        set_cloexec(fd).map_err(|e| refuse(format!("cannot mark it close-on-exec: {e}")))?;
         // SAFETY: the descriptor is an open listening socket (checked above) that this process
         // inherited to serve on; the listener becomes its only owner.
         let socket = match family {
@@ -360,6 +363,18 @@ fn set_backlog(fd: RawFd, backlog: i32) -> io::Result<()> {
     }
 }
 
+/// Sets `FD_CLOEXEC` on `fd`.
+fn set_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl with flag arguments only; an invalid descriptor is reported as an error.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 fn socket_family(fd: RawFd) -> io::Result<libc::c_int> {
     // SAFETY: getsockname writes at most `len` bytes into the zeroed storage we own.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
@@ -448,5 +463,40 @@ impl Write for &Stream {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::IntoRawFd;
+
+    use super::*;
+
+    fn cloexec(fd: RawFd) -> bool {
+        // SAFETY: F_GETFD reads a flag of a descriptor this test owns.
+        unsafe { libc::fcntl(fd, libc::F_GETFD) & libc::FD_CLOEXEC != 0 }
+    }
+
+    #[test]
+    fn an_adopted_descriptor_is_marked_close_on_exec() {
+        let dir = tempfile::tempdir().unwrap();
+        let fd = UnixListener::bind(dir.path().join("s")).unwrap().into_raw_fd();
+        // As a parent that meant it to be inherited leaves it.
+        // SAFETY: F_SETFD on the descriptor just made.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        assert!(!cloexec(fd));
+        let listener = Listener::from_fd(fd).unwrap();
+        assert!(cloexec(fd));
+        drop(listener);
+    }
+
+    #[test]
+    fn a_descriptor_that_is_not_listening_is_refused_and_left_open() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        assert!(matches!(Listener::from_fd(fd), Err(ListenError::NotListening { .. })));
+        // Still open: its owner closes it.
+        // SAFETY: F_GETFD on a descriptor `a` owns.
+        assert!(unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0);
     }
 }
