@@ -94,6 +94,14 @@ def ratio(a, b):
     return "—" if not b or a != a or b != b else f"{a / b:.2f}"
 
 
+def peak_rss(rss, target):
+    """A target's peak RSS and its process count, as a table cell."""
+    if target not in rss:
+        return "—"
+    kib, procs = rss[target]
+    return f"{kib / 1024:.1f} MiB ({procs} process{'es' if procs > 1 else ''})"
+
+
 def rounds_of(results, pattern, parse):
     runs = []
     for path in sorted(results.glob(pattern), key=lambda p: int(re.search(r"_r(\d+)\.", p.name).group(1))):
@@ -174,10 +182,7 @@ def main():
                 peer = f"{backend}-{mode}"
                 peers.append("—" if mode is None or peer == target else ratio(rps, medians[(peer, conns)]))
             served = median([r["rps"] * r["mean"] / 1000 for r in runs])
-            memory = "—"
-            if target in rss:
-                kib, procs = rss[target]
-                memory = f"{kib / 1024:.1f} MiB ({procs} process{'es' if procs > 1 else ''})"
+            memory = peak_rss(rss, target)
             add(
                 f"| {label} | {', '.join(num(r['rps']) for r in runs)} | **{num(rps)}** | "
                 f"{ratio(rps, ceiling)} | {' | '.join(peers)} | {num(median([r['p99'] for r in runs]), 2)} ms | "
@@ -312,10 +317,7 @@ def cgi_section(results, env, rss, add):
             runs = table[target]
             rps = medians[target]
             peer = "—" if target == "cgi-fcgiwrap" else ratio(rps, medians["cgi-fcgiwrap"])
-            memory = "—"
-            if target in rss:
-                kib, procs = rss[target]
-                memory = f"{kib / 1024:.1f} MiB ({procs} process{'es' if procs > 1 else ''})"
+            memory = peak_rss(rss, target)
             add(
                 f"| {script_label} | {label} | {', '.join(num(r['rps']) for r in runs)} | "
                 f"**{num(rps)}** | {peer} | {num(median([r['mb_s'] for r in runs]), 1)} | "

@@ -324,11 +324,11 @@ for round in $(seq "$rounds"); do
             $(wrk_cmd "$conns" "${port[$target]}") >"$results/wrk_${target}_c${conns}_r$round.txt"
         done
     done
-    for script in "${cgi_scripts[@]}"; do
+    for program in "${cgi_scripts[@]}"; do
         for target in "${cgi_targets[@]}"; do
-            printf 'bench: round %s, CGI %s, %s\n' "$round" "$script" "$target"
+            printf 'bench: round %s, CGI %s, %s\n' "$round" "$program" "$target"
             # shellcheck disable=SC2046
-            $(cgi_wrk_cmd "$script" "${port[$target]}") >"$results/cgi_${target}_${script}_r$round.txt"
+            $(cgi_wrk_cmd "$program" "${port[$target]}") >"$results/cgi_${target}_${program}_r$round.txt"
         done
     done
     for mode in keep new; do
@@ -402,8 +402,8 @@ done
     echo "libfcgi=$(dpkg-query -W -f='${Version}' libfcgi-dev 2>/dev/null)"
     echo "spawn_fcgi=$(spawn-fcgi -v | head -1 | awk '{print $2}')"
     echo "fcgiwrap=$(dpkg-query -W -f='${Version}' fcgiwrap 2>/dev/null)"
-    for script in "${cgi_scripts[@]}"; do
-        echo "cgi_wrk_$script=$(cgi_wrk_cmd "$script" PORT)"
+    for program in "${cgi_scripts[@]}"; do
+        echo "cgi_wrk_$program=$(cgi_wrk_cmd "$program" PORT)"
     done
     echo "wrk=$(wrk -v 2>&1 | head -1 | awk '{print $2}')"
     echo "rustc=$(rustc -V)"
