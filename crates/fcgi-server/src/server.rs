@@ -130,8 +130,11 @@ impl Server {
     }
 
     /// A handle that reads what the server is doing (requests served, running, the oldest's
-    /// age) from any thread: what a process manager's heartbeat reports.
+    /// age) from any thread: what a process manager's heartbeat reports. Running requests are
+    /// tracked once a handle has been asked for (a server nobody watches skips that work), so
+    /// ask before [`serve`](Server::serve).
     pub fn status_handle(&self) -> StatusHandle {
+        self.status.watch();
         self.status.clone()
     }
 

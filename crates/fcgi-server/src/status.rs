@@ -5,7 +5,7 @@
 //! limit is how `--request-timeout` finds the requests after which a worker should be recycled.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,9 @@ pub struct StatusHandle {
 #[derive(Debug, Default)]
 pub(crate) struct StatusState {
     served: AtomicU64,
+    /// Whether anyone asked for a handle: only then is each running request kept in `running`
+    /// (a lock and a map entry per request that a server without a process manager can skip).
+    watched: AtomicBool,
     next_id: AtomicU64,
     /// Start of every running handler, by a sequence number: the first entry is the oldest.
     running: Mutex<BTreeMap<u64, Instant>>,
@@ -91,17 +94,26 @@ impl StatusHandle {
 
     /// Marks a handler as running until the returned guard ends.
     pub(crate) fn begin(&self) -> Running {
-        let id = self.state.next_id.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        self.state.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id, started);
+        let id = self.state.watched.load(Ordering::Relaxed).then(|| {
+            let id = self.state.next_id.fetch_add(1, Ordering::Relaxed);
+            self.state.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id, started);
+            id
+        });
         Running { state: Arc::clone(&self.state), id, started }
+    }
+
+    /// Marks the status as read by someone: running requests are tracked from now on.
+    pub(crate) fn watch(&self) {
+        self.state.watched.store(true, Ordering::Relaxed);
     }
 }
 
 /// A running handler; dropping it (even in a panic) counts it as served.
 pub(crate) struct Running {
     state: Arc<StatusState>,
-    id: u64,
+    /// Its key in `running`, when running requests are tracked.
+    id: Option<u64>,
     started: Instant,
 }
 
@@ -122,7 +134,9 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.state.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+        if let Some(id) = self.id {
+            self.state.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        }
         self.state.served.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -134,6 +148,7 @@ mod tests {
     #[test]
     fn counts_running_and_served_and_keeps_slow_requests() {
         let status = StatusHandle::default();
+        status.watch();
         status.set_slow_limit(Some(Duration::from_millis(20)));
         let fast = status.begin();
         let slow = status.begin();
