@@ -139,6 +139,12 @@ impl Served {
         Nginx::start(dir, Site::Keepalive, &self.addr().site_vars())
     }
 
+    /// Waits until the sleepy app logged that a request with `query` started in a worker.
+    fn wait_started(&self, query: &str) -> bool {
+        let needle = format!("request started: ?{query}");
+        wait_until(Duration::from_secs(10), || self.log_text().contains(&needle))
+    }
+
     /// Waits until a worker of `pid` logged that it serves (fcgi-server's "serving" line).
     fn wait_serving(&self, pid: u32, timeout: Duration) -> bool {
         let needle = format!("pid: {pid}");
@@ -395,8 +401,7 @@ fn term_lets_an_in_flight_request_finish_then_exits_zero_and_removes_the_socket(
     let nginx = served.nginx(dir.path());
     let port = nginx.port();
     let request = thread::spawn(move || fcgi_tests::http::get(port, "/x?ms=2000"));
-    // Until the request runs in a worker.
-    thread::sleep(Duration::from_millis(500));
+    assert!(served.wait_started("ms=2000"), "{}", served.log_text());
     let stopped_at = Instant::now();
     served.process.signal(libc::SIGTERM);
     let response = request.join().expect("the request").expect("an answer");
@@ -598,7 +603,7 @@ fn quit_stops_at_once_without_waiting_for_requests() {
     let mut served = Served::sleepy(dir.path(), "sleepy", &["workers=2", "graceful_ms=30000"], 2);
     let socket = served.socket.clone();
     let request = thread::spawn(move || fcgi_request(&socket, "/x?ms=10000", 20));
-    thread::sleep(Duration::from_millis(500));
+    assert!(served.wait_started("ms=10000"), "{}", served.log_text());
     let quit_at = Instant::now();
     served.process.signal(libc::SIGQUIT);
     let status = served.process.wait_exit(Duration::from_secs(5)).expect("the master exits");

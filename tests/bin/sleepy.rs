@@ -39,6 +39,8 @@ impl Workload for Sleepy {
 
 fn handle(request: &mut Request, response: &mut Response) -> Result<(), fcgi_server::Error> {
     let query = request.param_str("QUERY_STRING").unwrap_or_default().to_owned();
+    // Tests wait for this line to know that a request is running in a worker.
+    eprintln!("request started: ?{query}");
     if query.split('&').any(|pair| pair == "hang") {
         loop {
             std::thread::sleep(Duration::from_secs(3600));
