@@ -1120,3 +1120,27 @@ fn graceful_shutdown_waits_for_the_end_of_a_response_the_web_server_has_not_read
     let report = server.wait_stopped(Duration::from_secs(5)).expect("serve() returned");
     assert_eq!((report.requests, report.unfinished), (1, 0));
 }
+
+#[test]
+fn a_web_server_that_hangs_up_mid_response_is_logged_as_gone_not_as_a_handler_failure() {
+    let server = TestServer::start(inproc::config(), |b| {
+        b.responder(|_: &mut Request, response: &mut Response| -> Result<(), fcgi_server::Error> {
+            response.header("Content-Type", "application/octet-stream")?;
+            // Far more than the socket buffers: writing fails once the peer has gone.
+            for _ in 0..1024 {
+                response.write_all(&[b'x'; 64 * 1024])?;
+            }
+            Ok(())
+        })
+    });
+    let mut client = server.connect();
+    client.send_ok(&frames::request(1, Role::Responder, false, &[], b""));
+    client.expect_frame();
+    drop(client);
+    assert!(
+        wait_until(Duration::from_secs(10), || server.logs().contains("went away")),
+        "{:?}",
+        server.logs().lines()
+    );
+    assert!(!server.logs().contains("handler failed"), "{:?}", server.logs().lines());
+}

@@ -39,6 +39,12 @@ impl Job {
         match outcome {
             _ if over_limit => response.fail(413),
             Ok(Ok(())) => {}
+            // The web server closed the connection (its client went away, or it stopped):
+            // nothing failed here, and nobody is left to answer.
+            Ok(Err(e)) if response.wire().is_broken() || is_peer_gone(&*e) => {
+                info!(log, "the web server went away before the response was written";
+                    "req" => request.request_id(), "error" => %e, "uri" => request.request_uri());
+            }
             Ok(Err(e)) => {
                 error!(log, "handler failed"; "req" => request.request_id(), "error" => %e,
                     "uri" => request.request_uri());
@@ -80,4 +86,16 @@ impl Job {
             }
         }
     }
+}
+
+/// Whether a handler's error says that the web server's side of the connection is gone.
+fn is_peer_gone(error: &(dyn std::error::Error + 'static)) -> bool {
+    error.downcast_ref::<std::io::Error>().is_some_and(|e| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+        )
+    })
 }
