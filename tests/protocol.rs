@@ -1144,3 +1144,34 @@ fn a_web_server_that_hangs_up_mid_response_is_logged_as_gone_not_as_a_handler_fa
     );
     assert!(!server.logs().contains("handler failed"), "{:?}", server.logs().lines());
 }
+
+#[test]
+fn large_writes_sent_from_the_handlers_buffer_arrive_intact_and_in_order() {
+    // Writes of every size around the direct-send threshold (16 KiB) and the record limit,
+    // interleaved with small ones that gather in the server's buffer, and stderr between them.
+    const SIZES: [usize; 9] = [1, 16 * 1024 - 1, 16 * 1024, 65_528, 65_529, 100_000, 7, 200_003, 3];
+    let server = TestServer::start(inproc::config(), |b| {
+        b.responder(|_: &mut Request, response: &mut Response| -> Result<(), fcgi_server::Error> {
+            response.header("Content-Type", "application/octet-stream")?;
+            let body = pattern(SIZES.iter().sum::<usize>() * 8, 7);
+            let mut at = 0;
+            for round in 0..8 {
+                for size in SIZES {
+                    response.write_all(&body[at..at + size])?;
+                    at += size;
+                }
+                response.write_stderr(format!("round {round}\n").as_bytes())?;
+            }
+            Ok(())
+        })
+    });
+    let mut client = server.connect();
+    client.send_ok(&frames::request(1, Role::Responder, false, &[], b""));
+    let reply = client.read_reply(1);
+    reply.assert_complete(200);
+    let expected = pattern(SIZES.iter().sum::<usize>() * 8, 7);
+    assert_eq!(reply.body.len(), expected.len());
+    assert_eq!(fnv1a(&reply.body), fnv1a(&expected), "the body differs");
+    let stderr = String::from_utf8_lossy(&reply.stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 8, "{stderr}");
+}

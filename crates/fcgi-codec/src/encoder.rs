@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use crate::header::{Header, MAX_CONTENT_LEN};
+use crate::header::{Header, HEADER_LEN, MAX_CONTENT_LEN};
 use crate::name_value::encode_pair;
 use crate::{BeginRequest, Body, EndRequest, Record, RecordType, UnknownType};
 
@@ -129,6 +129,47 @@ impl Encoder {
         } else {
             0
         }
+    }
+
+    /// The header and the padding that frame `len` bytes of `kind` content as one record, for
+    /// a writer that sends the content from where it lies (`writev`) instead of copying it:
+    /// the header, the content, then the padding make the same bytes as
+    /// [`stream`](Encoder::stream). Fails when `len` is 0 (an empty record ends a stream) or
+    /// over [`max_chunk`](Encoder::max_chunk).
+    ///
+    /// ```
+    /// use fcgi_codec::{Encoder, StreamKind};
+    ///
+    /// let encoder = Encoder::new();
+    /// let (header, padding) = encoder.frame(StreamKind::Stdout, 1, 13)?;
+    /// let mut framed = header.to_vec();
+    /// framed.extend_from_slice(b"Hello, world!");
+    /// framed.extend_from_slice(padding);
+    ///
+    /// let mut encoded = Vec::new();
+    /// encoder.stream(&mut encoded, StreamKind::Stdout, 1, b"Hello, world!")?;
+    /// assert_eq!(framed, encoded);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn frame(
+        &self,
+        kind: StreamKind,
+        request_id: u16,
+        len: usize,
+    ) -> io::Result<([u8; HEADER_LEN], &'static [u8])> {
+        let content_length = u16::try_from(len)
+            .ok()
+            .filter(|&n| n > 0 && usize::from(n) <= self.max_chunk())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("one record frames 1 to {} bytes, not {len}", self.max_chunk()),
+                )
+            })?;
+        let padding = self.padding(len);
+        let mut header = Header::new(kind.into(), request_id, content_length);
+        header.padding_length = u8::try_from(padding).unwrap_or(0);
+        Ok((header.encode(), &PADDING[..padding]))
     }
 
     /// Writes one record whose content is at most [`MAX_CONTENT_LEN`] bytes.

@@ -177,6 +177,29 @@ proptest! {
     }
 
     #[test]
+    fn a_framed_record_is_byte_for_byte_what_stream_encodes(
+        kind in 4u8..9,
+        id in any::<u16>(),
+        len in 0usize..70_000,
+        pad in any::<bool>(),
+    ) {
+        let encoder = Encoder::with_padding(pad);
+        let content = vec![0xA5; len];
+        match encoder.frame(stream_kind(kind), id, len) {
+            Ok((header, padding)) => {
+                prop_assert!(len > 0 && len <= encoder.max_chunk());
+                let mut framed = header.to_vec();
+                framed.extend_from_slice(&content);
+                framed.extend_from_slice(padding);
+                let mut encoded = Vec::new();
+                encoder.stream(&mut encoded, stream_kind(kind), id, &content).unwrap();
+                prop_assert_eq!(framed, encoded);
+            }
+            Err(_) => prop_assert!(len == 0 || len > encoder.max_chunk()),
+        }
+    }
+
+    #[test]
     fn one_byte_at_a_time(records in prop::collection::vec((any::<u16>(), owned_body()), 1..4)) {
         let mut wire = Vec::new();
         let mut count = 0;
