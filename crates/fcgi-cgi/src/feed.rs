@@ -1,5 +1,5 @@
 //! The stdin feeder: a helper thread that streams the request body into the program's stdin as
-//! it arrives, then watches for an abort until the request is over.
+//! it arrives.
 //!
 //! It must not be the thread that writes the response: `Request::body()` blocks until the web
 //! server sends more, and the response's first flush blocks until the whole body has arrived,
@@ -9,29 +9,22 @@
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::process::ChildStdin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Duration;
 
 use fcgi_server::Request;
 
-/// How often the feeder looks at the request's abort flag, and at whether it should stop, while
-/// it waits. An abort is noticed within this long.
+/// How often the feeder, waiting for room in the program's stdin, looks at whether it should
+/// stop.
 pub(crate) const CHECK_EVERY: Duration = Duration::from_millis(50);
 
 /// Bytes moved per read of the body: the size of one FastCGI record's worth of spool reads and
 /// of one pipe buffer, so each write to the program usually fits in its pipe at once.
 const CHUNK: usize = 64 * 1024;
 
-/// Streams the body of `request` into `stdin`, closes it, then until `stop` hangs up sets
-/// `aborted` if the request is aborted. Gives up on the body when the program stops reading
-/// (its stdin is closed: the rest is not for it) or when `stop` hangs up.
-pub(crate) fn feed(
-    request: &mut Request,
-    stdin: ChildStdin,
-    stop: &Receiver<()>,
-    aborted: &AtomicBool,
-) {
+/// Streams the body of `request` into `stdin`, then closes it. Gives up on the body when the
+/// program stops reading (its stdin is closed: the rest is not for it) or when `stop` hangs up.
+pub(crate) fn feed(request: &mut Request, stdin: ChildStdin, stop: &Receiver<()>) {
     // Non-blocking, so that a program that never reads its stdin cannot hold this thread (and
     // with it the request) once the gateway is done with it.
     set_nonblocking(&stdin);
@@ -59,17 +52,6 @@ pub(crate) fn feed(
                 // EPIPE: the program closed its stdin or exited.
                 Err(_) => break 'body,
             }
-        }
-    }
-    drop(stdin);
-    loop {
-        if request.is_aborted() {
-            aborted.store(true, Ordering::Release);
-            return;
-        }
-        match stop.recv_timeout(CHECK_EVERY) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
     }
 }

@@ -2,9 +2,8 @@
 //! run the whole again.
 
 use std::ffi::OsString;
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -99,7 +98,7 @@ impl Gateway {
             Err(e) => {
                 warn!(self.log, "CGI request refused: {e}"; "status" => e.status(),
                       "uri" => request.request_uri().unwrap_or(""));
-                answer(response, e.status())?;
+                response.fail(e.status());
                 return Ok(Outcome::Done);
             }
         };
@@ -120,55 +119,43 @@ impl Gateway {
                 let status = spawn_failure_status(&e);
                 warn!(self.log, "cannot start the CGI program: {e}"; "script" => &script.name,
                       "path" => %script.path.display(), "status" => status);
-                answer(response, status)?;
+                response.fail(status);
                 return Ok(Outcome::Done);
             }
         };
         debug!(self.log, "CGI program started"; "script" => &script.name, "pid" => child.id());
         let limits = Limits { deadline, kill_grace: self.kill_grace };
 
+        // The feeder borrows the request: the pump watches for an abort through this.
+        let abort = request.abort_signal();
+        let is_aborted = || abort.is_aborted();
+        let pump = |child: &mut child::Child, response: &mut Response| {
+            pump::pump(
+                child,
+                (stdout, stderr),
+                response,
+                &is_aborted,
+                limits,
+                &self.log,
+                &script.name,
+            )
+        };
         let report = match stdin {
-            None => {
-                let aborted = || request.is_aborted();
-                pump::pump(
-                    &mut child,
-                    (stdout, stderr),
-                    response,
-                    &aborted,
-                    limits,
-                    &self.log,
-                    &script.name,
-                )
-            }
-            Some(stdin) => {
-                let aborted = AtomicBool::new(false);
-                thread::scope(|scope| {
-                    let (stop_tx, stop_rx) = mpsc::channel::<()>();
-                    let aborted = &aborted;
-                    let feeder = thread::Builder::new()
-                        .name("fcgi-cgi-stdin".into())
-                        .spawn_scoped(scope, move || {
-                            crate::feed::feed(request, stdin, &stop_rx, aborted)
-                        });
-                    if let Err(e) = feeder {
-                        // The stdin pipe went with the closure: the program sees an empty body.
-                        warn!(self.log, "cannot start a thread for the request body: {e}";
-                              "script" => &script.name);
-                    }
-                    let is_aborted = || aborted.load(Ordering::Acquire);
-                    let report = pump::pump(
-                        &mut child,
-                        (stdout, stderr),
-                        response,
-                        &is_aborted,
-                        limits,
-                        &self.log,
-                        &script.name,
-                    );
-                    drop(stop_tx);
-                    report
-                })
-            }
+            None => pump(&mut child, response),
+            Some(stdin) => thread::scope(|scope| {
+                let (stop_tx, stop_rx) = mpsc::channel::<()>();
+                let feeder = thread::Builder::new()
+                    .name("fcgi-cgi-stdin".into())
+                    .spawn_scoped(scope, move || crate::feed::feed(request, stdin, &stop_rx));
+                if let Err(e) = feeder {
+                    // The stdin pipe went with the closure: the program sees an empty body.
+                    warn!(self.log, "cannot start a thread for the request body: {e}";
+                          "script" => &script.name);
+                }
+                let report = pump(&mut child, response);
+                drop(stop_tx);
+                report
+            }),
         };
         // Reaped already; this only settles the guard.
         drop(child);
@@ -189,13 +176,13 @@ impl Gateway {
             (Head::None, Some(Stop::TimedOut)) => {
                 warn!(self.log, "CGI program ran past the timeout before its header; answered 504";
                       "script" => name, "exit" => exit);
-                answer(response, 504)?;
+                response.fail(504);
                 Ok(Outcome::Done)
             }
             (Head::None, Some(Stop::BadHeader(e))) => {
                 warn!(self.log, "CGI program sent an invalid header block: {e}; answered 502";
                       "script" => name, "exit" => exit);
-                answer(response, 502)?;
+                response.fail(502);
                 Ok(Outcome::Done)
             }
             (Head::None, stop) => {
@@ -205,7 +192,7 @@ impl Gateway {
                 };
                 warn!(self.log, "CGI program exited without a header{detail}; answered 502 \
                     (its stderr is logged above)"; "script" => name, "exit" => exit);
-                answer(response, 502)?;
+                response.fail(502);
                 Ok(Outcome::Done)
             }
             (Head::Sent, Some(Stop::TimedOut)) => {
@@ -220,7 +207,7 @@ impl Gateway {
             (Head::LocalRedirect(_), Some(Stop::TimedOut)) => {
                 warn!(self.log, "CGI program ran past the timeout after a local redirect; \
                     answered 504"; "script" => name, "exit" => exit);
-                answer(response, 504)?;
+                response.fail(504);
                 Ok(Outcome::Done)
             }
             (Head::LocalRedirect(location), _) => Ok(Outcome::LocalRedirect(location)),
@@ -255,7 +242,7 @@ impl Handler for Gateway {
                 }
                 Err(e) => {
                     warn!(self.log, "{e}; answered 500"; "uri" => request.request_uri().unwrap_or(""));
-                    answer(response, 500)?;
+                    response.fail(500);
                     return Ok(());
                 }
             }
@@ -282,25 +269,6 @@ fn spawn_failure_status(e: &io::Error) -> u16 {
         Some(libc::EAGAIN | libc::EMFILE | libc::ENFILE | libc::ENOMEM) => 503,
         _ => 502,
     }
-}
-
-/// Answers `status` with a one-line plain-text body, when nothing has gone out yet.
-fn answer(response: &mut Response, status: u16) -> io::Result<()> {
-    if response.headers_sent() {
-        return Ok(());
-    }
-    let reason = match status {
-        403 => "Forbidden",
-        404 => "Not Found",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Error",
-    };
-    response.set_status(status);
-    response.header("Content-Type", "text/plain")?;
-    writeln!(response, "{status} {reason}")
 }
 
 #[cfg(test)]

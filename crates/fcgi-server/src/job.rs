@@ -37,7 +37,9 @@ impl Job {
         // the mark, then END_REQUEST.
         let over_limit = response.wait_for_input();
         match outcome {
-            _ if over_limit => response.fail(413),
+            _ if over_limit => {
+                response.fail(413);
+            }
             Ok(Ok(())) => {}
             // The web server closed the connection (its client went away, or it stopped):
             // nothing failed here, and nobody is left to answer.

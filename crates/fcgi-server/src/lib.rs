@@ -63,7 +63,7 @@ pub use fcgi_codec::{Params, ParamsLimits, Role};
 pub use handler::{Error, Handler};
 pub use listener::{ListenError, ListenOptions, Listener};
 pub use monitor::ServeReport;
-pub use request::{Body, Request};
+pub use request::{AbortSignal, Body, Request};
 pub use response::Response;
 pub use server::{Server, ServerBuilder, ShutdownHandle};
 pub use status::{SlowRequest, Status, StatusHandle};

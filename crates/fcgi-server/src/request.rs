@@ -178,6 +178,42 @@ impl Request {
     pub fn is_aborted(&self) -> bool {
         self.shared.aborted.load(Ordering::Acquire)
     }
+
+    /// [`is_aborted`](Request::is_aborted) for another thread: a handle that a helper can
+    /// check while the handler lends the request out (to a thread feeding its body elsewhere,
+    /// say).
+    ///
+    /// ```
+    /// use fcgi_server::{Request, Response};
+    ///
+    /// fn handler(request: &mut Request, _: &mut Response) -> Result<(), fcgi_server::Error> {
+    ///     let abort = request.abort_signal();
+    ///     std::thread::scope(|scope| {
+    ///         scope.spawn(|| std::io::copy(request.body(), &mut std::io::sink()));
+    ///         while !abort.is_aborted() {
+    ///             // ... work that stops when the web server gives up ...
+    ///             break;
+    ///         }
+    ///     });
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn abort_signal(&self) -> AbortSignal {
+        AbortSignal { shared: Arc::clone(&self.shared) }
+    }
+}
+
+/// Whether a request was aborted, readable from any thread: see [`Request::abort_signal`].
+#[derive(Clone, Debug)]
+pub struct AbortSignal {
+    shared: Arc<RequestShared>,
+}
+
+impl AbortSignal {
+    /// Whether the web server aborted the request (or went away).
+    pub fn is_aborted(&self) -> bool {
+        self.shared.aborted.load(Ordering::Acquire)
+    }
 }
 
 /// A request input stream: the body (`FCGI_STDIN`) or the Filter role's data (`FCGI_DATA`).

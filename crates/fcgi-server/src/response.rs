@@ -209,11 +209,27 @@ impl Response {
         over_limit
     }
 
-    /// Replaces whatever the handler wrote with an error answer, if none of it has gone out.
-    pub(crate) fn fail(&mut self, status: u16) {
-        if !self.flushed {
-            self.replace_with(status);
+    /// Answers `status` with a one-line plain-text body (`504 Gateway Timeout`), in place of
+    /// whatever was written so far, if none of it has gone to the web server yet. Returns
+    /// whether it did; once output has gone out, the answer can no longer change.
+    ///
+    /// This is also how the server answers a handler that failed (500) or panicked.
+    ///
+    /// ```
+    /// use fcgi_server::{Request, Response};
+    ///
+    /// fn upstream(_: &mut Request, response: &mut Response) -> Result<(), fcgi_server::Error> {
+    ///     // The backend this handler asks did not answer in time.
+    ///     response.fail(504);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn fail(&mut self, status: u16) -> bool {
+        if self.flushed {
+            return false;
         }
+        self.replace_with(status);
+        true
     }
 
     /// Drops the buffered output (nothing of it has gone out) for a plain-text `status`

@@ -172,39 +172,38 @@ impl Wire {
         !self.pending().bytes.is_empty()
     }
 
-    fn write_blocking(&self, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
-        while !bytes.is_empty() {
-            if self.broken.load(Ordering::Acquire) {
-                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the connection is closed"));
-            }
-            match self.stream.send(bytes) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => bytes = &bytes[n..],
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_writable(deadline)?,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+    fn write_blocking(&self, bytes: &[u8], deadline: Instant) -> io::Result<()> {
+        self.write_parts_blocking(&mut [bytes], deadline)
     }
 
+    /// Writes `parts` whole, in order, consuming them as they go out: one `send` for one part,
+    /// one `sendmsg` for several.
     fn write_parts_blocking(&self, parts: &mut [&[u8]], deadline: Instant) -> io::Result<()> {
+        /// More parts than this go out over several calls; the response's largest write has 4.
+        const MAX_PARTS: usize = 8;
         let mut first = 0;
         loop {
             while parts.get(first).is_some_and(|part| part.is_empty()) {
                 first += 1;
             }
             let rest = &mut parts[first..];
-            match rest {
-                [] => return Ok(()),
-                [one] => return self.write_blocking(one, deadline),
-                _ => {}
+            if rest.is_empty() {
+                return Ok(());
             }
             if self.broken.load(Ordering::Acquire) {
                 return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the connection is closed"));
             }
-            let slices: Vec<io::IoSlice<'_>> = rest.iter().map(|p| io::IoSlice::new(p)).collect();
-            match self.stream.send_vectored(&slices) {
+            let sent = if let [one] = rest {
+                self.stream.send(one)
+            } else {
+                let mut slices = [io::IoSlice::new(&[]); MAX_PARTS];
+                let count = rest.len().min(MAX_PARTS);
+                for (slice, part) in slices.iter_mut().zip(rest.iter()) {
+                    *slice = io::IoSlice::new(part);
+                }
+                self.stream.send_vectored(&slices[..count])
+            };
+            match sent {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(mut n) => {
                     for part in rest.iter_mut() {
