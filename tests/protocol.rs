@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 use fcgi_codec::{ProtocolStatus, RecordType, Role, StreamKind};
-use fcgi_server::{Config, ParamsLimits, Request, Response};
+use fcgi_server::{streaming, Config, ParamsLimits, Request, Response};
 use fcgi_tests::addr::Transport;
 use fcgi_tests::data::{fnv1a, fnv1a_continue, pattern, FNV1A_OFFSET};
 use fcgi_tests::inproc::{self, TestServer};
@@ -186,6 +186,7 @@ fn get_values_answers_the_known_names_with_the_configured_values() {
         max_spare: 2,
         max_threads: 5,
         queue: 7,
+        max_conn_requests: 12,
         ..inproc::config()
     };
     let server = TestServer::start(config, |b| b.responder(echo));
@@ -208,7 +209,7 @@ fn get_values_answers_the_known_names_with_the_configured_values() {
     let expected = [("FCGI_MAX_CONNS", "123"), ("FCGI_MAX_REQS", "12"), ("FCGI_MPXS_CONNS", "1")];
     let expected: Vec<(String, String)> =
         expected.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
-    assert_eq!(pairs, expected, "max_threads 5 + queue 7 = 12; the unknown name is left out");
+    assert_eq!(pairs, expected, "FCGI_MAX_REQS is max_conn_requests; the unknown name is left out");
 
     // Asking for nothing known gets an empty answer, not silence.
     client.send_get_values(&["FCGI_NOT_A_VARIABLE"]);
@@ -332,7 +333,7 @@ fn abort_while_the_body_arrives_fails_the_handlers_read() {
         read_tx.send(error.kind()).expect("the test waits");
         Err(error.into())
     };
-    let server = TestServer::start(inproc::config(), |b| b.responder(handler));
+    let server = TestServer::start(inproc::config(), |b| b.responder(streaming(handler)));
     let mut client = server.connect();
     client.send_begin(1, Role::Responder, true);
     client.send_params(1, &[]);
@@ -839,10 +840,12 @@ fn panicking_handler_answers_500_and_the_server_goes_on() {
     assert_eq!(reply.body_text(), "500 Internal Server Error\n");
     assert!(server.logs().contains("handler panicked"));
 
-    // Headers already sent: the status stays, and the response is still ended properly.
-    let reply = client.simple_request(&[("MODE", "late")], b"");
-    reply.assert_complete(200);
-    assert_eq!(reply.body, b"partial");
+    // Headers already sent: the web server must not take the start of the response for all
+    // of it. No END_REQUEST: an invalid record, and the connection closed.
+    let mut late = server.connect();
+    late.send_ok(&frames::request(1, Role::Responder, true, &[("MODE", "late")], b""));
+    let error = late.try_read_reply(1).expect_err("a response cut short is not complete");
+    assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{error}");
 
     let reply = client.simple_request(&[], b"");
     reply.assert_complete(200);
@@ -920,7 +923,7 @@ fn duplicate_begin_request_closes_that_connection_only() {
         }
         echo(request, response)
     };
-    let server = TestServer::start(inproc::config(), |b| b.responder(handler));
+    let server = TestServer::start(inproc::config(), |b| b.responder(streaming(handler)));
     // A request on another connection, waiting for its body throughout.
     let mut other = server.connect();
     other.send_begin(1, Role::Responder, true);

@@ -207,11 +207,11 @@ fn expect_status_is_a_health_check() {
 #[test]
 fn get_values_shows_the_configured_values() {
     let dir = tempfile::tempdir().unwrap();
-    let extra = ["--max-conns", "7", "--max-threads", "3", "--queue", "5"];
+    let extra = ["--max-conns", "7", "--max-threads", "3", "--max-conn-requests", "8"];
     let hello = FcgiServe::start(dir.path(), "hello", "hello", Transport::Unix, &extra);
     let connect = connect_arg(hello.addr());
     let run = fcgi_request(&["--connect", &connect, "--get-values"], b"");
-    // FCGI_MAX_REQS is what may run (3 threads) or wait (a queue of 5).
+    // FCGI_MAX_REQS is how many requests one connection may have open.
     assert_eq!(
         run.assert_ok().lines(),
         ["FCGI_MAX_CONNS=7", "FCGI_MAX_REQS=8", "FCGI_MPXS_CONNS=1"]

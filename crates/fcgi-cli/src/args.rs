@@ -136,6 +136,21 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = Config::DEFAULT_QUEUE)]
     pub(crate) queue: usize,
 
+    /// Seconds a request may wait in the queue; then: 503 with Retry-After and FCGI_OVERLOADED
+    /// (0: no limit).
+    #[arg(long, value_name = "SECS", default_value_t = Config::DEFAULT_QUEUE_TIMEOUT.as_secs())]
+    pub(crate) queue_timeout: u64,
+
+    /// Most requests open at once on one connection; one more is answered 503 (advertised as
+    /// FCGI_MAX_REQS).
+    #[arg(long, value_name = "N", default_value_t = Config::DEFAULT_MAX_CONN_REQUESTS)]
+    pub(crate) max_conn_requests: usize,
+
+    /// Bytes of memory all unfinished requests may hold together (params, bodies in memory);
+    /// past it bodies go to disk and new requests get 503.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::DEFAULT_MEMORY_BUDGET)]
+    pub(crate) memory_budget: usize,
+
     /// Most connections open at once; beyond, requests get 503 (FCGI_MAX_CONNS).
     #[arg(long, value_name = "N", default_value_t = Config::DEFAULT_MAX_CONNS)]
     pub(crate) max_conns: usize,
@@ -176,9 +191,14 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "SECS", default_value_t = Config::DEFAULT_IDLE_TIMEOUT.as_secs())]
     pub(crate) idle_timeout: u64,
 
-    /// Seconds a request may wait for input from the web server.
+    /// Seconds a request may go without a byte of its own input (params, body); then: 408.
     #[arg(long, value_name = "SECS", default_value_t = Config::DEFAULT_READ_TIMEOUT.as_secs())]
     pub(crate) read_timeout: u64,
+
+    /// Slowest input a request may have, in bytes per second: it gets --read-timeout plus a
+    /// second per this many bytes to receive all of its input; then: 408 (0: no rate).
+    #[arg(long, value_name = "BYTES", default_value_t = Config::DEFAULT_MIN_INPUT_RATE)]
+    pub(crate) min_input_rate: u64,
 
     /// Seconds a write may wait for the web server to read.
     #[arg(long, value_name = "SECS", default_value_t = Config::DEFAULT_WRITE_TIMEOUT.as_secs())]
@@ -258,6 +278,10 @@ impl ServeArgs {
             max_spare,
             max_threads: self.max_threads,
             queue: self.queue,
+            queue_timeout: (self.queue_timeout > 0)
+                .then(|| Duration::from_secs(self.queue_timeout)),
+            max_conn_requests: self.max_conn_requests,
+            memory_budget: self.memory_budget,
             max_conns: self.max_conns,
             params_limits: fcgi_server::ParamsLimits {
                 max_len: self.max_params,
@@ -268,6 +292,7 @@ impl ServeArgs {
             spool_dir: self.spool_dir.clone(),
             idle_timeout: Duration::from_secs(self.idle_timeout),
             read_timeout: Duration::from_secs(self.read_timeout),
+            min_input_rate: self.min_input_rate,
             write_timeout: Duration::from_secs(self.write_timeout),
             allow: (!self.allow.is_empty()).then(|| self.allow.clone()),
             access_log: self.access_log,
@@ -275,6 +300,15 @@ impl ServeArgs {
         };
         if config.max_threads == 0 {
             return Err("--max-threads must be at least 1".into());
+        }
+        if config.max_conn_requests == 0 {
+            return Err("--max-conn-requests must be at least 1".into());
+        }
+        if config.memory_budget < config.params_limits.max_len {
+            return Err(format!(
+                "--memory-budget ({}) must hold at least one request's params (--max-params, {})",
+                config.memory_budget, config.params_limits.max_len
+            ));
         }
         if config.min_spare > config.max_spare {
             return Err(format!(

@@ -25,9 +25,22 @@ pub struct Config {
     /// Most requests running at once (flup's `maxThreads`).
     pub max_threads: usize,
     /// Requests that may wait for a thread when all `max_threads` are busy; one more is
-    /// answered `503` with `FCGI_OVERLOADED` at once. `max_threads + queue` is advertised as
-    /// `FCGI_MAX_REQS`. Zero refuses at once whenever every thread is busy.
+    /// answered `503` with `FCGI_OVERLOADED` at once. Zero refuses at once whenever every
+    /// thread is busy.
     pub queue: usize,
+    /// How long a request may wait in the queue for a thread; then it is answered `503` with
+    /// `Retry-After` and `FCGI_OVERLOADED`, so that a load balancer can try another host
+    /// instead of waiting behind stuck handlers. `None`: as long as the web server waits.
+    pub queue_timeout: Option<Duration>,
+    /// Most requests open at once on one connection (params or body still arriving, queued,
+    /// running); one more is answered `503` with `FCGI_OVERLOADED` and the connection lives
+    /// on. Advertised as `FCGI_MAX_REQS`.
+    pub max_conn_requests: usize,
+    /// Bytes of memory that all unfinished requests together may hold: their params, and the
+    /// parts of their bodies kept in memory. Past it, bodies go to the spool file and a new
+    /// request (or one whose params still grow) is answered `503`: whatever the peers send,
+    /// request state stays within this.
+    pub memory_budget: usize,
     /// Most connections open at once; the requests of one more are answered `503` with
     /// `FCGI_OVERLOADED` and it is closed. Advertised as `FCGI_MAX_CONNS`. Idle connections
     /// cost no thread, only a little memory, so this can be large.
@@ -44,9 +57,16 @@ pub struct Config {
     pub spool_dir: Option<PathBuf>,
     /// How long a kept connection with no request may stay idle before it is closed.
     pub idle_timeout: Duration,
-    /// How long a request may go without a byte from the web server while its input is
-    /// incomplete; then it is aborted and its connection closed.
+    /// How long a request may go without a byte of its own input (params, body) while that
+    /// input is incomplete, and how long a connection may sit on a partial record; then the
+    /// request is answered `408` (the connection, for a partial record, is closed). Bytes of
+    /// other requests on the same connection do not count.
     pub read_timeout: Duration,
+    /// The slowest a request's input may arrive, in bytes per second, once `read_timeout` has
+    /// passed since it began: each request has `read_timeout`, plus a second for every
+    /// `min_input_rate` bytes it has received, to receive all of its input (as Apache's
+    /// `mod_reqtimeout` `MinRate`). Zero: no rate, only `read_timeout` between bytes.
+    pub min_input_rate: u64,
     /// How long a write may wait for the web server to read; then the connection is closed.
     pub write_timeout: Duration,
     /// Peers allowed to connect over TCP; `None` allows all. `FCGI_WEB_SERVER_ADDRS` adds to it.
@@ -68,6 +88,18 @@ impl Config {
     /// 1,024 waiting requests: a burst from 256 kept nginx connections waits a few
     /// milliseconds instead of failing, and a stuck application still answers `503` quickly.
     pub const DEFAULT_QUEUE: usize = 1024;
+    /// 5 s in the queue: far more than a burst costs, far less than nginx's 60 s
+    /// `fastcgi_read_timeout`, so that a 503 reaches the balancer while a retry still helps.
+    pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+    /// 128 requests per connection: nginx, Apache and lighttpd send one at a time, and HAProxy
+    /// multiplexing over a few connections needs a few dozen; the spec's ids allow 65,535.
+    pub const DEFAULT_MAX_CONN_REQUESTS: usize = 128;
+    /// 64 MiB for all unfinished requests: 256 bodies at the full in-memory threshold, or
+    /// 1,000 requests with 64 KiB of params each; the rest of a body goes to the spool file.
+    pub const DEFAULT_MEMORY_BUDGET: usize = 64 * 1024 * 1024;
+    /// 500 bytes per second, Apache `mod_reqtimeout`'s default `MinRate` for bodies: a
+    /// real upload on a bad link is far faster, a trickle that only holds a request is not.
+    pub const DEFAULT_MIN_INPUT_RATE: u64 = 500;
     /// 10,000 connections: far past what one nginx opens, bounded to protect descriptors.
     pub const DEFAULT_MAX_CONNS: usize = 10_000;
     /// 256 KiB in memory per body: most form posts fit; uploads go to disk.
@@ -87,6 +119,9 @@ impl Default for Config {
             max_spare: Self::DEFAULT_MAX_SPARE,
             max_threads: Self::DEFAULT_MAX_THREADS,
             queue: Self::DEFAULT_QUEUE,
+            queue_timeout: Some(Self::DEFAULT_QUEUE_TIMEOUT),
+            max_conn_requests: Self::DEFAULT_MAX_CONN_REQUESTS,
+            memory_budget: Self::DEFAULT_MEMORY_BUDGET,
             max_conns: Self::DEFAULT_MAX_CONNS,
             params_limits: ParamsLimits::default(),
             max_body: None,
@@ -94,6 +129,7 @@ impl Default for Config {
             spool_dir: None,
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             read_timeout: Self::DEFAULT_READ_TIMEOUT,
+            min_input_rate: Self::DEFAULT_MIN_INPUT_RATE,
             write_timeout: Self::DEFAULT_WRITE_TIMEOUT,
             allow: None,
             retry_after: 1,

@@ -6,6 +6,7 @@
 //! immediate answers. When a request's params are complete, its handler goes to the pool. None
 //! of this blocks, so one thread serves every connection's input.
 
+use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,10 +18,12 @@ use fcgi_codec::{
 };
 use slog::{debug, warn, Logger};
 
+use crate::budget::{Charge, REQUEST_COST};
 use crate::context::Context;
-use crate::job;
+use crate::job::Job;
 use crate::request::{Request, RequestShared};
 use crate::response::{canned, end_only, Response};
+use crate::slot::{InputClock, Slot, Stage};
 use crate::spool::{Spool, SpoolError};
 use crate::wire::Wire;
 
@@ -33,32 +36,8 @@ pub(crate) enum Close {
     Io(io::Error),
     /// The web server broke the protocol; the message says how.
     Protocol(String),
-}
-
-/// One request on the connection, from BEGIN_REQUEST until its END_REQUEST is written.
-#[derive(Debug)]
-enum Slot {
-    /// Params still arriving.
-    Reading { begin: BeginRequest, params: ParamsDecoder, shared: Arc<RequestShared> },
-    /// The handler has it; the connection only feeds its spools.
-    Running(Arc<RequestShared>),
-}
-
-impl Slot {
-    fn shared(&self) -> &Arc<RequestShared> {
-        match self {
-            Slot::Reading { shared, .. } | Slot::Running(shared) => shared,
-        }
-    }
-
-    fn is_finished(&self) -> bool {
-        matches!(self, Slot::Running(shared) if shared.finished.load(Ordering::Acquire))
-    }
-
-    /// Finished, and its END_REQUEST written: the connection may forget it.
-    fn is_answered(&self) -> bool {
-        matches!(self, Slot::Running(shared) if shared.answered.load(Ordering::Acquire))
-    }
+    /// A record was begun and not finished within the read timeout.
+    PartialRecord,
 }
 
 /// The read side of a connection.
@@ -75,13 +54,54 @@ pub(crate) struct Connection {
 #[derive(Debug)]
 struct Demux {
     wire: Arc<Wire>,
-    slots: Vec<(u16, Slot)>,
+    /// The open requests, by id: a lookup per record costs the same with 1 or 65,535 open.
+    slots: HashMap<u16, Slot>,
     log: Logger,
     /// Accepted past `max_conns`: every request is answered OVERLOADED and the connection ends.
     over_limit: bool,
     /// Requests whose params are complete, handed to the pool once the records read with them
     /// are routed (see `start_ready`).
     ready: Vec<Ready>,
+    /// When the records being routed were read.
+    now: Instant,
+    /// Refusals already logged at warning level on this connection: a peer that opens
+    /// thousands of requests past a limit gets one warning, not thousands.
+    warned: Vec<Refusal>,
+}
+
+/// Why the connection answered a request `503` itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// `max_conn_requests` requests are open on this connection.
+    ConnRequests,
+    /// The memory budget of all unfinished requests is spent.
+    Budget,
+    /// Every thread is busy and the queue is full.
+    QueueFull,
+    /// It waited in the queue past `queue_timeout`.
+    QueueTimeout,
+}
+
+impl Refusal {
+    fn message(self) -> &'static str {
+        match self {
+            Refusal::ConnRequests => {
+                "too many requests open on one connection; request answered 503"
+            }
+            Refusal::Budget => "memory budget of unfinished requests spent; request answered 503",
+            Refusal::QueueFull => "all threads busy and the queue full; request answered 503",
+            Refusal::QueueTimeout => "request waited too long for a thread; answered 503",
+        }
+    }
+
+    fn limit(self) -> &'static str {
+        match self {
+            Refusal::ConnRequests => "max_conn_requests",
+            Refusal::Budget => "memory_budget",
+            Refusal::QueueFull => "queue",
+            Refusal::QueueTimeout => "queue_timeout",
+        }
+    }
 }
 
 /// A reader that remembers how many bytes it was asked for.
@@ -100,9 +120,7 @@ impl<R: io::Read> io::Read for Measured<R> {
 /// A request ready for the pool.
 struct Ready {
     id: u16,
-    begin: BeginRequest,
-    shared: Arc<RequestShared>,
-    job: job::Job,
+    job: Box<Job>,
 }
 
 impl std::fmt::Debug for Ready {
@@ -113,10 +131,19 @@ impl std::fmt::Debug for Ready {
 
 impl Connection {
     pub(crate) fn new(wire: Arc<Wire>, log: Logger, over_limit: bool) -> Connection {
+        let now = Instant::now();
         Connection {
             decoder: Decoder::new(),
-            demux: Demux { wire, slots: Vec::new(), log, over_limit, ready: Vec::new() },
-            last_read: Instant::now(),
+            demux: Demux {
+                wire,
+                slots: HashMap::new(),
+                log,
+                over_limit,
+                ready: Vec::new(),
+                now,
+                warned: Vec::new(),
+            },
+            last_read: now,
             watching_writes: false,
         }
     }
@@ -143,6 +170,7 @@ impl Connection {
                 Ok(n) => {
                     let emptied = n < reader.asked && !closing;
                     self.last_read = Instant::now();
+                    self.demux.now = self.last_read;
                     while let Some(record) =
                         self.decoder.decode().map_err(|e| Close::Protocol(e.to_string()))?
                     {
@@ -158,7 +186,7 @@ impl Connection {
                 Err(e) => return Err(Close::Io(e)),
             }
         }
-        self.demux.slots.retain(|(_, slot)| !slot.is_answered());
+        self.demux.forget_answered();
         if self.demux.slots.is_empty() {
             // An idle connection keeps no buffer: 10,000 of them cost little.
             self.decoder.release_buffer();
@@ -169,38 +197,48 @@ impl Connection {
     /// No request open or still being answered, and no partial record: the connection is
     /// waiting for the web server.
     pub(crate) fn is_idle(&mut self) -> bool {
-        self.demux.slots.retain(|(_, slot)| !slot.is_answered());
+        self.demux.forget_answered();
         self.demux.slots.is_empty() && self.decoder.is_empty()
     }
 
-    /// Some input is still owed by the web server: a partial record, params still coming, or a
-    /// body stream not yet ended. A connection in this state is subject to the read timeout.
-    pub(crate) fn awaits_input(&self) -> bool {
-        !self.decoder.is_empty()
-            || self.demux.slots.iter().any(|(_, slot)| match slot {
-                Slot::Reading { .. } => true,
-                Slot::Running(shared) => {
-                    !shared.finished.load(Ordering::Acquire)
-                        && (!shared.stdin.is_ended()
-                            || shared.data.as_ref().is_some_and(|data| !data.is_ended()))
-                }
-            })
+    /// The monitor's periodic look at a busy connection: a partial record left unfinished for
+    /// the read timeout closes it; each request whose input is overdue is answered `408`, each
+    /// that waited past the queue timeout `503`. Requests are timed on their own input, so
+    /// bytes for one request never keep another alive.
+    pub(crate) fn sweep(&mut self, now: Instant, ctx: &Context) -> Result<(), Close> {
+        let config = &ctx.config;
+        if !self.decoder.is_empty()
+            && now.saturating_duration_since(self.last_read) >= config.read_timeout
+        {
+            return Err(Close::PartialRecord);
+        }
+        self.demux.forget_answered();
+        let mut waited = Vec::new();
+        let mut overdue = Vec::new();
+        for (id, slot) in &self.demux.slots {
+            if slot.waited_too_long(now, config.queue_timeout) {
+                waited.push(*id);
+            } else if slot.awaits_input()
+                && slot.clock.overdue(now, config.read_timeout, config.min_input_rate)
+            {
+                overdue.push(*id);
+            }
+        }
+        for id in waited {
+            self.demux.queue_timeout(id, ctx)?;
+        }
+        for id in overdue {
+            self.demux.input_overdue(id, ctx)?;
+        }
+        Ok(())
     }
 
     /// The connection is going away: every request still open is aborted, so that handlers
     /// waiting for input wake up and stop.
     pub(crate) fn abort_all(&mut self) {
-        for (_, slot) in self.demux.slots.drain(..) {
-            abort(slot.shared());
+        for (_, slot) in self.demux.slots.drain() {
+            slot.shared.abort();
         }
-    }
-}
-
-fn abort(shared: &RequestShared) {
-    shared.aborted.store(true, Ordering::Release);
-    shared.stdin.fail(SpoolError::Aborted);
-    if let Some(data) = &shared.data {
-        data.fail(SpoolError::Aborted);
     }
 }
 
@@ -221,31 +259,21 @@ impl Demux {
         match record.body {
             Body::BeginRequest(begin) => self.begin(id, begin, ctx),
             Body::Params(chunk) => self.params(id, chunk, ctx),
-            Body::Stdin(chunk) => {
-                if let Some(shared) = self.shared(id) {
-                    let spool = Arc::clone(&shared.stdin);
-                    self.feed(id, &spool, chunk);
-                }
-                Ok(())
-            }
-            Body::Data(chunk) => {
-                if let Some(spool) = self.shared(id).and_then(|shared| shared.data.clone()) {
-                    self.feed(id, &spool, chunk);
-                }
-                Ok(())
-            }
+            Body::Stdin(chunk) => self.input(id, false, chunk),
+            Body::Data(chunk) => self.input(id, true, chunk),
             Body::AbortRequest => self.abort_request(id),
             // Output streams and unknown types on a request id mean nothing to an application.
             _ => Ok(()),
         }
     }
 
-    fn position(&self, id: u16) -> Option<usize> {
-        self.slots.iter().position(|(slot_id, slot)| *slot_id == id && !slot.is_finished())
+    /// The request `id`, if it is open and its handler has not returned.
+    fn live(&mut self, id: u16) -> Option<&mut Slot> {
+        self.slots.get_mut(&id).filter(|slot| !slot.is_finished())
     }
 
-    fn shared(&self, id: u16) -> Option<&Arc<RequestShared>> {
-        self.position(id).map(|i| self.slots[i].1.shared())
+    fn forget_answered(&mut self) {
+        self.slots.retain(|_, slot| !slot.is_answered());
     }
 
     /// Answers from the monitor: queued if the socket cannot take them now, never waited for.
@@ -253,23 +281,22 @@ impl Demux {
         self.wire.reply(bytes).map(drop).map_err(Close::Io)
     }
 
-    fn feed(&self, id: u16, spool: &Spool, chunk: &[u8]) {
-        if chunk.is_empty() {
-            spool.finish();
-        } else if let Some(SpoolError::TooLarge { limit }) = spool.push(chunk) {
-            warn!(self.log, "request body over the limit; the request gets 413";
-                "req" => id, "limit" => "max_body", "max_body" => limit);
-        } else if let Some(SpoolError::Io(message)) = spool.error() {
-            warn!(self.log, "request body spool failed"; "req" => id, "error" => message);
+    fn end_if_not_kept(&self, begin: BeginRequest) -> Result<(), Close> {
+        if !begin.keep_conn() {
+            self.wire.finish_writes();
         }
+        Ok(())
     }
 
     fn begin(&mut self, id: u16, begin: BeginRequest, ctx: &Arc<Context>) -> Result<(), Close> {
-        self.slots.retain(|(_, slot)| !slot.is_answered());
-        if self.position(id).is_some() {
-            return Err(Close::Protocol(format!(
-                "BEGIN_REQUEST for request {id}, which is still open"
-            )));
+        if let Some(slot) = self.slots.get(&id) {
+            if !slot.is_finished() {
+                return Err(Close::Protocol(format!(
+                    "BEGIN_REQUEST for request {id}, which is still open"
+                )));
+            }
+            // Its handler returned and its END_REQUEST is on the way: the id is free again.
+            self.slots.remove(&id);
         }
         if ctx.handlers.for_role(begin.role).is_none() {
             debug!(self.log, "role not served"; "req" => id, "role" => ?begin.role);
@@ -284,47 +311,84 @@ impl Demux {
             self.wire.finish_writes();
             return Ok(());
         }
+        if self.slots.len() >= ctx.config.max_conn_requests {
+            self.forget_answered();
+        }
+        if self.slots.len() >= ctx.config.max_conn_requests {
+            return self.refuse(id, begin, Refusal::ConnRequests, ctx);
+        }
+        let mut charge = Charge::new(&ctx.budget);
+        if !charge.grow(REQUEST_COST) {
+            return self.refuse(id, begin, Refusal::Budget, ctx);
+        }
         let spool = || Arc::new(Spool::new(ctx.spool.clone()));
-        let shared = Arc::new(RequestShared {
-            stdin: spool(),
-            data: (begin.role == Role::Filter).then(spool),
-            aborted: Default::default(),
-            finished: Default::default(),
-            answered: Default::default(),
-        });
+        let shared =
+            Arc::new(RequestShared::new(spool(), (begin.role == Role::Filter).then(spool)));
         let params = ParamsDecoder::new(ctx.config.params_limits);
-        self.slots.push((id, Slot::Reading { begin, params, shared }));
+        let stage = Stage::Reading { params, charge };
+        self.slots.insert(id, Slot { begin, shared, stage, clock: InputClock::new(self.now) });
         Ok(())
     }
 
-    fn end_if_not_kept(&self, begin: BeginRequest) -> Result<(), Close> {
-        if !begin.keep_conn() {
-            self.wire.finish_writes();
+    /// Answers a request `503` with `Retry-After` and OVERLOADED, for `why`; the connection
+    /// lives on. The request is not (or no longer) in `slots`.
+    fn refuse(
+        &mut self,
+        id: u16,
+        begin: BeginRequest,
+        why: Refusal,
+        ctx: &Context,
+    ) -> Result<(), Close> {
+        ctx.counters.overloaded.fetch_add(1, Ordering::Relaxed);
+        if self.warned.contains(&why) {
+            debug!(self.log, "{}", why.message(); "req" => id, "limit" => why.limit());
+        } else {
+            self.warned.push(why);
+            warn!(self.log, "{}", why.message(); "req" => id, "limit" => why.limit(),
+                "max_conn_requests" => ctx.config.max_conn_requests,
+                "memory_budget" => ctx.config.memory_budget,
+                "max_threads" => ctx.config.max_threads, "queue" => ctx.config.queue,
+                "queue_timeout_ms" => ctx.config.queue_timeout.map(|t| t.as_millis()));
         }
-        Ok(())
+        self.reply(&canned(id, 503, &ctx.retry_after, ProtocolStatus::Overloaded))?;
+        self.end_if_not_kept(begin)
     }
 
     fn params(&mut self, id: u16, chunk: &[u8], ctx: &Arc<Context>) -> Result<(), Close> {
-        let Some(index) = self.position(id) else { return Ok(()) };
-        let Slot::Reading { params, .. } = &mut self.slots[index].1 else { return Ok(()) };
-        let pushed = if chunk.is_empty() { None } else { Some(params.push(chunk)) };
+        let now = self.now;
+        let Some(slot) = self.live(id) else { return Ok(()) };
+        let Stage::Reading { params, charge } = &mut slot.stage else { return Ok(()) };
+        slot.clock.record(now, chunk.len());
+        let pushed = if chunk.is_empty() {
+            None
+        } else if !charge.grow(chunk.len()) {
+            Some(Err(None))
+        } else {
+            Some(params.push(chunk).map_err(Some))
+        };
         if let Some(Ok(())) = pushed {
             return Ok(());
         }
-        let (_, slot) = self.slots.swap_remove(index);
-        let Slot::Reading { begin, params, shared } = slot else { return Ok(()) };
+        let Some(Slot { begin, shared, stage, clock }) = self.slots.remove(&id) else {
+            return Ok(());
+        };
+        let Stage::Reading { params, charge } = stage else { return Ok(()) };
         let result = match pushed {
             Some(Err(error)) => Err(error),
-            _ => params.finish(),
+            _ => params.finish().map_err(Some),
         };
         match result {
-            Ok(params) => self.dispatch(id, begin, params, shared, ctx),
-            Err(error) => self.refuse(id, begin, &shared, &error, ctx),
+            Ok(params) => self.dispatch(id, begin, params, shared, charge, clock, ctx),
+            Err(Some(error)) => self.bad_params(id, begin, &shared, &error, ctx),
+            Err(None) => {
+                shared.abort();
+                self.refuse(id, begin, Refusal::Budget, ctx)
+            }
         }
     }
 
     /// Answers a request whose params are malformed or too large; it is forgotten already.
-    fn refuse(
+    fn bad_params(
         &self,
         id: u16,
         begin: BeginRequest,
@@ -339,29 +403,113 @@ impl Demux {
         warn!(self.log, "params refused"; "req" => id, "status" => status, "error" => %error,
             "max_len" => ctx.config.params_limits.max_len,
             "max_pairs" => ctx.config.params_limits.max_pairs);
-        abort(shared);
+        shared.abort();
         self.reply(&canned(id, status, "", ProtocolStatus::RequestComplete))?;
         self.end_if_not_kept(begin)
     }
 
+    /// The params are complete: the handler starts now if it streams its body (or the body is
+    /// all there already), else once the body is.
+    #[allow(clippy::too_many_arguments)]
     fn dispatch(
         &mut self,
         id: u16,
         begin: BeginRequest,
         params: fcgi_codec::Params,
         shared: Arc<RequestShared>,
+        charge: Charge,
+        clock: InputClock,
         ctx: &Arc<Context>,
     ) -> Result<(), Close> {
         let Some(handler) = ctx.handlers.for_role(begin.role).cloned() else { return Ok(()) };
-        let request = Request::new(begin.role, id, begin.keep_conn(), params, Arc::clone(&shared));
+        let streams = handler.streams_body();
+        let request =
+            Request::new(begin.role, id, begin.keep_conn(), params, Arc::clone(&shared), charge);
         let response = Response::new(Arc::clone(&self.wire), id, Arc::clone(&shared));
         // The connection's logger, not a child per request: most requests never log, and a
         // child logger is an allocation on every one of them. Job's lines name the request.
         let log = self.log.clone();
-        let job = job::Job { ctx: Arc::clone(ctx), handler, request, response, log };
-        self.slots.push((id, Slot::Running(Arc::clone(&shared))));
-        self.ready.push(Ready { id, begin, shared, job });
+        let job = Box::new(Job { ctx: Arc::clone(ctx), handler, request, response, log });
+        if streams {
+            self.run(id, begin, shared, clock, job);
+            return Ok(());
+        }
+        self.slots.insert(id, Slot { begin, shared, stage: Stage::Spooling(job), clock });
+        self.spooled(id)
+    }
+
+    /// Hands the request to the pool (with the records read with it routed first).
+    fn run(
+        &mut self,
+        id: u16,
+        begin: BeginRequest,
+        shared: Arc<RequestShared>,
+        clock: InputClock,
+        job: Box<Job>,
+    ) {
+        let stage = Stage::Running { queued_at: self.now };
+        self.slots.insert(id, Slot { begin, shared, stage, clock });
+        self.ready.push(Ready { id, job });
+    }
+
+    /// A piece of a body stream (`data`: the Filter role's FCGI_DATA) for request `id`.
+    fn input(&mut self, id: u16, data: bool, chunk: &[u8]) -> Result<(), Close> {
+        let now = self.now;
+        let Some(slot) = self.live(id) else { return Ok(()) };
+        slot.clock.record(now, chunk.len());
+        let spool =
+            if data { slot.shared.data.clone() } else { Some(Arc::clone(&slot.shared.stdin)) };
+        let spooling = matches!(slot.stage, Stage::Spooling(_));
+        let Some(spool) = spool else { return Ok(()) };
+        if chunk.is_empty() {
+            spool.finish();
+        } else if let Some(error) = spool.push(chunk) {
+            match error {
+                SpoolError::TooLarge { limit } => {
+                    warn!(self.log, "request body over the limit; the request gets 413";
+                        "req" => id, "limit" => "max_body", "max_body" => limit)
+                }
+                error => {
+                    warn!(self.log, "request body spool failed; the request gets 503";
+                        "req" => id, "error" => ?error)
+                }
+            }
+        }
+        if spooling {
+            self.spooled(id)?;
+        }
         Ok(())
+    }
+
+    /// A request in `Spooling` whose input may be complete: handed to the pool if it is whole,
+    /// answered here with the error status if it failed.
+    fn spooled(&mut self, id: u16) -> Result<(), Close> {
+        let Some(slot) = self.slots.get(&id) else { return Ok(()) };
+        if !matches!(slot.stage, Stage::Spooling(_)) || !slot.shared.input_complete() {
+            return Ok(());
+        }
+        let Some(Slot { begin, shared, stage: Stage::Spooling(job), clock }) =
+            self.slots.remove(&id)
+        else {
+            return Ok(());
+        };
+        match shared.input_error() {
+            None => {
+                self.run(id, begin, shared, clock, job);
+                Ok(())
+            }
+            Some(error) => {
+                // The handler never saw it: answer for it, nothing has gone out.
+                drop(job);
+                match error.status() {
+                    Some(status) => {
+                        self.reply(&canned(id, status, "", ProtocolStatus::RequestComplete))?
+                    }
+                    None => self.reply(&end_only(id, ProtocolStatus::RequestComplete))?,
+                }
+                self.end_if_not_kept(begin)
+            }
+        }
     }
 
     /// Hands the requests made ready by the records just read to the pool.
@@ -370,60 +518,85 @@ impl Demux {
     /// write, and a handler started before the body's end was routed would wait for it at
     /// once, which costs a sleep and a wake-up per request.
     fn start_ready(&mut self, ctx: &Arc<Context>) -> Result<(), Close> {
-        for Ready { id, begin, shared, job } in std::mem::take(&mut self.ready) {
+        for Ready { id, job } in std::mem::take(&mut self.ready) {
             ctx.counters.active.fetch_add(1, Ordering::AcqRel);
             let Err(rejected) = ctx.pool.execute(move || job.run()) else { continue };
             drop(rejected);
             ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
-            self.slots.retain(|(slot_id, _)| *slot_id != id);
-            self.overloaded(id, begin, &shared, ctx)?;
+            if let Some(slot) = self.slots.remove(&id) {
+                slot.shared.abort();
+                self.refuse(id, slot.begin, Refusal::QueueFull, ctx)?;
+            }
         }
         Ok(())
     }
 
-    /// Answers a request the pool has no room for: 503 with `Retry-After`, and OVERLOADED.
-    fn overloaded(
-        &self,
-        id: u16,
-        begin: BeginRequest,
-        shared: &RequestShared,
-        ctx: &Context,
-    ) -> Result<(), Close> {
-        ctx.counters.overloaded.fetch_add(1, Ordering::Relaxed);
-        warn!(self.log, "all threads busy and the queue full; request answered 503";
-            "req" => id, "max_threads" => ctx.config.max_threads, "queue" => ctx.config.queue);
-        abort(shared);
-        self.reply(&canned(id, 503, &ctx.retry_after, ProtocolStatus::Overloaded))?;
-        self.end_if_not_kept(begin)
+    /// A request waited in the queue past `queue_timeout`: answered `503` here, unless a
+    /// thread took it meanwhile.
+    fn queue_timeout(&mut self, id: u16, ctx: &Context) -> Result<(), Close> {
+        let Some(slot) = self.slots.get(&id) else { return Ok(()) };
+        if !slot.shared.expire() {
+            return Ok(());
+        }
+        let Some(slot) = self.slots.remove(&id) else { return Ok(()) };
+        // The thread that takes the job later drops it: it is ours to answer and count.
+        ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
+        slot.shared.abort();
+        self.refuse(id, slot.begin, Refusal::QueueTimeout, ctx)
+    }
+
+    /// A request's input is overdue: before its handler runs, answered `408` here; a running
+    /// handler's body reads fail, and it is answered `408` when it returns.
+    fn input_overdue(&mut self, id: u16, ctx: &Context) -> Result<(), Close> {
+        let Some(slot) = self.slots.get(&id) else { return Ok(()) };
+        warn!(self.log, "request input timed out; answered 408"; "req" => id,
+            "read_timeout_s" => ctx.config.read_timeout.as_secs(),
+            "min_input_rate" => ctx.config.min_input_rate);
+        slot.shared.fail_input(SpoolError::TimedOut);
+        if matches!(slot.stage, Stage::Running { .. }) {
+            return Ok(());
+        }
+        let Some(slot) = self.slots.remove(&id) else { return Ok(()) };
+        self.reply(&canned(id, 408, "", ProtocolStatus::RequestComplete))?;
+        self.end_if_not_kept(slot.begin)
     }
 
     fn abort_request(&mut self, id: u16) -> Result<(), Close> {
-        let Some(index) = self.position(id) else { return Ok(()) };
-        debug!(self.log, "request aborted by the web server"; "req" => id);
-        abort(self.slots[index].1.shared());
-        if let Slot::Reading { begin, .. } = &self.slots[index].1 {
-            // No handler runs yet: answer for it. A running handler's END_REQUEST comes when it
-            // returns, which the abort hurries along.
-            let begin = *begin;
-            self.slots.swap_remove(index);
-            self.reply(&end_only(id, ProtocolStatus::RequestComplete))?;
-            return self.end_if_not_kept(begin);
+        let log = self.log.clone();
+        let Some(slot) = self.live(id) else { return Ok(()) };
+        debug!(log, "request aborted by the web server"; "req" => id);
+        slot.shared.abort();
+        if matches!(slot.stage, Stage::Running { .. }) {
+            // A running handler's END_REQUEST comes when it returns, which the abort hurries
+            // along.
+            return Ok(());
         }
-        Ok(())
+        // No handler runs yet: answer for it.
+        let Some(slot) = self.slots.remove(&id) else { return Ok(()) };
+        self.reply(&end_only(id, ProtocolStatus::RequestComplete))?;
+        self.end_if_not_kept(slot.begin)
     }
 }
 
-/// The answer to FCGI_GET_VALUES: the names asked for that we know, with their values.
+/// The answer to FCGI_GET_VALUES: each name asked for that we know, once, with its value.
+/// However many names the record holds, the answer is at most these three pairs, so it always
+/// fits one record.
 fn get_values_result(names: Pairs<'_>, ctx: &Context) -> Vec<u8> {
     let max_conns = ctx.config.max_conns.to_string();
-    let max_reqs = (ctx.config.max_threads + ctx.config.queue).to_string();
+    let max_reqs = ctx.config.max_conn_requests.to_string();
     let known: [(&[u8], &[u8]); 3] = [
         (management::MAX_CONNS, max_conns.as_bytes()),
         (management::MAX_REQS, max_reqs.as_bytes()),
         (management::MPXS_CONNS, b"1"),
     ];
-    let answer = names.filter_map(|(name, _)| known.iter().find(|(known, _)| *known == name));
+    let mut asked = [false; 3];
+    for (name, _) in names {
+        if let Some(i) = known.iter().position(|(known, _)| *known == name) {
+            asked[i] = true;
+        }
+    }
+    let answer = known.iter().zip(asked).filter(|(_, asked)| *asked).map(|((n, v), _)| (*n, *v));
     let mut out = Vec::with_capacity(64);
-    let _ = Encoder::new().get_values_result(&mut out, answer.map(|(n, v)| (*n, *v)));
+    let _ = Encoder::new().get_values_result(&mut out, answer);
     out
 }

@@ -1,10 +1,12 @@
 //! What every connection and every request of one server shares.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Arc;
 
 use fcgi_pool::Pool;
 use slog::Logger;
 
+use crate::budget::Budget;
 use crate::config::Config;
 use crate::handler::Handlers;
 use crate::spool::SpoolConfig;
@@ -32,6 +34,8 @@ pub(crate) struct Context {
     /// What a process manager reads: running handlers and their age.
     pub(crate) status: StatusHandle,
     pub(crate) spool: SpoolConfig,
+    /// What unfinished requests may hold in memory, all together (`Config::memory_budget`).
+    pub(crate) budget: Arc<Budget>,
     /// The `Retry-After` header line of overload answers, made once.
     pub(crate) retry_after: String,
 }

@@ -42,6 +42,38 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub trait Handler: Send + Sync + 'static {
     /// Answers `request` through `response`.
     fn handle(&self, request: &mut Request, response: &mut Response) -> Result<(), Error>;
+
+    /// Whether the handler starts as soon as the params are in and reads the body as it
+    /// arrives (`true`), or starts once the whole body is spooled (`false`, the default).
+    ///
+    /// Starting early only pays for a handler that passes the body on as it comes (the CGI
+    /// gateway feeds it to a program): its response cannot go out before the body is in
+    /// anyway (nginx reads no response before it has sent the whole body). It costs a pool
+    /// thread for as long as the body takes to arrive, which a slow or hostile peer can make
+    /// long (bounded by `Config::read_timeout` and `Config::min_input_rate`); a handler that
+    /// starts late holds no thread while the body trickles in.
+    ///
+    /// ```
+    /// use fcgi_server::{Handler, Request, Response};
+    ///
+    /// struct Forward;
+    ///
+    /// impl Handler for Forward {
+    ///     fn handle(&self, request: &mut Request, _: &mut Response) -> Result<(), fcgi_server::Error> {
+    ///         std::io::copy(request.body(), &mut std::io::sink())?; // as it arrives
+    ///         Ok(())
+    ///     }
+    ///
+    ///     fn streams_body(&self) -> bool {
+    ///         true
+    ///     }
+    /// }
+    /// # fn is_handler<H: Handler>(_: H) {}
+    /// # is_handler(Forward);
+    /// ```
+    fn streams_body(&self) -> bool {
+        false
+    }
 }
 
 impl<F> Handler for F
@@ -50,6 +82,38 @@ where
 {
     fn handle(&self, request: &mut Request, response: &mut Response) -> Result<(), Error> {
         self(request, response)
+    }
+}
+
+/// `handler`, started as soon as the params are in so that it reads the body as it arrives:
+/// [`Handler::streams_body`] for a closure, or for a handler that does not say it itself.
+///
+/// ```
+/// use std::io::Read;
+/// use fcgi_server::{streaming, Request, Response, Server};
+///
+/// let count = streaming(|request: &mut Request, _: &mut Response| -> Result<(), fcgi_server::Error> {
+///     let mut piece = [0u8; 4096];
+///     while request.body().read(&mut piece)? > 0 {} // each piece as it comes
+///     Ok(())
+/// });
+/// let _builder = Server::builder().responder(count);
+/// ```
+pub fn streaming<H: Handler>(handler: H) -> Streaming<H> {
+    Streaming(handler)
+}
+
+/// A handler that reads its body as it arrives; see [`streaming`].
+#[derive(Clone, Copy, Debug)]
+pub struct Streaming<H>(pub H);
+
+impl<H: Handler> Handler for Streaming<H> {
+    fn handle(&self, request: &mut Request, response: &mut Response) -> Result<(), Error> {
+        self.0.handle(request, response)
+    }
+
+    fn streams_body(&self) -> bool {
+        true
     }
 }
 

@@ -20,11 +20,21 @@ pub(crate) struct Job {
     pub(crate) log: Logger,
 }
 
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("request", &self.request).finish_non_exhaustive()
+    }
+}
+
 impl Job {
     pub(crate) fn run(self) {
         let Job { ctx, handler, mut request, mut response, log } = self;
-        let started = Instant::now();
         let shared = request.shared();
+        if !shared.take() {
+            // It waited past the queue timeout, and its connection answered it.
+            return;
+        }
+        let started = Instant::now();
         let running = ctx.status.begin();
         // A request aborted while it waited in the queue is answered without running.
         let outcome = if request.is_aborted() {
@@ -35,10 +45,15 @@ impl Job {
         // The connection routes input to this request until it is marked finished, and the web
         // server may reuse its id the moment it reads END_REQUEST: so first all input, then
         // the mark, then END_REQUEST.
-        let over_limit = response.wait_for_input();
+        let input_failed = response.wait_for_input();
+        // Set when the handler failed after some of its response went out: the web server
+        // must be told, or it would pass the truncated response on as whole.
+        let mut cut_short = false;
         match outcome {
-            _ if over_limit => {
-                response.fail(413);
+            _ if input_failed.is_some() => {
+                // Its input stopped (over the limit, spool failure, too slow): nothing has gone
+                // out yet, and the answer says why.
+                response.fail(input_failed.unwrap_or(500));
             }
             Ok(Ok(())) => {}
             // The web server closed the connection (its client went away, or it stopped):
@@ -48,9 +63,9 @@ impl Job {
                     "req" => request.request_id(), "error" => %e, "uri" => request.request_uri());
             }
             Ok(Err(e)) => {
+                cut_short = !response.fail(500);
                 error!(log, "handler failed"; "req" => request.request_id(), "error" => %e,
-                    "uri" => request.request_uri());
-                response.fail(500);
+                    "uri" => request.request_uri(), "cut_short" => cut_short);
             }
             Err(panic) => {
                 let message = panic
@@ -58,16 +73,21 @@ impl Job {
                     .map(|s| (*s).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "a non-string panic payload".to_owned());
+                cut_short = !response.fail(500);
                 error!(log, "handler panicked"; "req" => request.request_id(), "panic" => message,
-                    "uri" => request.request_uri());
-                response.fail(500);
+                    "uri" => request.request_uri(), "cut_short" => cut_short);
             }
         }
         running.end(request.method(), request.request_uri());
         let status = response.status();
         let wire = Arc::clone(response.wire());
         shared.finished.store(true, Ordering::Release);
-        let delivered = response.finish(0);
+        let delivered = if cut_short {
+            response.cut_short();
+            Err(std::io::Error::other("the response was cut short"))
+        } else {
+            response.finish(0)
+        };
         shared.answered.store(true, Ordering::Release);
         if !request.keep_conn() {
             wire.finish_writes();

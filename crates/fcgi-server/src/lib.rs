@@ -43,6 +43,7 @@
 //! Every limit and timeout is in [`Config`], with its reason.
 
 mod addr;
+mod budget;
 mod config;
 mod connection;
 mod context;
@@ -53,6 +54,7 @@ mod monitor;
 mod request;
 mod response;
 mod server;
+mod slot;
 mod spool;
 mod status;
 mod wire;
@@ -60,7 +62,7 @@ mod wire;
 pub use addr::{ListenAddr, ParseAddrError};
 pub use config::{web_server_addrs_from_env, Config};
 pub use fcgi_codec::{Params, ParamsLimits, Role};
-pub use handler::{Error, Handler};
+pub use handler::{streaming, Error, Handler, Streaming};
 pub use listener::{ListenError, ListenOptions, Listener};
 pub use monitor::ServeReport;
 pub use request::{AbortSignal, Body, Request};

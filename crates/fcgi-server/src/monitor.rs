@@ -215,16 +215,30 @@ impl Monitor {
                     self.close(state, token, "server draining");
                 }
             }
-            Err(Close::PeerClosed) => self.close(state, token, "closed by the web server"),
-            Err(Close::Io(e)) => {
-                debug!(conn.log(), "connection failed"; "error" => %e);
-                self.close(state, token, "i/o error");
-            }
-            Err(Close::Protocol(message)) => {
-                warn!(conn.log(), "protocol error; connection closed"; "error" => message);
-                self.close(state, token, "protocol error");
-            }
+            Err(close) => self.closed(state, token, close),
         }
+    }
+
+    /// Closes a connection for `close`, logged as it deserves.
+    fn closed(&mut self, state: &mut State, token: usize, close: Close) {
+        let Some(conn) = state.conns.get(&token) else { return };
+        let why = match close {
+            Close::PeerClosed => "closed by the web server",
+            Close::Io(e) => {
+                debug!(conn.log(), "connection failed"; "error" => %e);
+                "i/o error"
+            }
+            Close::Protocol(message) => {
+                warn!(conn.log(), "protocol error; connection closed"; "error" => message);
+                "protocol error"
+            }
+            Close::PartialRecord => {
+                warn!(conn.log(), "read timeout: a record was begun and never finished; connection closed";
+                    "timeout_s" => self.ctx.config.read_timeout.as_secs());
+                "read timeout"
+            }
+        };
+        self.close(state, token, why);
     }
 
     fn close(&mut self, state: &mut State, token: usize, why: &str) {
@@ -253,16 +267,17 @@ impl Monitor {
             if conn.is_idle() {
                 if (draining && !awaited) || quiet >= config.idle_timeout || conn.wire().is_broken()
                 {
-                    expired.push((*token, "idle"));
+                    expired.push((*token, Ok("idle")));
                 }
-            } else if conn.awaits_input() && quiet >= config.read_timeout {
-                warn!(conn.log(), "read timeout: the web server sent nothing; requests aborted";
-                    "timeout_s" => config.read_timeout.as_secs());
-                expired.push((*token, "read timeout"));
+            } else if let Err(close) = conn.sweep(now, &self.ctx) {
+                expired.push((*token, Err(close)));
             }
         }
         for (token, why) in expired {
-            self.close(state, token, why);
+            match why {
+                Ok(why) => self.close(state, token, why),
+                Err(close) => self.closed(state, token, close),
+            }
         }
     }
 

@@ -1,12 +1,20 @@
 //! What a handler sees of a request: its params, its body streams, whether it was aborted.
 
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use fcgi_codec::{Params, Role};
 
-use crate::spool::Spool;
+use crate::budget::Charge;
+use crate::spool::{Spool, SpoolError};
+
+/// `RequestShared::run`: handed to the pool, not yet taken by a thread.
+const QUEUED: u8 = 0;
+/// A pool thread took it: its handler runs (or ran).
+const TAKEN: u8 = 1;
+/// The connection answered it for having waited too long: the thread that takes it drops it.
+const EXPIRED: u8 = 2;
 
 /// The state a request shares between the connection (which feeds it) and its handler.
 #[derive(Debug)]
@@ -19,6 +27,64 @@ pub(crate) struct RequestShared {
     pub(crate) finished: AtomicBool,
     /// Set once END_REQUEST is written (or cannot be): until then the connection is not idle.
     pub(crate) answered: AtomicBool,
+    /// Who answers a request handed to the pool: the thread that takes it, or the connection
+    /// once it waited past the queue timeout. Whoever moves it from `QUEUED` first.
+    run: AtomicU8,
+}
+
+impl RequestShared {
+    pub(crate) fn new(stdin: Arc<Spool>, data: Option<Arc<Spool>>) -> RequestShared {
+        RequestShared {
+            stdin,
+            data,
+            aborted: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+            answered: AtomicBool::new(false),
+            run: AtomicU8::new(QUEUED),
+        }
+    }
+
+    /// Every input stream has ended (or stopped).
+    pub(crate) fn input_complete(&self) -> bool {
+        let ended = |spool: &Spool| spool.is_ended() || spool.error().is_some();
+        ended(&self.stdin) && self.data.as_deref().is_none_or(ended)
+    }
+
+    /// Why an input stream stopped before its end, if one did.
+    pub(crate) fn input_error(&self) -> Option<SpoolError> {
+        self.stdin.error().or_else(|| self.data.as_ref().and_then(|data| data.error()))
+    }
+
+    /// Stops every input stream with `error`: readers get it after what came before.
+    pub(crate) fn fail_input(&self, error: SpoolError) {
+        self.stdin.fail(error.clone());
+        if let Some(data) = &self.data {
+            data.fail(error);
+        }
+    }
+
+    /// The web server gave up on the request (or the connection went): handlers waiting for
+    /// input wake up and stop.
+    pub(crate) fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+        self.fail_input(SpoolError::Aborted);
+    }
+
+    /// A pool thread takes the request; false if the connection answered it already.
+    pub(crate) fn take(&self) -> bool {
+        self.run.compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    /// The connection answers the request in place of a thread that never came; false if a
+    /// thread took it first.
+    pub(crate) fn expire(&self) -> bool {
+        self.run.compare_exchange(QUEUED, EXPIRED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    /// Still waiting in the pool's queue.
+    pub(crate) fn is_queued(&self) -> bool {
+        self.run.load(Ordering::Acquire) == QUEUED
+    }
 }
 
 /// One request, as its handler sees it.
@@ -47,6 +113,9 @@ pub struct Request {
     shared: Arc<RequestShared>,
     body: Body,
     data: Option<Body>,
+    /// The request's params and fixed cost against the server's memory budget, given back
+    /// when the request is dropped.
+    _charge: Charge,
 }
 
 impl Request {
@@ -56,10 +125,11 @@ impl Request {
         keep_conn: bool,
         params: Params,
         shared: Arc<RequestShared>,
+        charge: Charge,
     ) -> Request {
         let body = Body { spool: Arc::clone(&shared.stdin) };
         let data = shared.data.as_ref().map(|spool| Body { spool: Arc::clone(spool) });
-        Request { role, id, keep_conn, params, shared, body, data }
+        Request { role, id, keep_conn, params, shared, body, data, _charge: charge }
     }
 
     pub(crate) fn shared(&self) -> Arc<RequestShared> {

@@ -46,7 +46,8 @@ pub struct Response {
     wire: Arc<Wire>,
     /// The request's input streams, until they are complete.
     input: Option<Arc<RequestShared>>,
-    /// The body went over its limit: the answer is 413, and the handler's output is dropped.
+    /// The request's input stopped before its end (over the limit, a spool failure, too
+    /// slow): the answer is an error status, and the handler's output is dropped.
     refused: bool,
     /// Some output has gone to the web server: the answer can no longer be replaced.
     flushed: bool,
@@ -179,9 +180,9 @@ impl Response {
     /// not if the request was refused meanwhile (its body over the limit), in which case only
     /// the refusal did.
     fn send(&mut self, content: &[u8]) -> io::Result<bool> {
-        if self.wait_for_input() {
-            // Nothing has gone out yet, so the body's excess can still be answered properly.
-            self.replace_with(413);
+        if let Some(status) = self.wait_for_input() {
+            // Nothing has gone out yet, so the failed input can still be answered properly.
+            self.replace_with(status);
         }
         self.flushed = true;
         let result = if content.is_empty() || self.refused {
@@ -196,17 +197,19 @@ impl Response {
     }
 
     /// Waits until the request's input streams have all arrived (or stopped): only then may
-    /// anything go to the web server. Returns whether the body went over the configured limit,
-    /// the first time that is seen; the request is then answered 413 whatever the handler does.
-    pub(crate) fn wait_for_input(&mut self) -> bool {
-        let Some(input) = self.input.take() else { return false };
+    /// anything go to the web server. Returns the error status when the input stopped short
+    /// (413 over the limit, 503 when the spool failed, 408 too slow), the first time that is
+    /// seen; the request is then answered with it whatever the handler does. A body cut
+    /// short is never answered as if it had been whole.
+    pub(crate) fn wait_for_input(&mut self) -> Option<u16> {
+        let input = self.input.take()?;
         input.stdin.wait_complete();
         if let Some(data) = &input.data {
             data.wait_complete();
         }
-        let over_limit = matches!(input.stdin.error(), Some(SpoolError::TooLarge { .. }));
-        self.refused |= over_limit;
-        over_limit
+        let status = input.input_error().as_ref().and_then(SpoolError::status);
+        self.refused |= status.is_some();
+        status
     }
 
     /// Answers `status` with a one-line plain-text body (`504 Gateway Timeout`), in place of
@@ -246,6 +249,13 @@ impl Response {
         let body = format!("{} {}\n", status, reason(status));
         let _ = self.encoder.stream(&mut self.out, StreamKind::Stdout, self.id, body.as_bytes());
         self.body_bytes = body.len() as u64;
+    }
+
+    /// Ends a response that failed after some of it went out, so that the web server sees a
+    /// failure rather than a short response it would pass on as complete: no END_REQUEST, an
+    /// invalid record, and the connection closed (see [`Wire::break_off`]).
+    pub(crate) fn cut_short(self) {
+        self.wire.break_off();
     }
 
     /// Ends the response: headers if none went out, the end of STDOUT (and of STDERR, if used),
@@ -289,11 +299,12 @@ impl Write for Response {
     }
 }
 
-/// The error writes get once the request was answered 413.
+/// The error writes get once the request was answered with an error for its input.
 fn refused() -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
-        "the request body is over the limit; the request was answered 413",
+        "the request's input failed (over the limit, not stored, or too slow); the request was \
+         answered with an error status",
     )
 }
 

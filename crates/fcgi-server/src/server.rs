@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use mio::{Poll, Waker};
 use slog::{info, o, warn, Logger};
 
+use crate::budget::Budget;
 use crate::config::{web_server_addrs_from_env, Config};
 use crate::context::{Context, Counters};
 use crate::handler::{Handler, Handlers};
@@ -174,14 +175,19 @@ impl Server {
         info!(self.log, "serving";
             "min_spare" => config.min_spare, "max_spare" => config.max_spare,
             "max_threads" => config.max_threads, "queue" => config.queue, "max_conns" => config.max_conns,
+            "queue_timeout_ms" => config.queue_timeout.map(|t| t.as_millis()),
+            "max_conn_requests" => config.max_conn_requests, "memory_budget" => config.memory_budget,
             "allow" => allow.as_ref().map(|a| format!("{a:?}")));
 
+        let budget = Budget::new(config.memory_budget);
         let ctx = Arc::new(Context {
             spool: SpoolConfig {
                 memory: config.spool_memory,
                 dir: config.spool_dir.clone(),
                 limit: config.max_body,
+                budget: Arc::clone(&budget),
             },
+            budget,
             retry_after: format!("Retry-After: {}\r\n", config.retry_after),
             config,
             handlers: self.handlers,

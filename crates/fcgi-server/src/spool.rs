@@ -12,7 +12,9 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use crate::budget::{Budget, Charge};
 
 /// Why a stream stopped before its end.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +25,9 @@ pub(crate) enum SpoolError {
     TooLarge { limit: u64 },
     /// The temporary file could not be written.
     Io(String),
+    /// The web server sent the stream too slowly (see `Config::read_timeout` and
+    /// `Config::min_input_rate`).
+    TimedOut,
 }
 
 impl SpoolError {
@@ -36,6 +41,23 @@ impl SpoolError {
                 format!("the request body is larger than the {limit}-byte limit"),
             ),
             SpoolError::Io(message) => io::Error::other(format!("request body spool: {message}")),
+            SpoolError::TimedOut => io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the web server sent the request body too slowly",
+            ),
+        }
+    }
+
+    /// The status a request whose input stopped this way is answered with, before any of its
+    /// output has gone out; `None` when nobody is left to answer (the web server aborted).
+    pub(crate) fn status(&self) -> Option<u16> {
+        match self {
+            SpoolError::Aborted => None,
+            SpoolError::TooLarge { .. } => Some(413),
+            // A full or broken spool disk is this server's trouble, and passing: another host
+            // (or this one later) can take the request.
+            SpoolError::Io(_) => Some(503),
+            SpoolError::TimedOut => Some(408),
         }
     }
 }
@@ -46,15 +68,19 @@ pub(crate) struct SpoolConfig {
     pub(crate) memory: usize,
     pub(crate) dir: Option<PathBuf>,
     pub(crate) limit: Option<u64>,
+    /// What bodies in memory are charged against, with the params of unfinished requests.
+    pub(crate) budget: Arc<Budget>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     /// Threads waiting on `changed`. Most requests are complete before their handler looks
     /// (nginx sends a GET's params and empty body in one write): counting waiters spares the
     /// monitor a futex call per request, which std's `notify_all` makes even when nobody waits.
     waiting: usize,
     memory: VecDeque<u8>,
+    /// `memory`'s bytes, held against the server's budget.
+    charge: Charge,
     file: Option<File>,
     /// Bytes written to the file, and bytes read back from it.
     file_len: u64,
@@ -75,7 +101,18 @@ pub(crate) struct Spool {
 
 impl Spool {
     pub(crate) fn new(config: SpoolConfig) -> Spool {
-        Spool { config, state: Mutex::new(State::default()), changed: Condvar::new() }
+        let state = State {
+            waiting: 0,
+            memory: VecDeque::new(),
+            charge: Charge::new(&config.budget),
+            file: None,
+            file_len: 0,
+            file_read: 0,
+            total: 0,
+            ended: false,
+            failed: None,
+        };
+        Spool { config, state: Mutex::new(state), changed: Condvar::new() }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -93,7 +130,10 @@ impl Spool {
         state.total += data.len() as u64;
         let error = if self.config.limit.is_some_and(|limit| state.total > limit) {
             Some(SpoolError::TooLarge { limit: self.config.limit.unwrap_or_default() })
-        } else if state.file.is_none() && state.memory.len() + data.len() <= self.config.memory {
+        } else if state.file.is_none()
+            && state.memory.len() + data.len() <= self.config.memory
+            && state.charge.grow(data.len())
+        {
             state.memory.extend(data);
             None
         } else {
@@ -183,6 +223,7 @@ impl Spool {
         loop {
             if !state.memory.is_empty() {
                 let n = state.memory.read(buf)?;
+                state.charge.shrink(n);
                 return Ok(n);
             }
             if state.file_read < state.file_len {
@@ -213,7 +254,7 @@ mod tests {
     use std::sync::Arc;
 
     fn spool(memory: usize, limit: Option<u64>) -> Spool {
-        Spool::new(SpoolConfig { memory, dir: None, limit })
+        Spool::new(SpoolConfig { memory, dir: None, limit, budget: Budget::new(usize::MAX) })
     }
 
     fn read_all(spool: &Spool) -> io::Result<Vec<u8>> {
@@ -248,6 +289,39 @@ mod tests {
         let mut buf = [0u8; 16];
         assert_eq!(spool.read(&mut buf).unwrap(), 5);
         assert_eq!(spool.read(&mut buf).unwrap_err().kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn past_the_budget_bodies_go_to_the_file_and_the_budget_comes_back() {
+        let budget = Budget::new(1000);
+        let config = SpoolConfig { memory: 800, dir: None, limit: None, budget: budget.clone() };
+        let (a, b) = (Spool::new(config.clone()), Spool::new(config));
+        assert_eq!(a.push(&[1; 700]), None);
+        assert_eq!(b.push(&[2; 700]), None, "over the budget: to the file, not refused");
+        assert!(b.lock().memory.is_empty() && b.lock().file.is_some());
+        assert_eq!(budget.used(), 700);
+        a.finish();
+        assert_eq!(read_all(&a).unwrap(), vec![1; 700]);
+        assert_eq!(budget.used(), 0, "read bytes are given back");
+        assert_eq!(b.push(&[3; 10]), None);
+        drop(b);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_made_fails_the_stream() {
+        let config = SpoolConfig {
+            memory: 0,
+            dir: Some("/nonexistent/spool".into()),
+            limit: None,
+            budget: Budget::new(usize::MAX),
+        };
+        let spool = Spool::new(config);
+        assert!(matches!(spool.push(b"x"), Some(SpoolError::Io(_))));
+        spool.finish();
+        let err = read_all(&spool).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Other);
+        assert_eq!(spool.error().and_then(|e| e.status()), Some(503));
     }
 
     #[test]

@@ -259,6 +259,27 @@ impl Wire {
         let _ = self.flush_pending();
     }
 
+    /// Breaks the connection off so that the web server takes what it received of the
+    /// current response as failed, not as complete: whatever is queued, then a record header
+    /// with version 0 (which no FastCGI client accepts), then both directions closed.
+    ///
+    /// Why not a FastCGI status: nginx ignores END_REQUEST's appStatus and protocolStatus, and
+    /// with its default `fastcgi_keep_conn off` it takes a plain close for a normal end. An
+    /// invalid record is an upstream error for it in every mode, over TCP and Unix sockets
+    /// alike: the client gets a truncated response (or none, if nginx was still buffering).
+    /// Any other request on the same connection (multiplexed) fails with it.
+    pub(crate) fn break_off(&self) {
+        /// An 8-byte record header: version 0, type 0, request id 0, no content.
+        const INVALID_RECORD: [u8; 8] = [0; 8];
+        let guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let deadline = Instant::now() + self.write_timeout;
+        let _ = self
+            .drain_pending(deadline)
+            .and_then(|()| self.write_blocking(&INVALID_RECORD, deadline));
+        drop(guard);
+        self.close();
+    }
+
     /// Closes both directions at once: writers fail, the monitor sees the end.
     pub(crate) fn close(&self) {
         self.broken.store(true, Ordering::Release);

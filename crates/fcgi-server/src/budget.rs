@@ -1,0 +1,110 @@
+//! The memory budget: one bound on what all unfinished requests together hold in memory.
+//!
+//! A peer that sends only valid records can still open thousands of requests and send each a
+//! little of its params and body without ever ending them. Per-request limits do not bound
+//! that; this does. Every byte a request holds on the server's behalf (a fixed cost per open
+//! request, its params while they arrive, its body while it sits in memory) is a [`Charge`]
+//! against one [`Budget`], taken before the bytes are kept and given back when they go.
+//! Where the budget says no, a body goes to its spool file instead, and a new request is
+//! answered `503`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// What one open request costs before it holds any params or body: its slot, its spools'
+/// state, its shared flags. Charged so that requests that never send a byte are bounded too.
+pub(crate) const REQUEST_COST: usize = 1024;
+
+/// A byte count shared by every connection of a server.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    limit: usize,
+    used: AtomicUsize,
+}
+
+impl Budget {
+    pub(crate) fn new(limit: usize) -> Arc<Budget> {
+        Arc::new(Budget { limit, used: AtomicUsize::new(0) })
+    }
+
+    /// Takes `bytes` if they fit, all or nothing.
+    fn try_take(&self, bytes: usize) -> bool {
+        let mut used = self.used.load(Ordering::Relaxed);
+        loop {
+            let Some(next) = used.checked_add(bytes).filter(|next| *next <= self.limit) else {
+                return false;
+            };
+            match self.used.compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(now) => used = now,
+            }
+        }
+    }
+
+    fn give(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// Bytes held now.
+    #[cfg(test)]
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+}
+
+/// Bytes held against a [`Budget`], given back when the charge drops (or shrinks).
+#[derive(Debug)]
+pub(crate) struct Charge {
+    budget: Arc<Budget>,
+    bytes: usize,
+}
+
+impl Charge {
+    /// An empty charge against `budget`.
+    pub(crate) fn new(budget: &Arc<Budget>) -> Charge {
+        Charge { budget: Arc::clone(budget), bytes: 0 }
+    }
+
+    /// Adds `bytes` to the charge if the budget has them; returns whether it did.
+    pub(crate) fn grow(&mut self, bytes: usize) -> bool {
+        let taken = self.budget.try_take(bytes);
+        if taken {
+            self.bytes += bytes;
+        }
+        taken
+    }
+
+    /// Gives `bytes` of the charge back (no more than it holds).
+    pub(crate) fn shrink(&mut self, bytes: usize) {
+        let bytes = bytes.min(self.bytes);
+        self.bytes -= bytes;
+        self.budget.give(bytes);
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.budget.give(self.bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charges_take_what_fits_and_give_it_back_when_dropped() {
+        let budget = Budget::new(100);
+        let mut a = Charge::new(&budget);
+        let mut b = Charge::new(&budget);
+        assert!(a.grow(60));
+        assert!(!b.grow(41), "all or nothing: 41 does not fit in the 40 left");
+        assert!(b.grow(40));
+        assert_eq!(budget.used(), 100);
+        a.shrink(1000);
+        assert_eq!(budget.used(), 40, "a shrink gives back at most what the charge holds");
+        drop(b);
+        assert_eq!(budget.used(), 0);
+        assert!(!Charge::new(&budget).grow(usize::MAX), "no overflow");
+    }
+}
