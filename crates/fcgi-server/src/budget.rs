@@ -7,6 +7,9 @@
 //! against one [`Budget`], taken before the bytes are kept and given back when they go.
 //! Where the budget says no, a body goes to its spool file instead, and a new request is
 //! answered `503`.
+//!
+//! Bodies may fill only [`BODY_SHARE`] of the budget: a peer that sends large bodies it never
+//! ends pushes later bodies to disk, but cannot leave other peers' new requests without room.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,6 +17,10 @@ use std::sync::Arc;
 /// What one open request costs before it holds any params or body: its slot, its spools'
 /// state, its shared flags. Charged so that requests that never send a byte are bounded too.
 pub(crate) const REQUEST_COST: usize = 1024;
+
+/// The part of the budget that bodies in memory may fill, in quarters: the last quarter is
+/// kept for params and new requests.
+pub(crate) const BODY_SHARE: usize = 3;
 
 /// A byte count shared by every connection of a server.
 #[derive(Debug)]
@@ -27,11 +34,11 @@ impl Budget {
         Arc::new(Budget { limit, used: AtomicUsize::new(0) })
     }
 
-    /// Takes `bytes` if they fit, all or nothing.
-    fn try_take(&self, bytes: usize) -> bool {
+    /// Takes `bytes` if the total stays within `ceiling`, all or nothing.
+    fn try_take(&self, bytes: usize, ceiling: usize) -> bool {
         let mut used = self.used.load(Ordering::Relaxed);
         loop {
-            let Some(next) = used.checked_add(bytes).filter(|next| *next <= self.limit) else {
+            let Some(next) = used.checked_add(bytes).filter(|next| *next <= ceiling) else {
                 return false;
             };
             match self.used.compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Relaxed) {
@@ -67,7 +74,16 @@ impl Charge {
 
     /// Adds `bytes` to the charge if the budget has them; returns whether it did.
     pub(crate) fn grow(&mut self, bytes: usize) -> bool {
-        let taken = self.budget.try_take(bytes);
+        self.grow_within(bytes, self.budget.limit)
+    }
+
+    /// [`grow`](Charge::grow) for a body kept in memory: only within the bodies' share.
+    pub(crate) fn grow_body(&mut self, bytes: usize) -> bool {
+        self.grow_within(bytes, self.budget.limit / 4 * BODY_SHARE)
+    }
+
+    fn grow_within(&mut self, bytes: usize, ceiling: usize) -> bool {
+        let taken = self.budget.try_take(bytes, ceiling);
         if taken {
             self.bytes += bytes;
         }
@@ -106,5 +122,16 @@ mod tests {
         drop(b);
         assert_eq!(budget.used(), 0);
         assert!(!Charge::new(&budget).grow(usize::MAX), "no overflow");
+    }
+
+    #[test]
+    fn bodies_leave_a_quarter_for_requests() {
+        let budget = Budget::new(400);
+        let mut body = Charge::new(&budget);
+        assert!(body.grow_body(300));
+        assert!(!body.grow_body(1), "bodies fill three quarters at most");
+        let mut request = Charge::new(&budget);
+        assert!(request.grow(100), "the last quarter is for requests");
+        assert!(!request.grow(1));
     }
 }

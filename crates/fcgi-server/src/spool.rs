@@ -132,7 +132,7 @@ impl Spool {
             Some(SpoolError::TooLarge { limit: self.config.limit.unwrap_or_default() })
         } else if state.file.is_none()
             && state.memory.len() + data.len() <= self.config.memory
-            && state.charge.grow(data.len())
+            && state.charge.grow_body(data.len())
         {
             state.memory.extend(data);
             None
