@@ -81,6 +81,7 @@ impl Job {
         running.end(request.method(), request.request_uri());
         let status = response.status();
         let wire = Arc::clone(response.wire());
+        request.release();
         shared.finished.store(true, Ordering::Release);
         let delivered = if cut_short {
             response.cut_short();

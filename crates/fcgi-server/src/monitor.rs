@@ -17,7 +17,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slog::{debug, error, info, o, warn};
 
-use crate::connection::{Close, Connection};
+use crate::connection::{Close, Connection, Turn};
 use crate::context::Context;
 use crate::listener::Listener;
 use crate::server::ShutdownState;
@@ -63,6 +63,9 @@ struct State {
     drain_deadline: Option<Instant>,
     /// Connections accepted and not yet readable, with when they were accepted.
     fresh: HashMap<usize, Instant>,
+    /// Connections whose read turn ended with bytes possibly left (and whether the peer had
+    /// hung up): read again after the events at hand, without waiting for a new event.
+    more: Vec<(usize, bool)>,
 }
 
 impl Monitor {
@@ -83,11 +86,17 @@ impl Monitor {
             accept_backoff: false,
             drain_deadline: None,
             fresh: HashMap::new(),
+            more: Vec::new(),
         };
         let mut events = Events::with_capacity(1024);
         let mut next_sweep = Instant::now() + SWEEP;
         loop {
-            let timeout = next_sweep.saturating_duration_since(Instant::now());
+            let timeout = if state.more.is_empty() {
+                next_sweep.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            let more = std::mem::take(&mut state.more);
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);
@@ -108,6 +117,9 @@ impl Monitor {
                         event.is_read_closed() || event.is_error(),
                     ),
                 }
+            }
+            for (token, closing) in more {
+                self.ready(&mut state, token, false, closing);
             }
             if state.drain_deadline.is_none() {
                 if let Some(deadline) = self.shutdown.deadline() {
@@ -189,7 +201,11 @@ impl Monitor {
         }
         // Edge-triggered: read whenever anything happened, until the socket would block.
         if result.is_ok() {
-            result = conn.on_readable(&self.ctx, closing);
+            result = conn.on_readable(&self.ctx, closing).map(|turn| {
+                if turn == Turn::More && !state.more.iter().any(|(t, _)| *t == token) {
+                    state.more.push((token, closing));
+                }
+            });
         }
         if result.is_ok() {
             // Answers the socket could not take wait for it to turn writable.

@@ -114,8 +114,8 @@ pub struct Request {
     body: Body,
     data: Option<Body>,
     /// The request's params and fixed cost against the server's memory budget, given back
-    /// when the request is dropped.
-    _charge: Charge,
+    /// when the handler is done (see [`Request::release`]).
+    charge: Charge,
 }
 
 impl Request {
@@ -129,11 +129,21 @@ impl Request {
     ) -> Request {
         let body = Body { spool: Arc::clone(&shared.stdin) };
         let data = shared.data.as_ref().map(|spool| Body { spool: Arc::clone(spool) });
-        Request { role, id, keep_conn, params, shared, body, data, _charge: charge }
+        Request { role, id, keep_conn, params, shared, body, data, charge }
     }
 
     pub(crate) fn shared(&self) -> Arc<RequestShared> {
         Arc::clone(&self.shared)
+    }
+
+    /// The handler is done: what the request holds against the memory budget goes back now,
+    /// before END_REQUEST tells the web server it may send the next request.
+    pub(crate) fn release(&mut self) {
+        self.charge.shrink(usize::MAX);
+        self.shared.stdin.discard();
+        if let Some(data) = &self.shared.data {
+            data.discard();
+        }
     }
 
     /// The role the web server asked for.

@@ -196,6 +196,14 @@ impl Spool {
         state
     }
 
+    /// Drops what is left unread in memory, giving it back to the budget: nobody will read it.
+    pub(crate) fn discard(&self) {
+        let mut state = self.lock();
+        let held = state.memory.len();
+        state.memory = VecDeque::new();
+        state.charge.shrink(held);
+    }
+
     /// Whether the stream is complete (its end arrived).
     pub(crate) fn is_ended(&self) -> bool {
         self.lock().ended
