@@ -271,10 +271,10 @@ impl Run<'_> {
                     }
                     Disposition::Document { status } => {
                         self.response.set_status(status);
-                        let location = head.location.iter().map(|l| ("Location", l.as_str()));
-                        let others = head.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()));
-                        for (name, value) in location.chain(others) {
-                            // The parser only lets through what `header` accepts.
+                        // `Location` among them, in its place.
+                        for (name, value) in &head.headers {
+                            // The parser only lets through what `header` accepts: the same
+                            // rules (`fcgi_codec::http`).
                             if let Err(e) = self.response.header(name, value) {
                                 self.fail(Stop::ResponseFailed(e));
                                 return;

@@ -1,12 +1,20 @@
 //! The CGI response head at the front of `FCGI_STDOUT`: header lines up to an empty line, the
 //! status taken from `Status:` (RFC 3875, section 6.3).
+//!
+//! Parsed by [`fcgi_codec::cgi_header`], with the rules of [`fcgi_codec::http`]: the same
+//! parser and rules as the CGI gateway's, and the ones `fcgi_server::Response` writes by. One
+//! difference, on purpose: an empty head is accepted here (status 200, no headers), as nginx
+//! accepts it from a FastCGI server, where the gateway refuses it from a CGI program.
 
 use std::fmt;
 
-/// Largest response head read, in bytes: 64 KiB, eight times nginx's default
-/// `fastcgi_buffer_size` (4 or 8 KiB), which is all nginx itself accepts for the headers of a
-/// FastCGI response. A server that sends more without an empty line is not sending a head.
-pub const MAX_HEAD_LEN: usize = 64 * 1024;
+use fcgi_codec::cgi_header::{self, HeaderError};
+
+/// Largest response head read, in bytes, its empty line included: 64 KiB
+/// ([`cgi_header::MAX_HEADER_BYTES`]), eight times nginx's default `fastcgi_buffer_size` (4 or
+/// 8 KiB), which is all nginx itself accepts for the headers of a FastCGI response. A server
+/// that sends more without an empty line is not sending a head.
+pub const MAX_HEAD_LEN: usize = cgi_header::MAX_HEADER_BYTES;
 
 /// The status, reason and header lines of a CGI response.
 ///
@@ -56,17 +64,23 @@ pub enum HeadError {
         /// The limit in force.
         limit: usize,
     },
-    /// A line is not `Name: value`.
+    /// A line is not `Name: value` (a name of token characters, a value without CR, LF or
+    /// NUL).
     Line {
         /// Which line, from 1.
         line: usize,
         /// The line, lossily decoded and cut to 80 characters.
         text: String,
     },
-    /// `Status:` does not start with a three-digit code.
+    /// `Status:` is not a three-digit code from 100 to 599 and an optional reason phrase.
     Status {
         /// The header's value.
         value: String,
+    },
+    /// `Status:` or `Location:` came twice.
+    Duplicate {
+        /// Which.
+        name: &'static str,
     },
     /// The stream ended before the empty line that ends the head.
     Incomplete {
@@ -85,8 +99,9 @@ impl fmt::Display for HeadError {
                 write!(f, "line {line} of the response head is not `Name: value`: {text:?}")
             }
             HeadError::Status { value } => {
-                write!(f, "`Status: {value}` does not start with a three-digit status code")
+                write!(f, "`Status: {value}` is not a status code from 100 to 599 and a reason")
             }
+            HeadError::Duplicate { name } => write!(f, "the response head has {name} twice"),
             HeadError::Incomplete { len } => write!(
                 f,
                 "the response ended after {len} bytes of head, before the empty line that ends it"
@@ -117,41 +132,21 @@ impl ResponseHead {
     /// with the bytes it took (the empty line included) once it has. Lines may end in `\r\n`
     /// or `\n`.
     pub fn parse(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, HeadError> {
-        let mut status = None;
-        let mut headers = Vec::new();
-        let mut pos = 0;
-        let mut number = 0;
-        loop {
-            let Some(newline) = buf[pos..].iter().position(|b| *b == b'\n') else {
-                if buf.len() > MAX_HEAD_LEN {
-                    return Err(HeadError::TooLong { limit: MAX_HEAD_LEN });
-                }
-                return Ok(None);
-            };
-            let end = pos + newline;
-            if end + 1 > MAX_HEAD_LEN {
-                return Err(HeadError::TooLong { limit: MAX_HEAD_LEN });
+        match cgi_header::parse_head(buf) {
+            Ok(None) => Ok(None),
+            Ok(Some((head, len))) => {
+                let status = head.status_or_default();
+                Ok(Some((ResponseHead { status, reason: head.reason, headers: head.headers }, len)))
             }
-            let line = &buf[pos..end];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            pos = end + 1;
-            number += 1;
-            if line.is_empty() {
-                break;
+            // The empty line came first: `\n` or `\r\n`.
+            Err(HeaderError::Empty) => {
+                Ok(Some((ResponseHead::default(), if buf.starts_with(b"\n") { 1 } else { 2 })))
             }
-            let (name, value) = split_line(line)
-                .ok_or_else(|| HeadError::Line { line: number, text: excerpt(line) })?;
-            if name.eq_ignore_ascii_case("Status") {
-                status = Some(parse_status(&value)?);
-            } else {
-                headers.push((name, value));
-            }
+            Err(HeaderError::TooLarge) => Err(HeadError::TooLong { limit: MAX_HEAD_LEN }),
+            Err(HeaderError::BadLine { line, text, .. }) => Err(HeadError::Line { line, text }),
+            Err(HeaderError::BadStatus { value, .. }) => Err(HeadError::Status { value }),
+            Err(HeaderError::Duplicate(name)) => Err(HeadError::Duplicate { name }),
         }
-        let (status, reason) = status.unwrap_or_else(|| {
-            let redirect = headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("Location"));
-            (if redirect { 302 } else { 200 }, None)
-        });
-        Ok(Some((ResponseHead { status, reason, headers }, pos)))
     }
 
     /// The value of the first header called `name`, compared without regard to case.
@@ -169,34 +164,6 @@ impl ResponseHead {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, value)| value.as_str())
     }
-}
-
-/// `Name: value`, the name a non-empty run of visible characters other than `:`.
-fn split_line(line: &[u8]) -> Option<(String, String)> {
-    let colon = line.iter().position(|b| *b == b':')?;
-    let name = &line[..colon];
-    if name.is_empty() || !name.iter().all(|b| b.is_ascii_graphic()) {
-        return None;
-    }
-    let value = String::from_utf8_lossy(&line[colon + 1..]);
-    let value = value.trim_matches([' ', '\t']);
-    Some((String::from_utf8_lossy(name).into_owned(), value.to_owned()))
-}
-
-/// `404`, `404 Not Found`: the code and the reason phrase, if any.
-fn parse_status(value: &str) -> Result<(u16, Option<String>), HeadError> {
-    let (code, reason) = value.split_once(' ').unwrap_or((value, ""));
-    let status = Some(code)
-        .filter(|code| code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|code| code.parse::<u16>().ok())
-        .filter(|code| *code >= 100)
-        .ok_or_else(|| HeadError::Status { value: value.to_owned() })?;
-    let reason = reason.trim();
-    Ok((status, (!reason.is_empty()).then(|| reason.to_owned())))
-}
-
-fn excerpt(line: &[u8]) -> String {
-    String::from_utf8_lossy(line).chars().take(80).collect()
 }
 
 #[cfg(test)]
@@ -300,6 +267,38 @@ mod tests {
         fits.resize(MAX_HEAD_LEN - 2, b'v');
         fits.extend_from_slice(b"\n\n");
         assert_eq!(parse(&fits).1, MAX_HEAD_LEN);
+    }
+
+    /// The rules the CGI gateway and the server apply: before they were shared, this parser
+    /// took any code from 100 (600, 999), any visible name (`X(y)`), a NUL in a value, and a
+    /// second `Status` over the first.
+    #[test]
+    fn the_shared_rules_apply() {
+        for value in ["600", "999 Nine", "000"] {
+            let head = format!("Status: {value}\n\n");
+            assert_eq!(
+                ResponseHead::parse(head.as_bytes()),
+                Err(HeadError::Status { value: value.to_owned() }),
+            );
+        }
+        for (bad, line) in [(&b"X(y): 1\n\n"[..], 1), (b"A: 1\nX-Nul: a\0b\n\n", 2)] {
+            assert!(
+                matches!(ResponseHead::parse(bad), Err(HeadError::Line { line: n, .. }) if n == line),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            ResponseHead::parse(b"Status: 200\nStatus: 404\n\n"),
+            Err(HeadError::Duplicate { name: "Status" })
+        );
+        assert_eq!(
+            ResponseHead::parse(b"Location: /a\nLocation: /b\n\n"),
+            Err(HeadError::Duplicate { name: "Location" })
+        );
+        // obs-text passes (lossily), and a teapot keeps its phrase.
+        let (head, _) = parse(b"Status: 418 I'm a teapot\nX-Obs: caf\xc3\xa9\n\n");
+        assert_eq!((head.status, head.reason.as_deref()), (418, Some("I'm a teapot")));
+        assert_eq!(head.header("x-obs"), Some("caf\u{e9}"));
     }
 
     #[test]

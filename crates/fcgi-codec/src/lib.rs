@@ -71,6 +71,9 @@
 //!   fixed maximum of at least one whole record, and can be released when a connection is idle.
 //! - [`ParamsDecoder`] keeps the stream in one buffer and indexes its pairs as they complete,
 //!   checking each pair's claimed length against [`ParamsLimits`] before its bytes come.
+//! - [`http`] and [`cgi_header`] are the one set of rules for the CGI response head that the
+//!   server writes, the CGI gateway reads from its programs and the client reads from servers:
+//!   status codes and reason phrases, header names and values, and the incremental parser.
 //! - Errors come in two kinds ([`DecodeError`] breaks the connection, [`ParamsError`] only the
 //!   request), each variant saying where and by how much.
 
@@ -78,6 +81,8 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
 #![forbid(unsafe_code)]
 
+pub mod cgi_header;
+pub mod http;
 pub mod management;
 
 mod begin_request;

@@ -84,9 +84,23 @@ impl Response {
     }
 
     /// Sets the HTTP status (200 unless set). Has no effect once the headers are sent.
+    ///
+    /// A code outside 100 to 599 ([`fcgi_codec::http::STATUS_CODES`]) is not an HTTP status
+    /// (RFC 9110 section 15) and is never sent. It is taken as the handler's bug: the status
+    /// becomes 500 and a line saying why goes to `FCGI_STDERR` (the web server's error log).
+    /// To have such a code refused instead, set the status with `header("Status", ...)`, which
+    /// returns an error for it.
     pub fn set_status(&mut self, status: u16) {
-        if !self.headers_sent {
+        if self.headers_sent {
+            return;
+        }
+        if fcgi_codec::http::is_status(status) {
             self.status = status;
+        } else {
+            self.status = 500;
+            let line = format!("set_status({status}): not a status code from 100 to 599; 500\n");
+            // Only buffered here: an error would come back at the next write anyway.
+            let _ = self.write_stderr(line.as_bytes());
         }
     }
 
@@ -97,22 +111,28 @@ impl Response {
 
     /// Adds a response header.
     ///
-    /// Fails once the headers are sent, and for a name or value that would break the header
-    /// block (a CR or LF anywhere, a colon or space in the name). A `Status` header sets the
-    /// status instead.
+    /// Fails once the headers are sent, and for a name or value the CGI header parsers refuse
+    /// (the rules of [`fcgi_codec::http`]): a name that is not an HTTP token (empty, or with a
+    /// space, colon, separator, control or non-ASCII character), a value with a CR, LF or NUL.
+    /// A `Status` header sets the status instead: its value must be a code from 100 to 599,
+    /// optionally followed by a reason phrase (which is not kept: the server sends the
+    /// registered phrase).
     pub fn header(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> io::Result<()> {
+        use fcgi_codec::http;
         let (name, value) = (name.as_ref(), value.as_ref());
         if self.headers_sent {
             return Err(invalid(format!("header {name} set after the headers were sent")));
         }
-        let bad_name = name.is_empty() || name.bytes().any(|b| b <= b' ' || b == b':' || b >= 0x7f);
-        if bad_name || value.bytes().any(|b| b == b'\r' || b == b'\n') {
-            return Err(invalid(format!("header {name:?} or its value is not valid")));
+        if let Err(e) = http::check_name(name.as_bytes()) {
+            return Err(invalid(format!("header name {name:?} is not valid: {e}")));
+        }
+        if let Err(e) = http::check_value(value.as_bytes()) {
+            return Err(invalid(format!("the value of header {name} is not valid: {e}")));
         }
         if name.eq_ignore_ascii_case("status") {
-            let code = value.split_whitespace().next().and_then(|code| code.parse().ok());
-            self.status =
-                code.ok_or_else(|| invalid(format!("status {value:?} is not a number")))?;
+            let status = http::parse_status(value.as_bytes())
+                .map_err(|e| invalid(format!("status {value:?} is not valid: {e}")))?;
+            self.status = status.code;
             return Ok(());
         }
         self.headers.extend_from_slice(name.as_bytes());
@@ -341,30 +361,14 @@ pub(crate) fn end_only(id: u16, protocol_status: ProtocolStatus) -> Vec<u8> {
     out
 }
 
-/// The reason phrase for the statuses a FastCGI application commonly sends.
+/// The reason phrase sent after `status`: the registered one
+/// ([`fcgi_codec::http::reason`], all of the IANA registry), else the name of its class
+/// (`299 Successful`); never "Unknown". Empty only for a code outside 100 to 599, which
+/// `set_status` and `header` never let through.
+///
+/// `Status: 200 OK` is still written for the default status, as it always was; a head without
+/// a `Status` line means 200 too (RFC 3875 section 6.3.3, and `fcgi_codec::cgi_header::Head`
+/// with `status: None`), should the server ever leave it out.
 pub(crate) fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        204 => "No Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        303 => "See Other",
-        304 => "Not Modified",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        413 => "Content Too Large",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Unknown",
-    }
+    fcgi_codec::http::phrase(status).unwrap_or_default()
 }
