@@ -49,25 +49,25 @@ impl Job {
         // Set when the handler failed after some of its response went out: the web server
         // must be told, or it would pass the truncated response on as whole.
         let mut cut_short = false;
-        match outcome {
-            _ if input_failed.is_some() => {
-                // Its input stopped (over the limit, spool failure, too slow): nothing has gone
-                // out yet, and the answer says why.
-                response.fail(input_failed.unwrap_or(500));
+        match (input_failed, outcome) {
+            // Its input stopped (over the limit, spool failure, too slow): nothing has gone
+            // out yet, and the answer says why.
+            (Some(status), _) => {
+                response.fail(status);
             }
-            Ok(Ok(())) => {}
+            (None, Ok(Ok(()))) => {}
             // The web server closed the connection (its client went away, or it stopped):
             // nothing failed here, and nobody is left to answer.
-            Ok(Err(e)) if response.wire().is_broken() || is_peer_gone(&*e) => {
+            (None, Ok(Err(e))) if response.wire().is_broken() || is_peer_gone(&*e) => {
                 info!(log, "the web server went away before the response was written";
                     "req" => request.request_id(), "error" => %e, "uri" => request.request_uri());
             }
-            Ok(Err(e)) => {
+            (None, Ok(Err(e))) => {
                 cut_short = !response.fail(500);
                 error!(log, "handler failed"; "req" => request.request_id(), "error" => %e,
                     "uri" => request.request_uri(), "cut_short" => cut_short);
             }
-            Err(panic) => {
+            (None, Err(panic)) => {
                 let message = panic
                     .downcast_ref::<&str>()
                     .map(|s| (*s).to_owned())

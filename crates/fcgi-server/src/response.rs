@@ -261,12 +261,13 @@ impl Response {
         self.out.clear();
         self.headers.clear();
         self.headers.extend_from_slice(b"Content-Type: text/plain\r\n");
-        self.status = status;
+        // An answer that is an error must be sent as one: a code no client knows becomes 500.
+        self.status = if fcgi_codec::http::is_status(status) { status } else { 500 };
         self.headers_sent = false;
         self.stderr_used = false;
         self.body_bytes = 0;
         self.send_headers();
-        let body = format!("{} {}\n", status, reason(status));
+        let body = format!("{} {}\n", self.status, reason(self.status));
         let _ = self.encoder.stream(&mut self.out, StreamKind::Stdout, self.id, body.as_bytes());
         self.body_bytes = body.len() as u64;
     }
