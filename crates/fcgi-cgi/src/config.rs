@@ -38,7 +38,9 @@ pub struct CgiConfig {
     pub kill_grace: Duration,
     /// Names of our own environment variables that programs also get (`PATH`,
     /// `GIT_PROJECT_ROOT`, ...); the values are read once, when the gateway is made. Nothing
-    /// else of our environment reaches a program.
+    /// else of our environment reaches a program. Unlike the request's params, these are not
+    /// screened ([`crate::env::screen`]): the operator chose them, so `LD_LIBRARY_PATH` or
+    /// `TMPDIR` can be given to programs on purpose this way.
     pub pass_env: Vec<String>,
     /// Whether a query string without `=` becomes the program's arguments (RFC 3875 section
     /// 4.4). Off by default: it puts client input on command lines.

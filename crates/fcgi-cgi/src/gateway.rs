@@ -222,7 +222,14 @@ impl Handler for Gateway {
         response: &mut Response,
     ) -> Result<(), fcgi_server::Error> {
         let deadline = self.timeout.map(|timeout| Instant::now() + timeout);
-        let mut vars = Vars::from_params(request.params());
+        let (mut vars, dropped) = Vars::from_params(request.params());
+        if !dropped.is_empty() {
+            let names: Vec<String> =
+                dropped.iter().map(|(name, why)| format!("{name} ({})", why.as_str())).collect();
+            debug!(self.log, "params not passed to the CGI program";
+                   "dropped" => names.join(", "), "count" => dropped.len(),
+                   "uri" => request.request_uri().unwrap_or(""));
+        }
         let mut first = true;
         for hop in 0..=MAX_LOCAL_REDIRECTS + 1 {
             let location = match self.run(request, response, &vars, first, deadline)? {

@@ -64,9 +64,11 @@
 //!   log line that says which rule refused it. The resolved path is what runs.
 //! - No shell: the program is executed directly (`posix_spawn`), its arguments never parsed.
 //!   Arguments come from the query string only with `argv_from_query` (RFC 3875 section 4.4).
-//! - The environment is the request's params (see [`env::Vars::from_params`]) plus the
-//!   `pass_env` allow-list; nothing else of ours. No descriptor of ours is inherited: the
-//!   program has its 0, 1 and 2 only.
+//! - The environment is the request's params (see [`env::Vars::from_params`]) less those that
+//!   the loader, libc or an interpreter read before the program's own code runs (`LD_PRELOAD`,
+//!   `BASH_ENV`, `PYTHONPATH`, ...: [`env::screen`]), plus the `pass_env` allow-list, which is
+//!   not screened (the operator chose it); nothing else of ours. No descriptor of ours is
+//!   inherited: the program has its 0, 1 and 2 only.
 //! - The program leads its own process group. On the timeout, an abort (`FCGI_ABORT_REQUEST`),
 //!   or a web server that went away, the group gets SIGTERM, then SIGKILL after the grace. Every
 //!   program is reaped on every path (the [`child::Child`] guard kills and waits when dropped):

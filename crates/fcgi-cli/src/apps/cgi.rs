@@ -27,7 +27,8 @@ pub(crate) struct CgiArgs {
     pub(crate) cgi_kill_grace: u64,
 
     /// Also give programs this variable of our own environment (PATH, GIT_PROJECT_ROOT, ...).
-    /// Repeatable. Nothing else of our environment reaches them.
+    /// Repeatable. Nothing else of our environment reaches them. Not screened as params from
+    /// the web server are (LD_*, BASH_ENV, ... are dropped from those): the operator chose it.
     #[arg(long, value_name = "NAME")]
     pub(crate) pass_env: Vec<String>,
 

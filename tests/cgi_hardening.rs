@@ -1,0 +1,156 @@
+//! End-to-end tests of the CGI gateway's defences: what a peer may not put in a program's
+//! environment. `fcgi serve` runs as a real process, spoken to with raw FastCGI records (no web
+//! server in between, so that the tests choose every param and every byte of timing).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use fcgi_tests::addr::Transport;
+use fcgi_tests::nginx::scratch;
+use fcgi_tests::process::{wait_until, FcgiServe};
+use fcgi_tests::raw::Client;
+
+/// The programs of these tests, by name, in each test's `cgi-bin`. `DIR` is replaced by the
+/// test's directory.
+const SCRIPTS: &[(&str, &str)] = &[
+    // bash, so that BASH_ENV would be read; `env` is a program of its own, so that LD_PRELOAD
+    // would be loaded twice.
+    ("env.sh", "#!/bin/bash\nprintf 'Content-Type: text/plain\\n\\n'\nexec env\n"),
+];
+
+/// A test's directory: the scripts above in `cgi-bin`, and `outside`, a directory outside the
+/// CGI root for what a peer would like a program to load.
+struct Site {
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn new() -> Site {
+        let dir = scratch();
+        fs::create_dir_all(dir.path().join("cgi-bin")).unwrap();
+        fs::create_dir_all(dir.path().join("outside")).unwrap();
+        for (name, text) in SCRIPTS {
+            let text = text.replace("DIR", &dir.path().display().to_string());
+            write_executable(&dir.path().join("cgi-bin").join(name), &text);
+        }
+        Site { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn script(&self, name: &str) -> String {
+        self.path("cgi-bin").join(name).display().to_string()
+    }
+
+    /// `fcgi serve --app cgi --cgi-root cgi-bin --log-format json EXTRA` on a Unix socket.
+    fn serve(&self, extra: &[&str]) -> FcgiServe {
+        let root = self.path("cgi-bin").display().to_string();
+        let mut args = vec!["--cgi-root", root.as_str(), "--log-format", "json"];
+        args.extend_from_slice(extra);
+        FcgiServe::start(self.dir.path(), "cgi", "cgi", Transport::Unix, &args)
+    }
+}
+
+fn write_executable(path: &Path, text: &str) {
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The JSON log lines of `log` that have every one of `fields` (`"name":"value"` pairs, as
+/// slog-json writes them).
+fn log_lines_with<'a>(log: &'a str, fields: &[(&str, &str)]) -> Vec<&'a str> {
+    log.lines()
+        .filter(|line| line.starts_with('{'))
+        .filter(|line| {
+            fields.iter().all(|(name, value)| line.contains(&format!("\"{name}\":{value}")))
+        })
+        .collect()
+}
+
+/// Whether `serve` has a log line with all `fields`, waiting up to 5 s (the log is written by
+/// a thread of its own).
+fn log_has(serve: &FcgiServe, fields: &[(&str, &str)]) -> bool {
+    wait_until(Duration::from_secs(5), || !log_lines_with(&serve.log(), fields).is_empty())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The environment
+
+/// Builds `outside/preload.so`, a library that creates `outside/preloaded` when loaded; `None`
+/// when there is no C compiler.
+fn build_preload_library(site: &Site) -> Option<PathBuf> {
+    let source = site.path("outside/preload.c");
+    let library = site.path("outside/preload.so");
+    let marker = site.path("outside/preloaded");
+    fs::write(
+        &source,
+        format!(
+            "#include <fcntl.h>\n#include <unistd.h>\n\
+             __attribute__((constructor)) static void loaded(void) {{\n\
+             int fd = open(\"{}\", O_WRONLY | O_CREAT, 0644);\n\
+             if (fd >= 0) close(fd);\n}}\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let built =
+        Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(&library).arg(&source).status();
+    match built {
+        Ok(status) if status.success() => Some(library),
+        Ok(status) => panic!("cc could not build the preload library: {status}"),
+        Err(e) => {
+            eprintln!("no C compiler ({e}): checking only that LD_PRELOAD is not passed on");
+            None
+        }
+    }
+}
+
+#[test]
+fn loader_and_shell_startup_params_never_reach_the_program() {
+    let site = Site::new();
+    let library = build_preload_library(&site);
+    let hook = site.path("outside/hook.sh");
+    fs::write(&hook, format!("touch '{}'\n", site.path("outside/hooked").display())).unwrap();
+    let serve = site.serve(&["--log-level", "debug"]);
+
+    let script = site.script("env.sh");
+    let preload = library.as_ref().map_or_else(|| site.path("outside/none.so"), Clone::clone);
+    let preload = preload.display().to_string();
+    let hook = hook.display().to_string();
+    let reply = Client::connect(serve.addr()).simple_request(
+        &[
+            ("SCRIPT_FILENAME", script.as_str()),
+            ("REQUEST_METHOD", "GET"),
+            ("LD_PRELOAD", preload.as_str()),
+            ("BASH_ENV", hook.as_str()),
+            ("PYTHONPATH", "/outside"),
+            ("APP_ENV", "production"),
+            ("GIT_PROJECT_ROOT", "/srv/git"),
+            ("GIT_CONFIG_PARAMETERS", "'core.pager=id'"),
+        ],
+        b"",
+    );
+    reply.assert_complete(200);
+    let env = reply.body_text();
+    // The site's own variables arrive, git http-backend's setup among them.
+    assert!(env.contains("APP_ENV=production\n"), "{env}");
+    assert!(env.contains("GIT_PROJECT_ROOT=/srv/git\n"), "{env}");
+    // What would run code of the peer's choosing does not.
+    for name in ["LD_PRELOAD", "BASH_ENV", "PYTHONPATH", "GIT_CONFIG_PARAMETERS"] {
+        assert!(!env.contains(&format!("{name}=")), "{name} reached the program:\n{env}");
+    }
+    assert!(!site.path("outside/hooked").exists(), "bash sourced BASH_ENV from the params");
+    if library.is_some() {
+        assert!(!site.path("outside/preloaded").exists(), "the program loaded LD_PRELOAD");
+    }
+    // Logged once, at debug, with the names and their count.
+    assert!(log_has(&serve, &[("count", "4")]), "{}", serve.log());
+    let log = serve.log();
+    let lines = log_lines_with(&log, &[("count", "4")]);
+    assert!(lines[0].contains("LD_PRELOAD (loader)") && lines[0].contains("BASH_ENV"), "{lines:?}");
+}
