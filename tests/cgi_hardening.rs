@@ -1,16 +1,16 @@
 //! End-to-end tests of the CGI gateway's defences: what a peer may not put in a program's
-//! environment. `fcgi serve` runs as a real process, spoken to with raw FastCGI records (no web
+//! environment, and when `fcgi serve --app cgi` refuses to start. `fcgi serve` runs as a real process, spoken to with raw FastCGI records (no web
 //! server in between, so that the tests choose every param and every byte of timing).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
-use fcgi_tests::addr::Transport;
+use fcgi_tests::addr::{free_port, Transport};
 use fcgi_tests::nginx::scratch;
-use fcgi_tests::process::{wait_until, FcgiServe};
+use fcgi_tests::process::{fcgi_bin, wait_until, FcgiServe, Guarded};
 use fcgi_tests::raw::Client;
 
 /// The programs of these tests, by name, in each test's `cgi-bin`. `DIR` is replaced by the
@@ -153,4 +153,70 @@ fn loader_and_shell_startup_params_never_reach_the_program() {
     let log = serve.log();
     let lines = log_lines_with(&log, &[("count", "4")]);
     assert!(lines[0].contains("LD_PRELOAD (loader)") && lines[0].contains("BASH_ENV"), "{lines:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A gateway without a root
+
+/// Runs `fcgi serve ARGS` expecting it to exit on its own (a refusal at start): its exit status
+/// (`None` if it was still running after 10 s, and was then stopped) and what it printed.
+fn serve_exit(dir: &Path, args: &[&str]) -> (Option<ExitStatus>, String) {
+    let log = dir.join("refused.log");
+    let mut command = Command::new(fcgi_bin());
+    command.arg("serve").args(args).env_remove("FCGI_WEB_SERVER_ADDRS");
+    let mut process = Guarded::spawn("fcgi serve", command, &log);
+    let status = process.wait_exit(Duration::from_secs(10));
+    drop(process);
+    (status, fs::read_to_string(&log).unwrap_or_default())
+}
+
+#[test]
+fn no_root_on_open_tcp_is_refused_at_start() {
+    let dir = scratch();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let (status, output) = serve_exit(dir.path(), &["--app", "cgi", "--listen", &listen]);
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{output}");
+    assert!(output.contains("--cgi-root") && output.contains("--allow"), "{output}");
+}
+
+#[test]
+fn no_root_starts_with_a_warning_on_a_unix_socket_or_behind_an_allow_list() {
+    let site = Site::new();
+    let unconfined = [("level", "\"WARN\""), ("cgi_root", "\"none\"")];
+    for (transport, extra) in [
+        (Transport::Unix, &["--log-format", "json"][..]),
+        (Transport::Tcp, &["--log-format", "json", "--allow", "127.0.0.1"][..]),
+    ] {
+        let name = format!("open-{transport:?}");
+        let mut serve = FcgiServe::start(site.dir.path(), &name, "cgi", transport, extra);
+        assert!(log_has(&serve, &unconfined), "{transport:?}: {}", serve.log());
+        // And it serves: any program, as asked.
+        let script = site.script("env.sh");
+        let reply = Client::connect(serve.addr())
+            .simple_request(&[("SCRIPT_FILENAME", &script), ("REQUEST_METHOD", "GET")], b"");
+        reply.assert_complete(200);
+        serve.process().signal(libc::SIGTERM);
+        assert!(serve.process().wait_exit(Duration::from_secs(10)).is_some());
+    }
+}
+
+#[test]
+fn cgi_root_slash_starts_on_tcp_without_the_warning() {
+    let site = Site::new();
+    let serve = FcgiServe::start(
+        site.dir.path(),
+        "slash",
+        "cgi",
+        Transport::Tcp,
+        &["--cgi-root", "/", "--log-format", "json"],
+    );
+    let script = site.script("env.sh");
+    let reply = Client::connect(serve.addr())
+        .simple_request(&[("SCRIPT_FILENAME", &script), ("REQUEST_METHOD", "GET")], b"");
+    reply.assert_complete(200);
+    assert!(
+        log_lines_with(&serve.log(), &[("cgi_root", "\"none\"")]).is_empty(),
+        "{}",
+        serve.log()
+    );
 }

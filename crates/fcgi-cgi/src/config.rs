@@ -28,7 +28,8 @@ pub struct CgiConfig {
     /// Programs must resolve (symlinks followed) to a path under this directory; others get
     /// 403. Also where `SCRIPT_NAME` is looked up when the web server sends neither
     /// `SCRIPT_FILENAME` nor `DOCUMENT_ROOT`. `None`: any executable file the web server names
-    /// may run, as with fcgiwrap.
+    /// may run, as with fcgiwrap (`fcgi serve` warns at start, and refuses a TCP listener
+    /// without an allow-list).
     pub root: Option<PathBuf>,
     /// How long a program may run; then it gets SIGTERM (its process group does), and SIGKILL
     /// [`kill_grace`](CgiConfig::kill_grace) later. `None`: no limit.

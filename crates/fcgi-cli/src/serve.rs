@@ -7,7 +7,8 @@ use fcgi_server::{Listener, Server};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2};
 use slog::{error, info, warn, Logger};
 
-use crate::args::ServeArgs;
+use crate::apps::cgi::{exposure, Exposure, OPEN_REFUSED};
+use crate::args::{App, ServeArgs};
 use crate::logging::LogTarget;
 use crate::{apps, config_file, limits, logging, prefork, Failure};
 
@@ -28,9 +29,11 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
 /// TTIN and TTOU (which need a master) logged and ignored.
 fn single(args: ServeArgs, config: fcgi_server::Config) -> Result<(), Failure> {
     let listeners = listeners(&args)?;
+    let exposure = cgi_exposure(&args, &listeners)?;
     let target = log_target(&args)?;
     // The logger's thread starts only now, after the sockets exist.
     let (log, log_guard) = logging::logger(args.log_format, args.log_level, &target);
+    warn_unconfined(exposure, &log);
     raise_nofile(&args, &log);
     let server = server(&args, config, listeners, &log)?;
     if let Some(path) = &args.process.pid_file {
@@ -85,6 +88,30 @@ fn single(args: ServeArgs, config: fcgi_server::Config) -> Result<(), Failure> {
         eprintln!("fcgi: {} requests were cut short by the graceful timeout", report.unfinished);
     }
     Ok(())
+}
+
+/// How confined the CGI gateway is (see [`Exposure`]); an error when it would be open to
+/// anyone, which `fcgi serve` refuses at start (exit status 2).
+pub(crate) fn cgi_exposure(args: &ServeArgs, listeners: &[Listener]) -> Result<Exposure, Failure> {
+    if args.app != App::Cgi {
+        return Ok(Exposure::Confined);
+    }
+    let tcp = listeners.iter().any(Listener::is_tcp);
+    let allow_list = !args.allow.is_empty()
+        || fcgi_server::web_server_addrs_from_env().is_some_and(|(addrs, _)| !addrs.is_empty());
+    match exposure(args.cgi.cgi_root.is_some(), tcp, allow_list) {
+        Exposure::Open => Err(Failure::Usage(OPEN_REFUSED.to_owned())),
+        other => Ok(other),
+    }
+}
+
+/// The start-up warning for a gateway without `--cgi-root`.
+pub(crate) fn warn_unconfined(exposure: Exposure, log: &Logger) {
+    if exposure == Exposure::Unconfined {
+        warn!(log, "the CGI gateway has no --cgi-root: any executable file a peer names may run \
+            (give --cgi-root DIR, or --cgi-root / to say so on purpose)";
+            "cgi_root" => "none", "confinement" => "none");
+    }
 }
 
 /// Where the logs go (`--log-file`, else standard error).
