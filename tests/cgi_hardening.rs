@@ -1,17 +1,19 @@
 //! End-to-end tests of the CGI gateway's defences: what a peer may not put in a program's
-//! environment, and when `fcgi serve --app cgi` refuses to start. `fcgi serve` runs as a real process, spoken to with raw FastCGI records (no web
+//! environment, when `fcgi serve --app cgi` refuses to start, and the timeout while the request
+//! body is still arriving. `fcgi serve` runs as a real process, spoken to with raw FastCGI records (no web
 //! server in between, so that the tests choose every param and every byte of timing).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use fcgi_codec::{Role, StreamKind};
 use fcgi_tests::addr::{free_port, Transport};
 use fcgi_tests::nginx::scratch;
-use fcgi_tests::process::{fcgi_bin, wait_until, FcgiServe, Guarded};
-use fcgi_tests::raw::Client;
+use fcgi_tests::process::{children_of, fcgi_bin, wait_until, FcgiServe, Guarded};
+use fcgi_tests::raw::{frames, Client, Reply};
 
 /// The programs of these tests, by name, in each test's `cgi-bin`. `DIR` is replaced by the
 /// test's directory.
@@ -19,6 +21,12 @@ const SCRIPTS: &[(&str, &str)] = &[
     // bash, so that BASH_ENV would be read; `env` is a program of its own, so that LD_PRELOAD
     // would be loaded twice.
     ("env.sh", "#!/bin/bash\nprintf 'Content-Type: text/plain\\n\\n'\nexec env\n"),
+    // Writes its header at once, then reads its stdin to the end.
+    (
+        "slow-reader.sh",
+        "#!/bin/sh\necho $$ > DIR/slow-reader.pid\nprintf 'Content-Type: text/plain\\n\\nstarted\\n'\n\
+         exec cat > /dev/null\n",
+    ),
 ];
 
 /// A test's directory: the scripts above in `cgi-bin`, and `outside`, a directory outside the
@@ -218,5 +226,81 @@ fn cgi_root_slash_starts_on_tcp_without_the_warning() {
         log_lines_with(&serve.log(), &[("cgi_root", "\"none\"")]).is_empty(),
         "{}",
         serve.log()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The timeout while the body arrives
+
+/// Whether process `pid`, a child of `parent`, is alive: a zombie (killed, not yet reaped) is not.
+fn alive_child(parent: u32, pid: u32) -> bool {
+    children_of(parent).iter().any(|&(child, state)| child == pid && state != 'Z')
+}
+
+/// Waits for `path` to hold a PID, and returns it.
+fn pid_from(path: &Path) -> u32 {
+    let mut pid = None;
+    let found = wait_until(Duration::from_secs(10), || {
+        pid = fs::read_to_string(path).ok().and_then(|t| t.trim().parse().ok());
+        pid.is_some()
+    });
+    assert!(found, "{} never appeared", path.display());
+    pid.unwrap()
+}
+
+#[test]
+fn the_timeout_holds_while_the_body_trickles_in() {
+    let site = Site::new();
+    let (timeout, grace) = (Duration::from_secs(2), Duration::from_secs(1));
+    // What a loaded machine may add to the deadline and the grace.
+    let margin = Duration::from_secs(3);
+    let mut serve = site.serve(&["--cgi-timeout", "2", "--cgi-kill-grace", "1"]);
+    let serve_pid = serve.process().pid();
+    let script = site.script("slow-reader.sh");
+    let mut client = Client::connect(serve.addr());
+    client.set_timeout(Duration::from_secs(30));
+    let started = Instant::now();
+    client.send_begin(1, Role::Responder, true);
+    client.send_params(
+        1,
+        &[
+            ("SCRIPT_FILENAME", script.as_str()),
+            ("REQUEST_METHOD", "POST"),
+            ("CONTENT_LENGTH", "1000"),
+        ],
+    );
+    let pid = pid_from(&site.path("slow-reader.pid"));
+
+    // A few bytes at a time, well past the timeout, for as long as the program lives.
+    let mut sent = 0;
+    while alive_child(serve_pid, pid) && started.elapsed() < timeout + grace + margin {
+        client.send_ok(&frames::stream(StreamKind::Stdin, 1, b"abcd"));
+        sent += 4;
+        wait_until(Duration::from_millis(250), || !alive_child(serve_pid, pid));
+    }
+    let killed_after = started.elapsed();
+    assert!(
+        !alive_child(serve_pid, pid),
+        "the program still ran {killed_after:?} after its start, under --cgi-timeout 2, while its \
+         body arrived ({sent} bytes so far)"
+    );
+    assert!(killed_after >= timeout, "stopped before the timeout: {killed_after:?}");
+
+    // The rest of the body: the request, waiting only for its input, ends at once.
+    let body_done = Instant::now();
+    client.send_ok(&frames::stream(StreamKind::Stdin, 1, &vec![b'z'; 1000 - sent]));
+    client.send_ok(&frames::end(StreamKind::Stdin, 1));
+    let reply: Reply = client.read_reply(1);
+    assert!(
+        body_done.elapsed() < margin,
+        "the request ended {:?} after its body",
+        body_done.elapsed()
+    );
+    assert!(reply.stdout_ended, "{reply:?}");
+    assert!(log_has(&serve, &[("timeout", "\"body_wait\"")]), "{}", serve.log());
+    assert!(
+        wait_until(Duration::from_secs(5), || children_of(serve_pid).is_empty()),
+        "children left: {:?}",
+        children_of(serve_pid)
     );
 }

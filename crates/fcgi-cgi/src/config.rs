@@ -31,8 +31,9 @@ pub struct CgiConfig {
     /// may run, as with fcgiwrap (`fcgi serve` warns at start, and refuses a TCP listener
     /// without an allow-list).
     pub root: Option<PathBuf>,
-    /// How long a program may run; then it gets SIGTERM (its process group does), and SIGKILL
-    /// [`kill_grace`](CgiConfig::kill_grace) later. `None`: no limit.
+    /// How long a program may run, counted from the request's start and covering every wait of
+    /// the run (the request body arriving included); then it gets SIGTERM (its process group
+    /// does), and SIGKILL [`kill_grace`](CgiConfig::kill_grace) later. `None`: no limit.
     pub timeout: Option<Duration>,
     /// How long a program has between SIGTERM and SIGKILL, to clean up (git, for one, removes
     /// its lock files on SIGTERM).

@@ -14,7 +14,7 @@ use slog::{debug, info, warn, Logger};
 use crate::child::{self, Launch, Spawned};
 use crate::config::{CgiConfig, ConfigError};
 use crate::env::{pass_env_values, Vars};
-use crate::pump::{self, Head, Limits, Stop};
+use crate::pump::{self, Group, Head, Limits, Stop};
 use crate::redirect::{self, RedirectError, MAX_LOCAL_REDIRECTS};
 use crate::resolve::resolve;
 use crate::uri::query_argv;
@@ -125,38 +125,53 @@ impl Gateway {
         };
         debug!(self.log, "CGI program started"; "script" => &script.name, "pid" => child.id());
         let limits = Limits { deadline, kill_grace: self.kill_grace };
+        let group = Group::new(&child);
+        let group = &group;
 
         // The feeder borrows the request: the pump watches for an abort through this.
         let abort = request.abort_signal();
         let is_aborted = || abort.is_aborted();
-        let pump = |child: &mut child::Child, response: &mut Response| {
-            pump::pump(
-                child,
+        let report = thread::scope(|scope| {
+            // Each helper stops when its sender is dropped, which is once the pump has reaped
+            // the program.
+            let (done_tx, done_rx) = mpsc::channel::<()>();
+            if let Some(deadline) = deadline {
+                let (log, name) = (&self.log, script.name.as_str());
+                let watchdog = thread::Builder::new()
+                    .name("fcgi-cgi-timeout".into())
+                    .spawn_scoped(scope, move || {
+                        pump::watchdog(group, deadline, self.kill_grace, &done_rx, log, name)
+                    });
+                if let Err(e) = watchdog {
+                    // The pump still enforces the timeout, except while it waits for the body.
+                    warn!(self.log, "cannot start a thread for the timeout: {e}";
+                          "script" => &script.name);
+                }
+            }
+            let (stop_tx, stop_rx) = mpsc::channel::<()>();
+            let feeder = stdin.map(|stdin| {
+                thread::Builder::new()
+                    .name("fcgi-cgi-stdin".into())
+                    .spawn_scoped(scope, move || crate::feed::feed(request, stdin, &stop_rx))
+            });
+            if let Some(Err(e)) = &feeder {
+                // The stdin pipe went with the closure: the program sees an empty body.
+                warn!(self.log, "cannot start a thread for the request body: {e}";
+                      "script" => &script.name);
+            }
+            let report = pump::pump(
+                &mut child,
+                group,
                 (stdout, stderr),
                 response,
                 &is_aborted,
                 limits,
                 &self.log,
                 &script.name,
-            )
-        };
-        let report = match stdin {
-            None => pump(&mut child, response),
-            Some(stdin) => thread::scope(|scope| {
-                let (stop_tx, stop_rx) = mpsc::channel::<()>();
-                let feeder = thread::Builder::new()
-                    .name("fcgi-cgi-stdin".into())
-                    .spawn_scoped(scope, move || crate::feed::feed(request, stdin, &stop_rx));
-                if let Err(e) = feeder {
-                    // The stdin pipe went with the closure: the program sees an empty body.
-                    warn!(self.log, "cannot start a thread for the request body: {e}";
-                          "script" => &script.name);
-                }
-                let report = pump(&mut child, response);
-                drop(stop_tx);
-                report
-            }),
-        };
+            );
+            drop((stop_tx, done_tx));
+            report
+        });
         // Reaped already; this only settles the guard.
         drop(child);
 

@@ -1,10 +1,21 @@
 //! One run of a program, from its start to its reaping: its stdout parsed for the header block
 //! and then streamed into the response, its stderr passed on line by line, the timeout and the
 //! abort enforced with signals to its process group.
+//!
+//! # The timeout holds while the pump waits
+//!
+//! The pump's own loop checks the deadline, but the pump can block where it cannot look: the
+//! response's first flush (or a large write) waits until the request body has fully arrived,
+//! which a slow web server or client may stretch past any timeout. So every run with a timeout
+//! also has a [`watchdog`] thread that sends the same signals at the same times, whatever the
+//! pump is doing; the [`Group`] both go through sends SIGTERM once, and never signals a process
+//! group whose leader has been reaped (its id may then be someone else's).
 
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::process::{ChildStderr, ChildStdout, ExitStatus};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use fcgi_server::Response;
@@ -63,9 +74,109 @@ pub(crate) struct Limits {
     pub(crate) kill_grace: Duration,
 }
 
+/// The program's process group, as the pump and the [`watchdog`] signal it: SIGTERM at most
+/// once, and nothing at all once the group's leader is reaped.
+#[derive(Debug)]
+pub(crate) struct Group {
+    state: Mutex<GroupState>,
+}
+
+#[derive(Debug)]
+struct GroupState {
+    /// The group's id (its leader's pid), until the leader is reaped.
+    pgid: Option<libc::pid_t>,
+    terminated: bool,
+}
+
+impl Group {
+    /// The group that `child` leads.
+    pub(crate) fn new(child: &Child) -> Group {
+        let pgid = libc::pid_t::try_from(child.id()).ok();
+        Group { state: Mutex::new(GroupState { pgid, terminated: false }) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, GroupState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// SIGTERM, unless it went out already; returns whether it went out now.
+    fn terminate(&self) -> bool {
+        let mut state = self.lock();
+        if state.terminated || state.pgid.is_none() {
+            return false;
+        }
+        state.terminated = true;
+        signal(state.pgid, libc::SIGTERM);
+        true
+    }
+
+    /// SIGKILL.
+    fn kill(&self) {
+        signal(self.lock().pgid, libc::SIGKILL);
+    }
+
+    /// Runs `reap` (which may reap the leader) with signals held off, and forgets the group if
+    /// it did.
+    fn reaping<T>(&self, reap: impl FnOnce() -> (T, bool)) -> T {
+        let mut state = self.lock();
+        let (result, reaped) = reap();
+        if reaped {
+            state.pgid = None;
+        }
+        result
+    }
+}
+
+fn signal(pgid: Option<libc::pid_t>, signal: libc::c_int) {
+    if let Some(pgid) = pgid {
+        // SAFETY: kill(2) has no memory effects; the group exists while its leader is unreaped,
+        // which the caller's lock guarantees.
+        unsafe { libc::kill(-pgid, signal) };
+    }
+}
+
+/// How long after the deadline the [`watchdog`] acts: the pump wakes at the deadline itself, so
+/// when it is free it always signals first and the watchdog only steps in for a pump that is
+/// blocked. Two of the pump's check periods.
+const WATCHDOG_SLACK: Duration = CHECK_EVERY.saturating_mul(2);
+
+/// Enforces `deadline` on `group` from a thread of its own, until `done` hangs up: SIGTERM just
+/// after the deadline ([`WATCHDOG_SLACK`]), SIGKILL `grace` later, whatever the pump is blocked
+/// on meanwhile.
+pub(crate) fn watchdog(
+    group: &Group,
+    deadline: Instant,
+    grace: Duration,
+    done: &Receiver<()>,
+    log: &Logger,
+    script: &str,
+) {
+    let wait = |until: Instant| {
+        matches!(
+            done.recv_timeout(until.saturating_duration_since(Instant::now())),
+            Err(RecvTimeoutError::Timeout)
+        )
+    };
+    let deadline = deadline + WATCHDOG_SLACK;
+    if !wait(deadline) {
+        return;
+    }
+    if group.terminate() {
+        // The pump would have sent it first had it been free to: it is waiting on the request
+        // body (the response cannot go out before it), and the timeout covers that wait too.
+        warn!(log, "CGI program ran past the timeout while the request body was still \
+            arriving; stopped"; "script" => script, "timeout" => "body_wait");
+    }
+    if wait(deadline + grace) {
+        group.kill();
+    }
+}
+
 /// Runs the pump until the program has exited and been reaped.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn pump(
     child: &mut Child,
+    group: &Group,
     (stdout, stderr): (ChildStdout, ChildStderr),
     response: &mut Response,
     aborted: &dyn Fn() -> bool,
@@ -77,6 +188,7 @@ pub(crate) fn pump(
     set_nonblocking(stderr.as_raw_fd());
     let mut run = Run {
         child,
+        group,
         response,
         log,
         script,
@@ -96,6 +208,7 @@ pub(crate) fn pump(
 
 struct Run<'a> {
     child: &'a mut Child,
+    group: &'a Group,
     response: &'a mut Response,
     log: &'a Logger,
     script: &'a str,
@@ -150,10 +263,10 @@ impl Run<'_> {
             if stdout.is_none() && stderr.is_none() {
                 // Both pipes are closed: the program has exited, or is about to (its
                 // descriptors close before it becomes a zombie), or closed them itself.
-                match self.child.try_wait() {
+                match self.try_reap() {
                     Ok(Some(status)) => return Some(status),
                     Ok(None) => {}
-                    Err(_) => return self.child.kill_and_reap().ok(),
+                    Err(_) => return self.kill_and_reap(),
                 }
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_millis(10));
@@ -180,7 +293,7 @@ impl Run<'_> {
                 let e = io::Error::last_os_error();
                 if e.kind() != io::ErrorKind::Interrupted {
                     self.fail(Stop::Io(e));
-                    return self.child.kill_and_reap().ok();
+                    return self.kill_and_reap();
                 }
                 continue;
             }
@@ -233,8 +346,28 @@ impl Run<'_> {
     /// Asks the program to stop: SIGTERM to its group now, SIGKILL after the grace.
     fn terminate(&mut self, why: Stop, now: Instant, grace: Duration) {
         self.stop = Some(why);
-        self.child.signal_group(libc::SIGTERM);
+        self.group.terminate();
         self.kill_at = Some(now + grace);
+    }
+
+    /// Reaps the program if it has exited.
+    fn try_reap(&mut self) -> io::Result<Option<ExitStatus>> {
+        let child = &mut *self.child;
+        self.group.reaping(|| {
+            let result = child.try_wait();
+            let reaped = matches!(result, Ok(Some(_)));
+            (result, reaped)
+        })
+    }
+
+    /// Kills the program's group and reaps it.
+    fn kill_and_reap(&mut self) -> Option<ExitStatus> {
+        let child = &mut *self.child;
+        self.group.reaping(|| {
+            let result = child.kill_and_reap().ok();
+            let reaped = result.is_some();
+            (result, reaped)
+        })
     }
 
     /// Something failed that makes the rest of the program's output useless: kill it now.
@@ -247,7 +380,7 @@ impl Run<'_> {
     }
 
     fn kill_now(&mut self, now: Instant) {
-        self.child.signal_group(libc::SIGKILL);
+        self.group.kill();
         self.kill_at = None;
         self.give_up_at.get_or_insert(now + self.grace);
     }

@@ -20,7 +20,8 @@ pub(crate) struct CgiArgs {
     pub(crate) cgi_root: Option<PathBuf>,
 
     /// Seconds a program may run before it is stopped (SIGTERM, then SIGKILL); 504 if it had
-    /// sent no header. 0: no limit.
+    /// sent no header. The whole run counts, a request body still arriving included. 0: no
+    /// limit.
     #[arg(long, value_name = "SECS", default_value_t = CgiConfig::DEFAULT_TIMEOUT.as_secs())]
     pub(crate) cgi_timeout: u64,
 
