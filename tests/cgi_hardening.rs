@@ -1,7 +1,8 @@
 //! End-to-end tests of the CGI gateway's defences: what a peer may not put in a program's
-//! environment, when `fcgi serve --app cgi` refuses to start, and the timeout while the request
-//! body is still arriving. `fcgi serve` runs as a real process, spoken to with raw FastCGI records (no web
-//! server in between, so that the tests choose every param and every byte of timing).
+//! environment, when `fcgi serve --app cgi` refuses to start, the timeout while the request
+//! body is still arriving, and a body that could not be stored whole. `fcgi serve` runs as a
+//! real process, spoken to with raw FastCGI records (no web server in between, so that the
+//! tests choose every param and every byte of timing).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -26,6 +27,11 @@ const SCRIPTS: &[(&str, &str)] = &[
         "slow-reader.sh",
         "#!/bin/sh\necho $$ > DIR/slow-reader.pid\nprintf 'Content-Type: text/plain\\n\\nstarted\\n'\n\
          exec cat > /dev/null\n",
+    ),
+    // Counts its stdin, and answers with the count only once its stdin has ended.
+    (
+        "count.sh",
+        "#!/bin/sh\nn=$(wc -c)\necho \"$n\" > DIR/count\nprintf 'Content-Type: text/plain\\n\\n%s' \"$n\"\n",
     ),
 ];
 
@@ -303,4 +309,119 @@ fn the_timeout_holds_while_the_body_trickles_in() {
         "children left: {:?}",
         children_of(serve_pid)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A body that cannot be stored whole
+
+#[test]
+fn a_body_over_max_body_kills_the_program_instead_of_ending_its_stdin() {
+    let site = Site::new();
+    let mut serve = site.serve(&["--max-body", "100000"]);
+    let script = site.script("count.sh");
+    let body = vec![b'b'; 1_000_000];
+    let reply = Client::connect(serve.addr()).simple_request(
+        &[
+            ("SCRIPT_FILENAME", script.as_str()),
+            ("REQUEST_METHOD", "POST"),
+            ("CONTENT_LENGTH", "1000000"),
+        ],
+        &body,
+    );
+    reply.assert_complete(413);
+    assert!(!site.path("count").exists(), "the program took a truncated body for whole");
+    let serve_pid = serve.process().pid();
+    assert!(wait_until(Duration::from_secs(5), || children_of(serve_pid).is_empty()));
+}
+
+/// A small tmpfs mounted with `options` for a test (`ro` for a directory nobody may write to,
+/// root included, who ignores permission bits; `size=...` for a disk that fills up), when the
+/// test runs as root and may mount. Without root, a read-only directory is one without write
+/// permission, and a small disk cannot be had. Unmounted (or made writable) when dropped.
+struct TestMount {
+    path: PathBuf,
+    mounted: bool,
+}
+
+impl TestMount {
+    fn new(path: PathBuf, options: &str) -> Option<TestMount> {
+        fs::create_dir_all(&path).unwrap();
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            if options.contains("ro") {
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o555)).unwrap();
+                return Some(TestMount { path, mounted: false });
+            }
+            return None;
+        }
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(&path)
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(TestMount { path, mounted })
+    }
+}
+
+impl Drop for TestMount {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = Command::new("umount").arg(&self.path).status();
+        } else {
+            let _ = fs::set_permissions(&self.path, fs::Permissions::from_mode(0o755));
+        }
+    }
+}
+
+#[test]
+fn a_spool_dir_that_cannot_hold_bodies_is_refused_at_start() {
+    let dir = scratch();
+    let sock = format!("unix:{}", dir.path().join("s.sock").display());
+    let serve = |spool: &Path| {
+        let spool = spool.display().to_string();
+        let args = ["--app", "hello", "--listen", &sock, "--spool-dir", &spool];
+        serve_exit(dir.path(), &args)
+    };
+    let (status, output) = serve(&dir.path().join("missing"));
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{output}");
+    assert!(output.contains("--spool-dir"), "{output}");
+
+    let file = dir.path().join("a-file");
+    fs::write(&file, "").unwrap();
+    let (status, output) = serve(&file);
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{output}");
+    assert!(output.contains("--spool-dir") && output.contains("not a directory"), "{output}");
+
+    let Some(read_only) = TestMount::new(dir.path().join("ro"), "ro,size=64k") else {
+        eprintln!("SKIPPED the read-only case: cannot mount a read-only tmpfs (not root)");
+        return;
+    };
+    let (status, output) = serve(&read_only.path);
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{output}");
+    assert!(output.contains("--spool-dir") && output.contains("not writable"), "{output}");
+}
+
+#[test]
+fn a_full_spool_disk_kills_the_program_and_answers_an_error() {
+    let site = Site::new();
+    let Some(small) = TestMount::new(site.path("spool"), "size=256k") else {
+        eprintln!("SKIPPED: a full disk needs a tiny tmpfs, and mounting one needs root");
+        return;
+    };
+    let spool = small.path.display().to_string();
+    let mut serve = site.serve(&["--spool-dir", &spool, "--spool-memory", "65536"]);
+    let script = site.script("count.sh");
+    let body = vec![b'b'; 2_000_000];
+    let reply = Client::connect(serve.addr()).simple_request(
+        &[
+            ("SCRIPT_FILENAME", script.as_str()),
+            ("REQUEST_METHOD", "POST"),
+            ("CONTENT_LENGTH", "2000000"),
+        ],
+        &body,
+    );
+    assert!(!site.path("count").exists(), "the program took a truncated body for whole");
+    assert!(reply.status >= 500, "a body the server could not store was answered {}", reply.status);
+    let serve_pid = serve.process().pid();
+    assert!(wait_until(Duration::from_secs(5), || children_of(serve_pid).is_empty()));
 }

@@ -14,6 +14,7 @@ use slog::{debug, info, warn, Logger};
 use crate::child::{self, Launch, Spawned};
 use crate::config::{CgiConfig, ConfigError};
 use crate::env::{pass_env_values, Vars};
+use crate::feed::BodyState;
 use crate::pump::{self, Group, Head, Limits, Stop};
 use crate::redirect::{self, RedirectError, MAX_LOCAL_REDIRECTS};
 use crate::resolve::resolve;
@@ -126,7 +127,8 @@ impl Gateway {
         debug!(self.log, "CGI program started"; "script" => &script.name, "pid" => child.id());
         let limits = Limits { deadline, kill_grace: self.kill_grace };
         let group = Group::new(&child);
-        let group = &group;
+        let body = BodyState::default();
+        let (group, body_ref) = (&group, &body);
 
         // The feeder borrows the request: the pump watches for an abort through this.
         let abort = request.abort_signal();
@@ -149,22 +151,26 @@ impl Gateway {
                 }
             }
             let (stop_tx, stop_rx) = mpsc::channel::<()>();
-            let feeder = stdin.map(|stdin| {
+            let feeding = stdin.map(|stdin| {
                 thread::Builder::new()
                     .name("fcgi-cgi-stdin".into())
-                    .spawn_scoped(scope, move || crate::feed::feed(request, stdin, &stop_rx))
+                    .spawn_scoped(scope, move || {
+                        crate::feed::feed(request.body(), stdin, body_ref, &stop_rx)
+                    })
             });
-            if let Some(Err(e)) = &feeder {
+            if let Some(Err(e)) = &feeding {
                 // The stdin pipe went with the closure: the program sees an empty body.
                 warn!(self.log, "cannot start a thread for the request body: {e}";
                       "script" => &script.name);
             }
+            let fed = matches!(feeding, Some(Ok(_))).then_some(body_ref);
             let report = pump::pump(
                 &mut child,
                 group,
                 (stdout, stderr),
                 response,
                 &is_aborted,
+                fed,
                 limits,
                 &self.log,
                 &script.name,
@@ -181,6 +187,20 @@ impl Gateway {
             (_, Some(Stop::Aborted)) => {
                 info!(self.log, "request aborted; the CGI program was stopped";
                       "script" => name, "exit" => exit);
+                Ok(Outcome::Done)
+            }
+            (_, Some(Stop::BodyFailed(e))) => {
+                // Killed before it could read an end of file: it never took the body for whole.
+                let status = e.status();
+                if response.fail(status) {
+                    warn!(self.log, "the request body could not be read whole ({e}); the CGI \
+                        program was killed and the request answered {status}";
+                        "script" => name, "status" => status, "body_error" => %e);
+                } else {
+                    warn!(self.log, "the request body could not be read whole ({e}); the CGI \
+                        program was killed and its response is cut short";
+                        "script" => name, "body_error" => %e);
+                }
                 Ok(Outcome::Done)
             }
             (_, Some(Stop::ResponseFailed(e))) => {

@@ -29,6 +29,9 @@
 //! - **stdin**: a helper thread copies the request body from `Request::body()` into the
 //!   program's stdin as the web server sends it, 64 KiB at a time, then closes it. (It cannot be
 //!   the thread that writes the response: the response's first flush waits for the whole body.)
+//!   When the body cannot be read whole (the server could not spool it: disk full, or over
+//!   `--max-body`), the program is killed, never handed an end of file: it must not take a
+//!   truncated body for the whole one (`feed.rs`).
 //! - **stdout**: the pool thread polls the program's stdout and stderr. Stdout goes through the
 //!   incremental [`headers`] parser until the empty line; the header block then sets the
 //!   response's status and headers, and everything after it is streamed into the `Response`

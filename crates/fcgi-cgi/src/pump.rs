@@ -22,7 +22,7 @@ use fcgi_server::Response;
 use slog::{warn, Logger};
 
 use crate::child::Child;
-use crate::feed::CHECK_EVERY;
+use crate::feed::{BodyError, BodyState, CHECK_EVERY};
 use crate::headers::{Disposition, HeaderError, HeaderParser, Progress};
 
 /// Bytes read from the program's stdout at a time; with the response's own 64 KiB buffer, what
@@ -45,6 +45,10 @@ pub(crate) enum Stop {
     ResponseFailed(io::Error),
     /// Reading the program's output failed.
     Io(io::Error),
+    /// The request body could not be read whole (over the limit, or not stored): the program
+    /// was killed rather than given a truncated body as if it were complete. An abort while
+    /// the body arrives is [`Stop::Aborted`].
+    BodyFailed(BodyError),
 }
 
 /// How far the response got.
@@ -180,6 +184,7 @@ pub(crate) fn pump(
     (stdout, stderr): (ChildStdout, ChildStderr),
     response: &mut Response,
     aborted: &dyn Fn() -> bool,
+    body: Option<&BodyState>,
     limits: Limits,
     log: &Logger,
     script: &str,
@@ -189,6 +194,7 @@ pub(crate) fn pump(
     let mut run = Run {
         child,
         group,
+        body,
         response,
         log,
         script,
@@ -209,6 +215,8 @@ pub(crate) fn pump(
 struct Run<'a> {
     child: &'a mut Child,
     group: &'a Group,
+    /// The feeder's report on the request body, when the program gets one.
+    body: Option<&'a BodyState>,
     response: &'a mut Response,
     log: &'a Logger,
     script: &'a str,
@@ -243,7 +251,15 @@ impl Run<'_> {
         loop {
             let now = Instant::now();
             if self.stop.is_none() {
-                if aborted() {
+                let body_failed = self.body.and_then(BodyState::failed);
+                if let Some(BodyError::Aborted) = body_failed {
+                    // Nobody waits for the answer: the usual stop, with its grace (git removes
+                    // its lock files on SIGTERM). The program still sees no end of its input.
+                    self.terminate(Stop::Aborted, now, limits.kill_grace);
+                } else if let Some(error) = body_failed {
+                    // Before anything else: the program must not answer a truncated body.
+                    self.fail(Stop::BodyFailed(error));
+                } else if aborted() {
                     self.terminate(Stop::Aborted, now, limits.kill_grace);
                 } else if limits.deadline.is_some_and(|deadline| now >= deadline) {
                     self.terminate(Stop::TimedOut, now, limits.kill_grace);

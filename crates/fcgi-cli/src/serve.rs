@@ -1,6 +1,7 @@
 //! `fcgi serve`: listeners, the app, the server, and the signals that stop it, in one process;
 //! or, with a master (`--workers 2+` and the other process options), through [`crate::prefork`].
 
+use std::path::Path;
 use std::time::Duration;
 
 use fcgi_server::{Listener, Server};
@@ -19,6 +20,9 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
         None => args,
     };
     let config = args.config().map_err(Failure::Usage)?;
+    if let Some(dir) = &args.spool_dir {
+        check_spool_dir(dir).map_err(Failure::Usage)?;
+    }
     if args.process.wants_master() {
         return prefork::run(args);
     }
@@ -88,6 +92,23 @@ fn single(args: ServeArgs, config: fcgi_server::Config) -> Result<(), Failure> {
         eprintln!("fcgi: {} requests were cut short by the graceful timeout", report.unfinished);
     }
     Ok(())
+}
+
+/// Whether `--spool-dir` can hold request bodies: it exists, is a directory, and a file can be
+/// created in it (and removed). Checked at start, because the spool only needs it for the first
+/// body past `--spool-memory`, and then every such request would fail.
+pub(crate) fn check_spool_dir(dir: &Path) -> Result<(), String> {
+    let shown = dir.display();
+    let meta = std::fs::metadata(dir).map_err(|e| format!("--spool-dir {shown}: {e}"))?;
+    if !meta.is_dir() {
+        return Err(format!("--spool-dir {shown}: not a directory"));
+    }
+    let probe = dir.join(format!(".fcgi-spool-check-{}", std::process::id()));
+    std::fs::OpenOptions::new().write(true).create_new(true).open(&probe).map_err(|e| {
+        format!("--spool-dir {shown}: not writable (cannot create a file in it: {e})")
+    })?;
+    std::fs::remove_file(&probe)
+        .map_err(|e| format!("--spool-dir {shown}: cannot remove a file created in it: {e}"))
 }
 
 /// How confined the CGI gateway is (see [`Exposure`]); an error when it would be open to
