@@ -303,7 +303,7 @@ fn the_timeout_holds_while_the_body_trickles_in() {
         body_done.elapsed()
     );
     assert!(reply.stdout_ended, "{reply:?}");
-    assert!(log_has(&serve, &[("timeout", "\"body_wait\"")]), "{}", serve.log());
+    assert!(log_has(&serve, &[("stopped_by", "\"watchdog\"")]), "{}", serve.log());
     assert!(
         wait_until(Duration::from_secs(5), || children_of(serve_pid).is_empty()),
         "children left: {:?}",

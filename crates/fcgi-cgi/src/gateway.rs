@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::io;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -15,10 +15,11 @@ use crate::child::{self, Launch, Spawned};
 use crate::config::{CgiConfig, ConfigError};
 use crate::env::{pass_env_values, Vars};
 use crate::feed::BodyState;
-use crate::pump::{self, Group, Head, Limits, Stop};
+use crate::pump::{self, Head, Limits, Stop};
 use crate::redirect::{self, RedirectError, MAX_LOCAL_REDIRECTS};
 use crate::resolve::resolve;
 use crate::uri::query_argv;
+use crate::watchdog::{Group, Watchdog};
 
 /// A CGI/1.1 gateway: an [`fcgi_server::Handler`] that runs, for each request, the program the
 /// web server names, and answers with what it prints.
@@ -42,6 +43,8 @@ pub struct Gateway {
     kill_grace: Duration,
     pass_env: Vec<(OsString, OsString)>,
     argv_from_query: bool,
+    /// Stops the programs of runs past the timeout while their pumps are blocked.
+    watchdog: Watchdog,
     log: Logger,
 }
 
@@ -80,6 +83,7 @@ impl Gateway {
             kill_grace: config.kill_grace,
             pass_env: pass_env_values(&config.pass_env),
             argv_from_query: config.argv_from_query,
+            watchdog: Watchdog::new(config.logger.clone()),
             log: config.logger,
         })
     }
@@ -126,47 +130,29 @@ impl Gateway {
         };
         debug!(self.log, "CGI program started"; "script" => &script.name, "pid" => child.id());
         let limits = Limits { deadline, kill_grace: self.kill_grace };
-        let group = Group::new(&child);
+        // Shared with the gateway's watchdog, which stops the group on time even while the pump
+        // is blocked (on the request body, or on the web server).
+        let group = Arc::new(Group::new(&child));
+        let watch = deadline.and_then(|deadline| {
+            match self.watchdog.watch(&group, deadline, self.kill_grace, &script.name) {
+                Ok(watch) => Some(watch),
+                Err(e) => {
+                    // The pump still enforces the timeout, except while it is blocked.
+                    warn!(self.log, "cannot start the timeout thread: {e}";
+                          "script" => &script.name);
+                    None
+                }
+            }
+        });
         let body = BodyState::default();
-        let (group, body_ref) = (&group, &body);
 
         // The feeder borrows the request: the pump watches for an abort through this.
         let abort = request.abort_signal();
         let is_aborted = || abort.is_aborted();
-        let report = thread::scope(|scope| {
-            // Each helper stops when its sender is dropped, which is once the pump has reaped
-            // the program.
-            let (done_tx, done_rx) = mpsc::channel::<()>();
-            if let Some(deadline) = deadline {
-                let (log, name) = (&self.log, script.name.as_str());
-                let watchdog = thread::Builder::new()
-                    .name("fcgi-cgi-timeout".into())
-                    .spawn_scoped(scope, move || {
-                        pump::watchdog(group, deadline, self.kill_grace, &done_rx, log, name)
-                    });
-                if let Err(e) = watchdog {
-                    // The pump still enforces the timeout, except while it waits for the body.
-                    warn!(self.log, "cannot start a thread for the timeout: {e}";
-                          "script" => &script.name);
-                }
-            }
-            let (stop_tx, stop_rx) = mpsc::channel::<()>();
-            let feeding = stdin.map(|stdin| {
-                thread::Builder::new()
-                    .name("fcgi-cgi-stdin".into())
-                    .spawn_scoped(scope, move || {
-                        crate::feed::feed(request.body(), stdin, body_ref, &stop_rx)
-                    })
-            });
-            if let Some(Err(e)) = &feeding {
-                // The stdin pipe went with the closure: the program sees an empty body.
-                warn!(self.log, "cannot start a thread for the request body: {e}";
-                      "script" => &script.name);
-            }
-            let fed = matches!(feeding, Some(Ok(_))).then_some(body_ref);
-            let report = pump::pump(
-                &mut child,
-                group,
+        let pump = |child: &mut child::Child, response: &mut Response, fed: Option<&BodyState>| {
+            pump::pump(
+                child,
+                &group,
                 (stdout, stderr),
                 response,
                 &is_aborted,
@@ -174,10 +160,33 @@ impl Gateway {
                 limits,
                 &self.log,
                 &script.name,
-            );
-            drop((stop_tx, done_tx));
-            report
-        });
+            )
+        };
+        let report = match stdin {
+            None => pump(&mut child, response, None),
+            Some(stdin) => thread::scope(|scope| {
+                let (stop_tx, stop_rx) = mpsc::channel::<()>();
+                let body = &body;
+                let feeder = thread::Builder::new()
+                    .name("fcgi-cgi-stdin".into())
+                    .spawn_scoped(scope, move || {
+                        crate::feed::feed(request.body(), stdin, body, &stop_rx)
+                    });
+                if let Err(e) = &feeder {
+                    // The stdin pipe went with the closure: the program sees an empty body.
+                    warn!(self.log, "cannot start a thread for the request body: {e}";
+                          "script" => &script.name);
+                }
+                let report = pump(&mut child, response, feeder.is_ok().then_some(body));
+                // The feeder stops once it sees this hang up.
+                drop(stop_tx);
+                report
+            }),
+        };
+        // No signal may go out once the pump is done: the guard below may reap the program
+        // outside the group's lock.
+        group.forget();
+        drop(watch);
         // Reaped already; this only settles the guard.
         drop(child);
 

@@ -74,8 +74,8 @@
 //!   inherited: the program has its 0, 1 and 2 only.
 //! - The program leads its own process group. On the timeout, an abort (`FCGI_ABORT_REQUEST`),
 //!   or a web server that went away, the group gets SIGTERM, then SIGKILL after the grace. The
-//!   timeout covers the whole run, waits for the request body included (a thread of its own
-//!   signals the group while the response waits for the body: `pump.rs`). Every
+//!   timeout covers the whole run, waits for the request body included (the gateway's watchdog
+//!   thread signals the group while the pump is blocked: `watchdog.rs`). Every
 //!   program is reaped on every path (the [`child::Child`] guard kills and waits when dropped):
 //!   no zombie is ever left.
 
@@ -89,6 +89,7 @@ mod pump;
 pub mod redirect;
 pub mod resolve;
 pub mod uri;
+mod watchdog;
 
 pub use config::{CgiConfig, ConfigError};
 pub use gateway::Gateway;

@@ -1,21 +1,12 @@
 //! One run of a program, from its start to its reaping: its stdout parsed for the header block
 //! and then streamed into the response, its stderr passed on line by line, the timeout and the
-//! abort enforced with signals to its process group.
-//!
-//! # The timeout holds while the pump waits
-//!
-//! The pump's own loop checks the deadline, but the pump can block where it cannot look: the
-//! response's first flush (or a large write) waits until the request body has fully arrived,
-//! which a slow web server or client may stretch past any timeout. So every run with a timeout
-//! also has a [`watchdog`] thread that sends the same signals at the same times, whatever the
-//! pump is doing; the [`Group`] both go through sends SIGTERM once, and never signals a process
-//! group whose leader has been reaped (its id may then be someone else's).
+//! abort enforced with signals to its process group (through its [`Group`], which the
+//! gateway's [`Watchdog`](crate::watchdog::Watchdog) also signals when the pump is blocked past
+//! the deadline: see [`crate::watchdog`]).
 
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::process::{ChildStderr, ChildStdout, ExitStatus};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use fcgi_server::Response;
@@ -24,6 +15,7 @@ use slog::{warn, Logger};
 use crate::child::Child;
 use crate::feed::{BodyError, BodyState, CHECK_EVERY};
 use crate::headers::{Disposition, HeaderError, HeaderParser, Progress};
+use crate::watchdog::Group;
 
 /// Bytes read from the program's stdout at a time; with the response's own 64 KiB buffer, what
 /// one request holds in memory, whatever the program writes.
@@ -76,104 +68,6 @@ pub(crate) struct Report {
 pub(crate) struct Limits {
     pub(crate) deadline: Option<Instant>,
     pub(crate) kill_grace: Duration,
-}
-
-/// The program's process group, as the pump and the [`watchdog`] signal it: SIGTERM at most
-/// once, and nothing at all once the group's leader is reaped.
-#[derive(Debug)]
-pub(crate) struct Group {
-    state: Mutex<GroupState>,
-}
-
-#[derive(Debug)]
-struct GroupState {
-    /// The group's id (its leader's pid), until the leader is reaped.
-    pgid: Option<libc::pid_t>,
-    terminated: bool,
-}
-
-impl Group {
-    /// The group that `child` leads.
-    pub(crate) fn new(child: &Child) -> Group {
-        let pgid = libc::pid_t::try_from(child.id()).ok();
-        Group { state: Mutex::new(GroupState { pgid, terminated: false }) }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, GroupState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// SIGTERM, unless it went out already; returns whether it went out now.
-    fn terminate(&self) -> bool {
-        let mut state = self.lock();
-        if state.terminated || state.pgid.is_none() {
-            return false;
-        }
-        state.terminated = true;
-        signal(state.pgid, libc::SIGTERM);
-        true
-    }
-
-    /// SIGKILL.
-    fn kill(&self) {
-        signal(self.lock().pgid, libc::SIGKILL);
-    }
-
-    /// Runs `reap` (which may reap the leader) with signals held off, and forgets the group if
-    /// it did.
-    fn reaping<T>(&self, reap: impl FnOnce() -> (T, bool)) -> T {
-        let mut state = self.lock();
-        let (result, reaped) = reap();
-        if reaped {
-            state.pgid = None;
-        }
-        result
-    }
-}
-
-fn signal(pgid: Option<libc::pid_t>, signal: libc::c_int) {
-    if let Some(pgid) = pgid {
-        // SAFETY: kill(2) has no memory effects; the group exists while its leader is unreaped,
-        // which the caller's lock guarantees.
-        unsafe { libc::kill(-pgid, signal) };
-    }
-}
-
-/// How long after the deadline the [`watchdog`] acts: the pump wakes at the deadline itself, so
-/// when it is free it always signals first and the watchdog only steps in for a pump that is
-/// blocked. Two of the pump's check periods.
-const WATCHDOG_SLACK: Duration = CHECK_EVERY.saturating_mul(2);
-
-/// Enforces `deadline` on `group` from a thread of its own, until `done` hangs up: SIGTERM just
-/// after the deadline ([`WATCHDOG_SLACK`]), SIGKILL `grace` later, whatever the pump is blocked
-/// on meanwhile.
-pub(crate) fn watchdog(
-    group: &Group,
-    deadline: Instant,
-    grace: Duration,
-    done: &Receiver<()>,
-    log: &Logger,
-    script: &str,
-) {
-    let wait = |until: Instant| {
-        matches!(
-            done.recv_timeout(until.saturating_duration_since(Instant::now())),
-            Err(RecvTimeoutError::Timeout)
-        )
-    };
-    let deadline = deadline + WATCHDOG_SLACK;
-    if !wait(deadline) {
-        return;
-    }
-    if group.terminate() {
-        // The pump would have sent it first had it been free to: it is waiting on the request
-        // body (the response cannot go out before it), and the timeout covers that wait too.
-        warn!(log, "CGI program ran past the timeout while the request body was still \
-            arriving; stopped"; "script" => script, "timeout" => "body_wait");
-    }
-    if wait(deadline + grace) {
-        group.kill();
-    }
 }
 
 /// Runs the pump until the program has exited and been reaped.
