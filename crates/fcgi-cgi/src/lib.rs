@@ -23,7 +23,7 @@
 //!
 //! # How a request flows
 //!
-//! params → [`resolve`] (which file; may it run?) → [`env`] (its environment) → [`child`]
+//! params → [`resolve`] (which file; may it run?) → [`env`](mod@env) (its environment) → [`child`]
 //! (spawned, no shell) → three streams at once:
 //!
 //! - **stdin**: a helper thread copies the request body from `Request::body()` into the
