@@ -28,17 +28,21 @@ pub struct CgiConfig {
     /// Programs must resolve (symlinks followed) to a path under this directory; others get
     /// 403. Also where `SCRIPT_NAME` is looked up when the web server sends neither
     /// `SCRIPT_FILENAME` nor `DOCUMENT_ROOT`. `None`: any executable file the web server names
-    /// may run, as with fcgiwrap.
+    /// may run, as with fcgiwrap (`fcgi serve` warns at start, and refuses a TCP listener
+    /// without an allow-list).
     pub root: Option<PathBuf>,
-    /// How long a program may run; then it gets SIGTERM (its process group does), and SIGKILL
-    /// [`kill_grace`](CgiConfig::kill_grace) later. `None`: no limit.
+    /// How long a program may run, counted from the request's start and covering every wait of
+    /// the run (the request body arriving included); then it gets SIGTERM (its process group
+    /// does), and SIGKILL [`kill_grace`](CgiConfig::kill_grace) later. `None`: no limit.
     pub timeout: Option<Duration>,
     /// How long a program has between SIGTERM and SIGKILL, to clean up (git, for one, removes
     /// its lock files on SIGTERM).
     pub kill_grace: Duration,
     /// Names of our own environment variables that programs also get (`PATH`,
     /// `GIT_PROJECT_ROOT`, ...); the values are read once, when the gateway is made. Nothing
-    /// else of our environment reaches a program.
+    /// else of our environment reaches a program. Unlike the request's params, these are not
+    /// screened ([`crate::env::screen`]): the operator chose them, so `LD_LIBRARY_PATH` or
+    /// `TMPDIR` can be given to programs on purpose this way.
     pub pass_env: Vec<String>,
     /// Whether a query string without `=` becomes the program's arguments (RFC 3875 section
     /// 4.4). Off by default: it puts client input on command lines.

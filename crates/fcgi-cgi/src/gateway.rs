@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::io;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -14,10 +14,12 @@ use slog::{debug, info, warn, Logger};
 use crate::child::{self, Launch, Spawned};
 use crate::config::{CgiConfig, ConfigError};
 use crate::env::{pass_env_values, Vars};
+use crate::feed::BodyState;
 use crate::pump::{self, Head, Limits, Stop};
 use crate::redirect::{self, RedirectError, MAX_LOCAL_REDIRECTS};
 use crate::resolve::resolve;
 use crate::uri::query_argv;
+use crate::watchdog::{Group, Watchdog};
 
 /// A CGI/1.1 gateway: an [`fcgi_server::Handler`] that runs, for each request, the program the
 /// web server names, and answers with what it prints.
@@ -41,6 +43,8 @@ pub struct Gateway {
     kill_grace: Duration,
     pass_env: Vec<(OsString, OsString)>,
     argv_from_query: bool,
+    /// Stops the programs of runs past the timeout while their pumps are blocked.
+    watchdog: Watchdog,
     log: Logger,
 }
 
@@ -79,6 +83,7 @@ impl Gateway {
             kill_grace: config.kill_grace,
             pass_env: pass_env_values(&config.pass_env),
             argv_from_query: config.argv_from_query,
+            watchdog: Watchdog::new(config.logger.clone()),
             log: config.logger,
         })
     }
@@ -125,38 +130,63 @@ impl Gateway {
         };
         debug!(self.log, "CGI program started"; "script" => &script.name, "pid" => child.id());
         let limits = Limits { deadline, kill_grace: self.kill_grace };
+        // Shared with the gateway's watchdog, which stops the group on time even while the pump
+        // is blocked (on the request body, or on the web server).
+        let group = Arc::new(Group::new(&child));
+        let watch = deadline.and_then(|deadline| {
+            match self.watchdog.watch(&group, deadline, self.kill_grace, &script.name) {
+                Ok(watch) => Some(watch),
+                Err(e) => {
+                    // The pump still enforces the timeout, except while it is blocked.
+                    warn!(self.log, "cannot start the timeout thread: {e}";
+                          "script" => &script.name);
+                    None
+                }
+            }
+        });
+        let body = BodyState::default();
 
         // The feeder borrows the request: the pump watches for an abort through this.
         let abort = request.abort_signal();
         let is_aborted = || abort.is_aborted();
-        let pump = |child: &mut child::Child, response: &mut Response| {
+        let pump = |child: &mut child::Child, response: &mut Response, fed: Option<&BodyState>| {
             pump::pump(
                 child,
+                &group,
                 (stdout, stderr),
                 response,
                 &is_aborted,
+                fed,
                 limits,
                 &self.log,
                 &script.name,
             )
         };
         let report = match stdin {
-            None => pump(&mut child, response),
+            None => pump(&mut child, response, None),
             Some(stdin) => thread::scope(|scope| {
                 let (stop_tx, stop_rx) = mpsc::channel::<()>();
+                let body = &body;
                 let feeder = thread::Builder::new()
                     .name("fcgi-cgi-stdin".into())
-                    .spawn_scoped(scope, move || crate::feed::feed(request, stdin, &stop_rx));
-                if let Err(e) = feeder {
+                    .spawn_scoped(scope, move || {
+                        crate::feed::feed(request.body(), stdin, body, &stop_rx)
+                    });
+                if let Err(e) = &feeder {
                     // The stdin pipe went with the closure: the program sees an empty body.
                     warn!(self.log, "cannot start a thread for the request body: {e}";
                           "script" => &script.name);
                 }
-                let report = pump(&mut child, response);
+                let report = pump(&mut child, response, feeder.is_ok().then_some(body));
+                // The feeder stops once it sees this hang up.
                 drop(stop_tx);
                 report
             }),
         };
+        // No signal may go out once the pump is done: the guard below may reap the program
+        // outside the group's lock.
+        group.forget();
+        drop(watch);
         // Reaped already; this only settles the guard.
         drop(child);
 
@@ -166,6 +196,20 @@ impl Gateway {
             (_, Some(Stop::Aborted)) => {
                 info!(self.log, "request aborted; the CGI program was stopped";
                       "script" => name, "exit" => exit);
+                Ok(Outcome::Done)
+            }
+            (_, Some(Stop::BodyFailed(e))) => {
+                // Killed before it could read an end of file: it never took the body for whole.
+                let status = e.status();
+                if response.fail(status) {
+                    warn!(self.log, "the request body could not be read whole ({e}); the CGI \
+                        program was killed and the request answered {status}";
+                        "script" => name, "status" => status, "body_error" => %e);
+                } else {
+                    warn!(self.log, "the request body could not be read whole ({e}); the CGI \
+                        program was killed and its response is cut short";
+                        "script" => name, "body_error" => %e);
+                }
                 Ok(Outcome::Done)
             }
             (_, Some(Stop::ResponseFailed(e))) => {
@@ -222,7 +266,14 @@ impl Handler for Gateway {
         response: &mut Response,
     ) -> Result<(), fcgi_server::Error> {
         let deadline = self.timeout.map(|timeout| Instant::now() + timeout);
-        let mut vars = Vars::from_params(request.params());
+        let (mut vars, dropped) = Vars::from_params(request.params());
+        if !dropped.is_empty() {
+            let names: Vec<String> =
+                dropped.iter().map(|(name, why)| format!("{name} ({})", why.as_str())).collect();
+            debug!(self.log, "params not passed to the CGI program";
+                   "dropped" => names.join(", "), "count" => dropped.len(),
+                   "uri" => request.request_uri().unwrap_or(""));
+        }
         let mut first = true;
         for hop in 0..=MAX_LOCAL_REDIRECTS + 1 {
             let location = match self.run(request, response, &vars, first, deadline)? {

@@ -23,12 +23,15 @@
 //!
 //! # How a request flows
 //!
-//! params → [`resolve`] (which file; may it run?) → [`env`] (its environment) → [`child`]
+//! params → [`resolve`] (which file; may it run?) → [`env`](mod@env) (its environment) → [`child`]
 //! (spawned, no shell) → three streams at once:
 //!
 //! - **stdin**: a helper thread copies the request body from `Request::body()` into the
 //!   program's stdin as the web server sends it, 64 KiB at a time, then closes it. (It cannot be
 //!   the thread that writes the response: the response's first flush waits for the whole body.)
+//!   When the body cannot be read whole (the server could not spool it: disk full, or over
+//!   `--max-body`), the program is killed, never handed an end of file: it must not take a
+//!   truncated body for the whole one (`feed.rs`).
 //! - **stdout**: the pool thread polls the program's stdout and stderr. Stdout goes through the
 //!   incremental [`headers`] parser until the empty line; the header block then sets the
 //!   response's status and headers, and everything after it is streamed into the `Response`
@@ -64,11 +67,15 @@
 //!   log line that says which rule refused it. The resolved path is what runs.
 //! - No shell: the program is executed directly (`posix_spawn`), its arguments never parsed.
 //!   Arguments come from the query string only with `argv_from_query` (RFC 3875 section 4.4).
-//! - The environment is the request's params (see [`env::Vars::from_params`]) plus the
-//!   `pass_env` allow-list; nothing else of ours. No descriptor of ours is inherited: the
-//!   program has its 0, 1 and 2 only.
+//! - The environment is the request's params (see [`env::Vars::from_params`]) less those that
+//!   the loader, libc or an interpreter read before the program's own code runs (`LD_PRELOAD`,
+//!   `BASH_ENV`, `PYTHONPATH`, ...: [`env::screen`]), plus the `pass_env` allow-list, which is
+//!   not screened (the operator chose it); nothing else of ours. No descriptor of ours is
+//!   inherited: the program has its 0, 1 and 2 only.
 //! - The program leads its own process group. On the timeout, an abort (`FCGI_ABORT_REQUEST`),
-//!   or a web server that went away, the group gets SIGTERM, then SIGKILL after the grace. Every
+//!   or a web server that went away, the group gets SIGTERM, then SIGKILL after the grace. The
+//!   timeout covers the whole run, waits for the request body included (the gateway's watchdog
+//!   thread signals the group while the pump is blocked: `watchdog.rs`). Every
 //!   program is reaped on every path (the [`child::Child`] guard kills and waits when dropped):
 //!   no zombie is ever left.
 
@@ -82,6 +89,7 @@ mod pump;
 pub mod redirect;
 pub mod resolve;
 pub mod uri;
+mod watchdog;
 
 pub use config::{CgiConfig, ConfigError};
 pub use gateway::Gateway;

@@ -1,6 +1,8 @@
 //! One run of a program, from its start to its reaping: its stdout parsed for the header block
 //! and then streamed into the response, its stderr passed on line by line, the timeout and the
-//! abort enforced with signals to its process group.
+//! abort enforced with signals to its process group (through its [`Group`], which the
+//! gateway's [`Watchdog`](crate::watchdog::Watchdog) also signals when the pump is blocked past
+//! the deadline: see [`crate::watchdog`]).
 
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
@@ -11,8 +13,9 @@ use fcgi_server::Response;
 use slog::{warn, Logger};
 
 use crate::child::Child;
-use crate::feed::CHECK_EVERY;
+use crate::feed::{BodyError, BodyState, CHECK_EVERY};
 use crate::headers::{Disposition, HeaderError, HeaderParser, Progress};
+use crate::watchdog::Group;
 
 /// Bytes read from the program's stdout at a time; with the response's own 64 KiB buffer, what
 /// one request holds in memory, whatever the program writes.
@@ -34,6 +37,10 @@ pub(crate) enum Stop {
     ResponseFailed(io::Error),
     /// Reading the program's output failed.
     Io(io::Error),
+    /// The request body could not be read whole (over the limit, or not stored): the program
+    /// was killed rather than given a truncated body as if it were complete. An abort while
+    /// the body arrives is [`Stop::Aborted`].
+    BodyFailed(BodyError),
 }
 
 /// How far the response got.
@@ -64,11 +71,14 @@ pub(crate) struct Limits {
 }
 
 /// Runs the pump until the program has exited and been reaped.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn pump(
     child: &mut Child,
+    group: &Group,
     (stdout, stderr): (ChildStdout, ChildStderr),
     response: &mut Response,
     aborted: &dyn Fn() -> bool,
+    body: Option<&BodyState>,
     limits: Limits,
     log: &Logger,
     script: &str,
@@ -77,6 +87,8 @@ pub(crate) fn pump(
     set_nonblocking(stderr.as_raw_fd());
     let mut run = Run {
         child,
+        group,
+        body,
         response,
         log,
         script,
@@ -96,6 +108,9 @@ pub(crate) fn pump(
 
 struct Run<'a> {
     child: &'a mut Child,
+    group: &'a Group,
+    /// The feeder's report on the request body, when the program gets one.
+    body: Option<&'a BodyState>,
     response: &'a mut Response,
     log: &'a Logger,
     script: &'a str,
@@ -130,7 +145,15 @@ impl Run<'_> {
         loop {
             let now = Instant::now();
             if self.stop.is_none() {
-                if aborted() {
+                let body_failed = self.body.and_then(BodyState::failed);
+                if let Some(BodyError::Aborted) = body_failed {
+                    // Nobody waits for the answer: the usual stop, with its grace (git removes
+                    // its lock files on SIGTERM). The program still sees no end of its input.
+                    self.terminate(Stop::Aborted, now, limits.kill_grace);
+                } else if let Some(error) = body_failed {
+                    // Before anything else: the program must not answer a truncated body.
+                    self.fail(Stop::BodyFailed(error));
+                } else if aborted() {
                     self.terminate(Stop::Aborted, now, limits.kill_grace);
                 } else if limits.deadline.is_some_and(|deadline| now >= deadline) {
                     self.terminate(Stop::TimedOut, now, limits.kill_grace);
@@ -150,10 +173,10 @@ impl Run<'_> {
             if stdout.is_none() && stderr.is_none() {
                 // Both pipes are closed: the program has exited, or is about to (its
                 // descriptors close before it becomes a zombie), or closed them itself.
-                match self.child.try_wait() {
+                match self.try_reap() {
                     Ok(Some(status)) => return Some(status),
                     Ok(None) => {}
-                    Err(_) => return self.child.kill_and_reap().ok(),
+                    Err(_) => return self.kill_and_reap(),
                 }
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_millis(10));
@@ -180,7 +203,7 @@ impl Run<'_> {
                 let e = io::Error::last_os_error();
                 if e.kind() != io::ErrorKind::Interrupted {
                     self.fail(Stop::Io(e));
-                    return self.child.kill_and_reap().ok();
+                    return self.kill_and_reap();
                 }
                 continue;
             }
@@ -233,8 +256,28 @@ impl Run<'_> {
     /// Asks the program to stop: SIGTERM to its group now, SIGKILL after the grace.
     fn terminate(&mut self, why: Stop, now: Instant, grace: Duration) {
         self.stop = Some(why);
-        self.child.signal_group(libc::SIGTERM);
+        self.group.terminate();
         self.kill_at = Some(now + grace);
+    }
+
+    /// Reaps the program if it has exited.
+    fn try_reap(&mut self) -> io::Result<Option<ExitStatus>> {
+        let child = &mut *self.child;
+        self.group.reaping(|| {
+            let result = child.try_wait();
+            let reaped = matches!(result, Ok(Some(_)));
+            (result, reaped)
+        })
+    }
+
+    /// Kills the program's group and reaps it.
+    fn kill_and_reap(&mut self) -> Option<ExitStatus> {
+        let child = &mut *self.child;
+        self.group.reaping(|| {
+            let result = child.kill_and_reap().ok();
+            let reaped = result.is_some();
+            (result, reaped)
+        })
     }
 
     /// Something failed that makes the rest of the program's output useless: kill it now.
@@ -247,7 +290,7 @@ impl Run<'_> {
     }
 
     fn kill_now(&mut self, now: Instant) {
-        self.child.signal_group(libc::SIGKILL);
+        self.group.kill();
         self.kill_at = None;
         self.give_up_at.get_or_insert(now + self.grace);
     }

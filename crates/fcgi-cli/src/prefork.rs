@@ -12,9 +12,11 @@ use crate::{config_file, serve, Failure};
 pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
     let settings = args.process.settings(args.graceful_timeout).map_err(Failure::Usage)?;
     let listeners = serve::listeners(&args)?;
+    let exposure = serve::cgi_exposure(&args, &listeners)?;
     let target = serve::log_target(&args)?;
     // Synchronous: the master must have no thread when it forks.
     let log = logging::sync_logger(args.log_format, args.log_level, &target);
+    serve::warn_unconfined(exposure, &log);
     serve::raise_nofile(&args, &log);
     let mut master = Master::new(settings, listeners, log.clone())
         .map_err(|e| Failure::Runtime(e.to_string()))?;

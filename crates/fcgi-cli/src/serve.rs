@@ -1,13 +1,15 @@
 //! `fcgi serve`: listeners, the app, the server, and the signals that stop it, in one process;
 //! or, with a master (`--workers 2+` and the other process options), through [`crate::prefork`].
 
+use std::path::Path;
 use std::time::Duration;
 
 use fcgi_server::{Listener, Server};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2};
 use slog::{error, info, warn, Logger};
 
-use crate::args::ServeArgs;
+use crate::apps::cgi::{exposure, Exposure, OPEN_REFUSED};
+use crate::args::{App, ServeArgs};
 use crate::logging::LogTarget;
 use crate::{apps, config_file, limits, logging, prefork, Failure};
 
@@ -18,6 +20,9 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
         None => args,
     };
     let config = args.config().map_err(Failure::Usage)?;
+    if let Some(dir) = &args.spool_dir {
+        check_spool_dir(dir).map_err(Failure::Usage)?;
+    }
     if args.process.wants_master() {
         return prefork::run(args);
     }
@@ -28,9 +33,11 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
 /// TTIN and TTOU (which need a master) logged and ignored.
 fn single(args: ServeArgs, config: fcgi_server::Config) -> Result<(), Failure> {
     let listeners = listeners(&args)?;
+    let exposure = cgi_exposure(&args, &listeners)?;
     let target = log_target(&args)?;
     // The logger's thread starts only now, after the sockets exist.
     let (log, log_guard) = logging::logger(args.log_format, args.log_level, &target);
+    warn_unconfined(exposure, &log);
     raise_nofile(&args, &log);
     let server = server(&args, config, listeners, &log)?;
     if let Some(path) = &args.process.pid_file {
@@ -85,6 +92,47 @@ fn single(args: ServeArgs, config: fcgi_server::Config) -> Result<(), Failure> {
         eprintln!("fcgi: {} requests were cut short by the graceful timeout", report.unfinished);
     }
     Ok(())
+}
+
+/// Whether `--spool-dir` can hold request bodies: it exists, is a directory, and a file can be
+/// created in it (and removed). Checked at start, because the spool only needs it for the first
+/// body past `--spool-memory`, and then every such request would fail.
+pub(crate) fn check_spool_dir(dir: &Path) -> Result<(), String> {
+    let shown = dir.display();
+    let meta = std::fs::metadata(dir).map_err(|e| format!("--spool-dir {shown}: {e}"))?;
+    if !meta.is_dir() {
+        return Err(format!("--spool-dir {shown}: not a directory"));
+    }
+    let probe = dir.join(format!(".fcgi-spool-check-{}", std::process::id()));
+    std::fs::OpenOptions::new().write(true).create_new(true).open(&probe).map_err(|e| {
+        format!("--spool-dir {shown}: not writable (cannot create a file in it: {e})")
+    })?;
+    std::fs::remove_file(&probe)
+        .map_err(|e| format!("--spool-dir {shown}: cannot remove a file created in it: {e}"))
+}
+
+/// How confined the CGI gateway is (see [`Exposure`]); an error when it would be open to
+/// anyone, which `fcgi serve` refuses at start (exit status 2).
+pub(crate) fn cgi_exposure(args: &ServeArgs, listeners: &[Listener]) -> Result<Exposure, Failure> {
+    if args.app != App::Cgi {
+        return Ok(Exposure::Confined);
+    }
+    let tcp = listeners.iter().any(Listener::is_tcp);
+    let allow_list = !args.allow.is_empty()
+        || fcgi_server::web_server_addrs_from_env().is_some_and(|(addrs, _)| !addrs.is_empty());
+    match exposure(args.cgi.cgi_root.is_some(), tcp, allow_list) {
+        Exposure::Open => Err(Failure::Usage(OPEN_REFUSED.to_owned())),
+        other => Ok(other),
+    }
+}
+
+/// The start-up warning for a gateway without `--cgi-root`.
+pub(crate) fn warn_unconfined(exposure: Exposure, log: &Logger) {
+    if exposure == Exposure::Unconfined {
+        warn!(log, "the CGI gateway has no --cgi-root: any executable file a peer names may run \
+            (give --cgi-root DIR, or --cgi-root / to say so on purpose)";
+            "cgi_root" => "none", "confinement" => "none");
+    }
 }
 
 /// Where the logs go (`--log-file`, else standard error).
