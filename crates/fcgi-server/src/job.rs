@@ -56,6 +56,12 @@ impl Job {
                 response.fail(status);
             }
             (None, Ok(Ok(()))) => {}
+            // Answered with an error status for its input at the first flush: complete, and
+            // the handler's failure to write after that is no news.
+            (None, Ok(Err(e))) if response.is_refused() => {
+                debug!(log, "handler stopped after its request was refused";
+                    "req" => request.request_id(), "error" => %e, "status" => response.status());
+            }
             // The web server closed the connection (its client went away, or it stopped):
             // nothing failed here, and nobody is left to answer.
             (None, Ok(Err(e))) if response.wire().is_broken() || is_peer_gone(&*e) => {

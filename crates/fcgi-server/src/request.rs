@@ -294,6 +294,25 @@ impl AbortSignal {
     pub fn is_aborted(&self) -> bool {
         self.shared.aborted.load(Ordering::Acquire)
     }
+
+    /// For a handler out of time (a CGI program past its timeout): gives up on the rest of
+    /// the request's input, if it is still arriving. Body reads stop waiting and fail with
+    /// `TimedOut`, and so does the wait of the response's first flush, which then answers
+    /// `504 Gateway Timeout` in place of whatever was written, since nothing has gone out. A
+    /// request whose input is all in is not affected.
+    ///
+    /// ```
+    /// # fn f(request: &fcgi_server::Request) {
+    /// let signal = request.abort_signal();
+    /// std::thread::spawn(move || {
+    ///     std::thread::sleep(std::time::Duration::from_secs(30));
+    ///     signal.time_out();
+    /// });
+    /// # }
+    /// ```
+    pub fn time_out(&self) {
+        self.shared.fail_input(SpoolError::HandlerTimedOut);
+    }
 }
 
 /// A request input stream: the body (`FCGI_STDIN`) or the Filter role's data (`FCGI_DATA`).

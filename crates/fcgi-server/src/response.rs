@@ -148,6 +148,13 @@ impl Response {
         self.header(format!("Variable-{name}"), value)
     }
 
+    /// Whether the request was answered with an error status for its input (over the limit,
+    /// not stored, too slow, or given up on): the handler's output is dropped, and its writes
+    /// fail.
+    pub fn is_refused(&self) -> bool {
+        self.refused
+    }
+
     /// Whether the headers have gone out (after which the status and headers are fixed).
     pub fn headers_sent(&self) -> bool {
         self.headers_sent

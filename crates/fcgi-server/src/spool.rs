@@ -28,6 +28,8 @@ pub(crate) enum SpoolError {
     /// The web server sent the stream too slowly (see `Config::read_timeout` and
     /// `Config::min_input_rate`).
     TimedOut,
+    /// The handler ran out of time and gave up on the rest (see `AbortSignal::time_out`).
+    HandlerTimedOut,
 }
 
 impl SpoolError {
@@ -45,6 +47,10 @@ impl SpoolError {
                 io::ErrorKind::TimedOut,
                 "the web server sent the request body too slowly",
             ),
+            SpoolError::HandlerTimedOut => io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the handler ran out of time before the request body arrived",
+            ),
         }
     }
 
@@ -58,6 +64,7 @@ impl SpoolError {
             // (or this one later) can take the request.
             SpoolError::Io(_) => Some(503),
             SpoolError::TimedOut => Some(408),
+            SpoolError::HandlerTimedOut => Some(504),
         }
     }
 }
