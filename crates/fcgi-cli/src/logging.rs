@@ -2,9 +2,9 @@
 //! off the request path by slog-async; and a synchronous one for the prefork master, which
 //! must not start a thread before it forks.
 //!
-//! Logging never takes the server down: both write through [`Lossy`], which drops (and counts) a line that cannot be written (a full disk, a closed
-//! pipe on standard error) instead of failing, and says how many it dropped once writing works
-//! again. slog's usual `Fuse` would panic there: it killed the master at its first line with
+//! Logging never takes the server down: both write through [`Lossy`], which drops (and counts)
+//! a line that cannot be written (a full disk, a closed pipe on standard error) instead of
+//! failing, and says how many it dropped once writing works again. slog's usual `Fuse` would panic there: it killed the master at its first line with
 //! `2>&1 | head -c1`, and left a single process without its logging thread for good.
 
 use std::fs::{File, OpenOptions};
