@@ -27,6 +27,7 @@ use crate::worker::Worker;
 use crate::workload::Workload;
 
 mod handover;
+mod orphans;
 
 use handover::Upgrade;
 
@@ -87,6 +88,10 @@ impl Master {
     /// Runs until TERM, INT or QUIT (or an upgrade's handover) and the workers have exited.
     pub fn run(self, workload: &mut dyn Workload) -> Result<(), Error> {
         let signals = SignalFd::new().map_err(Error::Signals)?;
+        if let Err(e) = orphans::become_subreaper() {
+            warn!(self.log, "cannot become the subreaper of the workers' programs; those a \
+                dead worker leaves go to init"; "error" => %e);
+        }
         if let Some(path) = &self.pid_file {
             pidfile::write(path).map_err(|source| Error::PidFile { path: path.clone(), source })?;
         }
@@ -104,6 +109,7 @@ impl Master {
             stopping: None,
             upgrade: None,
             handed_over: false,
+            new_masters: Vec::new(),
         };
         info!(run.master.log, "master started";
             "workers" => run.master.settings.workers,
@@ -160,6 +166,8 @@ struct Run {
     upgrade: Option<Upgrade>,
     /// A new master took over: keep the socket files when exiting.
     handed_over: bool,
+    /// New masters this one started (USR2), still its children: never taken for orphans.
+    new_masters: Vec<libc::pid_t>,
 }
 
 impl Run {
@@ -336,8 +344,9 @@ impl Run {
             let how = describe_exit(status);
             if self.upgrade.as_ref().is_some_and(|u| u.pid == pid) {
                 self.upgrade_failed(&format!("the new master {how} before it served"));
-                continue;
             }
+            self.new_masters.retain(|&p| p != pid);
+            // Not a worker: a new master, or an orphan re-parented here (reaped, and done).
             let Some(index) = self.procs.iter().position(|p| p.pid == pid) else { continue };
             let proc = self.procs.swap_remove(index);
             let lifetime = proc.started.elapsed();
@@ -354,6 +363,34 @@ impl Run {
                     "crashes_in_a_row" => self.backoff.failures(),
                     "respawn_in_ms" => delay.as_millis());
             }
+            self.kill_orphans();
+        }
+    }
+
+    /// Kills what a worker that exited left running: its programs (CGI scripts and whatever
+    /// they started), re-parented to this master, which is their subreaper. Each one's process
+    /// group gets SIGKILL (its own pid alone if it shares the master's group); the loop reaps
+    /// them as they die. A worker that exits normally has reaped its programs already, so this
+    /// finds them only after a crash, a kill, or requests cut short by the graceful timeout
+    /// (and any daemon a program left behind on purpose: see the README).
+    fn kill_orphans(&mut self) {
+        let workers: Vec<libc::pid_t> = self.procs.iter().map(|p| p.pid).collect();
+        let mut spared = workers;
+        spared.extend(self.new_masters.iter().copied());
+        spared.extend(self.upgrade.as_ref().map(|u| u.pid));
+        let children = orphans::children_of(std::process::id());
+        // SAFETY: getpgrp has no memory effects.
+        let own_group = unsafe { libc::getpgrp() };
+        let targets = orphans::targets(&children, &spared, own_group);
+        if targets.is_empty() {
+            return;
+        }
+        let pids: Vec<libc::pid_t> =
+            children.iter().map(|c| c.pid).filter(|p| !spared.contains(p)).collect();
+        warn!(self.master.log, "killing the programs a worker left running";
+            "pids" => format!("{pids:?}"), "targets" => format!("{targets:?}"));
+        for target in targets {
+            signals::send(target, libc::SIGKILL);
         }
     }
 

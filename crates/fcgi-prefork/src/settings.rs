@@ -59,7 +59,7 @@ pub struct Settings {
 
 impl Settings {
     /// 30 s, as gunicorn's default `--timeout`: a worker silent that long (its heartbeat comes
-    /// at most every 250 ms) is stuck as a whole, not busy.
+    /// at most 250 ms apart) is stuck as a whole, not busy.
     pub const DEFAULT_WORKER_TIMEOUT: Duration = Duration::from_secs(30);
     /// 30 s, as gunicorn's `--graceful-timeout`.
     pub const DEFAULT_GRACEFUL_TIMEOUT: Duration = Duration::from_secs(30);
