@@ -146,8 +146,10 @@ fn a_silent_worker_is_killed_after_the_worker_timeout_and_replaced() {
     assert!(log.contains("worker hung") && log.contains("no report for"), "{log}");
 }
 
-/// `cgi-bin/orphan.sh`: writes its pid, then waits on a `sleep 600` of its group.
-const ORPHAN_SH: &str = "#!/bin/sh\necho $$ > \"$0.pid\"\nsleep 600\n";
+/// `orphan.sh`: writes its pid, starts a `sleep 600` that leaves its process group for a
+/// session of its own (and writes that one's pid), then waits on a `sleep 600` of its group.
+const ORPHAN_SH: &str = "#!/bin/sh\necho $$ > \"$0.pid\"\n\
+    setsid sleep 600 &\necho $! > \"$0.escaped\"\nsleep 600\n";
 
 /// Writes the script to `dir/orphan.sh`; its path.
 fn orphan_script(dir: &Path) -> PathBuf {
@@ -158,7 +160,7 @@ fn orphan_script(dir: &Path) -> PathBuf {
     path
 }
 
-/// Processes a test started indirectly (a script and its `sleep`), killed by PID on drop if
+/// Processes a test started indirectly (a script and its `sleep`s), killed by PID on drop if
 /// they still run: a failing test must not leave them behind.
 struct KillOnDrop(Vec<u32>);
 
@@ -172,21 +174,35 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Starts the script through `served`; the request, the script's pid and its `sleep`'s.
-fn start_orphan(served: &Served, script: &Path) -> (Child, u32, u32) {
-    let pid_file = PathBuf::from(format!("{}.pid", script.display()));
+/// The processes of a running `orphan.sh`.
+struct Orphan {
+    /// The script, leader of its process group.
+    program: u32,
+    /// Its `sleep` in its group.
+    sleeper: u32,
+    /// Its `sleep` in a session of its own.
+    escaped: u32,
+}
+
+/// Starts the script through `served`: the request and the script's processes, which are
+/// killed when the guard drops.
+fn start_orphan(served: &Served, script: &Path) -> (Child, Orphan, KillOnDrop) {
+    let read_pid = |ext: &str| {
+        let path = format!("{}.{ext}", script.display());
+        fs::read_to_string(path).ok().and_then(|p| p.trim().parse::<u32>().ok()).unwrap_or(0)
+    };
     let param = format!("SCRIPT_FILENAME={}", script.display());
     let request = served.request("/orphan.sh", &[param]);
-    let mut program = 0;
-    let mut sleeper = 0;
+    let mut orphan = Orphan { program: 0, sleeper: 0, escaped: 0 };
     let running = wait_until(Duration::from_secs(10), || {
-        program =
-            fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse().ok()).unwrap_or(0);
-        sleeper = live_children(program).first().copied().unwrap_or(0);
-        program != 0 && sleeper != 0
+        let (program, escaped) = (read_pid("pid"), read_pid("escaped"));
+        let sleeper = live_children(program).into_iter().find(|&p| p != escaped && escaped != 0);
+        orphan = Orphan { program, sleeper: sleeper.unwrap_or(0), escaped };
+        program != 0 && escaped != 0 && orphan.sleeper != 0 && alive(escaped)
     });
+    let cleanup = KillOnDrop(vec![orphan.program, orphan.sleeper, orphan.escaped]);
     assert!(running, "the script did not start:\n{}", served.log_text());
-    (request, program, sleeper)
+    (request, orphan, cleanup)
 }
 
 #[test]
@@ -194,13 +210,16 @@ fn a_killed_workers_cgi_programs_are_killed_with_it() {
     let dir = scratch();
     let script = orphan_script(dir.path());
     let served = Served::cgi(dir.path(), "cgi", &["--workers", "2"], 2);
-    let (request, program, sleeper) = start_orphan(&served, &script);
-    let _cleanup = KillOnDrop(vec![program, sleeper]);
+    let (request, orphan, _cleanup) = start_orphan(&served, &script);
+    let Orphan { program, sleeper, escaped } = orphan;
     let worker = parent_of(program).expect("the script's parent");
     assert!(live_children(served.pid()).contains(&worker), "run by a worker");
     signal(worker, libc::SIGKILL);
     let gone = wait_until(ORPHAN_DEADLINE, || !alive(program) && !alive(sleeper));
     assert!(gone, "the script ({program}) or its sleep ({sleeper}) outlived its worker");
+    // The one that left the group comes to the master once the script is dead, and goes too.
+    let gone = wait_until(ORPHAN_DEADLINE, || !alive(escaped));
+    assert!(gone, "the sleep in a session of its own ({escaped}) outlived the script");
     let (code, _) = finish(request);
     assert_ne!(code, Some(0), "the request of a killed worker cannot succeed");
     // Reaped too: no zombie left under the master, and the master still serves with 2.
@@ -209,7 +228,9 @@ fn a_killed_workers_cgi_programs_are_killed_with_it() {
         all.len() == 2 && all.iter().all(|&(_, state)| state != 'Z')
     });
     assert!(clean, "{:?}\n{}", children_of(served.pid()), served.log_text());
-    assert!(served.log_text().contains("killing the programs a worker left running"));
+    // The master said what it killed (its JSON line has the field `targets`).
+    let log = served.log_text();
+    assert!(log.lines().any(|line| line.contains("\"targets\":")), "{log}");
 }
 
 #[test]
@@ -217,8 +238,7 @@ fn a_killed_single_process_takes_its_cgi_program_with_it_when_asked() {
     let dir = scratch();
     let script = orphan_script(dir.path());
     let mut served = Served::cgi(dir.path(), "single", &["--cgi-die-with-server"], 0);
-    let (request, program, sleeper) = start_orphan(&served, &script);
-    let _cleanup = KillOnDrop(vec![program, sleeper]);
+    let (request, Orphan { program, .. }, _cleanup) = start_orphan(&served, &script);
     assert_eq!(parent_of(program), Some(served.pid()), "run by the single process");
     served.process.signal(libc::SIGKILL);
     assert!(served.process.wait_exit(Duration::from_secs(5)).is_some(), "it died");

@@ -334,20 +334,27 @@ impl Run {
     }
 
     fn reap(&mut self) {
+        // Whether to look for orphans once all is reaped: after a worker's exit, and after an
+        // orphan's, whose own children (that left its process group) have just come here.
+        let mut sweep = false;
         loop {
             let mut status = 0;
             // SAFETY: waitpid writes the status into our variable.
             let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
             if pid <= 0 {
-                return;
+                break;
             }
             let how = describe_exit(status);
             if self.upgrade.as_ref().is_some_and(|u| u.pid == pid) {
                 self.upgrade_failed(&format!("the new master {how} before it served"));
             }
+            let new_master = self.new_masters.contains(&pid);
             self.new_masters.retain(|&p| p != pid);
-            // Not a worker: a new master, or an orphan re-parented here (reaped, and done).
-            let Some(index) = self.procs.iter().position(|p| p.pid == pid) else { continue };
+            let Some(index) = self.procs.iter().position(|p| p.pid == pid) else {
+                sweep |= !new_master;
+                continue;
+            };
+            sweep = true;
             let proc = self.procs.swap_remove(index);
             let lifetime = proc.started.elapsed();
             let expected = matches!(proc.phase, Phase::Retiring { .. }) || self.stopping.is_some();
@@ -363,6 +370,8 @@ impl Run {
                     "crashes_in_a_row" => self.backoff.failures(),
                     "respawn_in_ms" => delay.as_millis());
             }
+        }
+        if sweep {
             self.kill_orphans();
         }
     }
