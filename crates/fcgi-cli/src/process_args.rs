@@ -51,13 +51,16 @@ pub(crate) struct ProcessArgs {
     #[arg(long, value_name = "J", default_value_t = 0)]
     pub(crate) max_requests_jitter: u64,
 
-    /// Seconds a worker may go without reporting, or a request may run, before the worker is
-    /// deemed hung: TERM, then KILL 5 s later, and a replacement.
+    /// Seconds a worker may go silent (its heartbeat comes at most 250 ms apart, from a
+    /// thread of its own) before it is deemed hung: TERM, then KILL 5 s later, and a
+    /// replacement. A long request is not a hang and never trips it: bound requests with
+    /// --request-timeout (and the app's own limits, such as --cgi-timeout).
     #[arg(long, value_name = "SECS", default_value_t = Settings::DEFAULT_WORKER_TIMEOUT.as_secs())]
     pub(crate) worker_timeout: u64,
 
-    /// Seconds after which a request, once answered, gets its worker recycled, and is logged
-    /// (default: no limit).
+    /// Seconds a request may run before its worker retires gracefully: the worker stops
+    /// accepting and is replaced at once, and its requests get --graceful-timeout to finish;
+    /// each request past it is logged (default: no limit).
     #[arg(long, value_name = "SECS")]
     pub(crate) request_timeout: Option<u64>,
 

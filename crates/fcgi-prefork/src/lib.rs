@@ -34,10 +34,28 @@
 //! timeout (at most every 250 ms): requests served, requests running, the age of the oldest,
 //! and whether it is retiring. Compared with gunicorn's temporary file that the worker
 //! `fchmod`s, the pipe tells the master *what* the worker does as well as that it lives, so
-//! the dynamic model knows who is busy, and a worker whose heartbeat thread is alive but whose
-//! request is stuck (older than the worker timeout) is told apart from a busy one. Its end of
-//! file tells the master of a death at once, and a failed write tells a worker that its master
-//! died, so it stops instead of lingering as an orphan.
+//! the dynamic model knows who is busy. Its end of file tells the master of a death at once,
+//! and a failed write tells a worker that its master died, so it stops instead of lingering as
+//! an orphan.
+//!
+//! # Hung workers and long requests
+//!
+//! The worker timeout and the request timeout do not overlap. A worker is hung when its
+//! heartbeat stops for the worker timeout (the whole process is stuck: stopped, deadlocked in
+//! the allocator, swapping): TERM, then KILL after the kill grace. A request that runs long is
+//! not a hung worker, whatever its length: the heartbeat goes on meanwhile, and only the
+//! request timeout acts on it, gracefully (the worker retires, its requests get the graceful
+//! timeout). With no request timeout, long requests are bounded by the app alone (the CGI
+//! gateway's timeout, say). fcgi-server's status gives no sign of its monitor thread's progress,
+//! so a worker whose monitor alone is stuck, its heartbeat thread alive, is not noticed.
+//!
+//! # Programs of dead workers
+//!
+//! The master is the subreaper (`PR_SET_CHILD_SUBREAPER`) of everything its workers start:
+//! when a worker dies or is killed, its CGI programs come to the master instead of init, and
+//! after each worker exit the master kills the process group of every child of its own that is
+//! not a worker (nor a new master), and reaps them. A daemon that a program leaves running on
+//! purpose is such an orphan too, and is killed at the next worker exit.
 //!
 //! # Signals
 //!

@@ -27,6 +27,7 @@ use crate::worker::Worker;
 use crate::workload::Workload;
 
 mod handover;
+mod orphans;
 
 use handover::Upgrade;
 
@@ -87,6 +88,10 @@ impl Master {
     /// Runs until TERM, INT or QUIT (or an upgrade's handover) and the workers have exited.
     pub fn run(self, workload: &mut dyn Workload) -> Result<(), Error> {
         let signals = SignalFd::new().map_err(Error::Signals)?;
+        if let Err(e) = orphans::become_subreaper() {
+            warn!(self.log, "cannot become the subreaper of the workers' programs; those a \
+                dead worker leaves go to init"; "error" => %e);
+        }
         if let Some(path) = &self.pid_file {
             pidfile::write(path).map_err(|source| Error::PidFile { path: path.clone(), source })?;
         }
@@ -104,6 +109,7 @@ impl Master {
             stopping: None,
             upgrade: None,
             handed_over: false,
+            new_masters: Vec::new(),
         };
         info!(run.master.log, "master started";
             "workers" => run.master.settings.workers,
@@ -160,6 +166,8 @@ struct Run {
     upgrade: Option<Upgrade>,
     /// A new master took over: keep the socket files when exiting.
     handed_over: bool,
+    /// New masters this one started (USR2), still its children: never taken for orphans.
+    new_masters: Vec<libc::pid_t>,
 }
 
 impl Run {
@@ -326,19 +334,27 @@ impl Run {
     }
 
     fn reap(&mut self) {
+        // Whether to look for orphans once all is reaped: after a worker's exit, and after an
+        // orphan's, whose own children (that left its process group) have just come here.
+        let mut sweep = false;
         loop {
             let mut status = 0;
             // SAFETY: waitpid writes the status into our variable.
             let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
             if pid <= 0 {
-                return;
+                break;
             }
             let how = describe_exit(status);
             if self.upgrade.as_ref().is_some_and(|u| u.pid == pid) {
                 self.upgrade_failed(&format!("the new master {how} before it served"));
-                continue;
             }
-            let Some(index) = self.procs.iter().position(|p| p.pid == pid) else { continue };
+            let new_master = self.new_masters.contains(&pid);
+            self.new_masters.retain(|&p| p != pid);
+            let Some(index) = self.procs.iter().position(|p| p.pid == pid) else {
+                sweep |= !new_master;
+                continue;
+            };
+            sweep = true;
             let proc = self.procs.swap_remove(index);
             let lifetime = proc.started.elapsed();
             let expected = matches!(proc.phase, Phase::Retiring { .. }) || self.stopping.is_some();
@@ -355,6 +371,36 @@ impl Run {
                     "respawn_in_ms" => delay.as_millis());
             }
         }
+        if sweep {
+            self.kill_orphans();
+        }
+    }
+
+    /// Kills what a worker that exited left running: its programs (CGI scripts and whatever
+    /// they started), re-parented to this master, which is their subreaper. Each one's process
+    /// group gets SIGKILL (its own pid alone if it shares the master's group); the loop reaps
+    /// them as they die. A worker that exits normally has reaped its programs already, so this
+    /// finds them only after a crash, a kill, or requests cut short by the graceful timeout
+    /// (and any daemon a program left behind on purpose: see the README).
+    fn kill_orphans(&mut self) {
+        let workers: Vec<libc::pid_t> = self.procs.iter().map(|p| p.pid).collect();
+        let mut spared = workers;
+        spared.extend(self.new_masters.iter().copied());
+        spared.extend(self.upgrade.as_ref().map(|u| u.pid));
+        let children = orphans::children_of(std::process::id());
+        // SAFETY: getpgrp has no memory effects.
+        let own_group = unsafe { libc::getpgrp() };
+        let targets = orphans::targets(&children, &spared, own_group);
+        if targets.is_empty() {
+            return;
+        }
+        let pids: Vec<libc::pid_t> =
+            children.iter().map(|c| c.pid).filter(|p| !spared.contains(p)).collect();
+        warn!(self.master.log, "killing the programs a worker left running";
+            "pids" => format!("{pids:?}"), "targets" => format!("{targets:?}"));
+        for target in targets {
+            signals::send(target, libc::SIGKILL);
+        }
     }
 
     fn check_hung(&mut self) {
@@ -363,19 +409,15 @@ impl Run {
         for proc in &mut self.procs {
             match proc.phase {
                 Phase::Starting | Phase::Serving => {
+                    // Silence alone: a long request is no sign of a hang (its heartbeat goes
+                    // on), and is the request timeout's business, which retires gracefully.
                     let silent = now.saturating_duration_since(proc.last_beat);
-                    let oldest = proc.beat.oldest().unwrap_or_default();
-                    let why = if silent > settings.worker_timeout {
-                        Some(format!("no report for {} ms", silent.as_millis()))
-                    } else if oldest > settings.worker_timeout {
-                        Some(format!("a request has run for {} ms", oldest.as_millis()))
-                    } else {
-                        None
-                    };
-                    if let Some(why) = why {
+                    if silent > settings.worker_timeout {
+                        let why = format!("no report for {} ms", silent.as_millis());
                         warn!(self.master.log, "worker hung; sending TERM, then KILL";
                             "worker" => proc.id, "worker_pid" => proc.pid, "why" => why,
                             "timeout_ms" => settings.worker_timeout.as_millis(),
+                            "oldest_request_ms" => proc.beat.oldest().map(|t| t.as_millis()),
                             "kill_in_ms" => settings.kill_grace.as_millis());
                         signals::send(proc.pid, libc::SIGTERM);
                         proc.phase =

@@ -39,10 +39,16 @@ pub struct Settings {
     /// Each worker adds a random 0..=this to `max_requests`, so that workers started together
     /// do not all retire together.
     pub max_requests_jitter: u64,
-    /// A worker that has not reported for this long, or whose oldest request has run this
-    /// long, is hung: it gets TERM, then KILL after [`kill_grace`](Settings::kill_grace).
+    /// A worker that has not reported for this long is hung: it gets TERM, then KILL after
+    /// [`kill_grace`](Settings::kill_grace). Only silence counts: the report comes from a
+    /// thread of the worker's own, so a long request does not stop it, and a request that runs
+    /// longer than this is no sign of a hang (a CGI program may take minutes within its own
+    /// timeout). Long and stuck requests are [`request_timeout`](Settings::request_timeout)'s.
     pub worker_timeout: Duration,
-    /// A request that ran longer than this gets its worker recycled once it has answered.
+    /// A request that runs longer than this retires its worker gracefully: the worker stops
+    /// accepting and is replaced at once, and its requests, that one included, have the
+    /// [`graceful_timeout`](Settings::graceful_timeout) to finish before they are cut short.
+    /// `None`: no limit (the app's own, such as the CGI timeout, still apply).
     pub request_timeout: Option<Duration>,
     /// How long a worker retired gracefully (stop, reload, recycle) may take to finish its
     /// requests before it is killed.
@@ -52,8 +58,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// 30 s: gunicorn's default `--timeout`, and longer than any request a web server waits
-    /// for by default (nginx's `fastcgi_read_timeout` is 60 s but counts between reads).
+    /// 30 s, as gunicorn's default `--timeout`: a worker silent that long (its heartbeat comes
+    /// at most 250 ms apart) is stuck as a whole, not busy.
     pub const DEFAULT_WORKER_TIMEOUT: Duration = Duration::from_secs(30);
     /// 30 s, as gunicorn's `--graceful-timeout`.
     pub const DEFAULT_GRACEFUL_TIMEOUT: Duration = Duration::from_secs(30);

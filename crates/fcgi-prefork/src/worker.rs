@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fcgi_server::{Listener, ServeReport, Server};
+use fcgi_server::{Listener, ServeReport, Server, StatusHandle};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2};
 use slog::{info, warn, Logger};
 
@@ -133,24 +133,34 @@ impl Worker {
                 let mut retiring = false;
                 let mut master_alive = true;
                 while !done.load(Ordering::Acquire) {
-                    if !retiring && !stopping.load(Ordering::Acquire) {
+                    let may_retire = !retiring && !stopping.load(Ordering::Acquire);
+                    let mut retire = false;
+                    if may_retire {
                         let now = status.snapshot();
                         if limit > 0 && now.served >= limit {
                             info!(log, "request limit reached; retiring gracefully";
                                 "served" => now.served, "limit" => limit);
-                            retiring = true;
+                            retire = true;
                         }
-                        for slow in status.take_slow() {
-                            warn!(log, "a request ran past the request timeout; retiring after it";
-                                "method" => slow.method, "uri" => slow.uri,
-                                "ms" => slow.duration.as_millis(),
-                                "timeout_ms" => settings.request_timeout.map(|t| t.as_millis()));
-                            retiring = true;
+                        if let Some(ms) = past_request_timeout(now.oldest, settings.request_timeout)
+                        {
+                            // Still running: it and the others get the graceful timeout to
+                            // finish, while a new worker takes the new requests.
+                            warn!(log, "a request is running past the request timeout; \
+                                retiring gracefully";
+                                "ms" => ms, "timeout_ms" => settings.request_timeout.map(|t| t.as_millis()),
+                                "graceful_timeout_ms" => grace.as_millis());
+                            retire = true;
                         }
-                        if retiring {
-                            stop.shutdown(grace);
-                            next_beat = Instant::now();
-                        }
+                    }
+                    // Logged even while retiring or stopping: the log names every slow one.
+                    if log_slow(&log, &status, settings.request_timeout) > 0 {
+                        retire |= may_retire;
+                    }
+                    if retire {
+                        retiring = true;
+                        stop.shutdown(grace);
+                        next_beat = Instant::now();
                     }
                     if master_alive && Instant::now() >= next_beat {
                         let now = status.snapshot();
@@ -177,6 +187,8 @@ impl Worker {
                     }
                     thread::sleep(CHECK_EVERY);
                 }
+                // Those that finished as the server stopped.
+                log_slow(&log, &status, settings.request_timeout);
             })?
         };
 
@@ -186,6 +198,27 @@ impl Worker {
         let _ = heartbeat_thread.join();
         let _ = signal_thread.join();
         report
+    }
+}
+
+/// Logs the requests that finished past the request timeout since the last call (each names
+/// its method and URI); how many there were.
+fn log_slow(log: &Logger, status: &StatusHandle, timeout: Option<Duration>) -> usize {
+    let slow = status.take_slow();
+    for request in &slow {
+        warn!(log, "a request ran past the request timeout";
+            "method" => &request.method, "uri" => &request.uri,
+            "ms" => request.duration.as_millis(),
+            "timeout_ms" => timeout.map(|t| t.as_millis()));
+    }
+    slow.len()
+}
+
+/// How long the oldest running request has run, in ms, when that is past the request timeout.
+fn past_request_timeout(oldest: Option<Duration>, timeout: Option<Duration>) -> Option<u128> {
+    match (oldest, timeout) {
+        (Some(oldest), Some(timeout)) if oldest > timeout => Some(oldest.as_millis()),
+        _ => None,
     }
 }
 
@@ -209,6 +242,21 @@ fn request_limit(settings: &Settings) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_running_request_past_the_request_timeout_retires_the_worker() {
+        let s = Duration::from_secs;
+        let cases = [
+            (None, None, None),
+            (Some(s(100)), None, None),
+            (None, Some(s(10)), None),
+            (Some(s(10)), Some(s(10)), None),
+            (Some(s(11)), Some(s(10)), Some(11_000)),
+        ];
+        for (oldest, timeout, expected) in cases {
+            assert_eq!(past_request_timeout(oldest, timeout), expected, "{oldest:?} {timeout:?}");
+        }
+    }
 
     #[test]
     fn the_request_limit_stays_within_the_jitter() {

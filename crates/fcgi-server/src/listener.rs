@@ -25,7 +25,8 @@ use crate::addr::ListenAddr;
 pub struct ListenOptions {
     /// Connections the kernel queues before `accept` (capped by `net.core.somaxconn`).
     pub backlog: i32,
-    /// Permissions of a Unix socket file; `None` keeps what the umask gives.
+    /// Permissions of a Unix socket file; `None` keeps what the umask gives. Set (as the owner
+    /// is) before the file appears at its path: see [`Listener::bind`].
     pub socket_mode: Option<u32>,
     /// Owner (user id, group id) of a Unix socket file; `None` in either keeps it as created.
     /// Changing the user needs privileges; changing the group needs membership in it.
@@ -156,6 +157,12 @@ enum Socket {
 
 impl Listener {
     /// Creates a listening socket at `addr`.
+    ///
+    /// A Unix socket with a mode or an owner to set is bound in a private directory beside
+    /// its path, set there, then renamed into place: nothing is ever done by path at the
+    /// target once it exists, so a symlink swapped in there is never followed. A stale socket
+    /// file at the path is removed first; a live one, or anything that is not a socket, is
+    /// refused, and so is anything that appears at the path while binding.
     pub fn bind(addr: &ListenAddr, options: &ListenOptions) -> Result<Listener, ListenError> {
         let bind_error = |source| ListenError::Bind { addr: addr.clone(), source };
         let listener = match addr {
@@ -170,19 +177,7 @@ impl Listener {
                 Listener { socket: Socket::Tcp(tcp), name, owned_path: None }
             }
             ListenAddr::Unix(path) => {
-                remove_stale_socket(path)?;
-                let unix = UnixListener::bind(path).map_err(bind_error)?;
-                let chmod_error = |source| ListenError::Chmod { path: path.clone(), source };
-                if let Some(mode) = options.socket_mode {
-                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-                        .map_err(chmod_error)?;
-                }
-                if options.socket_owner != (None, None) {
-                    let (uid, gid) = options.socket_owner;
-                    std::os::unix::fs::chown(path, uid, gid).map_err(chmod_error)?;
-                }
-                let identity =
-                    std::fs::metadata(path).map(|m| (m.dev(), m.ino())).map_err(bind_error)?;
+                let (unix, identity) = bind_unix(path, options, |_| {})?;
                 Listener {
                     socket: Socket::Unix(unix),
                     name: addr.to_string(),
@@ -330,6 +325,101 @@ impl Drop for Listener {
                 let _ = std::fs::remove_file(path);
             }
         }
+    }
+}
+
+/// Binds a Unix socket at `path`, with the mode and owner of `options`, and returns it with
+/// the identity (device, inode) of its file. `after_bind` runs as soon as the socket exists:
+/// the tests plant a symlink there.
+///
+/// Nothing is done by path at `path` once the socket is bound: in a directory others can
+/// write, the file there can be swapped for a symlink at any time, and a `chmod` or `chown`
+/// by path would follow it (a 0600 file of root's made 0666 and given away). So with a mode
+/// or an owner to set, the socket is bound in a private directory made beside the target
+/// (mode 0700, so only we can touch what is in it), its mode and owner are set there, and it
+/// is moved into place with `rename`, which acts on the name itself and never follows a
+/// symlink. `fchmod` is no help: on Linux it does not change a socket file's mode. The move
+/// refuses to replace anything that appeared at the path since the stale socket was removed
+/// (`RENAME_NOREPLACE`), so a live socket bound meanwhile, or a symlink planted there, makes
+/// the bind fail instead of being replaced.
+fn bind_unix(
+    path: &PathBuf,
+    options: &ListenOptions,
+    after_bind: impl FnOnce(&Path),
+) -> Result<(UnixListener, (u64, u64)), ListenError> {
+    let bind_error = |source| ListenError::Bind { addr: ListenAddr::Unix(path.clone()), source };
+    remove_stale_socket(path)?;
+    if options.socket_mode.is_none() && options.socket_owner == (None, None) {
+        let unix = UnixListener::bind(path).map_err(bind_error)?;
+        after_bind(path);
+        // lstat: the identity of whatever is at the path, never of a symlink's target.
+        let identity =
+            std::fs::symlink_metadata(path).map(|m| (m.dev(), m.ino())).map_err(bind_error)?;
+        return Ok((unix, identity));
+    }
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    // A short name, as the socket's path in it must fit in sun_path (108 bytes) too.
+    let private = tempfile::Builder::new()
+        .prefix(PRIVATE_DIR_PREFIX)
+        .rand_bytes(6)
+        .tempdir_in(parent)
+        .map_err(bind_error)?;
+    let staged = private.path().join("s");
+    let unix = UnixListener::bind(&staged).map_err(bind_error)?;
+    after_bind(path);
+    let chmod_error = |source| ListenError::Chmod { path: path.clone(), source };
+    if let Some(mode) = options.socket_mode {
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))
+            .map_err(chmod_error)?;
+    }
+    if options.socket_owner != (None, None) {
+        let (uid, gid) = options.socket_owner;
+        std::os::unix::fs::lchown(&staged, uid, gid).map_err(chmod_error)?;
+    }
+    // A rename keeps the inode: the identity read here is the file's at `path`.
+    let identity =
+        std::fs::symlink_metadata(&staged).map(|m| (m.dev(), m.ino())).map_err(bind_error)?;
+    rename_noreplace(&staged, path).map_err(bind_error)?;
+    // The directory is empty now; dropping it removes it.
+    drop(private);
+    Ok((unix, identity))
+}
+
+/// The private directory's name starts with this, then 6 random characters: short, hidden
+/// from a plain `ls`, and telling whose it is if a crash leaves one behind.
+const PRIVATE_DIR_PREFIX: &str = ".fcgi-";
+
+/// Moves `from` to `to` unless something is at `to` (`renameat2` with `RENAME_NOREPLACE`);
+/// on a file system without that flag, a plain rename, which does not follow a symlink at `to`
+/// either.
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path with a NUL byte"))
+    };
+    let (from_c, to_c) = (c_path(from)?, c_path(to)?);
+    // SAFETY: both are NUL-terminated strings that live across the call; renameat2 only reads
+    // them.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from_c.as_ptr(),
+            libc::AT_FDCWD,
+            to_c.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let error = io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::ENOSYS) => std::fs::rename(from, to),
+        _ => Err(error),
     }
 }
 
@@ -514,5 +604,70 @@ mod tests {
         // Still open: its owner closes it.
         // SAFETY: F_GETFD on a descriptor `a` owns.
         assert!(unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0);
+    }
+}
+
+#[cfg(test)]
+mod socket_file_tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    fn mode(meta: &std::fs::Metadata) -> u32 {
+        meta.mode() & 0o7777
+    }
+
+    #[test]
+    fn a_socket_is_bound_with_its_mode_and_nothing_is_left_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.sock");
+        // SAFETY: geteuid has no memory effects.
+        let root = unsafe { libc::geteuid() } == 0;
+        let owner = if root { (Some(65534), None) } else { (None, None) };
+        let options =
+            ListenOptions { socket_mode: Some(0o640), socket_owner: owner, ..Default::default() };
+        let listener = Listener::bind(&ListenAddr::Unix(path.clone()), &options).unwrap();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(mode(&meta), 0o640);
+        if root {
+            assert_eq!(meta.uid(), 65534);
+        }
+        let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(entries.len(), 1, "only the socket is left in the directory");
+        assert!(UnixStream::connect(&path).is_ok(), "it listens at the path");
+        drop(listener);
+        assert!(!path.exists(), "the socket file is removed on drop");
+    }
+
+    /// The attack: in a directory others can write, the socket at the path is swapped for a
+    /// symlink to a file of ours right after bind. Whatever the mode and owner asked, that file
+    /// must stay as it was: nothing is done by path once the socket is bound.
+    #[test]
+    fn a_symlink_swapped_in_after_bind_is_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "secret").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let before = std::fs::metadata(&victim).unwrap();
+        let path = dir.path().join("app.sock");
+        // SAFETY: geteuid has no memory effects.
+        let root = unsafe { libc::geteuid() } == 0;
+        // As root, a real change of owner (to nobody); otherwise the group we are in already.
+        let owner = if root { (Some(65534), Some(65534)) } else { (None, Some(before.gid())) };
+        let options =
+            ListenOptions { socket_mode: Some(0o666), socket_owner: owner, ..Default::default() };
+        let result = bind_unix(&path, &options, |bound| {
+            let _ = std::fs::remove_file(bound);
+            symlink(&victim, bound).unwrap();
+        });
+        let after = std::fs::metadata(&victim).unwrap();
+        assert_eq!(mode(&after), 0o600, "the symlink's target got the socket's mode");
+        assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()), "and its owner");
+        // Either the symlink made binding fail, or the socket replaced it: never followed.
+        if let Ok((_unix, _)) = result {
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            assert!(meta.file_type().is_socket());
+        }
     }
 }

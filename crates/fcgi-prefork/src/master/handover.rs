@@ -74,6 +74,7 @@ impl Run {
                 info!(log, "upgrade: new master started; waiting until it serves";
                     "worker_pid" => pid, "exe" => %self.master.exe.display(), "fds" => list);
                 self.upgrade = Some(Upgrade { pid, ready: ReadyPipe(ready_read) });
+                self.new_masters.push(pid);
             }
             Err(e) => {
                 error!(log, "upgrade failed: cannot start the new binary"; "exe" => %self.master.exe.display(), "error" => %e);
