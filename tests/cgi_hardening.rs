@@ -28,6 +28,11 @@ const SCRIPTS: &[(&str, &str)] = &[
         "#!/bin/sh\necho $$ > DIR/slow-reader.pid\nprintf 'Content-Type: text/plain\\n\\nstarted\\n'\n\
          exec cat > /dev/null\n",
     ),
+    // Writes its header and 100 KiB (more than the server holds back), then dies of a signal.
+    (
+        "dies.sh",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\nhead -c 102400 /dev/zero\nkill -9 $$\n",
+    ),
     // Counts its stdin, and answers with the count only once its stdin has ended.
     (
         "count.sh",
@@ -424,4 +429,30 @@ fn a_full_spool_disk_kills_the_program_and_answers_an_error() {
     assert!(reply.status >= 500, "a body the server could not store was answered {}", reply.status);
     let serve_pid = serve.process().pid();
     assert!(wait_until(Duration::from_secs(5), || children_of(serve_pid).is_empty()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// A failure after the header
+
+#[test]
+fn a_program_that_dies_mid_output_cuts_the_response_short() {
+    let site = Site::new();
+    let serve = site.serve(&[]);
+    let mut client = Client::connect(serve.addr());
+    let script = site.script("dies.sh");
+    let params = [("SCRIPT_FILENAME", script.as_str()), ("REQUEST_URI", "/cgi-bin/dies.sh")];
+    client.send_ok(&frames::request(1, Role::Responder, true, &params, b""));
+    // 100 KiB of body went out, then no END_REQUEST: a record no client accepts, and the end.
+    let error = client.try_read_reply(1).expect_err("a response cut short is not complete");
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData, "{error}");
+    assert!(
+        log_has(&serve, &[("msg", "\"handler failed\""), ("cut_short", "true")]),
+        "{}",
+        serve.log()
+    );
+    // Others are served as before.
+    let script = site.script("count.sh");
+    let mut client = Client::connect(serve.addr());
+    let reply = client.simple_request(&[("SCRIPT_FILENAME", script.as_str())], b"abc");
+    reply.assert_complete(200);
 }

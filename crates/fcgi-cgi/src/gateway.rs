@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::io;
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -134,7 +135,8 @@ impl Gateway {
         // is blocked (on the request body, or on the web server).
         let group = Arc::new(Group::new(&child));
         let watch = deadline.and_then(|deadline| {
-            match self.watchdog.watch(&group, deadline, self.kill_grace, &script.name) {
+            let input = Some(request.abort_signal());
+            match self.watchdog.watch(&group, input, deadline, self.kill_grace, &script.name) {
                 Ok(watch) => Some(watch),
                 Err(e) => {
                     // The pump still enforces the timeout, except while it is blocked.
@@ -205,12 +207,9 @@ impl Gateway {
                     warn!(self.log, "the request body could not be read whole ({e}); the CGI \
                         program was killed and the request answered {status}";
                         "script" => name, "status" => status, "body_error" => %e);
-                } else {
-                    warn!(self.log, "the request body could not be read whole ({e}); the CGI \
-                        program was killed and its response is cut short";
-                        "script" => name, "body_error" => %e);
+                    return Ok(Outcome::Done);
                 }
-                Ok(Outcome::Done)
+                Err(cut_short(name, &format!("the request body could not be read whole ({e})")))
             }
             (_, Some(Stop::ResponseFailed(e))) => {
                 info!(self.log, "the web server went away; the CGI program was killed";
@@ -239,10 +238,24 @@ impl Gateway {
                 response.fail(502);
                 Ok(Outcome::Done)
             }
+            // Its header went out (or at least into the response): if the response can still be
+            // replaced, it is; else the web server must learn that it failed, which the server
+            // does for a handler that returns an error after its output went out.
             (Head::Sent, Some(Stop::TimedOut)) => {
-                warn!(self.log, "CGI program ran past the timeout and was stopped; its response \
-                    is cut short"; "script" => name, "exit" => exit);
-                Ok(Outcome::Done)
+                if response.fail(504) {
+                    warn!(self.log, "CGI program ran past the timeout and was stopped; answered \
+                        504"; "script" => name, "exit" => exit);
+                    return Ok(Outcome::Done);
+                }
+                Err(cut_short(name, "it ran past the timeout and was stopped"))
+            }
+            (Head::Sent, _) if report.status.is_some_and(|s| s.signal().is_some()) => {
+                if response.fail(502) {
+                    warn!(self.log, "CGI program was killed by a signal; answered 502";
+                          "script" => name, "exit" => exit);
+                    return Ok(Outcome::Done);
+                }
+                Err(cut_short(name, &format!("it was killed ({exit})")))
             }
             (Head::Sent, _) => {
                 debug!(self.log, "CGI program done"; "script" => name, "exit" => exit);
@@ -260,6 +273,12 @@ impl Gateway {
 }
 
 impl Handler for Gateway {
+    /// The body goes to the program as it arrives (a `git push` streams into
+    /// `git http-backend`); `--cgi-timeout` bounds the whole run, waits for the body included.
+    fn streams_body(&self) -> bool {
+        true
+    }
+
     fn handle(
         &self,
         request: &mut Request,
@@ -309,6 +328,12 @@ fn has_body(vars: &Vars) -> bool {
         Some(length) => length.trim().parse::<u64>().map_or(true, |n| n > 0),
         None => !matches!(vars.get("REQUEST_METHOD"), Some(b"GET" | b"HEAD") | None),
     }
+}
+
+/// The error for a run that failed after its response began to go out: the server cuts the
+/// response short so that the web server does not take it for complete.
+fn cut_short(script: &str, why: &str) -> fcgi_server::Error {
+    format!("CGI program {script} failed after its response began: {why}").into()
 }
 
 /// The status for a program that cannot be started: not ours to execute is 403; out of

@@ -21,6 +21,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use fcgi_server::AbortSignal;
 use slog::{warn, Logger};
 
 use crate::child::Child;
@@ -126,6 +127,10 @@ struct Timers {
 #[derive(Debug)]
 struct Timer {
     group: Arc<Group>,
+    /// The request, whose input (if it still arrives) is given up on at the deadline, so
+    /// that a pump waiting for it goes on and the request ends on time (504 if nothing went
+    /// out).
+    input: Option<AbortSignal>,
     /// SIGTERM now, then SIGKILL this much later; `None` for the SIGKILL itself.
     grace: Option<Duration>,
     script: String,
@@ -151,6 +156,7 @@ impl Watchdog {
     pub(crate) fn watch(
         &self,
         group: &Arc<Group>,
+        input: Option<AbortSignal>,
         deadline: Instant,
         grace: Duration,
         script: &str,
@@ -160,7 +166,8 @@ impl Watchdog {
         let mut timers = self.shared.lock();
         let id = timers.next_id;
         timers.next_id += 1;
-        let timer = Timer { group: Arc::clone(group), grace: Some(grace), script: script.into() };
+        let timer =
+            Timer { group: Arc::clone(group), input, grace: Some(grace), script: script.into() };
         timers.due.insert((at, id), timer);
         let first = timers.due.first_key_value().is_some_and(|(&key, _)| key == (at, id));
         drop(timers);
@@ -245,6 +252,9 @@ impl Shared {
     fn fire(&self, timer: &Timer) {
         match timer.grace {
             Some(_) => {
+                if let Some(input) = &timer.input {
+                    input.time_out();
+                }
                 if timer.group.terminate() {
                     // The pump would have sent it first had it been free to: it is waiting on
                     // the request body (the response cannot go out before it) or on the web
@@ -261,7 +271,12 @@ impl Shared {
 
 impl Timer {
     fn clone_for_kill(&self) -> Timer {
-        Timer { group: Arc::clone(&self.group), grace: None, script: self.script.clone() }
+        Timer {
+            group: Arc::clone(&self.group),
+            input: None,
+            grace: None,
+            script: self.script.clone(),
+        }
     }
 }
 
@@ -297,7 +312,7 @@ mod tests {
         });
         let started = Instant::now();
         let grace = Duration::from_millis(300);
-        let watch = watchdog.watch(&group, started + Duration::from_millis(200), grace, "t");
+        let watch = watchdog.watch(&group, None, started + Duration::from_millis(200), grace, "t");
         let watch = watch.unwrap();
         let mut status = None;
         assert!(wait_until(Duration::from_secs(10), || {
@@ -321,7 +336,7 @@ mod tests {
             state: Mutex::new(GroupState { pgid: Some(pgid), terminated: false }),
         });
         let far = Instant::now() + Duration::from_secs(3600);
-        let watch = watchdog.watch(&group, far, Duration::from_secs(1), "t").unwrap();
+        let watch = watchdog.watch(&group, None, far, Duration::from_secs(1), "t").unwrap();
         assert_eq!(watchdog.shared.lock().due.len(), 1);
         drop(watch);
         assert!(watchdog.shared.lock().due.is_empty());
