@@ -29,16 +29,31 @@
 //!   side. Sockets are non-blocking and watched with epoll; an idle keep-alive connection is
 //!   only an entry there, and holds no thread.
 //! - When a socket is readable, the monitor reads it and decodes records
-//!   ([`fcgi_codec::Decoder`]). Management records are answered at once; params are collected
-//!   per request; body records go to the request's **spool** (memory, then a temporary file).
-//! - Once a request's params are complete, its handler goes to the **pool**
-//!   ([`fcgi_pool::Pool::execute`]), or waits in its bounded queue. If that is full too, the
-//!   request is answered `503`
-//!   with `FCGI_OVERLOADED` right away: nothing queues without bound.
-//! - The **handler** reads the body from the spool while the monitor keeps filling it (nginx
-//!   sends the whole body before it reads the response, so this is what keeps large uploads
-//!   from deadlocking), and writes its response, which is encoded into records and written
-//!   under the connection's write lock, so multiplexed requests interleave safely.
+//!   ([`fcgi_codec::Decoder`]), a bounded number of reads at a time so that one busy peer
+//!   cannot keep it from the others. Management records are answered at once; params are
+//!   collected per request; body records go to the request's **spool** (memory, then a
+//!   temporary file). Each request's life on its connection (reading its params, spooling
+//!   its body, running, answered) is one state machine, drawn in `slot.rs`.
+//! - Once a request's params are complete, and its body too (unless its handler
+//!   [streams its body](Handler::streams_body)), its handler goes to the **pool**
+//!   ([`fcgi_pool::Pool::execute`]), or waits in its bounded queue for at most the queue
+//!   timeout. If that is full too, the request is answered `503` with `FCGI_OVERLOADED` right
+//!   away: nothing queues without bound. A body that trickles in holds no thread.
+//! - The **handler** reads the body from the spool, and writes its response, which is encoded
+//!   into records and written under the connection's write lock, so multiplexed requests
+//!   interleave safely. Nothing goes out before the request's input is all in (nginx sends
+//!   the whole body before it reads the response), so a body that fails (too large, not
+//!   storable, too slow) is answered with an error status, never as if it had been whole.
+//!
+//! # What a peer cannot take
+//!
+//! Every resource a peer can make the server hold is bounded, and a peer past a bound gets an
+//! answer and leaves the others alone: requests per connection, the memory all unfinished
+//! requests hold together (a [`Config::memory_budget`]; past it bodies go to disk and new
+//! requests get `503`), each request's input time (a minimum rate, on its own bytes),
+//! the wait for a thread, connections, params, bodies. A response that fails after part of it
+//! went out is cut short so that the web server cannot pass it on as complete (see
+//! [`Handler`]).
 //!
 //! Every limit and timeout is in [`Config`], with its reason.
 
