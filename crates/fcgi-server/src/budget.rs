@@ -14,9 +14,15 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// What one open request costs before it holds any params or body: its slot, its spools'
-/// state, its shared flags. Charged so that requests that never send a byte are bounded too.
-pub(crate) const REQUEST_COST: usize = 1024;
+/// What one open request costs before it holds any body: its slot, its spools' state, its
+/// shared flags (about 1 KiB), and its first [`PARAMS_INCLUDED`] bytes of params. Charged so
+/// that requests that never send a byte are bounded too, and charged once, so that a usual
+/// request touches the shared count twice in all (when it begins, and when it is done).
+pub(crate) const REQUEST_COST: usize = 1024 + PARAMS_INCLUDED;
+
+/// Params bytes that [`REQUEST_COST`] pays for: nginx's `fastcgi_params` with a URI and a
+/// few headers come to about 1 KiB.
+pub(crate) const PARAMS_INCLUDED: usize = 3 * 1024;
 
 /// The part of the budget that bodies in memory may fill, in quarters: the last quarter is
 /// kept for params and new requests.
@@ -93,14 +99,16 @@ impl Charge {
     /// Gives `bytes` of the charge back (no more than it holds).
     pub(crate) fn shrink(&mut self, bytes: usize) {
         let bytes = bytes.min(self.bytes);
-        self.bytes -= bytes;
-        self.budget.give(bytes);
+        if bytes > 0 {
+            self.bytes -= bytes;
+            self.budget.give(bytes);
+        }
     }
 }
 
 impl Drop for Charge {
     fn drop(&mut self) {
-        self.budget.give(self.bytes);
+        self.shrink(self.bytes);
     }
 }
 

@@ -7,6 +7,7 @@
 //! of this blocks, so one thread serves every connection's input.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use fcgi_codec::{
 };
 use slog::{debug, warn, Logger};
 
-use crate::budget::{Charge, REQUEST_COST};
+use crate::budget::{Charge, PARAMS_INCLUDED, REQUEST_COST};
 use crate::context::Context;
 use crate::job::Job;
 use crate::request::{Request, RequestShared};
@@ -69,7 +70,7 @@ pub(crate) struct Connection {
 struct Demux {
     wire: Arc<Wire>,
     /// The open requests, by id: a lookup per record costs the same with 1 or 65,535 open.
-    slots: HashMap<u16, Slot>,
+    slots: HashMap<u16, Slot, BuildHasherDefault<IdHasher>>,
     log: Logger,
     /// Accepted past `max_conns`: every request is answered OVERLOADED and the connection ends.
     over_limit: bool,
@@ -118,6 +119,31 @@ impl Refusal {
     }
 }
 
+/// The hash of a request id: a multiplication (Fibonacci hashing), not SipHash. Ids are the
+/// peer's choice, but a table of at most `max_conn_requests` entries has no worst case worth
+/// defending, and this is on every record's path.
+#[derive(Default)]
+struct IdHasher(u64);
+
+/// 2^64 divided by the golden ratio: consecutive ids land far apart.
+const FIBONACCI: u64 = 0x9E37_79B9_7F4A_7C15;
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*byte)).wrapping_mul(FIBONACCI);
+        }
+    }
+
+    fn write_u16(&mut self, id: u16) {
+        self.0 = u64::from(id).wrapping_mul(FIBONACCI);
+    }
+}
+
 /// A reader that remembers how many bytes it was asked for.
 struct Measured<R> {
     inner: R,
@@ -131,10 +157,12 @@ impl<R: io::Read> io::Read for Measured<R> {
     }
 }
 
-/// A request ready for the pool.
+/// A request whose params are complete, for `start_ready`.
 struct Ready {
     id: u16,
-    job: Box<Job>,
+    job: Job,
+    /// Its handler streams its body: it starts whether the body is all in or not.
+    starts_early: bool,
 }
 
 impl std::fmt::Debug for Ready {
@@ -150,7 +178,7 @@ impl Connection {
             decoder: Decoder::new(),
             demux: Demux {
                 wire,
-                slots: HashMap::new(),
+                slots: HashMap::default(),
                 log,
                 over_limit,
                 ready: Vec::new(),
@@ -383,7 +411,7 @@ impl Demux {
         slot.clock.record(now, chunk.len());
         let pushed = if chunk.is_empty() {
             None
-        } else if !charge.grow(chunk.len()) {
+        } else if !charge.grow(params_cost(params.len(), chunk.len())) {
             Some(Err(None))
         } else {
             Some(params.push(chunk).map_err(Some))
@@ -451,27 +479,13 @@ impl Demux {
         // The connection's logger, not a child per request: most requests never log, and a
         // child logger is an allocation on every one of them. Job's lines name the request.
         let log = self.log.clone();
-        let job = Box::new(Job { ctx: Arc::clone(ctx), handler, request, response, log });
-        if streams {
-            self.run(id, begin, shared, clock, job);
-            return Ok(());
-        }
-        self.slots.insert(id, Slot { begin, shared, stage: Stage::Spooling(job), clock });
-        self.spooled(id)
-    }
-
-    /// Hands the request to the pool (with the records read with it routed first).
-    fn run(
-        &mut self,
-        id: u16,
-        begin: BeginRequest,
-        shared: Arc<RequestShared>,
-        clock: InputClock,
-        job: Box<Job>,
-    ) {
+        let job = Job { ctx: Arc::clone(ctx), handler, request, response, log };
+        // Running from now on: `start_ready` hands it to the pool, or back to Spooling if its
+        // body is still on the way, once the records read with it are routed.
         let stage = Stage::Running { queued_at: self.now };
         self.slots.insert(id, Slot { begin, shared, stage, clock });
-        self.ready.push(Ready { id, job });
+        self.ready.push(Ready { id, job, starts_early: streams });
+        Ok(())
     }
 
     /// A piece of a body stream (`data`: the Filter role's FCGI_DATA) for request `id`.
@@ -498,40 +512,36 @@ impl Demux {
             }
         }
         if spooling {
-            self.spooled(id)?;
+            self.spooled(id);
         }
         Ok(())
     }
 
-    /// A request in `Spooling` whose input may be complete: handed to the pool if it is whole,
-    /// answered here with the error status if it failed.
-    fn spooled(&mut self, id: u16) -> Result<(), Close> {
-        let Some(slot) = self.slots.get(&id) else { return Ok(()) };
+    /// A request in `Spooling` whose input may be complete: back to `start_ready`, which
+    /// hands it to the pool or answers the error its input stopped with.
+    fn spooled(&mut self, id: u16) {
+        let now = self.now;
+        let Some(slot) = self.slots.get_mut(&id) else { return };
         if !matches!(slot.stage, Stage::Spooling(_)) || !slot.shared.input_complete() {
-            return Ok(());
+            return;
         }
-        let Some(Slot { begin, shared, stage: Stage::Spooling(job), clock }) =
-            self.slots.remove(&id)
+        let Stage::Spooling(job) =
+            std::mem::replace(&mut slot.stage, Stage::Running { queued_at: now })
         else {
-            return Ok(());
+            return;
         };
-        match shared.input_error() {
-            None => {
-                self.run(id, begin, shared, clock, job);
-                Ok(())
-            }
-            Some(error) => {
-                // The handler never saw it: answer for it, nothing has gone out.
-                drop(job);
-                match error.status() {
-                    Some(status) => {
-                        self.reply(&canned(id, status, "", ProtocolStatus::RequestComplete))?
-                    }
-                    None => self.reply(&end_only(id, ProtocolStatus::RequestComplete))?,
-                }
-                self.end_if_not_kept(begin)
-            }
+        self.ready.push(Ready { id, job: *job, starts_early: false });
+    }
+
+    /// Answers a request whose input stopped before its handler started: nothing has gone
+    /// out, so the status says why (413, 503, 408), or END_REQUEST alone after an abort.
+    fn input_failed(&mut self, id: u16, error: &SpoolError) -> Result<(), Close> {
+        let Some(slot) = self.slots.remove(&id) else { return Ok(()) };
+        match error.status() {
+            Some(status) => self.reply(&canned(id, status, "", ProtocolStatus::RequestComplete))?,
+            None => self.reply(&end_only(id, ProtocolStatus::RequestComplete))?,
         }
+        self.end_if_not_kept(slot.begin)
     }
 
     /// Hands the requests made ready by the records just read to the pool.
@@ -539,8 +549,23 @@ impl Demux {
     /// Not one by one as their params end: nginx sends a GET's params and its empty body in one
     /// write, and a handler started before the body's end was routed would wait for it at
     /// once, which costs a sleep and a wake-up per request.
+    ///
+    /// A handler that does not stream its body waits in `Spooling`, holding no thread, until
+    /// the body is all in; a body that failed is answered here, and the handler never sees it.
     fn start_ready(&mut self, ctx: &Arc<Context>) -> Result<(), Close> {
-        for Ready { id, job } in std::mem::take(&mut self.ready) {
+        for Ready { id, job, starts_early } in std::mem::take(&mut self.ready) {
+            if !starts_early {
+                let Some(slot) = self.slots.get_mut(&id) else { continue };
+                if !slot.shared.input_complete() {
+                    slot.stage = Stage::Spooling(Box::new(job));
+                    continue;
+                }
+                if let Some(error) = slot.shared.input_error() {
+                    drop(job);
+                    self.input_failed(id, &error)?;
+                    continue;
+                }
+            }
             ctx.counters.active.fetch_add(1, Ordering::AcqRel);
             let Err(rejected) = ctx.pool.execute(move || job.run()) else { continue };
             drop(rejected);
@@ -598,6 +623,14 @@ impl Demux {
         self.reply(&end_only(id, ProtocolStatus::RequestComplete))?;
         self.end_if_not_kept(slot.begin)
     }
+}
+
+/// What `more` bytes of params cost against the budget on top of `held`: the first
+/// [`PARAMS_INCLUDED`] are paid for by [`REQUEST_COST`], so a usual request takes the budget
+/// once.
+fn params_cost(held: usize, more: usize) -> usize {
+    let over = |len: usize| len.saturating_sub(PARAMS_INCLUDED);
+    over(held.saturating_add(more)) - over(held)
 }
 
 /// The answer to FCGI_GET_VALUES: each name asked for that we know, once, with its value.

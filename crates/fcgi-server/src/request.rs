@@ -46,8 +46,7 @@ impl RequestShared {
 
     /// Every input stream has ended (or stopped).
     pub(crate) fn input_complete(&self) -> bool {
-        let ended = |spool: &Spool| spool.is_ended() || spool.error().is_some();
-        ended(&self.stdin) && self.data.as_deref().is_none_or(ended)
+        self.stdin.is_done() && self.data.as_deref().is_none_or(Spool::is_done)
     }
 
     /// Why an input stream stopped before its end, if one did.
@@ -137,13 +136,10 @@ impl Request {
     }
 
     /// The handler is done: what the request holds against the memory budget goes back now,
-    /// before END_REQUEST tells the web server it may send the next request.
+    /// before END_REQUEST tells the web server it may send the next request. (A body left
+    /// unread goes back with its spool.)
     pub(crate) fn release(&mut self) {
         self.charge.shrink(usize::MAX);
-        self.shared.stdin.discard();
-        if let Some(data) = &self.shared.data {
-            data.discard();
-        }
     }
 
     /// The role the web server asked for.

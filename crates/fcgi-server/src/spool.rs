@@ -203,17 +203,10 @@ impl Spool {
         state
     }
 
-    /// Drops what is left unread in memory, giving it back to the budget: nobody will read it.
-    pub(crate) fn discard(&self) {
-        let mut state = self.lock();
-        let held = state.memory.len();
-        state.memory = VecDeque::new();
-        state.charge.shrink(held);
-    }
-
-    /// Whether the stream is complete (its end arrived).
-    pub(crate) fn is_ended(&self) -> bool {
-        self.lock().ended
+    /// Whether the stream will carry nothing more: it ended, or it stopped.
+    pub(crate) fn is_done(&self) -> bool {
+        let state = self.lock();
+        state.ended || state.failed.is_some()
     }
 
     /// Waits until the stream has ended or stopped, whatever the reader has taken of it.
