@@ -343,8 +343,8 @@ impl Demux {
                     "BEGIN_REQUEST for request {id}, which is still open"
                 )));
             }
-            // Its handler returned and its END_REQUEST is on the way: the id is free again.
-            self.slots.remove(&id);
+            // Its handler returned and its END_REQUEST is on the way: the id is free again,
+            // and the new request's slot takes the old one's place below.
         }
         if ctx.handlers.for_role(begin.role).is_none() {
             debug!(self.log, "role not served"; "req" => id, "role" => ?begin.role);
@@ -419,20 +419,29 @@ impl Demux {
         if let Some(Ok(())) = pushed {
             return Ok(());
         }
-        let Some(Slot { begin, shared, stage, clock }) = self.slots.remove(&id) else {
-            return Ok(());
-        };
+        // The params are done with, one way or another. The slot stays where it is (moving a
+        // slot costs a copy of it): Running from now on, unless the params failed.
+        let stage = std::mem::replace(&mut slot.stage, Stage::Running { queued_at: now });
         let Stage::Reading { params, charge } = stage else { return Ok(()) };
         let result = match pushed {
             Some(Err(error)) => Err(error),
             _ => params.finish().map_err(Some),
         };
+        let (begin, shared) = (slot.begin, Arc::clone(&slot.shared));
         match result {
-            Ok(params) => self.dispatch(id, begin, params, shared, charge, clock, ctx),
-            Err(Some(error)) => self.bad_params(id, begin, &shared, &error, ctx),
-            Err(None) => {
-                shared.abort();
-                self.refuse(id, begin, Refusal::Budget, ctx)
+            Ok(params) => {
+                self.dispatch(id, begin, params, shared, charge, ctx);
+                Ok(())
+            }
+            Err(error) => {
+                self.slots.remove(&id);
+                match error {
+                    Some(error) => self.bad_params(id, begin, &shared, &error, ctx),
+                    None => {
+                        shared.abort();
+                        self.refuse(id, begin, Refusal::Budget, ctx)
+                    }
+                }
             }
         }
     }
@@ -458,9 +467,9 @@ impl Demux {
         self.end_if_not_kept(begin)
     }
 
-    /// The params are complete: the handler starts now if it streams its body (or the body is
-    /// all there already), else once the body is.
-    #[allow(clippy::too_many_arguments)]
+    /// The params are complete (its slot says Running already): the job goes to
+    /// `start_ready`, which hands it to the pool once the records read with it are routed, or
+    /// parks it in Spooling if its body is still on the way and its handler does not stream.
     fn dispatch(
         &mut self,
         id: u16,
@@ -468,24 +477,17 @@ impl Demux {
         params: fcgi_codec::Params,
         shared: Arc<RequestShared>,
         charge: Charge,
-        clock: InputClock,
         ctx: &Arc<Context>,
-    ) -> Result<(), Close> {
-        let Some(handler) = ctx.handlers.for_role(begin.role).cloned() else { return Ok(()) };
-        let streams = handler.streams_body();
-        let request =
-            Request::new(begin.role, id, begin.keep_conn(), params, Arc::clone(&shared), charge);
+    ) {
+        let Some(handler) = ctx.handlers.for_role(begin.role).cloned() else { return };
+        let starts_early = handler.streams_body();
         let response = Response::new(Arc::clone(&self.wire), id, Arc::clone(&shared));
+        let request = Request::new(begin.role, id, begin.keep_conn(), params, shared, charge);
         // The connection's logger, not a child per request: most requests never log, and a
         // child logger is an allocation on every one of them. Job's lines name the request.
         let log = self.log.clone();
         let job = Job { ctx: Arc::clone(ctx), handler, request, response, log };
-        // Running from now on: `start_ready` hands it to the pool, or back to Spooling if its
-        // body is still on the way, once the records read with it are routed.
-        let stage = Stage::Running { queued_at: self.now };
-        self.slots.insert(id, Slot { begin, shared, stage, clock });
-        self.ready.push(Ready { id, job, starts_early: streams });
-        Ok(())
+        self.ready.push(Ready { id, job, starts_early });
     }
 
     /// A piece of a body stream (`data`: the Filter role's FCGI_DATA) for request `id`.
