@@ -16,6 +16,40 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// handler. A handler that panics is answered with 500 (if no header went out), logged with its
 /// request, and affects nothing else.
 ///
+/// # When a handler fails after its response began
+///
+/// Returning `Err` (or panicking) before any output went out replaces the response with a
+/// plain `500`. After output went out (a flush, a large write, 64 KiB buffered), the status and
+/// part of the body are with the web server, and a FastCGI application has no way to take
+/// them back. What it can do is make sure the web server does not pass the part on as the
+/// whole: the server sends no `END_REQUEST`, writes a record no FastCGI client accepts (version
+/// 0), and closes the connection. The failure is logged at error level with the URI and
+/// `cut_short=true`.
+///
+/// Why this signal: nginx ignores END_REQUEST's `appStatus` and `protocolStatus`, and with its
+/// default `fastcgi_keep_conn off` it takes a plain close for a normal end; an invalid record is
+/// an upstream error for it in every mode, over TCP and Unix sockets, and its client sees a
+/// truncated response (or, if nginx was still buffering, none). What Apache, lighttpd and
+/// HAProxy make of it is measured in `docs/FAILURES.md`. On a connection that multiplexes
+/// requests (HAProxy), the other requests on it fail too.
+///
+/// So a handler that streams should return the error, not swallow it:
+///
+/// ```
+/// use std::io::Write;
+/// use fcgi_server::{Request, Response};
+///
+/// fn report(_: &mut Request, response: &mut Response) -> Result<(), fcgi_server::Error> {
+///     response.header("Content-Type", "text/csv")?;
+///     for row in 0..3 {
+///         writeln!(response, "{row},ok")?;
+///         response.flush()?; // the rows go out as they are made
+///     }
+///     // A row that cannot be made now must not end in a response that looks complete.
+///     Err("the database went away at row 3".into())
+/// }
+/// ```
+///
 /// ```
 /// use std::io::Write;
 /// use fcgi_server::{Handler, Request, Response};
