@@ -163,7 +163,8 @@ fn wait_writable(stdin: &ChildStdin) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::{Command, Stdio};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
     use std::sync::mpsc;
     use std::time::Instant;
 
@@ -210,10 +211,9 @@ mod tests {
     /// A program that prints how many bytes it read once its stdin ends must never get to
     /// print it when the body could not be read whole: the feeder reports the failure and keeps
     /// the pipe open, and the program is killed (here by the test, as the pump does).
-    #[test]
-    fn a_body_read_error_is_no_end_of_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let count = dir.path().join("count");
+    /// A program that writes how many bytes it read to `dir/count` once its stdin ends.
+    fn counting_program(dir: &Path) -> (Child, ChildStdin, PathBuf) {
+        let count = dir.join("count");
         let script = format!("n=$(wc -c); echo \"$n\" > '{}'", count.display());
         let mut child = Command::new("/bin/sh")
             .args(["-c", &script])
@@ -222,6 +222,13 @@ mod tests {
             .spawn()
             .unwrap();
         let stdin = child.stdin.take().unwrap();
+        (child, stdin, count)
+    }
+
+    #[test]
+    fn a_body_read_error_is_no_end_of_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut child, stdin, count) = counting_program(dir.path());
         let state = BodyState::default();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         std::thread::scope(|scope| {
@@ -252,15 +259,7 @@ mod tests {
     #[test]
     fn a_whole_body_ends_with_end_of_file() {
         let dir = tempfile::tempdir().unwrap();
-        let count = dir.path().join("count");
-        let script = format!("n=$(wc -c); echo $n > '{}'", count.display());
-        let mut child = Command::new("/bin/sh")
-            .args(["-c", &script])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
+        let (mut child, stdin, count) = counting_program(dir.path());
         let state = BodyState::default();
         let (_stop_tx, stop_rx) = mpsc::channel::<()>();
         feed(&mut io::repeat(b'x').take(100_000), stdin, &state, &stop_rx);
