@@ -283,7 +283,7 @@ impl Response {
     /// failure rather than a short response it would pass on as complete: no END_REQUEST, an
     /// invalid record, and the connection closed (see [`Wire::break_off`]).
     pub(crate) fn cut_short(self) {
-        self.wire.break_off();
+        self.wire.break_off(self.id);
     }
 
     /// Ends the response: headers if none went out, the end of STDOUT (and of STDERR, if used),

@@ -19,6 +19,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
+use fcgi_codec::RecordType;
+
 use crate::listener::Stream;
 
 /// Most bytes of monitor answers (GET_VALUES results, refusals) waiting for a web server that
@@ -259,23 +261,26 @@ impl Wire {
         let _ = self.flush_pending();
     }
 
-    /// Breaks the connection off so that the web server takes what it received of the
-    /// current response as failed, not as complete: whatever is queued, then a record header
-    /// with version 0 (which no FastCGI client accepts), then both directions closed.
+    /// Breaks the connection off so that the web server takes what it received of request
+    /// `id`'s response as failed, not as complete: whatever is queued, then an empty FCGI_STDERR
+    /// record header with version 0, then both directions closed, and no END_REQUEST.
     ///
-    /// Why not a FastCGI status: nginx ignores END_REQUEST's appStatus and protocolStatus, and
-    /// with its default `fastcgi_keep_conn off` it takes a plain close for a normal end. An
-    /// invalid record is an upstream error for it in every mode, over TCP and Unix sockets
-    /// alike: the client gets a truncated response (or none, if nginx was still buffering).
-    /// Any other request on the same connection (multiplexed) fails with it.
-    pub(crate) fn break_off(&self) {
-        /// An 8-byte record header: version 0, type 0, request id 0, no content.
-        const INVALID_RECORD: [u8; 8] = [0; 8];
+    /// Why this, measured (docs/FAILURES.md): nginx, Apache, lighttpd and HAProxy all ignore
+    /// END_REQUEST's appStatus and protocolStatus. A close without END_REQUEST is a normal end
+    /// for nginx in its default mode (`fastcgi_keep_conn off`), and a TCP reset cannot be sent
+    /// on a Unix socket. nginx and Apache reject a record of version 0; lighttpd and HAProxy
+    /// do not check the version, so the record must not read as an end either: an empty
+    /// STDOUT would end the response cleanly for HAProxy, an empty STDERR does not, and the
+    /// close that follows without END_REQUEST is then a failure for every one of them (for
+    /// lighttpd only with `server.stream-response-body`; by default it buffers the whole
+    /// response and hides any backend failure from its client). Any other request on the same
+    /// connection (multiplexed) fails with it.
+    pub(crate) fn break_off(&self, id: u16) {
+        let [id_high, id_low] = id.to_be_bytes();
+        let invalid: [u8; 8] = [0, RecordType::Stderr.into(), id_high, id_low, 0, 0, 0, 0];
         let guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let deadline = Instant::now() + self.write_timeout;
-        let _ = self
-            .drain_pending(deadline)
-            .and_then(|()| self.write_blocking(&INVALID_RECORD, deadline));
+        let _ = self.drain_pending(deadline).and_then(|()| self.write_blocking(&invalid, deadline));
         drop(guard);
         self.close();
     }
