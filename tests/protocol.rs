@@ -788,9 +788,14 @@ fn overload_answers_503_overloaded_at_once() {
     let reply = first.read_reply(1);
     reply.assert_complete(200);
     assert_eq!(reply.body, b"released");
-    // The thread is free again: the refused connection is served now.
+    // The thread is free again (once it is back from writing the first answer): the refused
+    // connection is served now.
     release.send(()).unwrap();
-    second.simple_request(&[], b"").assert_complete(200);
+    let served = wait_until(Duration::from_secs(5), || {
+        let reply = second.simple_request(&[], b"");
+        reply.end.protocol_status == ProtocolStatus::RequestComplete && reply.status == 200
+    });
+    assert!(served, "the refused connection was never served");
 }
 
 #[test]
