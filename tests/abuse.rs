@@ -5,7 +5,7 @@
 //! to their baseline once the attacker is gone.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -84,6 +84,9 @@ fn under_attack<T: Send + 'static>(
     server: &mut FcgiServe,
     attack: impl FnOnce(Addr, Arc<AtomicBool>) -> T + Send + 'static,
 ) {
+    // One attack at a time: on two cores, attacks side by side would measure each other.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     // Warm up: the pool's spare threads exist, the first allocations are made.
     let warm = GoodClient::start(server.addr());
     thread::sleep(Duration::from_millis(300));
