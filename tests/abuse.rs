@@ -154,18 +154,20 @@ fn send_until_stopped(client: &mut Client, bytes: &[u8], stop: &AtomicBool) {
 fn every_request_id_on_four_connections() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = hello(dir.path(), &[]);
-    under_attack(&mut server, |addr, stop| {
+    // Made once, before the attack: what the attackers send, not how fast the test makes it.
+    let mut out = Vec::new();
+    let pairs = frames::pairs(&[("REQUEST_METHOD", "GET")]);
+    for id in 1..=u16::MAX {
+        out.extend(frames::begin(id, Role::Responder, true));
+        out.extend(frames::stream(StreamKind::Params, id, &pairs));
+    }
+    let out = Arc::new(out);
+    under_attack(&mut server, move |addr, stop| {
         let attackers: Vec<_> = (0..4)
             .map(|_| {
-                let (addr, stop) = (addr.clone(), Arc::clone(&stop));
+                let (addr, stop, out) = (addr.clone(), Arc::clone(&stop), Arc::clone(&out));
                 thread::spawn(move || {
                     let mut client = Client::connect(&addr);
-                    let mut out = Vec::new();
-                    for id in 1..=u16::MAX {
-                        out.extend(frames::begin(id, Role::Responder, true));
-                        let pairs = frames::pairs(&[("REQUEST_METHOD", "GET")]);
-                        out.extend(frames::stream(StreamKind::Params, id, &pairs));
-                    }
                     send_until_stopped(&mut client, &out, &stop);
                     client
                 })

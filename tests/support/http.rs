@@ -17,6 +17,10 @@ pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// Splits a message at the blank line that ends its header block: the header lines (the
 /// blank line left out) and what follows. `None` if the header block is not complete.
 pub(crate) fn split_head(message: &[u8]) -> Option<(&[u8], &[u8])> {
+    // A CGI head may be empty (no headers: status 200, RFC 3875 section 6.3.3).
+    if let Some(body) = message.strip_prefix(b"\r\n") {
+        return Some((&[], body));
+    }
     find(message, b"\r\n\r\n").map(|end| (&message[..end], &message[end + 4..]))
 }
 

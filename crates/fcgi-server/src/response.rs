@@ -178,9 +178,13 @@ impl Response {
         }
         self.headers_sent = true;
         let mut block = Vec::with_capacity(self.headers.len() + 40);
-        block.extend_from_slice(
-            format!("Status: {} {}\r\n", self.status, reason(self.status)).as_bytes(),
-        );
+        // 200 is CGI's default (RFC 3875 section 6.3.3): no Status line, which some web
+        // servers (Caddy) would pass on to the client as a header of its own.
+        if self.status != 200 {
+            block.extend_from_slice(
+                format!("Status: {} {}\r\n", self.status, reason(self.status)).as_bytes(),
+            );
+        }
         block.extend_from_slice(&self.headers);
         block.extend_from_slice(b"\r\n");
         // Headers and the first body bytes usually share one record.
@@ -374,9 +378,8 @@ pub(crate) fn end_only(id: u16, protocol_status: ProtocolStatus) -> Vec<u8> {
 /// (`299 Successful`); never "Unknown". Empty only for a code outside 100 to 599, which
 /// `set_status` and `header` never let through.
 ///
-/// `Status: 200 OK` is still written for the default status, as it always was; a head without
-/// a `Status` line means 200 too (RFC 3875 section 6.3.3, and `fcgi_codec::cgi_header::Head`
-/// with `status: None`), should the server ever leave it out.
+/// A response with the default status, 200, has no `Status` line at all (RFC 3875 section
+/// 6.3.3; `fcgi_codec::cgi_header::Head` with `status: None`).
 pub(crate) fn reason(status: u16) -> &'static str {
     fcgi_codec::http::phrase(status).unwrap_or_default()
 }
