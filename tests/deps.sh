@@ -22,6 +22,9 @@ packages=(
     spawn-fcgi
     # tests/prefork.rs: load through nginx while workers are reloaded, upgraded and recycled.
     wrk
+    # tests/status_page.rs: the status page's OpenMetrics text, read by the Prometheus client's
+    # own parser (prometheus_client.openmetrics.parser).
+    python3-prometheus-client
 )
 [ $# -eq 0 ] || packages=("$@")
 

@@ -44,6 +44,9 @@ pub enum Site {
     Cgi,
     /// `fcgi-cgi-git.conf`: git's http-backend under `/git/`; fill in `@FCGI_SOCKET@`.
     CgiGit,
+    /// `fcgi-status.conf`: the status page and ping at `/status` and `/ping`, the app
+    /// elsewhere; fill in `@FCGI_ADDR@`.
+    Status,
 }
 
 impl Site {
@@ -56,6 +59,7 @@ impl Site {
             Site::Upstream => "fcgi-upstream.conf",
             Site::Cgi => "fcgi-cgi.conf",
             Site::CgiGit => "fcgi-cgi-git.conf",
+            Site::Status => "fcgi-status.conf",
         }
     }
 }

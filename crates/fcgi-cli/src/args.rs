@@ -220,11 +220,47 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     pub(crate) access_log: bool,
 
+    // Status page, ping and slow log (PHP-FPM's pm.status_path, ping.path and slowlog).
+    /// Answer this SCRIPT_NAME with the status page, whatever the app, in PHP-FPM's formats
+    /// (?json, ?openmetrics, ?full); e.g. /status.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) status_path: Option<String>,
+
+    /// Answer this SCRIPT_NAME with --ping-response, whatever the app; e.g. /ping.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) ping_path: Option<String>,
+
+    /// The ping's body.
+    #[arg(long, value_name = "TEXT", default_value = Config::DEFAULT_PING_RESPONSE)]
+    pub(crate) ping_response: String,
+
+    /// The pool's name on the status page.
+    #[arg(long, value_name = "NAME", default_value = Config::DEFAULT_POOL_NAME)]
+    pub(crate) pool_name: String,
+
+    /// Log a request once it has run this many seconds (fractions allowed), while it still
+    /// runs, and count it in the status page's "slow requests".
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub(crate) slow_request: Option<Duration>,
+
+    /// Write slow-request lines to this file instead of the log.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) slow_log: Option<PathBuf>,
+
     #[command(flatten)]
     pub(crate) cgi: crate::apps::cgi::CgiArgs,
 
     #[command(flatten)]
     pub(crate) process: crate::process_args::ProcessArgs,
+}
+
+/// Seconds, fractions allowed, above zero.
+fn parse_secs(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|secs| secs.is_finite() && *secs > 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("{text:?} is not a number of seconds above zero"))
 }
 
 fn parse_octal(text: &str) -> Result<u32, String> {
@@ -296,6 +332,11 @@ impl ServeArgs {
             write_timeout: Duration::from_secs(self.write_timeout),
             allow: (!self.allow.is_empty()).then(|| self.allow.clone()),
             access_log: self.access_log,
+            status_path: self.status_path.clone(),
+            ping_path: self.ping_path.clone(),
+            ping_response: self.ping_response.clone(),
+            pool_name: self.pool_name.clone(),
+            slow_request: self.slow_request,
             ..Config::default()
         };
         if config.max_threads == 0 {

@@ -210,6 +210,24 @@ where
         .build_with_guard()
 }
 
+/// A logger of its own file that writes on the calling thread (the slow log: a few lines, on
+/// no request's path).
+pub(crate) fn file_logger(format: LogFormat, target: &LogTarget) -> Logger {
+    let values = o!("pid" => std::process::id());
+    match format {
+        LogFormat::Term => {
+            let decorator = slog_term::PlainSyncDecorator::new(target.clone());
+            let drain = Lossy::new(slog_term::FullFormat::new(decorator).build());
+            Logger::root(drain.ignore_res(), values)
+        }
+        LogFormat::Json => {
+            let drain =
+                slog_json::Json::new(WholeLines::new(target.clone())).add_default_keys().build();
+            Logger::root(Lossy::new(Mutex::new(drain)).ignore_res(), values)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

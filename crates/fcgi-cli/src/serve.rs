@@ -164,7 +164,13 @@ pub(crate) fn server(
     listeners: Vec<Listener>,
     log: &Logger,
 ) -> Result<Server, Failure> {
-    let builder = Server::builder().config(config).logger(log.clone());
+    let mut builder = Server::builder().config(config).logger(log.clone());
+    if let Some(path) = &args.slow_log {
+        let target = LogTarget::open(Some(path)).map_err(|e| {
+            Failure::Runtime(format!("cannot open the slow log {}: {e}", path.display()))
+        })?;
+        builder = builder.slow_logger(logging::file_logger(args.log_format, &target));
+    }
     let builder = listeners.into_iter().fold(builder, |b, l| b.listener(l));
     Ok(apps::install(args, builder, log).map_err(Failure::Usage)?.build())
 }

@@ -93,6 +93,7 @@ mod heartbeat;
 mod master;
 pub mod pidfile;
 pub mod policy;
+mod scoreboard;
 mod settings;
 mod signals;
 pub mod upgrade;

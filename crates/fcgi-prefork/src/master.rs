@@ -20,6 +20,7 @@ use crate::error::Error;
 use crate::heartbeat::{self, Beat, BeatReader};
 use crate::pidfile;
 use crate::policy::{self, Bounds, Census, Decision};
+use crate::scoreboard::Scoreboard;
 use crate::settings::{ProcessModel, Settings};
 use crate::signals::{self, SignalFd};
 use crate::upgrade;
@@ -30,6 +31,12 @@ mod handover;
 mod orphans;
 
 use handover::Upgrade;
+
+/// Scoreboard slots beyond twice the workers (a reload runs the old and the new side by side):
+/// room for TTIN and for workers that take long to exit.
+const BOARD_SPARE_SLOTS: usize = 8;
+/// At least this many slots: 64 slots are 21 KiB, and leave room to grow a small pool.
+const BOARD_MIN_SLOTS: usize = 64;
 
 /// The longest the master sleeps: how soon it notices timeouts that no event announces.
 const TICK: Duration = Duration::from_millis(50);
@@ -47,6 +54,8 @@ pub struct Master {
     args: Vec<OsString>,
     /// Set when this master was started by an upgrade: where to say it serves.
     ready: Option<File>,
+    /// Every worker's counters, for the status page; `None` if the mapping failed.
+    board: Option<Scoreboard>,
 }
 
 impl std::fmt::Debug for Master {
@@ -68,7 +77,18 @@ impl Master {
         // The path as it is now: after a new binary is installed there, /proc/self/exe names
         // the old, deleted file, and this path the new one.
         let exe = std::env::current_exe().map_err(Error::Exe)?;
+        let slots = (2 * settings.workers.max(settings.max_workers) + BOARD_SPARE_SLOTS)
+            .max(BOARD_MIN_SLOTS);
+        let board = match Scoreboard::new(slots) {
+            Ok(board) => Some(board),
+            Err(e) => {
+                warn!(log, "cannot map the scoreboard; each worker's status page counts only \
+                    itself"; "error" => %e);
+                None
+            }
+        };
         Ok(Master {
+            board,
             settings,
             listeners,
             log,
@@ -144,6 +164,8 @@ struct Proc {
     beat: Beat,
     busy: bool,
     phase: Phase,
+    /// Its slot on the scoreboard.
+    slot: Option<usize>,
 }
 
 struct Stopping {
@@ -356,6 +378,9 @@ impl Run {
             };
             sweep = true;
             let proc = self.procs.swap_remove(index);
+            if let (Some(board), Some(slot)) = (&self.master.board, proc.slot) {
+                board.retire(slot);
+            }
             let lifetime = proc.started.elapsed();
             let expected = matches!(proc.phase, Phase::Retiring { .. }) || self.stopping.is_some();
             let log = &self.master.log;
@@ -545,6 +570,13 @@ impl Run {
         };
         let id = self.next_id;
         self.next_id += 1;
+        let slot = self.master.board.as_ref().and_then(|board| {
+            (1..=board.capacity()).find(|slot| self.procs.iter().all(|p| p.slot != Some(*slot)))
+        });
+        if slot.is_none() && self.master.board.is_some() {
+            warn!(log, "the scoreboard is full; the new worker is left off the status page";
+                "worker" => id);
+        }
         // SAFETY: the master is single-threaded (it starts no thread and requires none before
         // it), so the child is a complete copy; it runs only the worker and then exits.
         let pid = unsafe { libc::fork() };
@@ -555,7 +587,7 @@ impl Run {
             return None;
         }
         if pid == 0 {
-            self.become_worker(id, read, write, workload);
+            self.become_worker(id, read, write, slot, workload);
         }
         drop(write);
         let now = Instant::now();
@@ -569,6 +601,7 @@ impl Run {
             beat: Beat { oldest_ms: u32::MAX, ..Beat::default() },
             busy: false,
             phase: Phase::Starting,
+            slot,
         });
         info!(log, "worker started"; "worker" => id, "worker_pid" => pid, "generation" => self.generation);
         Some(())
@@ -581,6 +614,7 @@ impl Run {
         id: u64,
         read: File,
         write: File,
+        slot: Option<usize>,
         workload: &mut dyn Workload,
     ) -> ! {
         drop(read);
@@ -599,6 +633,7 @@ impl Run {
             std::mem::take(&mut self.master.listeners),
             self.master.settings.clone(),
             write,
+            self.master.board.clone().zip(slot),
         );
         let code = catch_unwind(AssertUnwindSafe(|| workload.run_worker(worker))).unwrap_or(101);
         std::process::exit(code)

@@ -13,7 +13,8 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SI
 use slog::{info, warn, Logger};
 
 use crate::heartbeat::{self, Beat, FLAG_RETIRING};
-use crate::settings::Settings;
+use crate::scoreboard::{Peers, Scoreboard};
+use crate::settings::{ProcessModel, Settings};
 
 /// How often the worker checks its request count and slow requests: the precision of
 /// `max_requests` and of the recycling after a slow request.
@@ -31,6 +32,8 @@ pub struct Worker {
     settings: Settings,
     beat: File,
     reopen: Option<Box<dyn Fn() + Send>>,
+    /// The scoreboard and this worker's slot on it.
+    board: Option<(Scoreboard, usize)>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -50,8 +53,9 @@ impl Worker {
         listeners: Vec<Listener>,
         settings: Settings,
         beat: File,
+        board: Option<(Scoreboard, usize)>,
     ) -> Worker {
-        Worker { id, generation, listeners, settings, beat, reopen: None }
+        Worker { id, generation, listeners, settings, beat, reopen: None, board }
     }
 
     /// This worker's number: 1 for the first the master started, counting up, never reused.
@@ -84,8 +88,15 @@ impl Worker {
     /// request limit, or once a request ran past the request timeout), and reports to the
     /// master meanwhile. TERM and INT drain gracefully, QUIT stops at once.
     pub fn serve(self, server: Server, log: &Logger) -> io::Result<ServeReport> {
-        let Worker { settings, beat, reopen, .. } = self;
+        let Worker { settings, beat, reopen, board, .. } = self;
         let status = server.status_handle();
+        if let Some((board, _)) = &board {
+            let model = match settings.model {
+                ProcessModel::Static => "static",
+                ProcessModel::Dynamic => "dynamic",
+            };
+            status.set_peers(Box::new(Peers { board: board.clone(), model }));
+        }
         status.set_slow_limit(settings.request_timeout);
         let stop = server.shutdown_handle();
         let grace = settings.graceful_timeout;
@@ -133,6 +144,9 @@ impl Worker {
                 let mut retiring = false;
                 let mut master_alive = true;
                 while !done.load(Ordering::Acquire) {
+                    if let Some((board, slot)) = &board {
+                        board.write(*slot, &status.metrics());
+                    }
                     let may_retire = !retiring && !stopping.load(Ordering::Acquire);
                     let mut retire = false;
                     if may_retire {
@@ -189,6 +203,10 @@ impl Worker {
                 }
                 // Those that finished as the server stopped.
                 log_slow(&log, &status, settings.request_timeout);
+                // The last counts, which the master adds to the totals once this worker exits.
+                if let Some((board, slot)) = &board {
+                    board.write(*slot, &status.metrics());
+                }
             })?
         };
 

@@ -75,6 +75,18 @@ pub struct Config {
     pub retry_after: u32,
     /// Log one line per request (method, URI, status, bytes, duration).
     pub access_log: bool,
+    /// SCRIPT_NAME of the status page the server answers itself, whatever the app
+    /// (PHP-FPM's `pm.status_path`); `None`: no status page.
+    pub status_path: Option<String>,
+    /// SCRIPT_NAME of the ping the server answers itself (PHP-FPM's `ping.path`).
+    pub ping_path: Option<String>,
+    /// The ping's body (PHP-FPM's `ping.response`).
+    pub ping_response: String,
+    /// The pool's name on the status page (PHP-FPM's pool name).
+    pub pool_name: String,
+    /// A request still running after this long is logged once, while it runs, and counted in
+    /// the status page's "slow requests" (PHP-FPM's `request_slowlog_timeout`).
+    pub slow_request: Option<Duration>,
 }
 
 impl Config {
@@ -110,6 +122,10 @@ impl Config {
     pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
     /// 60 s, as nginx's `fastcgi_read_timeout`.
     pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// "pong", PHP-FPM's default `ping.response`, which FPM health checks expect.
+    pub const DEFAULT_PING_RESPONSE: &'static str = "pong";
+    /// "www", PHP-FPM's default pool name, which FPM dashboards often filter on.
+    pub const DEFAULT_POOL_NAME: &'static str = "www";
 }
 
 impl Default for Config {
@@ -134,6 +150,11 @@ impl Default for Config {
             allow: None,
             retry_after: 1,
             access_log: false,
+            status_path: None,
+            ping_path: None,
+            ping_response: Self::DEFAULT_PING_RESPONSE.to_owned(),
+            pool_name: Self::DEFAULT_POOL_NAME.to_owned(),
+            slow_request: None,
         }
     }
 }

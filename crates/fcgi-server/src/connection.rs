@@ -355,6 +355,7 @@ impl Demux {
             warn!(self.log, "connection over max_conns; request refused with 503";
                 "req" => id, "max_conns" => ctx.config.max_conns);
             ctx.counters.overloaded.fetch_add(1, Ordering::Relaxed);
+            ctx.status.overloaded(false);
             self.reply(&canned(id, 503, &ctx.retry_after, ProtocolStatus::Overloaded))?;
             self.wire.finish_writes();
             return Ok(());
@@ -390,6 +391,7 @@ impl Demux {
         ctx: &Context,
     ) -> Result<(), Close> {
         ctx.counters.overloaded.fetch_add(1, Ordering::Relaxed);
+        ctx.status.overloaded(why == Refusal::QueueTimeout);
         if self.warned.contains(&why) {
             debug!(self.log, "{}", why.message(); "req" => id, "limit" => why.limit());
         } else {
@@ -569,6 +571,10 @@ impl Demux {
                 }
             }
             ctx.counters.active.fetch_add(1, Ordering::AcqRel);
+            if ctx.pool.all_busy() {
+                // It queues, or is refused: FPM's "max children reached".
+                ctx.status.all_busy();
+            }
             let Err(rejected) = ctx.pool.execute(move || job.run()) else { continue };
             drop(rejected);
             ctx.counters.active.fetch_sub(1, Ordering::AcqRel);

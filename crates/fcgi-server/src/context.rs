@@ -38,4 +38,8 @@ pub(crate) struct Context {
     pub(crate) budget: Arc<Budget>,
     /// The `Retry-After` header line of overload answers, made once.
     pub(crate) retry_after: String,
+    /// The TCP listening sockets, whose accept queue the status page reads from the kernel.
+    pub(crate) tcp_listen_fds: Vec<std::os::fd::RawFd>,
+    /// The longest accept queue the status page has seen.
+    pub(crate) max_listen_queue: AtomicU64,
 }

@@ -9,6 +9,8 @@ use slog::{debug, error, info, Logger};
 
 use crate::context::Context;
 use crate::handler::Handler;
+use crate::status::RequestFacts;
+use crate::status_page;
 use crate::{Request, Response};
 
 /// One request handed to the pool.
@@ -35,10 +37,25 @@ impl Job {
             return;
         }
         let started = Instant::now();
-        let running = ctx.status.begin();
+        let running = ctx.status.begin(|| RequestFacts::of(&request));
+        // The status page and the ping, whatever the app: one param lookup, and only when
+        // a path is configured.
+        let page = if ctx.config.status_path.is_some() || ctx.config.ping_path.is_some() {
+            status_page::route(
+                request.script_name(),
+                ctx.config.status_path.as_deref(),
+                ctx.config.ping_path.as_deref(),
+            )
+        } else {
+            None
+        };
         // A request aborted while it waited in the queue is answered without running.
         let outcome = if request.is_aborted() {
             Ok(Ok(()))
+        } else if let Some(page) = page {
+            catch_unwind(AssertUnwindSafe(|| {
+                status_page::answer(page, &ctx, &request, &mut response)
+            }))
         } else {
             catch_unwind(AssertUnwindSafe(|| handler.handle(&mut request, &mut response)))
         };
@@ -84,8 +101,8 @@ impl Job {
                     "uri" => request.request_uri(), "cut_short" => cut_short);
             }
         }
-        running.end(request.method(), request.request_uri());
         let status = response.status();
+        running.end(request.method(), request.request_uri(), status);
         let wire = Arc::clone(response.wire());
         request.release();
         shared.finished.store(true, Ordering::Release);

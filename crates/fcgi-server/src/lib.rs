@@ -72,6 +72,7 @@ mod server;
 mod slot;
 mod spool;
 mod status;
+mod status_page;
 mod wire;
 
 pub use addr::{ListenAddr, ParseAddrError};
@@ -83,4 +84,7 @@ pub use monitor::ServeReport;
 pub use request::{AbortSignal, Body, Request};
 pub use response::Response;
 pub use server::{Server, ServerBuilder, ShutdownHandle};
-pub use status::{SlowRequest, Status, StatusHandle};
+pub use status::{
+    duration_bucket, Metrics, PeerSource, RequestFacts, SlowRequest, SlowRunning, Status,
+    StatusHandle, ThreadReport, DURATION_BUCKETS, DURATION_SLOTS, METRICS_WORDS,
+};

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,7 @@ use crate::handler::{Handler, Handlers};
 use crate::listener::Listener;
 use crate::monitor::{Monitor, ServeReport, WAKER};
 use crate::spool::SpoolConfig;
-use crate::status::StatusHandle;
+use crate::status::{PoolGauges, StatusHandle};
 
 /// A FastCGI server, ready to serve.
 ///
@@ -47,6 +48,7 @@ pub struct Server {
     config: Config,
     handlers: Handlers,
     log: Logger,
+    slow_log: Logger,
     shutdown: Arc<ShutdownState>,
     status: StatusHandle,
 }
@@ -67,6 +69,7 @@ pub struct ServerBuilder {
     config: Config,
     handlers: Handlers,
     log: Option<Logger>,
+    slow_log: Option<Logger>,
 }
 
 impl ServerBuilder {
@@ -106,15 +109,28 @@ impl ServerBuilder {
         self
     }
 
+    /// Logs slow requests ([`Config::slow_request`]) through `log` (default: the server's log).
+    pub fn slow_logger(mut self, log: Logger) -> Self {
+        self.slow_log = Some(log);
+        self
+    }
+
     /// The server.
     pub fn build(self) -> Server {
+        let log = self.log.unwrap_or_else(|| Logger::root(slog::Discard, o!()));
+        let status = StatusHandle::default();
+        if self.config.status_path.is_some() || self.config.slow_request.is_some() {
+            // Both need each running request's facts.
+            status.watch();
+        }
         Server {
             listeners: self.listeners,
             config: self.config,
             handlers: self.handlers,
-            log: self.log.unwrap_or_else(|| Logger::root(slog::Discard, o!())),
+            slow_log: self.slow_log.unwrap_or_else(|| log.clone()),
+            log,
             shutdown: Arc::new(ShutdownState::default()),
-            status: StatusHandle::default(),
+            status,
         }
     }
 }
@@ -180,6 +196,10 @@ impl Server {
             "allow" => allow.as_ref().map(|a| format!("{a:?}")));
 
         let budget = Budget::new(config.memory_budget);
+        let tcp_listen_fds =
+            self.listeners.iter().filter(|l| l.is_tcp()).map(Listener::raw_fd).collect();
+        let (max_threads, queue) = (config.max_threads, config.queue);
+        let slow_request = config.slow_request;
         let ctx = Arc::new(Context {
             spool: SpoolConfig {
                 memory: config.spool_memory,
@@ -195,7 +215,19 @@ impl Server {
             log: self.log.clone(),
             counters: Counters::default(),
             status: self.status,
+            tcp_listen_fds,
+            max_listen_queue: AtomicU64::new(0),
         });
+        let weak = Arc::downgrade(&ctx);
+        ctx.status.serving(PoolGauges {
+            // Weak: the status is the context's, and must not keep it alive.
+            stats: Box::new(move || weak.upgrade().map(|c| c.pool.stats()).unwrap_or_default()),
+            max_threads,
+            queue,
+        });
+        let slow_watch = slow_request
+            .map(|limit| SlowWatch::start(ctx.status.clone(), limit, self.slow_log.clone()))
+            .transpose()?;
         let monitor = Monitor {
             poll,
             listeners: self.listeners,
@@ -203,7 +235,9 @@ impl Server {
             shutdown: Arc::clone(&self.shutdown),
             allow,
         };
-        let report = monitor.run()?;
+        let report = monitor.run();
+        drop(slow_watch);
+        let report = report?;
         info!(self.log, "stopped"; "requests" => report.requests, "unfinished" => report.unfinished);
         Ok(report)
     }
@@ -253,5 +287,54 @@ pub(crate) struct ShutdownState {
 impl ShutdownState {
     pub(crate) fn deadline(&self) -> Option<Instant> {
         *self.deadline.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The longest the slow-request check sleeps: a slow request is logged at most this late.
+const SLOW_CHECK_MAX: Duration = Duration::from_millis(250);
+/// The shortest: a tiny limit (a test's) does not turn the check into a busy loop.
+const SLOW_CHECK_MIN: Duration = Duration::from_millis(10);
+
+/// The thread that logs each request once it has run past [`Config::slow_request`], while it
+/// still runs (as PHP-FPM's slow log): a tenth of the limit late at most, within the bounds
+/// above. Stops when dropped.
+struct SlowWatch {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SlowWatch {
+    fn start(status: StatusHandle, limit: Duration, log: Logger) -> io::Result<SlowWatch> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let every = (limit / 10).clamp(SLOW_CHECK_MIN, SLOW_CHECK_MAX);
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new().name("fcgi-slowlog".into()).spawn(move || {
+                let pid = std::process::id();
+                while !stop.load(Ordering::Acquire) {
+                    for slow in status.take_newly_slow(limit) {
+                        warn!(log, "slow request: still running past the slow-request limit";
+                            "method" => slow.request.method, "uri" => slow.request.uri,
+                            "remote_addr" => slow.request.remote,
+                            "script" => slow.request.script,
+                            "elapsed_ms" => slow.elapsed.as_millis(),
+                            "limit_ms" => limit.as_millis(),
+                            "pid" => pid, "thread" => slow.thread, "tid" => slow.tid);
+                    }
+                    std::thread::park_timeout(every);
+                }
+            })?
+        };
+        Ok(SlowWatch { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for SlowWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
     }
 }

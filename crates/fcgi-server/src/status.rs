@@ -4,9 +4,8 @@
 //! A prefork worker reports these to its master (busy or idle, alive or stuck); the slow-request
 //! limit is how `--request-timeout` finds the requests after which a worker should be recycled.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 /// A snapshot of a server's work, from [`StatusHandle::snapshot`].
@@ -55,29 +54,407 @@ pub struct StatusHandle {
     state: Arc<StatusState>,
 }
 
+/// Upper bounds, in seconds, of the request-duration histogram's buckets (a last one, `+Inf`,
+/// takes the rest): Prometheus client libraries' default buckets, which span a fast handler's
+/// milliseconds to a slow one's seconds, plus 30 s and 60 s for CGI programs and reports.
+pub const DURATION_BUCKETS: [f64; 13] =
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+/// Buckets in [`Metrics::duration_buckets`]: one per bound, and `+Inf`.
+pub const DURATION_SLOTS: usize = DURATION_BUCKETS.len() + 1;
+
+/// The counters of one server (one process), for the status page: what PHP-FPM's scoreboard
+/// counts, and what fcgi-rs knows beyond it. Each field is a `u64` so that a prefork worker can
+/// copy them word by word into memory shared with the others ([`Metrics::to_words`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// The process's id.
+    pub pid: u64,
+    /// When the server started serving, in seconds since the Unix epoch.
+    pub start_unix: u64,
+    /// Requests handed to a thread (FPM's "accepted conn").
+    pub accepted: u64,
+    /// Requests whose handler returned.
+    pub served: u64,
+    /// Requests that ran past `--slow-request` (FPM's "slow requests").
+    pub slow: u64,
+    /// Most requests running at once since the start (FPM's "max active processes").
+    pub max_active: u64,
+    /// Requests that found every thread busy, and queued or were refused (FPM's "max
+    /// children reached": the times the pool was at its cap when work came).
+    pub max_children_reached: u64,
+    /// Requests answered `503` by the server itself: queue full, memory budget, too many on a
+    /// connection or too many connections.
+    pub overloaded: u64,
+    /// Of those, requests that waited in the queue past the queue timeout.
+    pub queue_timeouts: u64,
+    /// Responses by status class: 1xx, 2xx, 3xx, 4xx, 5xx.
+    pub status_classes: [u64; 5],
+    /// Requests by duration, one count per bucket of [`DURATION_BUCKETS`] (not cumulative).
+    pub duration_buckets: [u64; DURATION_SLOTS],
+    /// The sum of all durations, in microseconds.
+    pub duration_sum_us: u64,
+    /// Requests running now.
+    pub active: u64,
+    /// Pool threads waiting for a request now.
+    pub idle: u64,
+    /// Pool threads alive now.
+    pub threads: u64,
+    /// The pool's thread cap.
+    pub max_threads: u64,
+    /// Requests waiting for a thread now.
+    pub queued: u64,
+    /// Requests that may wait for a thread.
+    pub queue_capacity: u64,
+}
+
+/// How many words [`Metrics::to_words`] writes.
+pub const METRICS_WORDS: usize = 18 + 5 + DURATION_SLOTS;
+
+impl Metrics {
+    /// The counters as words, in a fixed order, for memory shared between processes.
+    pub fn to_words(&self) -> [u64; METRICS_WORDS] {
+        let mut out = [0; METRICS_WORDS];
+        let head = [
+            self.pid,
+            self.start_unix,
+            self.accepted,
+            self.served,
+            self.slow,
+            self.max_active,
+            self.max_children_reached,
+            self.overloaded,
+            self.queue_timeouts,
+            self.duration_sum_us,
+            self.active,
+            self.idle,
+            self.threads,
+            self.max_threads,
+            self.queued,
+            self.queue_capacity,
+            0,
+            0,
+        ];
+        out[..18].copy_from_slice(&head);
+        out[18..23].copy_from_slice(&self.status_classes);
+        out[23..].copy_from_slice(&self.duration_buckets);
+        out
+    }
+
+    /// The counters from [`to_words`](Metrics::to_words)'s words.
+    pub fn from_words(words: &[u64; METRICS_WORDS]) -> Metrics {
+        let mut status_classes = [0; 5];
+        status_classes.copy_from_slice(&words[18..23]);
+        let mut duration_buckets = [0; DURATION_SLOTS];
+        duration_buckets.copy_from_slice(&words[23..]);
+        Metrics {
+            pid: words[0],
+            start_unix: words[1],
+            accepted: words[2],
+            served: words[3],
+            slow: words[4],
+            max_active: words[5],
+            max_children_reached: words[6],
+            overloaded: words[7],
+            queue_timeouts: words[8],
+            duration_sum_us: words[9],
+            active: words[10],
+            idle: words[11],
+            threads: words[12],
+            max_threads: words[13],
+            queued: words[14],
+            queue_capacity: words[15],
+            status_classes,
+            duration_buckets,
+        }
+    }
+
+    /// Adds `other`'s counts to these: totals add up, and so do the gauges of processes that
+    /// run side by side (threads, running requests); a maximum adds up too, as FPM's pool-wide
+    /// "max active processes" is the most that ran at once across its processes, which is at
+    /// most the sum. `pid` and `start_unix` stay this one's.
+    pub fn add(&mut self, other: &Metrics) {
+        self.accepted += other.accepted;
+        self.served += other.served;
+        self.slow += other.slow;
+        self.max_active += other.max_active;
+        self.max_children_reached += other.max_children_reached;
+        self.overloaded += other.overloaded;
+        self.queue_timeouts += other.queue_timeouts;
+        self.duration_sum_us += other.duration_sum_us;
+        self.active += other.active;
+        self.idle += other.idle;
+        self.threads += other.threads;
+        self.max_threads += other.max_threads;
+        self.queued += other.queued;
+        self.queue_capacity += other.queue_capacity;
+        for (mine, theirs) in self.status_classes.iter_mut().zip(other.status_classes) {
+            *mine += theirs;
+        }
+        for (mine, theirs) in self.duration_buckets.iter_mut().zip(other.duration_buckets) {
+            *mine += theirs;
+        }
+    }
+
+    /// The totals of a process that is gone, kept so that a pool's counts never go down: its
+    /// gauges (running, threads, queue) are zero.
+    pub fn retired(&self) -> Metrics {
+        Metrics {
+            active: 0,
+            idle: 0,
+            threads: 0,
+            max_threads: 0,
+            queued: 0,
+            queue_capacity: 0,
+            ..*self
+        }
+    }
+}
+
+/// The bucket of [`Metrics::duration_buckets`] a duration falls in.
+pub fn duration_bucket(duration: Duration) -> usize {
+    let secs = duration.as_secs_f64();
+    DURATION_BUCKETS.iter().position(|bound| secs <= *bound).unwrap_or(DURATION_BUCKETS.len())
+}
+
+/// One pool thread as the status page's `full` lists it (the part of a PHP-FPM process it
+/// plays), from [`StatusHandle::threads`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ThreadReport {
+    /// The thread's kernel id (its entry in `/proc/PID/task`).
+    pub tid: u64,
+    /// The thread's name.
+    pub name: String,
+    /// When it ran its first request, in seconds since the Unix epoch.
+    pub start_unix: u64,
+    /// Requests it ran, the running one included.
+    pub requests: u64,
+    /// Whether a request runs on it now.
+    pub running: bool,
+    /// The running request's age, or the last one's duration.
+    pub duration: Duration,
+    /// The running (else last) request's facts.
+    pub request: RequestFacts,
+}
+
+/// What the status page and the slow log say of one request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestFacts {
+    /// REQUEST_METHOD.
+    pub method: Option<String>,
+    /// REQUEST_URI (it carries the query string).
+    pub uri: Option<String>,
+    /// REMOTE_ADDR.
+    pub remote: Option<String>,
+    /// CONTENT_LENGTH.
+    pub content_length: u64,
+    /// REMOTE_USER.
+    pub user: Option<String>,
+    /// SCRIPT_FILENAME, else SCRIPT_NAME.
+    pub script: Option<String>,
+}
+
+impl RequestFacts {
+    /// The facts of `request`.
+    pub(crate) fn of(request: &crate::Request) -> RequestFacts {
+        let owned = |name: &str| request.param_str(name).map(str::to_owned);
+        RequestFacts {
+            method: owned("REQUEST_METHOD"),
+            uri: owned("REQUEST_URI"),
+            remote: owned("REMOTE_ADDR"),
+            content_length: request.content_length().unwrap_or(0),
+            user: owned("REMOTE_USER"),
+            script: owned("SCRIPT_FILENAME").or_else(|| owned("SCRIPT_NAME")),
+        }
+    }
+}
+
+/// A running request that ran past the slow-request limit, from
+/// [`StatusHandle::take_newly_slow`]: reported once, while it still runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlowRunning {
+    /// How long it has run.
+    pub elapsed: Duration,
+    /// The name of the thread that runs it.
+    pub thread: String,
+    /// That thread's kernel id.
+    pub tid: u64,
+    /// The request.
+    pub request: RequestFacts,
+}
+
+/// One pool thread's entry, written by that thread only (its lock is uncontended but for the
+/// status page and the slow-log check).
+#[derive(Debug, Default)]
+struct ThreadEntry {
+    report: ThreadReport,
+    /// When the running request started.
+    since: Option<Instant>,
+    /// The running request was already reported slow.
+    slow_reported: bool,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct StatusState {
     served: AtomicU64,
-    /// Whether anyone asked for a handle: only then is each running request kept in `running`
-    /// (a lock and a map entry per request that a server without a process manager can skip).
+    accepted: AtomicU64,
+    active: AtomicU64,
+    max_active: AtomicU64,
+    max_children_reached: AtomicU64,
+    overloaded: AtomicU64,
+    queue_timeouts: AtomicU64,
+    slow_running: AtomicU64,
+    status_classes: [AtomicU64; 5],
+    duration_buckets: [AtomicU64; DURATION_SLOTS],
+    duration_sum_us: AtomicU64,
+    /// Whether anyone asked for a handle: only then is each running request kept in its
+    /// thread's entry (a few small copies per request that a server nobody watches skips).
     watched: AtomicBool,
-    next_id: AtomicU64,
-    /// Start of every running handler, by a sequence number: the first entry is the oldest.
-    running: Mutex<BTreeMap<u64, Instant>>,
+    /// Every pool thread that ran a request while watched; a thread that exits drops its
+    /// entry, and the dead weak references are pruned on the next registration.
+    threads: Mutex<Vec<Weak<Mutex<ThreadEntry>>>>,
     /// In milliseconds; 0 when there is no limit.
     slow_limit_ms: AtomicU64,
     slow: Mutex<Vec<SlowRequest>>,
+    /// When serving started, in seconds since the epoch (0 before).
+    start_unix: AtomicU64,
+    /// The pool's gauges, set by the server once it has a pool.
+    pool: OnceLock<PoolGauges>,
+    /// Other processes' counters (a prefork worker's siblings), for the status page.
+    peers: OnceLock<Box<dyn PeerSource>>,
+}
+
+/// The source of the other processes' counters that a status page adds to its own: a
+/// prefork worker reads them from memory it shares with its siblings and its master.
+pub trait PeerSource: Send + Sync + std::fmt::Debug {
+    /// The other live processes' latest counters, and the totals of those that exited.
+    fn peers(&self) -> (Vec<Metrics>, Metrics);
+    /// The process manager's name for the status page ("static", "dynamic").
+    fn process_manager(&self) -> &'static str;
+}
+
+/// Reads the pool's gauges, installed by [`Server::serve`](crate::Server::serve), with the
+/// pool's thread cap and queue capacity.
+pub(crate) struct PoolGauges {
+    pub(crate) stats: Box<dyn Fn() -> fcgi_pool::Stats + Send + Sync>,
+    pub(crate) max_threads: usize,
+    pub(crate) queue: usize,
+}
+
+impl std::fmt::Debug for PoolGauges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolGauges").field("max_threads", &self.max_threads).finish()
+    }
+}
+
+thread_local! {
+    /// This thread's entries, by the address of the status they belong to (a thread serves
+    /// one server; tests run several servers in one process).
+    static ENTRY: std::cell::RefCell<Vec<(usize, Arc<Mutex<ThreadEntry>>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The calling thread's kernel id.
+fn gettid() -> u64 {
+    // SAFETY: gettid has no arguments and cannot fail.
+    u64::try_from(unsafe { libc::gettid() }).unwrap_or(0)
+}
+
+/// Now, in seconds since the Unix epoch.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 impl StatusHandle {
     /// What the server is doing now.
     pub fn snapshot(&self) -> Status {
-        let running = self.state.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut oldest: Option<Duration> = None;
+        for entry in self.entries() {
+            if let Some(since) = lock(&entry).since {
+                let age = since.elapsed();
+                oldest = Some(oldest.map_or(age, |o| o.max(age)));
+            }
+        }
         Status {
             served: self.state.served.load(Ordering::Relaxed),
-            in_flight: running.len(),
-            oldest: running.values().next().map(Instant::elapsed),
+            in_flight: usize::try_from(self.state.active.load(Ordering::Relaxed))
+                .unwrap_or(usize::MAX),
+            oldest,
         }
+    }
+
+    /// This process's counters now.
+    pub fn metrics(&self) -> Metrics {
+        let s = &*self.state;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let pool = s.pool.get().map(|gauges| (gauges.stats)()).unwrap_or_default();
+        let (max_threads, queue) = s.pool.get().map_or((0, 0), |g| (g.max_threads, g.queue));
+        Metrics {
+            pid: u64::from(std::process::id()),
+            start_unix: load(&s.start_unix),
+            accepted: load(&s.accepted),
+            served: load(&s.served),
+            slow: load(&s.slow_running),
+            max_active: load(&s.max_active),
+            max_children_reached: load(&s.max_children_reached),
+            overloaded: load(&s.overloaded),
+            queue_timeouts: load(&s.queue_timeouts),
+            status_classes: std::array::from_fn(|i| load(&s.status_classes[i])),
+            duration_buckets: std::array::from_fn(|i| load(&s.duration_buckets[i])),
+            duration_sum_us: load(&s.duration_sum_us),
+            active: load(&s.active),
+            idle: pool.idle as u64,
+            threads: pool.threads as u64,
+            max_threads: max_threads as u64,
+            queued: pool.queued as u64,
+            queue_capacity: queue as u64,
+        }
+    }
+
+    /// Every pool thread that has run a request and still lives, with its running (else
+    /// last) request.
+    pub fn threads(&self) -> Vec<ThreadReport> {
+        let mut out: Vec<ThreadReport> = self
+            .entries()
+            .iter()
+            .map(|entry| {
+                let entry = lock(entry);
+                let mut report = entry.report.clone();
+                if let Some(since) = entry.since {
+                    report.duration = since.elapsed();
+                }
+                report
+            })
+            .collect();
+        out.sort_by_key(|t| t.tid);
+        out
+    }
+
+    /// The running requests that have run past `limit` and were not reported yet: each is
+    /// reported once, and counted in [`Metrics::slow`].
+    pub fn take_newly_slow(&self, limit: Duration) -> Vec<SlowRunning> {
+        let mut out = Vec::new();
+        for entry in self.entries() {
+            let mut entry = lock(&entry);
+            let Some(since) = entry.since else { continue };
+            let elapsed = since.elapsed();
+            if entry.slow_reported || elapsed < limit {
+                continue;
+            }
+            entry.slow_reported = true;
+            self.state.slow_running.fetch_add(1, Ordering::Relaxed);
+            out.push(SlowRunning {
+                elapsed,
+                thread: entry.report.name.clone(),
+                tid: entry.report.tid,
+                request: entry.report.request.clone(),
+            });
+        }
+        out
     }
 
     /// Records every request whose handler runs longer than `limit` (none with `None`), for
@@ -89,18 +466,94 @@ impl StatusHandle {
 
     /// The slow requests finished since the last call.
     pub fn take_slow(&self) -> Vec<SlowRequest> {
-        std::mem::take(&mut *self.state.slow.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(&mut *lock(&self.state.slow))
     }
 
-    /// Marks a handler as running until the returned guard ends.
-    pub(crate) fn begin(&self) -> Running {
+    /// Adds the counters of other processes (a prefork worker's siblings) to the status page.
+    /// Only the first call counts.
+    pub fn set_peers(&self, source: Box<dyn PeerSource>) {
+        let _ = self.state.peers.set(source);
+    }
+
+    /// The other processes' counters, if [`set_peers`](StatusHandle::set_peers) was called.
+    pub(crate) fn peers(&self) -> Option<&dyn PeerSource> {
+        self.state.peers.get().map(|b| &**b)
+    }
+
+    /// Installs the pool's gauges and the start time; called once serving starts.
+    pub(crate) fn serving(&self, gauges: PoolGauges) {
+        let _ = self.state.pool.set(gauges);
+        self.state.start_unix.store(unix_now(), Ordering::Relaxed);
+    }
+
+    /// Counts a request answered `503` by the server itself.
+    pub(crate) fn overloaded(&self, queue_timeout: bool) {
+        self.state.overloaded.fetch_add(1, Ordering::Relaxed);
+        if queue_timeout {
+            self.state.queue_timeouts.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a request that found every thread busy.
+    pub(crate) fn all_busy(&self) {
+        self.state.max_children_reached.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn entries(&self) -> Vec<Arc<Mutex<ThreadEntry>>> {
+        lock(&self.state.threads).iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// This thread's entry, registered on its first request.
+    fn entry(&self) -> Arc<Mutex<ThreadEntry>> {
+        let key = Arc::as_ptr(&self.state) as usize;
+        ENTRY.with(|entries| {
+            let mut entries = entries.borrow_mut();
+            if let Some((_, entry)) = entries.iter().find(|(k, _)| *k == key) {
+                return Arc::clone(entry);
+            }
+            let current = std::thread::current();
+            let entry = Arc::new(Mutex::new(ThreadEntry {
+                report: ThreadReport {
+                    tid: gettid(),
+                    name: current.name().unwrap_or("-").to_owned(),
+                    start_unix: unix_now(),
+                    ..ThreadReport::default()
+                },
+                ..ThreadEntry::default()
+            }));
+            {
+                let mut threads = lock(&self.state.threads);
+                threads.retain(|weak| weak.strong_count() > 0);
+                threads.push(Arc::downgrade(&entry));
+            }
+            entries.push((key, Arc::clone(&entry)));
+            entry
+        })
+    }
+
+    /// Marks a handler as running on this thread until the returned guard ends; `facts` are
+    /// kept for the status page and the slow log when someone watches.
+    pub(crate) fn begin(&self, facts: impl FnOnce() -> RequestFacts) -> Running {
         let started = Instant::now();
-        let id = self.state.watched.load(Ordering::Relaxed).then(|| {
-            let id = self.state.next_id.fetch_add(1, Ordering::Relaxed);
-            self.state.running.lock().unwrap_or_else(|p| p.into_inner()).insert(id, started);
-            id
+        let s = &*self.state;
+        // Unwatched (no status page, no process manager), a request costs one counter: the
+        // others are shared atomics that every thread bumps, worth it only when read.
+        let entry = s.watched.load(Ordering::Relaxed).then(|| {
+            s.accepted.fetch_add(1, Ordering::Relaxed);
+            let active = s.active.fetch_add(1, Ordering::Relaxed) + 1;
+            s.max_active.fetch_max(active, Ordering::Relaxed);
+            let entry = self.entry();
+            {
+                let mut e = lock(&entry);
+                e.since = Some(started);
+                e.slow_reported = false;
+                e.report.requests += 1;
+                e.report.running = true;
+                e.report.request = facts();
+            }
+            entry
         });
-        Running { state: Arc::clone(&self.state), id, started }
+        Running { state: Arc::clone(&self.state), entry, started, ended: false }
     }
 
     /// Marks the status as read by someone: running requests are tracked from now on.
@@ -112,32 +565,60 @@ impl StatusHandle {
 /// A running handler; dropping it (even in a panic) counts it as served.
 pub(crate) struct Running {
     state: Arc<StatusState>,
-    /// Its key in `running`, when running requests are tracked.
-    id: Option<u64>,
+    /// Its thread's entry, when running requests are tracked.
+    entry: Option<Arc<Mutex<ThreadEntry>>>,
     started: Instant,
+    ended: bool,
 }
 
 impl Running {
-    /// Ends the handler's run, recording it when it was slow.
-    pub(crate) fn end(self, method: Option<&str>, uri: Option<&str>) {
+    /// Ends the handler's run with the response's `status`, recording it when it was slow.
+    pub(crate) fn end(mut self, method: Option<&str>, uri: Option<&str>, status: u16) {
         let duration = self.started.elapsed();
-        let limit = self.state.slow_limit_ms.load(Ordering::Relaxed);
+        let s = &*self.state;
+        // Unwatched, nobody reads the classes and the histogram.
+        if self.entry.is_some() {
+            if let Some(class) = usize::from(status / 100).checked_sub(1).filter(|c| *c < 5) {
+                s.status_classes[class].fetch_add(1, Ordering::Relaxed);
+            }
+            s.duration_buckets[duration_bucket(duration)].fetch_add(1, Ordering::Relaxed);
+            s.duration_sum_us.fetch_add(
+                u64::try_from(duration.as_micros()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
+        }
+        let limit = s.slow_limit_ms.load(Ordering::Relaxed);
         if limit > 0 && duration >= Duration::from_millis(limit) {
-            self.state.slow.lock().unwrap_or_else(|p| p.into_inner()).push(SlowRequest {
+            lock(&s.slow).push(SlowRequest {
                 method: method.map(str::to_owned),
                 uri: uri.map(str::to_owned),
                 duration,
             });
         }
+        self.finish(duration);
+    }
+
+    fn finish(&mut self, duration: Duration) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        if let Some(entry) = &self.entry {
+            let mut e = lock(entry);
+            e.since = None;
+            e.report.running = false;
+            e.report.duration = duration;
+            drop(e);
+            self.state.active.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.state.served.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Some(id) = self.id {
-            self.state.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-        }
-        self.state.served.fetch_add(1, Ordering::Relaxed);
+        let duration = self.started.elapsed();
+        self.finish(duration);
     }
 }
 
@@ -150,19 +631,63 @@ mod tests {
         let status = StatusHandle::default();
         status.watch();
         status.set_slow_limit(Some(Duration::from_millis(20)));
-        let fast = status.begin();
-        let slow = status.begin();
+        let fact = |uri: &str| RequestFacts { uri: Some(uri.into()), ..RequestFacts::default() };
+        let fast = status.begin(|| fact("/fast"));
+        let (started, finish) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let other = status.clone();
+        let slow_thread = std::thread::spawn(move || {
+            let slow = other.begin(|| fact("/slow"));
+            started.0.send(()).expect("send");
+            finish.1.recv().expect("recv");
+            slow.end(Some("GET"), Some("/slow"), 200);
+        });
+        started.1.recv().expect("started");
         let now = status.snapshot();
         assert_eq!((now.served, now.in_flight), (0, 2));
         assert!(now.oldest.is_some());
-        fast.end(Some("GET"), Some("/fast"));
+        fast.end(Some("GET"), Some("/fast"), 404);
         std::thread::sleep(Duration::from_millis(30));
-        slow.end(Some("GET"), Some("/slow"));
+        let newly = status.take_newly_slow(Duration::from_millis(20));
+        assert_eq!(newly.len(), 1, "only the running one, once");
+        assert_eq!(newly[0].request.uri.as_deref(), Some("/slow"));
+        assert!(status.take_newly_slow(Duration::from_millis(20)).is_empty());
+        finish.0.send(()).expect("send");
+        slow_thread.join().expect("join");
         let now = status.snapshot();
         assert_eq!((now.served, now.in_flight, now.oldest), (2, 0, None));
         let slow = status.take_slow();
         assert_eq!(slow.len(), 1);
         assert_eq!(slow[0].uri.as_deref(), Some("/slow"));
         assert!(status.take_slow().is_empty());
+        let metrics = status.metrics();
+        assert_eq!(
+            (metrics.accepted, metrics.served, metrics.slow, metrics.max_active),
+            (2, 2, 1, 2)
+        );
+        assert_eq!(metrics.status_classes, [0, 1, 0, 1, 0]);
+        assert_eq!(metrics.duration_buckets.iter().sum::<u64>(), 2);
+        // The slow thread exited: its entry went with it.
+        assert_eq!(status.threads().len(), 1);
+    }
+
+    #[test]
+    fn durations_fall_in_their_bucket() {
+        let table =
+            [(0, 0), (5_000, 0), (5_001, 1), (999_000, 7), (60_000_000, 12), (61_000_000, 13)];
+        for (micros, bucket) in table {
+            assert_eq!(duration_bucket(Duration::from_micros(micros)), bucket, "{micros} us");
+        }
+    }
+
+    #[test]
+    fn metrics_round_trip_through_words_and_add_up() {
+        let mut one = Metrics { pid: 7, accepted: 3, served: 2, active: 1, ..Metrics::default() };
+        one.status_classes[1] = 2;
+        one.duration_buckets[DURATION_SLOTS - 1] = 1;
+        assert_eq!(Metrics::from_words(&one.to_words()), one);
+        let mut total = one;
+        total.add(&one.retired());
+        assert_eq!((total.pid, total.accepted, total.active), (7, 6, 1));
+        assert_eq!(total.status_classes[1], 4);
     }
 }

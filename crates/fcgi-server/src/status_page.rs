@@ -1,0 +1,701 @@
+//! The status page and the ping, answered by the server itself whatever the app, in PHP-FPM's
+//! formats (`pm.status_path`, `ping.path`), so that FPM's dashboards, exporters and checks read
+//! fcgi-rs unchanged.
+//!
+//! The page is chosen by SCRIPT_NAME, as FPM does, compared exactly with the configured paths;
+//! its format by the query string: plain text by default, `json`, `openmetrics`, and `full`
+//! for an entry per process. Everything that decides or formats is a pure function of a
+//! [`PageData`]; [`answer`] gathers one (counters, the kernel's listen queue) and writes it.
+//!
+//! How FPM's words map to fcgi-rs: a PHP-FPM *process* serves one request at a time, as a pool
+//! *thread* does here, so in one process "idle/active/total processes" count the pool's
+//! threads and `full` lists one entry per thread (its kernel thread id as "pid"). With prefork
+//! workers, `full` lists the workers (their pids), and the counts are the sums over all the
+//! workers' threads. What fcgi-rs knows beyond FPM goes under its own names: an `"fcgi-rs"`
+//! object in JSON, `fcgi_rs_*` metrics, `fcgi-rs ...` lines in text.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::os::fd::RawFd;
+use std::sync::atomic::Ordering;
+
+use crate::context::Context;
+use crate::status::{Metrics, DURATION_BUCKETS};
+use crate::{Request, Response};
+
+/// A page the server answers itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Page {
+    /// The status page (`--status-path`).
+    Status,
+    /// The ping (`--ping-path`).
+    Ping,
+}
+
+/// Which page, if any, a request's SCRIPT_NAME asks for: an exact match, as FPM compares
+/// `pm.status_path` and `ping.path`.
+pub(crate) fn route(
+    script_name: Option<&str>,
+    status_path: Option<&str>,
+    ping_path: Option<&str>,
+) -> Option<Page> {
+    let script = script_name?;
+    if status_path == Some(script) {
+        Some(Page::Status)
+    } else if ping_path == Some(script) {
+        Some(Page::Ping)
+    } else {
+        None
+    }
+}
+
+/// The status page's formats, as FPM names them in the query string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// `name: value` lines (the default).
+    Text,
+    /// `?json`.
+    Json,
+    /// `?openmetrics`: the OpenMetrics text format, for Prometheus.
+    OpenMetrics,
+}
+
+/// The format and the `full` flag a query string asks for. As FPM, a key counts whatever its
+/// value (`?json`, `?json=1`); unknown keys are ignored.
+pub(crate) fn parse_query(query: &str) -> (Format, bool) {
+    let mut format = Format::Text;
+    let mut full = false;
+    for key in query.split('&').map(|pair| pair.split_once('=').map_or(pair, |(k, _)| k)) {
+        match key {
+            "json" if format == Format::Text => format = Format::Json,
+            "openmetrics" => format = Format::OpenMetrics,
+            "full" => full = true,
+            _ => {}
+        }
+    }
+    (format, full)
+}
+
+/// The listen queue, as FPM reports it: connections waiting to be accepted now, the most seen,
+/// and the queue's size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ListenQueue {
+    pub(crate) now: u64,
+    pub(crate) max: u64,
+    pub(crate) len: u64,
+}
+
+/// One process of FPM's `full` list: a pool thread, or a prefork worker.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct ProcessEntry {
+    pub(crate) pid: u64,
+    /// "Idle" or "Running", FPM's words.
+    pub(crate) running: bool,
+    pub(crate) start_unix: u64,
+    pub(crate) requests: u64,
+    /// The running request's age, or the last one's duration, in microseconds.
+    pub(crate) duration_us: u64,
+    pub(crate) method: Option<String>,
+    pub(crate) uri: Option<String>,
+    pub(crate) content_length: u64,
+    pub(crate) user: Option<String>,
+    pub(crate) script: Option<String>,
+    /// The thread's name (fcgi-rs's own field).
+    pub(crate) thread: Option<String>,
+}
+
+/// Everything the status page shows, gathered at once.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct PageData {
+    pub(crate) pool: String,
+    pub(crate) process_manager: String,
+    pub(crate) now_unix: u64,
+    /// The sum over every process (one, or every prefork worker).
+    pub(crate) metrics: Metrics,
+    /// The earliest start among them.
+    pub(crate) start_unix: u64,
+    pub(crate) listen: ListenQueue,
+    /// Prefork workers counted (1 in one process).
+    pub(crate) workers: u64,
+    pub(crate) processes: Vec<ProcessEntry>,
+}
+
+/// The `Content-Type` of a format.
+pub(crate) fn content_type(format: Format) -> &'static str {
+    match format {
+        Format::Text => "text/plain",
+        Format::Json => "application/json",
+        Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+    }
+}
+
+/// The page in `format`; with `full`, an entry per process (OpenMetrics has none, as in FPM).
+pub(crate) fn render(data: &PageData, format: Format, full: bool) -> String {
+    match format {
+        Format::Text => text(data, full),
+        Format::Json => json(data, full),
+        Format::OpenMetrics => openmetrics(data),
+    }
+}
+
+fn since(data: &PageData, start: u64) -> u64 {
+    data.now_unix.saturating_sub(start)
+}
+
+/// FPM's fields, in FPM's order, as (name, value) pairs of integers.
+fn pool_fields(data: &PageData) -> [(&'static str, u64); 11] {
+    let m = &data.metrics;
+    [
+        ("start since", since(data, data.start_unix)),
+        ("accepted conn", m.accepted),
+        ("listen queue", data.listen.now),
+        ("max listen queue", data.listen.max),
+        ("listen queue len", data.listen.len),
+        ("idle processes", m.idle),
+        ("active processes", m.active),
+        ("total processes", m.idle + m.active),
+        ("max active processes", m.max_active),
+        ("max children reached", m.max_children_reached),
+        ("slow requests", m.slow),
+    ]
+}
+
+/// fcgi-rs's own counters, as (name, value) pairs.
+fn own_fields(data: &PageData) -> [(&'static str, u64); 7] {
+    let m = &data.metrics;
+    [
+        ("workers", data.workers),
+        ("threads", m.threads),
+        ("max threads", m.max_threads),
+        ("queued", m.queued),
+        ("queue capacity", m.queue_capacity),
+        ("overloaded", m.overloaded),
+        ("queue timeouts", m.queue_timeouts),
+    ]
+}
+
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+fn text(data: &PageData, full: bool) -> String {
+    let mut out = String::new();
+    // FPM's layout: the value at column 23, and a space at least after a longer name.
+    let line = |out: &mut String, name: &str, value: &dyn std::fmt::Display| {
+        let _ = writeln!(out, "{:<21} {value}", format!("{name}:"));
+    };
+    line(&mut out, "pool", &data.pool);
+    line(&mut out, "process manager", &data.process_manager);
+    line(&mut out, "start time", &clf_time(data.start_unix));
+    for (name, value) in pool_fields(data) {
+        line(&mut out, name, &value);
+    }
+    for (name, value) in own_fields(data) {
+        line(&mut out, &format!("fcgi-rs {name}"), &value);
+    }
+    for (class, count) in CLASSES.iter().zip(data.metrics.status_classes) {
+        line(&mut out, &format!("fcgi-rs responses {class}"), &count);
+    }
+    if full {
+        for p in &data.processes {
+            out.push_str("\n************************\n");
+            line(&mut out, "pid", &p.pid);
+            line(&mut out, "state", &state(p));
+            line(&mut out, "start time", &clf_time(p.start_unix));
+            line(&mut out, "start since", &since(data, p.start_unix));
+            line(&mut out, "requests", &p.requests);
+            line(&mut out, "request duration", &p.duration_us);
+            line(&mut out, "request method", &or_dash(&p.method));
+            line(&mut out, "request URI", &or_dash(&p.uri));
+            line(&mut out, "content length", &p.content_length);
+            line(&mut out, "user", &or_dash(&p.user));
+            line(&mut out, "script", &or_dash(&p.script));
+            line(&mut out, "last request cpu", &"0.00");
+            line(&mut out, "last request memory", &0);
+            line(&mut out, "fcgi-rs thread", &or_dash(&p.thread));
+        }
+    }
+    out
+}
+
+fn state(p: &ProcessEntry) -> &'static str {
+    if p.running {
+        "Running"
+    } else {
+        "Idle"
+    }
+}
+
+fn or_dash(value: &Option<String>) -> &str {
+    value.as_deref().unwrap_or("-")
+}
+
+fn json(data: &PageData, full: bool) -> String {
+    let mut out = String::from("{");
+    let _ = write!(
+        out,
+        "\"pool\":{},\"process manager\":{},\"start time\":{}",
+        json_str(&data.pool),
+        json_str(&data.process_manager),
+        data.start_unix
+    );
+    for (name, value) in pool_fields(data) {
+        let _ = write!(out, ",\"{name}\":{value}");
+    }
+    out.push_str(",\"fcgi-rs\":{");
+    for (i, (name, value)) in own_fields(data).into_iter().enumerate() {
+        let _ = write!(out, "{}\"{name}\":{value}", if i == 0 { "" } else { "," });
+    }
+    out.push_str(",\"responses\":{");
+    for (i, (class, count)) in CLASSES.iter().zip(data.metrics.status_classes).enumerate() {
+        let _ = write!(out, "{}\"{class}\":{count}", if i == 0 { "" } else { "," });
+    }
+    out.push_str("},\"request duration\":{\"buckets\":[");
+    let mut cumulative = 0;
+    for (i, count) in data.metrics.duration_buckets.iter().enumerate() {
+        cumulative += count;
+        let le = DURATION_BUCKETS.get(i).map_or_else(|| "\"+Inf\"".to_owned(), |b| b.to_string());
+        let _ =
+            write!(out, "{}{{\"le\":{le},\"count\":{cumulative}}}", if i == 0 { "" } else { "," });
+    }
+    let _ = write!(
+        out,
+        "],\"sum\":{},\"count\":{}}}}}",
+        seconds(data.metrics.duration_sum_us),
+        cumulative
+    );
+    if full {
+        out.push_str(",\"processes\":[");
+        for (i, p) in data.processes.iter().enumerate() {
+            let _ = write!(
+                out,
+                "{}{{\"pid\":{},\"state\":\"{}\",\"start time\":{},\"start since\":{},\
+                 \"requests\":{},\"request duration\":{},\"request method\":{},\
+                 \"request uri\":{},\"content length\":{},\"user\":{},\"script\":{},\
+                 \"last request cpu\":0.00,\"last request memory\":0,\"fcgi-rs thread\":{}}}",
+                if i == 0 { "" } else { "," },
+                p.pid,
+                state(p),
+                p.start_unix,
+                since(data, p.start_unix),
+                p.requests,
+                p.duration_us,
+                json_str(or_dash(&p.method)),
+                json_str(or_dash(&p.uri)),
+                p.content_length,
+                json_str(or_dash(&p.user)),
+                json_str(or_dash(&p.script)),
+                json_str(or_dash(&p.thread)),
+            );
+        }
+        out.push(']');
+    }
+    out.push('}');
+    out
+}
+
+/// Microseconds as seconds, exactly enough for a sum.
+fn seconds(us: u64) -> String {
+    format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
+}
+
+/// A JSON string literal.
+fn json_str(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A label value for OpenMetrics: backslash, quote and newline escaped.
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn openmetrics(data: &PageData) -> String {
+    let m = &data.metrics;
+    let pool = format!("pool=\"{}\"", label(&data.pool));
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, value: u64| {
+        let sample = if kind == "counter" { format!("{name}_total") } else { name.to_owned() };
+        let _ =
+            write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{sample}{{{pool}}} {value}\n");
+    };
+    // FPM's metric names (its `?openmetrics`), in its order.
+    family("phpfpm_up", "gauge", "Whether the pool answers.", 1);
+    family(
+        "phpfpm_start_since",
+        "gauge",
+        "Seconds since the pool started.",
+        since(data, data.start_unix),
+    );
+    family("phpfpm_accepted_connections", "counter", "Requests accepted.", m.accepted);
+    family("phpfpm_listen_queue", "gauge", "Connections waiting to be accepted.", data.listen.now);
+    family(
+        "phpfpm_max_listen_queue",
+        "gauge",
+        "Most connections seen waiting to be accepted.",
+        data.listen.max,
+    );
+    family("phpfpm_listen_queue_length", "gauge", "Size of the listen queue.", data.listen.len);
+    family("phpfpm_idle_processes", "gauge", "Idle threads.", m.idle);
+    family("phpfpm_active_processes", "gauge", "Requests running.", m.active);
+    family(
+        "phpfpm_total_processes",
+        "gauge",
+        "Idle threads plus running requests.",
+        m.idle + m.active,
+    );
+    family("phpfpm_max_active_processes", "gauge", "Most requests running at once.", m.max_active);
+    family(
+        "phpfpm_max_children_reached",
+        "counter",
+        "Requests that found every thread busy.",
+        m.max_children_reached,
+    );
+    family(
+        "phpfpm_slow_requests",
+        "counter",
+        "Requests that ran past the slow-request limit.",
+        m.slow,
+    );
+    // fcgi-rs's own.
+    family(
+        "fcgi_rs_workers",
+        "gauge",
+        "Prefork workers counted (1 without a master).",
+        data.workers,
+    );
+    family("fcgi_rs_threads", "gauge", "Pool threads alive.", m.threads);
+    family("fcgi_rs_max_threads", "gauge", "The cap on pool threads.", m.max_threads);
+    family("fcgi_rs_queued", "gauge", "Requests waiting for a thread.", m.queued);
+    family(
+        "fcgi_rs_queue_capacity",
+        "gauge",
+        "Requests that may wait for a thread.",
+        m.queue_capacity,
+    );
+    family(
+        "fcgi_rs_overloaded",
+        "counter",
+        "Requests answered 503 by the server itself.",
+        m.overloaded,
+    );
+    family(
+        "fcgi_rs_queue_timeouts",
+        "counter",
+        "Requests answered 503 after waiting past the queue timeout.",
+        m.queue_timeouts,
+    );
+    let _ = write!(
+        out,
+        "# HELP fcgi_rs_responses Responses by status class.\n# TYPE fcgi_rs_responses counter\n"
+    );
+    for (class, count) in CLASSES.iter().zip(m.status_classes) {
+        let _ = writeln!(out, "fcgi_rs_responses_total{{{pool},class=\"{class}\"}} {count}");
+    }
+    let name = "fcgi_rs_request_duration_seconds";
+    let _ = write!(
+        out,
+        "# HELP {name} How long handlers ran.\n# TYPE {name} histogram\n# UNIT {name} seconds\n"
+    );
+    let mut cumulative = 0;
+    for (i, count) in m.duration_buckets.iter().enumerate() {
+        cumulative += count;
+        let le = DURATION_BUCKETS.get(i).map_or_else(|| "+Inf".to_owned(), |b| format!("{b:?}"));
+        let _ = writeln!(out, "{name}_bucket{{{pool},le=\"{le}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_count{{{pool}}} {cumulative}");
+    let _ = writeln!(out, "{name}_sum{{{pool}}} {}", seconds(m.duration_sum_us));
+    out.push_str("# EOF\n");
+    out
+}
+
+/// Unix seconds in FPM's text format (`%d/%b/%Y:%H:%M:%S %z`), in UTC.
+fn clf_time(unix: u64) -> String {
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let days = i64::try_from(unix / 86_400).unwrap_or(0);
+    let secs = unix % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let month_name = MONTHS[usize::try_from(month - 1).unwrap_or(0)];
+    format!(
+        "{day:02}/{month_name}/{year}:{:02}:{:02}:{:02} +0000",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// The listen queue of TCP listening sockets, from the kernel: for a socket in LISTEN state,
+/// Linux's `TCP_INFO` gives the connections waiting to be accepted in `tcpi_unacked` and the
+/// backlog in `tcpi_sacked` (what FPM reads too). Unix sockets have no such counter outside
+/// netlink's sock_diag, so they count as zero.
+pub(crate) fn listen_queue(tcp_fds: &[RawFd]) -> (u64, u64) {
+    let mut now = 0;
+    let mut len = 0;
+    for &fd in tcp_fds {
+        // SAFETY: tcp_info is plain old data; getsockopt writes at most `size` bytes into it.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut size = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        // SAFETY: a descriptor the server owns for as long as it serves; pointers to our locals.
+        let ok = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                std::ptr::addr_of_mut!(info).cast(),
+                &mut size,
+            )
+        } == 0;
+        if ok {
+            now += u64::from(info.tcpi_unacked);
+            len += u64::from(info.tcpi_sacked);
+        }
+    }
+    (now, len)
+}
+
+/// Answers `page` for `request`, from what `ctx` knows.
+pub(crate) fn answer(
+    page: Page,
+    ctx: &Context,
+    request: &Request,
+    response: &mut Response,
+) -> Result<(), crate::Error> {
+    response.header("Content-Type", "text/plain")?;
+    // FPM's headers: monitoring must never see a cached answer.
+    response.header("Expires", "Thu, 01 Jan 1970 00:00:00 GMT")?;
+    response.header("Cache-Control", "no-cache, no-store, must-revalidate, max-age=0")?;
+    if page == Page::Ping {
+        response.write_all(ctx.config.ping_response.as_bytes())?;
+        return Ok(());
+    }
+    let (format, full) = parse_query(request.query_string().unwrap_or(""));
+    let data = gather(ctx, full);
+    response.header("Content-Type", content_type(format))?;
+    response.write_all(render(&data, format, full).as_bytes())?;
+    Ok(())
+}
+
+/// The page's data, now.
+fn gather(ctx: &Context, full: bool) -> PageData {
+    let mine = ctx.status.metrics();
+    let (now, len) = listen_queue(&ctx.tcp_listen_fds);
+    let max = ctx.max_listen_queue.fetch_max(now, Ordering::Relaxed).max(now);
+    let mut data = PageData {
+        pool: ctx.config.pool_name.clone(),
+        process_manager: "dynamic".into(),
+        now_unix: crate::status::unix_now(),
+        metrics: mine,
+        start_unix: mine.start_unix,
+        listen: ListenQueue { now, max, len },
+        workers: 1,
+        processes: Vec::new(),
+    };
+    match ctx.status.peers() {
+        None => {
+            if full {
+                data.processes = ctx
+                    .status
+                    .threads()
+                    .into_iter()
+                    .map(|t| ProcessEntry {
+                        pid: t.tid,
+                        running: t.running,
+                        start_unix: t.start_unix,
+                        requests: t.requests,
+                        duration_us: u64::try_from(t.duration.as_micros()).unwrap_or(u64::MAX),
+                        method: t.request.method,
+                        uri: t.request.uri,
+                        content_length: t.request.content_length,
+                        user: t.request.user,
+                        script: t.request.script,
+                        thread: Some(t.name),
+                    })
+                    .collect();
+            }
+        }
+        Some(source) => {
+            data.process_manager = source.process_manager().into();
+            let (peers, retired) = source.peers();
+            let mut total = mine;
+            let mut processes = vec![worker_entry(&mine)];
+            for peer in peers.iter().filter(|p| p.pid != mine.pid) {
+                total.add(peer);
+                data.start_unix = data.start_unix.min(peer.start_unix);
+                processes.push(worker_entry(peer));
+            }
+            total.add(&retired);
+            data.workers = processes.len() as u64;
+            data.metrics = total;
+            if full {
+                processes.sort_by_key(|p| p.pid);
+                data.processes = processes;
+            }
+        }
+    }
+    data
+}
+
+/// A prefork worker as an entry of `full`: the process FPM would list.
+fn worker_entry(m: &Metrics) -> ProcessEntry {
+    ProcessEntry {
+        pid: m.pid,
+        running: m.active > 0,
+        start_unix: m.start_unix,
+        requests: m.accepted,
+        ..ProcessEntry::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_by_exact_script_name() {
+        let table = [
+            (Some("/status"), Some(Page::Status)),
+            (Some("/ping"), Some(Page::Ping)),
+            (Some("/status/"), None),
+            (Some("/statusx"), None),
+            (Some("/index.php"), None),
+            (None, None),
+        ];
+        for (script, page) in table {
+            assert_eq!(route(script, Some("/status"), Some("/ping")), page, "{script:?}");
+        }
+        assert_eq!(route(Some("/status"), None, None), None);
+    }
+
+    #[test]
+    fn parses_fpm_query_strings() {
+        let table = [
+            ("", (Format::Text, false)),
+            ("json", (Format::Json, false)),
+            ("json&full", (Format::Json, true)),
+            ("full&json=1", (Format::Json, true)),
+            ("openmetrics", (Format::OpenMetrics, false)),
+            ("full", (Format::Text, true)),
+            ("other=json", (Format::Text, false)),
+        ];
+        for (query, expected) in table {
+            assert_eq!(parse_query(query), expected, "{query:?}");
+        }
+    }
+
+    fn sample() -> PageData {
+        let mut metrics = Metrics {
+            accepted: 10,
+            served: 9,
+            active: 1,
+            idle: 3,
+            threads: 4,
+            slow: 2,
+            ..Metrics::default()
+        };
+        metrics.duration_buckets[0] = 8;
+        metrics.duration_buckets[DURATION_BUCKETS.len()] = 1;
+        metrics.duration_sum_us = 61_500_000;
+        metrics.status_classes[1] = 9;
+        PageData {
+            pool: "www \"one\"".into(),
+            process_manager: "dynamic".into(),
+            now_unix: 1_000_100,
+            metrics,
+            start_unix: 1_000_000,
+            listen: ListenQueue { now: 0, max: 2, len: 511 },
+            workers: 1,
+            processes: vec![ProcessEntry {
+                pid: 42,
+                running: true,
+                uri: Some("/a?b=\"c\"".into()),
+                ..ProcessEntry::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn json_has_fpm_fields_in_fpm_order() {
+        let page = render(&sample(), Format::Json, true);
+        let names = [
+            "\"pool\":\"www \\\"one\\\"\"",
+            "\"process manager\":\"dynamic\"",
+            "\"start time\":1000000",
+            "\"start since\":100",
+            "\"accepted conn\":10",
+            "\"listen queue\":0",
+            "\"max listen queue\":2",
+            "\"listen queue len\":511",
+            "\"idle processes\":3",
+            "\"active processes\":1",
+            "\"total processes\":4",
+            "\"max active processes\":0",
+            "\"max children reached\":0",
+            "\"slow requests\":2",
+            "\"processes\":[{\"pid\":42,\"state\":\"Running\"",
+            "\"request uri\":\"/a?b=\\\"c\\\"\"",
+        ];
+        let mut at = 0;
+        for name in names {
+            let found =
+                page[at..].find(name).unwrap_or_else(|| panic!("{name} after {at} in {page}"));
+            at += found;
+        }
+        assert!(page.ends_with("}]}"), "{page}");
+    }
+
+    #[test]
+    fn text_aligns_values_as_fpm() {
+        let page = render(&sample(), Format::Text, false);
+        assert!(page.starts_with("pool:                 www \"one\"\n"), "{page}");
+        assert!(page.contains("\nstart time:           12/Jan/1970:13:46:40 +0000\n"), "{page}");
+        assert!(page.contains("\nslow requests:        2\n"), "{page}");
+        assert!(!page.contains("pid:"));
+    }
+
+    #[test]
+    fn openmetrics_has_the_histogram_and_ends_with_eof() {
+        let page = render(&sample(), Format::OpenMetrics, false);
+        assert!(page.contains("phpfpm_accepted_connections_total{pool=\"www \\\"one\\\"\"} 10\n"));
+        assert!(page.contains(
+            "fcgi_rs_request_duration_seconds_bucket{pool=\"www \\\"one\\\"\",le=\"0.005\"} 8\n"
+        ));
+        assert!(page.contains("le=\"60.0\"} 8\n"));
+        assert!(page.contains("le=\"+Inf\"} 9\n"));
+        assert!(page.contains(
+            "fcgi_rs_request_duration_seconds_sum{pool=\"www \\\"one\\\"\"} 61.500000\n"
+        ));
+        assert!(page.ends_with("\n# EOF\n"));
+    }
+
+    #[test]
+    fn clf_time_is_utc_civil_time() {
+        let table = [
+            (0, "01/Jan/1970:00:00:00 +0000"),
+            (951_782_400, "29/Feb/2000:00:00:00 +0000"),
+            (1_798_761_599, "31/Dec/2026:23:59:59 +0000"),
+        ];
+        for (unix, text) in table {
+            assert_eq!(clf_time(unix), text);
+        }
+    }
+}
