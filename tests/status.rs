@@ -40,6 +40,11 @@ fn every_status_from_100_to_599_goes_out_with_a_phrase_never_unknown() {
     for code in 100..=599u16 {
         let reply = client.simple_request(&[("CODE", &code.to_string())], b"");
         reply.assert_complete(code);
+        if code == 200 {
+            // CGI's default status goes out with no Status line at all.
+            assert_eq!(reply.header("Status"), None);
+            continue;
+        }
         let line = reply.header("Status").expect("a Status header").to_owned();
         let phrase = line.strip_prefix(&format!("{code} ")).unwrap_or_else(|| panic!("{line:?}"));
         assert!(!phrase.is_empty() && !phrase.contains("Unknown"), "{line:?}");
@@ -48,7 +53,6 @@ fn every_status_from_100_to_599_goes_out_with_a_phrase_never_unknown() {
     }
     // Spot checks against RFC 9110's wording, independent of the table.
     for expected in [
-        "200 OK",
         "103 Early Hints",
         "226 IM Used",
         "308 Permanent Redirect",
