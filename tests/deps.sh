@@ -22,6 +22,8 @@ packages=(
     spawn-fcgi
     # tests/prefork.rs: load through nginx while workers are reloaded, upgraded and recycled.
     wrk
+    # tests/caddy.rs: fcgi-rs behind a real Caddy (`reverse_proxy` with `transport fastcgi`).
+    caddy
     # tests/status_page.rs: the status page's OpenMetrics text, read by the Prometheus client's
     # own parser (prometheus_client.openmetrics.parser).
     python3-prometheus-client
