@@ -197,6 +197,53 @@ impl Request {
         self.param_str("QUERY_STRING").filter(|q| !q.is_empty())
     }
 
+    /// The path the client asked for, without the query string and undecoded: the path of
+    /// `REQUEST_URI` (`/items/7` for `/items/7?full=1`), else `DOCUMENT_URI`, else
+    /// `SCRIPT_NAME` followed by `PATH_INFO`. nginx sends all of these with `fastcgi_params`.
+    ///
+    /// ```
+    /// # fn f(request: &fcgi_server::Request) {
+    /// match request.path() {
+    ///     "/" => { /* the home page */ }
+    ///     path if path.starts_with("/items/") => { /* one item */ }
+    ///     _ => { /* 404 */ }
+    /// }
+    /// # }
+    /// ```
+    pub fn path(&self) -> std::borrow::Cow<'_, str> {
+        if let Some(uri) = self.request_uri() {
+            return uri.split(['?', '#']).next().unwrap_or_default().into();
+        }
+        if let Some(uri) = self.param_str("DOCUMENT_URI") {
+            return uri.into();
+        }
+        let script = self.script_name().unwrap_or_default();
+        match self.path_info() {
+            Some(info) => format!("{script}{info}").into(),
+            None => script.into(),
+        }
+    }
+
+    /// The query string's `name=value` pairs, decoded as an HTML form is (`+` is a space,
+    /// `%XX` a byte; what is not UTF-8 after decoding is replaced with U+FFFD), in order.
+    ///
+    /// ```
+    /// # fn f(request: &fcgi_server::Request) {
+    /// // ?q=fast+cgi&page=2
+    /// for (name, value) in request.query() {
+    ///     println!("{name} = {value}"); // "q = fast cgi", "page = 2"
+    /// }
+    /// # }
+    /// ```
+    pub fn query(&self) -> Vec<(String, String)> {
+        self.query_string().map(decode_form).unwrap_or_default()
+    }
+
+    /// The first value of query parameter `name`, decoded (see [`query`](Request::query)).
+    pub fn query_value(&self, name: &str) -> Option<String> {
+        self.query().into_iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
     /// `REQUEST_URI`: the URI as the client sent it.
     pub fn request_uri(&self) -> Option<&str> {
         self.param_str("REQUEST_URI")
@@ -235,6 +282,17 @@ impl Request {
             .chain(name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }))
             .collect();
         self.param(&key)
+    }
+
+    /// [`header`](Request::header) as text, if it is valid UTF-8.
+    ///
+    /// ```
+    /// # fn f(request: &fcgi_server::Request) {
+    /// let wants_json = request.header_str("Accept").is_some_and(|a| a.contains("json"));
+    /// # }
+    /// ```
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.header(name).and_then(|value| std::str::from_utf8(value).ok())
     }
 
     /// The request body (`FCGI_STDIN`), as a stream. Reads wait for the web server; they fail
@@ -328,5 +386,68 @@ pub struct Body {
 impl Read for Body {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.spool.read(buf)
+    }
+}
+
+/// `application/x-www-form-urlencoded` pairs: split at `&`, then at the first `=`, each side
+/// with `+` as a space and `%XX` as a byte. Empty pieces (`a&&b`) are skipped.
+fn decode_form(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|piece| !piece.is_empty())
+        .map(|piece| {
+            let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
+            (decode_component(name), decode_component(value))
+        })
+        .collect()
+}
+
+/// One form component: `+` is a space, `%XX` a byte (a `%` not followed by two hex digits is
+/// kept as it is), then UTF-8, lossily.
+fn decode_component(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |at: usize| bytes.get(at).and_then(|b| (*b as char).to_digit(16));
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                if let (Some(high), Some(low)) = (hex(i + 1), hex(i + 2)) {
+                    out.push((high * 16 + low) as u8);
+                    i += 3;
+                    continue;
+                }
+                out.push(b'%');
+            }
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_decoding_as_a_table() {
+        let table: [(&str, &[(&str, &str)]); 8] = [
+            ("", &[]),
+            ("a=1&b=2", &[("a", "1"), ("b", "2")]),
+            ("q=fast+cgi", &[("q", "fast cgi")]),
+            ("q=%C3%A9t%C3%A9", &[("q", "été")]),
+            ("flag&&x=", &[("flag", ""), ("x", "")]),
+            ("a=b=c", &[("a", "b=c")]),
+            ("bad=%zz%4", &[("bad", "%zz%4")]),
+            ("%FF=1", &[("\u{FFFD}", "1")]),
+        ];
+        for (query, want) in table {
+            let got = decode_form(query);
+            let want: Vec<(String, String)> =
+                want.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+            assert_eq!(got, want, "{query:?}");
+        }
     }
 }

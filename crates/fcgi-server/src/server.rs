@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use mio::{Poll, Waker};
-use slog::{info, o, warn, Logger};
+use slog::{info, warn, Logger};
 
 use crate::budget::Budget;
 use crate::config::{web_server_addrs_from_env, Config};
@@ -103,7 +103,7 @@ impl ServerBuilder {
         self
     }
 
-    /// Logs through `log` (default: nowhere).
+    /// Logs through `log` (default: warnings and errors on standard error, a line each).
     pub fn logger(mut self, log: Logger) -> Self {
         self.log = Some(log);
         self
@@ -117,7 +117,7 @@ impl ServerBuilder {
 
     /// The server.
     pub fn build(self) -> Server {
-        let log = self.log.unwrap_or_else(|| Logger::root(slog::Discard, o!()));
+        let log = self.log.unwrap_or_else(crate::log::stderr_logger);
         let status = StatusHandle::default();
         if self.config.status_path.is_some() || self.config.slow_request.is_some() {
             // Both need each running request's facts.

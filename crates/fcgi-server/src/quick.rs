@@ -1,0 +1,54 @@
+//! `serve`: a whole FastCGI server in one call, for an application's first hour.
+
+use std::io;
+use std::time::Duration;
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::{Error, ListenAddr, ListenOptions, Listener, Request, Response, Server};
+
+/// How long a TERM or INT leaves running requests to finish: as `fcgi serve`'s
+/// `--graceful-timeout`.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(30);
+
+/// Serves `handler` for the Responder role on `addr` (`unix:/run/app.sock`, `127.0.0.1:9000`,
+/// `tcp:HOST:PORT`) until SIGTERM or SIGINT, then lets running requests finish (up to
+/// [`DRAIN_GRACE`]) and returns; a Unix socket file is removed on the way out. Warnings and
+/// errors go to standard error. For more (other roles, several listeners, a configuration,
+/// a logger of your own), use [`Server::builder`].
+///
+/// The handler is a closure, whose argument types need no annotation; a type that implements
+/// [`Handler`](crate::Handler) goes to [`Server::builder`] instead.
+///
+/// ```no_run
+/// use std::io::Write;
+///
+/// fn main() -> std::io::Result<()> {
+///     fcgi_server::serve("unix:/tmp/hello.sock", |request, response| {
+///         let name = request.query_value("name").unwrap_or_else(|| "world".into());
+///         write!(response, "Hello, {name}!")?;
+///         Ok(())
+///     })
+/// }
+/// ```
+pub fn serve<F>(addr: &str, handler: F) -> io::Result<()>
+where
+    F: Fn(&mut Request, &mut Response) -> Result<(), Error> + Send + Sync + 'static,
+{
+    let addr: ListenAddr =
+        addr.parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let listener = Listener::bind(&addr, &ListenOptions::default()).map_err(io::Error::other)?;
+    let server = Server::builder().listener(listener).responder(handler).build();
+    let stop = server.shutdown_handle();
+    let mut signals = Signals::new([SIGTERM, SIGINT])?;
+    let watcher = signals.handle();
+    std::thread::Builder::new().name("fcgi-signals".into()).spawn(move || {
+        if signals.forever().next().is_some() {
+            stop.shutdown(DRAIN_GRACE);
+        }
+    })?;
+    let served = server.serve();
+    watcher.close();
+    served.map(drop)
+}
