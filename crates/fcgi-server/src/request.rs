@@ -203,7 +203,7 @@ impl Request {
     ///
     /// ```
     /// # fn f(request: &fcgi_server::Request) {
-    /// match request.path() {
+    /// match request.path().as_ref() {
     ///     "/" => { /* the home page */ }
     ///     path if path.starts_with("/items/") => { /* one item */ }
     ///     _ => { /* 404 */ }
