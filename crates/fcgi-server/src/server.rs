@@ -79,6 +79,25 @@ impl ServerBuilder {
         self
     }
 
+    /// Adds listening sockets: all of `listeners`, as [`listener`](ServerBuilder::listener)
+    /// does one.
+    ///
+    /// ```no_run
+    /// use fcgi_server::{ListenOptions, Listener, Server};
+    ///
+    /// let addrs = ["unix:/run/app.sock", "127.0.0.1:9000"];
+    /// let listeners = addrs
+    ///     .iter()
+    ///     .map(|addr| Listener::bind(&addr.parse()?, &ListenOptions::default()).map_err(Into::into))
+    ///     .collect::<Result<Vec<_>, Box<dyn std::error::Error>>>()?;
+    /// let builder = Server::builder().listeners(listeners);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn listeners(mut self, listeners: impl IntoIterator<Item = Listener>) -> Self {
+        self.listeners.extend(listeners);
+        self
+    }
+
     /// Sets the configuration (default: [`Config::default`]).
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
