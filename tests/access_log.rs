@@ -136,8 +136,28 @@ fn a_bad_template_is_refused_at_start() {
 
 #[test]
 fn usr1_reopens_the_file_in_every_worker_after_a_rename() {
+    rotate(&[]);
+}
+
+#[test]
+fn usr1_reopens_the_file_in_workers_that_dropped_privileges() {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: --user needs root (CI runs the tests as root)");
+        return;
+    }
+    // The directory stays root's (0755): the workers, as nobody, cannot create the new file;
+    // the master does, and hands it to them.
+    rotate(&["--user", "nobody", "--group", "nogroup"]);
+}
+
+/// Requests, logrotate's rename, USR1, requests: the first in the old file, the rest in the new.
+fn rotate(extra: &[&str]) {
     let dir = scratch();
-    let mut serve = serve_with_access_log(dir.path(), "rotate", &["--workers", "2"]);
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut args = vec!["--workers", "2"];
+    args.extend_from_slice(extra);
+    let mut serve = serve_with_access_log(dir.path(), "rotate", &args);
     let path = dir.path().join("access.log");
     let rotated = dir.path().join("access.log.1");
     // Enough requests that both workers most likely wrote one before the rename.

@@ -24,6 +24,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
     let log = logging::sync_logger(args.log_format, args.log_level, &target);
     serve::warn_unconfined(exposure, &log);
     serve::warn_cgi_as_root(&args, &log);
+    serve::give_log_files(&args, privileges.as_ref(), &log);
     serve::raise_nofile(&args, &log);
     let mut master = Master::new(settings, listeners, log.clone())
         .map_err(|e| Failure::Runtime(e.to_string()))?;
@@ -150,6 +151,15 @@ impl Workload for ServeWorkload {
     fn reopen_logs(&mut self) {
         if let Err(e) = self.target.reopen() {
             error!(self.log, "cannot reopen the log file"; "error" => %e);
+        }
+        if self.privileges.is_some() {
+            // The workers reopen as --user, and may not create files where logs live: the
+            // master (root) creates the access log's new file and hands both to the user first,
+            // before it forwards USR1 to them.
+            if let Err(Failure::Usage(e) | Failure::Runtime(e)) = serve::access_target(&self.args) {
+                error!(self.log, "cannot reopen the access log"; "error" => e);
+            }
+            serve::give_log_files(&self.args, self.privileges.as_ref(), &self.log);
         }
     }
 }

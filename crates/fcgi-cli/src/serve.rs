@@ -45,6 +45,7 @@ fn single(args: ServeArgs, config: fcgi_server::Config) -> Result<(), Failure> {
     let (log, access_guard) = with_access_log(log, access.clone(), &args);
     warn_unconfined(exposure, &log);
     warn_cgi_as_root(&args, &log);
+    give_log_files(&args, privileges.as_ref(), &log);
     raise_nofile(&args, &log);
     let server = server(&args, config, listeners, &log)?;
     if let Some(path) = &args.process.pid_file {
@@ -281,5 +282,25 @@ pub(crate) fn reopen_access_log(access: Option<&LogTarget>, log: &Logger) {
     match access.reopen() {
         Ok(()) => info!(log, "access log reopened"),
         Err(e) => error!(log, "cannot reopen the access log"; "error" => %e),
+    }
+}
+
+/// Hands the log file and the access log file to the user `--user` names (regular files only),
+/// so that the process, once switched, can open them again on USR1. As nginx does for its
+/// workers: the user can then write its own logs, which it does anyway.
+pub(crate) fn give_log_files(args: &ServeArgs, privileges: Option<&Privileges>, log: &Logger) {
+    let Some(privileges) = privileges else { return };
+    let access = match &args.access_log {
+        Some(Some(path)) => Some(path.as_path()),
+        _ => None,
+    };
+    for path in [args.process.log_file.as_deref(), access].into_iter().flatten() {
+        if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        if let Err(e) = std::os::unix::fs::chown(path, Some(privileges.uid), Some(privileges.gid)) {
+            warn!(log, "cannot give a log file to --user; reopening it on USR1 may fail";
+                "path" => %path.display(), "error" => %e);
+        }
     }
 }
