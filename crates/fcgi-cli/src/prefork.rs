@@ -43,13 +43,11 @@ struct ServeWorkload {
     privileges: Option<Privileges>,
 }
 
-/// `4 workers`, or for the dynamic model the bounds: `2-8 workers`.
+/// `4 workers`, or for the dynamic model its cap: `up to 8 workers`.
 fn workers_label(settings: &Settings) -> String {
     match settings.model {
         ProcessModel::Static => format!("{} workers", settings.workers),
-        ProcessModel::Dynamic => {
-            format!("{}-{} workers", settings.min_spare.max(1), settings.max_workers)
-        }
+        ProcessModel::Dynamic => format!("up to {} workers", settings.max_workers),
     }
 }
 
