@@ -250,3 +250,21 @@ fn failed_requests_say_how_they_ended() {
     let lines = lines(&log, 1);
     assert!(lines[0].contains(r#""outcome":"cut_short""#), "{lines:?}");
 }
+
+#[test]
+fn an_access_log_that_cannot_be_written_never_fails_a_request() {
+    // /dev/full refuses every write with ENOSPC, as a full disk does.
+    let dir = scratch();
+    let serve = FcgiServe::start(
+        dir.path(),
+        "full",
+        "hello",
+        Transport::Unix,
+        &["--access-log", "/dev/full", "--log-format", "json"],
+    );
+    for _ in 0..50 {
+        assert!(!request(&serve, "/hello", &PARAMS, &[]).is_empty(), "answered");
+    }
+    let mut serve = serve;
+    assert!(serve.process().is_running(), "{}", serve.log());
+}

@@ -15,7 +15,6 @@
 //! its format.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -510,9 +509,10 @@ fn placeholder_value(
     }
 }
 
-/// The drain that formats and writes the lines, on slog-async's thread.
-struct Writer {
-    target: LogTarget,
+/// The drain that formats and writes the lines, on slog-async's thread, to `W` (the file's
+/// [`LogTarget`]).
+struct Writer<W> {
+    target: W,
     format: AccessFormat,
     /// Where the count of dropped lines is reported.
     report: Logger,
@@ -533,7 +533,7 @@ impl Serializer for Count {
     }
 }
 
-impl Drain for Writer {
+impl<W: std::io::Write + Clone> Drain for Writer<W> {
     type Ok = ();
     type Err = slog::Never;
 
@@ -683,6 +683,83 @@ mod tests {
         {
             assert!(AccessFormat::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// A file that fails its first `failures` writes (a full disk), then keeps what it gets.
+    #[derive(Clone)]
+    struct Flaky {
+        failures: std::sync::Arc<std::sync::Mutex<usize>>,
+        written: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    }
+
+    impl std::io::Write for Flaky {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let mut failures = self.failures.lock().unwrap();
+            if *failures > 0 {
+                *failures -= 1;
+                return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            self.written.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The main log: each record's `dropped` field, if any.
+    #[derive(Clone, Default)]
+    struct Reports(std::sync::Arc<std::sync::Mutex<Vec<u64>>>);
+
+    impl Drain for Reports {
+        type Ok = ();
+        type Err = slog::Never;
+
+        fn log(&self, record: &Record<'_>, _: &OwnedKVList) -> Result<(), slog::Never> {
+            struct Dropped(u64);
+            impl Serializer for Dropped {
+                fn emit_arguments(
+                    &mut self,
+                    key: Key,
+                    val: &std::fmt::Arguments<'_>,
+                ) -> slog::Result {
+                    if key == "dropped" {
+                        self.0 = val.to_string().parse().unwrap_or(0);
+                    }
+                    Ok(())
+                }
+            }
+            let mut dropped = Dropped(0);
+            let _ = record.kv().serialize(record, &mut dropped);
+            self.0.lock().unwrap().push(dropped.0);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_a_full_disk_refuses_are_dropped_counted_and_reported_in_the_main_log() {
+        let file = Flaky {
+            failures: std::sync::Arc::new(std::sync::Mutex::new(2)),
+            written: std::sync::Arc::new(std::sync::Mutex::new(Vec::new())),
+        };
+        let reports = Reports::default();
+        let writer = Writer {
+            target: file.clone(),
+            format: AccessFormat::parse("%s %L").unwrap(),
+            report: Logger::root(reports.clone(), o!()),
+            dropped: AtomicU64::new(0),
+        };
+        let log = Logger::root(writer, o!());
+        for id in ["a", "b", "c", "d"] {
+            slog::info!(log, #"access", "request"; "status" => 200, "request_id" => id);
+        }
+        // Not an access record: slog-async's report of lines dropped past its queue.
+        slog::info!(log, "slog-async: logger dropped messages"; "count" => 5);
+        slog::info!(log, #"access", "request"; "status" => 500, "request_id" => "e");
+        let written = String::from_utf8(file.written.lock().unwrap().clone()).unwrap();
+        assert_eq!(written, "200 c\n200 d\n500 e\n", "a and b dropped");
+        assert_eq!(*reports.0.lock().unwrap(), vec![2, 5], "each count reported once");
     }
 
     #[test]
