@@ -216,9 +216,28 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_enum, default_value_t = LogLevel::Info)]
     pub(crate) log_level: LogLevel,
 
-    /// Log one line per request: method, URI, status, bytes, duration.
-    #[arg(long)]
-    pub(crate) access_log: bool,
+    /// One line per request (client address, method, URI, status, bytes, duration, request
+    /// id), failed ones included: alone, in the main log (its fields, in --log-format); with
+    /// FILE, in that file (--access-log-format), reopened on USR1.
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    pub(crate) access_log: Option<Option<PathBuf>>,
+
+    // Operating: privileges and the access log's file format.
+    /// Serve as this user (name or number) once the sockets are bound and the log and pid files
+    /// open: the single process, or each worker (the master stays root). Needs root.
+    #[arg(long, value_name = "USER")]
+    pub(crate) user: Option<String>,
+
+    /// Serve with this group (name or number) as the only group [default: --user's groups].
+    #[arg(long, value_name = "GROUP")]
+    pub(crate) group: Option<String>,
+
+    /// Format of --access-log FILE: combined (nginx's, then duration, request id, outcome),
+    /// json, or a PHP-FPM access.format template (%R %u %t %m %r %q %Q %f %s %l %b %d %T %p %P
+    /// %L %{NAME}e %%).
+    #[arg(long, value_name = "FORMAT", default_value = "combined",
+        value_parser = crate::access_log::AccessFormat::parse)]
+    pub(crate) access_log_format: crate::access_log::AccessFormat,
 
     // Status page, ping and slow log (PHP-FPM's pm.status_path, ping.path and slowlog).
     /// Answer this SCRIPT_NAME with the status page, whatever the app, in PHP-FPM's formats
@@ -331,12 +350,12 @@ impl ServeArgs {
             min_input_rate: self.min_input_rate,
             write_timeout: Duration::from_secs(self.write_timeout),
             allow: (!self.allow.is_empty()).then(|| self.allow.clone()),
-            access_log: self.access_log,
             status_path: self.status_path.clone(),
             ping_path: self.ping_path.clone(),
             ping_response: self.ping_response.clone(),
             pool_name: self.pool_name.clone(),
             slow_request: self.slow_request,
+            access_log: self.access_log.is_some(),
             ..Config::default()
         };
         if config.max_threads == 0 {

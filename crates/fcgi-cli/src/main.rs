@@ -1,5 +1,6 @@
 //! `fcgi`: the command operators run.
 
+mod access_log;
 mod apps;
 mod args;
 mod bench;
@@ -7,9 +8,11 @@ mod config_file;
 mod limits;
 mod logging;
 mod prefork;
+mod privileges;
 mod process_args;
 mod request;
 mod serve;
+mod title;
 
 use std::process::ExitCode;
 

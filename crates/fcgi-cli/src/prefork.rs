@@ -1,29 +1,37 @@
 //! `fcgi serve` with a master: the listeners made once, then fcgi-prefork forks workers that
 //! each build the app from the serve arguments; HUP re-reads them (and `--config`).
 
-use fcgi_prefork::{Master, Settings, Worker, Workload};
+use fcgi_prefork::{Master, ProcessModel, Settings, Worker, Workload};
 use slog::{error, o, warn, Logger};
 
 use crate::args::ServeArgs;
 use crate::logging::{self, LogTarget};
-use crate::{config_file, serve, Failure};
+use crate::privileges::{self, Privileges};
+use crate::{config_file, serve, title, Failure};
 
 /// Runs the master until it stops.
 pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
     let settings = args.process.settings(args.graceful_timeout).map_err(Failure::Usage)?;
+    let privileges = serve::privileges(&args)?;
     let listeners = serve::listeners(&args)?;
     let exposure = serve::cgi_exposure(&args, &listeners)?;
     let target = serve::log_target(&args)?;
+    // Opened here, as root, to fail at start if it cannot be (and to create it); each worker
+    // opens its own handle after the fork, as it does for the log file.
+    drop(serve::access_target(&args)?);
+    set_master_title(&args, &settings);
     // Synchronous: the master must have no thread when it forks.
     let log = logging::sync_logger(args.log_format, args.log_level, &target);
     serve::warn_unconfined(exposure, &log);
+    serve::warn_cgi_as_root(&args, &log);
+    serve::give_log_files(&args, privileges.as_ref(), &log);
     serve::raise_nofile(&args, &log);
     let mut master = Master::new(settings, listeners, log.clone())
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     if let Some(path) = &args.process.pid_file {
         master = master.pid_file(path.clone());
     }
-    let mut workload = ServeWorkload { args, target, log };
+    let mut workload = ServeWorkload { args, target, log, privileges };
     master.run(&mut workload).map_err(|e| Failure::Runtime(e.to_string()))
 }
 
@@ -31,6 +39,21 @@ struct ServeWorkload {
     args: ServeArgs,
     target: LogTarget,
     log: Logger,
+    /// What each worker switches to once its log files are open (the master stays root).
+    privileges: Option<Privileges>,
+}
+
+/// `4 workers`, or for the dynamic model its cap: `up to 8 workers`.
+fn workers_label(settings: &Settings) -> String {
+    match settings.model {
+        ProcessModel::Static => format!("{} workers", settings.workers),
+        ProcessModel::Dynamic => format!("up to {} workers", settings.max_workers),
+    }
+}
+
+fn set_master_title(args: &ServeArgs, settings: &Settings) {
+    let workers = workers_label(settings);
+    title::set(title::Role::Master { app: serve::app_name(args), workers: &workers });
 }
 
 impl Workload for ServeWorkload {
@@ -44,13 +67,30 @@ impl Workload for ServeWorkload {
                 return 3;
             }
         };
+        let access = match serve::access_target(args) {
+            Ok(access) => access,
+            Err(Failure::Usage(e) | Failure::Runtime(e)) => {
+                error!(self.log, "worker cannot open the access log"; "error" => e);
+                return 3;
+            }
+        };
+        title::set(title::Role::Worker { id: worker.id(), app: serve::app_name(args) });
         let (log, guard) = logging::logger(args.log_format, args.log_level, &target);
+        let (log, access_guard) = serve::with_access_log(log, access.clone(), args);
         let log = log.new(o!("worker" => worker.id()));
+        // Log files open: from here on (the app included), the chosen user.
+        if let Err(e) = serve::drop_privileges(self.privileges.as_ref(), &log) {
+            error!(log, "worker cannot drop privileges"; "error" => e);
+            drop(access_guard);
+            drop(guard);
+            return 2;
+        }
         let reopen_log = log.clone();
         worker.on_reopen_logs(move || {
             if let Err(e) = target.reopen() {
                 error!(reopen_log, "cannot reopen the log file"; "error" => %e);
             }
+            serve::reopen_access_log(access.as_ref(), &reopen_log);
         });
         let code = match args.config() {
             Err(e) => {
@@ -71,6 +111,7 @@ impl Workload for ServeWorkload {
                 },
             },
         };
+        drop(access_guard);
         drop(guard);
         code
     }
@@ -79,6 +120,8 @@ impl Workload for ServeWorkload {
         let args = config_file::serve_args()?;
         args.config()?;
         let settings = args.process.settings(args.graceful_timeout)?;
+        let privileges = privileges::resolve(args.user.as_deref(), args.group.as_deref())
+            .map_err(|e| e.to_string())?;
         if args.listen != self.args.listen || args.listen_options() != self.args.listen_options() {
             warn!(
                 self.log,
@@ -91,6 +134,14 @@ impl Workload for ServeWorkload {
         {
             warn!(self.log, "--log-file and --pid-file change only with a restart or USR2");
         }
+        if args.access_log != self.args.access_log {
+            // Each new worker opens the file; the master only checks that it can be.
+            if let Err(Failure::Usage(e) | Failure::Runtime(e)) = serve::access_target(&args) {
+                return Err(e);
+            }
+        }
+        set_master_title(&args, &settings);
+        self.privileges = privileges;
         self.args = args;
         Ok(settings)
     }
@@ -98,6 +149,15 @@ impl Workload for ServeWorkload {
     fn reopen_logs(&mut self) {
         if let Err(e) = self.target.reopen() {
             error!(self.log, "cannot reopen the log file"; "error" => %e);
+        }
+        if self.privileges.is_some() {
+            // The workers reopen as --user, and may not create files where logs live: the
+            // master (root) creates the access log's new file and hands both to the user first,
+            // before it forwards USR1 to them.
+            if let Err(Failure::Usage(e) | Failure::Runtime(e)) = serve::access_target(&self.args) {
+                error!(self.log, "cannot reopen the access log"; "error" => e);
+            }
+            serve::give_log_files(&self.args, self.privileges.as_ref(), &self.log);
         }
     }
 }

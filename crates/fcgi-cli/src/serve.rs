@@ -8,10 +8,12 @@ use fcgi_server::{Listener, Server};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2};
 use slog::{error, info, warn, Logger};
 
+use crate::access_log::{self, AccessFormat};
 use crate::apps::cgi::{exposure, Exposure, OPEN_REFUSED};
 use crate::args::{App, ServeArgs};
 use crate::logging::LogTarget;
-use crate::{apps, config_file, limits, logging, prefork, Failure};
+use crate::privileges::{self, Privileges};
+use crate::{apps, config_file, limits, logging, prefork, title, Failure};
 
 /// Runs `fcgi serve`: as one process, or as a master and its workers.
 pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
@@ -32,18 +34,31 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
 /// One process: it accepts and serves; TERM, INT, QUIT and USR1 as for a master, and HUP, USR2,
 /// TTIN and TTOU (which need a master) logged and ignored.
 fn single(args: ServeArgs, config: fcgi_server::Config) -> Result<(), Failure> {
+    let privileges = privileges(&args)?;
     let listeners = listeners(&args)?;
     let exposure = cgi_exposure(&args, &listeners)?;
     let target = log_target(&args)?;
+    let access = access_target(&args)?;
+    title::set(title::Role::Serve { app: app_name(&args) });
     // The logger's thread starts only now, after the sockets exist.
     let (log, log_guard) = logging::logger(args.log_format, args.log_level, &target);
+    let (log, access_guard) = with_access_log(log, access.clone(), &args);
     warn_unconfined(exposure, &log);
+    warn_cgi_as_root(&args, &log);
+    give_log_files(&args, privileges.as_ref(), &log);
     raise_nofile(&args, &log);
     let server = server(&args, config, listeners, &log)?;
     if let Some(path) = &args.process.pid_file {
         fcgi_prefork::pidfile::write(path).map_err(|e| {
             Failure::Runtime(format!("cannot write the pid file {}: {e}", path.display()))
         })?;
+    }
+    // Sockets bound, log, access log and pid file open: from here on, the chosen user.
+    if let Err(e) = drop_privileges(privileges.as_ref(), &log) {
+        if let Some(path) = &args.process.pid_file {
+            fcgi_prefork::pidfile::remove_if_ours(path);
+        }
+        return Err(Failure::Runtime(e));
     }
 
     let stop = server.shutdown_handle();
@@ -70,10 +85,13 @@ fn single(args: ServeArgs, config: fcgi_server::Config) -> Result<(), Failure> {
                             stopping = true;
                         }
                     }
-                    SIGUSR1 => match target.reopen() {
-                        Ok(()) => info!(signal_log, "log file reopened"),
-                        Err(e) => error!(signal_log, "cannot reopen the log file"; "error" => %e),
-                    },
+                    SIGUSR1 => {
+                        match target.reopen() {
+                            Ok(()) => info!(signal_log, "log file reopened"),
+                            Err(e) => error!(signal_log, "cannot reopen the log file"; "error" => %e),
+                        }
+                        reopen_access_log(access.as_ref(), &signal_log);
+                    }
                     _ => warn!(signal_log,
                         "signal ignored: reloads, upgrades and worker counts need a master \
                          (--workers 2+ or --master)"; "signal" => signal),
@@ -87,6 +105,7 @@ fn single(args: ServeArgs, config: fcgi_server::Config) -> Result<(), Failure> {
         fcgi_prefork::pidfile::remove_if_ours(path);
     }
     let report = report?;
+    drop(access_guard);
     drop(log_guard);
     if report.unfinished > 0 {
         eprintln!("fcgi: {} requests were cut short by the graceful timeout", report.unfinished);
@@ -200,4 +219,94 @@ pub(crate) fn listeners(args: &ServeArgs) -> Result<Vec<Listener>, Failure> {
             "no --listen given, and {e} (start under a web server or spawn-fcgi, or pass --listen)"
         ))
     })
+}
+
+/// The identity `--user` and `--group` name (resolved now, before anything is bound: an unknown
+/// name or a non-root process asked to switch is a usage error, exit status 2).
+pub(crate) fn privileges(args: &ServeArgs) -> Result<Option<Privileges>, Failure> {
+    privileges::resolve(args.user.as_deref(), args.group.as_deref())
+        .map_err(|e| Failure::Usage(e.to_string()))
+}
+
+/// Switches to `privileges`, if any, and logs it.
+pub(crate) fn drop_privileges(privileges: Option<&Privileges>, log: &Logger) -> Result<(), String> {
+    let Some(privileges) = privileges else { return Ok(()) };
+    privileges.drop_now().map_err(|e| e.to_string())?;
+    info!(log, "privileges dropped"; "user" => &privileges.user, "uid" => privileges.uid,
+        "gid" => privileges.gid, "groups" => format!("{:?}", privileges.groups));
+    Ok(())
+}
+
+/// The start-up warning for CGI programs that would run as root.
+pub(crate) fn warn_cgi_as_root(args: &ServeArgs, log: &Logger) {
+    // SAFETY: geteuid cannot fail and touches no memory of ours.
+    let euid = unsafe { libc::geteuid() };
+    if privileges::warns_cgi_as_root(euid, args.app == App::Cgi, args.user.is_some()) {
+        warn!(log, "running as root with the CGI gateway and no --user: every CGI program \
+            will run as root (give --user, e.g. --user www-data)"; "uid" => euid);
+    }
+}
+
+/// The app's name as given on the command line (`hello`), for process titles.
+pub(crate) fn app_name(args: &ServeArgs) -> &'static str {
+    match args.app {
+        App::Hello => "hello",
+        App::Echo => "echo",
+        App::Cgi => "cgi",
+    }
+}
+
+/// The file `--access-log FILE` names, opened for appending (as root, before the switch), or
+/// `None` when the access log goes to the main log or is off.
+pub(crate) fn access_target(args: &ServeArgs) -> Result<Option<LogTarget>, Failure> {
+    let Some(Some(path)) = &args.access_log else { return Ok(None) };
+    LogTarget::open(Some(path)).map(Some).map_err(|e| {
+        Failure::Runtime(format!("cannot open the access log {}: {e}", path.display()))
+    })
+}
+
+/// `log` with the request records sent to `access`, when there is a file; the guard flushes
+/// its queue when dropped.
+pub(crate) fn with_access_log(
+    log: Logger,
+    access: Option<LogTarget>,
+    args: &ServeArgs,
+) -> (Logger, Option<slog_async::AsyncGuard>) {
+    match access {
+        None => (log, None),
+        Some(target) => {
+            let format: AccessFormat = args.access_log_format.clone();
+            let (log, guard) = access_log::attach(log, target, format);
+            (log, Some(guard))
+        }
+    }
+}
+
+/// Reopens the access log's file (USR1), logging the outcome.
+pub(crate) fn reopen_access_log(access: Option<&LogTarget>, log: &Logger) {
+    let Some(access) = access else { return };
+    match access.reopen() {
+        Ok(()) => info!(log, "access log reopened"),
+        Err(e) => error!(log, "cannot reopen the access log"; "error" => %e),
+    }
+}
+
+/// Hands the log file and the access log file to the user `--user` names (regular files only),
+/// so that the process, once switched, can open them again on USR1. As nginx does for its
+/// workers: the user can then write its own logs, which it does anyway.
+pub(crate) fn give_log_files(args: &ServeArgs, privileges: Option<&Privileges>, log: &Logger) {
+    let Some(privileges) = privileges else { return };
+    let access = match &args.access_log {
+        Some(Some(path)) => Some(path.as_path()),
+        _ => None,
+    };
+    for path in [args.process.log_file.as_deref(), access].into_iter().flatten() {
+        if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        if let Err(e) = std::os::unix::fs::chown(path, Some(privileges.uid), Some(privileges.gid)) {
+            warn!(log, "cannot give a log file to --user; reopening it on USR1 may fail";
+                "path" => %path.display(), "error" => %e);
+        }
+    }
 }

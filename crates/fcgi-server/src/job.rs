@@ -1,7 +1,7 @@
 //! The pool's side of a request: run the handler, then end the response, whatever happened.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,6 +34,9 @@ impl Job {
         let shared = request.shared();
         if !shared.take() {
             // It waited past the queue timeout, and its connection answered it.
+            if ctx.config.access_log {
+                access_line(&log, &request, 503, 0, std::time::Duration::ZERO, "queue_timeout");
+            }
             return;
         }
         let started = Instant::now();
@@ -66,11 +69,14 @@ impl Job {
         // Set when the handler failed after some of its response went out: the web server
         // must be told, or it would pass the truncated response on as whole.
         let mut cut_short = false;
+        // How it ended, for the access log.
+        let mut ending = if request.is_aborted() { "aborted" } else { "ok" };
         match (input_failed, outcome) {
             // Its input stopped (over the limit, spool failure, too slow): nothing has gone
             // out yet, and the answer says why.
             (Some(status), _) => {
                 response.fail(status);
+                ending = "input_failed";
             }
             (None, Ok(Ok(()))) => {}
             // Answered with an error status for its input at the first flush: complete, and
@@ -84,9 +90,11 @@ impl Job {
             (None, Ok(Err(e))) if response.wire().is_broken() || is_peer_gone(&*e) => {
                 info!(log, "the web server went away before the response was written";
                     "req" => request.request_id(), "error" => %e, "uri" => request.request_uri());
+                ending = "peer_gone";
             }
             (None, Ok(Err(e))) => {
                 cut_short = !response.fail(500);
+                ending = if cut_short { "cut_short" } else { "handler_error" };
                 error!(log, "handler failed"; "req" => request.request_id(), "error" => %e,
                     "uri" => request.request_uri(), "cut_short" => cut_short);
             }
@@ -97,12 +105,14 @@ impl Job {
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "a non-string panic payload".to_owned());
                 cut_short = !response.fail(500);
+                ending = if cut_short { "cut_short" } else { "panic" };
                 error!(log, "handler panicked"; "req" => request.request_id(), "panic" => message,
                     "uri" => request.request_uri(), "cut_short" => cut_short);
             }
         }
         let status = response.status();
         running.end(request.method(), request.request_uri(), status);
+        let body_bytes = response.body_bytes();
         let wire = Arc::clone(response.wire());
         request.release();
         shared.finished.store(true, Ordering::Release);
@@ -118,19 +128,61 @@ impl Job {
         }
         ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
         ctx.counters.requests.fetch_add(1, Ordering::Relaxed);
-        match delivered {
-            Ok(bytes) if ctx.config.access_log => info!(log, "request";
-                "req" => request.request_id(),
-                "method" => request.method(),
-                "uri" => request.request_uri(),
-                "status" => status,
-                "bytes" => bytes,
-                "ms" => format!("{:.3}", started.elapsed().as_secs_f64() * 1000.0)),
-            Ok(_) => {}
-            Err(e) => {
-                debug!(log, "response not delivered"; "req" => request.request_id(), "error" => %e)
+        if let Err(e) = &delivered {
+            debug!(log, "response not delivered"; "req" => request.request_id(), "error" => %e);
+            if ending == "ok" {
+                ending = "not_delivered";
             }
         }
+        if ctx.config.access_log {
+            let bytes = delivered.unwrap_or(body_bytes);
+            access_line(&log, &request, status, bytes, started.elapsed(), ending);
+        }
+    }
+}
+
+/// The request's access log line: a record tagged `access` (which the binary can send to a
+/// file of its own), for every request that reached the pool, finished or not; `outcome` says
+/// how it ended (`ok`, `aborted`, `input_failed`, `peer_gone`, `handler_error`, `panic`,
+/// `cut_short`, `not_delivered`, `queue_timeout`).
+fn access_line(
+    log: &Logger,
+    request: &Request,
+    status: u16,
+    bytes: u64,
+    elapsed: std::time::Duration,
+    outcome: &str,
+) {
+    info!(log, #"access", "request";
+        "req" => request.request_id(),
+        "method" => request.method(),
+        "uri" => request.request_uri(),
+        "status" => status,
+        "bytes" => bytes,
+        "ms" => format!("{:.3}", elapsed.as_secs_f64() * 1000.0),
+        "duration_us" => u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        "remote" => request.remote_addr(),
+        "user" => request.param_str("REMOTE_USER"),
+        "query" => request.query_string(),
+        "script" => request.script_filename().map(String::from_utf8_lossy).as_deref(),
+        "protocol" => request.param_str("SERVER_PROTOCOL"),
+        "referer" => request.param_str("HTTP_REFERER"),
+        "user_agent" => request.param_str("HTTP_USER_AGENT"),
+        "content_length" => request.content_length(),
+        "request_id" => request_id(request),
+        "outcome" => outcome);
+}
+
+/// Requests this process logged without an id of the web server's (per process: the pid goes
+/// with it).
+static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The request's id: the web server's when it sends one (`fastcgi_param REQUEST_ID
+/// $request_id;`, or an `X-Request-Id` header), else `PID-N` from a counter of this process.
+fn request_id(request: &Request) -> String {
+    match request.param_str("REQUEST_ID").or_else(|| request.param_str("HTTP_X_REQUEST_ID")) {
+        Some(id) if !id.is_empty() => id.to_owned(),
+        _ => format!("{}-{}", std::process::id(), NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed)),
     }
 }
 

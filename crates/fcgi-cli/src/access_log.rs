@@ -1,0 +1,772 @@
+//! `--access-log FILE`: one line per request in a file of its own, as operators read them
+//! from nginx and PHP-FPM, reopened on USR1 like `--log-file`.
+//!
+//! The server logs each finished request (and each one that failed, was cut short or was
+//! answered by its connection after a queue timeout) as a record tagged [`TAG`] with its fields
+//! (fcgi-server's `job.rs`). Without a file (`--access-log` alone) those records go to the main
+//! log as they always did; with one, [`attach`] sends them to the file, formatted, and no longer
+//! to the main log.
+//!
+//! Writing never blocks a request and never fails it: the line is formatted and written on a
+//! thread of its own (slog-async, lines past its queue dropped and counted), and a line the
+//! file does not take (a full disk) is dropped and counted; the count goes to the main log,
+//! at warning level in a field `dropped`, once a line is written again: the approach of
+//! [`crate::logging::Lossy`], with the report in the main log so that the access log keeps
+//! its format.
+
+use std::fmt::Write as _;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use slog::{o, warn, Drain, Key, Logger, OwnedKVList, Record, Serializer, KV};
+
+use crate::logging::LogTarget;
+
+/// The tag of the server's per-request records (fcgi-server's `job.rs` sets it).
+pub(crate) const TAG: &str = "access";
+
+/// Lines the writing thread may have queued; past it they are dropped and counted (a disk that
+/// cannot keep up must not hold requests back). As the main log's queue.
+const QUEUE: usize = 4096;
+
+/// How lines are written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum AccessFormat {
+    /// nginx's `combined`, then the duration in seconds, the request id and the outcome:
+    /// `127.0.0.1 - - [27/Nov/2026:09:50:00 +0000] "GET /x HTTP/1.1" 200 13 "-" "curl/8" 0.002 4711-1 ok`.
+    Combined,
+    /// One JSON object per line.
+    Json,
+    /// A PHP-FPM `access.format`-style template.
+    Template(Vec<Piece>),
+}
+
+/// A part of a template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Piece {
+    /// Text as it is.
+    Text(String),
+    /// A placeholder.
+    Field(Placeholder),
+}
+
+/// The placeholders a template may hold (PHP-FPM's meaning unless said otherwise).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Placeholder {
+    /// `%R`: the client's address (REMOTE_ADDR).
+    Remote,
+    /// `%u`: REMOTE_USER.
+    User,
+    /// `%m`: the method.
+    Method,
+    /// `%r`: the request URI (REQUEST_URI).
+    Uri,
+    /// `%q`: the query string.
+    Query,
+    /// `%Q`: `?` when there is a query string.
+    QueryMark,
+    /// `%f`: the script (SCRIPT_FILENAME).
+    Script,
+    /// `%s`: the status.
+    Status,
+    /// `%l`: the request's CONTENT_LENGTH.
+    ContentLength,
+    /// `%b`: bytes of the response body sent (fcgi-rs's, as Apache's `%B`; FPM has none).
+    Bytes,
+    /// `%d`, `%{seconds}d`: the duration in seconds, three decimals.
+    Seconds,
+    /// `%{mili}d`, `%{miliseconds}d`: in milliseconds, three decimals.
+    Millis,
+    /// `%{micro}d`, `%{microseconds}d`: in microseconds.
+    Micros,
+    /// `%t`: when the request started, `27/Nov/2026:09:50:00 +0000` (UTC).
+    Started,
+    /// `%T`: when the line was written, likewise.
+    Now,
+    /// `%p`: this process's pid.
+    Pid,
+    /// `%P`: its parent's pid (the master's).
+    ParentPid,
+    /// `%L`: the request id (fcgi-rs's, as Apache's `%L`).
+    RequestId,
+    /// `%{NAME}e`: one of the params the record carries (see [`param_field`]).
+    Param(Field),
+    /// `%%`: a percent sign.
+    Percent,
+}
+
+/// The fields of a request record, by the key the server logs them under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Field {
+    /// `remote`: REMOTE_ADDR.
+    Remote,
+    /// `user`: REMOTE_USER.
+    User,
+    /// `method`: REQUEST_METHOD.
+    Method,
+    /// `uri`: REQUEST_URI.
+    Uri,
+    /// `query`: QUERY_STRING.
+    Query,
+    /// `script`: SCRIPT_FILENAME.
+    Script,
+    /// `protocol`: SERVER_PROTOCOL.
+    Protocol,
+    /// `referer`: HTTP_REFERER.
+    Referer,
+    /// `user_agent`: HTTP_USER_AGENT.
+    UserAgent,
+    /// `content_length`: CONTENT_LENGTH.
+    ContentLength,
+    /// `status`.
+    Status,
+    /// `bytes`: body bytes sent.
+    Bytes,
+    /// `duration_us`.
+    DurationUs,
+    /// `request_id`.
+    RequestId,
+    /// `outcome`: `ok`, or how it failed.
+    Outcome,
+}
+
+/// Every field, in the order of the JSON format.
+const FIELDS: [(Field, &str); 15] = [
+    (Field::Remote, "remote"),
+    (Field::User, "user"),
+    (Field::Method, "method"),
+    (Field::Uri, "uri"),
+    (Field::Query, "query"),
+    (Field::Script, "script"),
+    (Field::Protocol, "protocol"),
+    (Field::Referer, "referer"),
+    (Field::UserAgent, "user_agent"),
+    (Field::ContentLength, "content_length"),
+    (Field::Status, "status"),
+    (Field::Bytes, "bytes"),
+    (Field::DurationUs, "duration_us"),
+    (Field::RequestId, "request_id"),
+    (Field::Outcome, "outcome"),
+];
+
+/// The field `%{NAME}e` stands for: the params the server puts in its record.
+pub(crate) fn param_field(name: &str) -> Option<Field> {
+    Some(match name {
+        "REMOTE_ADDR" => Field::Remote,
+        "REMOTE_USER" => Field::User,
+        "REQUEST_METHOD" => Field::Method,
+        "REQUEST_URI" => Field::Uri,
+        "QUERY_STRING" => Field::Query,
+        "SCRIPT_FILENAME" => Field::Script,
+        "SERVER_PROTOCOL" => Field::Protocol,
+        "HTTP_REFERER" => Field::Referer,
+        "HTTP_USER_AGENT" => Field::UserAgent,
+        "CONTENT_LENGTH" => Field::ContentLength,
+        "REQUEST_ID" => Field::RequestId,
+        _ => return None,
+    })
+}
+
+impl AccessFormat {
+    /// `combined`, `json`, or a template (anything with a `%`).
+    pub(crate) fn parse(text: &str) -> Result<AccessFormat, String> {
+        match text {
+            "combined" => Ok(AccessFormat::Combined),
+            "json" => Ok(AccessFormat::Json),
+            template if template.contains('%') => {
+                parse_template(template).map(AccessFormat::Template)
+            }
+            other => Err(format!(
+                "{other:?} is not an access log format: combined, json, or a template with \
+                 %-placeholders such as \"%R - %u %t \\\"%m %r\\\" %s\""
+            )),
+        }
+    }
+}
+
+/// A template's pieces; an unknown or unsupported placeholder is an error (as in PHP-FPM,
+/// which refuses to start).
+pub(crate) fn parse_template(template: &str) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut text = String::new();
+    let mut chars = template.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            text.push(c);
+            continue;
+        }
+        let mut modifier = None;
+        let mut token = chars.next().ok_or("the template ends with a lone %")?;
+        if token == '{' {
+            let mut name = String::new();
+            loop {
+                match chars.next() {
+                    Some('}') => break,
+                    Some(c) => name.push(c),
+                    None => return Err("a %{ without its }".into()),
+                }
+            }
+            modifier = Some(name);
+            token = chars.next().ok_or("a %{...} without its placeholder letter")?;
+        }
+        let field = placeholder(token, modifier.as_deref())?;
+        if field == Placeholder::Percent {
+            text.push('%');
+            continue;
+        }
+        if !text.is_empty() {
+            pieces.push(Piece::Text(std::mem::take(&mut text)));
+        }
+        pieces.push(Piece::Field(field));
+    }
+    if !text.is_empty() {
+        pieces.push(Piece::Text(text));
+    }
+    Ok(pieces)
+}
+
+/// The placeholder for `%{modifier}token`.
+fn placeholder(token: char, modifier: Option<&str>) -> Result<Placeholder, String> {
+    let plain = |p: Placeholder| match modifier {
+        None => Ok(p),
+        Some(m) => Err(format!("%{token} takes no {{{m}}}")),
+    };
+    match token {
+        '%' => plain(Placeholder::Percent),
+        'R' => plain(Placeholder::Remote),
+        'u' => plain(Placeholder::User),
+        'm' => plain(Placeholder::Method),
+        'r' => plain(Placeholder::Uri),
+        'q' => plain(Placeholder::Query),
+        'Q' => plain(Placeholder::QueryMark),
+        'f' => plain(Placeholder::Script),
+        's' => plain(Placeholder::Status),
+        'l' => plain(Placeholder::ContentLength),
+        'b' => plain(Placeholder::Bytes),
+        'p' => plain(Placeholder::Pid),
+        'P' => plain(Placeholder::ParentPid),
+        'L' => plain(Placeholder::RequestId),
+        't' => plain(Placeholder::Started)
+            .map_err(|_| "%{FORMAT}t: only the default time format is supported".to_owned()),
+        'T' => plain(Placeholder::Now)
+            .map_err(|_| "%{FORMAT}T: only the default time format is supported".to_owned()),
+        'd' => match modifier {
+            None | Some("seconds") => Ok(Placeholder::Seconds),
+            Some("mili" | "miliseconds") => Ok(Placeholder::Millis),
+            Some("micro" | "microseconds") => Ok(Placeholder::Micros),
+            Some(other) => {
+                Err(format!("%{{{other}}}d: the unit is seconds, mili(seconds) or micro(seconds)"))
+            }
+        },
+        'e' => {
+            let name = modifier.ok_or("%e needs a param's name: %{REMOTE_ADDR}e")?;
+            param_field(name).map(Placeholder::Param).ok_or_else(|| {
+                format!(
+                    "%{{{name}}}e: the access log has REMOTE_ADDR, REMOTE_USER, \
+                     REQUEST_METHOD, REQUEST_URI, QUERY_STRING, SCRIPT_FILENAME, \
+                     SERVER_PROTOCOL, HTTP_REFERER, HTTP_USER_AGENT, CONTENT_LENGTH and \
+                     REQUEST_ID"
+                )
+            })
+        }
+        'C' | 'M' | 'n' | 'o' => {
+            Err(format!("%{token} (PHP-FPM's CPU, memory, pool or header) is not supported"))
+        }
+        other => Err(format!("%{other} is not a placeholder")),
+    }
+}
+
+/// A request's fields, read from its record.
+#[derive(Debug, Default)]
+pub(crate) struct Fields {
+    values: [Option<String>; FIELDS.len()],
+}
+
+impl Fields {
+    fn get(&self, field: Field) -> Option<&str> {
+        let index = FIELDS.iter().position(|(f, _)| *f == field)?;
+        self.values[index].as_deref()
+    }
+
+    /// Sets `field` (for tests and for the serializer).
+    pub(crate) fn set(&mut self, key: &str, value: String) {
+        if let Some(index) = FIELDS.iter().position(|(_, k)| *k == key) {
+            self.values[index] = Some(value);
+        }
+    }
+
+    fn duration(&self) -> Duration {
+        Duration::from_micros(self.get(Field::DurationUs).and_then(|d| d.parse().ok()).unwrap_or(0))
+    }
+}
+
+impl Serializer for Fields {
+    fn emit_arguments(&mut self, key: Key, val: &std::fmt::Arguments<'_>) -> slog::Result {
+        self.set(key, val.to_string());
+        Ok(())
+    }
+
+    fn emit_none(&mut self, _key: Key) -> slog::Result {
+        Ok(())
+    }
+}
+
+/// `27/Nov/2026:09:50:00 +0000` for `time` (UTC), as nginx's `$time_local` and PHP-FPM's `%t`.
+pub(crate) fn clf_time(time: SystemTime) -> String {
+    let (year, month, day, h, m, s, _) = civil(time);
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    format!("{day:02}/{}/{year}:{h:02}:{m:02}:{s:02} +0000", MONTHS[month as usize - 1])
+}
+
+/// `2026-11-27T09:50:00.123Z` for `time`.
+pub(crate) fn iso_time(time: SystemTime) -> String {
+    let (year, month, day, h, m, s, ms) = civil(time);
+    format!("{year}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{ms:03}Z")
+}
+
+/// Year, month, day, hour, minute, second and millisecond of `time`, UTC (Howard Hinnant's
+/// days-to-civil algorithm).
+fn civil(time: SystemTime) -> (i64, u32, u32, u32, u32, u32, u32) {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = i64::try_from(since.as_secs()).unwrap_or(0);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let rest = rest as u32;
+    (year, month, day, rest / 3600, rest / 60 % 60, rest % 60, since.subsec_millis())
+}
+
+/// `text` with what would break a line or a quoted field escaped as nginx does (`\xHH`), so
+/// that a peer's values cannot forge lines.
+fn escaped(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '"' | '\\' => {
+                let _ = write!(out, "\\x{:02X}", c as u32);
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\x{:02X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// `text` escaped, or `-` when absent or empty.
+fn or_dash(text: Option<&str>, out: &mut String) {
+    match text {
+        Some(t) if !t.is_empty() => escaped(t, out),
+        _ => out.push('-'),
+    }
+}
+
+/// A JSON string literal.
+fn json_string(text: &str, out: &mut String) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// The line for `fields`, written at `now` by process `pid` (parent `ppid`), with its newline.
+pub(crate) fn format_line(
+    format: &AccessFormat,
+    fields: &Fields,
+    now: SystemTime,
+    pid: u32,
+    ppid: u32,
+) -> String {
+    let mut out = String::with_capacity(256);
+    let duration = fields.duration();
+    let started = now.checked_sub(duration).unwrap_or(now);
+    match format {
+        AccessFormat::Combined => {
+            or_dash(fields.get(Field::Remote), &mut out);
+            out.push_str(" - ");
+            or_dash(fields.get(Field::User), &mut out);
+            let _ = write!(out, " [{}] \"", clf_time(started));
+            or_dash(fields.get(Field::Method), &mut out);
+            out.push(' ');
+            or_dash(fields.get(Field::Uri), &mut out);
+            if let Some(protocol) = fields.get(Field::Protocol).filter(|p| !p.is_empty()) {
+                out.push(' ');
+                escaped(protocol, &mut out);
+            }
+            out.push_str("\" ");
+            out.push_str(fields.get(Field::Status).unwrap_or("-"));
+            out.push(' ');
+            out.push_str(fields.get(Field::Bytes).unwrap_or("0"));
+            out.push_str(" \"");
+            or_dash(fields.get(Field::Referer), &mut out);
+            out.push_str("\" \"");
+            or_dash(fields.get(Field::UserAgent), &mut out);
+            let _ = write!(out, "\" {:.3} ", duration.as_secs_f64());
+            or_dash(fields.get(Field::RequestId), &mut out);
+            out.push(' ');
+            or_dash(fields.get(Field::Outcome), &mut out);
+        }
+        AccessFormat::Json => {
+            out.push_str("{\"time\":");
+            json_string(&iso_time(started), &mut out);
+            let _ = write!(out, ",\"pid\":{pid}");
+            for (field, key) in FIELDS {
+                let _ = write!(out, ",\"{key}\":");
+                match fields.get(field) {
+                    None => out.push_str("null"),
+                    Some(value) if is_number(field) && value.parse::<u64>().is_ok() => {
+                        out.push_str(value);
+                    }
+                    Some(value) => json_string(value, &mut out),
+                }
+            }
+            out.push('}');
+        }
+        AccessFormat::Template(pieces) => {
+            for piece in pieces {
+                match piece {
+                    Piece::Text(text) => out.push_str(text),
+                    Piece::Field(p) => {
+                        placeholder_value(*p, fields, started, now, pid, ppid, &mut out)
+                    }
+                }
+            }
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// Whether a field is written as a JSON number.
+fn is_number(field: Field) -> bool {
+    matches!(field, Field::Status | Field::Bytes | Field::DurationUs | Field::ContentLength)
+}
+
+fn placeholder_value(
+    placeholder: Placeholder,
+    fields: &Fields,
+    started: SystemTime,
+    now: SystemTime,
+    pid: u32,
+    ppid: u32,
+    out: &mut String,
+) {
+    let duration = fields.duration();
+    match placeholder {
+        Placeholder::Remote => or_dash(fields.get(Field::Remote), out),
+        Placeholder::User => or_dash(fields.get(Field::User), out),
+        Placeholder::Method => or_dash(fields.get(Field::Method), out),
+        Placeholder::Uri => or_dash(fields.get(Field::Uri), out),
+        Placeholder::Query => escaped(fields.get(Field::Query).unwrap_or(""), out),
+        Placeholder::QueryMark => {
+            if fields.get(Field::Query).is_some_and(|q| !q.is_empty()) {
+                out.push('?');
+            }
+        }
+        Placeholder::Script => or_dash(fields.get(Field::Script), out),
+        Placeholder::Status => out.push_str(fields.get(Field::Status).unwrap_or("-")),
+        Placeholder::ContentLength => out.push_str(fields.get(Field::ContentLength).unwrap_or("0")),
+        Placeholder::Bytes => out.push_str(fields.get(Field::Bytes).unwrap_or("0")),
+        Placeholder::Seconds => {
+            let _ = write!(out, "{:.3}", duration.as_secs_f64());
+        }
+        Placeholder::Millis => {
+            let _ = write!(out, "{:.3}", duration.as_secs_f64() * 1000.0);
+        }
+        Placeholder::Micros => {
+            let _ = write!(out, "{}", duration.as_micros());
+        }
+        Placeholder::Started => out.push_str(&clf_time(started)),
+        Placeholder::Now => out.push_str(&clf_time(now)),
+        Placeholder::Pid => {
+            let _ = write!(out, "{pid}");
+        }
+        Placeholder::ParentPid => {
+            let _ = write!(out, "{ppid}");
+        }
+        Placeholder::RequestId => or_dash(fields.get(Field::RequestId), out),
+        Placeholder::Param(field) => or_dash(fields.get(field), out),
+        Placeholder::Percent => out.push('%'),
+    }
+}
+
+/// The drain that formats and writes the lines, on slog-async's thread, to `W` (the file's
+/// [`LogTarget`]).
+struct Writer<W> {
+    target: W,
+    format: AccessFormat,
+    /// Where the count of dropped lines is reported.
+    report: Logger,
+    /// Lines dropped since the last one written: unwritable, or past the queue.
+    dropped: AtomicU64,
+}
+
+/// Reads slog-async's count of lines dropped past its queue from its report record.
+#[derive(Default)]
+struct Count(u64);
+
+impl Serializer for Count {
+    fn emit_arguments(&mut self, key: Key, val: &std::fmt::Arguments<'_>) -> slog::Result {
+        if key == "count" {
+            self.0 = val.to_string().parse().unwrap_or(0);
+        }
+        Ok(())
+    }
+}
+
+impl<W: std::io::Write + Clone> Drain for Writer<W> {
+    type Ok = ();
+    type Err = slog::Never;
+
+    fn log(&self, record: &Record<'_>, _values: &OwnedKVList) -> Result<(), slog::Never> {
+        if record.tag() != TAG {
+            // slog-async's own record: lines dropped because the queue was full.
+            let mut count = Count::default();
+            let _ = record.kv().serialize(record, &mut count);
+            self.dropped.fetch_add(count.0.max(1), Ordering::Relaxed);
+            return Ok(());
+        }
+        let written = catch_unwind(AssertUnwindSafe(|| {
+            let mut fields = Fields::default();
+            let _ = record.kv().serialize(record, &mut fields);
+            // SAFETY: getppid cannot fail and touches no memory of ours.
+            let ppid = u32::try_from(unsafe { libc::getppid() }).unwrap_or(0);
+            let line =
+                format_line(&self.format, &fields, SystemTime::now(), std::process::id(), ppid);
+            // One write of the whole line: lines of several workers appending to one file do
+            // not interleave, and a failed one leaves nothing half written behind.
+            self.target.clone().write_all(line.as_bytes()).is_ok()
+        }));
+        if written.unwrap_or(false) {
+            let dropped = self.dropped.load(Ordering::Relaxed);
+            if dropped > 0 {
+                self.dropped.fetch_sub(dropped, Ordering::Relaxed);
+                warn!(self.report, "access log lines dropped: the access log could not be written";
+                    "dropped" => dropped);
+            }
+        } else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// The logger to serve with when the access log has a file: the server's request records go to
+/// `target`, formatted, and every other record to `log`. Keep the guard until the process is
+/// about to exit: dropping it writes what is still queued.
+pub(crate) fn attach(
+    log: Logger,
+    target: LogTarget,
+    format: AccessFormat,
+) -> (Logger, slog_async::AsyncGuard) {
+    let writer = Writer { target, format, report: log.clone(), dropped: AtomicU64::new(0) };
+    let (access, guard) = slog_async::Async::new(writer)
+        .chan_size(QUEUE)
+        .overflow_strategy(slog_async::OverflowStrategy::DropAndReport)
+        .thread_name("fcgi-access".into())
+        .build_with_guard();
+    let access = access.filter(|r: &Record<'_>| r.tag() == TAG).ignore_res();
+    let main = log.filter(|r: &Record<'_>| r.tag() != TAG).ignore_res();
+    (Logger::root(slog::Duplicate::new(main, access).ignore_res(), o!()), guard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> Fields {
+        let mut fields = Fields::default();
+        for (key, value) in pairs {
+            fields.set(key, (*value).to_owned());
+        }
+        fields
+    }
+
+    fn request() -> Fields {
+        fields(&[
+            ("remote", "192.0.2.7"),
+            ("method", "GET"),
+            ("uri", "/a b?x=1"),
+            ("query", "x=1"),
+            ("protocol", "HTTP/1.1"),
+            ("user_agent", "curl/8 \"quoted\""),
+            ("status", "200"),
+            ("bytes", "13"),
+            ("duration_us", "2500"),
+            ("request_id", "77-1"),
+            ("outcome", "ok"),
+            ("content_length", "5"),
+            ("script", "/srv/x.cgi"),
+        ])
+    }
+
+    /// 2026-11-27 09:50:00.250 UTC.
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(1_795_773_000_250)
+    }
+
+    #[test]
+    fn times_in_utc() {
+        assert_eq!(clf_time(now()), "27/Nov/2026:09:50:00 +0000");
+        assert_eq!(iso_time(now()), "2026-11-27T09:50:00.250Z");
+        assert_eq!(iso_time(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(clf_time(leap), "29/Feb/2000:00:00:00 +0000");
+    }
+
+    #[test]
+    fn the_combined_line() {
+        let line = format_line(&AccessFormat::Combined, &request(), now(), 10, 1);
+        assert_eq!(
+            line,
+            "192.0.2.7 - - [27/Nov/2026:09:50:00 +0000] \"GET /a b?x=1 HTTP/1.1\" 200 13 \"-\" \
+             \"curl/8 \\x22quoted\\x22\" 0.003 77-1 ok\n"
+        );
+        let empty = format_line(&AccessFormat::Combined, &Fields::default(), now(), 10, 1);
+        assert_eq!(empty, "- - - [27/Nov/2026:09:50:00 +0000] \"- -\" - 0 \"-\" \"-\" 0.000 - -\n");
+    }
+
+    #[test]
+    fn the_json_line() {
+        let line = format_line(&AccessFormat::Json, &request(), now(), 10, 1);
+        assert!(
+            line.starts_with("{\"time\":\"2026-11-27T09:50:00.2") && line.ends_with("}\n"),
+            "{line}"
+        );
+        assert!(line.contains("\"remote\":\"192.0.2.7\""), "{line}");
+        assert!(line.contains("\"status\":200,\"bytes\":13,\"duration_us\":2500"), "{line}");
+        assert!(line.contains("\"user\":null"), "{line}");
+        assert!(line.contains("\"user_agent\":\"curl/8 \\\"quoted\\\"\""), "{line}");
+    }
+
+    #[test]
+    fn templates() {
+        let table = [
+            (
+                "%R - %u %t \"%m %r\" %s",
+                "192.0.2.7 - - 27/Nov/2026:09:50:00 +0000 \"GET /a b?x=1\" 200",
+            ),
+            ("%d %{mili}d %{microseconds}d", "0.003 2.500 2500"),
+            ("%f %l %b %L %p %P 100%%", "/srv/x.cgi 5 13 77-1 10 1 100%"),
+            ("%{REMOTE_ADDR}e %Q%q", "192.0.2.7 ?x=1"),
+        ];
+        for (template, expected) in table {
+            let format = AccessFormat::parse(template).expect(template);
+            let line = format_line(&format, &request(), now(), 10, 1);
+            assert_eq!(line, format!("{expected}\n"), "{template}");
+        }
+    }
+
+    #[test]
+    fn bad_templates_are_refused() {
+        for bad in
+            ["%", "%x", "%{NOPE}e", "%e", "%{hours}d", "%{x", "%{%H}t", "%C", "%{y}R", "plain"]
+        {
+            assert!(AccessFormat::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// A file that fails its first `failures` writes (a full disk), then keeps what it gets.
+    #[derive(Clone)]
+    struct Flaky {
+        failures: std::sync::Arc<std::sync::Mutex<usize>>,
+        written: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    }
+
+    impl std::io::Write for Flaky {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let mut failures = self.failures.lock().unwrap();
+            if *failures > 0 {
+                *failures -= 1;
+                return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            self.written.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The main log: each record's `dropped` field, if any.
+    #[derive(Clone, Default)]
+    struct Reports(std::sync::Arc<std::sync::Mutex<Vec<u64>>>);
+
+    impl Drain for Reports {
+        type Ok = ();
+        type Err = slog::Never;
+
+        fn log(&self, record: &Record<'_>, _: &OwnedKVList) -> Result<(), slog::Never> {
+            struct Dropped(u64);
+            impl Serializer for Dropped {
+                fn emit_arguments(
+                    &mut self,
+                    key: Key,
+                    val: &std::fmt::Arguments<'_>,
+                ) -> slog::Result {
+                    if key == "dropped" {
+                        self.0 = val.to_string().parse().unwrap_or(0);
+                    }
+                    Ok(())
+                }
+            }
+            let mut dropped = Dropped(0);
+            let _ = record.kv().serialize(record, &mut dropped);
+            self.0.lock().unwrap().push(dropped.0);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_a_full_disk_refuses_are_dropped_counted_and_reported_in_the_main_log() {
+        let file = Flaky {
+            failures: std::sync::Arc::new(std::sync::Mutex::new(2)),
+            written: std::sync::Arc::new(std::sync::Mutex::new(Vec::new())),
+        };
+        let reports = Reports::default();
+        let writer = Writer {
+            target: file.clone(),
+            format: AccessFormat::parse("%s %L").unwrap(),
+            report: Logger::root(reports.clone(), o!()),
+            dropped: AtomicU64::new(0),
+        };
+        let log = Logger::root(writer, o!());
+        for id in ["a", "b", "c", "d"] {
+            slog::info!(log, #"access", "request"; "status" => 200, "request_id" => id);
+        }
+        // Not an access record: slog-async's report of lines dropped past its queue.
+        slog::info!(log, "slog-async: logger dropped messages"; "count" => 5);
+        slog::info!(log, #"access", "request"; "status" => 500, "request_id" => "e");
+        let written = String::from_utf8(file.written.lock().unwrap().clone()).unwrap();
+        assert_eq!(written, "200 c\n200 d\n500 e\n", "a and b dropped");
+        assert_eq!(*reports.0.lock().unwrap(), vec![2, 5], "each count reported once");
+    }
+
+    #[test]
+    fn a_peers_newline_cannot_forge_a_line() {
+        let forged = fields(&[("uri", "/x\n127.0.0.1 - - fake"), ("status", "200")]);
+        let line = format_line(&AccessFormat::Combined, &forged, now(), 1, 1);
+        assert_eq!(line.matches('\n').count(), 1, "{line}");
+        assert!(line.contains("/x\\x0A127.0.0.1"), "{line}");
+    }
+}

@@ -1,0 +1,310 @@
+//! `--user` and `--group`: the identity requests are served under.
+//!
+//! Names are resolved once at start (and again on a master's HUP), while the process has one
+//! thread, into a [`Privileges`]; [`Privileges::drop_now`] then switches to it in each process
+//! that serves: the single process once its sockets are bound and its log, access log and pid
+//! files are open; each prefork worker right after the fork, once it has opened its log files
+//! and before it builds the app. The master itself stays root: it re-executes the binary on
+//! USR2 (the new master must be able to do everything the old one did, binding included), sends
+//! signals to workers and to what their CGI programs leave behind, and removes the pid file and
+//! the socket files it created on exit. It serves no request and runs no app code.
+//!
+//! The switch is the one every privilege-separating daemon makes, in the order that works:
+//! `setgroups` (the user's supplementary groups, or only `--group`), `setgid`, then `setuid`,
+//! each checked; then checked again from the outside: the real and effective ids are the
+//! target's, and `setuid(0)` fails. glibc applies each of these calls to every thread of the
+//! process (its `setxid` broadcast), so the logging thread started earlier is switched too.
+
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::io;
+
+/// The identity to switch to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Privileges {
+    /// Shown in messages: the user's name, or its number when it has none.
+    pub(crate) user: String,
+    /// The user id.
+    pub(crate) uid: libc::uid_t,
+    /// The primary group id.
+    pub(crate) gid: libc::gid_t,
+    /// The supplementary groups: the user's (from the group database), or only `--group`.
+    pub(crate) groups: Vec<libc::gid_t>,
+}
+
+/// Why `--user` or `--group` cannot be used, or the switch failed.
+#[derive(Debug)]
+pub(crate) enum PrivilegeError {
+    /// No such user in the password database, and not a number.
+    NoSuchUser(String),
+    /// No such group in the group database, and not a number.
+    NoSuchGroup(String),
+    /// A user id without a password entry has no primary group: `--group` must name one.
+    NoGroupFor(String),
+    /// The process is not root, and the options name another identity than its own.
+    NotRoot {
+        /// What was asked for.
+        wanted: String,
+        /// The effective user id the process has.
+        euid: libc::uid_t,
+    },
+    /// A call of the switch failed.
+    Call {
+        /// Which call.
+        call: &'static str,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The calls succeeded, yet the process is not where it should be.
+    NotDropped(String),
+}
+
+impl fmt::Display for PrivilegeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PrivilegeError::NoSuchUser(name) => write!(f, "--user {name}: no such user"),
+            PrivilegeError::NoSuchGroup(name) => write!(f, "--group {name}: no such group"),
+            PrivilegeError::NoGroupFor(user) => {
+                write!(f, "--user {user} has no password entry, so no group: give --group")
+            }
+            PrivilegeError::NotRoot { wanted, euid } => write!(
+                f,
+                "--user/--group {wanted}: only root can switch to another user or group \
+                 (this process runs as uid {euid})"
+            ),
+            PrivilegeError::Call { call, source } => {
+                write!(f, "cannot drop privileges: {call} failed: {source}")
+            }
+            PrivilegeError::NotDropped(what) => write!(f, "privileges not dropped: {what}"),
+        }
+    }
+}
+
+/// What to do with `--user`/`--group`, given who the process is: a pure decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Plan {
+    /// Root, asked for an identity: switch.
+    Switch,
+    /// Already the identity asked for (a non-root process given its own user): nothing to do.
+    AlreadyThere,
+    /// Not root, asked for another identity: refuse at start.
+    Refuse,
+}
+
+/// The plan for a process with effective ids `(euid, egid)` asked to become `(uid, gid)`.
+pub(crate) fn plan(
+    euid: libc::uid_t,
+    egid: libc::gid_t,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+) -> Plan {
+    if euid == 0 {
+        Plan::Switch
+    } else if euid == uid && egid == gid {
+        Plan::AlreadyThere
+    } else {
+        Plan::Refuse
+    }
+}
+
+/// Whether to warn at start that CGI programs would run as root: started as root with the CGI
+/// gateway and no `--user`.
+pub(crate) fn warns_cgi_as_root(euid: libc::uid_t, cgi: bool, user_given: bool) -> bool {
+    euid == 0 && cgi && !user_given
+}
+
+/// The identity `--user` and `--group` name, `None` when neither is given or the process
+/// already is it. Errors: unknown names, and a non-root process asked to become another.
+pub(crate) fn resolve(
+    user: Option<&str>,
+    group: Option<&str>,
+) -> Result<Option<Privileges>, PrivilegeError> {
+    if user.is_none() && group.is_none() {
+        return Ok(None);
+    }
+    let group_id = group.map(lookup_group).transpose()?;
+    let target = match user {
+        Some(user) => {
+            let entry = lookup_user(user)?;
+            let (uid, name, primary) = match entry {
+                Some(entry) => entry,
+                None => {
+                    // A bare number without a password entry.
+                    let uid = user.parse().map_err(|_| PrivilegeError::NoSuchUser(user.into()))?;
+                    (uid, user.to_owned(), None)
+                }
+            };
+            let gid =
+                group_id.or(primary).ok_or_else(|| PrivilegeError::NoGroupFor(user.to_owned()))?;
+            let groups = match (group_id, primary) {
+                (Some(gid), _) => vec![gid],
+                (None, Some(primary)) => group_list(&name, primary),
+                (None, None) => vec![gid],
+            };
+            Privileges { user: name, uid, gid, groups }
+        }
+        None => {
+            // --group alone: the same user, another group.
+            // SAFETY: getuid cannot fail and touches no memory of ours.
+            let uid = unsafe { libc::getuid() };
+            let gid = group_id.expect("a group when no user");
+            Privileges { user: uid.to_string(), uid, gid, groups: vec![gid] }
+        }
+    };
+    // SAFETY: geteuid and getegid cannot fail and touch no memory of ours.
+    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    match plan(euid, egid, target.uid, target.gid) {
+        Plan::Switch => Ok(Some(target)),
+        Plan::AlreadyThere => Ok(None),
+        Plan::Refuse => {
+            Err(PrivilegeError::NotRoot { wanted: format!("{}:{}", target.user, target.gid), euid })
+        }
+    }
+}
+
+impl Privileges {
+    /// Switches the whole process to this identity, for good, and checks that it did.
+    pub(crate) fn drop_now(&self) -> Result<(), PrivilegeError> {
+        let call = |call: &'static str, rc: libc::c_int| {
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(PrivilegeError::Call { call, source: io::Error::last_os_error() })
+            }
+        };
+        // SAFETY: the pointer and length describe `self.groups`, alive for the call.
+        call("setgroups", unsafe { libc::setgroups(self.groups.len(), self.groups.as_ptr()) })?;
+        // SAFETY: plain system calls on ids; glibc applies them to every thread.
+        call("setgid", unsafe { libc::setgid(self.gid) })?;
+        // SAFETY: as above. After this the process cannot come back.
+        call("setuid", unsafe { libc::setuid(self.uid) })?;
+        self.check()
+    }
+
+    /// Whether the process now is this identity and cannot become root again.
+    fn check(&self) -> Result<(), PrivilegeError> {
+        // SAFETY: these getters cannot fail and touch no memory of ours.
+        let (uid, euid, gid, egid) =
+            unsafe { (libc::getuid(), libc::geteuid(), libc::getgid(), libc::getegid()) };
+        if (uid, euid) != (self.uid, self.uid) || (gid, egid) != (self.gid, self.gid) {
+            return Err(PrivilegeError::NotDropped(format!(
+                "uid {uid}/{euid} and gid {gid}/{egid}, not {}/{}",
+                self.uid, self.gid
+            )));
+        }
+        // SAFETY: as above; this call is expected to fail with EPERM.
+        if self.uid != 0 && unsafe { libc::setuid(0) } == 0 {
+            return Err(PrivilegeError::NotDropped("setuid(0) still succeeds".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A user by name, or by number when it has a password entry: its id, name and primary group.
+fn lookup_user(
+    user: &str,
+) -> Result<Option<(libc::uid_t, String, Option<libc::gid_t>)>, PrivilegeError> {
+    let c_name = CString::new(user).map_err(|_| PrivilegeError::NoSuchUser(user.into()))?;
+    // SAFETY: getpwnam and getpwuid return a record in static storage, read at once, while the
+    // process has one thread (at start, or in the single-threaded master on HUP).
+    unsafe {
+        let mut entry = libc::getpwnam(c_name.as_ptr());
+        if entry.is_null() {
+            match user.parse::<libc::uid_t>() {
+                Ok(uid) => entry = libc::getpwuid(uid),
+                Err(_) => return Err(PrivilegeError::NoSuchUser(user.into())),
+            }
+        }
+        if entry.is_null() {
+            return Ok(None);
+        }
+        let name = CStr::from_ptr((*entry).pw_name).to_string_lossy().into_owned();
+        Ok(Some(((*entry).pw_uid, name, Some((*entry).pw_gid))))
+    }
+}
+
+/// A group by name or number.
+fn lookup_group(group: &str) -> Result<libc::gid_t, PrivilegeError> {
+    let c_name = CString::new(group).map_err(|_| PrivilegeError::NoSuchGroup(group.into()))?;
+    // SAFETY: as in lookup_user.
+    let entry = unsafe { libc::getgrnam(c_name.as_ptr()) };
+    if !entry.is_null() {
+        // SAFETY: a non-null record from getgrnam, read at once.
+        return Ok(unsafe { (*entry).gr_gid });
+    }
+    group.parse().map_err(|_| PrivilegeError::NoSuchGroup(group.into()))
+}
+
+/// Most supplementary groups asked for at first; getgrouplist says when more are needed.
+const GROUPS_FIRST_TRY: usize = 64;
+
+/// The user's groups as initgroups(3) would set them: `primary` and every group listing the
+/// user. Falls back to `primary` alone should the database not answer.
+fn group_list(user: &str, primary: libc::gid_t) -> Vec<libc::gid_t> {
+    let Ok(c_name) = CString::new(user) else { return vec![primary] };
+    let mut groups = vec![0; GROUPS_FIRST_TRY];
+    for _ in 0..2 {
+        let mut count = libc::c_int::try_from(groups.len()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `groups` has room for `count` ids; getgrouplist writes at most that many and
+        // stores the number it needs in `count` when they do not fit.
+        let rc = unsafe {
+            libc::getgrouplist(c_name.as_ptr(), primary, groups.as_mut_ptr(), &mut count)
+        };
+        let count = usize::try_from(count).unwrap_or(0);
+        if rc >= 0 {
+            groups.truncate(count);
+            return groups;
+        }
+        groups.resize(count.max(groups.len() * 2), 0);
+    }
+    vec![primary]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_for_each_identity() {
+        let table = [
+            // (euid, egid, uid, gid) → plan
+            ((0, 0, 65534, 65534), Plan::Switch),
+            ((0, 0, 0, 0), Plan::Switch),
+            ((1000, 1000, 1000, 1000), Plan::AlreadyThere),
+            ((1000, 1000, 65534, 65534), Plan::Refuse),
+            ((1000, 1000, 1000, 65534), Plan::Refuse),
+        ];
+        for ((euid, egid, uid, gid), expected) in table {
+            assert_eq!(plan(euid, egid, uid, gid), expected, "{euid}:{egid} → {uid}:{gid}");
+        }
+    }
+
+    #[test]
+    fn the_cgi_warning_is_for_root_without_user() {
+        assert!(warns_cgi_as_root(0, true, false));
+        assert!(!warns_cgi_as_root(0, true, true));
+        assert!(!warns_cgi_as_root(0, false, false));
+        assert!(!warns_cgi_as_root(1000, true, false));
+    }
+
+    #[test]
+    fn unknown_names_are_errors() {
+        assert!(matches!(
+            resolve(Some("no-such-user-fcgi-rs"), None),
+            Err(PrivilegeError::NoSuchUser(_))
+        ));
+        assert!(matches!(
+            resolve(None, Some("no-such-group-fcgi-rs")),
+            Err(PrivilegeError::NoSuchGroup(_))
+        ));
+        assert_eq!(resolve(None, None).ok(), Some(None));
+    }
+
+    #[test]
+    fn root_resolves_to_root_by_name_and_number() {
+        let by_name = lookup_user("root").expect("root exists").expect("an entry");
+        assert_eq!(by_name.0, 0);
+        let by_number = lookup_user("0").expect("uid 0").expect("an entry");
+        assert_eq!(by_number.1, "root");
+    }
+}
