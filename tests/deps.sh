@@ -22,6 +22,9 @@ packages=(
     spawn-fcgi
     # tests/prefork.rs: load through nginx while workers are reloaded, upgraded and recycled.
     wrk
+    # tests/systemd.rs: systemd-socket-activate hands the shipped units' socket over as systemd
+    # does, and systemd-analyze verifies and scores them (no running systemd needed).
+    systemd
 )
 [ $# -eq 0 ] || packages=("$@")
 
