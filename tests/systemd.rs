@@ -108,6 +108,24 @@ fn the_shipped_units_start_reload_and_stop_with_notifications_under_socket_activ
     );
     let mut notify = NotifySocket::bind(dir.path());
 
+    // ExecStartPre: the config checks out.
+    let check = unit_value("fcgi.service", "ExecStartPre");
+    let mut words = check.split_whitespace();
+    assert!(words.next().is_some_and(|w| w.ends_with("/fcgi")), "{check}");
+    let args: Vec<String> = words
+        .map(|w| match w {
+            "/etc/fcgi-rs/serve.conf" => config.display().to_string(),
+            other => other.to_owned(),
+        })
+        .collect();
+    assert!(args.iter().any(|a| a == "--check"), "ExecStartPre checks the config: {check}");
+    let output = Command::new(fcgi_bin()).args(&args).output().expect("fcgi serve --check runs");
+    assert!(
+        output.status.success() && String::from_utf8_lossy(&output.stdout).contains("ok"),
+        "{check}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
     let mut command = Command::new(systemd_tool("systemd-socket-activate"));
     command
         .arg("--listen")

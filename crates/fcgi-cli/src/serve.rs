@@ -156,7 +156,10 @@ fn is_fcgi(exe_name: Option<&str>, comm: Option<&str>, own_name: &str) -> bool {
     // The kernel keeps the first 15 bytes of the name in comm.
     let own_comm: String = own_name.chars().take(15).collect();
     let exe_name = exe_name.map(|n| n.trim_end_matches(" (deleted)"));
-    exe_name == Some(own_name) || comm.is_some_and(|c| c == own_comm || c.starts_with("fcgi"))
+    // A process title (`fcgi: worker 3`) may have replaced the name; other programs whose name
+    // starts with fcgi (fcgiwrap) are not us.
+    exe_name == Some(own_name)
+        || comm.is_some_and(|c| c == own_comm || c.starts_with("fcgi:") || c.starts_with("fcgi "))
 }
 
 /// One process: it accepts and serves; TERM, INT, QUIT and USR1 as for a master, and HUP, USR2,
@@ -353,10 +356,11 @@ mod tests {
             (Some("fcgi"), Some("fcgi"), "fcgi", true),
             (Some("fcgi (deleted)"), Some("fcgi"), "fcgi", true),
             (None, Some("fcgi: master"), "fcgi", true),
-            (None, Some("fcgi-rs-custom-b"), "fcgi-rs-custom-build", true),
+            (None, Some("fcgi-rs-custom-"), "fcgi-rs-custom-build", true),
             (Some("bash"), Some("bash"), "fcgi", false),
             (None, None, "fcgi", false),
             (Some("sleep"), Some("sleep"), "fcgi", false),
+            (Some("fcgiwrap"), Some("fcgiwrap"), "fcgi", false),
         ];
         for (exe, comm, own, expected) in cases {
             assert_eq!(is_fcgi(exe, comm, own), expected, "{exe:?} {comm:?} {own}");
