@@ -380,6 +380,36 @@ mod tests {
         assert!(bytes::<u32>("4G").unwrap_err().contains("too large"));
     }
 
+    /// Every option whose value is BYTES takes the suffixes (a new one needs `value_parser =
+    /// bytes::<T>`).
+    #[test]
+    fn every_bytes_option_takes_suffixes() {
+        let command = Cli::command();
+        let mut checked = 0;
+        for (sub, required) in [("serve", &["--app", "hello"][..]), ("bench", &["/x"][..])] {
+            let subcommand = command.find_subcommand(sub).expect("the subcommand");
+            for arg in subcommand.get_arguments() {
+                let bytes =
+                    arg.get_value_names().is_some_and(|names| names.iter().any(|n| n == "BYTES"));
+                let Some(long) = arg.get_long().filter(|_| bytes) else { continue };
+                let mut argv = vec!["fcgi".to_owned(), sub.to_owned()];
+                argv.extend(required.iter().map(|s| (*s).to_owned()));
+                if sub == "bench" {
+                    argv.extend(["--connect".into(), "unix:/x.sock".into()]);
+                }
+                argv.push(format!("--{long}=64K"));
+                let parsed = Cli::command().try_get_matches_from(&argv);
+                assert!(
+                    parsed.is_ok(),
+                    "{argv:?}: {}",
+                    parsed.err().map(|e| e.to_string()).unwrap_or_default()
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 6, "the BYTES options were found: {checked}");
+    }
+
     #[test]
     fn comments() {
         let cases = [
