@@ -27,6 +27,9 @@ packages=(
     # tests/status_page.rs: the status page's OpenMetrics text, read by the Prometheus client's
     # own parser (prometheus_client.openmetrics.parser).
     python3-prometheus-client
+    # tests/systemd.rs: systemd-socket-activate hands the shipped units' socket over as systemd
+    # does, and systemd-analyze verifies and scores them (no running systemd needed).
+    systemd
 )
 [ $# -eq 0 ] || packages=("$@")
 

@@ -8,6 +8,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use fcgi_client::Address;
 use fcgi_server::{Config, ListenAddr, ListenOptions};
 
+use crate::config_file::bytes;
+
 /// fcgi-rs: a FastCGI application server.
 #[derive(Debug, Parser)]
 #[command(name = "fcgi", version, about, propagate_version = true)]
@@ -116,8 +118,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub(crate) listen: Vec<ListenAddr>,
 
-    /// The app to serve.
-    #[arg(long, value_enum)]
+    /// The app to serve (required, on the command line or in --config).
+    #[arg(long, value_enum, required = false, required_unless_present = "config")]
     pub(crate) app: App,
 
     /// Idle threads kept ready [default: 4, or --max-spare if lower].
@@ -148,7 +150,7 @@ pub(crate) struct ServeArgs {
 
     /// Bytes of memory all unfinished requests may hold together (params, bodies in memory);
     /// past it bodies go to disk and new requests get 503.
-    #[arg(long, value_name = "BYTES", default_value_t = Config::DEFAULT_MEMORY_BUDGET)]
+    #[arg(long, value_name = "BYTES", default_value_t = Config::DEFAULT_MEMORY_BUDGET, value_parser = bytes::<usize>)]
     pub(crate) memory_budget: usize,
 
     /// Most connections open at once; beyond, requests get 503 (FCGI_MAX_CONNS).
@@ -172,15 +174,16 @@ pub(crate) struct ServeArgs {
     pub(crate) allow: Vec<IpAddr>,
 
     /// Largest params stream per request, in bytes; over it: 431.
-    #[arg(long, value_name = "BYTES", default_value_t = fcgi_server::ParamsLimits::DEFAULT_MAX_LEN)]
+    #[arg(long, value_name = "BYTES", default_value_t = fcgi_server::ParamsLimits::DEFAULT_MAX_LEN,
+          value_parser = bytes::<usize>)]
     pub(crate) max_params: usize,
 
     /// Largest request body, in bytes; over it: 413 (default: no limit).
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", value_parser = bytes::<u64>)]
     pub(crate) max_body: Option<u64>,
 
     /// Bytes of each request body kept in memory before the rest spills to a temporary file.
-    #[arg(long, value_name = "BYTES", default_value_t = Config::DEFAULT_SPOOL_MEMORY)]
+    #[arg(long, value_name = "BYTES", default_value_t = Config::DEFAULT_SPOOL_MEMORY, value_parser = bytes::<usize>)]
     pub(crate) spool_memory: usize,
 
     /// Directory for request bodies that spill to disk (default: the system temporary directory).
@@ -197,7 +200,7 @@ pub(crate) struct ServeArgs {
 
     /// Slowest input a request may have, in bytes per second: it gets --read-timeout plus a
     /// second per this many bytes to receive all of its input; then: 408 (0: no rate).
-    #[arg(long, value_name = "BYTES", default_value_t = Config::DEFAULT_MIN_INPUT_RATE)]
+    #[arg(long, value_name = "BYTES", default_value_t = Config::DEFAULT_MIN_INPUT_RATE, value_parser = bytes::<u64>)]
     pub(crate) min_input_rate: u64,
 
     /// Seconds a write may wait for the web server to read.
@@ -265,6 +268,12 @@ pub(crate) struct ServeArgs {
     /// Write slow-request lines to this file instead of the log.
     #[arg(long, value_name = "FILE")]
     pub(crate) slow_log: Option<PathBuf>,
+
+    // Operations: checking the configuration.
+    /// Check the command line and the --config file, bind nothing, and exit: 0 with
+    /// "configuration ok", or 2 with each error (and its line in the file).
+    #[arg(long)]
+    pub(crate) check: bool,
 
     #[command(flatten)]
     pub(crate) cgi: crate::apps::cgi::CgiArgs,
@@ -481,7 +490,7 @@ pub(crate) struct BenchArgs {
     pub(crate) mpx: usize,
 
     /// Send a request body of this many bytes (a POST unless --method says otherwise).
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", value_parser = bytes::<usize>)]
     pub(crate) body: Option<usize>,
 
     /// REQUEST_METHOD [default: GET, or POST with --body].

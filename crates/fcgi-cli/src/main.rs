@@ -4,6 +4,7 @@ mod access_log;
 mod apps;
 mod args;
 mod bench;
+mod checks;
 mod config_file;
 mod limits;
 mod logging;
@@ -16,16 +17,22 @@ mod title;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::args::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Serve(args) => serve::run(*args),
-        Command::Request(args) => request::run(*args),
-        Command::Bench(args) => bench::run(*args),
+    // Checked by clap first (usage errors, --help, --version exit here); `serve` then reads
+    // its options again with its --config file, which may hold any of them, --app included.
+    let matches = Cli::command().get_matches();
+    let result = if matches.subcommand_name() == Some("serve") {
+        serve::run()
+    } else {
+        match Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()).command {
+            Command::Request(args) => request::run(*args),
+            Command::Bench(args) => bench::run(*args),
+            Command::Serve(_) => unreachable!("handled above"),
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

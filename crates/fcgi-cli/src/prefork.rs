@@ -1,16 +1,20 @@
 //! `fcgi serve` with a master: the listeners made once, then fcgi-prefork forks workers that
 //! each build the app from the serve arguments; HUP re-reads them (and `--config`).
 
+use std::ffi::OsString;
+use std::sync::{Arc, Mutex};
+
 use fcgi_prefork::{Master, ProcessModel, Settings, Worker, Workload};
-use slog::{error, o, warn, Logger};
+use slog::{error, o, warn, Drain, Logger, OwnedKVList, Record};
 
 use crate::args::ServeArgs;
+use crate::checks::Problem;
 use crate::logging::{self, LogTarget};
 use crate::privileges::{self, Privileges};
-use crate::{config_file, serve, title, Failure};
+use crate::{serve, title, Failure};
 
 /// Runs the master until it stops.
-pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
+pub(crate) fn run(args: ServeArgs, warnings: Vec<Problem>) -> Result<(), Failure> {
     let settings = args.process.settings(args.graceful_timeout).map_err(Failure::Usage)?;
     let privileges = serve::privileges(&args)?;
     let listeners = serve::listeners(&args)?;
@@ -20,8 +24,12 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
     // opens its own handle after the fork, as it does for the log file.
     drop(serve::access_target(&args)?);
     set_master_title(&args, &settings);
-    // Synchronous: the master must have no thread when it forks.
-    let log = logging::sync_logger(args.log_format, args.log_level, &target);
+    // Synchronous: the master must have no thread when it forks. Switchable: a reload may
+    // change the format or the level, for the master as for the workers.
+    let current =
+        Arc::new(Mutex::new(logging::sync_logger(args.log_format, args.log_level, &target)));
+    let log = Logger::root(Switchable(Arc::clone(&current)), o!());
+    serve::log_warnings(&warnings, &log);
     serve::warn_unconfined(exposure, &log);
     serve::warn_cgi_as_root(&args, &log);
     serve::give_log_files(&args, privileges.as_ref(), &log);
@@ -31,14 +39,32 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
     if let Some(path) = &args.process.pid_file {
         master = master.pid_file(path.clone());
     }
-    let mut workload = ServeWorkload { args, target, log, privileges };
+    let mut workload = ServeWorkload { args, target, log, current, privileges };
     master.run(&mut workload).map_err(|e| Failure::Runtime(e.to_string()))
+}
+
+/// A drain that writes through whichever logger is current: the master's logger, which the
+/// fcgi-prefork master holds for its whole life, follows a reload's new format and level.
+struct Switchable(Arc<Mutex<Logger>>);
+
+impl Drain for Switchable {
+    type Ok = ();
+    type Err = slog::Never;
+
+    fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> Result<(), slog::Never> {
+        // The master has one thread, so the lock is never contended; a poisoned one still
+        // holds a usable logger.
+        let current = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Drain::log(&current, record, values)
+    }
 }
 
 struct ServeWorkload {
     args: ServeArgs,
     target: LogTarget,
     log: Logger,
+    /// The logger [`Switchable`] writes through.
+    current: Arc<Mutex<Logger>>,
     /// What each worker switches to once its log files are open (the master stays root).
     privileges: Option<Privileges>,
 }
@@ -117,11 +143,19 @@ impl Workload for ServeWorkload {
     }
 
     fn reload(&mut self, _current: &Settings) -> Result<Settings, String> {
-        let args = config_file::serve_args()?;
-        args.config()?;
+        let argv: Vec<OsString> = std::env::args_os().collect();
+        let validated = serve::validated(&argv).map_err(|errors| {
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        })?;
+        let args = validated.loaded.args;
         let settings = args.process.settings(args.graceful_timeout)?;
         let privileges = privileges::resolve(args.user.as_deref(), args.group.as_deref())
             .map_err(|e| e.to_string())?;
+        if (args.log_format, args.log_level) != (self.args.log_format, self.args.log_level) {
+            let log = logging::sync_logger(args.log_format, args.log_level, &self.target);
+            *self.current.lock().unwrap_or_else(|p| p.into_inner()) = log;
+        }
+        serve::log_warnings(&validated.warnings, &self.log);
         if args.listen != self.args.listen || args.listen_options() != self.args.listen_options() {
             warn!(
                 self.log,

@@ -1,8 +1,11 @@
 //! `fcgi serve`: listeners, the app, the server, and the signals that stop it, in one process;
 //! or, with a master (`--workers 2+` and the other process options), through [`crate::prefork`].
 
-use std::path::Path;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use fcgi_prefork::notify::{Notifier, State};
 
 use fcgi_server::{Listener, Server};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2};
@@ -11,29 +14,163 @@ use slog::{error, info, warn, Logger};
 use crate::access_log::{self, AccessFormat};
 use crate::apps::cgi::{exposure, Exposure, OPEN_REFUSED};
 use crate::args::{App, ServeArgs};
+use crate::checks::{self, Problem, Severity};
+use crate::config_file::{self, ConfigError, Loaded};
 use crate::logging::LogTarget;
 use crate::privileges::{self, Privileges};
-use crate::{apps, config_file, limits, logging, prefork, title, Failure};
+use crate::{apps, limits, logging, prefork, title, Failure};
 
-/// Runs `fcgi serve`: as one process, or as a master and its workers.
-pub(crate) fn run(args: ServeArgs) -> Result<(), Failure> {
-    let args = match args.process.config {
-        Some(_) => config_file::serve_args().map_err(Failure::Usage)?,
-        None => args,
-    };
+/// Runs `fcgi serve`: as one process, or as a master and its workers; with `--check`, only
+/// checks the options. The command line is read again here, with its `--config` file.
+pub(crate) fn run() -> Result<(), Failure> {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let Validated { loaded, warnings } = validated(&argv).map_err(usage)?;
+    let args = loaded.args;
+    if args.check {
+        return check(&args, &warnings);
+    }
     let config = args.config().map_err(Failure::Usage)?;
-    if let Some(dir) = &args.spool_dir {
-        check_spool_dir(dir).map_err(Failure::Usage)?;
+    if let Some(path) = &args.process.pid_file {
+        refuse_live_pid_file(path)?;
     }
     if args.process.wants_master() {
-        return prefork::run(args);
+        return prefork::run(args, warnings);
     }
-    single(args, config)
+    single(args, config, warnings)
+}
+
+/// The `serve` options with their warnings, checked as far as can be without binding.
+pub(crate) struct Validated {
+    pub(crate) loaded: Loaded,
+    pub(crate) warnings: Vec<Problem>,
+}
+
+/// Loads and checks the `serve` options of `argv`: every error found (each bad line of the
+/// config file; else options that do nothing, contradictory limits, an unusable spool
+/// directory), or the options and their warnings. At start and on each HUP.
+pub(crate) fn validated(argv: &[OsString]) -> Result<Validated, Vec<ConfigError>> {
+    let mut loaded = config_file::load(argv)?;
+    let mut errors = std::mem::take(&mut loaded.line_errors);
+    let args = &loaded.args;
+    let mut warnings = Vec::new();
+    for mut problem in checks::ineffective(args, &loaded.given) {
+        match problem.severity {
+            Severity::Error => errors.push(loaded.error(problem.message)),
+            Severity::Warning => {
+                problem.message = loaded.error(problem.message).to_string();
+                warnings.push(problem);
+            }
+        }
+    }
+    if let Err(e) = args.config() {
+        errors.push(loaded.error(e));
+    }
+    if args.process.wants_master() && args.process.workers > 0 {
+        if let Err(e) = args.process.settings(args.graceful_timeout) {
+            errors.push(loaded.error(e));
+        }
+    }
+    if let Some(dir) = &args.spool_dir {
+        if let Err(e) = check_spool_dir(dir) {
+            errors.push(loaded.error(e));
+        }
+    }
+    if args.app == App::Cgi && !args.listen.is_empty() {
+        // The gateway's exposure, from the addresses alone (inherited sockets are checked
+        // when adopted).
+        let tcp = args.listen.iter().any(|a| matches!(a, fcgi_server::ListenAddr::Tcp(_)));
+        let allow_list = !args.allow.is_empty()
+            || fcgi_server::web_server_addrs_from_env().is_some_and(|(a, _)| !a.is_empty());
+        if exposure(args.cgi.cgi_root.is_some(), tcp, allow_list) == Exposure::Open {
+            errors.push(loaded.error(OPEN_REFUSED));
+        }
+    }
+    if errors.is_empty() {
+        Ok(Validated { loaded, warnings })
+    } else {
+        Err(errors)
+    }
+}
+
+/// Every error on a line of its own, for exit status 2.
+fn usage(errors: Vec<ConfigError>) -> Failure {
+    let mut errors = errors;
+    // In the order of the file's lines; errors that no line caused first.
+    errors.sort_by_key(ConfigError::line);
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    Failure::Usage(lines.join("\nfcgi: "))
+}
+
+/// `--check`: the options passed [`validated`]; say so, with the warnings, and bind nothing.
+fn check(args: &ServeArgs, warnings: &[Problem]) -> Result<(), Failure> {
+    for warning in warnings {
+        eprintln!("fcgi: warning: {}", warning.message);
+    }
+    match &args.process.config {
+        Some(path) => println!("fcgi: configuration ok ({})", path.display()),
+        None => println!("fcgi: configuration ok"),
+    }
+    Ok(())
+}
+
+/// Logs the warnings of [`validated`], each with its option in the field `option`.
+pub(crate) fn log_warnings(warnings: &[Problem], log: &Logger) {
+    for warning in warnings {
+        warn!(log, "an option does nothing here"; "option" => &warning.option,
+            "detail" => &warning.message);
+    }
+}
+
+/// Refuses to start when the pid file names a live fcgi process (another server runs with this
+/// configuration, and overwriting its pid file would leave it unreachable by its scripts). A
+/// pid file that names no process, or a process that is no fcgi (a reused pid), is stale and
+/// overwritten. The master that started this one (an upgrade, USR2) does not count.
+fn refuse_live_pid_file(path: &Path) -> Result<(), Failure> {
+    let Some(pid) = fcgi_prefork::pidfile::read(path) else { return Ok(()) };
+    // SAFETY: getppid has no memory effects.
+    let parent = u32::try_from(unsafe { libc::getppid() }).unwrap_or(0);
+    if pid == std::process::id() || pid == parent {
+        return Ok(());
+    }
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    if !proc.exists() {
+        return Ok(());
+    }
+    let exe = std::fs::read_link(proc.join("exe")).ok();
+    let exe_name = exe.as_deref().and_then(Path::file_name).and_then(|n| n.to_str());
+    let comm = std::fs::read_to_string(proc.join("comm")).ok();
+    let own = std::env::current_exe().ok();
+    let own_name =
+        own.as_deref().and_then(Path::file_name).and_then(|n| n.to_str()).unwrap_or("fcgi");
+    if is_fcgi(exe_name, comm.as_deref().map(str::trim), own_name) {
+        return Err(Failure::Usage(format!(
+            "the pid file {} names a running fcgi process (pid {pid}): another server runs \
+             with it; stop that one, or give another --pid-file",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a process with this executable file name (from /proc/PID/exe, if readable) and
+/// command name (/proc/PID/comm) is an fcgi server, this binary being named `own_name`.
+fn is_fcgi(exe_name: Option<&str>, comm: Option<&str>, own_name: &str) -> bool {
+    // The kernel keeps the first 15 bytes of the name in comm.
+    let own_comm: String = own_name.chars().take(15).collect();
+    let exe_name = exe_name.map(|n| n.trim_end_matches(" (deleted)"));
+    // A process title (`fcgi: worker 3`) may have replaced the name; other programs whose name
+    // starts with fcgi (fcgiwrap) are not us.
+    exe_name == Some(own_name)
+        || comm.is_some_and(|c| c == own_comm || c.starts_with("fcgi:") || c.starts_with("fcgi "))
 }
 
 /// One process: it accepts and serves; TERM, INT, QUIT and USR1 as for a master, and HUP, USR2,
 /// TTIN and TTOU (which need a master) logged and ignored.
-fn single(args: ServeArgs, config: fcgi_server::Config) -> Result<(), Failure> {
+fn single(
+    args: ServeArgs,
+    config: fcgi_server::Config,
+    warnings: Vec<Problem>,
+) -> Result<(), Failure> {
     let privileges = privileges(&args)?;
     let listeners = listeners(&args)?;
     let exposure = cgi_exposure(&args, &listeners)?;
@@ -43,6 +180,7 @@ fn single(args: ServeArgs, config: fcgi_server::Config) -> Result<(), Failure> {
     // The logger's thread starts only now, after the sockets exist.
     let (log, log_guard) = logging::logger(args.log_format, args.log_level, &target);
     let (log, access_guard) = with_access_log(log, access.clone(), &args);
+    log_warnings(&warnings, &log);
     warn_unconfined(exposure, &log);
     warn_cgi_as_root(&args, &log);
     give_log_files(&args, privileges.as_ref(), &log);
@@ -59,6 +197,15 @@ fn single(args: ServeArgs, config: fcgi_server::Config) -> Result<(), Failure> {
             fcgi_prefork::pidfile::remove_if_ours(path);
         }
         return Err(Failure::Runtime(e));
+    }
+    let notifier = Notifier::from_env().unwrap_or_else(|e| {
+        warn!(log, "cannot notify systemd: NOTIFY_SOCKET is unusable"; "error" => %e);
+        Notifier::default()
+    });
+    // The sockets listen already: connections queue until serve() accepts them.
+    let status = format!("serving: a single process, pid {}", std::process::id());
+    if let Err(e) = notifier.notify(State::Ready, &status) {
+        warn!(log, "cannot notify systemd"; "error" => %e);
     }
 
     let stop = server.shutdown_handle();
@@ -81,6 +228,9 @@ fn single(args: ServeArgs, config: fcgi_server::Config) -> Result<(), Failure> {
                             stop.shutdown(Duration::ZERO);
                         } else {
                             info!(signal_log, "graceful stop"; "signal" => signal, "grace_s" => grace.as_secs());
+                            if let Err(e) = notifier.notify(State::Stopping, "stopping: draining") {
+                                warn!(signal_log, "cannot notify systemd"; "error" => %e);
+                            }
                             stop.shutdown(grace);
                             stopping = true;
                         }
@@ -307,6 +457,28 @@ pub(crate) fn give_log_files(args: &ServeArgs, privileges: Option<&Privileges>, 
         if let Err(e) = std::os::unix::fs::chown(path, Some(privileges.uid), Some(privileges.gid)) {
             warn!(log, "cannot give a log file to --user; reopening it on USR1 may fail";
                 "path" => %path.display(), "error" => %e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_processes_are_fcgi() {
+        let cases = [
+            (Some("fcgi"), Some("fcgi"), "fcgi", true),
+            (Some("fcgi (deleted)"), Some("fcgi"), "fcgi", true),
+            (None, Some("fcgi: master"), "fcgi", true),
+            (None, Some("fcgi-rs-custom-"), "fcgi-rs-custom-build", true),
+            (Some("bash"), Some("bash"), "fcgi", false),
+            (None, None, "fcgi", false),
+            (Some("sleep"), Some("sleep"), "fcgi", false),
+            (Some("fcgiwrap"), Some("fcgiwrap"), "fcgi", false),
+        ];
+        for (exe, comm, own, expected) in cases {
+            assert_eq!(is_fcgi(exe, comm, own), expected, "{exe:?} {comm:?} {own}");
         }
     }
 }

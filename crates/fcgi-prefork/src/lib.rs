@@ -73,6 +73,12 @@
 //! | USR2 | binary upgrade (below) | ignored |
 //! | TTIN, TTOU | one worker more, one fewer (dynamic: the cap `max_workers`) | ignored |
 //!
+//! # systemd
+//!
+//! Under a `Type=notify` unit (`$NOTIFY_SOCKET` set) the master tells systemd `READY=1` once
+//! its first workers serve, `RELOADING=1` then `READY=1` around a HUP reload, and `STOPPING=1`
+//! on TERM, INT or QUIT, each with a one-line `STATUS=` (see [`notify`]).
+//!
 //! # The upgrade (USR2)
 //!
 //! As nginx and gunicorn do it: the old master moves its pid file to `PIDFILE.oldbin`, then
@@ -91,6 +97,7 @@ mod backoff;
 mod error;
 mod heartbeat;
 mod master;
+pub mod notify;
 pub mod pidfile;
 pub mod policy;
 mod scoreboard;

@@ -18,6 +18,7 @@ use slog::{error, info, warn, Logger};
 use crate::backoff::Backoff;
 use crate::error::Error;
 use crate::heartbeat::{self, Beat, BeatReader};
+use crate::notify::{Notifier, State};
 use crate::pidfile;
 use crate::policy::{self, Bounds, Census, Decision};
 use crate::scoreboard::Scoreboard;
@@ -56,6 +57,8 @@ pub struct Master {
     ready: Option<File>,
     /// Every worker's counters, for the status page; `None` if the mapping failed.
     board: Option<Scoreboard>,
+    /// systemd's notification socket, if any (`Type=notify`).
+    notify: Notifier,
 }
 
 impl std::fmt::Debug for Master {
@@ -87,6 +90,10 @@ impl Master {
                 None
             }
         };
+        let notify = Notifier::from_env().unwrap_or_else(|e| {
+            warn!(log, "cannot notify systemd: NOTIFY_SOCKET is unusable"; "error" => %e);
+            Notifier::default()
+        });
         Ok(Master {
             board,
             settings,
@@ -96,6 +103,7 @@ impl Master {
             exe,
             args: std::env::args_os().skip(1).collect(),
             ready: upgrade::ready_pipe(),
+            notify,
         })
     }
 
@@ -130,6 +138,7 @@ impl Master {
             upgrade: None,
             handed_over: false,
             new_masters: Vec::new(),
+            ready_pending: true,
         };
         info!(run.master.log, "master started";
             "workers" => run.master.settings.workers,
@@ -190,6 +199,8 @@ struct Run {
     handed_over: bool,
     /// New masters this one started (USR2), still its children: never taken for orphans.
     new_masters: Vec<libc::pid_t>,
+    /// systemd is still to hear READY=1: at start, and after RELOADING=1.
+    ready_pending: bool,
 }
 
 impl Run {
@@ -211,6 +222,37 @@ impl Run {
                 None => self.reconcile(workload),
             }
             self.say_ready_if_serving();
+            self.notify_ready_if_serving();
+        }
+    }
+
+    /// Tells systemd `state`; a failure is logged, never fatal.
+    fn notify(&self, state: State, status: &str) {
+        if let Err(e) = self.master.notify.notify(state, status) {
+            warn!(self.master.log, "cannot notify systemd"; "error" => %e, "state" => ?state);
+        }
+    }
+
+    /// READY=1 once the current generation serves in full (at start, and after a reload).
+    fn notify_ready_if_serving(&mut self) {
+        if !self.ready_pending || self.stopping.is_some() {
+            return;
+        }
+        let serving = self
+            .procs
+            .iter()
+            .filter(|p| p.generation == self.generation && p.phase == Phase::Serving)
+            .count();
+        if serving >= self.wanted_minimum() {
+            self.ready_pending = false;
+            let settings = &self.master.settings;
+            let model = format!("{:?}", settings.model).to_lowercase();
+            let status = format!(
+                "serving: {serving} workers ({model}), generation {}, pid {}",
+                self.generation,
+                std::process::id()
+            );
+            self.notify(State::Ready, &status);
         }
     }
 
@@ -290,6 +332,10 @@ impl Run {
     }
 
     fn stop(&mut self, fast: bool) {
+        if self.stopping.is_none() {
+            let status = format!("stopping: {} workers draining", self.procs.len());
+            self.notify(State::Stopping, &status);
+        }
         self.stopping = Some(Stopping { fast });
         let settings = &self.master.settings;
         let wait = if fast {
@@ -309,7 +355,9 @@ impl Run {
     }
 
     fn reload(&mut self, workload: &mut dyn Workload) {
-        let log = self.master.log.clone();
+        // Before the reload reads anything: systemd's notify-reload waits for RELOADING=1,
+        // then for READY=1 (sent when the new workers serve, or now if the reload fails).
+        self.notify(State::Reloading, "reloading: re-reading the configuration");
         match workload
             .reload(&self.master.settings)
             .and_then(|s| s.validate().map(|()| s).map_err(|e| e.to_string()))
@@ -320,10 +368,15 @@ impl Run {
                 self.master.settings = settings;
                 self.backoff = Backoff::default();
                 self.next_spawn = Instant::now();
-                info!(log, "reloading: starting new workers, then retiring the old ones";
+                self.ready_pending = true;
+                info!(self.master.log, "reloading: starting new workers, then retiring the old ones";
                     "generation" => self.generation, "workers" => self.target);
             }
-            Err(e) => error!(log, "reload failed; the running workers go on"; "error" => e),
+            Err(e) => {
+                error!(self.master.log, "reload failed; the running workers go on"; "error" => &e);
+                let status = format!("serving; the last reload failed: {e}");
+                self.notify(State::Ready, &status);
+            }
         }
     }
 

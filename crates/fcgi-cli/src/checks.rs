@@ -1,0 +1,232 @@
+//! Options that would do nothing in the chosen app or mode: never silent.
+//!
+//! An option that cannot take effect is an **error** (exit status 2, and a HUP reload that
+//! keeps the running workers): it is a mistake in the configuration, such as a CGI option left
+//! in the file of a `hello` server, and ignoring it would hide that. It is a **warning** only
+//! where the option may well be meant for a setup the server cannot see: a socket option when
+//! the sockets are inherited (systemd's, or fd N), which the socket's owner configures.
+//!
+//! | option | does nothing when | verdict |
+//! |---|---|---|
+//! | `--workers 0` | always | error |
+//! | any CGI option (`--cgi-root`, `--cgi-timeout`, `--pass-env`, ...) | `--app` is not `cgi` | error |
+//! | `--max-requests-jitter` | `--max-requests` is 0 | error |
+//! | `--min-spare-workers`, `--max-spare-workers`, `--max-workers` | `--process-model static` | error |
+//! | `--worker-timeout` | no master (a single process) | error |
+//! | `--socket-mode`, `--socket-owner` | every `--listen` is TCP | error |
+//! | `--socket-mode`, `--socket-owner`, `--backlog` | no `--listen`: the sockets are inherited | warning |
+//! | `--allow` | every `--listen` is a Unix socket | error |
+
+use std::collections::BTreeSet;
+
+use clap::Args;
+use fcgi_server::ListenAddr;
+
+use crate::apps::cgi::CgiArgs;
+use crate::args::{App, ServeArgs};
+use crate::process_args::Model;
+
+/// How bad a [`Problem`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Severity {
+    /// The server refuses to start (exit status 2), and a reload fails.
+    Error,
+    /// Said at start (logged, with the option in the field `option`) and by `--check`.
+    Warning,
+}
+
+/// An option that does nothing where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Problem {
+    /// The option's long name, without dashes.
+    pub(crate) option: String,
+    pub(crate) severity: Severity,
+    /// What is wrong, naming the option as `--name` (so the config file's line can be found).
+    pub(crate) message: String,
+}
+
+/// The options only the dynamic process model reads.
+const DYNAMIC_ONLY: &[&str] = &["min-spare-workers", "max-spare-workers", "max-workers"];
+
+/// Every option of `args` (and `given`, the long names given explicitly) that does nothing;
+/// see the module docs for each verdict.
+pub(crate) fn ineffective(args: &ServeArgs, given: &BTreeSet<String>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut add = |option: &str, severity, message: String| {
+        problems.push(Problem { option: option.to_owned(), severity, message });
+    };
+    if args.process.workers == 0 {
+        add("workers", Severity::Error, "--workers must be at least 1".into());
+    }
+    if args.app != App::Cgi {
+        let app = format!("{:?}", args.app).to_lowercase();
+        for option in cgi_options().iter().filter(|o| given.contains(*o)) {
+            add(
+                option,
+                Severity::Error,
+                format!("--{option} does nothing with --app {app}: it is for --app cgi"),
+            );
+        }
+    }
+    if given.contains("max-requests-jitter") && args.process.max_requests == 0 {
+        add(
+            "max-requests-jitter",
+            Severity::Error,
+            "--max-requests-jitter does nothing without --max-requests".into(),
+        );
+    }
+    if args.process.process_model == Model::Static {
+        for option in DYNAMIC_ONLY.iter().filter(|o| given.contains(**o)) {
+            add(
+                option,
+                Severity::Error,
+                format!("--{option} does nothing with --process-model static (the default)"),
+            );
+        }
+    }
+    if given.contains("worker-timeout") && !args.process.wants_master() {
+        add(
+            "worker-timeout",
+            Severity::Error,
+            "--worker-timeout does nothing in a single process: it needs a master \
+             (--master or --workers 2+)"
+                .into(),
+        );
+    }
+    let kinds = Kinds::of(&args.listen);
+    for option in ["socket-mode", "socket-owner", "backlog"].iter().filter(|o| given.contains(**o))
+    {
+        if args.listen.is_empty() {
+            add(
+                option,
+                Severity::Warning,
+                format!(
+                    "--{option} does nothing without --listen: inherited sockets keep what \
+                     their owner set (under systemd: the .socket unit)"
+                ),
+            );
+        } else if *option != "backlog" && !kinds.unix && !kinds.fd {
+            add(
+                option,
+                Severity::Error,
+                format!(
+                    "--{option} does nothing: it is for Unix sockets, and every --listen is TCP"
+                ),
+            );
+        }
+    }
+    if given.contains("allow") && !args.listen.is_empty() && !kinds.tcp && !kinds.fd {
+        add(
+            "allow",
+            Severity::Error,
+            "--allow does nothing: it filters TCP peers, and every --listen is a Unix socket"
+                .into(),
+        );
+    }
+    problems
+}
+
+/// The kinds of `--listen` addresses given.
+#[derive(Debug, Default)]
+struct Kinds {
+    tcp: bool,
+    unix: bool,
+    fd: bool,
+}
+
+impl Kinds {
+    fn of(listen: &[ListenAddr]) -> Kinds {
+        let mut kinds = Kinds::default();
+        for addr in listen {
+            match addr {
+                ListenAddr::Tcp(_) => kinds.tcp = true,
+                ListenAddr::Unix(_) => kinds.unix = true,
+                ListenAddr::Fd(_) => kinds.fd = true,
+            }
+        }
+        kinds
+    }
+}
+
+/// The long names of the CGI gateway's options, from their definitions (so a new one is
+/// covered without a list to keep).
+fn cgi_options() -> Vec<String> {
+    CgiArgs::augment_args(clap::Command::new("cgi"))
+        .get_arguments()
+        .filter_map(|arg| arg.get_long().map(str::to_owned))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::{Cli, Command};
+    use clap::parser::ValueSource;
+    use clap::{CommandFactory, FromArgMatches};
+
+    /// The problems of `fcgi serve ARGS`: (option, severity) pairs.
+    fn problems(line: &str) -> Vec<(String, Severity)> {
+        let argv = ["fcgi", "serve"].into_iter().chain(line.split_whitespace());
+        let matches = Cli::command().try_get_matches_from(argv).expect("parses");
+        let serve = matches.subcommand_matches("serve").expect("serve");
+        let given: BTreeSet<String> = Cli::command()
+            .find_subcommand("serve")
+            .expect("serve")
+            .get_arguments()
+            .filter(|a| serve.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine))
+            .filter_map(|a| a.get_long().map(str::to_owned))
+            .collect();
+        let Command::Serve(args) = Cli::from_arg_matches(&matches).expect("typed").command else {
+            panic!("serve")
+        };
+        ineffective(&args, &given).into_iter().map(|p| (p.option, p.severity)).collect()
+    }
+
+    fn error(option: &str) -> Vec<(String, Severity)> {
+        vec![(option.to_owned(), Severity::Error)]
+    }
+
+    fn warning(option: &str) -> Vec<(String, Severity)> {
+        vec![(option.to_owned(), Severity::Warning)]
+    }
+
+    #[test]
+    fn verdicts() {
+        let unix = "--listen unix:/run/f.sock";
+        let tcp = "--listen 127.0.0.1:9000";
+        let cases: Vec<(String, Vec<(String, Severity)>)> = vec![
+            ("--app hello".into(), vec![]),
+            ("--app hello --workers 0".into(), error("workers")),
+            ("--app hello --cgi-root /srv".into(), error("cgi-root")),
+            ("--app echo --cgi-timeout 5".into(), error("cgi-timeout")),
+            ("--app echo --pass-env PATH".into(), error("pass-env")),
+            ("--app cgi --cgi-root /srv --cgi-timeout 5".into(), vec![]),
+            ("--app hello --max-requests-jitter 10".into(), error("max-requests-jitter")),
+            ("--app hello --max-requests 100 --max-requests-jitter 10".into(), vec![]),
+            ("--app hello --workers 2 --max-workers 8".into(), error("max-workers")),
+            ("--app hello --process-model dynamic --max-workers 8".into(), vec![]),
+            ("--app hello --worker-timeout 10".into(), error("worker-timeout")),
+            ("--app hello --master --worker-timeout 10".into(), vec![]),
+            (format!("--app hello {tcp} --socket-mode 660"), error("socket-mode")),
+            (format!("--app hello {tcp} {unix} --socket-mode 660"), vec![]),
+            (format!("--app hello {unix} --socket-owner 0"), vec![]),
+            ("--app hello --socket-mode 660".into(), warning("socket-mode")),
+            ("--app hello --backlog 10".into(), warning("backlog")),
+            (format!("--app hello {tcp} --backlog 10"), vec![]),
+            (format!("--app hello {unix} --allow 127.0.0.1"), error("allow")),
+            (format!("--app hello {tcp} --allow 127.0.0.1"), vec![]),
+            ("--app hello --allow 127.0.0.1".into(), vec![]),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(problems(&line), expected, "fcgi serve {line}");
+        }
+    }
+
+    #[test]
+    fn every_cgi_option_is_known() {
+        let options = cgi_options();
+        for option in ["cgi-root", "cgi-timeout", "cgi-kill-grace", "pass-env", "cgi-argv"] {
+            assert!(options.iter().any(|o| o == option), "{option} in {options:?}");
+        }
+    }
+}
