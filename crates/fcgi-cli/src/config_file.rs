@@ -9,7 +9,8 @@
 //! max-body = 10M          # bytes: K, M and G multiply by 1024
 //! listen = unix:/run/fcgi.sock
 //! listen = 127.0.0.1:9000 # repeatable options repeat their line
-//! access-log = true       # a flag: true or false
+//! master = true           # a flag: true or false
+//! access-log = true       # alone (to the main log), or a FILE
 //! ```
 //!
 //! The rules, for the README and for [`load`]:
@@ -240,11 +241,15 @@ fn check_entry(entry: &Entry, path: &Path) -> Result<(), String> {
         return Err(format!("unknown option `{name}` (see `fcgi serve --help`)"));
     };
     let flag = !arg.get_action().takes_values();
+    // `access-log` alone (to the main log) or with a FILE.
+    let value_optional = arg.get_num_args().is_some_and(|range| range.min_values() == 0);
     match (&entry.value, flag) {
         (Some(value), true) => {
             return Err(format!("`{name}` is a flag: true or false, not {value:?}"));
         }
-        (None, false) => return Err(format!("`{name}` needs a value, not true")),
+        (None, false) if !value_optional => {
+            return Err(format!("`{name}` needs a value, not true"));
+        }
         _ => {}
     }
     // The value through the option's own parser: a command line of this option alone (with
@@ -443,7 +448,8 @@ mod tests {
         assert!(check("access-log", None).is_ok());
         assert!(check("workers", Some("four")).unwrap_err().contains("--workers"));
         assert!(check("wrokers", Some("4")).unwrap_err().contains("unknown option `wrokers`"));
-        assert!(check("access-log", Some("yes")).unwrap_err().contains("flag"));
+        assert!(check("access-log", Some("/var/log/fcgi-access.log")).is_ok());
+        assert!(check("master", Some("yes")).unwrap_err().contains("flag"));
         assert!(check("workers", None).unwrap_err().contains("needs a value"));
         assert!(check("config", Some("x.conf")).unwrap_err().contains("command line"));
         assert!(check("check", None).unwrap_err().contains("command line"));
