@@ -73,7 +73,8 @@ pub(crate) struct ProcessArgs {
     pub(crate) log_file: Option<PathBuf>,
 
     /// Read `serve` options from FILE, one `name = value` per line (long option names, `#`
-    /// comments, `name = true` for a flag); the command line wins. SIGHUP re-reads it.
+    /// comments, also after a value, `name = true` for a flag); an option on the command line
+    /// replaces all of the file's lines for it. SIGHUP re-reads it; --check checks it.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 }
