@@ -5,6 +5,7 @@ mod apps;
 mod args;
 mod bench;
 mod config_file;
+mod generate;
 mod limits;
 mod logging;
 mod prefork;
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(*args),
         Command::Request(args) => request::run(*args),
         Command::Bench(args) => bench::run(*args),
+        Command::Generate(args) => generate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
