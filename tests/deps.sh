@@ -27,6 +27,9 @@ packages=(
     # tests/status_page.rs: the status page's OpenMetrics text, read by the Prometheus client's
     # own parser (prometheus_client.openmetrics.parser).
     python3-prometheus-client
+    # tests/install.rs: `man -l` renders the installed man pages and reports troff's warnings
+    # (without it the test checks only their title line).
+    man-db
 )
 [ $# -eq 0 ] || packages=("$@")
 
