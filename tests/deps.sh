@@ -30,6 +30,9 @@ packages=(
     # tests/systemd.rs: systemd-socket-activate hands the shipped units' socket over as systemd
     # does, and systemd-analyze verifies and scores them (no running systemd needed).
     systemd
+    # tests/install.rs: `man -l` renders the installed man pages and reports troff's warnings
+    # (without it the test checks only their title line).
+    man-db
 )
 [ $# -eq 0 ] || packages=("$@")
 

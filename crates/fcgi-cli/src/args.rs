@@ -80,6 +80,9 @@ pub(crate) enum Command {
     ///     fcgi bench --connect 127.0.0.1:9000 -c 4 --keep-conn --mpx 8 --body 4096 /upload
     #[command(verbatim_doc_comment)]
     Bench(Box<BenchArgs>),
+    /// Man pages and shell completions, for packaging (`make install`, `make deb`).
+    #[command(hide = true)]
+    Generate(crate::generate::GenerateArgs),
 }
 
 /// The built-in apps.

@@ -6,6 +6,7 @@ mod args;
 mod bench;
 mod checks;
 mod config_file;
+mod generate;
 mod limits;
 mod logging;
 mod prefork;
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
         match Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()).command {
             Command::Request(args) => request::run(*args),
             Command::Bench(args) => bench::run(*args),
+            Command::Generate(args) => generate::run(args),
             Command::Serve(_) => unreachable!("handled above"),
         }
     };
