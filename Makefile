@@ -17,10 +17,10 @@ deps:
 build:
 	$(CARGO) build --workspace --all-targets
 
-# The end-to-end tests start the real `fcgi` binary, which `cargo test` does not build for
-# another package's tests: build it first.
+# The end-to-end tests start the real `fcgi` binary and the hello example, which `cargo test`
+# does not build for another package's tests: build them first.
 test: deps
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --workspace --bins --examples
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
 
