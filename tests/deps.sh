@@ -27,6 +27,8 @@ packages=(
     # tests/status_page.rs: the status page's OpenMetrics text, read by the Prometheus client's
     # own parser (prometheus_client.openmetrics.parser).
     python3-prometheus-client
+    # tests/multihost.rs: `ip netns` and veth pairs, one network namespace per fcgi-rs host.
+    iproute2
 )
 [ $# -eq 0 ] || packages=("$@")
 
