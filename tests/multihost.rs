@@ -9,6 +9,9 @@
 //! also writes a log of its own format (`status|upstream_addr|upstream_status`) that says
 //! which host answered each request and which were tried before. The tests skip, with the
 //! reason, when not root or when `ip netns` does not work.
+//!
+//! And on loopback: a master (`--workers 2`) that stops gracefully refuses new connections at
+//! once, as a single process does, while its workers finish what they run.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -17,10 +20,10 @@ use std::process::ExitStatus;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use fcgi_tests::addr::Addr;
+use fcgi_tests::addr::{Addr, Transport};
 use fcgi_tests::netns::Netns;
 use fcgi_tests::nginx::{scratch, Nginx, Site};
-use fcgi_tests::process::{fcgi_bin, wait_until, Guarded, START_TIMEOUT};
+use fcgi_tests::process::{fcgi_bin, wait_until, FcgiServe, Guarded, START_TIMEOUT};
 use fcgi_tests::wrk::Wrk;
 
 /// wrk's connections, so requests in flight at once: the bound on what a killed host can lose.
@@ -300,4 +303,56 @@ fn a_host_killed_under_load_loses_at_most_its_requests_in_flight() {
         "kill -9: {lost} of {total} requests lost (at most {CONNS} in flight), then all {} on host2",
         after.len()
     );
+}
+
+/// How long the held CGI program waits for its release file before it answers anyway, so that
+/// a failing test never leaves it running.
+const HELD_MAX_S: u32 = 20;
+
+/// A stopping host must refuse new connections at once, so that the balancer sends the
+/// request elsewhere: with a master too (`--workers 2`), whose workers drain a request that
+/// is still running. Loopback only: this needs no namespace.
+#[test]
+fn a_master_stopping_gracefully_refuses_new_connections_at_once() {
+    let dir = scratch();
+    let root = dir.path().join("cgi-bin");
+    fs::create_dir(&root).expect("the CGI directory");
+    let (started, release) = (dir.path().join("started"), dir.path().join("release"));
+    let program = root.join("held");
+    // Runs until the test creates `release` (at most HELD_MAX_S), then answers.
+    let script = format!(
+        "#!/bin/sh\n: > '{started}'\ni=0\n\
+         while [ ! -e '{release}' ] && [ $i -lt {ticks} ]; do sleep 0.1; i=$((i + 1)); done\n\
+         printf 'Content-Type: text/plain\\r\\n\\r\\nheld\\n'\n",
+        started = started.display(),
+        release = release.display(),
+        ticks = HELD_MAX_S * 10,
+    );
+    fs::write(&program, script).expect("the CGI program");
+    fs::set_permissions(&program, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let root_arg = root.display().to_string();
+    let extra = ["--cgi-root", &root_arg, "--workers", "2", "--log-format", "json"];
+    let mut serve = FcgiServe::start(dir.path(), "master", "cgi", Transport::Tcp, &extra);
+    let addr = serve.addr().clone();
+
+    let request = {
+        let mut command = std::process::Command::new(fcgi_bin());
+        command.args(["request", "--timeout", "30", "--connect", &addr.listen_arg()]);
+        command.arg("--param").arg(format!("SCRIPT_FILENAME={}", program.display()));
+        std::thread::spawn(move || command.arg("/held").output().expect("fcgi request runs"))
+    };
+    assert!(wait_until(START_TIMEOUT, || started.exists()), "the program did not start");
+
+    serve.process().signal(libc::SIGTERM);
+    let refused = wait_until(Duration::from_secs(2), || !addr.accepts());
+    // Let the held request finish either way, so that the server can stop.
+    fs::write(&release, "").expect("the release file");
+    assert!(refused, "{addr:?} still takes connections while the master drains");
+
+    let output = request.join().expect("the request thread");
+    let body = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && body == "held\n", "the running request: {output:?}");
+    let status = serve.process().wait_exit(Duration::from_secs(GRACEFUL_TIMEOUT_S));
+    assert!(status.is_some_and(|s| s.success()), "the master: {status:?}\n{}", serve.log());
 }
