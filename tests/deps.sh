@@ -33,6 +33,8 @@ packages=(
     # tests/install.rs: `man -l` renders the installed man pages and reports troff's warnings
     # (without it the test checks only their title line).
     man-db
+    # tests/multihost.rs: `ip netns` and veth pairs, one network namespace per fcgi-rs host.
+    iproute2
 )
 [ $# -eq 0 ] || packages=("$@")
 

@@ -2,22 +2,27 @@
 //! temporary directory, servers in the test process, and raw FastCGI and HTTP clients.
 //!
 //! Every process a test starts is stopped by PID when its guard drops, and every file lives in
-//! a temporary directory removed afterwards. Only loopback addresses and Unix sockets are used.
+//! a temporary directory removed afterwards. Only loopback addresses, Unix sockets and the
+//! addresses inside network namespaces a test creates ([`netns`]) are used.
 //!
 //! - [`addr`]: where a server listens, in every form the tests need.
 //! - [`data`]: test bodies, and comparing them.
 //! - [`http`]: the HTTP client, and the header parsing shared with [`raw`].
 //! - [`inproc`]: a server with a test's own handlers on a thread of the test.
+//! - [`netns`]: network namespaces with a veth pair each, for tests with several hosts.
 //! - [`nginx`]: a real nginx started from the configurations in `nginx/`.
 //! - [`php`]: a real PHP-FPM of the test's own.
 //! - [`process`]: child processes (the `fcgi` binary among them), and bounded waits.
 //! - [`raw`]: a raw FastCGI record client.
+//! - [`wrk`]: load from wrk, and its summary.
 
 pub mod addr;
 pub mod data;
 pub mod http;
 pub mod inproc;
+pub mod netns;
 pub mod nginx;
 pub mod php;
 pub mod process;
 pub mod raw;
+pub mod wrk;

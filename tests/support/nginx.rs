@@ -47,6 +47,9 @@ pub enum Site {
     /// `fcgi-status.conf`: the status page and ping at `/status` and `/ping`, the app
     /// elsewhere; fill in `@FCGI_ADDR@`.
     Status,
+    /// `fcgi-hosts.conf`: several hosts, retried on failure; fill in `@FCGI_ADDR_1@` and
+    /// `@FCGI_ADDR_2@`.
+    Hosts,
 }
 
 impl Site {
@@ -60,6 +63,7 @@ impl Site {
             Site::Cgi => "fcgi-cgi.conf",
             Site::CgiGit => "fcgi-cgi-git.conf",
             Site::Status => "fcgi-status.conf",
+            Site::Hosts => "fcgi-hosts.conf",
         }
     }
 }

@@ -352,6 +352,14 @@ impl Run {
                 proc.phase = Phase::Retiring { kill_at, killed: false };
             }
         }
+        // Close this master's copies of the listening sockets: the workers close theirs as they
+        // begin to drain, so the sockets close now, as a single process's do. Kept open, they
+        // would go on taking connections into a backlog that nobody accepts from until the last
+        // worker exits: a web server's new requests would wait out the drain and then fail,
+        // instead of being refused at once and sent to another host. Nothing spawns a worker
+        // while stopping; a socket file this master created goes now (after a handover it is
+        // kept, and the new master holds the socket).
+        self.master.listeners.clear();
     }
 
     fn reload(&mut self, workload: &mut dyn Workload) {
