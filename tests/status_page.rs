@@ -89,7 +89,7 @@ for name, kind in pool:
     assert type(page[name]).__name__ == kind, (name, page[name])
     print(f"{name}={page[name]}")
 own = page["fcgi-rs"]
-for name in ("workers", "threads", "overloaded", "queue timeouts"):
+for name in ("workers", "threads", "overloaded", "queue timeouts", "spooled bytes"):
     print(f"fcgi-rs {name}={own[name]}")
 print(f"fcgi-rs 2xx={own['responses']['2xx']}")
 print(f"fcgi-rs duration count={own['request duration']['count']}")
@@ -196,12 +196,15 @@ fn start(dir: &std::path::Path, extra: &[&str]) -> (FcgiServe, Nginx) {
 #[test]
 fn one_process_answers_ping_and_status_in_fpm_formats() {
     let dir = scratch();
-    let (mut fcgi, nginx) = start(dir.path(), &[]);
+    // A small in-memory threshold: the one POST below spills to a spool file.
+    let (mut fcgi, nginx) = start(dir.path(), &["--spool-memory", "1024"]);
     const HELLOS: u64 = 5;
-    for _ in 0..HELLOS {
+    for _ in 0..HELLOS - 1 {
         let hello = nginx.get("/index").expect("GET /index");
         assert_eq!(hello.status, 200, "the app still answers elsewhere");
     }
+    let post = nginx.post("/index", "application/octet-stream", &[7; 10_000]).expect("POST");
+    assert_eq!(post.status, 200);
     let ping = nginx.get("/ping").expect("GET /ping");
     assert_eq!((ping.status, ping.body_text().as_str()), (200, "pong"));
     assert!(ping.header("Cache-Control").unwrap_or("").contains("no-store"));
@@ -215,6 +218,7 @@ fn one_process_answers_ping_and_status_in_fpm_formats() {
     assert_eq!(page.num("total processes"), page.num("idle processes") + 1);
     assert_eq!(page.num("fcgi-rs workers"), 1);
     assert_eq!(page.num("fcgi-rs 2xx"), HELLOS + 1);
+    assert!(page.num("fcgi-rs spooled bytes") >= 10_000 - 1024, "the POST's spilled body");
     assert!(page.num("listen queue len") > 0, "the backlog, from the kernel");
 
     let text = nginx.get("/status").expect("GET /status");

@@ -225,6 +225,7 @@ impl Server {
                 dir: config.spool_dir.clone(),
                 limit: config.max_body,
                 budget: Arc::clone(&budget),
+                status: self.status.clone(),
             },
             budget,
             retry_after: format!("Retry-After: {}\r\n", config.retry_after),

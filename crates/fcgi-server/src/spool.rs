@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::budget::{Budget, Charge};
+use crate::status::StatusHandle;
 
 /// Why a stream stopped before its end.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +78,8 @@ pub(crate) struct SpoolConfig {
     pub(crate) limit: Option<u64>,
     /// What bodies in memory are charged against, with the params of unfinished requests.
     pub(crate) budget: Arc<Budget>,
+    /// Where the bytes written to spool files are counted, for the status page.
+    pub(crate) status: StatusHandle,
 }
 
 #[derive(Debug)]
@@ -167,6 +170,7 @@ impl Spool {
                 .map_err(|e| SpoolError::Io(format!("cannot write the temporary file: {e}")))?;
         }
         state.file_len += data.len() as u64;
+        self.config.status.spooled(data.len() as u64);
         Ok(())
     }
 
@@ -262,7 +266,14 @@ mod tests {
     use std::sync::Arc;
 
     fn spool(memory: usize, limit: Option<u64>) -> Spool {
-        Spool::new(SpoolConfig { memory, dir: None, limit, budget: Budget::new(usize::MAX) })
+        let status = StatusHandle::default();
+        Spool::new(SpoolConfig {
+            memory,
+            dir: None,
+            limit,
+            budget: Budget::new(usize::MAX),
+            status,
+        })
     }
 
     fn read_all(spool: &Spool) -> io::Result<Vec<u8>> {
@@ -302,7 +313,9 @@ mod tests {
     #[test]
     fn past_the_budget_bodies_go_to_the_file_and_the_budget_comes_back() {
         let budget = Budget::new(1000);
-        let config = SpoolConfig { memory: 800, dir: None, limit: None, budget: budget.clone() };
+        let status = StatusHandle::default();
+        let config =
+            SpoolConfig { memory: 800, dir: None, limit: None, budget: budget.clone(), status };
         let (a, b) = (Spool::new(config.clone()), Spool::new(config));
         assert_eq!(a.push(&[1; 700]), None);
         assert_eq!(b.push(&[2; 700]), None, "over the budget: to the file, not refused");
@@ -323,6 +336,7 @@ mod tests {
             dir: Some("/nonexistent/spool".into()),
             limit: None,
             budget: Budget::new(usize::MAX),
+            status: StatusHandle::default(),
         };
         let spool = Spool::new(config);
         assert!(matches!(spool.push(b"x"), Some(SpoolError::Io(_))));

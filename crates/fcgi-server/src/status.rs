@@ -88,6 +88,9 @@ pub struct Metrics {
     pub overloaded: u64,
     /// Of those, requests that waited in the queue past the queue timeout.
     pub queue_timeouts: u64,
+    /// Bytes of request bodies written to spool files (bodies past the in-memory threshold or
+    /// the memory budget).
+    pub spooled_bytes: u64,
     /// Responses by status class: 1xx, 2xx, 3xx, 4xx, 5xx.
     pub status_classes: [u64; 5],
     /// Requests by duration, one count per bucket of [`DURATION_BUCKETS`] (not cumulative).
@@ -132,7 +135,7 @@ impl Metrics {
             self.max_threads,
             self.queued,
             self.queue_capacity,
-            0,
+            self.spooled_bytes,
             0,
         ];
         out[..18].copy_from_slice(&head);
@@ -164,6 +167,7 @@ impl Metrics {
             max_threads: words[13],
             queued: words[14],
             queue_capacity: words[15],
+            spooled_bytes: words[16],
             status_classes,
             duration_buckets,
         }
@@ -181,6 +185,7 @@ impl Metrics {
         self.max_children_reached += other.max_children_reached;
         self.overloaded += other.overloaded;
         self.queue_timeouts += other.queue_timeouts;
+        self.spooled_bytes += other.spooled_bytes;
         self.duration_sum_us += other.duration_sum_us;
         self.active += other.active;
         self.idle += other.idle;
@@ -303,6 +308,7 @@ pub(crate) struct StatusState {
     max_children_reached: AtomicU64,
     overloaded: AtomicU64,
     queue_timeouts: AtomicU64,
+    spooled_bytes: AtomicU64,
     slow_running: AtomicU64,
     status_classes: [AtomicU64; 5],
     duration_buckets: [AtomicU64; DURATION_SLOTS],
@@ -403,6 +409,7 @@ impl StatusHandle {
             max_children_reached: load(&s.max_children_reached),
             overloaded: load(&s.overloaded),
             queue_timeouts: load(&s.queue_timeouts),
+            spooled_bytes: load(&s.spooled_bytes),
             status_classes: std::array::from_fn(|i| load(&s.status_classes[i])),
             duration_buckets: std::array::from_fn(|i| load(&s.duration_buckets[i])),
             duration_sum_us: load(&s.duration_sum_us),
@@ -492,6 +499,11 @@ impl StatusHandle {
         if queue_timeout {
             self.state.queue_timeouts.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts body bytes written to a spool file.
+    pub(crate) fn spooled(&self, bytes: u64) {
+        self.state.spooled_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Counts a request that found every thread busy.

@@ -161,7 +161,7 @@ fn pool_fields(data: &PageData) -> [(&'static str, u64); 11] {
 }
 
 /// fcgi-rs's own counters, as (name, value) pairs.
-fn own_fields(data: &PageData) -> [(&'static str, u64); 7] {
+fn own_fields(data: &PageData) -> [(&'static str, u64); 8] {
     let m = &data.metrics;
     [
         ("workers", data.workers),
@@ -171,6 +171,7 @@ fn own_fields(data: &PageData) -> [(&'static str, u64); 7] {
         ("queue capacity", m.queue_capacity),
         ("overloaded", m.overloaded),
         ("queue timeouts", m.queue_timeouts),
+        ("spooled bytes", m.spooled_bytes),
     ]
 }
 
@@ -394,6 +395,12 @@ fn openmetrics(data: &PageData) -> String {
         "counter",
         "Requests answered 503 after waiting past the queue timeout.",
         m.queue_timeouts,
+    );
+    family(
+        "fcgi_rs_spooled_bytes",
+        "counter",
+        "Bytes of request bodies written to spool files.",
+        m.spooled_bytes,
     );
     let _ = write!(
         out,
