@@ -27,7 +27,10 @@ fn cgi_root(dir: &Path) -> PathBuf {
     let script = root.join("sleep.sh");
     fs::write(
         &script,
-        format!("#!/bin/sh\nsleep {SLEEP_SECS}\nprintf 'Content-Type: text/plain\\r\\n\\r\\nawake\\n'\n"),
+        format!(
+            "#!/bin/sh\necho $$ > {}\nsleep {SLEEP_SECS}\nprintf 'Content-Type: text/plain\\r\\n\\r\\nawake\\n'\n",
+            dir.join("sleep.pid").display()
+        ),
     )
     .expect("write the script");
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -132,6 +135,9 @@ fn a_slow_request_is_logged_to_the_log_while_it_runs_and_counted() {
     assert!((500..3000).contains(&elapsed), "{line}");
     assert!(field(&line, "pid").is_some_and(|pid| pid.parse::<u32>().is_ok()), "{line}");
     assert!(field(&line, "thread").is_some_and(|t| t.starts_with("fcgi-worker")), "{line}");
+    // The CGI program that runs: the script wrote its own pid.
+    let script_pid = fs::read_to_string(dir.path().join("sleep.pid")).expect("the script's pid");
+    assert_eq!(field(&line, "child_pid"), Some(script_pid.trim()), "{line}");
 }
 
 #[test]

@@ -130,6 +130,8 @@ impl Gateway {
             }
         };
         debug!(self.log, "CGI program started"; "script" => &script.name, "pid" => child.id());
+        // The slow log and the status page name the program a slow request runs.
+        request.note_child(child.id());
         let limits = Limits { deadline, kill_grace: self.kill_grace };
         // Shared with the gateway's watchdog, which stops the group on time even while the pump
         // is blocked (on the request body, or on the web server).

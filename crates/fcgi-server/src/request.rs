@@ -313,6 +313,20 @@ impl Request {
         self.shared.aborted.load(Ordering::Acquire)
     }
 
+    /// Says which program the handler runs for this request (the CGI gateway's child), so that
+    /// the slow log and the status page can name it. Call it on the handler's own thread.
+    ///
+    /// ```no_run
+    /// # fn f(request: &fcgi_server::Request) -> std::io::Result<()> {
+    /// let child = std::process::Command::new("/usr/lib/cgi-bin/report").spawn()?;
+    /// request.note_child(child.id());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn note_child(&self, pid: u32) {
+        crate::status::note_child(pid);
+    }
+
     /// [`is_aborted`](Request::is_aborted) for another thread: a handle that a helper can
     /// check while the handler lends the request out (to a thread feeding its body elsewhere,
     /// say).

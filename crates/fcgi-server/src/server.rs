@@ -337,6 +337,7 @@ impl SlowWatch {
                             "method" => slow.request.method, "uri" => slow.request.uri,
                             "remote_addr" => slow.request.remote,
                             "script" => slow.request.script,
+                            "child_pid" => slow.request.child_pid,
                             "elapsed_ms" => slow.elapsed.as_millis(),
                             "limit_ms" => limit.as_millis(),
                             "pid" => pid, "thread" => slow.thread, "tid" => slow.tid);

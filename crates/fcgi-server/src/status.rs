@@ -257,6 +257,9 @@ pub struct RequestFacts {
     pub user: Option<String>,
     /// SCRIPT_FILENAME, else SCRIPT_NAME.
     pub script: Option<String>,
+    /// The program the handler runs for the request (a CGI program), once it said which
+    /// ([`Request::note_child`](crate::Request::note_child)).
+    pub child_pid: Option<u32>,
 }
 
 impl RequestFacts {
@@ -270,6 +273,7 @@ impl RequestFacts {
             content_length: request.content_length().unwrap_or(0),
             user: owned("REMOTE_USER"),
             script: owned("SCRIPT_FILENAME").or_else(|| owned("SCRIPT_NAME")),
+            child_pid: None,
         }
     }
 }
@@ -362,6 +366,19 @@ thread_local! {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Records `pid` as the program that the request running on this thread runs, for the slow
+/// log and the status page. Costs nothing where nobody watches (no entry).
+pub(crate) fn note_child(pid: u32) {
+    ENTRY.with(|entries| {
+        for (_, entry) in entries.borrow().iter() {
+            let mut entry = lock(entry);
+            if entry.report.running {
+                entry.report.request.child_pid = Some(pid);
+            }
+        }
+    });
 }
 
 /// The calling thread's kernel id.
