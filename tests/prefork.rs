@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use fcgi_tests::addr::Addr;
 use fcgi_tests::nginx::{scratch, Nginx, Site};
 use fcgi_tests::process::{fcgi_bin, wait_until, Guarded, START_TIMEOUT};
+use fcgi_tests::wrk::Wrk;
 
 /// The children of `pid`, from /proc (field 4 of /proc/PID/stat is the parent), zombies left
 /// out.
@@ -154,60 +155,10 @@ impl Served {
     }
 }
 
-/// What wrk reported.
-struct Wrk {
-    output: String,
-}
-
-impl Wrk {
-    /// `wrk -t2 -cCONNS -dSECS http://127.0.0.1:PORT/PATH` on a thread of its own.
-    fn start(port: u16, conns: u32, seconds: u32, path: &str) -> thread::JoinHandle<Wrk> {
-        let url = format!("http://127.0.0.1:{port}{path}");
-        thread::spawn(move || {
-            let output = Command::new("wrk")
-                .args(["-t2", &format!("-c{conns}"), &format!("-d{seconds}s"), "--timeout", "10s"])
-                .arg(&url)
-                .output()
-                .expect("wrk runs (tests/deps.sh installs it)");
-            let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-            text += &String::from_utf8_lossy(&output.stderr);
-            Wrk { output: text }
-        })
-    }
-
-    /// Requests completed ("N requests in 20.00s").
-    fn requests(&self) -> u64 {
-        self.output
-            .lines()
-            .find(|l| l.contains(" requests in "))
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// Non-2xx answers plus socket errors (wrk prints their lines only when there are some).
-    fn failures(&self) -> u64 {
-        let mut failures = 0;
-        for line in self.output.lines() {
-            let line = line.trim();
-            if let Some(n) = line.strip_prefix("Non-2xx or 3xx responses:") {
-                failures += n.trim().parse::<u64>().unwrap_or(u64::MAX / 2);
-            }
-            if let Some(rest) = line.strip_prefix("Socket errors:") {
-                failures += rest
-                    .split(',')
-                    .filter_map(|part| part.split_whitespace().last())
-                    .map(|n| n.parse::<u64>().unwrap_or(u64::MAX / 4))
-                    .sum::<u64>();
-            }
-        }
-        failures
-    }
-
-    fn assert_clean(&self, at_least: u64) {
-        assert_eq!(self.failures(), 0, "wrk saw failures:\n{}", self.output);
-        assert!(self.requests() >= at_least, "too few requests:\n{}", self.output);
-    }
+/// wrk's report held to no failure and a floor of requests.
+fn assert_clean(wrk: &Wrk, at_least: u64) {
+    assert_eq!(wrk.failures(), 0, "wrk saw failures:\n{}", wrk.output);
+    assert!(wrk.requests() >= at_least, "too few requests:\n{}", wrk.output);
 }
 
 /// Watches that a path exists, every millisecond, until stopped; counts the times it did not.
@@ -289,7 +240,7 @@ fn hup_reloads_and_a_usr2_upgrade_under_load_fail_no_request() {
 
     let wrk = wrk.join().expect("wrk thread");
     let missing = watch.finish();
-    wrk.assert_clean(1000);
+    assert_clean(&wrk, 1000);
     assert_eq!(missing, 0, "the socket file was missing {missing} times");
     let log = served.log_text();
     assert!(log.contains("upgrade: the new master serves"), "{log}");
@@ -419,7 +370,7 @@ fn max_requests_recycles_workers_under_load_without_a_failure() {
     let nginx = served.nginx(dir.path());
     let wrk = Wrk::start(nginx.port(), 32, 5, "/").join().expect("wrk thread");
     assert_eq!(wrk.failures(), 0, "{}\nnginx: {}", wrk.output, nginx.error_log());
-    wrk.assert_clean(1000);
+    assert_clean(&wrk, 1000);
     let log = served.log_text();
     let retired = log.matches("request limit reached").count();
     assert!(retired >= 5, "only {retired} workers retired:\n{}", wrk.output);
