@@ -233,16 +233,20 @@ impl Run {
         }
     }
 
+    /// Workers of the current generation that serve.
+    pub(super) fn serving_now(&self) -> usize {
+        self.procs
+            .iter()
+            .filter(|p| p.generation == self.generation && p.phase == Phase::Serving)
+            .count()
+    }
+
     /// READY=1 once the current generation serves in full (at start, and after a reload).
     fn notify_ready_if_serving(&mut self) {
         if !self.ready_pending || self.stopping.is_some() {
             return;
         }
-        let serving = self
-            .procs
-            .iter()
-            .filter(|p| p.generation == self.generation && p.phase == Phase::Serving)
-            .count();
+        let serving = self.serving_now();
         if serving >= self.wanted_minimum() {
             self.ready_pending = false;
             let settings = &self.master.settings;

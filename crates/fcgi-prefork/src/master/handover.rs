@@ -9,7 +9,7 @@ use std::process::Command;
 
 use slog::{error, info, warn};
 
-use super::{Phase, Run};
+use super::Run;
 use crate::heartbeat;
 use crate::pidfile;
 use crate::signals::{self, SignalFd};
@@ -124,12 +124,7 @@ impl Run {
         if self.master.ready.is_none() || self.stopping.is_some() {
             return;
         }
-        let serving = self
-            .procs
-            .iter()
-            .filter(|p| p.generation == self.generation && p.phase == Phase::Serving)
-            .count();
-        if serving >= self.wanted_minimum() {
+        if self.serving_now() >= self.wanted_minimum() {
             if let Some(pipe) = self.master.ready.take() {
                 match upgrade::say_ready(pipe) {
                     Ok(()) => info!(self.master.log, "upgrade: serving; the old master may retire"),
