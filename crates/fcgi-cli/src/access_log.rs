@@ -19,6 +19,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use fcgi_server::Utc;
 use slog::{o, warn, Drain, Key, Logger, OwnedKVList, Record, Serializer, KV};
 
 use crate::logging::LogTarget;
@@ -314,35 +315,31 @@ impl Serializer for Fields {
 
 /// `27/Nov/2026:09:50:00 +0000` for `time` (UTC), as nginx's `$time_local` and PHP-FPM's `%t`.
 pub(crate) fn clf_time(time: SystemTime) -> String {
-    let (year, month, day, h, m, s, _) = civil(time);
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    format!("{day:02}/{}/{year}:{h:02}:{m:02}:{s:02} +0000", MONTHS[month as usize - 1])
+    let t = utc(time).0;
+    format!(
+        "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
+        t.day,
+        t.month_abbr(),
+        t.year,
+        t.hour,
+        t.minute,
+        t.second
+    )
 }
 
 /// `2026-11-27T09:50:00.123Z` for `time`.
 pub(crate) fn iso_time(time: SystemTime) -> String {
-    let (year, month, day, h, m, s, ms) = civil(time);
-    format!("{year}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{ms:03}Z")
+    let (t, ms) = utc(time);
+    format!(
+        "{}-{:02}-{:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
+    )
 }
 
-/// Year, month, day, hour, minute, second and millisecond of `time`, UTC (Howard Hinnant's
-/// days-to-civil algorithm).
-fn civil(time: SystemTime) -> (i64, u32, u32, u32, u32, u32, u32) {
+/// `time` in UTC, and its milliseconds.
+fn utc(time: SystemTime) -> (Utc, u32) {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = i64::try_from(since.as_secs()).unwrap_or(0);
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let rest = rest as u32;
-    (year, month, day, rest / 3600, rest / 60 % 60, rest % 60, since.subsec_millis())
+    (Utc::from_unix(since.as_secs()), since.subsec_millis())
 }
 
 /// `text` with what would break a line or a quoted field escaped as nginx does (`\xHH`), so

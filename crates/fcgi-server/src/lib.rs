@@ -75,6 +75,7 @@ mod slot;
 mod spool;
 mod status;
 mod status_page;
+mod utc;
 mod wire;
 
 pub use addr::{ListenAddr, ParseAddrError};
@@ -91,3 +92,4 @@ pub use status::{
     duration_bucket, Metrics, PeerSource, RequestFacts, SlowRequest, SlowRunning, Status,
     StatusHandle, ThreadReport, DURATION_BUCKETS, DURATION_SLOTS, METRICS_WORDS,
 };
+pub use utc::Utc;

@@ -428,26 +428,15 @@ fn openmetrics(data: &PageData) -> String {
 
 /// Unix seconds in FPM's text format (`%d/%b/%Y:%H:%M:%S %z`), in UTC.
 fn clf_time(unix: u64) -> String {
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let days = i64::try_from(unix / 86_400).unwrap_or(0);
-    let secs = unix % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let month_name = MONTHS[usize::try_from(month - 1).unwrap_or(0)];
+    let t = crate::Utc::from_unix(unix);
     format!(
-        "{day:02}/{month_name}/{year}:{:02}:{:02}:{:02} +0000",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
+        "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
+        t.day,
+        t.month_abbr(),
+        t.year,
+        t.hour,
+        t.minute,
+        t.second
     )
 }
 
