@@ -35,6 +35,8 @@ packages=(
     man-db
     # tests/multihost.rs: `ip netns` and veth pairs, one network namespace per fcgi-rs host.
     iproute2
+    # tests/authorizer.rs: lighttpd's FastCGI authorizer mode, a real Authorizer-role client.
+    lighttpd
 )
 [ $# -eq 0 ] || packages=("$@")
 

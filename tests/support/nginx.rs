@@ -50,6 +50,9 @@ pub enum Site {
     /// `fcgi-hosts.conf`: several hosts, retried on failure; fill in `@FCGI_ADDR_1@` and
     /// `@FCGI_ADDR_2@`.
     Hosts,
+    /// `fcgi-auth-request.conf`: every request checked first with `auth_request`; fill in
+    /// `@FCGI_ADDR@`.
+    AuthRequest,
 }
 
 impl Site {
@@ -64,6 +67,7 @@ impl Site {
             Site::CgiGit => "fcgi-cgi-git.conf",
             Site::Status => "fcgi-status.conf",
             Site::Hosts => "fcgi-hosts.conf",
+            Site::AuthRequest => "fcgi-auth-request.conf",
         }
     }
 }

@@ -347,8 +347,11 @@ impl Demux {
             // and the new request's slot takes the old one's place below.
         }
         if ctx.handlers.for_role(begin.role).is_none() {
+            // UNKNOWN_ROLE, and a 500 before it: a web server that ignores the protocol status
+            // must not take an empty answer for a success. lighttpd's authorizer mode does, and
+            // would serve what the Authorizer was asked to protect.
             debug!(self.log, "role not served"; "req" => id, "role" => ?begin.role);
-            self.reply(&end_only(id, ProtocolStatus::UnknownRole))?;
+            self.reply(&canned(id, 500, "", ProtocolStatus::UnknownRole))?;
             return self.end_if_not_kept(begin);
         }
         if self.over_limit {

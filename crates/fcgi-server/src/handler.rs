@@ -119,6 +119,18 @@ where
     }
 }
 
+/// A shared handler is a handler: one value may serve several roles (see
+/// [`ServerBuilder::responder_and_authorizer`](crate::ServerBuilder::responder_and_authorizer)).
+impl<H: Handler + ?Sized> Handler for Arc<H> {
+    fn handle(&self, request: &mut Request, response: &mut Response) -> Result<(), Error> {
+        (**self).handle(request, response)
+    }
+
+    fn streams_body(&self) -> bool {
+        (**self).streams_body()
+    }
+}
+
 /// `handler`, started as soon as the params are in so that it reads the body as it arrives:
 /// [`Handler::streams_body`] for a closure, or for a handler that does not say it itself.
 ///

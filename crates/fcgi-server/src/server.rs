@@ -116,6 +116,39 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves both the Authorizer and the Responder role with `handler`: what an access check
+    /// needs to work behind every web server. lighttpd (`"mode" => "authorizer"`) and Apache
+    /// send the Authorizer role; nginx's `auth_request` sends its subrequest as an ordinary
+    /// Responder request (the check's location is its SCRIPT_NAME), so an app that serves only
+    /// the Authorizer role would answer it UNKNOWN_ROLE. The handler tells them apart with
+    /// [`Request::role`](crate::Request::role) where it must; in both, `200` allows (with
+    /// `Variable-NAME` headers for the authorized request: [`Response::variable`]) and any
+    /// other status is the client's answer.
+    ///
+    /// ```no_run
+    /// use fcgi_server::{ListenOptions, Listener, Request, Response, Server};
+    ///
+    /// let check = |request: &mut Request, response: &mut Response| -> Result<(), fcgi_server::Error> {
+    ///     if request.header_str("Authorization") == Some("Bearer let-me-in") {
+    ///         response.variable("USER", "alice")?; // 200: allowed
+    ///     } else {
+    ///         response.set_status(401);
+    ///     }
+    ///     Ok(())
+    /// };
+    /// let listener = Listener::bind(&"127.0.0.1:9000".parse()?, &ListenOptions::default())?;
+    /// Server::builder().listener(listener).responder_and_authorizer(check).build().serve()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// [`Response::variable`]: crate::Response::variable
+    pub fn responder_and_authorizer(mut self, handler: impl Handler) -> Self {
+        let handler: Arc<dyn Handler> = Arc::new(handler);
+        self.handlers.responder = Some(Arc::clone(&handler));
+        self.handlers.authorizer = Some(handler);
+        self
+    }
+
     /// Serves the Filter role with `handler`.
     pub fn filter(mut self, handler: impl Handler) -> Self {
         self.handlers.filter = Some(Arc::new(handler));
