@@ -508,15 +508,14 @@ fn client_times_out_on_a_silent_server() {
 
 #[test]
 fn client_reports_a_refusal_with_its_protocol_status() {
-    // No authorizer installed: FCGI_UNKNOWN_ROLE, and the connection goes on.
+    // No authorizer installed: a 500 (for web servers that ignore the protocol status) and
+    // FCGI_UNKNOWN_ROLE, and the connection goes on.
     let server = TestServer::start(inproc::config(), |b| b.responder(inproc::hello));
     let mut conn = Connection::connect(&client_addr(server.addr())).unwrap();
-    match conn.request(Request::new().role(fcgi_client::Role::Authorizer)) {
-        Err(Error::NoResponse { end, .. }) => {
-            assert_eq!(end.protocol_status, ProtocolStatus::UnknownRole);
-        }
-        other => panic!("expected FCGI_UNKNOWN_ROLE, got {other:?}"),
-    }
+    let refused = conn.request(Request::new().role(fcgi_client::Role::Authorizer)).unwrap();
+    let refused = refused.into_reply().unwrap();
+    assert_eq!(refused.end.protocol_status, ProtocolStatus::UnknownRole);
+    assert_eq!(refused.status(), 500);
     assert!(conn.is_usable());
     let reply = conn.request(Request::new()).unwrap().into_reply().unwrap();
     assert_eq!(reply.body, b"Hello, world!");
