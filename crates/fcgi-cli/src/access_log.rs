@@ -315,16 +315,7 @@ impl Serializer for Fields {
 
 /// `27/Nov/2026:09:50:00 +0000` for `time` (UTC), as nginx's `$time_local` and PHP-FPM's `%t`.
 pub(crate) fn clf_time(time: SystemTime) -> String {
-    let t = utc(time).0;
-    format!(
-        "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
-        t.day,
-        t.month_abbr(),
-        t.year,
-        t.hour,
-        t.minute,
-        t.second
-    )
+    utc(time).0.clf()
 }
 
 /// `2026-11-27T09:50:00.123Z` for `time`.

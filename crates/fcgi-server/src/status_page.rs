@@ -428,16 +428,7 @@ fn openmetrics(data: &PageData) -> String {
 
 /// Unix seconds in FPM's text format (`%d/%b/%Y:%H:%M:%S %z`), in UTC.
 fn clf_time(unix: u64) -> String {
-    let t = crate::Utc::from_unix(unix);
-    format!(
-        "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
-        t.day,
-        t.month_abbr(),
-        t.year,
-        t.hour,
-        t.minute,
-        t.second
-    )
+    crate::Utc::from_unix(unix).clf()
 }
 
 /// The listen queue of TCP listening sockets, from the kernel: for a socket in LISTEN state,

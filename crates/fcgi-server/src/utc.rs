@@ -42,6 +42,24 @@ impl Utc {
         Utc { year, month, day, hour: rest / 3600, minute: rest / 60 % 60, second: rest % 60 }
     }
 
+    /// The common log format's time, as nginx's `$time_local` and PHP-FPM write it (always
+    /// UTC here): `27/Nov/2026:09:58:46 +0000`.
+    ///
+    /// ```
+    /// assert_eq!(fcgi_server::Utc::from_unix(1_795_773_526).clf(), "27/Nov/2026:09:58:46 +0000");
+    /// ```
+    pub fn clf(&self) -> String {
+        format!(
+            "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
+            self.day,
+            self.month_abbr(),
+            self.year,
+            self.hour,
+            self.minute,
+            self.second
+        )
+    }
+
     /// The month's English abbreviation (`Jan`), as the common log format writes it.
     pub fn month_abbr(&self) -> &'static str {
         const MONTHS: [&str; 12] =
