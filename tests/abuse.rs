@@ -18,6 +18,8 @@ use fcgi_tests::raw::{frames, Client};
 const GOOD_LATENCY: Duration = Duration::from_secs(1);
 /// How long each attack runs beside the good client.
 const ATTACK: Duration = Duration::from_secs(4);
+/// Plain requests sent before the baseline is taken.
+const WARM_UP_REQUESTS: usize = 50;
 /// Memory the server may gain during an attack, in KiB: the default 64 MiB budget of
 /// unfinished requests, and room for threads and buffers.
 const RSS_GROWTH_KIB: u64 = 96 * 1024;
@@ -88,9 +90,11 @@ fn under_attack<T: Send + 'static>(
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     // Warm up: the pool's spare threads exist, the first allocations are made.
-    let warm = GoodClient::start(server.addr());
-    thread::sleep(Duration::from_millis(300));
-    warm.finish();
+    let mut warm = Client::connect(server.addr());
+    for _ in 0..WARM_UP_REQUESTS {
+        warm.simple_request(&[], b"").assert_complete(200);
+    }
+    drop(warm);
     let process = server.process();
     let base = Baseline {
         rss_kib: process.rss_kib(),

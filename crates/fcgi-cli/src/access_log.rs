@@ -357,25 +357,6 @@ fn or_dash(text: Option<&str>, out: &mut String) {
     }
 }
 
-/// A JSON string literal.
-fn json_string(text: &str, out: &mut String) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 /// The line for `fields`, written at `now` by process `pid` (parent `ppid`), with its newline.
 pub(crate) fn format_line(
     format: &AccessFormat,
@@ -415,7 +396,7 @@ pub(crate) fn format_line(
         }
         AccessFormat::Json => {
             out.push_str("{\"time\":");
-            json_string(&iso_time(started), &mut out);
+            crate::json::push_string(&mut out, &iso_time(started));
             let _ = write!(out, ",\"pid\":{pid}");
             for (field, key) in FIELDS {
                 let _ = write!(out, ",\"{key}\":");
@@ -424,7 +405,7 @@ pub(crate) fn format_line(
                     Some(value) if is_number(field) && value.parse::<u64>().is_ok() => {
                         out.push_str(value);
                     }
-                    Some(value) => json_string(value, &mut out),
+                    Some(value) => crate::json::push_string(&mut out, value),
                 }
             }
             out.push('}');

@@ -597,8 +597,8 @@ impl Report<'_> {
              \"bytes_per_s\": {:.1}, \"latency_ms\": {{\"mean\": {:.3}, \"stdev\": {:.3}, \
              \"max\": {:.3}, {}}}, \"in_flight\": {:.2}, \"connections_opened\": {}, \
              \"cpu_percent\": {:.0}}}\n",
-            json_string(&args.connect.to_string()),
-            json_string(&args.script_path),
+            crate::json::string(&args.connect.to_string()),
+            crate::json::string(&args.script_path),
             args.connections,
             args.keep_conn,
             args.mpx,
@@ -625,24 +625,6 @@ impl Report<'_> {
 const PERCENTILES: [(&str, f64); 4] =
     [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p99.9", 99.9)];
 
-/// `text` as a JSON string literal.
-fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -659,7 +641,7 @@ mod tests {
 
     #[test]
     fn json_strings_are_escaped() {
-        assert_eq!(json_string("a\"b\\c\n"), r#""a\"b\\c\u000a""#);
+        assert_eq!(crate::json::string("a\"b\\c\n"), r#""a\"b\\c\u000a""#);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod bench;
 mod checks;
 mod config_file;
 mod generate;
+mod json;
 mod limits;
 mod logging;
 mod prefork;
