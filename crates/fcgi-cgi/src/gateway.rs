@@ -27,14 +27,14 @@ use crate::watchdog::{Group, Watchdog};
 ///
 /// ```no_run
 /// use fcgi_cgi::{CgiConfig, Gateway};
-/// use fcgi_server::{ListenOptions, Listener, Server};
+/// use fcgi_server::{ListenOptions, Listener, Role, Server};
 ///
 /// let gateway = Gateway::new(CgiConfig {
 ///     root: Some("/usr/lib/cgi-bin".into()),
 ///     ..CgiConfig::default()
 /// })?;
 /// let listener = Listener::bind(&"unix:/run/cgi.sock".parse()?, &ListenOptions::default())?;
-/// Server::builder().listener(listener).responder(gateway).build().serve()?;
+/// Server::builder().listener(listener).handler(Role::Responder, gateway).build().serve()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]

@@ -8,7 +8,7 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use fcgi_cgi::{CgiConfig, Gateway};
-//! use fcgi_server::{ListenOptions, Listener, Server};
+//! use fcgi_server::{ListenOptions, Listener, Role, Server};
 //!
 //! let gateway = Gateway::new(CgiConfig {
 //!     root: Some("/usr/lib/cgi-bin".into()),
@@ -17,7 +17,7 @@
 //!     ..CgiConfig::default()
 //! })?;
 //! let listener = Listener::bind(&"unix:/run/cgi.sock".parse()?, &ListenOptions::default())?;
-//! Server::builder().listener(listener).responder(gateway).build().serve()?;
+//! Server::builder().listener(listener).handler(Role::Responder, gateway).build().serve()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
