@@ -273,7 +273,10 @@ mod tests {
     use super::*;
     use fcgi_codec::{encode_pair, ParamsDecoder, ParamsLimits};
 
-    fn params(pairs: &[(&str, &[u8])]) -> Params {
+    /// A request's params, as a table test writes them.
+    type Pairs<'a> = &'a [(&'a str, &'a [u8])];
+
+    fn params(pairs: Pairs<'_>) -> Params {
         let mut stream = Vec::new();
         for (name, value) in pairs {
             encode_pair(&mut stream, name.as_bytes(), value).expect("a pair");
@@ -283,12 +286,12 @@ mod tests {
         decoder.finish().expect("params")
     }
 
-    fn request(pairs: &[(&str, &[u8])]) -> http::Request<()> {
+    fn request(pairs: Pairs<'_>) -> http::Request<()> {
         request_from_params(&params(pairs), ()).expect("a request")
     }
 
     /// The params nginx's `fastcgi_params` sends for `POST /items?x=1` with a JSON body.
-    const NGINX_POST: &[(&str, &[u8])] = &[
+    const NGINX_POST: Pairs<'static> = &[
         ("QUERY_STRING", b"x=1"),
         ("REQUEST_METHOD", b"POST"),
         ("CONTENT_TYPE", b"application/json"),
@@ -333,7 +336,7 @@ mod tests {
 
     #[test]
     fn the_uri_comes_from_request_uri_else_from_its_parts() {
-        let cases: &[(&[(&str, &[u8])], &str)] = &[
+        let cases: &[(Pairs<'_>, &str)] = &[
             (&[("REQUEST_URI", b"/a/b?c=d")], "/a/b?c=d"),
             (&[("REQUEST_URI", b"/a"), ("SCRIPT_NAME", b"/x")], "/a"),
             // No REQUEST_URI: DOCUMENT_URI, then SCRIPT_NAME + PATH_INFO, with the query.
@@ -376,7 +379,7 @@ mod tests {
 
     #[test]
     fn content_type_and_length_come_from_the_cgi_variables() {
-        let cases: &[(&[(&str, &[u8])], Option<&str>, Option<&str>)] = &[
+        let cases: &[(Pairs<'_>, Option<&str>, Option<&str>)] = &[
             (
                 &[("CONTENT_TYPE", b"text/plain"), ("CONTENT_LENGTH", b"5")],
                 Some("text/plain"),
@@ -416,7 +419,7 @@ mod tests {
 
     #[test]
     fn the_remote_address_is_there_when_it_is_an_ip() {
-        let cases: &[(&[(&str, &[u8])], Option<&str>)] = &[
+        let cases: &[(Pairs<'_>, Option<&str>)] = &[
             (&[("REMOTE_ADDR", b"192.0.2.7"), ("REMOTE_PORT", b"4242")], Some("192.0.2.7:4242")),
             (&[("REMOTE_ADDR", b"2001:db8::1"), ("REMOTE_PORT", b"80")], Some("[2001:db8::1]:80")),
             (&[("REMOTE_ADDR", b"192.0.2.7")], Some("192.0.2.7:0")),
@@ -433,7 +436,7 @@ mod tests {
 
     #[test]
     fn method_and_version() {
-        let cases: &[(&[(&str, &[u8])], Method, Version)] = &[
+        let cases: &[(Pairs<'_>, Method, Version)] = &[
             (&[], Method::GET, Version::HTTP_11),
             (
                 &[("REQUEST_METHOD", b"DELETE"), ("SERVER_PROTOCOL", b"HTTP/1.0")],

@@ -68,6 +68,12 @@ fn shared_runtime() -> &'static Handle {
 /// Params that make no `http::Request` (a `REQUEST_METHOD` that is no method) are answered
 /// 400, with the reason on `FCGI_STDERR` (nginx's error log).
 ///
+/// # Under a prefork master
+///
+/// Build the `Service` in the worker (`Workload::run_worker`), as any handler: the shared
+/// runtime starts at the first request, so in the worker, after the fork; a runtime started
+/// in the master before it forks would have no threads in its workers.
+///
 /// ```no_run
 /// use fcgi_server::{Config, ListenOptions, Listener, Role, Server};
 ///
@@ -105,7 +111,7 @@ impl<S> Service<S> {
     ///     .worker_threads(8)
     ///     .enable_all()
     ///     .build()?;
-    /// let app = axum::Router::new();
+    /// let app: axum::Router = axum::Router::new();
     /// let handler = fcgi_http::Service::with_runtime(app, runtime.handle().clone());
     /// # Ok::<(), std::io::Error>(())
     /// ```
