@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use axum::body::{Body, Bytes};
 use axum::routing::get;
 use axum::Router;
+use fcgi_codec::StreamKind;
 use fcgi_server::Role;
 use fcgi_tests::addr::{Addr, Transport};
 use fcgi_tests::data::pattern;
@@ -20,6 +21,7 @@ use fcgi_tests::http::{self, HttpResponse};
 use fcgi_tests::inproc::{self, TestServer};
 use fcgi_tests::nginx::{scratch, Nginx, Site};
 use fcgi_tests::process::{wait_until, Guarded, START_TIMEOUT};
+use fcgi_tests::raw::{frames, Reply};
 use sha2::{Digest, Sha256};
 
 /// The `axum_items` example, which `make test` builds (`cargo build --workspace --examples`).
@@ -296,4 +298,92 @@ fn a_response_that_fails_after_its_header_reaches_the_client_as_a_failure() {
     assert_eq!(early.status, 500, "{}", early.body_text());
     // And the server serves on.
     assert_eq!(nginx.get("/whole").expect("a response").status, 200);
+}
+
+/// Sends one request with `params` (values as bytes, as a web server may send them) and no
+/// body on a new connection to `server`; its reply.
+fn fcgi_request(server: &TestServer, params: &[(&str, &[u8])]) -> Reply {
+    let mut stream = Vec::new();
+    for (name, value) in params {
+        fcgi_codec::encode_pair(&mut stream, name.as_bytes(), value).expect("a pair");
+    }
+    let mut client = server.connect();
+    client.send_begin(1, Role::Responder, false);
+    client.send_ok(&frames::stream(StreamKind::Params, 1, &stream));
+    client.send_ok(&frames::end(StreamKind::Params, 1));
+    client.send_ok(&frames::end(StreamKind::Stdin, 1));
+    client.read_reply(1)
+}
+
+/// An app that answers with what it saw, and with headers that need care on the way out.
+fn headers_app() -> Router {
+    async fn echo(request: axum::http::Request<Body>) -> impl axum::response::IntoResponse {
+        let mut headers = axum::http::HeaderMap::new();
+        if let Some(latin1) = request.headers().get("x-latin1") {
+            headers.insert("x-echo", latin1.clone());
+        }
+        headers.append("set-cookie", "a=1".parse().expect("a value"));
+        headers.append("set-cookie", "b=2".parse().expect("a value"));
+        // One hop's framing: not passed on.
+        headers.insert("transfer-encoding", "chunked".parse().expect("a value"));
+        headers.insert("connection", "keep-alive".parse().expect("a value"));
+        let https = request.extensions().get::<fcgi_http::Https>().is_some_and(|h| h.0);
+        let body = format!("{} {} https={https}", request.method(), request.uri());
+        (axum::http::StatusCode::CREATED, headers, body)
+    }
+    Router::new()
+        .route("/echo", get(echo))
+        .route("/nothing", get(|| async { axum::http::StatusCode::NO_CONTENT }))
+        .route("/ok", get(|| async { "fine" }))
+}
+
+#[test]
+fn headers_go_both_ways_as_bytes_and_the_cgi_head_is_clean() {
+    let server = TestServer::start(inproc::config(), |builder| {
+        builder.handler(Role::Responder, fcgi_http::Service::new(headers_app()))
+    });
+    let reply = fcgi_request(
+        &server,
+        &[
+            ("REQUEST_METHOD", b"GET"),
+            ("REQUEST_URI", b"/echo?x=1"),
+            ("HTTP_X_LATIN1", b"caf\xe9"),
+            ("HTTPS", b"on"),
+        ],
+    );
+    reply.assert_complete(201);
+    let head = &reply.stdout[..reply.stdout.len() - reply.body.len()];
+    let head_text = String::from_utf8_lossy(head);
+    assert!(head.starts_with(b"Status: 201 Created\r\n"), "{head_text}");
+    // The Latin-1 byte went in and came back out as it was.
+    assert!(head.windows(14).any(|w| w == b"x-echo: caf\xe9\r\n"), "{head_text}");
+    let cookies: Vec<_> =
+        reply.headers.iter().filter(|(n, _)| n == "set-cookie").map(|(_, v)| v.as_str()).collect();
+    assert_eq!(cookies, ["a=1", "b=2"]);
+    assert_eq!(reply.header("transfer-encoding"), None, "{head_text}");
+    assert_eq!(reply.header("connection"), None, "{head_text}");
+    assert_eq!(reply.body_text(), "GET /echo?x=1 https=true");
+    // The body's exact size becomes its length, so the web server need not chunk it.
+    assert_eq!(reply.header("content-length"), Some("24"));
+
+    // A HEAD (axum answers it with the GET route, without the body) and a 204 get no length.
+    let head = fcgi_request(&server, &[("REQUEST_METHOD", b"HEAD"), ("REQUEST_URI", b"/echo")]);
+    head.assert_complete(201);
+    assert_eq!((head.header("content-length"), head.body.len()), (None, 0), "{head:?}");
+    let nothing = fcgi_request(&server, &[("REQUEST_URI", b"/nothing")]);
+    nothing.assert_complete(204);
+    assert_eq!(nothing.header("content-length"), None, "{nothing:?}");
+
+    // A 200 has no Status line (CGI's default); other statuses have theirs.
+    let ok = fcgi_request(&server, &[("REQUEST_URI", b"/ok")]);
+    ok.assert_complete(200);
+    assert_eq!(ok.header("Status"), None, "{ok:?}");
+    let missing = fcgi_request(&server, &[("REQUEST_URI", b"/nowhere")]);
+    assert_eq!(missing.header("Status"), Some("404 Not Found"));
+
+    // Params that make no HTTP request: 400, and the reason on FCGI_STDERR.
+    let bad = fcgi_request(&server, &[("REQUEST_METHOD", b"GE T"), ("REQUEST_URI", b"/echo")]);
+    bad.assert_complete(400);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("REQUEST_METHOD \"GE T\" is not an HTTP method"), "{stderr}");
 }
