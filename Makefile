@@ -25,11 +25,13 @@ test: deps
 	$(CARGO) test --workspace --doc
 
 # The library crates' docs build without a warning (the binary's clap help texts are not
-# rustdoc, and the tests crate is no library anyone reads).
+# rustdoc, and the tests crate is no library anyone reads), and every published crate packages
+# and builds from its package alone (`cargo package` checks each against the others' packages).
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --exclude fcgi-cli --exclude fcgi-tests
+	$(CARGO) package --workspace --exclude fcgi-tests --allow-dirty --quiet
 
 fmt:
 	$(CARGO) fmt --all

@@ -314,3 +314,40 @@ fn the_upstream_spreads_requests_and_survives_a_stopped_instance() {
         served(&b)
     );
 }
+
+/// What `fcgi_server::Request`'s docs say nginx sends (`include fastcgi_params`), checked
+/// against the real nginx: the raw request line in REQUEST_URI (and so in `path()`), the
+/// normalized path in DOCUMENT_URI and SCRIPT_NAME.
+#[test]
+fn nginx_sends_the_params_the_request_docs_describe() {
+    let dir = scratch();
+    let handler = |request: &mut Request,
+                   response: &mut Response|
+     -> Result<(), fcgi_server::Error> {
+        for name in ["REQUEST_URI", "DOCUMENT_URI", "SCRIPT_NAME", "QUERY_STRING", "PATH_INFO"] {
+            let value = request.param_str(name).unwrap_or("(not sent)");
+            writeln!(response, "{name}={value}")?;
+        }
+        writeln!(response, "path()={}", request.path())?;
+        Ok(())
+    };
+    let server = TestServer::start_on(Transport::Unix, Config::default(), |b| b.responder(handler));
+    let nginx = Nginx::start(dir.path(), Site::Unix, &server.addr().site_vars());
+    let cases = [
+        (
+            "/items/7%20x?q=a+b",
+            "REQUEST_URI=/items/7%20x?q=a+b\nDOCUMENT_URI=/items/7 x\nSCRIPT_NAME=/items/7 x\n\
+             QUERY_STRING=q=a+b\nPATH_INFO=(not sent)\npath()=/items/7%20x\n",
+        ),
+        (
+            "/a//b/../c?x=1",
+            "REQUEST_URI=/a//b/../c?x=1\nDOCUMENT_URI=/a/c\nSCRIPT_NAME=/a/c\n\
+             QUERY_STRING=x=1\nPATH_INFO=(not sent)\npath()=/a//b/../c\n",
+        ),
+    ];
+    for (uri, expected) in cases {
+        let response = nginx.get(uri).unwrap();
+        assert_eq!(response.status, 200, "{uri}");
+        assert_eq!(String::from_utf8_lossy(&response.body), expected, "{uri}");
+    }
+}

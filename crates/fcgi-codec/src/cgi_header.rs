@@ -208,6 +208,17 @@ fn is_local_path(location: &str) -> bool {
 
 /// Reads the head at the front of `buf`: `Ok(None)` while the empty line that ends it has not
 /// come, else the head and the bytes it took (its empty line included). The body follows.
+///
+/// ```
+/// use fcgi_codec::cgi_header::parse_head;
+///
+/// let output = b"Status: 201 Created\r\nLocation: /items/7\r\n\r\n{}";
+/// let (head, taken) = parse_head(output)?.expect("the head is complete");
+/// assert_eq!((head.status, head.location()), (Some(201), Some("/items/7")));
+/// assert_eq!(&output[taken..], b"{}");
+/// assert!(parse_head(b"Content-Type: text/plain\r\n")?.is_none()); // not yet
+/// # Ok::<(), fcgi_codec::cgi_header::HeaderError>(())
+/// ```
 pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, HeaderError> {
     parse_from(buf, 0)
 }

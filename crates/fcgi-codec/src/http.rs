@@ -37,6 +37,11 @@ pub fn is_status(code: u16) -> bool {
 /// Two registered codes are "(Unused)" in the registry. 306 keeps that description (nobody
 /// sends it). 418 gets "I'm a teapot" (RFC 2324, RFC 7168) instead: applications do send it on
 /// purpose, and "(Unused)" would tell their users nothing.
+///
+/// ```
+/// assert_eq!(fcgi_codec::http::reason(429), Some("Too Many Requests"));
+/// assert_eq!(fcgi_codec::http::reason(299), None); // unregistered: see `phrase`
+/// ```
 pub fn reason(code: u16) -> Option<&'static str> {
     let phrase = match code {
         100 => "Continue",
@@ -247,6 +252,15 @@ impl std::error::Error for StatusError {}
 
 /// Parses a `Status` field value: optional spaces, three digits (100 to 599), then the end or
 /// spaces and a reason phrase. The same rule whoever reads or sets a status.
+///
+/// ```
+/// use fcgi_codec::http::{parse_status, StatusError};
+///
+/// let status = parse_status(b"404 Not Here")?;
+/// assert_eq!((status.code, status.reason), (404, Some(&b"Not Here"[..])));
+/// assert_eq!(parse_status(b"42").unwrap_err(), StatusError::Malformed);
+/// # Ok::<(), StatusError>(())
+/// ```
 pub fn parse_status(value: &[u8]) -> Result<Status<'_>, StatusError> {
     if check_value(value).is_err() {
         return Err(StatusError::Malformed);

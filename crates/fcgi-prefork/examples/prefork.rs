@@ -17,14 +17,14 @@ struct App {
 impl Workload for App {
     fn run_worker(&mut self, mut worker: Worker) -> i32 {
         let greeting = self.greeting.clone();
-        let hello = move |_: &mut fcgi_server::Request,
-                          response: &mut fcgi_server::Response|
-              -> Result<(), fcgi_server::Error> {
-            write!(response, "{greeting} from worker {}", std::process::id())?;
-            Ok(())
-        };
         let listeners = worker.take_listeners();
-        let server = Server::builder().listeners(listeners).responder(hello).build();
+        let server = Server::builder()
+            .listeners(listeners)
+            .responder(move |_request, response| {
+                write!(response, "{greeting} from worker {}", std::process::id())?;
+                Ok(())
+            })
+            .build();
         match worker.serve(server, &self.log) {
             Ok(_) => 0,
             Err(_) => 1,

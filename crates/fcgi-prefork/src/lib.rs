@@ -12,6 +12,49 @@
 //! forked child has only the thread that forked, so a lock another thread held would stay
 //! locked in it forever.
 //!
+//! ```no_run
+//! use std::io::Write;
+//! use fcgi_prefork::{Master, Settings, Worker, Workload};
+//! use fcgi_server::{ListenOptions, Listener, Server};
+//! use slog::{o, Drain, Logger};
+//!
+//! struct App {
+//!     log: Logger,
+//! }
+//!
+//! impl Workload for App {
+//!     // In each worker, after the fork: build the app and serve.
+//!     fn run_worker(&mut self, mut worker: Worker) -> i32 {
+//!         let server = Server::builder()
+//!             .listeners(worker.take_listeners())
+//!             .responder(|_request, response| {
+//!                 write!(response, "Hello from worker {}", std::process::id())?;
+//!                 Ok(())
+//!             })
+//!             .build();
+//!         match worker.serve(server, &self.log) {
+//!             Ok(_) => 0,
+//!             Err(_) => 1,
+//!         }
+//!     }
+//!
+//!     // On HUP: the settings the new workers get (re-read a config file here).
+//!     fn reload(&mut self, current: &Settings) -> Result<Settings, String> {
+//!         Ok(current.clone())
+//!     }
+//! }
+//!
+//! // A synchronous logger: the master must start no thread before it forks.
+//! let log = Logger::root(std::sync::Mutex::new(slog_json::Json::default(std::io::stderr())).fuse(), o!());
+//! let listeners = match fcgi_prefork::inherited_listeners()? {
+//!     Some(inherited) => inherited, // after a USR2 upgrade
+//!     None => vec![Listener::bind(&"unix:/run/app.sock".parse()?, &ListenOptions::default())?],
+//! };
+//! let master = Master::new(Settings { workers: 4, ..Settings::default() }, listeners, log.clone())?;
+//! master.run(&mut App { log })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # The master and its workers
 //!
 //! A worker goes through these phases, as the master sees it:

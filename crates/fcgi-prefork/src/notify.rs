@@ -43,6 +43,14 @@ pub enum State {
 }
 
 /// Where notifications go: the socket `$NOTIFY_SOCKET` names, or nowhere.
+///
+/// ```
+/// use fcgi_prefork::notify::{Notifier, State};
+///
+/// let notifier = Notifier::from_env()?; // does nothing outside a Type=notify unit
+/// notifier.notify(State::Ready, "4 workers serving")?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct Notifier {
     addr: Option<SocketAddr>,
