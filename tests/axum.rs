@@ -366,10 +366,12 @@ fn headers_go_both_ways_as_bytes_and_the_cgi_head_is_clean() {
     // The body's exact size becomes its length, so the web server need not chunk it.
     assert_eq!(reply.header("content-length"), Some("24"));
 
-    // A HEAD (axum answers it with the GET route, without the body) and a 204 get no length.
+    // A HEAD: axum answers it with the GET route, and the length of the body it would have
+    // (22 bytes, "HEAD /echo https=false"), not the 0 of the empty body that goes out.
     let head = fcgi_request(&server, &[("REQUEST_METHOD", b"HEAD"), ("REQUEST_URI", b"/echo")]);
     head.assert_complete(201);
-    assert_eq!((head.header("content-length"), head.body.len()), (None, 0), "{head:?}");
+    assert_eq!((head.header("content-length"), head.body.len()), (Some("22"), 0), "{head:?}");
+    // A 204 gets no length.
     let nothing = fcgi_request(&server, &[("REQUEST_URI", b"/nothing")]);
     nothing.assert_complete(204);
     assert_eq!(nothing.header("content-length"), None, "{nothing:?}");

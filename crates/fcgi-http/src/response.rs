@@ -28,7 +28,8 @@ fn is_passed_on(name: &http::HeaderName) -> bool {
 /// (`fcgi_server::Response` does that). `Content-Length` is added when the service gave none
 /// and the body knows its exact size (as hyper does), except for a `HEAD` request and for
 /// the statuses that have no body (1xx, 204, 304): the web server then passes the length on
-/// instead of chunking.
+/// instead of chunking. A 1xx or 204 response goes out without one even if the service gave
+/// one, as hyper sends it.
 pub(crate) fn write_head(
     out: &mut fcgi_server::Response,
     method: &Method,
@@ -37,14 +38,15 @@ pub(crate) fn write_head(
     exact_len: Option<u64>,
 ) -> Result<(), fcgi_server::Error> {
     out.set_status(status.as_u16());
+    // RFC 9110 section 8.6: no Content-Length in a 1xx or 204 response. axum puts one
+    // (`0`) on every response; hyper drops it for these, and so does the bridge.
+    let no_length = status.is_informational() || status == StatusCode::NO_CONTENT;
     for (name, value) in headers {
-        if is_passed_on(name) {
+        if is_passed_on(name) && !(no_length && name == CONTENT_LENGTH) {
             out.header_bytes(name.as_str(), value.as_bytes())?;
         }
     }
-    let bodiless = status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED;
+    let bodiless = no_length || status == StatusCode::NOT_MODIFIED;
     if let Some(len) = exact_len {
         if !headers.contains_key(CONTENT_LENGTH) && method != Method::HEAD && !bodiless {
             out.header("Content-Length", len.to_string())?;
