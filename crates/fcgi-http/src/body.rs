@@ -9,9 +9,9 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 
-/// The most a body frame carries: one FastCGI record's worth, and what fcgi-server reads
-/// from its spool file at a time. A 1 GiB upload costs this much memory at a time (and the
-/// spool's threshold), however fast the service reads it.
+/// The most a body frame carries: about one FastCGI record's worth (a record carries at most
+/// 65,535 bytes). A 1 GiB upload costs this much memory at a time in the bridge (besides the
+/// spool's threshold in fcgi-server), however the service reads it.
 pub const FRAME_SIZE: usize = 64 * 1024;
 
 /// The body of a request, handed to the service as [`http::Request<Body>`](http::Request).
@@ -26,7 +26,9 @@ pub const FRAME_SIZE: usize = 64 * 1024;
 /// in an unlinked temporary file) before the service starts (see the crate's `DESIGN.md` for
 /// why), so a poll never waits for the network: it is a copy from memory or a file read, and
 /// never returns `Pending`. That also holds if the service moves the body into a task of its
-/// own on the runtime.
+/// own on the runtime. (Wrapped in `fcgi_server::Streaming`, a [`Service`](crate::Service)
+/// would start before the body is in, and a poll would then block its thread until the next
+/// piece arrives: leave it unwrapped.)
 ///
 /// `size_hint` is exact when the web server sent `CONTENT_LENGTH` (nginx does for every body
 /// it buffered, chunked ones included).
