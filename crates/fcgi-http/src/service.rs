@@ -68,6 +68,10 @@ fn shared_runtime() -> &'static Handle {
 /// Params that make no `http::Request` (a `REQUEST_METHOD` that is no method) are answered
 /// 400, with the reason on `FCGI_STDERR` (nginx's error log).
 ///
+/// A request the web server aborts (its client went away) is noticed at the response's next
+/// write, which fails and ends the future; a future that waits long between writes keeps its
+/// thread until then, as a blocking handler would.
+///
 /// # Under a prefork master
 ///
 /// Build the `Service` in the worker (`Workload::run_worker`), as any handler: the shared
