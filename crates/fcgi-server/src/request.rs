@@ -335,6 +335,26 @@ impl Request {
         &mut self.body
     }
 
+    /// The body stream as a value of its own, for a reader that must own it: another thread,
+    /// or an async task (`fcgi-http` hands it to `http` services this way). It is the same
+    /// stream as [`body`](Request::body), not a copy: what one reads, the other does not see
+    /// again.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use fcgi_server::{Request, Response};
+    ///
+    /// fn handler(request: &mut Request, _: &mut Response) -> Result<(), fcgi_server::Error> {
+    ///     let mut body = request.body_reader();
+    ///     let counted = std::thread::spawn(move || std::io::copy(&mut body, &mut std::io::sink()));
+    ///     let _bytes = counted.join().expect("the reader thread")?;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn body_reader(&self) -> Body {
+        Body { spool: Arc::clone(&self.shared.stdin) }
+    }
+
     /// The Filter role's second stream (`FCGI_DATA`): the file to filter. `None` for the other
     /// roles.
     pub fn data(&mut self) -> Option<&mut Body> {
