@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use fcgi_codec::{RecordType, StreamKind};
-use fcgi_server::{streaming, Config, Request, Response};
+use fcgi_server::{streaming, Config, Request, Response, Role};
 use fcgi_tests::inproc::{self, TestServer};
 use fcgi_tests::raw::{frames, FrameKind};
 use proptest::prelude::*;
@@ -95,7 +95,9 @@ fn server() -> &'static TestServer {
             ..inproc::config()
         };
         TestServer::start(config, |b| {
-            b.responder(streaming(count)).authorizer(count).filter(streaming(count))
+            b.handler(Role::Responder, streaming(count))
+                .authorizer(count)
+                .handler(Role::Filter, streaming(count))
         })
     })
 }

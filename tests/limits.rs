@@ -144,7 +144,8 @@ fn a_body_that_cannot_be_spooled_is_answered_503_and_never_reaches_the_handler()
     reply.assert_complete(503);
     assert_eq!(calls.load(Ordering::SeqCst), 0, "the handler never saw a truncated body");
     // A handler that reads as the body arrives sees an error, and the answer is still 503.
-    let streaming_server = TestServer::start(config, |b| b.responder(streaming(echo)));
+    let streaming_server =
+        TestServer::start(config, |b| b.handler(Role::Responder, streaming(echo)));
     let reply = streaming_server.connect().simple_request(&[], &[7; 100_000]);
     reply.assert_complete(503);
     // Small bodies, in memory, are fine.
@@ -155,7 +156,7 @@ fn a_body_that_cannot_be_spooled_is_answered_503_and_never_reaches_the_handler()
 fn a_request_whose_input_stalls_gets_408_though_others_on_its_connection_send() {
     let config =
         Config { read_timeout: Duration::from_secs(1), min_input_rate: 0, ..inproc::config() };
-    let server = TestServer::start(config, |b| b.responder(streaming(echo)));
+    let server = TestServer::start(config, |b| b.handler(Role::Responder, streaming(echo)));
     let mut client = server.connect();
     open_unfinished(&mut client, 1, &[("SAY", "stalled")]);
     client.send_begin(2, Role::Responder, true);

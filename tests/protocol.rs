@@ -333,7 +333,8 @@ fn abort_while_the_body_arrives_fails_the_handlers_read() {
         read_tx.send(error.kind()).expect("the test waits");
         Err(error.into())
     };
-    let server = TestServer::start(inproc::config(), |b| b.responder(streaming(handler)));
+    let server =
+        TestServer::start(inproc::config(), |b| b.handler(Role::Responder, streaming(handler)));
     let mut client = server.connect();
     client.send_begin(1, Role::Responder, true);
     client.send_params(1, &[]);
@@ -929,7 +930,8 @@ fn duplicate_begin_request_closes_that_connection_only() {
         }
         echo(request, response)
     };
-    let server = TestServer::start(inproc::config(), |b| b.responder(streaming(handler)));
+    let server =
+        TestServer::start(inproc::config(), |b| b.handler(Role::Responder, streaming(handler)));
     // A request on another connection, waiting for its body throughout.
     let mut other = server.connect();
     other.send_begin(1, Role::Responder, true);

@@ -28,9 +28,6 @@ use tokio::net::{TcpListener, UnixListener, UnixStream};
 use tokio_fastcgi::{RequestResult, Requests};
 use tower::ServiceExt;
 
-/// Exit status of `fcgi-rs` when this binary was built without fcgi-http.
-const NOT_BUILT: u8 = 3;
-
 /// Most connections and requests per connection tokio-fastcgi announces to the web server
 /// (FCGI_MAX_CONNS, FCGI_MAX_REQS; a u8 in that crate). nginx does not ask.
 const TOKIO_FASTCGI_MAX: u8 = 255;
@@ -207,12 +204,15 @@ mod fcgi_rs {
 mod fcgi_rs {
     use std::process::ExitCode;
 
+    /// Exit status of `fcgi-rs` when this binary was built without fcgi-http.
+    const NOT_BUILT: u8 = 3;
+
     const WHY: &str = "axum-peers: built without fcgi-http (the cargo feature `fcgi-http` of \
                        fcgi-tests, which needs crates/fcgi-http in the workspace)";
 
     pub(crate) fn check() -> ExitCode {
         eprintln!("{WHY}");
-        ExitCode::from(super::NOT_BUILT)
+        ExitCode::from(NOT_BUILT)
     }
 
     pub(crate) fn serve(_listen: &str) -> Result<ExitCode, String> {

@@ -5,14 +5,11 @@
 //! `cargo run -p fcgi-server --example upload -- unix:/tmp/upload.sock`
 use std::io::{Read, Write};
 
-use fcgi_server::{streaming, ListenOptions, Listener, Request, Response, Server};
+use fcgi_server::{streaming, Request, Response};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "unix:/tmp/upload.sock".into());
-    let listener = Listener::bind(&addr.parse()?, &ListenOptions::default())?;
-    let server = Server::builder().listener(listener).responder(streaming(upload)).build();
-    server.serve()?;
-    Ok(())
+    fcgi_server::serve_handler(&addr, streaming(upload))
 }
 
 fn upload(request: &mut Request, response: &mut Response) -> Result<(), fcgi_server::Error> {

@@ -131,21 +131,25 @@ impl<H: Handler + ?Sized> Handler for Arc<H> {
     }
 }
 
-/// `handler`, started as soon as the params are in so that it reads the body as it arrives:
-/// [`Handler::streams_body`] for a closure, or for a handler that does not say it itself.
+/// The closure `handler`, started as soon as the params are in so that it reads the body as
+/// it arrives ([`Handler::streams_body`]); its argument types need no annotation. A type of
+/// your own says it in its `streams_body`, or is wrapped as `Streaming(handler)`.
 ///
 /// ```
 /// use std::io::Read;
-/// use fcgi_server::{streaming, Request, Response, Server};
+/// use fcgi_server::{streaming, Role, Server};
 ///
-/// let count = streaming(|request: &mut Request, _: &mut Response| -> Result<(), fcgi_server::Error> {
+/// let count = streaming(|request, _response| {
 ///     let mut piece = [0u8; 4096];
 ///     while request.body().read(&mut piece)? > 0 {} // each piece as it comes
 ///     Ok(())
 /// });
-/// let _builder = Server::builder().responder(count);
+/// let _builder = Server::builder().handler(Role::Responder, count);
 /// ```
-pub fn streaming<H: Handler>(handler: H) -> Streaming<H> {
+pub fn streaming<F>(handler: F) -> Streaming<F>
+where
+    F: Fn(&mut Request, &mut Response) -> Result<(), Error> + Send + Sync + 'static,
+{
     Streaming(handler)
 }
 

@@ -7,11 +7,11 @@
 //!
 //! ```no_run
 //! use std::io::Write;
-//! use fcgi_server::{ListenOptions, Listener, Request, Response, Server};
+//! use fcgi_server::{ListenOptions, Listener, Server};
 //!
 //! let server = Server::builder()
 //!     .listener(Listener::bind(&"unix:/run/app.sock".parse()?, &ListenOptions::default())?)
-//!     .responder(|request: &mut Request, response: &mut Response| -> Result<(), fcgi_server::Error> {
+//!     .responder(|request, response| {
 //!         response.header("Content-Type", "text/plain")?;
 //!         write!(response, "You asked for {}", request.request_uri().unwrap_or("/"))?;
 //!         Ok(())
@@ -84,7 +84,7 @@ pub use fcgi_codec::{Params, ParamsLimits, Role};
 pub use handler::{streaming, Error, Handler, Streaming};
 pub use listener::{ListenError, ListenOptions, Listener};
 pub use monitor::ServeReport;
-pub use quick::{serve, DRAIN_GRACE};
+pub use quick::{serve, serve_handler, DRAIN_GRACE};
 pub use request::{AbortSignal, Body, Request};
 pub use response::Response;
 pub use server::{Server, ServerBuilder, ShutdownHandle};

@@ -6,7 +6,7 @@ use std::time::Duration;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::{Error, ListenAddr, ListenOptions, Listener, Request, Response, Server};
+use crate::{Error, Handler, ListenAddr, ListenOptions, Listener, Request, Response, Role, Server};
 
 /// How long a TERM or INT leaves running requests to finish: as `fcgi serve`'s
 /// `--graceful-timeout`.
@@ -19,7 +19,7 @@ pub const DRAIN_GRACE: Duration = Duration::from_secs(30);
 /// a logger of your own), use [`Server::builder`].
 ///
 /// The handler is a closure, whose argument types need no annotation; a type that implements
-/// [`Handler`](crate::Handler) goes to [`Server::builder`] instead.
+/// [`Handler`] goes to [`serve_handler`] instead.
 ///
 /// ```no_run
 /// use std::io::Write;
@@ -36,10 +36,34 @@ pub fn serve<F>(addr: &str, handler: F) -> io::Result<()>
 where
     F: Fn(&mut Request, &mut Response) -> Result<(), Error> + Send + Sync + 'static,
 {
+    serve_handler(addr, handler)
+}
+
+/// [`serve`] for any type that implements [`Handler`]: a struct of your own, a
+/// [`streaming`](crate::streaming) closure, or a bridge such as `fcgi-http`'s for `http`
+/// services.
+///
+/// ```no_run
+/// use std::io::Write;
+/// use fcgi_server::{Handler, Request, Response};
+///
+/// struct Hello;
+///
+/// impl Handler for Hello {
+///     fn handle(&self, _: &mut Request, response: &mut Response) -> Result<(), fcgi_server::Error> {
+///         response.write_all(b"Hello, world!")?;
+///         Ok(())
+///     }
+/// }
+///
+/// fcgi_server::serve_handler("unix:/tmp/hello.sock", Hello)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn serve_handler(addr: &str, handler: impl Handler) -> io::Result<()> {
     let addr: ListenAddr =
         addr.parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let listener = Listener::bind(&addr, &ListenOptions::default()).map_err(io::Error::other)?;
-    let server = Server::builder().listener(listener).responder(handler).build();
+    let server = Server::builder().listener(listener).handler(Role::Responder, handler).build();
     let stop = server.shutdown_handle();
     let mut signals = Signals::new([SIGTERM, SIGINT])?;
     let watcher = signals.handle();

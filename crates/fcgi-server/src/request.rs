@@ -103,6 +103,40 @@ impl RequestShared {
 /// }
 /// # use std::io::Write;
 /// ```
+///
+/// # Which param carries what
+///
+/// The web server decides the params; FastCGI fixes none of them. What nginx 1.22 sends with
+/// Debian's `fastcgi_params` (`include fastcgi_params;`, as `nginx/fcgi-unix.conf` does), for a
+/// `location /` that passes everything to the app:
+///
+/// | request | `REQUEST_URI` | `DOCUMENT_URI` | `SCRIPT_NAME` | `PATH_INFO` | `QUERY_STRING` |
+/// | --- | --- | --- | --- | --- | --- |
+/// | `/items/7%20x?q=a+b` | `/items/7%20x?q=a+b` | `/items/7 x` | `/items/7 x` | not sent | `q=a+b` |
+/// | `/a//b/../c?x=1` | `/a//b/../c?x=1` | `/a/c` | `/a/c` | not sent | `x=1` |
+/// | `/old?z=3`, after `rewrite ^ /new/place last` | `/old?z=3` | `/new/place` | `/new/place` | not sent | `z=3` |
+/// | `/dir/`, with `fastcgi_index index.php` | `/dir/` | `/dir/` | `/dir/index.php` | not sent | (empty) |
+/// | `/split/app/more/path%2Fx?y=2`, with `fastcgi_split_path_info ^(/split/app)(/.*)$` and `fastcgi_param PATH_INFO $fastcgi_path_info` | `/split/app/more/path%2Fx?y=2` | `/split/app/more/path/x` | `/split/app` | `/more/path/x` | `y=2` |
+///
+/// - **`REQUEST_URI`** is the client's request line, untouched: still percent-encoded, with the
+///   query, before any rewrite. It is what to route on and what to put in links back to the
+///   same page. [`Request::path`] is its path.
+/// - **`DOCUMENT_URI`** (nginx's `$document_uri`) is the path after nginx normalized it
+///   (percent-escapes decoded, `//` merged, `..` resolved) and after internal rewrites. Do not
+///   route on it: `%2F` became a `/` there.
+/// - **`SCRIPT_NAME`** is the same normalized path, or its first part with
+///   `fastcgi_split_path_info`, with `fastcgi_index` added to a path that ends in `/`.
+///   **`PATH_INFO`** is sent only with `fastcgi_split_path_info` and a `fastcgi_param` line
+///   for it; CGI programs and mounted apps (a prefix in `SCRIPT_NAME`, the rest in `PATH_INFO`)
+///   need both.
+/// - **`QUERY_STRING`** is the query, undecoded and empty when there is none; [`Request::query`]
+///   decodes it.
+/// - Other web servers name the same things the same way, from CGI (RFC 3875), and differ in
+///   details: which of them are sent, and how a path is split. [`Request::path`] therefore
+///   takes `REQUEST_URI` first and falls back on `DOCUMENT_URI`, then `SCRIPT_NAME` followed by
+///   `PATH_INFO`. Request headers arrive as `HTTP_*` params ([`Request::header`]), the body's
+///   type and length as `CONTENT_TYPE` and `CONTENT_LENGTH`, the client as `REMOTE_ADDR` and
+///   `REMOTE_PORT`, TLS as `HTTPS=on`.
 #[derive(Debug)]
 pub struct Request {
     role: Role,
@@ -299,6 +333,26 @@ impl Request {
     /// once the request is aborted or the body passes the configured limit.
     pub fn body(&mut self) -> &mut Body {
         &mut self.body
+    }
+
+    /// The body stream as a value of its own, for a reader that must own it: another thread,
+    /// or an async task (`fcgi-http` hands it to `http` services this way). It is the same
+    /// stream as [`body`](Request::body), not a copy: what one reads, the other does not see
+    /// again.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use fcgi_server::{Request, Response};
+    ///
+    /// fn handler(request: &mut Request, _: &mut Response) -> Result<(), fcgi_server::Error> {
+    ///     let mut body = request.body_reader();
+    ///     let counted = std::thread::spawn(move || std::io::copy(&mut body, &mut std::io::sink()));
+    ///     let _bytes = counted.join().expect("the reader thread")?;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn body_reader(&self) -> Body {
+        Body { spool: Arc::clone(&self.shared.stdin) }
     }
 
     /// The Filter role's second stream (`FCGI_DATA`): the file to filter. `None` for the other

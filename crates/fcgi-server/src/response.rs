@@ -118,26 +118,40 @@ impl Response {
     /// optionally followed by a reason phrase (which is not kept: the server sends the
     /// registered phrase).
     pub fn header(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> io::Result<()> {
+        self.header_bytes(name.as_ref(), value.as_ref().as_bytes())
+    }
+
+    /// [`header`](Response::header) with a value that need not be UTF-8: HTTP lets a field
+    /// value carry other bytes (`obs-text`, RFC 9110 section 5.5), which web servers pass on
+    /// as they are, and which an `http::HeaderValue` may hold. The same rules apply otherwise.
+    ///
+    /// ```
+    /// # fn f(response: &mut fcgi_server::Response) -> std::io::Result<()> {
+    /// // "café.txt" in Latin-1, as an old client expects it.
+    /// response.header_bytes("Content-Disposition", b"attachment; filename=\"caf\xe9.txt\"")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn header_bytes(&mut self, name: &str, value: &[u8]) -> io::Result<()> {
         use fcgi_codec::http;
-        let (name, value) = (name.as_ref(), value.as_ref());
         if self.headers_sent {
             return Err(invalid(format!("header {name} set after the headers were sent")));
         }
         if let Err(e) = http::check_name(name.as_bytes()) {
             return Err(invalid(format!("header name {name:?} is not valid: {e}")));
         }
-        if let Err(e) = http::check_value(value.as_bytes()) {
+        if let Err(e) = http::check_value(value) {
             return Err(invalid(format!("the value of header {name} is not valid: {e}")));
         }
         if name.eq_ignore_ascii_case("status") {
-            let status = http::parse_status(value.as_bytes())
-                .map_err(|e| invalid(format!("status {value:?} is not valid: {e}")))?;
+            let status = http::parse_status(value).map_err(|e| {
+                invalid(format!("status {:?} is not valid: {e}", String::from_utf8_lossy(value)))
+            })?;
             self.status = status.code;
             return Ok(());
         }
         self.headers.extend_from_slice(name.as_bytes());
         self.headers.extend_from_slice(b": ");
-        self.headers.extend_from_slice(value.as_bytes());
+        self.headers.extend_from_slice(value);
         self.headers.extend_from_slice(b"\r\n");
         Ok(())
     }

@@ -17,6 +17,7 @@ use crate::listener::Listener;
 use crate::monitor::{Monitor, ServeReport, WAKER};
 use crate::spool::SpoolConfig;
 use crate::status::{PoolGauges, StatusHandle};
+use crate::{Error, Request, Response, Role};
 
 /// A FastCGI server, ready to serve.
 ///
@@ -25,13 +26,13 @@ use crate::status::{PoolGauges, StatusHandle};
 ///
 /// ```no_run
 /// use std::io::Write;
-/// use fcgi_server::{Config, ListenOptions, Listener, Request, Response, Server};
+/// use fcgi_server::{Config, ListenOptions, Listener, Server};
 ///
 /// let listener = Listener::bind(&"127.0.0.1:9000".parse()?, &ListenOptions::default())?;
 /// let server = Server::builder()
 ///     .listener(listener)
 ///     .config(Config { max_threads: 32, ..Config::default() })
-///     .responder(|_: &mut Request, response: &mut Response| -> Result<(), fcgi_server::Error> {
+///     .responder(|_request, response| {
 ///         response.header("Content-Type", "text/plain")?;
 ///         response.write_all(b"Hello, world!")?;
 ///         Ok(())
@@ -104,15 +105,67 @@ impl ServerBuilder {
         self
     }
 
-    /// Serves the Responder role with `handler`.
-    pub fn responder(mut self, handler: impl Handler) -> Self {
-        self.handlers.responder = Some(Arc::new(handler));
-        self
+    /// Serves the Responder role with the closure `handler`, whose argument types need no
+    /// annotation. A type that implements [`Handler`] (or a [`streaming`](crate::streaming)
+    /// closure) goes to [`handler`](ServerBuilder::handler) instead.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use fcgi_server::Server;
+    ///
+    /// let _builder = Server::builder().responder(|request, response| {
+    ///     write!(response, "You asked for {}", request.path())?;
+    ///     Ok(())
+    /// });
+    /// ```
+    pub fn responder<F>(self, handler: F) -> Self
+    where
+        F: Fn(&mut Request, &mut Response) -> Result<(), Error> + Send + Sync + 'static,
+    {
+        self.handler(Role::Responder, handler)
     }
 
-    /// Serves the Authorizer role with `handler`.
-    pub fn authorizer(mut self, handler: impl Handler) -> Self {
-        self.handlers.authorizer = Some(Arc::new(handler));
+    /// Serves the Authorizer role with the closure `handler`; see
+    /// [`responder`](ServerBuilder::responder).
+    pub fn authorizer<F>(self, handler: F) -> Self
+    where
+        F: Fn(&mut Request, &mut Response) -> Result<(), Error> + Send + Sync + 'static,
+    {
+        self.handler(Role::Authorizer, handler)
+    }
+
+    /// Serves `role` with `handler`, any type that implements [`Handler`]: a struct of
+    /// your own, a [`streaming`](crate::streaming) closure, an `Arc` shared by several roles.
+    /// A role served twice keeps the last handler; [`Role::Unknown`] is never served (FastCGI
+    /// 1.0 has three roles), so giving it a handler does nothing.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use fcgi_server::{streaming, Role, Server};
+    ///
+    /// let count = streaming(|request, response| {
+    ///     let mut piece = [0u8; 4096];
+    ///     let mut total = 0;
+    ///     loop {
+    ///         match request.body().read(&mut piece)? {
+    ///             0 => break,
+    ///             n => total += n,
+    ///         }
+    ///     }
+    ///     response.header("Content-Type", "text/plain")?;
+    ///     std::io::Write::write_all(response, format!("{total} bytes").as_bytes())?;
+    ///     Ok(())
+    /// });
+    /// let _builder = Server::builder().handler(Role::Responder, count);
+    /// ```
+    pub fn handler(mut self, role: Role, handler: impl Handler) -> Self {
+        let handler: Arc<dyn Handler> = Arc::new(handler);
+        match role {
+            Role::Responder => self.handlers.responder = Some(handler),
+            Role::Authorizer => self.handlers.authorizer = Some(handler),
+            Role::Filter => self.handlers.filter = Some(handler),
+            Role::Unknown(_) => {}
+        }
         self
     }
 
@@ -126,33 +179,40 @@ impl ServerBuilder {
     /// other status is the client's answer.
     ///
     /// ```no_run
-    /// use fcgi_server::{ListenOptions, Listener, Request, Response, Server};
+    /// use fcgi_server::{ListenOptions, Listener, Server};
     ///
-    /// let check = |request: &mut Request, response: &mut Response| -> Result<(), fcgi_server::Error> {
+    /// let listener = Listener::bind(&"127.0.0.1:9000".parse()?, &ListenOptions::default())?;
+    /// let server = Server::builder().listener(listener).responder_and_authorizer(|request, response| {
     ///     if request.header_str("Authorization") == Some("Bearer let-me-in") {
     ///         response.variable("USER", "alice")?; // 200: allowed
     ///     } else {
     ///         response.set_status(401);
     ///     }
     ///     Ok(())
-    /// };
-    /// let listener = Listener::bind(&"127.0.0.1:9000".parse()?, &ListenOptions::default())?;
-    /// Server::builder().listener(listener).responder_and_authorizer(check).build().serve()?;
+    /// });
+    /// server.build().serve()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
+    /// A type that implements [`Handler`] serves both roles as an `Arc`, given to
+    /// [`handler`](ServerBuilder::handler) once per role.
+    ///
     /// [`Response::variable`]: crate::Response::variable
-    pub fn responder_and_authorizer(mut self, handler: impl Handler) -> Self {
-        let handler: Arc<dyn Handler> = Arc::new(handler);
-        self.handlers.responder = Some(Arc::clone(&handler));
-        self.handlers.authorizer = Some(handler);
-        self
+    pub fn responder_and_authorizer<F>(self, handler: F) -> Self
+    where
+        F: Fn(&mut Request, &mut Response) -> Result<(), Error> + Send + Sync + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.handler(Role::Responder, Arc::clone(&handler)).handler(Role::Authorizer, handler)
     }
 
-    /// Serves the Filter role with `handler`.
-    pub fn filter(mut self, handler: impl Handler) -> Self {
-        self.handlers.filter = Some(Arc::new(handler));
-        self
+    /// Serves the Filter role with the closure `handler`; see
+    /// [`responder`](ServerBuilder::responder).
+    pub fn filter<F>(self, handler: F) -> Self
+    where
+        F: Fn(&mut Request, &mut Response) -> Result<(), Error> + Send + Sync + 'static,
+    {
+        self.handler(Role::Filter, handler)
     }
 
     /// Logs through `log` (default: warnings and errors on standard error, a line each).

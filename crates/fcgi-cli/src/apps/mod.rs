@@ -4,7 +4,7 @@ pub(crate) mod cgi;
 mod echo;
 mod hello;
 
-use fcgi_server::ServerBuilder;
+use fcgi_server::{Role, ServerBuilder};
 use slog::Logger;
 
 use crate::args::{App, ServeArgs};
@@ -19,6 +19,6 @@ pub(crate) fn install(
     Ok(match args.app {
         App::Hello => builder.responder(hello::hello),
         App::Echo => builder.responder(echo::echo),
-        App::Cgi => builder.responder(cgi::gateway(&args.cgi, log)?),
+        App::Cgi => builder.handler(Role::Responder, cgi::gateway(&args.cgi, log)?),
     })
 }

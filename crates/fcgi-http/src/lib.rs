@@ -1,0 +1,155 @@
+//! Serves any `http`/tower service over FastCGI with fcgi-rs: an axum `Router`, unchanged,
+//! behind nginx (or Apache, lighttpd, Caddy, HAProxy).
+//!
+//! # Serving an axum app
+//!
+//! Write the app as for hyper; only `main` differs, with [`serve`] where `axum::serve` would
+//! be. It needs no `#[tokio::main]`: fcgi-http starts the runtime it needs.
+//!
+//! ```no_run
+//! use axum::routing::get;
+//! use axum::Router;
+//!
+//! async fn hello() -> &'static str {
+//!     "Hello, world!"
+//! }
+//!
+//! fn main() -> std::io::Result<()> {
+//!     let app = Router::new().route("/", get(hello));
+//!     fcgi_http::serve("unix:/run/app.sock", app)
+//! }
+//! ```
+//!
+//! [`serve`] binds the address (`unix:PATH`, `tcp:HOST:PORT` or `HOST:PORT`), serves until
+//! SIGTERM or SIGINT, lets running requests finish (up to
+//! [`fcgi_server::DRAIN_GRACE`]) and removes its socket file, as [`fcgi_server::serve`] does.
+//! Point nginx at it:
+//!
+//! ```text
+//! location / {
+//!     include fastcgi_params;
+//!     fastcgi_pass unix:/run/app.sock;
+//! }
+//! ```
+//!
+//! # What the app sees
+//!
+//! Each FastCGI request becomes an `http::Request<`[`Body`]`>` ([`request_from_params`]
+//! says exactly how): the method, the URI the client sent (`REQUEST_URI`), the headers
+//! (`HTTP_ACCEPT_LANGUAGE` as `accept-language`, values as bytes, plus `content-type` and
+//! `content-length`), and in its extensions what HTTP has no place for: the client's address
+//! ([`RemoteAddr`], and axum's `ConnectInfo<SocketAddr>` with the `axum` feature), whether
+//! the client used TLS ([`Https`]), and every param ([`CgiParams`]).
+//!
+//! ```
+//! use axum::extract::ConnectInfo;
+//! use axum::Extension;
+//! use std::net::SocketAddr;
+//!
+//! // With the `axum` feature, as behind hyper with `into_make_service_with_connect_info`.
+//! async fn client(ConnectInfo(addr): ConnectInfo<SocketAddr>) -> String {
+//!     format!("you are {}", addr.ip())
+//! }
+//!
+//! // Without it, or for the other facts.
+//! async fn scheme(Extension(https): Extension<fcgi_http::Https>) -> &'static str {
+//!     if https.0 { "https" } else { "http" }
+//! }
+//! # let _ = axum::Router::<()>::new()
+//! #     .route("/client", axum::routing::get(client))
+//! #     .route("/scheme", axum::routing::get(scheme));
+//! ```
+//!
+//! # Streaming, both ways
+//!
+//! The request body is read a frame ([`FRAME_SIZE`]) at a time as the app polls it, so an
+//! upload read as a stream costs a frame of memory, not its size. fcgi-server has it spooled
+//! before the app starts (memory, then a temporary file): nginx sends the whole body before
+//! it reads any of the response anyway, and the app's thread is not held while a slow client
+//! uploads.
+//!
+//! The response body is written as the app yields it, and flushed whenever the app has
+//! nothing more ready: with `X-Accel-Buffering: no` (or `fastcgi_buffering off`), nginx
+//! passes each piece on at once. Writes wait while the client reads slowly.
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use std::time::Duration;
+//!
+//! use axum::body::Body;
+//! use axum::response::IntoResponse;
+//! use futures_util::stream;
+//!
+//! async fn ticks() -> impl IntoResponse {
+//!     let lines = stream::unfold(0, |i| async move {
+//!         if i == 5 {
+//!             return None;
+//!         }
+//!         if i > 0 {
+//!             tokio::time::sleep(Duration::from_millis(200)).await;
+//!         }
+//!         Some((Ok::<_, Infallible>(format!("tick {i}\n")), i + 1))
+//!     });
+//!     ([("X-Accel-Buffering", "no")], Body::from_stream(lines))
+//! }
+//! # let _ = axum::Router::<()>::new().route("/ticks", axum::routing::get(ticks));
+//! ```
+//!
+//! # Failing after the response began
+//!
+//! A response body that fails (or panics) after its header went out cannot turn into an
+//! error status any more; fcgi-server then cuts the response short, so that nginx sees an
+//! upstream error and the client a truncated response, never a clean one (see
+//! [`fcgi_server::Handler`]). Before anything went out, the answer is a plain 500.
+//!
+//! # More than one call
+//!
+//! [`Service`] is the same bridge as a [`fcgi_server::Handler`], for a server built with
+//! [`fcgi_server::Server::builder`] (several listeners, a `Config` of your own, a logger, the
+//! Authorizer role) or a prefork worker. Its docs say how requests run and how many at once.
+//!
+//! # Features
+//!
+//! - `axum`: also puts axum's `ConnectInfo<SocketAddr>` in each request's extensions.
+
+mod body;
+mod request;
+mod response;
+mod service;
+
+use std::io;
+
+pub use body::{Body, BodyError, FRAME_SIZE};
+pub use request::{request_from_params, BadRequest, CgiParams, Https, RemoteAddr};
+pub use service::{Service, RUNTIME_THREADS};
+
+/// Serves `service` for the Responder role on `addr` (`unix:/run/app.sock`,
+/// `127.0.0.1:9000`, `tcp:HOST:PORT`) until SIGTERM or SIGINT, then lets running requests
+/// finish (up to [`fcgi_server::DRAIN_GRACE`]) and returns; a Unix socket file is removed on
+/// the way out. Warnings and errors go to standard error.
+///
+/// `service` is any tower service from `http::Request<`[`Body`]`>` to `http::Response<B>`,
+/// `B` any `http_body::Body`: an axum `Router` (with its state given), a
+/// `tower::ServiceBuilder` stack, a `service_fn`. Its futures need not be `Send`: each runs
+/// on the thread of its request (see [`Service`], which this serves with the default
+/// `fcgi_server::Config`).
+///
+/// ```no_run
+/// use axum::routing::get;
+///
+/// let app = axum::Router::new().route("/", get(|| async { "Hello, world!" }));
+/// fcgi_http::serve("tcp:127.0.0.1:9000", app)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn serve<S, B>(addr: &str, service: S) -> io::Result<()>
+where
+    S: tower_service::Service<http::Request<Body>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Error: Into<fcgi_server::Error>,
+    B: http_body::Body,
+    B::Error: Into<fcgi_server::Error>,
+{
+    fcgi_server::serve_handler(addr, Service::new(service))
+}
