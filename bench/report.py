@@ -141,19 +141,20 @@ def rounds_of(results, pattern, parse, clk_tck=100):
             run = None
         if run is None:
             continue
-        run["cpu_us"] = float("nan")
-        try:
-            ticks = int(path.with_suffix(".cpu").read_text())
-            if run["requests"] > 0:
-                run["cpu_us"] = ticks / clk_tck * 1e6 / run["requests"]
-        except (OSError, ValueError):
-            pass
+        for key, suffix in (("cpu_us", ".cpu"), ("nginx_cpu_us", ".nginx-cpu")):
+            run[key] = float("nan")
+            try:
+                ticks = int(path.with_suffix(suffix).read_text())
+                if run["requests"] > 0:
+                    run[key] = ticks / clk_tck * 1e6 / run["requests"]
+            except (OSError, ValueError):
+                pass
         runs.append(run)
     return runs
 
 
-def cpu_median(runs):
-    return median([r["cpu_us"] for r in runs if r["cpu_us"] == r["cpu_us"]])
+def cpu_median(runs, key="cpu_us"):
+    return median([r[key] for r in runs if r[key] == r[key]])
 
 
 class Goals:
@@ -192,8 +193,8 @@ def main():
     add(
         f"Versions: nginx {env['nginx']} (one worker), {env['php']}"
         f"{' with opcache' if env.get('opcache') else ''}, libfcgi {env['libfcgi']} under "
-        f"spawn-fcgi {env['spawn_fcgi']}, wrk {env['wrk']}, {env['fcgi']} built by {env['rustc']} "
-        f"(release); axum {env.get('axum', '?')}, hyper {env.get('hyper', '?')}, tokio "
+        f"spawn-fcgi {env['spawn_fcgi']}, wrk {env['wrk']}, {env['fcgi']} (commit "
+        f"{env.get('commit', '?')}) built by {env['rustc']} (release); axum {env.get('axum', '?')}, hyper {env.get('hyper', '?')}, tokio "
         f"{env.get('tokio', '?')}, tokio-fastcgi {env.get('tokio_fastcgi', '?')}."
     )
     add("")
@@ -576,7 +577,8 @@ def axum_section(results, env, clk, add):
         "HTTP/1.1 to the upstream, `keepalive 32`), what an axum user runs today; and through "
         "tokio-fastcgi 1.x (the same template), with glue from its request to an "
         "`http::Request` and back. hyper and tokio-fastcgi run on tokio's default runtime, a "
-        "worker thread per core."
+        "worker thread per core. nginx's CPU per request (its master and worker, measured like "
+        "the backend's) shows what `proxy_pass` and `fastcgi_pass` each cost the web server."
     )
     add("")
     add("```sh")
@@ -588,9 +590,9 @@ def axum_section(results, env, clk, add):
         add("")
     add(
         "| path | server | requests/s per round | median | ÷ hyper | ÷ tokio-fastcgi | p99 | errors "
-        "| backend CPU per request | backend peak RSS |"
+        "| backend CPU per request | nginx CPU per request | backend peak RSS |"
     )
-    add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     medians = {}
     rss = {}
     rss_path = results / "rss.tsv"
@@ -615,7 +617,8 @@ def axum_section(results, env, clk, add):
             add(
                 f"| {path_label} | {label} | {', '.join(num(r['rps']) for r in runs)} | **{num(rps)}** | "
                 f"{' | '.join(cells)} | {num(median([r['p99'] for r in runs]), 2)} ms | "
-                f"{sum(r['errors'] for r in runs)} | {num(cpu_median(runs), 1)} µs | {peak_rss(rss, target)} |"
+                f"{sum(r['errors'] for r in runs)} | {num(cpu_median(runs), 1)} µs | "
+                f"{num(cpu_median(runs, 'nginx_cpu_us'), 1)} µs | {peak_rss(rss, target)} |"
             )
     add("")
     return medians

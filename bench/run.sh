@@ -86,6 +86,8 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 # Stops every process started, by PID (TERM, then KILL after 5 s), and removes the directory.
 stop() {
     trap - EXIT INT TERM
+    # No job notices ("Terminated") for the processes that die of the signal below.
+    set +m
     local pid
     for pid in "${pids[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
@@ -401,6 +403,7 @@ backends=(fcgi floor php libfcgi)
 # Every process of every target, now that PHP-FPM's children and the prefork workers exist:
 # the CPU time of a target is summed over these (a process's /proc/PID/stat sums its threads).
 declare -A procs
+backend_pids[nginx]=$nginx_pid
 for target in "${!backend_pids[@]}"; do
     procs[$target]=$(processes_of "$target")
 done
@@ -414,15 +417,19 @@ cpu_ticks() { # TARGET
     awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }' "${files[@]}" 2>/dev/null
 }
 # Runs CMD... with its output to OUT, and writes the CPU ticks TARGET's processes used meanwhile
-# next to it (OUT with the extension .cpu). A failed measurement leaves what it wrote; the report
-# skips what it cannot read.
+# next to it (OUT with the extension .cpu), and nginx's (.nginx-cpu: the axum table compares
+# what proxy_pass and fastcgi_pass cost nginx). A failed measurement leaves what it wrote; the
+# report skips what it cannot read.
 measure() { # TARGET OUT CMD...
-    local target=$1 out=$2 before after
+    local target=$1 out=$2 before after nginx_before nginx_after
     shift 2
     before=$(cpu_ticks "$target")
+    nginx_before=$(cpu_ticks nginx)
     "$@" >"$out" || true
     after=$(cpu_ticks "$target")
+    nginx_after=$(cpu_ticks nginx)
     echo $((after - before)) >"${out%.*}.cpu"
+    echo $((nginx_after - nginx_before)) >"${out%.*}.nginx-cpu"
 }
 
 # --- 3. Rounds --------------------------------------------------------------------------------
@@ -594,6 +601,7 @@ done
     echo "wrk=$(wrk -v 2>&1 | head -1 | awk '{print $2}')"
     echo "rustc=$(rustc -V)"
     echo "fcgi=$("$fcgi" --version)"
+    echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with changes)')"
     echo "seconds=$seconds"
     echo "rounds=$rounds"
     echo "date=$(date -u +%Y-%m-%d)"
