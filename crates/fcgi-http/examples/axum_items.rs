@@ -67,11 +67,10 @@ async fn create(State(items): State<Items>, Json(new): Json<NewItem>) -> impl In
 async fn show(State(items): State<Items>, Path(id): Path<u64>) -> Response {
     match lock(&items).items.get(&id) {
         Some(item) => Json(item.clone()).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(serde_json::json!({ "error": format!("no item {id}") })),
-        )
-            .into_response(),
+        None => {
+            (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": format!("no item {id}") })))
+                .into_response()
+        }
     }
 }
 
@@ -114,7 +113,10 @@ async fn stream(Query(ticks): Query<Ticks>) -> impl IntoResponse {
         Some((Ok::<_, Infallible>(format!("tick {i}\n")), i + 1))
     });
     (
-        [(header::CONTENT_TYPE, "text/plain"), (header::HeaderName::from_static("x-accel-buffering"), "no")],
+        [
+            (header::CONTENT_TYPE, "text/plain"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
         Body::from_stream(lines),
     )
 }

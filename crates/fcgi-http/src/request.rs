@@ -92,7 +92,11 @@ impl fmt::Display for BadRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BadRequest::Method(method) => {
-                write!(f, "REQUEST_METHOD {:?} is not an HTTP method", String::from_utf8_lossy(method))
+                write!(
+                    f,
+                    "REQUEST_METHOD {:?} is not an HTTP method",
+                    String::from_utf8_lossy(method)
+                )
             }
             BadRequest::Uri(uri) => {
                 write!(f, "the request URI {:?} is not a valid URI", String::from_utf8_lossy(uri))
@@ -117,8 +121,7 @@ const CGI_HEADERS: [(&[u8], HeaderName); 2] =
 ///   undid it; the body the application reads is plain bytes.
 /// - `HTTP_PROXY`: "httpoxy" (CVE-2016-5385): the nginx sites of fcgi-rs set it empty, and no
 ///   client has a business sending a `Proxy` header.
-const SKIPPED: [&[u8]; 4] =
-    [b"CONTENT_TYPE", b"CONTENT_LENGTH", b"TRANSFER_ENCODING", b"PROXY"];
+const SKIPPED: [&[u8]; 4] = [b"CONTENT_TYPE", b"CONTENT_LENGTH", b"TRANSFER_ENCODING", b"PROXY"];
 
 /// Builds the `http::Request` that `params` describe, around `body`.
 ///
@@ -253,7 +256,11 @@ fn percent_encode_odd(raw: &[u8]) -> Vec<u8> {
             || byte >= 0x7f
             || matches!(byte, b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}');
         if odd {
-            out.extend_from_slice(&[b'%', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 15)]]);
+            out.extend_from_slice(&[
+                b'%',
+                HEX[usize::from(byte >> 4)],
+                HEX[usize::from(byte & 15)],
+            ]);
         } else {
             out.push(byte);
         }
@@ -370,7 +377,11 @@ mod tests {
     #[test]
     fn content_type_and_length_come_from_the_cgi_variables() {
         let cases: &[(&[(&str, &[u8])], Option<&str>, Option<&str>)] = &[
-            (&[("CONTENT_TYPE", b"text/plain"), ("CONTENT_LENGTH", b"5")], Some("text/plain"), Some("5")),
+            (
+                &[("CONTENT_TYPE", b"text/plain"), ("CONTENT_LENGTH", b"5")],
+                Some("text/plain"),
+                Some("5"),
+            ),
             // Empty is absent: nginx sends both empty for a GET.
             (&[("CONTENT_TYPE", b""), ("CONTENT_LENGTH", b"")], None, None),
             (&[("CONTENT_LENGTH", b"0")], None, Some("0")),
@@ -424,8 +435,16 @@ mod tests {
     fn method_and_version() {
         let cases: &[(&[(&str, &[u8])], Method, Version)] = &[
             (&[], Method::GET, Version::HTTP_11),
-            (&[("REQUEST_METHOD", b"DELETE"), ("SERVER_PROTOCOL", b"HTTP/1.0")], Method::DELETE, Version::HTTP_10),
-            (&[("REQUEST_METHOD", b"PROPFIND"), ("SERVER_PROTOCOL", b"HTTP/2.0")], Method::from_bytes(b"PROPFIND").expect("a token"), Version::HTTP_2),
+            (
+                &[("REQUEST_METHOD", b"DELETE"), ("SERVER_PROTOCOL", b"HTTP/1.0")],
+                Method::DELETE,
+                Version::HTTP_10,
+            ),
+            (
+                &[("REQUEST_METHOD", b"PROPFIND"), ("SERVER_PROTOCOL", b"HTTP/2.0")],
+                Method::from_bytes(b"PROPFIND").expect("a token"),
+                Version::HTTP_2,
+            ),
             (&[("SERVER_PROTOCOL", b"HTTP/3.0")], Method::GET, Version::HTTP_3),
         ];
         for (pairs, method, version) in cases {
