@@ -6,7 +6,8 @@
 RESULTS_DIR holds wrk's outputs (wrk_TARGET_cCONNS_rROUND.txt, axum_TARGET_PATH_rROUND.txt),
 `fcgi bench --json` outputs (direct_BACKEND_MODE_rROUND.json, scaling_SERVER_rROUND.json,
 saturation_NAME.json, limits_threads4.json), next to each measurement the CPU clock ticks its
-backend used meanwhile (the same name ending in .cpu), saturation.tsv, idle.tsv, rss.tsv and
+backend used meanwhile (the same name ending in .cpu; nginx's in .nginx-cpu), saturation.tsv,
+idle.tsv, load.txt (the load average as each round began), rss.tsv and
 machine.env. Everything from the heading below to the end of BENCHMARKS_MD is replaced; what
 comes before it is left as it is. Standard library only.
 """
@@ -190,6 +191,17 @@ def main():
         "section, and only this one."
     )
     add("")
+    load_path = results / "load.txt"
+    if load_path.exists():
+        loads = load_path.read_text().split()
+        add(
+            f"Load average (1 min) as each round started, and after the last: {', '.join(loads)}. "
+            "The bench itself keeps about 2 runnable (a load generator, and a server or nginx); "
+            "above that, other work shared the cores in that round, and a round whose figures "
+            "stand apart from the others' is most likely one of those. CPU per request suffers "
+            "less from it: it counts the backend's own time, not the time it waited."
+        )
+        add("")
     add(
         f"Versions: nginx {env['nginx']} (one worker), {env['php']}"
         f"{' with opcache' if env.get('opcache') else ''}, libfcgi {env['libfcgi']} under "

@@ -451,7 +451,10 @@ bench_cmd() { # SOCKET MODE
     echo "$fcgi" bench --connect "unix:$1" -c 32 -d "${seconds}s" "${mode[@]}" --timeout 2 \
         --json --quiet "$script"
 }
+# The 1-minute load average as each round starts and when they are over: the bench keeps about
+# 2 busy (a load generator and a server, or nginx), more means other work shared the cores.
 for round in $(seq "$rounds"); do
+    cut -d' ' -f1 /proc/loadavg >>"$results/load.txt"
     for conns in 32 256; do
         for target in "${targets[@]}"; do
             printf 'bench: round %s, wrk -c%s, %s\n' "$round" "$conns" "$target"
@@ -490,6 +493,8 @@ for round in $(seq "$rounds"); do
         done
     done
 done
+
+cut -d' ' -f1 /proc/loadavg >>"$results/load.txt"
 
 # --- Is fcgi bench the bottleneck? --------------------------------------------------------------
 # One single-threaded libfcgi process, fcgi bench pinned to CPU 0, the process to CPU 1 (or to
