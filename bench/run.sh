@@ -46,8 +46,8 @@
 # Settings, from the environment: BENCH_SECONDS (each measurement; default 4), ROUNDS (default 3),
 # IDLE_CONNS (default 5000), BENCH_PORT (the first port tried for nginx's server blocks and
 # hyper; default 18100), CARGO, BENCH_OUT (the file whose last section is rewritten; default
-# docs/BENCHMARKS.md). A full run with the defaults takes about 11 minutes on 2 cores;
-# BENCH_SECONDS=2 ROUNDS=1 about 3.
+# docs/BENCHMARKS.md). A full run with the defaults takes about 10 minutes on 2 cores;
+# BENCH_SECONDS=2 ROUNDS=1 about 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
