@@ -39,9 +39,11 @@ fmt:
 fuzz:
 	@bash tests/fuzz.sh $(FUZZ_SECONDS)
 
-# fcgi-rs against nginx's own `return 200` and against PHP-FPM and C libfcgi, through nginx
-# with wrk and straight with `fcgi bench`; rewrites the last section of docs/BENCHMARKS.md.
-# BENCH_SECONDS and ROUNDS (environment) change its length. The criterion micro-benchmarks of
+# fcgi-rs against nginx's own `return 200`, the floor (bench/floor.c) and PHP-FPM and C libfcgi,
+# through nginx with wrk and straight with `fcgi bench`, with each backend's CPU per request;
+# fcgi-rs's scaling and idle connections; one axum app on fcgi-rs, hyper and tokio-fastcgi;
+# rewrites the last section of docs/BENCHMARKS.md. BENCH_SECONDS and ROUNDS (environment)
+# change its length. The criterion micro-benchmarks of
 # the crates are `cargo bench`.
 bench:
 	@CARGO="$(CARGO)" bash bench/run.sh

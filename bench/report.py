@@ -3,8 +3,11 @@
 
     report.py RESULTS_DIR BENCHMARKS_MD
 
-RESULTS_DIR holds wrk's outputs (wrk_TARGET_cCONNS_rROUND.txt), `fcgi bench --json` outputs
-(direct_BACKEND_MODE_rROUND.json, saturation_NAME.json), saturation.tsv, rss.tsv and
+RESULTS_DIR holds wrk's outputs (wrk_TARGET_cCONNS_rROUND.txt, axum_TARGET_PATH_rROUND.txt),
+`fcgi bench --json` outputs (direct_BACKEND_MODE_rROUND.json, scaling_SERVER_rROUND.json,
+saturation_NAME.json, limits_threads4.json), next to each measurement the CPU clock ticks its
+backend used meanwhile (the same name ending in .cpu; nginx's in .nginx-cpu), saturation.tsv,
+idle.tsv, load.txt (the load average as each round began), rss.tsv and
 machine.env. Everything from the heading below to the end of BENCHMARKS_MD is replaced; what
 comes before it is left as it is. Standard library only.
 """
@@ -17,16 +20,35 @@ from pathlib import Path
 
 HEADING = "## make bench: fcgi-rs against nginx's ceiling and the peers"
 
+# The goals of issue 14 that are figures: the rate of the direct kept-connection run that
+# the issue started from (`fcgi bench -c 32 --keep-conn`, the section's earlier run).
+ISSUE_BASELINE_KEEP = 67342
+
 TARGETS = [
     ("ceiling", "nginx `return 200` (the ceiling)"),
     ("fcgi-plain", "fcgi-rs, a connection per request"),
     ("fcgi-keepalive", "fcgi-rs, `keepalive 32`"),
+    ("floor-plain", "the floor, a connection per request"),
+    ("floor-keepalive", "the floor, `keepalive 32`"),
     ("php-plain", "PHP-FPM, a connection per request"),
     ("php-keepalive", "PHP-FPM, `keepalive 32`"),
     ("libfcgi-plain", "libfcgi, a connection per request"),
     ("libfcgi-keepalive", "libfcgi, `keepalive 4`"),
 ]
-BACKENDS = [("fcgi", "fcgi-rs"), ("php", "PHP-FPM"), ("libfcgi", "libfcgi")]
+PEERS = [("fcgi", "fcgi-rs"), ("php", "PHP-FPM"), ("libfcgi", "libfcgi")]
+BACKENDS = [("fcgi", "fcgi-rs"), ("floor", "the floor"), ("php", "PHP-FPM"), ("libfcgi", "libfcgi")]
+SCALING = [
+    ("fcgi-core1", "`taskset -c 0 fcgi serve`", 1),
+    ("fcgi-core2", "`taskset -c 0,1 fcgi serve`", 2),
+    ("fcgi-workers1", "`fcgi serve --workers 1`", None),
+    ("fcgi-workers2", "`fcgi serve --workers 2` (prefork)", None),
+]
+AXUM = [
+    ("axum-fcgi", "fcgi-rs (fcgi-http), `fastcgi_pass`, keepalive 32"),
+    ("axum-hyper", "hyper (`axum::serve`), `proxy_pass`, keepalive 32"),
+    ("axum-tokio-fastcgi", "tokio-fastcgi, `fastcgi_pass`, keepalive 32"),
+]
+AXUM_PATHS = [("hello", "`GET /hello` (text)"), ("items", "`GET /items` (JSON)")]
 MODES = [("keep", "32 kept connections"), ("new", "a connection per request, 32 at once")]
 
 CGI_TARGETS = [("cgi-fcgi", "fcgi-rs `--app cgi`"), ("cgi-fcgiwrap", "fcgiwrap, 4 workers")]
@@ -48,6 +70,7 @@ def ms(text):
 def parse_wrk(path):
     text = path.read_text()
     run = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))}
+    run["requests"] = int(re.search(r"(\d+) requests in", text).group(1))
     run["mean"] = ms(re.search(r"Latency\s+(\S+)", text).group(1))
     run["p99"] = ms(re.search(r"\s99%\s+(\S+)", text).group(1))
     errors = 0
@@ -72,6 +95,7 @@ def parse_bench(path):
         return None
     return {
         "rps": data["requests_per_s"],
+        "requests": data["completed"],
         "mean": data["latency_ms"]["mean"],
         "p99": data["latency_ms"]["p99"],
         "errors": data["errors"],
@@ -90,6 +114,11 @@ def num(x, digits=0):
     return f"{x:,.{digits}f}"
 
 
+def div(a, b):
+    """a / b, NaN when either is missing or b is 0."""
+    return a / b if b and a == a and b == b else float("nan")
+
+
 def ratio(a, b):
     return "—" if not b or a != a or b != b else f"{a / b:.2f}"
 
@@ -102,18 +131,49 @@ def peak_rss(rss, target):
     return f"{kib / 1024:.1f} MiB ({procs} process{'es' if procs > 1 else ''})"
 
 
-def rounds_of(results, pattern, parse):
+def rounds_of(results, pattern, parse, clk_tck=100):
+    """Every round's run of one measurement, each with its backend's CPU per request (µs) when
+    the .cpu file beside it says how many clock ticks the backend used."""
     runs = []
     for path in sorted(results.glob(pattern), key=lambda p: int(re.search(r"_r(\d+)\.", p.name).group(1))):
-        run = parse(path)
-        if run is not None:
-            runs.append(run)
+        try:
+            run = parse(path)
+        except (AttributeError, KeyError, ValueError):
+            run = None
+        if run is None:
+            continue
+        for key, suffix in (("cpu_us", ".cpu"), ("nginx_cpu_us", ".nginx-cpu")):
+            run[key] = float("nan")
+            try:
+                ticks = int(path.with_suffix(suffix).read_text())
+                if run["requests"] > 0:
+                    run[key] = ticks / clk_tck * 1e6 / run["requests"]
+            except (OSError, ValueError):
+                pass
+        runs.append(run)
     return runs
+
+
+def cpu_median(runs, key="cpu_us"):
+    return median([r[key] for r in runs if r[key] == r[key]])
+
+
+class Goals:
+    """The goals of issue 14 and 13, each with what was measured and whether it is met."""
+
+    def __init__(self):
+        self.rows = []
+
+    def add(self, goal, measured, value, met):
+        """`met` is a bool, or None when the figure is missing."""
+        verdict = "not measured" if met is None or value != value else ("**met**" if met else "**missed**")
+        self.rows.append(f"| {goal} | {measured} | {verdict} |")
 
 
 def main():
     results, out = Path(sys.argv[1]), Path(sys.argv[2])
     env = dict(line.split("=", 1) for line in (results / "machine.env").read_text().splitlines())
+    clk = int(env.get("clk_tck", "100"))
     rss = {}
     for line in (results / "rss.tsv").read_text().splitlines():
         target, kib, procs = line.split("\t")
@@ -123,31 +183,55 @@ def main():
     add = lines.append
     add(
         f"Machine: {env['nproc']} vCPUs ({env['cpu']}), a shared VM, kernel {env['kernel']}; "
-        f"every process on the same 2 cores. Measured {env['date']} by `make bench` "
+        f"every process on the same 2 cores, which other builds share: absolute figures move "
+        f"from run to run, and only the ratios within one run mean anything. Measured "
+        f"{env['date']} by `make bench` "
         f"(`bench/run.sh`; BENCH_SECONDS={env['seconds']}, ROUNDS={env['rounds']}), "
         f"which took {int(env['took']) // 60} min {int(env['took']) % 60} s and rewrites this "
         "section, and only this one."
     )
     add("")
+    load_path = results / "load.txt"
+    if load_path.exists():
+        loads = load_path.read_text().split()
+        add(
+            f"Load average (1 min) as each round started, and after the last: {', '.join(loads)}. "
+            "The bench itself keeps about 2 runnable (a load generator, and a server or nginx); "
+            "above that, other work shared the cores in that round, and a round whose figures "
+            "stand apart from the others' is most likely one of those. CPU per request suffers "
+            "less from it: it counts the backend's own time, not the time it waited."
+        )
+        add("")
     add(
         f"Versions: nginx {env['nginx']} (one worker), {env['php']}"
         f"{' with opcache' if env.get('opcache') else ''}, libfcgi {env['libfcgi']} under "
-        f"spawn-fcgi {env['spawn_fcgi']}, wrk {env['wrk']}, {env['fcgi']} built by {env['rustc']} "
-        "(release)."
+        f"spawn-fcgi {env['spawn_fcgi']}, wrk {env['wrk']}, {env['fcgi']} (commit "
+        f"{env.get('commit', '?')}) built by {env['rustc']} (release); axum {env.get('axum', '?')}, hyper {env.get('hyper', '?')}, tokio "
+        f"{env.get('tokio', '?')}, tokio-fastcgi {env.get('tokio_fastcgi', '?')}."
     )
     add("")
     add(
         "The app is the same everywhere: `Hello, world!` as text/plain (`fcgi serve --app hello`, "
-        "`bench/hello.php`, `bench/hello.c`). Each target has its backend of its own, on a Unix "
-        "socket: fcgi-rs with its default pool; PHP-FPM with `pm = static`, 4 children, no "
-        "php.ini but opcache; libfcgi as 4 single-threaded processes (`spawn-fcgi -F 4`). nginx "
-        "runs `nginx/wrapper.conf` around one server block per target, from "
-        "`nginx/fcgi-unix.conf` (a connection per request), `nginx/fcgi-keepalive.conf` "
-        "(`keepalive 32` and `fastcgi_keep_conn on`; `keepalive 4` for libfcgi, so that its 4 "
-        "processes are not all held by idle connections) and `bench/nginx-ceiling.conf` "
-        "(`return 200`), with the access log off and `worker_connections 4096`. Every "
-        f"measurement lasts {env['seconds']} s; the rounds interleave the targets (A B C … A B C …) "
-        "and the tables give each round and the median."
+        "`bench/hello.php`, `bench/hello.c`, `bench/floor.c`). Each target has its backend of "
+        "its own, on a Unix socket: fcgi-rs with its default pool; **the floor**, "
+        "`bench/floor.c`, a single-threaded epoll responder in C that frames records properly "
+        "and writes a canned answer, the least a FastCGI server can do; PHP-FPM with "
+        "`pm = static`, 4 children, no php.ini but opcache; libfcgi as 4 single-threaded "
+        "processes (`spawn-fcgi -F 4`). nginx runs `nginx/wrapper.conf` around one server block "
+        "per target, from `nginx/fcgi-unix.conf` (a connection per request), "
+        "`nginx/fcgi-keepalive.conf` (`keepalive 32` and `fastcgi_keep_conn on`; `keepalive 4` "
+        "for libfcgi, so that its 4 processes are not all held by idle connections) and "
+        "`bench/nginx-ceiling.conf` (`return 200`), with the access log off and "
+        f"`worker_connections 4096`. Every measurement lasts {env['seconds']} s; the rounds "
+        "interleave the targets (A B C … A B C …) and the tables give each round and the median."
+    )
+    add("")
+    add(
+        "**Backend CPU per request**: the utime + stime of all the backend's processes (from "
+        "`/proc/PID/stat`, which sums a process's threads; PHP-FPM's master and children, "
+        "libfcgi's 4 processes), read before and after each measurement, over the requests "
+        "served in it, in µs; the median over the rounds. nginx's and the load generator's own "
+        "CPU are not in it. \"CPU ÷ floor\" is that over the floor's in the same table and mode."
     )
     add("")
     add("```sh")
@@ -157,36 +241,47 @@ def main():
     add(env["bench_new"])
     add("```")
     add("")
+    goals_at = len(lines)
+    goals = Goals()
 
     medians = {}
+    cpu = {}
     for conns in (32, 256):
         add(f"### Through nginx: `wrk -t1 -c{conns}`")
         add("")
         add(
-            "| target | requests/s per round | median | ÷ ceiling | ÷ fcgi-rs | ÷ PHP-FPM | ÷ libfcgi "
-            "| p99 | errors | served (Little) | backend peak RSS |"
+            "| target | requests/s per round | median | ÷ ceiling | ÷ floor | ÷ fcgi-rs | ÷ PHP-FPM "
+            "| ÷ libfcgi | p99 | errors | served (Little) | backend CPU per request | CPU ÷ floor "
+            "| backend peak RSS |"
         )
-        add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         table = {}
         for target, _ in TARGETS:
-            runs = rounds_of(results, f"wrk_{target}_c{conns}_r*.txt", parse_wrk)
+            runs = rounds_of(results, f"wrk_{target}_c{conns}_r*.txt", parse_wrk, clk)
             table[target] = runs
             medians[(target, conns)] = median([r["rps"] for r in runs])
+            cpu[(target, conns)] = cpu_median(runs)
         ceiling = medians[("ceiling", conns)]
         for target, label in TARGETS:
             runs = table[target]
             rps = medians[(target, conns)]
             mode = target.split("-", 1)[1] if "-" in target else None
+            floor = f"floor-{mode}"
             peers = []
-            for backend, _ in BACKENDS:
+            for backend, _ in PEERS:
                 peer = f"{backend}-{mode}"
                 peers.append("—" if mode is None or peer == target else ratio(rps, medians[(peer, conns)]))
             served = median([r["rps"] * r["mean"] / 1000 for r in runs])
             memory = peak_rss(rss, target)
+            to_floor = "—" if mode is None or target == floor else ratio(rps, medians[(floor, conns)])
+            cpu_floor = "—" if mode is None or target == floor else ratio(cpu[(target, conns)], cpu[(floor, conns)])
+            cpu_cell = "—" if mode is None else f"{num(cpu[(target, conns)], 1)} µs"
             add(
                 f"| {label} | {', '.join(num(r['rps']) for r in runs)} | **{num(rps)}** | "
-                f"{ratio(rps, ceiling)} | {' | '.join(peers)} | {num(median([r['p99'] for r in runs]), 2)} ms | "
-                f"{sum(r['errors'] for r in runs)} | {num(served, 1)} of {conns} | {memory} |"
+                f"{ratio(rps, ceiling)} | {to_floor} | {' | '.join(peers)} | "
+                f"{num(median([r['p99'] for r in runs]), 2)} ms | "
+                f"{sum(r['errors'] for r in runs)} | {num(served, 1)} of {conns} | {cpu_cell} | "
+                f"{cpu_floor} | {memory} |"
             )
         add("")
     add(
@@ -204,26 +299,33 @@ def main():
 
     add("### Straight to the backend: `fcgi bench -c 32`, no nginx")
     add("")
-    add("| backend | connections | requests/s per round | median | ÷ fcgi-rs | p99 | errors (by kind) | in flight (Little) |")
-    add("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    add(
+        "| backend | connections | requests/s per round | median | ÷ floor | ÷ fcgi-rs | p99 "
+        "| errors (by kind) | in flight (Little) | backend CPU per request | CPU ÷ floor |"
+    )
+    add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     direct = {}
     for mode, mode_label in MODES:
         for backend, _ in BACKENDS:
-            runs = rounds_of(results, f"direct_{backend}_{mode}_r*.json", parse_bench)
-            direct[(backend, mode)] = (runs, median([r["rps"] for r in runs]))
+            runs = rounds_of(results, f"direct_{backend}_{mode}_r*.json", parse_bench, clk)
+            direct[(backend, mode)] = (runs, median([r["rps"] for r in runs]), cpu_median(runs))
         for backend, label in BACKENDS:
-            runs, rps = direct[(backend, mode)]
+            runs, rps, cpu_us = direct[(backend, mode)]
+            floor_rps, floor_cpu = direct[("floor", mode)][1:]
             kinds = {}
             for r in runs:
                 for kind, count in r["by_kind"].items():
                     kinds[kind] = kinds.get(kind, 0) + count
             errors = sum(kinds.values())
             detail = ", ".join(f"{k} {v}" for k, v in kinds.items() if v)
+            is_floor = backend == "floor"
             add(
                 f"| {label} | {mode_label} | {', '.join(num(r['rps']) for r in runs)} | **{num(rps)}** | "
+                f"{'—' if is_floor else ratio(rps, floor_rps)} | "
                 f"{ratio(rps, direct[('fcgi', mode)][1])} | {num(median([r['p99'] for r in runs]), 2)} ms | "
                 f"{errors}{f' ({detail})' if detail else ''} | "
-                f"{num(median([r['in_flight'] for r in runs]), 1)} of 32 |"
+                f"{num(median([r['in_flight'] for r in runs]), 1)} of 32 | {num(cpu_us, 1)} µs | "
+                f"{'—' if is_floor else ratio(cpu_us, floor_cpu)} |"
             )
     add("")
     add(
@@ -234,6 +336,10 @@ def main():
         "backlog and time out: the in-flight column shows how many were served."
     )
     add("")
+
+    scaling_section(results, env, clk, add)
+    limits = limits_section(results, env, add)
+    axum = axum_section(results, env, clk, add)
 
     add("### Is `fcgi bench` the bottleneck?")
     add("")
@@ -248,7 +354,7 @@ def main():
     add("")
     add("| `fcgi bench` | libfcgi on | requests/s | p99 | libfcgi CPU | `fcgi bench` CPU |")
     add("| --- | --- | --- | --- | --- | --- |")
-    cpu = dict(line.split("\t") for line in (results / "saturation.tsv").read_text().splitlines())
+    saturation = dict(line.split("\t") for line in (results / "saturation.tsv").read_text().splitlines())
     for name, label, where in [
         ("keep-c1", "`-c 1 --keep-conn`", "CPU 1"),
         ("new-c1", "`-c 1`", "CPU 1"),
@@ -272,15 +378,262 @@ def main():
                 continue
             r = json.loads(path.read_text())
             rps, p99, client = num(r["requests_per_s"]), r["latency_ms"]["p99"], f"{r['cpu_percent']:.0f} %"
-        add(f"| {label} | {where} | {rps} | {num(p99, 2)} ms | {cpu.get(name, '?')} % | {client} |")
+        add(f"| {label} | {where} | {rps} | {num(p99, 2)} ms | {saturation.get(name, '?')} % | {client} |")
     add("")
 
     cgi_section(results, env, rss, add)
+
+    # The goals, measured above; their table goes before the measurements.
+    fcgi_cpu = [
+        (div(cpu[(f"fcgi-{m}", c)], cpu[(f"floor-{m}", c)]), f"nginx -c{c}, {m}")
+        for m in ("plain", "keepalive")
+        for c in (32, 256)
+    ] + [
+        (div(direct[("fcgi", m)][2], direct[("floor", m)][2]), f"direct, {m}")
+        for m, _ in MODES
+    ]
+    fcgi_cpu = [x for x in fcgi_cpu if x[0] == x[0]]
+    worst_cpu = max(fcgi_cpu, default=(float("nan"), ""))
+    goals.add(
+        "backend CPU per request ≤ 1.4× the floor's",
+        f"{worst_cpu[0]:.2f}× at worst ({worst_cpu[1]}); "
+        + ", ".join(f"{r:.2f}× {w}" for r, w in fcgi_cpu if w != worst_cpu[1]),
+        worst_cpu[0],
+        worst_cpu[0] <= 1.4,
+    )
+    for mode, goal, bound in [
+        ("plain", "a connection per request (nginx) ≥ 0.92× the floor", 0.92),
+        ("keepalive", "keepalive 32 (nginx) ≥ 0.97× the floor", 0.97),
+    ]:
+        r = [(div(medians[(f"fcgi-{mode}", c)], medians[(f"floor-{mode}", c)]), c) for c in (32, 256)]
+        low = min(r)
+        goals.add(goal, " and ".join(f"{x:.2f}× at -c{c}" for x, c in r), low[0], low[0] >= bound)
+    keep = direct[("fcgi", "keep")][1]
+    goals.add(
+        f"direct `fcgi bench -c 32 --keep-conn` ≥ 1.5 × {ISSUE_BASELINE_KEEP:,} = "
+        f"{1.5 * ISSUE_BASELINE_KEEP:,.0f} requests/s",
+        f"{num(keep)} requests/s ({keep / ISSUE_BASELINE_KEEP:.2f}× {ISSUE_BASELINE_KEEP:,})",
+        keep,
+        keep >= 1.5 * ISSUE_BASELINE_KEEP,
+    )
+    new = div(direct[("fcgi", "new")][1], direct[("libfcgi", "new")][1])
+    goals.add(
+        "direct, a connection per request ≥ 1.5× libfcgi (4 processes)", f"{new:.2f}×", new, new >= 1.5
+    )
+    best_libfcgi = max(medians[("libfcgi-plain", 256)], medians[("libfcgi-keepalive", 256)])
+    c256 = div(medians[("fcgi-keepalive", 256)], best_libfcgi)
+    goals.add(
+        "nginx `wrk -c256`, fcgi-rs behind keepalive 32 ≥ 1.5× libfcgi (its better row at -c256)",
+        f"{c256:.2f}×",
+        c256,
+        c256 >= 1.5,
+    )
+    kib = limits.get("kib_per_conn", float("nan"))
+    goals.add(
+        "an idle kept connection that has served a request ≤ 4 KiB",
+        f"{kib:.2f} KiB per connection" if kib == kib else "—",
+        kib,
+        kib <= 4,
+    )
+    threads4 = limits.get("threads4")
+    goals.add(
+        "256 kept connections against `--max-threads 4`: all served, no timeouts",
+        (
+            f"{threads4['completed']:,} requests, {threads4['errors']} errors, "
+            f"{threads4['in_flight']:.0f} in flight"
+            if threads4
+            else "—"
+        ),
+        0.0 if threads4 else float("nan"),
+        bool(threads4) and threads4["errors"] == 0 and threads4["completed"] > 0,
+    )
+    for peer, label, bound in [("axum-hyper", "hyper", 1.0), ("axum-tokio-fastcgi", "tokio-fastcgi", 1.5)]:
+        r = [
+            (div(axum[("axum-fcgi", path)], axum[(peer, path)]), path)
+            for path, _ in AXUM_PATHS
+            if ("axum-fcgi", path) in axum and (peer, path) in axum
+        ]
+        low = min(r, default=(float("nan"), ""))
+        goals.add(
+            f"axum app on fcgi-rs ≥ {bound:.1f}× on {label} (nginx, wrk -c32)",
+            " and ".join(f"{x:.2f}× /{p}" for x, p in r) if r else f"no fcgi-rs row: {env.get('axum_missing') or '?'}",
+            low[0],
+            None if not r else low[0] >= bound,
+        )
+    goals_lines = [
+        "### Goals (issues 14 and 13)",
+        "",
+        "Each from the medians below, in this run.",
+        "",
+        "| goal | measured | |",
+        "| --- | --- | --- |",
+        *goals.rows,
+        "",
+    ]
+    lines[goals_at:goals_at] = goals_lines
 
     text = out.read_text() if out.exists() else "# Benchmarks\n"
     at = text.find("\n" + HEADING + "\n")
     before = text if at < 0 else text[: at + 1]
     out.write_text(before.rstrip("\n") + "\n\n" + "\n".join(lines).rstrip("\n") + "\n")
+
+
+def scaling_section(results, env, clk, add):
+    """fcgi-rs on 1 and 2 cores, and as 1 and 2 prefork workers."""
+    add("### Scaling: fcgi-rs on 1 and 2 cores, 1 and 2 worker processes")
+    add("")
+    add(
+        "`fcgi bench -c 32 --keep-conn` straight at a server of its own for each line: fcgi-rs "
+        "held to one core and to two with `taskset` (every thread it starts inherits the mask), "
+        "and `fcgi serve --workers 1` (a single process, no master) and `--workers 2` (a master "
+        "and two prefork workers sharing the socket). `fcgi bench` itself is not pinned: it runs "
+        "wherever the scheduler puts it, as a web server would, so on this 2-core machine the "
+        "server held to 2 cores shares both with the bench (and `taskset -c 0,1` is no "
+        "restriction at all): 2 cores cannot show 2× here. Requests per CPU-second: 10⁶ over the "
+        "CPU per request, what one fully busy core of the server would serve."
+    )
+    add("")
+    add(
+        "| server | requests/s per round | median | cores allowed | requests/s per core allowed "
+        "| backend CPU per request | requests per CPU-second | p99 | errors |"
+    )
+    add("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    medians = {}
+    for target, label, cores in SCALING:
+        runs = rounds_of(results, f"scaling_{target}_r*.json", parse_bench, clk)
+        rps = median([r["rps"] for r in runs])
+        medians[target] = rps
+        cpu_us = cpu_median(runs)
+        add(
+            f"| {label} | {', '.join(num(r['rps']) for r in runs)} | **{num(rps)}** | "
+            f"{cores or env['nproc']} | {num(rps / (cores or int(env['nproc'])))} | "
+            f"{num(cpu_us, 1)} µs | {num(1e6 / cpu_us if cpu_us else float('nan'))} | "
+            f"{num(median([r['p99'] for r in runs]), 2)} ms | {sum(r['errors'] for r in runs)} |"
+        )
+    add("")
+    add(
+        f"2 cores ÷ 1 core: {ratio(medians['fcgi-core2'], medians['fcgi-core1'])}; "
+        f"`--workers 2` ÷ `--workers 1`: {ratio(medians['fcgi-workers2'], medians['fcgi-workers1'])}."
+    )
+    add("")
+    return medians
+
+
+def limits_section(results, env, add):
+    """256 kept connections against 4 threads; the memory of idle kept connections."""
+    found = {}
+    add("### Many connections: a small pool, and idle kept connections")
+    add("")
+    add(
+        "**256 kept connections against `fcgi serve --app hello --max-threads 4`** "
+        f"(`fcgi bench -c 256 --keep-conn --timeout 2 -d {env['seconds']}s`): every connection "
+        "has a request in flight all the time, and 4 threads serve them. All of them must be "
+        "served, none time out."
+    )
+    add("")
+    threads4 = parse_bench(results / "limits_threads4.json")
+    if threads4:
+        data = json.loads((results / "limits_threads4.json").read_text())
+        kinds = ", ".join(f"{k} {v}" for k, v in threads4["by_kind"].items())
+        add("| requests | requests/s | errors (by kind) | in flight (Little) | p99 | max |")
+        add("| --- | --- | --- | --- | --- | --- |")
+        add(
+            f"| {threads4['requests']:,} | {num(threads4['rps'])} | {threads4['errors']} ({kinds}) | "
+            f"{threads4['in_flight']:.1f} of 256 | {num(threads4['p99'], 2)} ms | "
+            f"{num(data['latency_ms']['max'], 2)} ms |"
+        )
+        found["threads4"] = {
+            "completed": threads4["requests"],
+            "errors": threads4["errors"],
+            "in_flight": threads4["in_flight"],
+        }
+    else:
+        add("(not measured: `fcgi bench` wrote no report)")
+    add("")
+    conns = env.get("idle_conns", "?")
+    add(
+        f"**{conns} idle kept connections** to a fresh `fcgi serve --app hello`, warmed up first "
+        "(20,000 requests on 32 kept connections, which then close), each of which has served "
+        "one request with FCGI_KEEP_CONN and then sits idle (`bench/idle.py` holds them): the "
+        "server's VmRSS before they open and after, and its thread count."
+    )
+    add("")
+    idle_path = results / "idle.tsv"
+    if idle_path.exists():
+        idle = dict(line.split("\t") for line in idle_path.read_text().splitlines())
+        n, before, after = int(idle["conns"]), int(idle["rss_before"]), int(idle["rss_after"])
+        kib = (after - before) / n
+        found["kib_per_conn"] = kib
+        add("| connections | VmRSS before | VmRSS after | per connection | threads before → after |")
+        add("| --- | --- | --- | --- | --- |")
+        add(
+            f"| {n:,} | {before:,} KiB | {after:,} KiB | **{kib:.2f} KiB** | "
+            f"{idle['threads_before']} → {idle['threads_after']} |"
+        )
+    else:
+        add("(not measured: the idle connections were not all served; bench/run.sh said why)")
+    add("")
+    return found
+
+
+def axum_section(results, env, clk, add):
+    """The same axum app on fcgi-rs, hyper and tokio-fastcgi, behind the same nginx."""
+    add("### One axum app three ways: fcgi-rs, hyper, tokio-fastcgi")
+    add("")
+    add(
+        "The same Router (`tests/support/axum_app.rs`: `GET /hello` answers `Hello, world!`, "
+        "`GET /items` a JSON array of three objects), served by `axum-peers` "
+        "(`tests/bin/axum_peers.rs`) three ways behind the same nginx: through fcgi-rs "
+        "(`fcgi_http::serve`, `fastcgi_pass` with `nginx/fcgi-keepalive.conf`); on hyper "
+        "(`axum::serve` on a tokio TcpListener, `proxy_pass` with `bench/nginx-proxy.conf`: "
+        "HTTP/1.1 to the upstream, `keepalive 32`), what an axum user runs today; and through "
+        "tokio-fastcgi 1.x (the same template), with glue from its request to an "
+        "`http::Request` and back. hyper and tokio-fastcgi run on tokio's default runtime, a "
+        "worker thread per core. nginx's CPU per request (its master and worker, measured like "
+        "the backend's) shows what `proxy_pass` and `fastcgi_pass` each cost the web server."
+    )
+    add("")
+    add("```sh")
+    add(env.get("axum_wrk", "") + "    # and /items")
+    add("```")
+    add("")
+    if env.get("axum_missing"):
+        add(f"**No fcgi-rs row**: {env['axum_missing']}.")
+        add("")
+    add(
+        "| path | server | requests/s per round | median | ÷ hyper | ÷ tokio-fastcgi | p99 | errors "
+        "| backend CPU per request | nginx CPU per request | backend peak RSS |"
+    )
+    add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    medians = {}
+    rss = {}
+    rss_path = results / "rss.tsv"
+    for line in rss_path.read_text().splitlines():
+        target, kib, procs = line.split("\t")
+        rss[target] = (int(kib), int(procs))
+    for path, path_label in AXUM_PATHS:
+        table = {}
+        for target, _ in AXUM:
+            runs = rounds_of(results, f"axum_{target}_{path}_r*.txt", parse_wrk, clk)
+            if runs:
+                table[target] = runs
+                medians[(target, path)] = median([r["rps"] for r in runs])
+        for target, label in AXUM:
+            runs = table.get(target)
+            if not runs:
+                continue
+            rps = medians[(target, path)]
+            cells = []
+            for peer in ("axum-hyper", "axum-tokio-fastcgi"):
+                cells.append("—" if peer == target or (peer, path) not in medians else ratio(rps, medians[(peer, path)]))
+            add(
+                f"| {path_label} | {label} | {', '.join(num(r['rps']) for r in runs)} | **{num(rps)}** | "
+                f"{' | '.join(cells)} | {num(median([r['p99'] for r in runs]), 2)} ms | "
+                f"{sum(r['errors'] for r in runs)} | {num(cpu_median(runs), 1)} µs | "
+                f"{num(cpu_median(runs, 'nginx_cpu_us'), 1)} µs | {peak_rss(rss, target)} |"
+            )
+    add("")
+    return medians
 
 
 def cgi_section(results, env, rss, add):

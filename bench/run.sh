@@ -1,43 +1,60 @@
 #!/usr/bin/env bash
-# `make bench`: fcgi-rs against nginx's own ceiling and against its peers, PHP-FPM and C libfcgi,
-# measured in one run on this machine, and written to the last section of docs/BENCHMARKS.md
-# ("## make bench: ..."; the sections above it are never touched).
+# `make bench`: fcgi-rs against nginx's own ceiling, against the floor (the least a FastCGI
+# responder can do) and against its peers, PHP-FPM and C libfcgi; how it scales, what an idle
+# connection costs it; and one axum app served three ways. All measured in one run on this
+# machine, and written to the last section of docs/BENCHMARKS.md ("## make bench: ..."; the
+# sections above it are never touched).
 #
 # (The criterion micro-benchmarks of the crates are not part of this: `cargo bench`.)
 #
 # What it does, all on loopback and Unix sockets, everything in one temporary directory:
 #  1. installs what is missing (Debian packages: nginx, php-fpm, wrk, libfcgi-dev, spawn-fcgi,
-#     gcc, python3), builds `fcgi` (release) and compiles bench/hello.c against libfcgi;
+#     gcc, python3), builds `fcgi` and `axum-peers` (release) and compiles bench/hello.c
+#     against libfcgi and bench/floor.c (no library);
 #  2. starts, for the hello app, one backend per target so that no target leaves another one's
-#     workers pinned: fcgi-rs (`fcgi serve --app hello`, default pool) twice, PHP-FPM twice
-#     (pm=static, 4 children, opcache on, bench/hello.php) and libfcgi twice (4 processes of
-#     bench/hello.c under spawn-fcgi -F 4); then one nginx (one worker, nginx/wrapper.conf) with
-#     one server block per target, each from the repository's templates: nginx/fcgi-unix.conf
-#     (a connection per request) and nginx/fcgi-keepalive.conf (upstream keepalive 32 for
-#     fcgi-rs and PHP-FPM, as the template has it; keepalive 4 for libfcgi, so that its 4
-#     processes are not starved), and bench/nginx-ceiling.conf (nginx's own `return 200`);
+#     workers pinned: fcgi-rs (`fcgi serve --app hello`, default pool) twice, the floor twice
+#     (bench/floor.c: one thread, epoll, a canned answer), PHP-FPM twice (pm=static, 4
+#     children, opcache on, bench/hello.php) and libfcgi twice (4 processes of bench/hello.c
+#     under spawn-fcgi -F 4); for the scaling rounds, fcgi-rs held to 1 core and to 2 cores
+#     (`taskset`) and as `--workers 1` and `--workers 2`; the axum app of
+#     tests/support/axum_app.rs on hyper, on tokio-fastcgi and (when the binary has fcgi-http)
+#     on fcgi-rs; then one nginx (one worker, nginx/wrapper.conf) with one server block per
+#     target, each from the repository's templates: nginx/fcgi-unix.conf (a connection per
+#     request) and nginx/fcgi-keepalive.conf (upstream keepalive 32 for fcgi-rs, the floor,
+#     PHP-FPM and the FastCGI axum servers, as the template has it; keepalive 4 for libfcgi, so
+#     that its 4 processes are not starved), bench/nginx-proxy.conf (HTTP/1.1 upstream
+#     keepalive 32, for hyper) and bench/nginx-ceiling.conf (nginx's own `return 200`);
 #  3. measures in ROUNDS interleaved rounds (every target once per round, A B C ... A B C ...):
 #     wrk -t1 -c32 and -c256 through nginx, then `fcgi bench` straight at the backends (32 kept
-#     connections, and a connection per request); then whether `fcgi bench` saturates one
-#     single-threaded libfcgi process (each pinned to a core of its own);
+#     connections, and a connection per request), then the scaling servers (`fcgi bench -c 32
+#     --keep-conn`), then the axum app (wrk -t1 -c32, /hello and /items). Around every
+#     measurement the backend's CPU time (utime + stime from /proc/PID/stat, summed over its
+#     processes, each of which sums its threads) is read, for its CPU per request;
 #  3b. in the same rounds, the CGI gateway against fcgiwrap: `fcgi serve --app cgi` and fcgiwrap
 #     (Debian's, 4 workers: `spawn-fcgi -- fcgiwrap -c 4`), each on a Unix socket behind its own
 #     server block from nginx/fcgi-cgi.conf, running the same three programs: a trivial shell
 #     script, one that writes 10 MiB (`head -c 10485760 /dev/zero`) and one that sleeps 100 ms;
+#  3c. whether `fcgi bench` saturates one single-threaded libfcgi process (each pinned to a
+#     core of its own);
+#  3d. limits, once: 256 kept connections against `fcgi serve --max-threads 4`, and the memory
+#     of IDLE_CONNS idle kept connections that have served a request each (bench/idle.py holds
+#     them; VmRSS before and after);
 #  4. reads each backend's peak RSS (VmHWM summed over its processes) and writes the section
-#     with bench/report.py: medians, p99, ratios to the ceiling and to the peers, and the
-#     connections actually served (Little's law: requests/s x mean latency).
+#     with bench/report.py: medians, p99, CPU per request, ratios to the ceiling, the floor and
+#     the peers, the connections actually served (Little's law), and the issue's goals.
 #
-# Settings, from the environment: BENCH_SECONDS (each measurement; default 5), ROUNDS (default 3),
-# BENCH_PORT (the first port tried for nginx's server blocks; default 18100), CARGO,
-# BENCH_OUT (the file whose last section is rewritten; default docs/BENCHMARKS.md).
-# A full run with the defaults takes about 8 minutes on 2 cores; BENCH_SECONDS=2 ROUNDS=1 about 2.
+# Settings, from the environment: BENCH_SECONDS (each measurement; default 4), ROUNDS (default 3),
+# IDLE_CONNS (default 5000), BENCH_PORT (the first port tried for nginx's server blocks and
+# hyper; default 18100), CARGO, BENCH_OUT (the file whose last section is rewritten; default
+# docs/BENCHMARKS.md). A full run with the defaults takes about 10 minutes on 2 cores;
+# BENCH_SECONDS=2 ROUNDS=1 about 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 
-seconds=${BENCH_SECONDS:-5}
+seconds=${BENCH_SECONDS:-4}
 rounds=${ROUNDS:-3}
+idle_conns=${IDLE_CONNS:-5000}
 first_port=${BENCH_PORT:-18100}
 cargo=${CARGO:-cargo}
 out=${BENCH_OUT:-docs/BENCHMARKS.md}
@@ -52,8 +69,13 @@ python=/usr/bin/python3
 [ -n "$php_fpm" ] || { echo "bench: no /usr/sbin/php-fpm*" >&2; exit 1; }
 opcache=$(ls /usr/lib/php/*/opcache.so 2>/dev/null | head -1 || true)
 
-"$cargo" build --release -p fcgi-cli
+# axum-peers (tests/bin/axum_peers.rs) serves the axum app on hyper and tokio-fastcgi, and on
+# fcgi-rs when built with the crate fcgi-http (the feature fcgi-tests/fcgi-http).
+features=()
+[ ! -f crates/fcgi-http/Cargo.toml ] || features=(--features fcgi-tests/fcgi-http)
+"$cargo" build --release -p fcgi-cli -p fcgi-tests --bin fcgi --bin axum-peers "${features[@]}"
 fcgi="$repo/${CARGO_TARGET_DIR:-target}/release/fcgi"
+axum_peers="$repo/${CARGO_TARGET_DIR:-target}/release/axum-peers"
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/fcgi-bench.XXXXXX")
 results="$dir/results"
@@ -64,6 +86,8 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 # Stops every process started, by PID (TERM, then KILL after 5 s), and removes the directory.
 stop() {
     trap - EXIT INT TERM
+    # No job notices ("Terminated") for the processes that die of the signal below.
+    set +m
     local pid
     for pid in "${pids[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
@@ -94,6 +118,7 @@ wait_for() {
 port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 gcc -O2 -o "$dir/hello" bench/hello.c -lfcgi
+gcc -O2 -o "$dir/floor" bench/floor.c
 cp bench/hello.php "$dir/www/hello.php"
 script="$dir/www/hello.php"
 
@@ -104,12 +129,44 @@ set -m
 
 declare -A backend_pids   # target -> the PIDs of its processes (for RSS)
 
-start_fcgi() { # NAME
-    "$fcgi" serve --app hello --listen "unix:$dir/$1.sock" --log-level warning \
+start_fcgi() { # NAME [fcgi serve OPTIONS...]
+    local name=$1
+    shift
+    "$fcgi" serve --app hello --listen "unix:$dir/$name.sock" --log-level warning "$@" \
+        >>"$dir/$name.log" 2>&1 &
+    pids+=($!)
+    backend_pids[$name]=$!
+    wait_for test -S "$dir/$name.sock"
+}
+
+# fcgi-rs held to CPUS (taskset's list: 0, or 0,1), every thread it starts included.
+start_fcgi_pinned() { # NAME CPUS
+    taskset -c "$2" "$fcgi" serve --app hello --listen "unix:$dir/$1.sock" --log-level warning \
         >>"$dir/$1.log" 2>&1 &
     pids+=($!)
     backend_pids[$1]=$!
     wait_for test -S "$dir/$1.sock"
+}
+
+start_floor() { # NAME
+    "$dir/floor" "$dir/$1.sock" >>"$dir/$1.log" 2>&1 &
+    pids+=($!)
+    backend_pids[$1]=$!
+    wait_for test -S "$dir/$1.sock"
+}
+
+# The axum app: MODE is hyper (on 127.0.0.1:PORT), tokio-fastcgi or fcgi-rs (on NAME.sock).
+start_axum() { # NAME MODE [PORT]
+    local listen="unix:$dir/$1.sock"
+    [ "$2" != hyper ] || listen="tcp:127.0.0.1:$3"
+    "$axum_peers" "$2" --listen "$listen" >>"$dir/$1.log" 2>&1 &
+    pids+=($!)
+    backend_pids[$1]=$!
+    if [ "$2" = hyper ]; then
+        wait_for port_taken "$3"
+    else
+        wait_for test -S "$dir/$1.sock"
+    fi
 }
 
 start_php() { # NAME
@@ -145,10 +202,42 @@ start_libfcgi() { # NAME COUNT
 
 start_fcgi fcgi-plain
 start_fcgi fcgi-keepalive
+start_floor floor-plain
+start_floor floor-keepalive
 start_php php-plain
 start_php php-keepalive
 start_libfcgi libfcgi-plain 4
 start_libfcgi libfcgi-keepalive 4
+
+# --- Scaling: fcgi-rs on 1 and 2 cores, and as 1 and 2 prefork workers ------------------------
+# `fcgi bench` is not pinned: it runs wherever the scheduler puts it, as a web server would. On
+# a 2-core machine the 2-core server shares its cores with the bench, and `taskset -c 0,1` is
+# no restriction at all.
+start_fcgi_pinned fcgi-core1 0
+start_fcgi_pinned fcgi-core2 0,1
+start_fcgi fcgi-workers1 --workers 1
+start_fcgi fcgi-workers2 --workers 2
+scaling=(fcgi-core1 fcgi-core2 fcgi-workers1 fcgi-workers2)
+
+# --- The axum app three ways ------------------------------------------------------------------
+# The same Router (tests/support/axum_app.rs) on hyper (what an axum user runs today), on
+# tokio-fastcgi, and on fcgi-rs through fcgi-http if this build has it; else that row is left
+# out and the report says why.
+axum_targets=()
+axum_missing=""
+if "$axum_peers" fcgi-rs --check 2>"$dir/axum-check.log"; then
+    start_axum axum-fcgi fcgi-rs
+    axum_targets+=(axum-fcgi)
+else
+    axum_missing=$(cat "$dir/axum-check.log")
+    echo "bench: no fcgi-rs row for the axum app: $axum_missing" >&2
+fi
+hyper_port=$first_port
+while port_taken "$hyper_port"; do hyper_port=$((hyper_port + 1)); done
+start_axum axum-hyper hyper "$hyper_port"
+start_axum axum-tokio-fastcgi tokio-fastcgi
+axum_targets+=(axum-hyper axum-tokio-fastcgi)
+axum_paths=(hello items)
 
 # --- The CGI gateway and fcgiwrap ---------------------------------------------------------------
 # The same programs for both, in $dir/www/cgi-bin; nginx sends SCRIPT_FILENAME.
@@ -185,22 +274,22 @@ wait_for test -S "$dir/cgi-fcgiwrap.sock"
 cgi_targets=(cgi-fcgi cgi-fcgiwrap)
 cgi_scripts=(trivial big slow)
 
-# All the processes of a target: PHP-FPM's master and its children, for instance.
+# All the processes of a target: PHP-FPM's master and its children, for instance. (In a stat
+# line, what follows "(comm) " starts at field 3: the parent's PID is its second field.)
 processes_of() { # TARGET
     local pid all=()
     for pid in ${backend_pids[$1]}; do
         all+=("$pid")
-        for child in /proc/[0-9]*/stat; do
-            [ "$(awk '{print $4}' "$child" 2>/dev/null)" = "$pid" ] || continue
-            child=${child#/proc/}
-            all+=("${child%/stat}")
-        done
+        # shellcheck disable=SC2207
+        all+=($(cat /proc/[0-9]*/stat 2>/dev/null |
+            awk -v parent="$pid" '{ pid = $1; sub(/^.*\) /, ""); if ($2 == parent) print pid }'))
     done
     echo "${all[@]}"
 }
 
 # --- nginx ------------------------------------------------------------------------------------
-targets=(ceiling fcgi-plain fcgi-keepalive php-plain php-keepalive libfcgi-plain libfcgi-keepalive)
+targets=(ceiling fcgi-plain fcgi-keepalive floor-plain floor-keepalive php-plain php-keepalive
+    libfcgi-plain libfcgi-keepalive)
 prefix="$dir/nginx"
 mkdir -p "$prefix/conf"
 # The system's CGI params, and SCRIPT_FILENAME as Debian's fastcgi.conf sets it: PHP-FPM needs
@@ -212,26 +301,28 @@ user_directive=""
 [ "$(id -u)" -ne 0 ] || user_directive="user root;"
 
 declare -A port
-next=$first_port
+next=$((hyper_port + 1))
 site="$prefix/conf/site.conf"
 : >"$site"
-for target in "${targets[@]}"; do
+for target in "${targets[@]}" "${axum_targets[@]}"; do
     while port_taken "$next"; do next=$((next + 1)); done
     port[$target]=$next
     next=$((next + 1))
-    backend=${target%-*}
     case $target in
         ceiling) template=bench/nginx-ceiling.conf ;;
+        axum-hyper) template=bench/nginx-proxy.conf ;;
         *-plain) template=nginx/fcgi-unix.conf ;;
-        *-keepalive) template=nginx/fcgi-keepalive.conf ;;
+        *-keepalive | axum-*) template=nginx/fcgi-keepalive.conf ;;
     esac
     keepalive=32
-    [ "$backend" != libfcgi ] || keepalive=4
+    [ "$target" != libfcgi-keepalive ] || keepalive=4
     # One upstream block per keepalive target, each under its own name.
     sed -e "s|@LISTEN@|127.0.0.1:${port[$target]}|g" \
         -e "s|@FCGI_SOCKET@|$dir/$target.sock|g" \
         -e "s|@FCGI_ADDR@|unix:$dir/$target.sock|g" \
-        -e "s|fcgi_rs_keepalive|${backend}_keepalive|g" \
+        -e "s|@HTTP_ADDR@|127.0.0.1:$hyper_port|g" \
+        -e "s|fcgi_rs_keepalive|${target//-/_}|g" \
+        -e "s|http_keepalive|${target//-/_}|g" \
         -e "s|keepalive 32;|keepalive $keepalive;|" \
         "$template" >>"$site"
 done
@@ -265,20 +356,31 @@ if ! wait_for nginx_up; then
 fi
 
 # Every target answers "Hello, world!" before anything is measured.
-http_get() { # PORT
+http_get() { # PORT [PATH]
     exec 3<>"/dev/tcp/127.0.0.1/$1"
-    printf 'GET /hello.php HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3
+    printf 'GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n' "${2:-/hello.php}" >&3
     cat <&3
     exec 3<&-
 }
-for target in "${targets[@]}"; do
-    reply=$(http_get "${port[$target]}")
+for target in "${targets[@]}" "${axum_targets[@]}"; do
+    reply=$(http_get "${port[$target]}" "$([[ $target != axum-* ]] || echo /hello)")
     if [[ $reply != "HTTP/1.1 200"*"Hello, world!" ]]; then
         echo "bench: $target does not answer as it should:" >&2
         printf '%s\n' "$reply" >&2
         cat "$prefix/error.log" >&2
         exit 1
     fi
+done
+for target in "${axum_targets[@]}"; do
+    reply=$(http_get "${port[$target]}" /items)
+    if [[ $reply != "HTTP/1.1 200"*"application/json"*'"name":"cheese"'* ]]; then
+        echo "bench: $target does not answer /items as it should:" >&2
+        printf '%s\n' "$reply" >&2
+        exit 1
+    fi
+done
+for target in "${scaling[@]}"; do
+    "$fcgi" request --connect "unix:$dir/$target.sock" /hello >/dev/null
 done
 for target in "${cgi_targets[@]}"; do
     exec 3<>"/dev/tcp/127.0.0.1/${port[$target]}"
@@ -296,13 +398,46 @@ done
 for pid in $(processes_of cgi-fcgiwrap); do
     [ "$pid" = "${backend_pids[cgi-fcgiwrap]}" ] || pids+=("$pid")
 done
-backends=(fcgi php libfcgi)
+backends=(fcgi floor php libfcgi)
+
+# Every process of every target, now that PHP-FPM's children and the prefork workers exist:
+# the CPU time of a target is summed over these (a process's /proc/PID/stat sums its threads).
+declare -A procs
+backend_pids[nginx]=$nginx_pid
+for target in "${!backend_pids[@]}"; do
+    procs[$target]=$(processes_of "$target")
+done
+ticks=$(getconf CLK_TCK)
+# utime + stime of TARGET's processes, in clock ticks (what follows "(comm) " in the stat line
+# starts at field 3, so utime and stime, fields 14 and 15, are its 12th and 13th).
+cpu_ticks() { # TARGET
+    local files=() pid
+    for pid in ${procs[$1]:-}; do files+=("/proc/$pid/stat"); done
+    [ ${#files[@]} -gt 0 ] || { echo 0; return; }
+    awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }' "${files[@]}" 2>/dev/null
+}
+# Runs CMD... with its output to OUT, and writes the CPU ticks TARGET's processes used meanwhile
+# next to it (OUT with the extension .cpu), and nginx's (.nginx-cpu: the axum table compares
+# what proxy_pass and fastcgi_pass cost nginx). A failed measurement leaves what it wrote; the
+# report skips what it cannot read.
+measure() { # TARGET OUT CMD...
+    local target=$1 out=$2 before after nginx_before nginx_after
+    shift 2
+    before=$(cpu_ticks "$target")
+    nginx_before=$(cpu_ticks nginx)
+    "$@" >"$out" || true
+    after=$(cpu_ticks "$target")
+    nginx_after=$(cpu_ticks nginx)
+    echo $((after - before)) >"${out%.*}.cpu"
+    echo $((nginx_after - nginx_before)) >"${out%.*}.nginx-cpu"
+}
 
 # --- 3. Rounds --------------------------------------------------------------------------------
 echo "bench: $rounds rounds of ${seconds} s runs: ${#targets[@]} targets through nginx at -c32 and" \
-    "-c256, then ${#backends[@]} backends directly, twice"
-wrk_cmd() { # CONNS PORT
-    echo wrk -t1 -c"$1" -d"${seconds}s" --latency "http://127.0.0.1:$2/hello.php"
+    "-c256, ${#backends[@]} backends directly, twice, ${#scaling[@]} scaling servers and" \
+    "${#axum_targets[@]} axum servers"
+wrk_cmd() { # CONNS PORT [PATH]
+    echo wrk -t1 -c"$1" -d"${seconds}s" --latency "http://127.0.0.1:$2${3:-/hello.php}"
 }
 # Modest concurrency for CGI: every request is a process. The 10 MiB responses with fewer
 # connections, the sleeping script with more (it is the concurrency that is measured there).
@@ -316,12 +451,16 @@ bench_cmd() { # SOCKET MODE
     echo "$fcgi" bench --connect "unix:$1" -c 32 -d "${seconds}s" "${mode[@]}" --timeout 2 \
         --json --quiet "$script"
 }
+# The 1-minute load average as each round starts and when they are over: the bench keeps about
+# 2 busy (a load generator and a server, or nginx), more means other work shared the cores.
 for round in $(seq "$rounds"); do
+    cut -d' ' -f1 /proc/loadavg >>"$results/load.txt"
     for conns in 32 256; do
         for target in "${targets[@]}"; do
             printf 'bench: round %s, wrk -c%s, %s\n' "$round" "$conns" "$target"
             # shellcheck disable=SC2046
-            $(wrk_cmd "$conns" "${port[$target]}") >"$results/wrk_${target}_c${conns}_r$round.txt"
+            measure "$target" "$results/wrk_${target}_c${conns}_r$round.txt" \
+                $(wrk_cmd "$conns" "${port[$target]}")
         done
     done
     for program in "${cgi_scripts[@]}"; do
@@ -335,11 +474,27 @@ for round in $(seq "$rounds"); do
         for backend in "${backends[@]}"; do
             printf 'bench: round %s, fcgi bench (%s), %s\n' "$round" "$mode" "$backend"
             # shellcheck disable=SC2046
-            $(bench_cmd "$dir/$backend-plain.sock" "$mode") \
-                >"$results/direct_${backend}_${mode}_r$round.json" || true
+            measure "$backend-plain" "$results/direct_${backend}_${mode}_r$round.json" \
+                $(bench_cmd "$dir/$backend-plain.sock" "$mode")
+        done
+    done
+    for target in "${scaling[@]}"; do
+        printf 'bench: round %s, fcgi bench (keep), %s\n' "$round" "$target"
+        # shellcheck disable=SC2046
+        measure "$target" "$results/scaling_${target}_r$round.json" \
+            $(bench_cmd "$dir/$target.sock" keep)
+    done
+    for path in "${axum_paths[@]}"; do
+        for target in "${axum_targets[@]}"; do
+            printf 'bench: round %s, axum /%s, %s\n' "$round" "$path" "$target"
+            # shellcheck disable=SC2046
+            measure "$target" "$results/axum_${target}_${path}_r$round.txt" \
+                $(wrk_cmd 32 "${port[$target]}" "/$path")
         done
     done
 done
+
+cut -d' ' -f1 /proc/loadavg >>"$results/load.txt"
 
 # --- Is fcgi bench the bottleneck? --------------------------------------------------------------
 # One single-threaded libfcgi process, fcgi bench pinned to CPU 0, the process to CPU 1 (or to
@@ -348,13 +503,12 @@ done
 # connections take turns (and libfcgi waits for the client to close each one before the next).
 start_libfcgi libfcgi-single 1
 single=${backend_pids[libfcgi-single]// /}
-ticks=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$single/stat"; }
+procs[libfcgi-single]=$single
 saturation() { # NAME SERVER_CPU ARGS... (for fcgi bench)
     local name=$1 before after start end
     taskset -pc "$2" "$single" >/dev/null
     shift 2
-    before=$(cpu_ticks)
+    before=$(cpu_ticks libfcgi-single)
     start=$(date +%s.%N)
     if [ "$name" = two ]; then
         taskset -c 0 "$fcgi" bench --connect "unix:$dir/libfcgi-single.sock" -d "${seconds}s" \
@@ -368,7 +522,7 @@ saturation() { # NAME SERVER_CPU ARGS... (for fcgi bench)
             --json --quiet "$@" /hello >"$results/saturation_$name.json"
     fi
     end=$(date +%s.%N)
-    after=$(cpu_ticks)
+    after=$(cpu_ticks libfcgi-single)
     printf '%s\t%s\n' "$name" "$(awk -v a="$after" -v b="$before" -v t="$ticks" -v s="$start" \
         -v e="$end" 'BEGIN { printf "%.0f", 100 * (a - b) / t / (e - s) }')" >>"$results/saturation.tsv"
 }
@@ -381,8 +535,52 @@ saturation two 1 -c 2
 saturation same-keep-c1 0 -c 1 --keep-conn
 saturation same-new-c4 0 -c 4
 
+# --- Limits: a small pool under many kept connections; idle connections' memory ---------------
+# 256 kept connections, each with a request in flight, against a pool of 4 threads: every one
+# must be served (no timeout within 2 s), not only the 4 that a thread-per-connection server
+# would hold.
+echo "bench: 256 kept connections against --max-threads 4"
+start_fcgi fcgi-threads4 --max-threads 4
+"$fcgi" bench --connect "unix:$dir/fcgi-threads4.sock" -c 256 -d "${seconds}s" --keep-conn \
+    --timeout 2 --json --quiet /hello >"$results/limits_threads4.json" || true
+
+# IDLE_CONNS kept connections that have served one request each and then sit idle, held by
+# bench/idle.py, against a fresh `fcgi serve --app hello` warmed up first (so that its pool and
+# buffers exist before the "before"): the growth of its VmRSS per connection.
+echo "bench: $idle_conns idle kept connections"
+start_fcgi fcgi-idle
+idle=${backend_pids[fcgi-idle]}
+"$fcgi" bench --connect "unix:$dir/fcgi-idle.sock" -c 32 -n 20000 --keep-conn --timeout 2 \
+    --quiet /hello >/dev/null
+sleep 1
+status_of() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$idle/status"; }
+rss_before=$(status_of VmRSS)
+threads_before=$(status_of Threads)
+mkfifo "$dir/idle.fifo"
+"$python" bench/idle.py "$dir/fcgi-idle.sock" "$idle_conns" <"$dir/idle.fifo" >"$dir/idle.out" \
+    2>>"$dir/idle.log" &
+idle_client=$!
+pids+=("$idle_client")
+exec 4>"$dir/idle.fifo"
+for _ in $(seq 1200); do # up to 60 s to open and serve them all
+    grep -q '^ready' "$dir/idle.out" 2>/dev/null && break
+    kill -0 "$idle_client" 2>/dev/null || break
+    sleep 0.05
+done
+sleep 1
+if grep -q '^ready' "$dir/idle.out"; then
+    printf 'conns\t%s\nrss_before\t%s\nrss_after\t%s\nthreads_before\t%s\nthreads_after\t%s\n' \
+        "$idle_conns" "$rss_before" "$(status_of VmRSS)" "$threads_before" "$(status_of Threads)" \
+        >"$results/idle.tsv"
+else
+    echo "bench: the idle connections were not all served:" >&2
+    cat "$dir/idle.log" >&2
+fi
+exec 4>&-
+wait "$idle_client" 2>/dev/null || true
+
 # --- 4. Memory, and the report ----------------------------------------------------------------
-for target in "${targets[@]}" "${cgi_targets[@]}"; do
+for target in "${targets[@]}" "${cgi_targets[@]}" "${scaling[@]}" "${axum_targets[@]}"; do
     [ "$target" != ceiling ] || continue
     kib=0
     for pid in $(processes_of "$target"); do
@@ -408,10 +606,19 @@ done
     echo "wrk=$(wrk -v 2>&1 | head -1 | awk '{print $2}')"
     echo "rustc=$(rustc -V)"
     echo "fcgi=$("$fcgi" --version)"
+    echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with changes)')"
     echo "seconds=$seconds"
     echo "rounds=$rounds"
     echo "date=$(date -u +%Y-%m-%d)"
     echo "took=$(($(date +%s) - began))"
+    echo "clk_tck=$ticks"
+    echo "idle_conns=$idle_conns"
+    echo "axum_missing=$axum_missing"
+    echo "axum_wrk=$(wrk_cmd 32 PORT /hello)"
+    echo "tokio=$(awk '/^name = "tokio"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)"
+    echo "axum=$(awk '/^name = "axum"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)"
+    echo "hyper=$(awk '/^name = "hyper"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)"
+    echo "tokio_fastcgi=$(awk '/^name = "tokio-fastcgi"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)"
     echo "wrk_cmd=$(wrk_cmd 32 PORT)"
     echo "bench_keep=$(bench_cmd SOCKET keep | sed -e "s|$fcgi|fcgi|" -e "s|$script|/path/to/hello.php|")"
     echo "bench_new=$(bench_cmd SOCKET new | sed -e "s|$fcgi|fcgi|" -e "s|$script|/path/to/hello.php|")"

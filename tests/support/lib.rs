@@ -6,6 +6,7 @@
 //! addresses inside network namespaces a test creates ([`netns`]) are used.
 //!
 //! - [`addr`]: where a server listens, in every form the tests need.
+//! - [`axum_app`]: the axum app that `make bench` serves on hyper, tokio-fastcgi and fcgi-rs.
 //! - [`data`]: test bodies, and comparing them.
 //! - [`http`]: the HTTP client, and the header parsing shared with [`raw`].
 //! - [`inproc`]: a server with a test's own handlers on a thread of the test.
@@ -17,6 +18,7 @@
 //! - [`wrk`]: load from wrk, and its summary.
 
 pub mod addr;
+pub mod axum_app;
 pub mod data;
 pub mod http;
 pub mod inproc;
