@@ -17,8 +17,7 @@
 #     children, opcache on, bench/hello.php) and libfcgi twice (4 processes of bench/hello.c
 #     under spawn-fcgi -F 4); for the scaling rounds, fcgi-rs held to 1 core and to 2 cores
 #     (`taskset`) and as `--workers 1` and `--workers 2`; the axum app of
-#     tests/support/axum_app.rs on hyper, on tokio-fastcgi and (when the binary has fcgi-http)
-#     on fcgi-rs; then one nginx (one worker, nginx/wrapper.conf) with one server block per
+#     tests/support/axum_app.rs on hyper, on tokio-fastcgi and on fcgi-rs; then one nginx (one worker, nginx/wrapper.conf) with one server block per
 #     target, each from the repository's templates: nginx/fcgi-unix.conf (a connection per
 #     request) and nginx/fcgi-keepalive.conf (upstream keepalive 32 for fcgi-rs, the floor,
 #     PHP-FPM and the FastCGI axum servers, as the template has it; keepalive 4 for libfcgi, so
@@ -69,11 +68,8 @@ python=/usr/bin/python3
 [ -n "$php_fpm" ] || { echo "bench: no /usr/sbin/php-fpm*" >&2; exit 1; }
 opcache=$(ls /usr/lib/php/*/opcache.so 2>/dev/null | head -1 || true)
 
-# axum-peers (tests/bin/axum_peers.rs) serves the axum app on hyper and tokio-fastcgi, and on
-# fcgi-rs when built with the crate fcgi-http (the feature fcgi-tests/fcgi-http).
-features=()
-[ ! -f crates/fcgi-http/Cargo.toml ] || features=(--features fcgi-tests/fcgi-http)
-"$cargo" build --release -p fcgi-cli -p fcgi-tests --bin fcgi --bin axum-peers "${features[@]}"
+# axum-peers (tests/bin/axum_peers.rs) serves the axum app on hyper, tokio-fastcgi and fcgi-rs.
+"$cargo" build --release -p fcgi-cli -p fcgi-tests --bin fcgi --bin axum-peers
 fcgi="$repo/${CARGO_TARGET_DIR:-target}/release/fcgi"
 axum_peers="$repo/${CARGO_TARGET_DIR:-target}/release/axum-peers"
 
@@ -221,17 +217,9 @@ scaling=(fcgi-core1 fcgi-core2 fcgi-workers1 fcgi-workers2)
 
 # --- The axum app three ways ------------------------------------------------------------------
 # The same Router (tests/support/axum_app.rs) on hyper (what an axum user runs today), on
-# tokio-fastcgi, and on fcgi-rs through fcgi-http if this build has it; else that row is left
-# out and the report says why.
-axum_targets=()
-axum_missing=""
-if "$axum_peers" fcgi-rs --check 2>"$dir/axum-check.log"; then
-    start_axum axum-fcgi fcgi-rs
-    axum_targets+=(axum-fcgi)
-else
-    axum_missing=$(cat "$dir/axum-check.log")
-    echo "bench: no fcgi-rs row for the axum app: $axum_missing" >&2
-fi
+# tokio-fastcgi, and on fcgi-rs through fcgi-http.
+start_axum axum-fcgi fcgi-rs
+axum_targets=(axum-fcgi)
 hyper_port=$first_port
 while port_taken "$hyper_port"; do hyper_port=$((hyper_port + 1)); done
 start_axum axum-hyper hyper "$hyper_port"
@@ -613,7 +601,6 @@ done
     echo "took=$(($(date +%s) - began))"
     echo "clk_tck=$ticks"
     echo "idle_conns=$idle_conns"
-    echo "axum_missing=$axum_missing"
     echo "axum_wrk=$(wrk_cmd 32 PORT /hello)"
     echo "tokio=$(awk '/^name = "tokio"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)"
     echo "axum=$(awk '/^name = "axum"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)"

@@ -5,7 +5,6 @@
 //! axum-peers hyper --listen tcp:127.0.0.1:PORT          axum::serve on a tokio TcpListener
 //! axum-peers tokio-fastcgi --listen unix:PATH           tokio-fastcgi 1.x, glued to the Router
 //! axum-peers fcgi-rs --listen unix:PATH                 fcgi-rs, through fcgi_http::serve
-//! axum-peers fcgi-rs --check                            exits 0 if that mode is built in
 //! ```
 //!
 //! hyper is what an axum user runs today (nginx `proxy_pass`). The tokio-fastcgi mode is the
@@ -14,9 +13,6 @@
 //! `CONTENT_LENGTH`, the buffered stdin as the body), and the `http::Response` back as a CGI
 //! head (`Status:` and the headers) and the body, in one STDOUT write. Both run on tokio's
 //! default multi-threaded runtime (a worker per core).
-//!
-//! The fcgi-rs mode needs the crate fcgi-http (cargo feature `fcgi-http` of this crate);
-//! without it, it says so and exits with status 3, and bench/run.sh leaves its row out.
 
 use std::process::ExitCode;
 
@@ -34,13 +30,12 @@ const TOKIO_FASTCGI_MAX: u8 = 255;
 
 const USAGE: &str = "usage: axum-peers hyper --listen tcp:HOST:PORT\n       \
                      axum-peers tokio-fastcgi --listen unix:PATH\n       \
-                     axum-peers fcgi-rs --listen unix:PATH | --check";
+                     axum-peers fcgi-rs --listen unix:PATH";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
     match strs.as_slice() {
-        ["fcgi-rs", "--check"] => fcgi_rs::check(),
         [mode, "--listen", listen] => match run(mode, listen) {
             Ok(code) => code,
             Err(e) => {
@@ -183,39 +178,13 @@ async fn cgi_response(response: Response<Body>) -> Vec<u8> {
     out
 }
 
-/// The fcgi-rs mode: the Router through fcgi-http, when this binary has it.
-#[cfg(feature = "fcgi-http")]
+/// The fcgi-rs mode: the Router through fcgi-http.
 mod fcgi_rs {
     use std::process::ExitCode;
-
-    pub(crate) fn check() -> ExitCode {
-        ExitCode::SUCCESS
-    }
 
     pub(crate) fn serve(listen: &str) -> Result<ExitCode, String> {
         fcgi_http::serve(listen, fcgi_tests::axum_app::router())
             .map_err(|e| format!("fcgi_http::serve({listen}): {e}"))?;
         Ok(ExitCode::SUCCESS)
-    }
-}
-
-/// The fcgi-rs mode, in a binary built without fcgi-http: it says so.
-#[cfg(not(feature = "fcgi-http"))]
-mod fcgi_rs {
-    use std::process::ExitCode;
-
-    /// Exit status of `fcgi-rs` when this binary was built without fcgi-http.
-    const NOT_BUILT: u8 = 3;
-
-    const WHY: &str = "axum-peers: built without fcgi-http (the cargo feature `fcgi-http` of \
-                       fcgi-tests, which needs crates/fcgi-http in the workspace)";
-
-    pub(crate) fn check() -> ExitCode {
-        eprintln!("{WHY}");
-        ExitCode::from(NOT_BUILT)
-    }
-
-    pub(crate) fn serve(_listen: &str) -> Result<ExitCode, String> {
-        Ok(check())
     }
 }
