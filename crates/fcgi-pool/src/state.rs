@@ -137,6 +137,31 @@ pub(crate) fn admit(c: Counts, limits: &Limits, may_queue: bool) -> (Option<Coun
     (None, Admission::Refused(Refusal::QueueFull))
 }
 
+/// What a thread that found work of its own in its source is (see `source.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SelfClaim {
+    /// It took itself out of `idle`: spawn `spares` idle threads (already counted) to bring
+    /// the idle count back up to `min_spare`; `idle` is what is left.
+    Claimed { spares: u64, idle: u64 },
+    /// No idle thread was left to take: every waiting thread, this one included, is owed a
+    /// message already (a job, or an `Exit` once shutting down). Nothing was changed.
+    Owed,
+}
+
+/// A thread waiting in its source found work: it claims itself as a submitter claims an idle
+/// thread (`admit`), or, if none is left unclaimed, it is one of those owed a message.
+/// Threads are interchangeable receivers, so which waiting thread is the owed one does not
+/// matter, only how many there are.
+pub(crate) fn claim_self(c: Counts, limits: &Limits) -> (Option<Counts>, SelfClaim) {
+    if c.shutdown || c.idle == 0 {
+        return (None, SelfClaim::Owed);
+    }
+    let idle = c.idle - 1;
+    let spares = limits.min_spare.saturating_sub(idle).min(limits.cap - c.threads);
+    let next = Counts { threads: c.threads + spares, idle: idle + spares, ..c };
+    (Some(next), SelfClaim::Claimed { spares, idle: idle + spares })
+}
+
 /// A worker finished a job: take a queued one, else go idle (or exit when shutting down).
 pub(crate) fn after_job(c: Counts) -> (Counts, AfterJob) {
     if c.queued > 0 {
@@ -309,6 +334,32 @@ mod tests {
         );
         let closed = Counts { shutdown: true, ..counts(4, 4, 0) };
         assert_eq!(admit(closed, &LIMITS, true), (None, Admission::Refused(Refusal::ShuttingDown)));
+    }
+
+    #[test]
+    fn a_thread_that_found_work_claims_itself_unless_it_is_owed_a_message() {
+        // (threads, idle, shutdown) -> what it is, and the counts after; min_spare is 2
+        let table = [
+            // One of three idle: two stay idle, nothing to spawn.
+            ((3, 3, false), SelfClaim::Claimed { spares: 0, idle: 2 }, counts(3, 2, 0)),
+            // Two idle: a spare is spawned to keep two.
+            ((3, 2, false), SelfClaim::Claimed { spares: 1, idle: 2 }, counts(4, 2, 0)),
+            // One below the cap: one spare, as many as the cap allows.
+            ((15, 1, false), SelfClaim::Claimed { spares: 1, idle: 1 }, counts(16, 1, 0)),
+            // The last idle one at the cap: no spare, no idle thread left.
+            ((16, 1, false), SelfClaim::Claimed { spares: 0, idle: 0 }, counts(16, 0, 0)),
+            // Every waiting thread is owed a job: this one is too.
+            ((3, 0, false), SelfClaim::Owed, counts(3, 0, 0)),
+        ];
+        for ((threads, idle, shutdown), want, after) in table {
+            let c = Counts { threads, idle, queued: 0, shutdown };
+            let (next, got) = claim_self(c, &LIMITS);
+            assert_eq!(got, want, "{c:?}");
+            assert_eq!(next.unwrap_or(c), after, "{c:?}");
+        }
+        // Shutting down: its Exit is on the way.
+        let c = Counts { threads: 3, idle: 0, queued: 0, shutdown: true };
+        assert_eq!(claim_self(c, &LIMITS), (None, SelfClaim::Owed));
     }
 
     #[test]

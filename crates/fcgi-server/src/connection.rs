@@ -201,11 +201,21 @@ impl Connection {
     /// Reads everything the socket has, and acts on every whole record in it.
     ///
     /// Reading stops at a short read, unless `closing` (the peer hung up or the socket failed):
-    /// a read that did not fill the buffer emptied the socket, and with edge-triggered epoll
-    /// any byte that arrives later is a new event. That spares one read per request that
+    /// a read that did not fill the buffer emptied the socket, and re-arming the socket in the
+    /// event set reports any byte that arrives later. That spares one read per request that
     /// would only say "would block". After [`READS_PER_TURN`] reads it stops with
-    /// [`Turn::More`], for the monitor to come back once the other connections had theirs.
-    pub(crate) fn on_readable(&mut self, ctx: &Arc<Context>, closing: bool) -> Result<Turn, Close> {
+    /// [`Turn::More`], and the socket goes behind the others that are ready.
+    ///
+    /// With `keep` (`Some(None)`), the first request made ready here is not handed to the
+    /// pool but left in it, for the calling thread to run once it has let go of the
+    /// connection; it is counted active already. It is left there on an error too: the
+    /// caller runs it all the same (it finds itself aborted, and ends at once).
+    pub(crate) fn on_readable(
+        &mut self,
+        ctx: &Arc<Context>,
+        closing: bool,
+        mut keep: Option<&mut Option<Job>>,
+    ) -> Result<Turn, Close> {
         let mut turn = Turn::Drained;
         for reads in 1.. {
             if reads > READS_PER_TURN {
@@ -224,7 +234,7 @@ impl Connection {
                     {
                         self.demux.on_record(record, ctx)?;
                     }
-                    self.demux.start_ready(ctx)?;
+                    self.demux.start_ready(ctx, keep.as_deref_mut())?;
                     if emptied {
                         break;
                     }
@@ -551,7 +561,8 @@ impl Demux {
         self.end_if_not_kept(slot.begin)
     }
 
-    /// Hands the requests made ready by the records just read to the pool.
+    /// Hands the requests made ready by the records just read to the pool, or the first of
+    /// them to `keep`, for the reading thread to run (see [`Connection::on_readable`]).
     ///
     /// Not one by one as their params end: nginx sends a GET's params and its empty body in one
     /// write, and a handler started before the body's end was routed would wait for it at
@@ -559,7 +570,11 @@ impl Demux {
     ///
     /// A handler that does not stream its body waits in `Spooling`, holding no thread, until
     /// the body is all in; a body that failed is answered here, and the handler never sees it.
-    fn start_ready(&mut self, ctx: &Arc<Context>) -> Result<(), Close> {
+    fn start_ready(
+        &mut self,
+        ctx: &Arc<Context>,
+        mut keep: Option<&mut Option<Job>>,
+    ) -> Result<(), Close> {
         for Ready { id, job, starts_early } in std::mem::take(&mut self.ready) {
             if !starts_early {
                 let Some(slot) = self.slots.get_mut(&id) else { continue };
@@ -574,6 +589,11 @@ impl Demux {
                 }
             }
             ctx.counters.active.fetch_add(1, Ordering::AcqRel);
+            if let Some(kept @ None) = keep.as_deref_mut() {
+                // The reading thread runs it itself: no hand-off.
+                *kept = Some(job);
+                continue;
+            }
             if ctx.pool.all_busy() {
                 // It queues, or is refused: FPM's "max children reached".
                 ctx.status.all_busy();
