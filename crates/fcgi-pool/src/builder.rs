@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::BuildError;
-use crate::source::{Source, SourceHandle};
 use crate::pool::Pool;
+use crate::source::{Source, SourceHandle};
 use crate::state::{Limits, FIELD_MAX};
 
 /// The largest `max_threads` accepted (the pool counts threads in 21 bits). `max_threads(0)`,

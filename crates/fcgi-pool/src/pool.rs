@@ -467,7 +467,6 @@ fn spawn(shared: &Arc<Shared>, role: Role) -> io::Result<()> {
     Ok(())
 }
 
-
 impl Drop for Pool {
     fn drop(&mut self) {
         self.shutdown(self.shared.drop_timeout);

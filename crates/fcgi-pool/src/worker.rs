@@ -54,8 +54,7 @@ pub(crate) fn run(shared: &Arc<Shared>, number: u64, role: Role) {
         let message = match me.role {
             // IDLE in the source: work found there is handled on the spot.
             Role::Idle if source.is_some() => {
-                match source.as_deref().and_then(|source| idle_in_source(shared, source, &mut me))
-                {
+                match source.as_deref().and_then(|source| idle_in_source(shared, source, &mut me)) {
                     Some(message) => message,
                     None => return,
                 }
@@ -122,7 +121,11 @@ pub(crate) fn run(shared: &Arc<Shared>, number: u64, role: Role) {
 /// IDLE with a source: waits there (and for messages) until a message comes for this thread;
 /// work found in the source meanwhile is handled here, counted busy (see `source.rs`).
 /// `None`: the thread leaves (its role says how it is counted).
-fn idle_in_source(shared: &Arc<Shared>, source: &dyn Source, me: &mut Guard<'_>) -> Option<Message> {
+fn idle_in_source(
+    shared: &Arc<Shared>,
+    source: &dyn Source,
+    me: &mut Guard<'_>,
+) -> Option<Message> {
     let mut timeout = Some(shared.idle_grace);
     loop {
         // IDLE: a message first, handed to this thread or left for any.
@@ -153,7 +156,8 @@ fn idle_in_source(shared: &Arc<Shared>, source: &dyn Source, me: &mut Guard<'_>)
                 // Not surplus: no deadline from now on (see `run`).
                 timeout = None;
             }
-            Wait::Work(work) => match shared.state.update(|c| state::claim_self(c, &shared.limits)) {
+            Wait::Work(work) => match shared.state.update(|c| state::claim_self(c, &shared.limits))
+            {
                 SelfClaim::Claimed { spares, idle } => {
                     // BUSY with work of its own.
                     me.role = Role::Busy;

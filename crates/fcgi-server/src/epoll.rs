@@ -92,6 +92,12 @@ impl Epoll {
         self.ctl(libc::EPOLL_CTL_ADD, fd, one_shot(interest), token)
     }
 
+    /// Puts `fd` in the set disarmed: no event until [`rearm`](Epoll::rearm).
+    pub(crate) fn add_disarmed(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        // One-shot with nothing asked for: even a hang-up is not reported.
+        self.ctl(libc::EPOLL_CTL_ADD, fd, libc::EPOLLONESHOT as u32, token)
+    }
+
     /// Watches `fd` for its next event, after one was taken.
     pub(crate) fn rearm(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_MOD, fd, one_shot(interest), token)
@@ -116,12 +122,15 @@ impl Epoll {
         let millis = match timeout {
             None => -1,
             // Rounded up: a wait of 0.3 ms must not be a busy poll.
-            Some(t) => libc::c_int::try_from(t.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX),
+            Some(t) => {
+                libc::c_int::try_from(t.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX)
+            }
         };
         let max = libc::c_int::try_from(events.len()).unwrap_or(libc::c_int::MAX);
         // SAFETY: `events` is valid for `max` entries, which the kernel fills.
-        match check(unsafe { libc::epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), max, millis) })
-        {
+        match check(unsafe {
+            libc::epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), max, millis)
+        }) {
             Ok(n) => Ok(usize::try_from(n).unwrap_or(0)),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
             Err(e) => Err(e),

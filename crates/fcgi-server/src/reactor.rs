@@ -182,16 +182,26 @@ impl Reactor {
         }
         if event.token < self.first_connection {
             if self.accepting.load(Ordering::Acquire) {
-                self.accept(ctx, (event.token - FIRST_LISTENER) as usize);
+                self.accept(ctx, (event.token - FIRST_LISTENER) as usize, keep);
             }
             return;
         }
         let Some(entry) = self.conns().get(&event.token).cloned() else { return };
+        self.read(ctx, event, &entry, keep);
+    }
+
+    /// Reads a connection whose event this thread took, and re-arms it (or closes it).
+    fn read(
+        &self,
+        ctx: &Arc<Context>,
+        event: Event,
+        entry: &Entry,
+        keep: Option<&mut Option<Job>>,
+    ) {
         let mut state = entry.lock();
         if state.closed {
             return;
         }
-        state.accepted = None;
         let conn = &mut state.conn;
         let mut result = Ok(());
         if event.writable {
@@ -201,11 +211,17 @@ impl Reactor {
             // Turn::More needs nothing here: re-arming puts the socket behind the others.
             result = conn.on_readable(ctx, event.closing, keep).map(drop);
         }
+        let last_read = state.conn.last_read;
+        if state.accepted.is_some_and(|accepted| last_read > accepted) {
+            state.accepted = None;
+        }
         if result.is_ok() {
+            let awaited = state.accepted.is_some();
+            let conn = &mut state.conn;
             // Answers the socket could not take wait for it to turn writable.
             let want_writes = conn.wire().has_pending();
             conn.watching_writes = want_writes;
-            if self.draining.load(Ordering::Acquire) && conn.is_idle() {
+            if self.draining.load(Ordering::Acquire) && !awaited && conn.is_idle() {
                 self.close(ctx, event.token, &mut state, "server draining");
                 return;
             }
@@ -218,7 +234,11 @@ impl Reactor {
         }
     }
 
-    fn accept(&self, ctx: &Arc<Context>, index: usize) {
+    /// Accepts one connection, lets the next be accepted by another thread, and reads the one
+    /// it got at once: a web server sends its request as soon as it is connected, so that read
+    /// usually finds it, and the request runs here (with `keep`), with no event and no other
+    /// thread in between.
+    fn accept(&self, ctx: &Arc<Context>, index: usize, keep: Option<&mut Option<Job>>) {
         let Some(listener) = self.listeners().get(index).cloned().flatten() else { return };
         let token_of_listener = FIRST_LISTENER + index as u64;
         loop {
@@ -264,16 +284,25 @@ impl Reactor {
                     accepted: Some(Instant::now()),
                 }),
             });
-            // In the table before it is in the set: its first event may come at once.
+            // In the table before it is in the set; in the set disarmed, for the read below
+            // to arm it.
             self.conns().insert(token, Arc::clone(&entry));
-            if let Err(e) = self.epoll.add(fd, token, Interest::Read) {
+            if let Err(e) = self.epoll.add_disarmed(fd, token) {
                 let mut state = entry.lock();
                 warn!(state.conn.log(), "cannot watch a connection"; "error" => %e);
                 self.close(ctx, token, &mut state, "cannot watch");
+                continue;
             }
+            self.rearm_listener(&listener, token_of_listener);
+            self.read(ctx, Event { token, writable: false, closing: false }, &entry, keep);
+            return;
         }
+        self.rearm_listener(&listener, token_of_listener);
+    }
+
+    fn rearm_listener(&self, listener: &Listener, token: u64) {
         // Draining may have begun meanwhile: then the listener is out of the set, and this fails.
-        let _ = self.epoll.rearm(listener.raw_fd(), token_of_listener, Interest::Read);
+        let _ = self.epoll.rearm(listener.raw_fd(), token, Interest::Read);
     }
 
     /// Closes a connection for `close`, logged as it deserves.
@@ -315,13 +344,17 @@ impl Reactor {
     /// all idle ones, draining) are closed, busy ones checked for their timeouts.
     pub(crate) fn sweep(&self, now: Instant) {
         let Some(ctx) = self.ctx.get() else { return };
-        if self.accepting.load(Ordering::Acquire) && self.accept_backoff.swap(false, Ordering::AcqRel)
+        if self.accepting.load(Ordering::Acquire)
+            && self.accept_backoff.swap(false, Ordering::AcqRel)
         {
             for (i, listener) in self.listeners().iter().enumerate() {
                 if let Some(listener) = listener {
                     // Re-arming reports the connections waiting in the queue.
-                    let _ =
-                        self.epoll.rearm(listener.raw_fd(), FIRST_LISTENER + i as u64, Interest::Read);
+                    let _ = self.epoll.rearm(
+                        listener.raw_fd(),
+                        FIRST_LISTENER + i as u64,
+                        Interest::Read,
+                    );
                 }
             }
         }
@@ -343,6 +376,8 @@ impl Reactor {
                     || state.conn.wire().is_broken()
                 {
                     self.close(ctx, token, &mut state, "idle");
+                } else {
+                    state.conn.shrink();
                 }
             } else if let Err(close) = state.conn.sweep(now, ctx) {
                 self.closed(ctx, token, &mut state, close);

@@ -209,8 +209,9 @@ impl Server {
 
     /// Serves until a [`ShutdownHandle`] stops the server, then returns what it did.
     ///
-    /// Starts the pool's threads; the calling thread becomes the monitor, which accepts and
-    /// reads every connection.
+    /// Starts the pool's threads, which accept and read connections and run their requests;
+    /// the calling thread becomes the monitor, which keeps time and reads while no pool thread
+    /// is idle.
     pub fn serve(self) -> io::Result<ServeReport> {
         let config = self.config;
         let mut allow = config.allow.clone();
