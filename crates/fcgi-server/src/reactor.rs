@@ -57,6 +57,19 @@ pub(crate) const WAKE: u64 = 0;
 /// Listener `i` has token `i + 1`; connections come after, numbered on, never reused.
 const FIRST_LISTENER: u64 = 1;
 
+/// Connections one thread accepts in a row: enough for a burst, few enough that the thread
+/// soon reads the first of them.
+const ACCEPTS_PER_TURN: usize = 64;
+
+/// Whether a connection being closed is armed in the set (the closer did not take its event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InSet {
+    /// Armed, or may be: it is taken out.
+    Maybe,
+    /// Disarmed (the closer took its event) or never added: closing the descriptor is enough.
+    No,
+}
+
 /// While draining, how long a connection accepted but not yet read from is kept for its first
 /// request: the web server connected to send one, and closing it now would fail that request
 /// (a web server retries a request only on a connection it had kept, not on a fresh one).
@@ -222,7 +235,7 @@ impl Reactor {
             let want_writes = conn.wire().has_pending();
             conn.watching_writes = want_writes;
             if self.draining.load(Ordering::Acquire) && !awaited && conn.is_idle() {
-                self.close(ctx, event.token, &mut state, "server draining");
+                self.close(ctx, event.token, &mut state, InSet::No, "server draining");
                 return;
             }
             let interest = if want_writes { Interest::ReadWrite } else { Interest::Read };
@@ -230,18 +243,29 @@ impl Reactor {
             result = self.epoll.rearm(fd, event.token, interest).map_err(Close::Io);
         }
         if let Err(close) = result {
-            self.closed(ctx, event.token, &mut state, close);
+            // Not re-armed: the event taken was its last.
+            self.closed(ctx, event.token, &mut state, InSet::No, close);
         }
     }
 
-    /// Accepts one connection, lets the next be accepted by another thread, and reads the one
-    /// it got at once: a web server sends its request as soon as it is connected, so that read
-    /// usually finds it, and the request runs here (with `keep`), with no event and no other
-    /// thread in between.
+    /// Accepts a connection and reads it at once: a web server sends its request as soon as
+    /// it is connected, so that read usually finds it, and the request runs here (with
+    /// `keep`), with no event and no other thread in between.
+    ///
+    /// While other threads are idle, one connection per event: the listener, re-armed at
+    /// once, is the next idle thread's, which accepts the next connection in parallel. When
+    /// none is idle, all the connections waiting (up to [`ACCEPTS_PER_TURN`]): the listener's
+    /// next event would wait behind every connection's that is ready, and one accept per turn
+    /// then left new connections in the kernel's queue for seconds (256 connections against 4
+    /// threads). The ones not read here go into the set armed, reported at once if their
+    /// request is there already.
     fn accept(&self, ctx: &Arc<Context>, index: usize, keep: Option<&mut Option<Job>>) {
         let Some(listener) = self.listeners().get(index).cloned().flatten() else { return };
         let token_of_listener = FIRST_LISTENER + index as u64;
-        loop {
+        let mut first = None;
+        let mut backoff = false;
+        let turn = if ctx.pool.stats().idle == 0 { ACCEPTS_PER_TURN } else { 1 };
+        for _ in 0..turn {
             let (stream, peer) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -257,7 +281,8 @@ impl Reactor {
                     // Out of descriptors or memory: leave the queue to the kernel and retry soon.
                     error!(ctx.log, "accept failed; retrying at the next sweep"; "listener" => %listener, "error" => %e);
                     self.accept_backoff.store(true, Ordering::Release);
-                    return;
+                    backoff = true;
+                    break;
                 }
             };
             if let (Some(allow), Some(ip)) = (&self.allow, peer) {
@@ -284,20 +309,30 @@ impl Reactor {
                     accepted: Some(Instant::now()),
                 }),
             });
-            // In the table before it is in the set; in the set disarmed, for the read below
-            // to arm it.
+            // In the table before it is in the set: its first event may come at once. The
+            // first goes in disarmed, for the read below to arm it.
             self.conns().insert(token, Arc::clone(&entry));
-            if let Err(e) = self.epoll.add_disarmed(fd, token) {
+            let added = if first.is_none() {
+                self.epoll.add_disarmed(fd, token)
+            } else {
+                self.epoll.add(fd, token, Interest::Read)
+            };
+            if let Err(e) = added {
                 let mut state = entry.lock();
                 warn!(state.conn.log(), "cannot watch a connection"; "error" => %e);
-                self.close(ctx, token, &mut state, "cannot watch");
+                self.close(ctx, token, &mut state, InSet::No, "cannot watch");
                 continue;
             }
-            self.rearm_listener(&listener, token_of_listener);
-            self.read(ctx, Event { token, writable: false, closing: false }, &entry, keep);
-            return;
+            if first.is_none() {
+                first = Some((token, entry));
+            }
         }
-        self.rearm_listener(&listener, token_of_listener);
+        if !backoff {
+            self.rearm_listener(&listener, token_of_listener);
+        }
+        if let Some((token, entry)) = first {
+            self.read(ctx, Event { token, writable: false, closing: false }, &entry, keep);
+        }
     }
 
     fn rearm_listener(&self, listener: &Listener, token: u64) {
@@ -306,7 +341,14 @@ impl Reactor {
     }
 
     /// Closes a connection for `close`, logged as it deserves.
-    fn closed(&self, ctx: &Context, token: u64, state: &mut ConnState, close: Close) {
+    fn closed(
+        &self,
+        ctx: &Context,
+        token: u64,
+        state: &mut ConnState,
+        in_set: InSet,
+        close: Close,
+    ) {
         let why = match close {
             Close::PeerClosed => "closed by the web server",
             Close::Io(e) => {
@@ -323,16 +365,18 @@ impl Reactor {
                 "read timeout"
             }
         };
-        self.close(ctx, token, state, why);
+        self.close(ctx, token, state, in_set, why);
     }
 
-    fn close(&self, ctx: &Context, token: u64, state: &mut ConnState, why: &str) {
+    fn close(&self, ctx: &Context, token: u64, state: &mut ConnState, in_set: InSet, why: &str) {
         if state.closed {
             return;
         }
         state.closed = true;
         let conn = &mut state.conn;
-        let _ = self.epoll.delete(conn.wire().stream().raw_fd());
+        if in_set == InSet::Maybe {
+            let _ = self.epoll.delete(conn.wire().stream().raw_fd());
+        }
         self.conns().remove(&token);
         debug!(conn.log(), "connection closed"; "why" => why);
         conn.abort_all();
@@ -375,12 +419,12 @@ impl Reactor {
                     || quiet >= config.idle_timeout
                     || state.conn.wire().is_broken()
                 {
-                    self.close(ctx, token, &mut state, "idle");
+                    self.close(ctx, token, &mut state, InSet::Maybe, "idle");
                 } else {
                     state.conn.shrink();
                 }
             } else if let Err(close) = state.conn.sweep(now, ctx) {
-                self.closed(ctx, token, &mut state, close);
+                self.closed(ctx, token, &mut state, InSet::Maybe, close);
             }
         }
     }
@@ -404,7 +448,7 @@ impl Reactor {
         let entries: Vec<(u64, Arc<Entry>)> =
             self.conns().iter().map(|(token, entry)| (*token, Arc::clone(entry))).collect();
         for (token, entry) in entries {
-            self.close(ctx, token, &mut entry.lock(), why);
+            self.close(ctx, token, &mut entry.lock(), InSet::Maybe, why);
         }
     }
 }
