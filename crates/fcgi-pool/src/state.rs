@@ -408,12 +408,17 @@ mod tests {
 
     #[derive(Clone, Debug)]
     enum Op {
-        Submit { may_queue: bool, spawn_fails: bool },
+        Submit {
+            may_queue: bool,
+            spawn_fails: bool,
+        },
         Start(usize),
         SpawnFails(usize),
         Deliver(usize),
         Finish(usize),
         Timeout(usize),
+        /// An idle thread finds work in its source (see `source.rs`).
+        FindWork(usize),
         Shutdown,
         Send,
     }
@@ -427,7 +432,8 @@ mod tests {
             1 => any_thread.clone().prop_map(Op::SpawnFails),
             3 => any_thread.clone().prop_map(Op::Deliver),
             3 => any_thread.clone().prop_map(Op::Finish),
-            1 => any_thread.prop_map(Op::Timeout),
+            1 => any_thread.clone().prop_map(Op::Timeout),
+            2 => any_thread.prop_map(Op::FindWork),
             1 => Just(Op::Shutdown),
             4 => Just(Op::Send),
         ]
@@ -523,6 +529,21 @@ mod tests {
                         if let Some(next) = retire(c, LIMITS.max_spare) {
                             self.counts = next;
                             self.threads.remove(t);
+                        }
+                    }
+                }
+                Op::FindWork(i) => {
+                    if let Some(t) = self.nth(i, |t| t == Thread::Waiting(true)) {
+                        let (next, claim) = claim_self(c, &LIMITS);
+                        self.counts = next.unwrap_or(c);
+                        match claim {
+                            // Busy with its work, then `Finish` as after a job.
+                            SelfClaim::Claimed { spares, .. } => {
+                                self.threads[t] = Thread::Busy;
+                                self.spawn(0, spares);
+                            }
+                            // Handles its work briefly, then receives what it is owed.
+                            SelfClaim::Owed => self.threads[t] = Thread::Waiting(false),
                         }
                     }
                 }
