@@ -45,6 +45,10 @@ pub trait Source: Send + Sync + 'static {
     /// for anything (no thread may be left for the pool's own jobs).
     fn handle(&self, work: u64, may_run: bool);
 
+    /// Called once on each pool thread as it starts, before it waits or runs anything: for a
+    /// server to set its threads up (their scheduling policy, say).
+    fn thread_started(&self) {}
+
     /// No idle thread is left: every thread is busy, or owed a job. A server whose own thread
     /// stands in for the idle ones then (to read its sockets while all threads run requests)
     /// wakes it here. Called after the claim that took the last idle thread.

@@ -48,6 +48,9 @@ impl Drop for Guard<'_> {
 pub(crate) fn run(shared: &Arc<Shared>, number: u64, role: Role) {
     let completed = shared.totals.completed(number);
     let source = shared.source();
+    if let Some(source) = &source {
+        source.thread_started();
+    }
     let mut me = Guard { shared, role };
     loop {
         // IDLE (counted in `idle`) or COMMITTED (owed a message): wait.

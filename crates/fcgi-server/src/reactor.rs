@@ -490,6 +490,10 @@ impl Source for Reactor {
         }
     }
 
+    fn thread_started(&self) {
+        crate::epoll::no_wakeup_preemption();
+    }
+
     fn no_idle(&self) {
         if let Some(monitor) = self.monitor.get() {
             monitor.unpark();
