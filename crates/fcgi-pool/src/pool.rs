@@ -306,6 +306,16 @@ impl Pool {
         self.shared.totals.snapshot(self.shared.state.load())
     }
 
+    /// Messages sent to threads that have not received them yet, queued jobs aside: jobs
+    /// (or exits) on their way to a thread claimed for them. With a [`Source`], such a thread
+    /// may still be waiting there for its wake; a server thread that waits in the same source
+    /// without being a pool thread should stay out of it meanwhile, or it may take the wake
+    /// meant for the pool's thread. A snapshot, racy by nature: for deciding when to look again.
+    pub fn undelivered(&self) -> usize {
+        let queued = to_usize(self.shared.state.load().queued);
+        self.shared.receiver.len().saturating_sub(queued)
+    }
+
     /// `true` when every one of the `max_threads` threads is busy, so that
     /// [`Pool::try_execute`] would hand a job back with [`RejectReason::AllBusy`] (also after
     /// shutdown). One atomic load: a hint for a server deciding whether to accept another

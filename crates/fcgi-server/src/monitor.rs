@@ -11,8 +11,11 @@
 //!   │  or a wake)      │◀── shutdown asked (unpark), or a second passed ──│  set; requests  │
 //!   └──────────────────┘                                                  │  go to the pool)│
 //!            │  every second (20 ms draining): the sweep                  └─────────────────┘
-//!            ▼
-//!   timeouts, idle connections closed, accept retried; draining: done when nothing is left
+//!            ▼                                                                 ▲      │ a job on its way
+//!   timeouts, idle connections closed, accept retried;             delivered  │      ▼ to a worker
+//!   draining: done when nothing is left                          ┌─────────────┴──────────┐
+//!                                                                │ Stepping aside (1 ms)  │
+//!                                                                └────────────────────────┘
 //! ```
 
 use std::io;
@@ -34,8 +37,8 @@ const DRAIN_SWEEP: Duration = Duration::from_millis(20);
 const STAND_IN_WAIT: Duration = Duration::from_millis(50);
 /// Events the monitor takes at a time while it stands in.
 const STAND_IN_EVENTS: usize = 16;
-/// After the monitor took a wake meant for a worker (and passed it on), how long it stays out
-/// of the set, for the worker to take it.
+/// While a job is on its way to a worker (see `Pool::undelivered`), how long the monitor
+/// stays out of the set before it looks again.
 const PASS_ON: Duration = Duration::from_millis(1);
 
 pub(crate) struct Monitor {
@@ -61,21 +64,22 @@ impl Monitor {
         let mut drain_deadline = None;
         loop {
             let until_sweep = next_sweep.saturating_duration_since(Instant::now());
-            if self.ctx.pool.stats().idle == 0 {
+            let idle = self.ctx.pool.stats().idle;
+            if idle == 0 && self.ctx.pool.undelivered() == 0 {
                 // STANDING IN: no worker waits in the set.
-                let mut passed_on = false;
                 for event in self.reactor.wait(&mut events, until_sweep.min(STAND_IN_WAIT))? {
                     if event.token == WAKE {
-                        // A worker's: pass it on, and let the worker come for it.
+                        // A worker's: pass it on; the next turn stays out of its way.
                         self.reactor.wake_one();
-                        passed_on = true;
                     } else {
                         self.reactor.handle_event(event, None);
                     }
                 }
-                if passed_on {
-                    std::thread::park_timeout(PASS_ON);
-                }
+            } else if idle == 0 {
+                // STEPPING ASIDE: a job is on its way to a worker that waits in the set for
+                // its wake; waiting there too, we could take the wake, and the worker, woken
+                // for nothing, would sleep on with its job undelivered.
+                std::thread::park_timeout(PASS_ON.min(until_sweep));
             } else {
                 // PARKED: the workers read; a claim that takes the last idle one unparks us.
                 std::thread::park_timeout(until_sweep);
