@@ -1,9 +1,11 @@
 //! [`Builder`]: the pool's knobs, their defaults, and their validation.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::BuildError;
 use crate::pool::Pool;
+use crate::source::{Source, SourceHandle};
 use crate::state::{Limits, FIELD_MAX};
 
 /// The largest `max_threads` accepted (the pool counts threads in 21 bits). `max_threads(0)`,
@@ -77,6 +79,8 @@ pub struct Builder {
     pub(crate) stack_size: Option<usize>,
     /// How long `Drop` lets running and queued jobs finish.
     pub(crate) drop_timeout: Duration,
+    /// Where idle threads wait for work of their own, if anywhere but the channel.
+    pub(crate) source: Option<SourceHandle>,
 }
 
 impl Default for Builder {
@@ -89,6 +93,7 @@ impl Default for Builder {
             idle_grace: DEFAULT_IDLE_GRACE,
             stack_size: None,
             drop_timeout: DEFAULT_DROP_TIMEOUT,
+            source: None,
         }
     }
 }
@@ -151,6 +156,13 @@ impl Builder {
     /// that are detached rather than waited for.
     pub fn drop_timeout(mut self, timeout: Duration) -> Self {
         self.drop_timeout = timeout;
+        self
+    }
+
+    /// Idle threads wait in `source` for work of their own, and handle it on the spot (see
+    /// [`Source`]). Default: none, they wait for jobs only.
+    pub fn source(mut self, source: Arc<dyn Source>) -> Self {
+        self.source = Some(SourceHandle(source));
         self
     }
 

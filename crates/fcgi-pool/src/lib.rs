@@ -158,6 +158,7 @@
 mod builder;
 mod error;
 mod pool;
+mod source;
 mod state;
 mod stats;
 mod worker;
@@ -168,4 +169,5 @@ pub use builder::{
 };
 pub use error::{BuildError, RejectReason, Rejected};
 pub use pool::Pool;
+pub use source::{Source, Wait};
 pub use stats::{ShutdownReport, Stats};

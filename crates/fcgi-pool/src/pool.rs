@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::builder::Builder;
 use crate::error::{RejectReason, Rejected};
+use crate::source::Source;
 use crate::state::{self, Admission, Counts, Limits, Refusal, StateWord};
 use crate::stats::{bump, to_usize, ShutdownReport, Stats, Totals};
 use crate::worker::{self, Role};
@@ -55,6 +56,9 @@ pub(crate) struct Shared {
     drop_timeout: Duration,
     /// Numbers the threads: `fcgi-worker-1`, `fcgi-worker-2`, ...
     names: AtomicU64,
+    /// Where idle threads wait, if not on the channel (see `source.rs`). Let go of by
+    /// `shutdown` once the threads are gone: the source usually holds what holds the pool.
+    source: RwLock<Option<Arc<dyn Source>>>,
 }
 
 impl Shared {
@@ -67,6 +71,29 @@ impl Shared {
     pub(crate) fn thread_gone(&self, transition: fn(Counts) -> Counts) {
         self.state.apply(|c| (transition(c), ()));
         self.notify_exit();
+    }
+
+    /// The source idle threads wait in, if any.
+    pub(crate) fn source(&self) -> Option<Arc<dyn Source>> {
+        self.source.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// After a message was sent: a thread waiting in the source must come and look.
+    fn wake_source(&self) {
+        let source = self.source.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(source) = &*source {
+            source.wake();
+        }
+    }
+
+    /// After a claim: tells the source when no idle thread is left.
+    pub(crate) fn check_idle(&self) {
+        if self.state.load().idle == 0 {
+            let source = self.source.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(source) = &*source {
+                source.no_idle();
+            }
+        }
     }
 
     /// Wakes a `shutdown` waiting for `threads` to reach zero. Call after the count went down.
@@ -148,13 +175,14 @@ impl Pool {
             stack_size: builder.stack_size,
             drop_timeout: builder.drop_timeout,
             names: AtomicU64::new(0),
+            source: RwLock::new(builder.source.as_ref().map(|handle| Arc::clone(&handle.0))),
         });
         #[cfg(test)]
         tests::LAST_BUILT.with(|last| *last.borrow_mut() = Some(Arc::downgrade(&shared)));
         // If a spawn fails, dropping `pool` shuts down and joins the threads already started.
         let pool = Pool { shared, sender };
         for started in 0..limits.min_spare {
-            if let Err(err) = pool.spawn(Role::Idle) {
+            if let Err(err) = spawn(&pool.shared, Role::Idle) {
                 for _ in started..limits.min_spare {
                     pool.shared.thread_gone(state::receiver_lost);
                 }
@@ -227,12 +255,13 @@ impl Pool {
             Admission::Claimed { spares } => {
                 self.send(Message::Run(Box::new(job)));
                 if spares > 0 {
-                    self.spawn_more(0, spares);
+                    spawn_more(&self.shared, 0, spares);
                 }
+                shared.check_idle();
                 Ok(())
             }
             Admission::Spawn { committed, spares } => {
-                if let Err(err) = self.spawn(Role::Committed) {
+                if let Err(err) = spawn(&self.shared, Role::Committed) {
                     // Nothing was sent for that thread: it simply never was.
                     shared.thread_gone(state::thread_left);
                     for _ in 1..committed + spares {
@@ -241,11 +270,13 @@ impl Pool {
                     return Err(self.reject(RejectReason::SpawnFailed(err.kind()), job));
                 }
                 self.send(Message::Run(Box::new(job)));
-                self.spawn_more(committed - 1, spares);
+                spawn_more(&self.shared, committed - 1, spares);
+                shared.check_idle();
                 Ok(())
             }
             Admission::Queued => {
                 self.send(Message::Run(Box::new(job)));
+                shared.check_idle();
                 Ok(())
             }
             Admission::Refused(refusal) => {
@@ -267,49 +298,22 @@ impl Pool {
     fn send(&self, message: Message) {
         // Cannot fail: `shared` holds a receiver for as long as `self` exists.
         let _ = self.sender.send(message);
-    }
-
-    /// Starts the threads `admit` counted besides the job's own: `committed` for queued jobs
-    /// stranded by an earlier failed spawn, then `spares` idle ones. If one fails, it and the
-    /// rest are uncounted: the pool runs with fewer spares until a later job tops them up.
-    fn spawn_more(&self, committed: u64, spares: u64) {
-        let roles = (0..committed).map(|_| Role::Committed).chain((0..spares).map(|_| Role::Idle));
-        let mut failed = false;
-        for role in roles {
-            failed = failed || self.spawn(role).is_err();
-            if failed {
-                self.shared.thread_gone(state::receiver_lost);
-            }
-        }
-    }
-
-    /// Starts one worker thread, already counted in `threads`, in the given role.
-    fn spawn(&self, role: Role) -> io::Result<()> {
-        #[cfg(test)]
-        if !tests::spawn_allowed() {
-            return Err(io::Error::other("spawn failure injected by a test"));
-        }
-        let number = self.shared.names.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut builder = thread::Builder::new().name(format!("fcgi-worker-{number}"));
-        if let Some(bytes) = self.shared.stack_size {
-            builder = builder.stack_size(bytes);
-        }
-        let shared = Arc::clone(&self.shared);
-        // Spawning under the lock means that once `shutdown` sees no thread counted, every
-        // thread's handle is in the list.
-        let mut handles = self.shared.handles();
-        let handle = builder.spawn(move || worker::run(&shared, number, role))?;
-        // Reap the handles of threads that retired, so the list stays as long as the pool.
-        handles.retain(|handle| !handle.is_finished());
-        handles.push(handle);
-        drop(handles);
-        bump(&self.shared.totals.spawned);
-        Ok(())
+        self.shared.wake_source();
     }
 
     /// A lock-free snapshot of the pool's counts and totals.
     pub fn stats(&self) -> Stats {
         self.shared.totals.snapshot(self.shared.state.load())
+    }
+
+    /// Messages sent to threads that have not received them yet, queued jobs aside: jobs
+    /// (or exits) on their way to a thread claimed for them. With a [`Source`], such a thread
+    /// may still be waiting there for its wake; a server thread that waits in the same source
+    /// without being a pool thread should stay out of it meanwhile, or it may take the wake
+    /// meant for the pool's thread. A snapshot, racy by nature: for deciding when to look again.
+    pub fn undelivered(&self) -> usize {
+        let queued = to_usize(self.shared.state.load().queued);
+        self.shared.receiver.len().saturating_sub(queued)
     }
 
     /// `true` when every one of the `max_threads` threads is busy, so that
@@ -403,6 +407,9 @@ impl Pool {
         }
         // Keep the handles of detached threads, for a later call to join.
         shared.handles().extend(unfinished);
+        // No thread waits in the source any more: a detached one only finishes its job, and
+        // keeps its own reference.
+        *shared.source.write().unwrap_or_else(PoisonError::into_inner) = None;
         report
     }
 
@@ -430,6 +437,44 @@ impl Pool {
         }
         dropped
     }
+}
+
+/// Starts the threads `admit` counted besides the job's own: `committed` for queued jobs
+/// stranded by an earlier failed spawn, then `spares` idle ones. If one fails, it and the
+/// rest are uncounted: the pool runs with fewer spares until a later job tops them up.
+pub(crate) fn spawn_more(shared: &Arc<Shared>, committed: u64, spares: u64) {
+    let roles = (0..committed).map(|_| Role::Committed).chain((0..spares).map(|_| Role::Idle));
+    let mut failed = false;
+    for role in roles {
+        failed = failed || spawn(shared, role).is_err();
+        if failed {
+            shared.thread_gone(state::receiver_lost);
+        }
+    }
+}
+
+/// Starts one worker thread, already counted in `threads`, in the given role.
+fn spawn(shared: &Arc<Shared>, role: Role) -> io::Result<()> {
+    #[cfg(test)]
+    if !tests::spawn_allowed() {
+        return Err(io::Error::other("spawn failure injected by a test"));
+    }
+    let number = shared.names.fetch_add(1, Ordering::Relaxed) + 1;
+    let mut builder = thread::Builder::new().name(format!("fcgi-worker-{number}"));
+    if let Some(bytes) = shared.stack_size {
+        builder = builder.stack_size(bytes);
+    }
+    let worker_shared = Arc::clone(shared);
+    // Spawning under the lock means that once `shutdown` sees no thread counted, every
+    // thread's handle is in the list.
+    let mut handles = shared.handles();
+    let handle = builder.spawn(move || worker::run(&worker_shared, number, role))?;
+    // Reap the handles of threads that retired, so the list stays as long as the pool.
+    handles.retain(|handle| !handle.is_finished());
+    handles.push(handle);
+    drop(handles);
+    bump(&shared.totals.spawned);
+    Ok(())
 }
 
 impl Drop for Pool {

@@ -137,6 +137,31 @@ pub(crate) fn admit(c: Counts, limits: &Limits, may_queue: bool) -> (Option<Coun
     (None, Admission::Refused(Refusal::QueueFull))
 }
 
+/// What a thread that found work of its own in its source is (see `source.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SelfClaim {
+    /// It took itself out of `idle`: spawn `spares` idle threads (already counted) to bring
+    /// the idle count back up to `min_spare`; `idle` is what is left.
+    Claimed { spares: u64, idle: u64 },
+    /// No idle thread was left to take: every waiting thread, this one included, is owed a
+    /// message already (a job, or an `Exit` once shutting down). Nothing was changed.
+    Owed,
+}
+
+/// A thread waiting in its source found work: it claims itself as a submitter claims an idle
+/// thread (`admit`), or, if none is left unclaimed, it is one of those owed a message.
+/// Threads are interchangeable receivers, so which waiting thread is the owed one does not
+/// matter, only how many there are.
+pub(crate) fn claim_self(c: Counts, limits: &Limits) -> (Option<Counts>, SelfClaim) {
+    if c.shutdown || c.idle == 0 {
+        return (None, SelfClaim::Owed);
+    }
+    let idle = c.idle - 1;
+    let spares = limits.min_spare.saturating_sub(idle).min(limits.cap - c.threads);
+    let next = Counts { threads: c.threads + spares, idle: idle + spares, ..c };
+    (Some(next), SelfClaim::Claimed { spares, idle: idle + spares })
+}
+
 /// A worker finished a job: take a queued one, else go idle (or exit when shutting down).
 pub(crate) fn after_job(c: Counts) -> (Counts, AfterJob) {
     if c.queued > 0 {
@@ -312,6 +337,32 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_that_found_work_claims_itself_unless_it_is_owed_a_message() {
+        // (threads, idle, shutdown) -> what it is, and the counts after; min_spare is 2
+        let table = [
+            // One of three idle: two stay idle, nothing to spawn.
+            ((3, 3, false), SelfClaim::Claimed { spares: 0, idle: 2 }, counts(3, 2, 0)),
+            // Two idle: a spare is spawned to keep two.
+            ((3, 2, false), SelfClaim::Claimed { spares: 1, idle: 2 }, counts(4, 2, 0)),
+            // One below the cap: one spare, as many as the cap allows.
+            ((15, 1, false), SelfClaim::Claimed { spares: 1, idle: 1 }, counts(16, 1, 0)),
+            // The last idle one at the cap: no spare, no idle thread left.
+            ((16, 1, false), SelfClaim::Claimed { spares: 0, idle: 0 }, counts(16, 0, 0)),
+            // Every waiting thread is owed a job: this one is too.
+            ((3, 0, false), SelfClaim::Owed, counts(3, 0, 0)),
+        ];
+        for ((threads, idle, shutdown), want, after) in table {
+            let c = Counts { threads, idle, queued: 0, shutdown };
+            let (next, got) = claim_self(c, &LIMITS);
+            assert_eq!(got, want, "{c:?}");
+            assert_eq!(next.unwrap_or(c), after, "{c:?}");
+        }
+        // Shutting down: its Exit is on the way.
+        let c = Counts { threads: 3, idle: 0, queued: 0, shutdown: true };
+        assert_eq!(claim_self(c, &LIMITS), (None, SelfClaim::Owed));
+    }
+
+    #[test]
     fn retire_only_the_surplus_and_never_while_shutting_down() {
         assert_eq!(retire(counts(6, 5, 0), 4), Some(counts(5, 4, 0)));
         assert_eq!(retire(counts(6, 4, 0), 4), None);
@@ -357,12 +408,17 @@ mod tests {
 
     #[derive(Clone, Debug)]
     enum Op {
-        Submit { may_queue: bool, spawn_fails: bool },
+        Submit {
+            may_queue: bool,
+            spawn_fails: bool,
+        },
         Start(usize),
         SpawnFails(usize),
         Deliver(usize),
         Finish(usize),
         Timeout(usize),
+        /// An idle thread finds work in its source (see `source.rs`).
+        FindWork(usize),
         Shutdown,
         Send,
     }
@@ -376,7 +432,8 @@ mod tests {
             1 => any_thread.clone().prop_map(Op::SpawnFails),
             3 => any_thread.clone().prop_map(Op::Deliver),
             3 => any_thread.clone().prop_map(Op::Finish),
-            1 => any_thread.prop_map(Op::Timeout),
+            1 => any_thread.clone().prop_map(Op::Timeout),
+            2 => any_thread.prop_map(Op::FindWork),
             1 => Just(Op::Shutdown),
             4 => Just(Op::Send),
         ]
@@ -472,6 +529,21 @@ mod tests {
                         if let Some(next) = retire(c, LIMITS.max_spare) {
                             self.counts = next;
                             self.threads.remove(t);
+                        }
+                    }
+                }
+                Op::FindWork(i) => {
+                    if let Some(t) = self.nth(i, |t| t == Thread::Waiting(true)) {
+                        let (next, claim) = claim_self(c, &LIMITS);
+                        self.counts = next.unwrap_or(c);
+                        match claim {
+                            // Busy with its work, then `Finish` as after a job.
+                            SelfClaim::Claimed { spares, .. } => {
+                                self.threads[t] = Thread::Busy;
+                                self.spawn(0, spares);
+                            }
+                            // Handles its work briefly, then receives what it is owed.
+                            SelfClaim::Owed => self.threads[t] = Thread::Waiting(false),
                         }
                     }
                 }

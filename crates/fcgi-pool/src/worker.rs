@@ -2,11 +2,13 @@
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use crossbeam_channel::RecvTimeoutError;
+use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 
-use crate::pool::{Job, Message, Shared};
-use crate::state::{self, AfterJob};
+use crate::pool::{spawn_more, Job, Message, Shared};
+use crate::source::{Source, Wait};
+use crate::state::{self, AfterJob, SelfClaim};
 use crate::stats::bump;
 
 /// What a worker thread is, as far as the counts are concerned.
@@ -43,12 +45,23 @@ impl Drop for Guard<'_> {
 
 /// The body of worker thread number `number`, started in `role` (already counted by its
 /// spawner).
-pub(crate) fn run(shared: &Shared, number: u64, role: Role) {
+pub(crate) fn run(shared: &Arc<Shared>, number: u64, role: Role) {
     let completed = shared.totals.completed(number);
+    let source = shared.source();
+    if let Some(source) = &source {
+        source.thread_started();
+    }
     let mut me = Guard { shared, role };
     loop {
         // IDLE (counted in `idle`) or COMMITTED (owed a message): wait.
         let message = match me.role {
+            // IDLE in the source: work found there is handled on the spot.
+            Role::Idle if source.is_some() => {
+                match source.as_deref().and_then(|source| idle_in_source(shared, source, &mut me)) {
+                    Some(message) => message,
+                    None => return,
+                }
+            }
             // A message already waiting is taken without setting up a timeout.
             Role::Idle => match shared
                 .receiver
@@ -105,6 +118,89 @@ pub(crate) fn run(shared: &Shared, number: u64, role: Role) {
                 return;
             }
         }
+    }
+}
+
+/// IDLE with a source: waits there (and for messages) until a message comes for this thread;
+/// work found in the source meanwhile is handled here, counted busy (see `source.rs`).
+/// `None`: the thread leaves (its role says how it is counted).
+fn idle_in_source(
+    shared: &Arc<Shared>,
+    source: &dyn Source,
+    me: &mut Guard<'_>,
+) -> Option<Message> {
+    let mut timeout = Some(shared.idle_grace);
+    loop {
+        // IDLE: a message first, handed to this thread or left for any.
+        match shared.receiver.try_recv() {
+            Ok(message) => {
+                // Wakes merge: whoever takes a message passes the others on.
+                if !shared.receiver.is_empty() {
+                    source.wake();
+                }
+                return Some(message);
+            }
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => {}
+        }
+        match source.wait(timeout) {
+            Wait::Woken => {}
+            Wait::TimedOut => {
+                let limit = shared.limits.max_spare;
+                let retired = shared.state.update(|c| {
+                    let next = state::retire(c, limit);
+                    (next, next.is_some())
+                });
+                if retired {
+                    me.role = Role::Gone;
+                    bump(&shared.totals.retired);
+                    return None;
+                }
+                // Not surplus: no deadline from now on (see `run`).
+                timeout = None;
+            }
+            Wait::Work(work) => match shared.state.update(|c| state::claim_self(c, &shared.limits))
+            {
+                SelfClaim::Claimed { spares, idle } => {
+                    // BUSY with work of its own.
+                    me.role = Role::Busy;
+                    if spares > 0 {
+                        spawn_more(shared, 0, spares);
+                    }
+                    if idle == 0 {
+                        source.no_idle();
+                    }
+                    handle_quietly(shared, source, work, true);
+                    match shared.state.apply(state::after_job) {
+                        AfterJob::TakeQueued => {
+                            me.role = Role::Committed;
+                            return shared.receiver.recv().ok();
+                        }
+                        AfterJob::Idle => {
+                            me.role = Role::Idle;
+                            timeout = Some(shared.idle_grace);
+                        }
+                        AfterJob::Exit => {
+                            me.role = Role::Gone;
+                            return None;
+                        }
+                    }
+                }
+                SelfClaim::Owed => {
+                    // COMMITTED already: handle it briefly, then receive what it is owed.
+                    me.role = Role::Committed;
+                    handle_quietly(shared, source, work, false);
+                    return shared.receiver.recv().ok();
+                }
+            },
+        }
+    }
+}
+
+/// Handles work from the source, catching and counting a panic.
+fn handle_quietly(shared: &Shared, source: &dyn Source, work: u64, may_run: bool) {
+    if panic::catch_unwind(AssertUnwindSafe(|| source.handle(work, may_run))).is_err() {
+        bump(&shared.totals.panicked);
     }
 }
 

@@ -1,10 +1,11 @@
 //! The read side of one connection: records in, requests out.
 //!
-//! The monitor thread owns this state and calls [`Connection::on_readable`] whenever the socket
-//! has bytes. It decodes records and routes them: params to the request's params decoder,
-//! body streams to the request's spool, aborts to the request's flag, management records to
-//! immediate answers. When a request's params are complete, its handler goes to the pool. None
-//! of this blocks, so one thread serves every connection's input.
+//! The thread that took the socket's event (see `reactor.rs`) holds this state and calls
+//! [`Connection::on_readable`]. It decodes records and routes them: params to the request's
+//! params decoder, body streams to the request's spool, aborts to the request's flag,
+//! management records to immediate answers. When a request's params are complete, its
+//! handler is run by the reading thread or goes to the pool. None of the reading blocks, so
+//! the monitor can read for every connection while all workers run requests.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -28,10 +29,18 @@ use crate::slot::{InputClock, Slot, Stage};
 use crate::spool::{Spool, SpoolError};
 use crate::wire::Wire;
 
-/// Reads one connection gets in a row before the monitor turns to the others: a peer that
-/// keeps its socket full (a large body, thousands of records) must not hold the one thread
-/// that reads every connection. 16 reads are a megabyte at the decoder's 64 KiB.
+/// Reads one connection gets in a row before its socket goes behind the others that are
+/// ready: a peer that keeps its socket full (a large body, thousands of records) must not
+/// hold a reading thread (least of all the monitor, when it reads for every connection).
+/// 16 reads are a megabyte at the decoder's 64 KiB.
 const READS_PER_TURN: usize = 16;
+
+thread_local! {
+    /// The reading thread's decoder, lent to each connection it reads for the length of the
+    /// read turn: its buffer (4 KiB for a usual request, up to 128 KiB for a large body) is
+    /// the thread's, not every connection's.
+    static SPARE_DECODER: std::cell::Cell<Option<Decoder>> = const { std::cell::Cell::new(None) };
+}
 
 /// Where a read turn ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -58,10 +67,12 @@ pub(crate) enum Close {
 /// The read side of a connection.
 #[derive(Debug)]
 pub(crate) struct Connection {
-    decoder: Decoder,
+    /// Only while a record is unfinished: between records the connection has none, and reads
+    /// go through the reading thread's own (see [`SPARE_DECODER`]).
+    decoder: Option<Decoder>,
     demux: Demux,
     pub(crate) last_read: Instant,
-    /// Whether the monitor watches the socket for writability (answers are queued).
+    /// Whether the socket is watched for writability (answers are queued).
     pub(crate) watching_writes: bool,
 }
 
@@ -175,7 +186,7 @@ impl Connection {
     pub(crate) fn new(wire: Arc<Wire>, log: Logger, over_limit: bool) -> Connection {
         let now = Instant::now();
         Connection {
-            decoder: Decoder::new(),
+            decoder: None,
             demux: Demux {
                 wire,
                 slots: HashMap::default(),
@@ -201,30 +212,63 @@ impl Connection {
     /// Reads everything the socket has, and acts on every whole record in it.
     ///
     /// Reading stops at a short read, unless `closing` (the peer hung up or the socket failed):
-    /// a read that did not fill the buffer emptied the socket, and with edge-triggered epoll
-    /// any byte that arrives later is a new event. That spares one read per request that
+    /// a read that did not fill the buffer emptied the socket, and re-arming the socket in the
+    /// event set reports any byte that arrives later. That spares one read per request that
     /// would only say "would block". After [`READS_PER_TURN`] reads it stops with
-    /// [`Turn::More`], for the monitor to come back once the other connections had theirs.
-    pub(crate) fn on_readable(&mut self, ctx: &Arc<Context>, closing: bool) -> Result<Turn, Close> {
-        let mut turn = Turn::Drained;
+    /// [`Turn::More`], and the socket goes behind the others that are ready.
+    ///
+    /// With `keep` (`Some(None)`), the first request made ready here is not handed to the
+    /// pool but left in it, for the calling thread to run once it has let go of the
+    /// connection; it is counted active already. It is left there on an error too: the
+    /// caller runs it all the same (it finds itself aborted, and ends at once).
+    pub(crate) fn on_readable(
+        &mut self,
+        ctx: &Arc<Context>,
+        closing: bool,
+        keep: Option<&mut Option<Job>>,
+    ) -> Result<Turn, Close> {
+        // Between records the decoder holds nothing of the connection's: the thread's own
+        // serves, and goes back to the thread if the turn ends at a record boundary. So a
+        // connection that served its request and waits for the next holds no buffer at all.
+        let mut decoder = self
+            .decoder
+            .take()
+            .or_else(|| SPARE_DECODER.with(|spare| spare.take()))
+            .unwrap_or_default();
+        let result = self.read_turn(&mut decoder, ctx, closing, keep);
+        if result.is_ok() && decoder.is_empty() {
+            SPARE_DECODER.with(|spare| spare.set(Some(decoder)));
+        } else {
+            self.decoder = Some(decoder);
+        }
+        self.demux.forget_answered();
+        result
+    }
+
+    fn read_turn(
+        &mut self,
+        decoder: &mut Decoder,
+        ctx: &Arc<Context>,
+        closing: bool,
+        mut keep: Option<&mut Option<Job>>,
+    ) -> Result<Turn, Close> {
         for reads in 1.. {
             if reads > READS_PER_TURN {
-                turn = Turn::More;
-                break;
+                return Ok(Turn::More);
             }
             let mut reader = Measured { inner: self.demux.wire.stream(), asked: 0 };
-            match self.decoder.read_from(&mut reader) {
+            match decoder.read_from(&mut reader) {
                 Ok(0) => return Err(Close::PeerClosed),
                 Ok(n) => {
                     let emptied = n < reader.asked && !closing;
                     self.last_read = Instant::now();
                     self.demux.now = self.last_read;
                     while let Some(record) =
-                        self.decoder.decode().map_err(|e| Close::Protocol(e.to_string()))?
+                        decoder.decode().map_err(|e| Close::Protocol(e.to_string()))?
                     {
                         self.demux.on_record(record, ctx)?;
                     }
-                    self.demux.start_ready(ctx)?;
+                    self.demux.start_ready(ctx, keep.as_deref_mut())?;
                     if emptied {
                         break;
                     }
@@ -234,19 +278,27 @@ impl Connection {
                 Err(e) => return Err(Close::Io(e)),
             }
         }
-        self.demux.forget_answered();
-        if self.demux.slots.is_empty() {
-            // An idle connection keeps no buffer: 10,000 of them cost little.
-            self.decoder.release_buffer();
-        }
-        Ok(turn)
+        Ok(Turn::Drained)
     }
 
     /// No request open or still being answered, and no partial record: the connection is
     /// waiting for the web server.
     pub(crate) fn is_idle(&mut self) -> bool {
         self.demux.forget_answered();
-        self.demux.slots.is_empty() && self.decoder.is_empty()
+        self.demux.slots.is_empty() && self.decoder.as_ref().is_none_or(Decoder::is_empty)
+    }
+
+    /// The connection is idle (see [`is_idle`](Connection::is_idle)): it lets go of what it
+    /// allocated while busy, above all the decoder's buffer. A request usually ends after the
+    /// read that brought it (its handler runs after), so the read itself rarely sees the
+    /// connection idle; the sweep does, within a second.
+    pub(crate) fn shrink(&mut self) {
+        if self.decoder.as_ref().is_some_and(Decoder::is_empty) {
+            self.decoder = None;
+        }
+        self.demux.slots.shrink_to_fit();
+        self.demux.ready.shrink_to_fit();
+        self.demux.wire.shrink();
     }
 
     /// The monitor's periodic look at a busy connection: a partial record left unfinished for
@@ -255,7 +307,7 @@ impl Connection {
     /// bytes for one request never keep another alive.
     pub(crate) fn sweep(&mut self, now: Instant, ctx: &Context) -> Result<(), Close> {
         let config = &ctx.config;
-        if !self.decoder.is_empty()
+        if !self.decoder.as_ref().is_none_or(Decoder::is_empty)
             && now.saturating_duration_since(self.last_read) >= config.read_timeout
         {
             return Err(Close::PartialRecord);
@@ -324,7 +376,8 @@ impl Demux {
         self.slots.retain(|_, slot| !slot.is_answered());
     }
 
-    /// Answers from the monitor: queued if the socket cannot take them now, never waited for.
+    /// Answers from the reading thread: queued if the socket cannot take them now, never
+    /// waited for.
     fn reply(&self, bytes: &[u8]) -> Result<(), Close> {
         self.wire.reply(bytes).map(drop).map_err(Close::Io)
     }
@@ -551,7 +604,8 @@ impl Demux {
         self.end_if_not_kept(slot.begin)
     }
 
-    /// Hands the requests made ready by the records just read to the pool.
+    /// Hands the requests made ready by the records just read to the pool, or the first of
+    /// them to `keep`, for the reading thread to run (see [`Connection::on_readable`]).
     ///
     /// Not one by one as their params end: nginx sends a GET's params and its empty body in one
     /// write, and a handler started before the body's end was routed would wait for it at
@@ -559,7 +613,11 @@ impl Demux {
     ///
     /// A handler that does not stream its body waits in `Spooling`, holding no thread, until
     /// the body is all in; a body that failed is answered here, and the handler never sees it.
-    fn start_ready(&mut self, ctx: &Arc<Context>) -> Result<(), Close> {
+    fn start_ready(
+        &mut self,
+        ctx: &Arc<Context>,
+        mut keep: Option<&mut Option<Job>>,
+    ) -> Result<(), Close> {
         for Ready { id, job, starts_early } in std::mem::take(&mut self.ready) {
             if !starts_early {
                 let Some(slot) = self.slots.get_mut(&id) else { continue };
@@ -574,6 +632,11 @@ impl Demux {
                 }
             }
             ctx.counters.active.fetch_add(1, Ordering::AcqRel);
+            if let Some(kept @ None) = keep.as_deref_mut() {
+                // The reading thread runs it itself: no hand-off.
+                *kept = Some(job);
+                continue;
+            }
             if ctx.pool.all_busy() {
                 // It queues, or is refused: FPM's "max children reached".
                 ctx.status.all_busy();

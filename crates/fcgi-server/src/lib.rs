@@ -25,19 +25,23 @@
 //!
 //! socket → decoder → connection → pool → handler → encoder → socket.
 //!
-//! - The **monitor** (the thread that calls [`Server::serve`]) owns every connection's read
-//!   side. Sockets are non-blocking and watched with epoll; an idle keep-alive connection is
-//!   only an entry there, and holds no thread.
-//! - When a socket is readable, the monitor reads it and decodes records
-//!   ([`fcgi_codec::Decoder`]), a bounded number of reads at a time so that one busy peer
-//!   cannot keep it from the others. Management records are answered at once; params are
-//!   collected per request; body records go to the request's **spool** (memory, then a
-//!   temporary file). Each request's life on its connection (reading its params, spooling
-//!   its body, running, answered) is one state machine, drawn in `slot.rs`.
+//! - Sockets are non-blocking, in one epoll set that the pool's idle threads wait in (see
+//!   `reactor.rs`, and DESIGN.md beside this crate's Cargo.toml). An idle keep-alive
+//!   connection is only an entry there, and holds no thread.
+//! - When a socket is readable, one idle thread takes it, counts itself busy, reads it and
+//!   decodes records ([`fcgi_codec::Decoder`]), a bounded number of reads at a time so that
+//!   one busy peer cannot keep a thread from the others. Management records are answered at
+//!   once; params are collected per request; body records go to the request's **spool**
+//!   (memory, then a temporary file). Each request's life on its connection (reading its
+//!   params, spooling its body, running, answered) is one state machine, drawn in `slot.rs`.
+//! - The thread that completed a request runs it: no hand-off to another thread. When no
+//!   thread is idle, the **monitor** (the thread that calls [`Server::serve`]) reads instead,
+//!   and hands what it reads to the pool, as below; it also keeps every timeout.
 //! - Once a request's params are complete, and its body too (unless its handler
-//!   [streams its body](Handler::streams_body)), its handler goes to the **pool**
-//!   ([`fcgi_pool::Pool::execute`]), or waits in its bounded queue for at most the queue
-//!   timeout. If that is full too, the request is answered `503` with `FCGI_OVERLOADED` right
+//!   [streams its body](Handler::streams_body)), its handler runs on the reading thread, or
+//!   goes to the **pool** ([`fcgi_pool::Pool::execute`]) when that thread is the monitor or
+//!   has one request to run already, or waits in the pool's bounded queue for at most the
+//!   queue timeout. If that is full too, the request is answered `503` with `FCGI_OVERLOADED` right
 //!   away: nothing queues without bound. A body that trickles in holds no thread.
 //! - The **handler** reads the body from the spool, and writes its response, which is encoded
 //!   into records and written under the connection's write lock, so multiplexed requests
@@ -62,12 +66,14 @@ mod budget;
 mod config;
 mod connection;
 mod context;
+mod epoll;
 mod handler;
 mod job;
 mod listener;
 mod log;
 mod monitor;
 mod quick;
+mod reactor;
 mod request;
 mod response;
 mod server;

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use mio::{Poll, Waker};
 use slog::{info, warn, Logger};
 
 use crate::budget::Budget;
@@ -14,7 +13,8 @@ use crate::config::{web_server_addrs_from_env, Config};
 use crate::context::{Context, Counters};
 use crate::handler::{Handler, Handlers};
 use crate::listener::Listener;
-use crate::monitor::{Monitor, ServeReport, WAKER};
+use crate::monitor::{Monitor, ServeReport};
+use crate::reactor::Reactor;
 use crate::spool::SpoolConfig;
 use crate::status::{PoolGauges, StatusHandle};
 use crate::{Error, Request, Response, Role};
@@ -269,21 +269,11 @@ impl Server {
 
     /// Serves until a [`ShutdownHandle`] stops the server, then returns what it did.
     ///
-    /// Starts the pool's threads; the calling thread becomes the monitor, which accepts and
-    /// reads every connection.
+    /// Starts the pool's threads, which accept and read connections and run their requests;
+    /// the calling thread becomes the monitor, which keeps time and reads while no pool thread
+    /// is idle.
     pub fn serve(self) -> io::Result<ServeReport> {
         let config = self.config;
-        let pool = fcgi_pool::Builder::new()
-            .min_spare(config.min_spare)
-            .max_spare(config.max_spare)
-            .max_threads(config.max_threads)
-            .queue_capacity(config.queue)
-            .build()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let _ = self.shutdown.waker.set(Arc::clone(&waker));
-
         let mut allow = config.allow.clone();
         if let Some((addrs, bad)) = web_server_addrs_from_env() {
             for entry in bad {
@@ -307,9 +297,21 @@ impl Server {
             "max_conn_requests" => config.max_conn_requests, "memory_budget" => config.memory_budget,
             "allow" => allow.as_ref().map(|a| format!("{a:?}")));
 
-        let budget = Budget::new(config.memory_budget);
         let tcp_listen_fds =
             self.listeners.iter().filter(|l| l.is_tcp()).map(Listener::raw_fd).collect();
+        // The pool's idle threads wait in the reactor's set (see reactor.rs).
+        let reactor = Arc::new(Reactor::new(self.listeners, allow)?);
+        let pool = fcgi_pool::Builder::new()
+            .min_spare(config.min_spare)
+            .max_spare(config.max_spare)
+            .max_threads(config.max_threads)
+            .queue_capacity(config.queue)
+            .source(Arc::clone(&reactor) as Arc<dyn fcgi_pool::Source>)
+            .build()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let _ = self.shutdown.monitor.set(std::thread::current());
+
+        let budget = Budget::new(config.memory_budget);
         let (max_threads, queue) = (config.max_threads, config.queue);
         let slow_request = config.slow_request;
         let ctx = Arc::new(Context {
@@ -341,13 +343,7 @@ impl Server {
         let slow_watch = slow_request
             .map(|limit| SlowWatch::start(ctx.status.clone(), limit, self.slow_log.clone()))
             .transpose()?;
-        let monitor = Monitor {
-            poll,
-            listeners: self.listeners,
-            ctx,
-            shutdown: Arc::clone(&self.shutdown),
-            allow,
-        };
+        let monitor = Monitor { reactor, ctx, shutdown: Arc::clone(&self.shutdown) };
         let report = monitor.run();
         drop(slow_watch);
         let report = report?;
@@ -385,8 +381,8 @@ impl ShutdownHandle {
             let mut current = self.state.deadline.lock().unwrap_or_else(|p| p.into_inner());
             *current = Some(current.map_or(deadline, |d| d.min(deadline)));
         }
-        if let Some(waker) = self.state.waker.get() {
-            let _ = waker.wake();
+        if let Some(monitor) = self.state.monitor.get() {
+            monitor.unpark();
         }
     }
 }
@@ -394,7 +390,8 @@ impl ShutdownHandle {
 #[derive(Debug, Default)]
 pub(crate) struct ShutdownState {
     deadline: Mutex<Option<Instant>>,
-    waker: OnceLock<Arc<Waker>>,
+    /// The thread serving, woken to begin draining.
+    monitor: OnceLock<std::thread::Thread>,
 }
 
 impl ShutdownState {

@@ -1,16 +1,16 @@
-//! The write half of a connection, shared by every request on it and by the monitor.
+//! The write half of a connection, shared by every request on it and by the thread reading it.
 //!
 //! Whole records are written under one lock, so the records of multiplexed requests interleave
-//! safely. The socket is non-blocking (the monitor reads it).
+//! safely. The socket is non-blocking (it is read from the shared event set).
 //!
 //! Handlers write with [`Wire::write_all`]: a write that would block waits for the socket to
 //! drain, up to the write timeout, so a slow web server slows only its own requests and a
 //! vanished one costs only its own connection.
 //!
-//! The monitor must never wait on one connection, so it writes with [`Wire::reply`]: the bytes
-//! join a pending queue, written at once if the socket takes them, or later, either by the
-//! handler that holds the lock (before it lets go of it) or by the monitor when the socket
-//! turns writable. A web server that stops reading its answers while it keeps sending requests
+//! The reading thread (a worker, or the monitor standing in for them) must never wait on one
+//! connection, so it writes with [`Wire::reply`]: the bytes join a pending queue, written at
+//! once if the socket takes them, or later, either by the handler that holds the lock (before
+//! it lets go of it) or by the reading thread when the socket turns writable. A web server that stops reading its answers while it keeps sending requests
 //! has its connection closed once the queue passes [`MAX_PENDING`].
 
 use std::io;
@@ -23,16 +23,16 @@ use fcgi_codec::RecordType;
 
 use crate::listener::Stream;
 
-/// Most bytes of monitor answers (GET_VALUES results, refusals) waiting for a web server that
+/// Most bytes of the reading thread's answers (GET_VALUES results, refusals) waiting for a web server that
 /// does not read: 64 KiB is hundreds of answers.
 pub(crate) const MAX_PENDING: usize = 64 * 1024;
 
-/// What became of a monitor answer.
+/// What became of an answer from the reading thread.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Replied {
     /// Written, with everything queued before it.
     Sent,
-    /// Queued: the monitor should watch the socket for writability.
+    /// Queued: the socket should be watched for writability.
     Queued,
 }
 
@@ -120,7 +120,7 @@ impl Wire {
     }
 
     /// Queues `bytes` (whole records) and writes what the socket takes now, never waiting. For
-    /// the monitor.
+    /// the reading thread.
     pub(crate) fn reply(&self, bytes: &[u8]) -> io::Result<Replied> {
         {
             let mut pending = self.pending();
@@ -134,8 +134,8 @@ impl Wire {
         self.flush_pending()
     }
 
-    /// Writes what is pending without waiting, if no handler is writing. For the monitor, when
-    /// the socket turns writable.
+    /// Writes what is pending without waiting, if no handler is writing. For the reading
+    /// thread, when the socket turns writable.
     pub(crate) fn flush_pending(&self) -> io::Result<Replied> {
         let guard = match self.lock.try_lock() {
             Ok(guard) => guard,
@@ -167,6 +167,14 @@ impl Wire {
             self.close();
         }
         result
+    }
+
+    /// Lets go of the queue's memory if nothing waits in it.
+    pub(crate) fn shrink(&self) {
+        let mut pending = self.pending();
+        if pending.bytes.is_empty() {
+            pending.bytes = Vec::new();
+        }
     }
 
     /// Whether answers wait for the socket to turn writable.
@@ -251,7 +259,7 @@ impl Wire {
     }
 
     /// Ends our side of the connection once the last request is answered: the web server sees
-    /// the end of the stream, and the monitor reads on until it closes its side, so that
+    /// the end of the stream, and the connection is read on until it closes its side, so that
     /// nothing it sent is answered with a reset.
     ///
     /// Never waits: if a writer holds the lock or answers are queued, whoever writes the last
@@ -285,7 +293,7 @@ impl Wire {
         self.close();
     }
 
-    /// Closes both directions at once: writers fail, the monitor sees the end.
+    /// Closes both directions at once: writers fail, the reading thread sees the end.
     pub(crate) fn close(&self) {
         self.broken.store(true, Ordering::Release);
         let _ = self.stream.shutdown(Shutdown::Both);

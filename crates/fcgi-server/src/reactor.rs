@@ -1,0 +1,502 @@
+//! The event set every waiting thread shares: listeners and connections, each handled by the
+//! thread that took its event, start to end.
+//!
+//! # Who does what
+//!
+//! - **Workers** (the pool's `fcgi-worker-N` threads), when idle, wait in the one epoll set
+//!   ([`fcgi_pool::Source::wait`]); the kernel gives each event to one of them (the one that
+//!   waited last, which is the one whose cache is warm). A worker that takes a connection's
+//!   event counts itself busy (as if the pool had handed it a job, spares topped up alike),
+//!   reads and decodes the connection, re-arms it, and then **runs the request it completed
+//!   itself**: no hand-off, no second thread woken. Other requests completed by the same read
+//!   (multiplexing) go to the pool as before. A listener's event is an accept loop.
+//! - The **monitor** (the thread in [`Server::serve`](crate::Server::serve)) keeps time
+//!   (timeouts, draining) and stands in for the workers when none is idle: then it waits in
+//!   the set too, and hands what it reads to the pool, which queues it for the next thread
+//!   (with the queue timeout) or answers 503 OVERLOADED at once. So a request never waits
+//!   unread because every thread runs a handler, and an idle connection never holds a thread.
+//!
+//! # One connection, one thread at a time
+//!
+//! Sockets are registered one-shot (`epoll.rs`): the thread that took the event owns the
+//! socket until it re-arms it, and the lock on the connection's read state is only ever
+//! contended by the monitor's sweep. The thread re-arms before it runs the request, so that
+//! the rest of the connection's input (a streamed body, an abort, another multiplexed
+//! request) is read by whichever thread is free meanwhile.
+//!
+//! ```text
+//!   idle worker ──epoll event──▶ claims itself busy ──▶ reads, decodes, routes (conn lock)
+//!        ▲                                                   │ re-arms the socket
+//!        │                                                   ▼
+//!        └────────── back to idle ◀─────────── runs the request it completed
+//!
+//!   monitor: parked ──no idle worker──▶ waits in the set, reads, hands requests to the pool
+//!            (queue or 503) ──an idle worker again──▶ parked; every second: the sweep
+//! ```
+
+use std::collections::HashMap;
+use std::io;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use fcgi_pool::{Source, Wait};
+use slog::{debug, error, o, warn};
+
+use crate::connection::{Close, Connection};
+use crate::context::Context;
+use crate::epoll::{event_of, Epoll, Event, EventFd, Interest};
+use crate::job::Job;
+use crate::listener::Listener;
+use crate::wire::Wire;
+
+/// The pool's wake-ups (see [`Source::wake`]).
+pub(crate) const WAKE: u64 = 0;
+/// Listener `i` has token `i + 1`; connections come after, numbered on, never reused.
+const FIRST_LISTENER: u64 = 1;
+
+/// Connections one thread accepts in a row: enough for a burst, few enough that the thread
+/// soon reads the first of them.
+const ACCEPTS_PER_TURN: usize = 64;
+
+/// Whether a connection being closed is armed in the set (the closer did not take its event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InSet {
+    /// Armed, or may be: it is taken out.
+    Maybe,
+    /// Disarmed (the closer took its event) or never added: closing the descriptor is enough.
+    No,
+}
+
+/// While draining, how long a connection accepted but not yet read from is kept for its first
+/// request: the web server connected to send one, and closing it now would fail that request
+/// (a web server retries a request only on a connection it had kept, not on a fresh one).
+pub(crate) const DRAIN_FRESH_GRACE: Duration = Duration::from_secs(1);
+
+/// A connection's read side, and what the set needs to know of it.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    state: Mutex<ConnState>,
+}
+
+#[derive(Debug)]
+struct ConnState {
+    conn: Connection,
+    /// Closed by whoever held it last: an event taken just before is ignored.
+    closed: bool,
+    /// When it was accepted, until its first event.
+    accepted: Option<Instant>,
+}
+
+impl Entry {
+    fn lock(&self) -> MutexGuard<'_, ConnState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The shared event set and everything in it.
+pub(crate) struct Reactor {
+    epoll: Epoll,
+    waker: EventFd,
+    /// Set once the context exists (the context's pool is built with this reactor).
+    ctx: OnceLock<Arc<Context>>,
+    /// The listeners, by index; taken out when draining begins.
+    listeners: Mutex<Vec<Option<Arc<Listener>>>>,
+    first_connection: u64,
+    next_token: AtomicU64,
+    accepting: AtomicBool,
+    /// Set when an accept failed for lack of descriptors or memory: that listener is left
+    /// disarmed, and the sweep re-arms it.
+    accept_backoff: AtomicBool,
+    draining: AtomicBool,
+    conns: Mutex<HashMap<u64, Arc<Entry>>>,
+    allow: Option<Vec<IpAddr>>,
+    /// The monitor, woken when no worker is idle.
+    monitor: OnceLock<Thread>,
+}
+
+impl std::fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reactor").field("epoll", &self.epoll).finish_non_exhaustive()
+    }
+}
+
+impl Reactor {
+    pub(crate) fn new(listeners: Vec<Listener>, allow: Option<Vec<IpAddr>>) -> io::Result<Reactor> {
+        let epoll = Epoll::new()?;
+        let waker = EventFd::new()?;
+        epoll.add_waker(waker.raw_fd(), WAKE)?;
+        let first_connection = FIRST_LISTENER + listeners.len() as u64;
+        Ok(Reactor {
+            epoll,
+            waker,
+            ctx: OnceLock::new(),
+            listeners: Mutex::new(listeners.into_iter().map(|l| Some(Arc::new(l))).collect()),
+            first_connection,
+            next_token: AtomicU64::new(first_connection),
+            accepting: AtomicBool::new(true),
+            accept_backoff: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            conns: Mutex::new(HashMap::new()),
+            allow,
+            monitor: OnceLock::new(),
+        })
+    }
+
+    /// Puts the reactor to work: the context is known, the calling thread is the monitor,
+    /// and the listeners go into the set.
+    pub(crate) fn start(&self, ctx: Arc<Context>) -> io::Result<()> {
+        let _ = self.ctx.set(ctx);
+        let _ = self.monitor.set(std::thread::current());
+        for (i, listener) in self.listeners().iter().enumerate() {
+            if let Some(listener) = listener {
+                listener.set_nonblocking(true)?;
+                self.epoll.add(listener.raw_fd(), FIRST_LISTENER + i as u64, Interest::Read)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn listeners(&self) -> MutexGuard<'_, Vec<Option<Arc<Listener>>>> {
+        self.listeners.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn conns(&self) -> MutexGuard<'_, HashMap<u64, Arc<Entry>>> {
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn connection_count(&self) -> usize {
+        self.conns().len()
+    }
+
+    /// Wakes a worker waiting in the set (the monitor passing on a wake it took).
+    pub(crate) fn wake_one(&self) {
+        self.waker.wake();
+    }
+
+    /// Waits in the set for up to `events.len()` events. For the monitor.
+    pub(crate) fn wait<'e>(
+        &self,
+        events: &'e mut [libc::epoll_event],
+        timeout: Duration,
+    ) -> io::Result<impl Iterator<Item = Event> + 'e> {
+        let n = self.epoll.wait(events, Some(timeout))?;
+        Ok(events[..n].iter().map(event_of))
+    }
+
+    /// Handles one event: accepts, or reads a connection. With `keep`, a request completed by
+    /// the read is left there for the caller to run, after the connection is let go of.
+    pub(crate) fn handle_event(&self, event: Event, keep: Option<&mut Option<Job>>) {
+        let Some(ctx) = self.ctx.get() else { return };
+        if event.token == WAKE {
+            return;
+        }
+        if event.token < self.first_connection {
+            if self.accepting.load(Ordering::Acquire) {
+                self.accept(ctx, (event.token - FIRST_LISTENER) as usize, keep);
+            }
+            return;
+        }
+        let Some(entry) = self.conns().get(&event.token).cloned() else { return };
+        self.read(ctx, event, &entry, keep);
+    }
+
+    /// Reads a connection whose event this thread took, and re-arms it (or closes it).
+    fn read(
+        &self,
+        ctx: &Arc<Context>,
+        event: Event,
+        entry: &Entry,
+        keep: Option<&mut Option<Job>>,
+    ) {
+        let mut state = entry.lock();
+        if state.closed {
+            return;
+        }
+        let conn = &mut state.conn;
+        let mut result = Ok(());
+        if event.writable {
+            result = conn.wire().flush_pending().map(drop).map_err(Close::Io);
+        }
+        if result.is_ok() {
+            // Turn::More needs nothing here: re-arming puts the socket behind the others.
+            result = conn.on_readable(ctx, event.closing, keep).map(drop);
+        }
+        let last_read = state.conn.last_read;
+        if state.accepted.is_some_and(|accepted| last_read > accepted) {
+            state.accepted = None;
+        }
+        if result.is_ok() {
+            let awaited = state.accepted.is_some();
+            let conn = &mut state.conn;
+            // Answers the socket could not take wait for it to turn writable.
+            let want_writes = conn.wire().has_pending();
+            conn.watching_writes = want_writes;
+            if self.draining.load(Ordering::Acquire) && !awaited && conn.is_idle() {
+                self.close(ctx, event.token, &mut state, InSet::No, "server draining");
+                return;
+            }
+            let interest = if want_writes { Interest::ReadWrite } else { Interest::Read };
+            let fd = state.conn.wire().stream().raw_fd();
+            result = self.epoll.rearm(fd, event.token, interest).map_err(Close::Io);
+        }
+        if let Err(close) = result {
+            // Not re-armed: the event taken was its last.
+            self.closed(ctx, event.token, &mut state, InSet::No, close);
+        }
+    }
+
+    /// Accepts a connection and reads it at once: a web server sends its request as soon as
+    /// it is connected, so that read usually finds it, and the request runs here (with
+    /// `keep`), with no event and no other thread in between.
+    ///
+    /// While other threads are idle, one connection per event: the listener, re-armed at
+    /// once, is the next idle thread's, which accepts the next connection in parallel. When
+    /// none is idle, all the connections waiting (up to [`ACCEPTS_PER_TURN`]): the listener's
+    /// next event would wait behind every connection's that is ready, and one accept per turn
+    /// then left new connections in the kernel's queue for seconds (256 connections against 4
+    /// threads). The ones not read here go into the set armed, reported at once if their
+    /// request is there already.
+    fn accept(&self, ctx: &Arc<Context>, index: usize, keep: Option<&mut Option<Job>>) {
+        let Some(listener) = self.listeners().get(index).cloned().flatten() else { return };
+        let token_of_listener = FIRST_LISTENER + index as u64;
+        let mut first = None;
+        let mut backoff = false;
+        let turn = if ctx.pool.stats().idle == 0 { ACCEPTS_PER_TURN } else { 1 };
+        for _ in 0..turn {
+            let (stream, peer) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    // Out of descriptors or memory: leave the queue to the kernel and retry soon.
+                    error!(ctx.log, "accept failed; retrying at the next sweep"; "listener" => %listener, "error" => %e);
+                    self.accept_backoff.store(true, Ordering::Release);
+                    backoff = true;
+                    break;
+                }
+            };
+            if let (Some(allow), Some(ip)) = (&self.allow, peer) {
+                if !allow.contains(&ip.to_canonical()) {
+                    warn!(ctx.log, "connection refused: peer not allowed"; "peer" => %ip, "listener" => %listener);
+                    continue;
+                }
+            }
+            if let Err(e) = stream.set_nonblocking(true) {
+                warn!(ctx.log, "cannot make a connection non-blocking"; "error" => %e);
+                continue;
+            }
+            let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+            let open = ctx.counters.connections.fetch_add(1, Ordering::AcqRel) + 1;
+            let over_limit = open > ctx.config.max_conns;
+            let fd = stream.raw_fd();
+            let log = ctx.log.new(o!("conn" => token));
+            debug!(log, "connection accepted"; "peer" => peer.map(|ip| ip.to_string()), "over_limit" => over_limit);
+            let wire = Arc::new(Wire::new(stream, ctx.config.write_timeout));
+            let entry = Arc::new(Entry {
+                state: Mutex::new(ConnState {
+                    conn: Connection::new(wire, log, over_limit),
+                    closed: false,
+                    accepted: Some(Instant::now()),
+                }),
+            });
+            // In the table before it is in the set: its first event may come at once. The
+            // first goes in disarmed, for the read below to arm it.
+            self.conns().insert(token, Arc::clone(&entry));
+            let added = if first.is_none() {
+                self.epoll.add_disarmed(fd, token)
+            } else {
+                self.epoll.add(fd, token, Interest::Read)
+            };
+            if let Err(e) = added {
+                let mut state = entry.lock();
+                warn!(state.conn.log(), "cannot watch a connection"; "error" => %e);
+                self.close(ctx, token, &mut state, InSet::No, "cannot watch");
+                continue;
+            }
+            if first.is_none() {
+                first = Some((token, entry));
+            }
+        }
+        if !backoff {
+            self.rearm_listener(&listener, token_of_listener);
+        }
+        if let Some((token, entry)) = first {
+            self.read(ctx, Event { token, writable: false, closing: false }, &entry, keep);
+        }
+    }
+
+    fn rearm_listener(&self, listener: &Listener, token: u64) {
+        // Draining may have begun meanwhile: then the listener is out of the set, and this fails.
+        let _ = self.epoll.rearm(listener.raw_fd(), token, Interest::Read);
+    }
+
+    /// Closes a connection for `close`, logged as it deserves.
+    fn closed(
+        &self,
+        ctx: &Context,
+        token: u64,
+        state: &mut ConnState,
+        in_set: InSet,
+        close: Close,
+    ) {
+        let why = match close {
+            Close::PeerClosed => "closed by the web server",
+            Close::Io(e) => {
+                debug!(state.conn.log(), "connection failed"; "error" => %e);
+                "i/o error"
+            }
+            Close::Protocol(message) => {
+                warn!(state.conn.log(), "protocol error; connection closed"; "error" => message);
+                "protocol error"
+            }
+            Close::PartialRecord => {
+                warn!(state.conn.log(), "read timeout: a record was begun and never finished; connection closed";
+                    "timeout_s" => ctx.config.read_timeout.as_secs());
+                "read timeout"
+            }
+        };
+        self.close(ctx, token, state, in_set, why);
+    }
+
+    fn close(&self, ctx: &Context, token: u64, state: &mut ConnState, in_set: InSet, why: &str) {
+        if state.closed {
+            return;
+        }
+        state.closed = true;
+        let conn = &mut state.conn;
+        if in_set == InSet::Maybe {
+            let _ = self.epoll.delete(conn.wire().stream().raw_fd());
+        }
+        self.conns().remove(&token);
+        debug!(conn.log(), "connection closed"; "why" => why);
+        conn.abort_all();
+        conn.wire().close();
+        ctx.counters.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// The monitor's periodic look at every connection: idle ones past the idle timeout (or
+    /// all idle ones, draining) are closed, busy ones checked for their timeouts.
+    pub(crate) fn sweep(&self, now: Instant) {
+        let Some(ctx) = self.ctx.get() else { return };
+        if self.accepting.load(Ordering::Acquire)
+            && self.accept_backoff.swap(false, Ordering::AcqRel)
+        {
+            for (i, listener) in self.listeners().iter().enumerate() {
+                if let Some(listener) = listener {
+                    // Re-arming reports the connections waiting in the queue.
+                    let _ = self.epoll.rearm(
+                        listener.raw_fd(),
+                        FIRST_LISTENER + i as u64,
+                        Interest::Read,
+                    );
+                }
+            }
+        }
+        let config = &ctx.config;
+        let draining = self.draining.load(Ordering::Acquire);
+        // Not under the table's lock: a connection's lock is taken before the table's.
+        let entries: Vec<(u64, Arc<Entry>)> =
+            self.conns().iter().map(|(token, entry)| (*token, Arc::clone(entry))).collect();
+        for (token, entry) in entries {
+            let mut state = entry.lock();
+            if state.closed {
+                continue;
+            }
+            let quiet = now.saturating_duration_since(state.conn.last_read);
+            let awaited = state.accepted.is_some_and(|t| now - t < DRAIN_FRESH_GRACE);
+            if state.conn.is_idle() {
+                if (draining && !awaited)
+                    || quiet >= config.idle_timeout
+                    || state.conn.wire().is_broken()
+                {
+                    self.close(ctx, token, &mut state, InSet::Maybe, "idle");
+                } else {
+                    state.conn.shrink();
+                }
+            } else if let Err(close) = state.conn.sweep(now, ctx) {
+                self.closed(ctx, token, &mut state, InSet::Maybe, close);
+            }
+        }
+    }
+
+    /// Draining begins: no more connections; idle ones are closed as they are seen.
+    pub(crate) fn stop_accepting(&self) {
+        self.accepting.store(false, Ordering::Release);
+        self.draining.store(true, Ordering::Release);
+        let mut listeners = self.listeners();
+        for listener in listeners.iter_mut() {
+            if let Some(listener) = listener.take() {
+                let _ = self.epoll.delete(listener.raw_fd());
+                // Dropping the last reference closes it and removes our Unix socket file.
+            }
+        }
+    }
+
+    /// Closes every connection left.
+    pub(crate) fn close_all(&self, why: &str) {
+        let Some(ctx) = self.ctx.get() else { return };
+        let entries: Vec<(u64, Arc<Entry>)> =
+            self.conns().iter().map(|(token, entry)| (*token, Arc::clone(entry))).collect();
+        for (token, entry) in entries {
+            self.close(ctx, token, &mut entry.lock(), InSet::Maybe, why);
+        }
+    }
+}
+
+impl Source for Reactor {
+    fn wait(&self, timeout: Option<Duration>) -> Wait {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }];
+        match self.epoll.wait(&mut events, timeout) {
+            Ok(1) => {
+                let event = event_of(&events[0]);
+                if event.token == WAKE {
+                    Wait::Woken
+                } else {
+                    Wait::Work(event.pack())
+                }
+            }
+            Ok(_) if timeout.is_some() => Wait::TimedOut,
+            Ok(_) => Wait::Woken,
+            Err(e) => {
+                // Not expected of a valid set; a pause, so that it cannot spin.
+                if let Some(ctx) = self.ctx.get() {
+                    error!(ctx.log, "epoll_wait failed"; "error" => %e);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                Wait::Woken
+            }
+        }
+    }
+
+    fn wake(&self) {
+        self.waker.wake();
+    }
+
+    fn handle(&self, work: u64, may_run: bool) {
+        let mut kept = None;
+        self.handle_event(Event::unpack(work), may_run.then_some(&mut kept));
+        if let Some(job) = kept {
+            job.run();
+        }
+    }
+
+    fn thread_started(&self) {
+        crate::epoll::no_wakeup_preemption();
+    }
+
+    fn no_idle(&self) {
+        if let Some(monitor) = self.monitor.get() {
+            monitor.unpark();
+        }
+    }
+}
