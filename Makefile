@@ -27,11 +27,19 @@ test: deps
 # The library crates' docs build without a warning (the binary's clap help texts are not
 # rustdoc, and the tests crate is no library anyone reads), and every published crate packages
 # and builds from its package alone (`cargo package` checks each against the others' packages).
+PACKAGE_DIR := $(or $(CARGO_TARGET_DIR),target)/package-check
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --exclude fcgi-cli --exclude fcgi-tests
-	$(CARGO) package --workspace --exclude fcgi-tests --allow-dirty --quiet
+	@# Each crate's package is built against the others' packages, which cargo unpacks under
+	@# CARGO_HOME and builds as registry crates: those it never rebuilds once built, so a crate
+	@# changed since an earlier run, at the same version, would be checked as it was then. The
+	@# packages' own build directory goes first (their dependencies' builds stay).
+	rm -rf "$${CARGO_HOME:-$$HOME/.cargo}"/registry/src/-*/fcgi-* $(PACKAGE_DIR)/debug/deps/*fcgi_* \
+	    $(PACKAGE_DIR)/debug/.fingerprint/fcgi-* $(PACKAGE_DIR)/debug/build/fcgi-*
+	$(CARGO) package --workspace --exclude fcgi-tests --allow-dirty --quiet --target-dir $(PACKAGE_DIR)
 
 fmt:
 	$(CARGO) fmt --all
