@@ -70,14 +70,7 @@ pub(crate) fn run(shared: &Arc<Shared>, number: u64, role: Role) {
             {
                 Ok(message) => message,
                 Err(RecvTimeoutError::Timeout) => {
-                    let limit = shared.limits.max_spare;
-                    let retired = shared.state.update(|c| {
-                        let next = state::retire(c, limit);
-                        (next, next.is_some())
-                    });
-                    if retired {
-                        me.role = Role::Gone;
-                        bump(&shared.totals.retired);
+                    if retire_if_surplus(&mut me) {
                         return;
                     }
                     // Not surplus. Wait with no deadline: if the idle count grows past
@@ -146,14 +139,7 @@ fn idle_in_source(
         match source.wait(timeout) {
             Wait::Woken => {}
             Wait::TimedOut => {
-                let limit = shared.limits.max_spare;
-                let retired = shared.state.update(|c| {
-                    let next = state::retire(c, limit);
-                    (next, next.is_some())
-                });
-                if retired {
-                    me.role = Role::Gone;
-                    bump(&shared.totals.retired);
+                if retire_if_surplus(me) {
                     return None;
                 }
                 // Not surplus: no deadline from now on (see `run`).
@@ -198,6 +184,22 @@ fn idle_in_source(
 }
 
 /// Handles work from the source, catching and counting a panic.
+/// An idle thread whose grace period ran out retires if the pool has more than `max_spare`
+/// idle threads (one CAS on the state word decides); true if it did.
+fn retire_if_surplus(me: &mut Guard<'_>) -> bool {
+    let shared = me.shared;
+    let limit = shared.limits.max_spare;
+    let retired = shared.state.update(|c| {
+        let next = state::retire(c, limit);
+        (next, next.is_some())
+    });
+    if retired {
+        me.role = Role::Gone;
+        bump(&shared.totals.retired);
+    }
+    retired
+}
+
 fn handle_quietly(shared: &Shared, source: &dyn Source, work: u64, may_run: bool) {
     if panic::catch_unwind(AssertUnwindSafe(|| source.handle(work, may_run))).is_err() {
         bump(&shared.totals.panicked);
