@@ -98,6 +98,19 @@ impl Guarded {
         proc_status_field(self.pid(), "VmHWM:")
     }
 
+    /// CPU time the process has used, user and system, all its threads (from /proc).
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // The fields after the command name, which is in parentheses and may hold spaces:
+        // utime and stime are the 12th and 13th of them, in clock ticks.
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        // SAFETY: sysconf has no preconditions.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        (ticks(11) + ticks(12)) as f64 / per_second
+    }
+
     /// Threads of the process (from /proc).
     pub fn threads(&self) -> u64 {
         proc_status_field(self.pid(), "Threads:")

@@ -69,8 +69,14 @@ impl Monitor {
                 // STANDING IN: no worker waits in the set.
                 for event in self.reactor.wait(&mut events, until_sweep.min(STAND_IN_WAIT))? {
                     if event.token == WAKE {
-                        // A worker's: pass it on; the next turn stays out of its way.
-                        self.reactor.wake_one();
+                        // A worker's, if a job still waits for its thread: pass it on, and the
+                        // next turn stays out of its way. Otherwise nobody needs it (a queued
+                        // job, or one for a thread just started, is taken from the channel
+                        // without a wake): passed on, it would come straight back to this
+                        // loop and keep it spinning while every worker is busy.
+                        if self.ctx.pool.undelivered() > 0 {
+                            self.reactor.wake_one();
+                        }
                     } else {
                         self.reactor.handle_event(event, None);
                     }
