@@ -43,9 +43,18 @@ fn a_server_whose_workers_are_all_busy_waits_without_spinning() {
     }
     let root = bin.to_str().unwrap();
     // Two threads at most, one spare: both busy, the third request queues (for long enough).
-    let args = ["--cgi-root", root, "--max-threads", "2", "--min-spare", "1", "--max-spare", "2"];
-    let mut args = args.to_vec();
-    args.extend(["--queue-timeout", "60"]);
+    let args = [
+        "--cgi-root",
+        root,
+        "--max-threads",
+        "2",
+        "--min-spare",
+        "1",
+        "--max-spare",
+        "2",
+        "--queue-timeout",
+        "60",
+    ];
     let mut fcgi = FcgiServe::start(dir.path(), "fcgi", "cgi", Transport::Unix, &args);
     let pid = fcgi.process().pid();
 
@@ -56,7 +65,7 @@ fn a_server_whose_workers_are_all_busy_waits_without_spinning() {
         client.send_ok(&frames::request(1, Role::Responder, false, &params, b""));
         client
     };
-    let mut running = vec![request("block-0.sh"), request("block-1.sh")];
+    let mut running = [request("block-0.sh"), request("block-1.sh")];
     assert!(
         wait_until(Duration::from_secs(10), || children_of(pid).len() == 2),
         "both programs run"
