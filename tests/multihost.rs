@@ -127,10 +127,15 @@ impl Cluster {
         Some(Cluster { nginx, hosts, upstream_log, _dir: dir })
     }
 
-    /// nginx's log of the requests so far, one [`Logged`] per request.
+    /// nginx's log of the requests so far, one [`Logged`] per request. A line nginx is still
+    /// writing (no newline yet) is not one of them.
     fn logged(&self) -> Vec<Logged> {
         let text = fs::read_to_string(&self.upstream_log).unwrap_or_default();
-        text.lines().map(|line| Logged::parse(line).unwrap_or_else(|| panic!("{line:?}"))).collect()
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete
+            .lines()
+            .map(|line| Logged::parse(line).unwrap_or_else(|| panic!("{line:?}")))
+            .collect()
     }
 
     /// Sends a few requests one by one, and checks that both hosts answer some.
