@@ -295,6 +295,12 @@ impl Pool {
         Rejected::new(reason, job)
     }
 
+    /// Sends `message` and wakes the source, for every message, queued jobs and jobs for a
+    /// thread just spawned included, though their threads take them from the channel without
+    /// waiting in the source: messages are not addressed, so a thread claimed while idle may
+    /// find its job taken by a spawned one and wait in the source again, and only a wake with
+    /// the next message brings it back for that one. A wake that nobody needed is dropped by
+    /// whoever takes it (fcgi-server's monitor: `monitor.rs`).
     fn send(&self, message: Message) {
         // Cannot fail: `shared` holds a receiver for as long as `self` exists.
         let _ = self.sender.send(message);
