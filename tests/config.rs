@@ -167,8 +167,13 @@ fn byte_sizes_take_suffixes_in_the_file_and_on_the_command_line() {
 
 #[test]
 fn options_that_do_nothing_are_refused_naming_the_option() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["--app", "hello", "--cgi-root", "/srv/cgi"], "--cgi-root"),
+        // Two listeners on one inherited descriptor would be two owners closing it.
+        (
+            &["--app", "hello", "--listen", "fd:3", "--listen", "fd:3"],
+            "--listen fd:3 is given twice",
+        ),
         (&["--app", "hello", "--max-requests-jitter", "100"], "--max-requests-jitter"),
         (&["--app", "hello", "--listen", "127.0.0.1:1", "--socket-mode", "660"], "--socket-mode"),
         (&["--app", "hello", "--workers", "0"], "--workers"),

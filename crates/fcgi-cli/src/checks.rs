@@ -1,4 +1,5 @@
-//! Options that would do nothing in the chosen app or mode: never silent.
+//! Options that would do nothing in the chosen app or mode, or that contradict each other:
+//! never silent.
 //!
 //! An option that cannot take effect is an **error** (exit status 2, and a HUP reload that
 //! keeps the running workers): it is a mistake in the configuration, such as a CGI option left
@@ -16,6 +17,7 @@
 //! | `--socket-mode`, `--socket-owner` | every `--listen` is TCP | error |
 //! | `--socket-mode`, `--socket-owner`, `--backlog` | no `--listen`: the sockets are inherited | warning |
 //! | `--allow` | every `--listen` is a Unix socket | error |
+//! | `--listen` | the same address twice (`fd:3` twice would be two owners of one descriptor) | error |
 
 use std::collections::BTreeSet;
 
@@ -92,6 +94,16 @@ pub(crate) fn ineffective(args: &ServeArgs, given: &BTreeSet<String>) -> Vec<Pro
              (--master or --workers 2+)"
                 .into(),
         );
+    }
+    let mut seen = BTreeSet::new();
+    for addr in &args.listen {
+        if !seen.insert(addr.to_string()) {
+            add(
+                "listen",
+                Severity::Error,
+                format!("--listen {addr} is given twice: each address is listened on once"),
+            );
+        }
     }
     let kinds = Kinds::of(&args.listen);
     for option in ["socket-mode", "socket-owner", "backlog"].iter().filter(|o| given.contains(**o))
@@ -216,6 +228,9 @@ mod tests {
             (format!("--app hello {unix} --allow 127.0.0.1"), error("allow")),
             (format!("--app hello {tcp} --allow 127.0.0.1"), vec![]),
             ("--app hello --allow 127.0.0.1".into(), vec![]),
+            ("--app hello --listen fd:3 --listen fd:3".into(), error("listen")),
+            (format!("--app hello {unix} {unix}"), error("listen")),
+            ("--app hello --listen fd:3 --listen fd:4".into(), vec![]),
         ];
         for (line, expected) in cases {
             assert_eq!(problems(&line), expected, "fcgi serve {line}");

@@ -364,7 +364,7 @@ pub(crate) fn listeners(args: &ServeArgs) -> Result<Vec<Listener>, Failure> {
     if !inherited.is_empty() {
         return Ok(inherited);
     }
-    Listener::from_fd(0).map(|l| vec![l]).map_err(|e| {
+    Listener::inherited(0).map(|l| vec![l]).map_err(|e| {
         Failure::Usage(format!(
             "no --listen given, and {e} (start under a web server or spawn-fcgi, or pass --listen)"
         ))

@@ -46,7 +46,7 @@ pub fn inherited_listeners() -> Result<Option<Vec<Listener>>, ListenError> {
             reason: format!("{ENV_FDS} holds {item:?}, not a descriptor number"),
         })?;
         // Adopting marks it close-on-exec again: only the next upgrade clears it.
-        let mut listener = Listener::from_fd(fd)?;
+        let mut listener = Listener::inherited(fd)?;
         listener.own_socket_file();
         listeners.push(listener);
     }

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -83,6 +83,12 @@ pub enum ListenError {
         /// What the system said.
         source: io::Error,
     },
+    /// A descriptor named by number is not one this process inherited: it is close-on-exec,
+    /// so this process opened it itself, or took it already (see [`Listener::inherited`]).
+    NotInherited {
+        /// The descriptor.
+        fd: RawFd,
+    },
     /// An inherited descriptor is not a listening stream socket.
     NotListening {
         /// The descriptor.
@@ -110,6 +116,11 @@ impl fmt::Display for ListenError {
             ListenError::Chmod { path, source } => {
                 write!(f, "cannot set the mode or owner of {}: {source}", path.display())
             }
+            ListenError::NotInherited { fd } => write!(
+                f,
+                "descriptor {fd} was not inherited: it is close-on-exec, so this process opened \
+                 it, or listens on it already (each fd:N can be listened on once)"
+            ),
             ListenError::NotListening { fd, reason } => {
                 write!(f, "descriptor {fd} is not a listening socket: {reason}")
             }
@@ -184,57 +195,108 @@ impl Listener {
                     owned_path: Some((path.clone(), identity, std::process::id())),
                 }
             }
-            ListenAddr::Fd(fd) => return Listener::from_fd(*fd),
+            ListenAddr::Fd(fd) => return Listener::inherited(*fd),
         };
         set_backlog(listener.raw_fd(), options.backlog).map_err(bind_error)?;
         Ok(listener)
     }
 
-    /// Takes over an inherited listening descriptor: `0` is `FCGI_LISTENSOCK_FILENO`.
+    /// Takes over a listening descriptor the caller owns, as an [`OwnedFd`].
     ///
-    /// The descriptor must be a listening TCP or Unix stream socket; anything else (a terminal
-    /// on fd 0, say, when the program was not started by a web server) is refused, and the
-    /// descriptor is left open. An adopted descriptor is marked close-on-exec, like every
-    /// socket this process makes itself: whoever handed it over may not have, and programs
-    /// the app starts (CGI scripts, say) must not inherit the listening socket.
-    pub fn from_fd(fd: RawFd) -> Result<Listener, ListenError> {
-        let refuse = |reason: String| ListenError::NotListening { fd, reason };
-        let family = socket_family(fd).map_err(|e| refuse(e.to_string()))?;
-        if !sockopt_flag(fd, libc::SO_ACCEPTCONN).map_err(|e| refuse(e.to_string()))? {
-            return Err(refuse("the socket is not listening".into()));
-        }
-        set_cloexec(fd).map_err(|e| refuse(format!("cannot mark it close-on-exec: {e}")))?;
-        // SAFETY: the descriptor is an open listening socket (checked above) that this process
-        // inherited to serve on; the listener becomes its only owner.
+    /// The descriptor must be a listening TCP or Unix stream socket; anything else is refused,
+    /// and closed with the `OwnedFd`. The listener is marked close-on-exec, like every socket
+    /// this process makes itself: whoever made it may not have, and programs the app starts
+    /// (CGI scripts, say) must not inherit the listening socket. A descriptor named by
+    /// number, as `fd:N` on a command line, goes to [`Listener::inherited`] instead.
+    ///
+    /// ```
+    /// use fcgi_server::Listener;
+    ///
+    /// let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let listener = Listener::from_fd(std_listener.into())?;
+    /// assert!(listener.tcp_addr().is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_fd(fd: OwnedFd) -> Result<Listener, ListenError> {
+        let raw = fd.as_raw_fd();
+        let family = check_listening(raw)?;
+        set_cloexec(raw).map_err(|e| ListenError::NotListening {
+            fd: raw,
+            reason: format!("cannot mark it close-on-exec: {e}"),
+        })?;
         let socket = match family {
-            libc::AF_UNIX => Socket::Unix(unsafe { UnixListener::from_raw_fd(fd) }),
-            libc::AF_INET | libc::AF_INET6 => Socket::Tcp(unsafe { TcpListener::from_raw_fd(fd) }),
-            other => return Err(refuse(format!("unsupported address family {other}"))),
+            libc::AF_UNIX => Socket::Unix(UnixListener::from(fd)),
+            _ => Socket::Tcp(TcpListener::from(fd)),
         };
         let name = match &socket {
             Socket::Tcp(tcp) => {
-                tcp.local_addr().map_or(format!("fd:{fd}"), |a| format!("fd:{fd} (tcp:{a})"))
+                tcp.local_addr().map_or(format!("fd:{raw}"), |a| format!("fd:{raw} (tcp:{a})"))
             }
             Socket::Unix(unix) => {
                 match unix.local_addr().ok().and_then(|a| a.as_pathname().map(Path::to_path_buf)) {
-                    Some(path) => format!("fd:{fd} (unix:{})", path.display()),
-                    None => format!("fd:{fd} (unix)"),
+                    Some(path) => format!("fd:{raw} (unix:{})", path.display()),
+                    None => format!("fd:{raw} (unix)"),
                 }
             }
         };
         Ok(Listener { socket, name, owned_path: None })
     }
 
+    /// Takes over a listening descriptor this process inherited across `exec`, by its number:
+    /// `0` is `FCGI_LISTENSOCK_FILENO` (what a web server or `spawn-fcgi` hands over),
+    /// `fd:N` on a command line, systemd's and an upgrading master's sockets.
+    ///
+    /// Only a descriptor that came across `exec` is taken: one not marked close-on-exec. Every
+    /// descriptor this process opens through the standard library is close-on-exec, and
+    /// taking one marks it so: a descriptor that some `File` or socket of this process owns
+    /// is refused ([`ListenError::NotInherited`]), and so is one taken already (`fd:3` given
+    /// twice), so that no two owners ever close the same descriptor. What is not a listening
+    /// stream socket (a terminal on fd 0, when the program was not started by a web server) is
+    /// refused and left open.
+    ///
+    /// ```no_run
+    /// // Started by spawn-fcgi, which leaves the listening socket on descriptor 0.
+    /// let listener = fcgi_server::Listener::inherited(0)?;
+    /// # Ok::<(), fcgi_server::ListenError>(())
+    /// ```
+    pub fn inherited(fd: RawFd) -> Result<Listener, ListenError> {
+        // One thread at a time looks and claims: two threads taking the same number must not
+        // both find it unclaimed.
+        static CLAIMING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _claiming = CLAIMING.lock().unwrap_or_else(|p| p.into_inner());
+        match is_cloexec(fd) {
+            Ok(false) => {}
+            Ok(true) => return Err(ListenError::NotInherited { fd }),
+            Err(e) => return Err(ListenError::NotListening { fd, reason: e.to_string() }),
+        }
+        check_listening(fd)?;
+        // SAFETY: the descriptor is open, and not close-on-exec: no owner in this process made
+        // it (the standard library opens every descriptor close-on-exec) nor took it (taking
+        // marks it, below, under the lock), so it was inherited across exec for this process
+        // to serve on, and the listener becomes its only owner.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        Listener::from_fd(owned)
+    }
+
     /// The listening sockets systemd passed with socket activation (`LISTEN_FDS`, starting at
     /// descriptor 3), or none when this process was not socket-activated.
+    ///
+    /// The variables (`LISTEN_PID`, `LISTEN_FDS`, `LISTEN_FDNAMES`) are removed, as
+    /// `sd_listen_fds(1)` does: the sockets are taken once, and programs this process starts
+    /// do not take the variables for theirs.
     pub fn from_systemd() -> Result<Vec<Listener>, ListenError> {
         let for_us = std::env::var("LISTEN_PID")
             .ok()
             .and_then(|pid| pid.parse::<u32>().ok())
             .is_some_and(|pid| pid == std::process::id());
         let count = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<RawFd>().ok());
+        for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+            std::env::remove_var(name);
+        }
         match (for_us, count) {
-            (true, Some(count)) => (3..3 + count).map(Listener::from_fd).collect(),
+            (true, Some(count)) => {
+                (3..3_i32.saturating_add(count)).map(Listener::inherited).collect()
+            }
             _ => Ok(Vec::new()),
         }
     }
@@ -465,6 +527,29 @@ fn set_cloexec(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether `fd` is marked close-on-exec.
+fn is_cloexec(fd: RawFd) -> io::Result<bool> {
+    // SAFETY: F_GETFD reads a flag; an invalid descriptor is reported as an error.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(flags & libc::FD_CLOEXEC != 0)
+}
+
+/// The address family of `fd` if it is a listening TCP or Unix stream socket.
+fn check_listening(fd: RawFd) -> Result<libc::c_int, ListenError> {
+    let refuse = |reason: String| ListenError::NotListening { fd, reason };
+    let family = socket_family(fd).map_err(|e| refuse(e.to_string()))?;
+    if !matches!(family, libc::AF_UNIX | libc::AF_INET | libc::AF_INET6) {
+        return Err(refuse(format!("unsupported address family {family}")));
+    }
+    if !sockopt_flag(fd, libc::SO_ACCEPTCONN).map_err(|e| refuse(e.to_string()))? {
+        return Err(refuse("the socket is not listening".into()));
+    }
+    Ok(family)
+}
+
 fn socket_family(fd: RawFd) -> io::Result<libc::c_int> {
     // SAFETY: getsockname writes at most `len` bytes into the zeroed storage we own.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
@@ -583,27 +668,75 @@ mod tests {
         unsafe { libc::fcntl(fd, libc::F_GETFD) & libc::FD_CLOEXEC != 0 }
     }
 
-    #[test]
-    fn an_adopted_descriptor_is_marked_close_on_exec() {
-        let dir = tempfile::tempdir().unwrap();
-        let fd = UnixListener::bind(dir.path().join("s")).unwrap().into_raw_fd();
-        // As a parent that meant it to be inherited leaves it.
-        // SAFETY: F_SETFD on the descriptor just made.
+    /// A listening socket left as a parent that meant it to be inherited leaves it: not
+    /// close-on-exec; its number, owned by nothing in this process.
+    fn inheritable_listener(dir: &Path) -> RawFd {
+        let fd = UnixListener::bind(dir.join("s")).unwrap().into_raw_fd();
+        // SAFETY: F_SETFD on the descriptor just made, which nothing owns any more.
         unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        fd
+    }
+
+    #[test]
+    fn an_inherited_descriptor_is_taken_once_and_marked_close_on_exec() {
+        let dir = tempfile::tempdir().unwrap();
+        let fd = inheritable_listener(dir.path());
         assert!(!cloexec(fd));
-        let listener = Listener::from_fd(fd).unwrap();
+        let listener = Listener::inherited(fd).unwrap();
         assert!(cloexec(fd));
+        assert_eq!(listener.raw_fd(), fd);
+        // Named again (`--listen fd:N` twice): refused, the first listener keeps it.
+        let again = Listener::inherited(fd).unwrap_err();
+        assert!(matches!(again, ListenError::NotInherited { fd: n } if n == fd), "{again}");
+        assert!(again.to_string().contains("once"), "{again}");
         drop(listener);
     }
 
     #[test]
-    fn a_descriptor_that_is_not_listening_is_refused_and_left_open() {
+    fn a_descriptor_some_owner_of_this_process_holds_is_never_taken_by_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let owned = UnixListener::bind(dir.path().join("s")).unwrap();
+        let file = std::fs::File::open("/dev/null").unwrap();
+        for fd in [owned.as_raw_fd(), file.as_raw_fd()] {
+            assert!(matches!(Listener::inherited(fd), Err(ListenError::NotInherited { .. })));
+        }
+        // Both still work: nothing else closed their descriptors.
+        assert!(owned.local_addr().is_ok());
+        assert!(file.metadata().is_ok());
+        // Given as an OwnedFd, the same socket is taken: its owner handed it over.
+        let listener = Listener::from_fd(owned.into()).unwrap();
+        assert!(listener.to_string().contains("unix"), "{listener}");
+    }
+
+    #[test]
+    fn an_inherited_descriptor_that_is_not_listening_is_refused_and_left_open() {
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let fd = a.as_raw_fd();
-        assert!(matches!(Listener::from_fd(fd), Err(ListenError::NotListening { .. })));
-        // Still open: its owner closes it.
-        // SAFETY: F_GETFD on a descriptor `a` owns.
-        assert!(unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0);
+        let fd = a.into_raw_fd();
+        // SAFETY: F_SETFD on the descriptor just released, as an inherited one would be.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        assert!(matches!(Listener::inherited(fd), Err(ListenError::NotListening { .. })));
+        // Still open, and still not taken.
+        assert!(!cloexec(fd));
+        // SAFETY: the descriptor released above, closed once here.
+        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+
+    #[test]
+    fn an_owned_descriptor_that_is_not_listening_is_refused() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert!(matches!(Listener::from_fd(a.into()), Err(ListenError::NotListening { .. })));
+    }
+
+    #[test]
+    fn systemd_variables_are_taken_once() {
+        // Not for this process: nothing taken, and the variables are gone all the same.
+        std::env::set_var("LISTEN_PID", "1");
+        std::env::set_var("LISTEN_FDS", "1");
+        std::env::set_var("LISTEN_FDNAMES", "fcgi");
+        assert!(Listener::from_systemd().unwrap().is_empty());
+        for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+            assert!(std::env::var_os(name).is_none(), "{name} is left");
+        }
     }
 }
 
