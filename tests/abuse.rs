@@ -13,6 +13,7 @@ use fcgi_codec::{Role, StreamKind};
 use fcgi_tests::addr::{Addr, Transport};
 use fcgi_tests::process::{wait_until, FcgiServe};
 use fcgi_tests::raw::{frames, Client};
+use fcgi_tests::settings::scaled;
 
 /// The slowest a good request may be while an attack runs.
 const GOOD_LATENCY: Duration = Duration::from_secs(1);
@@ -122,7 +123,7 @@ fn under_attack<T: Send + 'static>(
     );
     assert!(seen.failures.is_empty(), "good requests failed: {:?}", seen.failures);
     assert!(seen.requests > 20, "the good client was starved: {seen:?}");
-    assert!(seen.slowest < GOOD_LATENCY, "the slowest good request took {:?}", seen.slowest);
+    assert!(seen.slowest < scaled(GOOD_LATENCY), "the slowest good request took {:?}", seen.slowest);
     let growth = peak_kib.saturating_sub(base.rss_kib);
     assert!(growth < RSS_GROWTH_KIB, "resident memory grew by {growth} KiB");
 

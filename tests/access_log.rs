@@ -10,6 +10,7 @@ use std::time::Duration;
 use fcgi_tests::addr::Transport;
 use fcgi_tests::nginx::scratch;
 use fcgi_tests::process::{children_of, fcgi_bin, wait_until, FcgiServe};
+use fcgi_tests::settings::skip;
 
 /// Sends a request for `script` with `params` through `fcgi request`; its body (empty if it
 /// failed).
@@ -143,8 +144,7 @@ fn usr1_reopens_the_file_in_every_worker_after_a_rename() {
 fn usr1_reopens_the_file_in_workers_that_dropped_privileges() {
     // SAFETY: geteuid cannot fail and touches no memory.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: --user needs root (CI runs the tests as root)");
-        return;
+        return skip("--user needs root (CI runs the tests as root)");
     }
     // The directory stays root's (0755): the workers, as nobody, cannot create the new file;
     // the master does, and hands it to them.

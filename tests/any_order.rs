@@ -16,6 +16,7 @@ use fcgi_codec::{RecordType, StreamKind};
 use fcgi_server::{streaming, Config, Request, Response, Role};
 use fcgi_tests::inproc::{self, TestServer};
 use fcgi_tests::raw::{frames, FrameKind};
+use fcgi_tests::settings::scaled;
 use proptest::prelude::*;
 
 /// What the test sends, one record (or stream end) at a time.
@@ -150,7 +151,7 @@ proptest! {
                 Ok(None) => break,
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut && !closed_ours => {
                     client.shutdown_write();
-                    client.set_timeout(Duration::from_secs(10));
+                    client.set_timeout(scaled(Duration::from_secs(10)));
                     closed_ours = true;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {

@@ -16,6 +16,7 @@ use fcgi_tests::http::HttpStream;
 use fcgi_tests::nginx::{scratch, Nginx, Site};
 use fcgi_tests::process::{children_of, process_exists, wait_until, FcgiServe};
 use fcgi_tests::raw::{frames, Client};
+use fcgi_tests::settings::scaled;
 
 const MIB: usize = 1024 * 1024;
 
@@ -338,7 +339,7 @@ fn a_program_past_the_timeout_is_stopped_and_answered_504() {
     let started = Instant::now();
     let r = site.nginx.get("/cgi-bin/hang.sh").unwrap();
     assert_eq!(r.status, 504, "{}", r.body_text());
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(started.elapsed() < scaled(Duration::from_secs(10)), "took {:?}", started.elapsed());
     assert!(!process_exists(site.pid_from("hang.pid")), "hang.sh still runs");
 
     // One that ignores SIGTERM gets SIGKILL after the grace.
@@ -346,7 +347,7 @@ fn a_program_past_the_timeout_is_stopped_and_answered_504() {
     let r = site.nginx.get("/cgi-bin/stubborn.sh").unwrap();
     let took = started.elapsed();
     assert_eq!(r.status, 504, "{}", r.body_text());
-    assert!(took >= Duration::from_millis(1900) && took < Duration::from_secs(10), "{took:?}");
+    assert!(took >= Duration::from_millis(1900) && took < scaled(Duration::from_secs(10)), "{took:?}");
     assert!(!process_exists(site.pid_from("stubborn.pid")), "stubborn.sh still runs");
     assert!(site.log_shows("ran past the timeout"), "{}", site.fcgi.log());
 
@@ -441,7 +442,7 @@ fn two_hundred_parallel_requests_all_succeed_and_leave_no_child() {
     }
     let took = started.elapsed();
     eprintln!("200 parallel requests to a 100 ms script took {took:?}");
-    assert!(took < Duration::from_secs(20), "{took:?}");
+    assert!(took < scaled(Duration::from_secs(20)), "{took:?}");
     site.assert_no_children();
     let serve = site.fcgi.process().pid();
     let zombies: Vec<_> = children_of(serve).into_iter().filter(|(_, s)| *s == 'Z').collect();

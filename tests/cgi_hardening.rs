@@ -15,6 +15,7 @@ use fcgi_tests::addr::{free_port, Transport};
 use fcgi_tests::nginx::scratch;
 use fcgi_tests::process::{children_of, fcgi_bin, wait_until, FcgiServe, Guarded};
 use fcgi_tests::raw::{frames, Client, Reply};
+use fcgi_tests::settings::{scaled, skip};
 
 /// The programs of these tests, by name, in each test's `cgi-bin`. `DIR` is replaced by the
 /// test's directory.
@@ -123,7 +124,7 @@ fn build_preload_library(site: &Site) -> Option<PathBuf> {
         Ok(status) if status.success() => Some(library),
         Ok(status) => panic!("cc could not build the preload library: {status}"),
         Err(e) => {
-            eprintln!("no C compiler ({e}): checking only that LD_PRELOAD is not passed on");
+            skip(&format!("no C compiler ({e}): checking only that LD_PRELOAD is not passed on"));
             None
         }
     }
@@ -269,7 +270,7 @@ fn the_timeout_holds_while_the_body_trickles_in() {
     let serve_pid = serve.process().pid();
     let script = site.script("slow-reader.sh");
     let mut client = Client::connect(serve.addr());
-    client.set_timeout(Duration::from_secs(30));
+    client.set_timeout(scaled(Duration::from_secs(30)));
     let started = Instant::now();
     client.send_begin(1, Role::Responder, true);
     client.send_params(
@@ -398,8 +399,7 @@ fn a_spool_dir_that_cannot_hold_bodies_is_refused_at_start() {
     assert!(output.contains("--spool-dir") && output.contains("not a directory"), "{output}");
 
     let Some(read_only) = TestMount::new(dir.path().join("ro"), "ro,size=64k") else {
-        eprintln!("SKIPPED the read-only case: cannot mount a read-only tmpfs (not root)");
-        return;
+        return skip("the read-only case: cannot mount a read-only tmpfs (not root)");
     };
     let (status, output) = serve(&read_only.path);
     assert_eq!(status.and_then(|s| s.code()), Some(2), "{output}");
@@ -410,8 +410,7 @@ fn a_spool_dir_that_cannot_hold_bodies_is_refused_at_start() {
 fn a_full_spool_disk_kills_the_program_and_answers_an_error() {
     let site = Site::new();
     let Some(small) = TestMount::new(site.path("spool"), "size=256k") else {
-        eprintln!("SKIPPED: a full disk needs a tiny tmpfs, and mounting one needs root");
-        return;
+        return skip("a full disk needs a tiny tmpfs, and mounting one needs root");
     };
     let spool = small.path.display().to_string();
     let mut serve = site.serve(&["--spool-dir", &spool, "--spool-memory", "65536"]);

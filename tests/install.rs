@@ -17,6 +17,7 @@ use std::process::{Command, Output, Stdio};
 
 use fcgi_tests::nginx::scratch;
 use fcgi_tests::process::fcgi_bin;
+use fcgi_tests::settings::skip;
 
 /// The man pages `fcgi generate man` writes: the command's and one per visible subcommand.
 const MAN_PAGES: [&str; 4] = ["fcgi-bench.1", "fcgi-request.1", "fcgi-serve.1", "fcgi.1"];
@@ -306,8 +307,7 @@ fn package_files(deb: &Path) -> BTreeMap<String, u32> {
 #[test]
 fn make_deb_packages_the_same_files() {
     if !cargo_deb_available() && std::env::var_os("FCGI_TEST_DEB").is_none_or(|v| v != "1") {
-        eprintln!("skipped: cargo-deb is not installed (FCGI_TEST_DEB=1 installs it, for minutes)");
-        return;
+        return skip("cargo-deb is not installed (FCGI_TEST_DEB=1 installs it, for minutes)");
     }
     let dir = scratch();
     make(&[

@@ -13,6 +13,7 @@ use fcgi_codec::{ProtocolStatus, Role, StreamKind};
 use fcgi_server::{streaming, Config, Request, Response};
 use fcgi_tests::inproc::{self, TestServer};
 use fcgi_tests::raw::{frames, Client, FrameKind};
+use fcgi_tests::settings::scaled;
 
 type HandlerResult = Result<(), fcgi_server::Error>;
 
@@ -175,7 +176,7 @@ fn a_request_whose_input_stalls_gets_408_though_others_on_its_connection_send() 
             }
         }
     }
-    client.set_timeout(Duration::from_secs(10));
+    client.set_timeout(scaled(Duration::from_secs(10)));
     let (frame, after) = match stalled {
         Some(found) => found,
         None => (client.next_frame_for(1).expect("request 1 answered"), started.elapsed()),
@@ -200,7 +201,7 @@ fn a_steady_trickle_is_ended_by_the_minimum_rate() {
     let started = Instant::now();
     // Never silent for the read timeout, yet far below 1,000 bytes per second.
     let answered = loop {
-        assert!(started.elapsed() < Duration::from_secs(8), "the trickle was never ended");
+        assert!(started.elapsed() < scaled(Duration::from_secs(8)), "the trickle was never ended");
         if client.send(&frames::stream(StreamKind::Stdin, 1, b"..")).is_err() {
             break client.try_read_reply(1);
         }
@@ -273,7 +274,7 @@ fn a_request_that_waited_past_the_queue_timeout_gets_503_overloaded() {
     let waited = started.elapsed();
     assert_eq!((reply.status, reply.end.protocol_status), (503, ProtocolStatus::Overloaded));
     assert!(reply.header("Retry-After").is_some());
-    assert!(waited >= Duration::from_secs(1) && waited < Duration::from_secs(5), "{waited:?}");
+    assert!(waited >= Duration::from_secs(1) && waited < scaled(Duration::from_secs(5)), "{waited:?}");
 
     release_tx.send(()).unwrap();
     blocker.read_reply(1).assert_complete(200);

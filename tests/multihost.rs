@@ -25,6 +25,7 @@ use fcgi_tests::netns::Netns;
 use fcgi_tests::nginx::{scratch, Nginx, Site};
 use fcgi_tests::process::{fcgi_bin, wait_until, FcgiServe, Guarded, START_TIMEOUT};
 use fcgi_tests::wrk::Wrk;
+use fcgi_tests::settings::skip;
 
 /// wrk's connections, so requests in flight at once: the bound on what a killed host can lose.
 const CONNS: u32 = 16;
@@ -106,7 +107,7 @@ impl Cluster {
         let hosts = match started {
             Ok(hosts) => hosts,
             Err(why) => {
-                eprintln!("SKIPPED {test}: {why}");
+                skip(&format!("{test}: {why}"));
                 return None;
             }
         };

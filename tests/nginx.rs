@@ -19,18 +19,20 @@ use fcgi_tests::process::{wait_until, FcgiServe};
 
 const MIB: usize = 1024 * 1024;
 
-/// Lines of an `fcgi serve --log-level debug` log that record an accepted connection.
+/// Lines of an `fcgi serve --log-level debug --log-format json` log that record an accepted
+/// connection: the one event with the field `over_limit`.
 fn accepted_connections(log: &str) -> usize {
-    log.lines().filter(|line| line.contains("connection accepted")).count()
+    log.lines().filter(|line| line.starts_with('{') && line.contains("\"over_limit\":")).count()
 }
 
 /// Starts `fcgi serve --app hello` on `transport` and nginx with `site` in front of it, sends
 /// `requests` sequential GETs, checks every answer, and returns how many connections fcgi-rs
-/// accepted (the harness's own readiness probe is one of them), once its log shows at least
-/// `at_least` (it is written by a thread of its own, a moment later) or 2 s have passed.
-fn hello_through(site: Site, transport: Transport, requests: usize, at_least: usize) -> usize {
+/// accepted (the harness's own readiness probe is one of them), counted in its log once it
+/// has stopped (its log is written by a thread of its own, flushed on exit).
+fn hello_through(site: Site, transport: Transport, requests: usize) -> usize {
     let dir = scratch();
-    let fcgi = FcgiServe::start(dir.path(), "fcgi", "hello", transport, &["--log-level", "debug"]);
+    let args = ["--log-level", "debug", "--log-format", "json"];
+    let mut fcgi = FcgiServe::start(dir.path(), "fcgi", "hello", transport, &args);
     let nginx = Nginx::start(dir.path(), site, &fcgi.addr().site_vars());
     for i in 0..requests {
         let response = nginx.get(&format!("/hello?n={i}")).expect("GET through nginx");
@@ -38,8 +40,8 @@ fn hello_through(site: Site, transport: Transport, requests: usize, at_least: us
         assert_eq!(response.body, b"Hello, world!", "request {i}");
         assert_eq!(response.header("Content-Type"), Some("text/plain"), "request {i}");
     }
-    wait_until(Duration::from_secs(2), || accepted_connections(&fcgi.log()) >= at_least);
-    std::thread::sleep(Duration::from_millis(100));
+    drop(nginx);
+    assert!(fcgi.stop(Duration::from_secs(10)).is_some_and(|s| s.success()), "{}", fcgi.log());
     let accepted = accepted_connections(&fcgi.log());
     eprintln!("{site:?} over {transport:?}: {requests} requests, {accepted} connections accepted");
     accepted
@@ -48,13 +50,13 @@ fn hello_through(site: Site, transport: Transport, requests: usize, at_least: us
 #[test]
 fn hello_over_a_unix_socket() {
     // Without keepalive nginx opens a connection per request: 5 requests, 5 connections.
-    let accepted = hello_through(Site::Unix, Transport::Unix, 5, 6);
+    let accepted = hello_through(Site::Unix, Transport::Unix, 5);
     assert_eq!(accepted, 6, "connections for 5 requests and a probe");
 }
 
 #[test]
 fn hello_over_tcp() {
-    let accepted = hello_through(Site::Tcp, Transport::Tcp, 5, 6);
+    let accepted = hello_through(Site::Tcp, Transport::Tcp, 5);
     assert_eq!(accepted, 6, "connections for 5 requests and a probe");
 }
 
@@ -62,13 +64,13 @@ fn hello_over_tcp() {
 fn hello_with_keepalive_over_a_unix_socket_reuses_connections() {
     // 200 sequential requests through one nginx worker need one kept connection; the probe is
     // another. A few more would still be keepalive at work; one per request would not.
-    let accepted = hello_through(Site::Keepalive, Transport::Unix, 200, 2);
+    let accepted = hello_through(Site::Keepalive, Transport::Unix, 200);
     assert!(accepted <= 4, "{accepted} connections for 200 requests: keepalive is not working");
 }
 
 #[test]
 fn hello_with_keepalive_over_tcp_reuses_connections() {
-    let accepted = hello_through(Site::Keepalive, Transport::Tcp, 200, 2);
+    let accepted = hello_through(Site::Keepalive, Transport::Tcp, 200);
     assert!(accepted <= 4, "{accepted} connections for 200 requests: keepalive is not working");
 }
 
@@ -254,8 +256,9 @@ fn sigterm_lets_an_in_flight_request_finish_then_exits_0_and_removes_the_socket(
     assert!(wait_until(Duration::from_secs(5), || !socket.exists()), "socket still there");
     let refused = nginx.get("/new").unwrap();
     assert_eq!(refused.status, 502, "a new request during the drain: {}", refused.body_text());
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(fcgi.process().is_running(), "fcgi-rs exited with a request in flight");
+    // It does not exit meanwhile: watched for 300 ms, it is still there.
+    let exited = wait_until(Duration::from_millis(300), || !fcgi.process().is_running());
+    assert!(!exited, "fcgi-rs exited with a request in flight");
 
     upload.send(second_half).unwrap();
     let response = upload.read_response().unwrap();

@@ -15,6 +15,7 @@ use std::time::Duration;
 use fcgi_tests::addr::Transport;
 use fcgi_tests::nginx::scratch;
 use fcgi_tests::process::{children_of, fcgi_bin, wait_until, FcgiServe};
+use fcgi_tests::settings::skip;
 
 /// The user and group the tests switch to.
 const USER: &str = "nobody";
@@ -24,11 +25,11 @@ const GROUP: &str = "nogroup";
 fn can_switch() -> bool {
     // SAFETY: geteuid cannot fail and touches no memory.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: switching users needs root (CI runs the tests as root)");
+        skip("switching users needs root (CI runs the tests as root)");
         return false;
     }
     if id_of(USER, false).is_none() || id_of(GROUP, true).is_none() {
-        eprintln!("skipped: no user {USER} or no group {GROUP} on this machine");
+        skip(&format!("no user {USER} or no group {GROUP} on this machine"));
         return false;
     }
     true

@@ -58,13 +58,13 @@ impl Addr {
         Addr::Tcp(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
     }
 
-    /// Opens a connection, with [`TIMEOUT`] on reads and writes.
+    /// Opens a connection, with [`TIMEOUT`] (scaled: [`crate::settings`]) on reads and writes.
     pub fn connect(&self) -> io::Result<Stream> {
         let stream = match self {
-            Addr::Tcp(addr) => Stream::Tcp(TcpStream::connect_timeout(addr, TIMEOUT)?),
+            Addr::Tcp(addr) => Stream::Tcp(TcpStream::connect_timeout(addr, crate::settings::scaled(TIMEOUT))?),
             Addr::Unix(path) => Stream::Unix(UnixStream::connect(path)?),
         };
-        stream.set_timeout(TIMEOUT)?;
+        stream.set_timeout(crate::settings::scaled(TIMEOUT))?;
         Ok(stream)
     }
 

@@ -70,8 +70,8 @@ impl HttpStream {
     /// Connects to 127.0.0.1:`port`, with read and write timeouts.
     pub fn connect(port: u16) -> io::Result<HttpStream> {
         let stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        stream.set_read_timeout(Some(crate::settings::scaled(IO_TIMEOUT)))?;
+        stream.set_write_timeout(Some(crate::settings::scaled(IO_TIMEOUT)))?;
         Ok(HttpStream { stream })
     }
 

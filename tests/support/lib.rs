@@ -15,6 +15,7 @@
 //! - [`php`]: a real PHP-FPM of the test's own.
 //! - [`process`]: child processes (the `fcgi` binary among them), and bounded waits.
 //! - [`raw`]: a raw FastCGI record client.
+//! - [`settings`]: `FCGI_TEST_STRICT` (no skipping) and `FCGI_TEST_TIME_SCALE` (slower machines).
 //! - [`wrk`]: load from wrk, and its summary.
 
 pub mod addr;
@@ -27,4 +28,5 @@ pub mod nginx;
 pub mod php;
 pub mod process;
 pub mod raw;
+pub mod settings;
 pub mod wrk;

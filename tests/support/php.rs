@@ -45,9 +45,9 @@ impl PhpFpm {
     /// Starts it, or says why not and returns `None` when php-fpm is not installed.
     pub fn start() -> Option<PhpFpm> {
         let Some(binary) = php_fpm_binary() else {
-            eprintln!(
-                "SKIPPED: php-fpm not found in /usr/sbin or on the PATH; run tests/deps.sh \
-                 (Debian package php-fpm) to run the PHP-FPM tests"
+            crate::settings::skip(
+                "php-fpm not found in /usr/sbin or on the PATH; run tests/deps.sh \
+                 (Debian package php-fpm) to run the PHP-FPM tests",
             );
             return None;
         };

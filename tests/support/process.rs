@@ -27,8 +27,9 @@ pub fn fcgi_bin() -> PathBuf {
 }
 
 /// Polls `condition` every 10 ms until it holds or `timeout` passes; returns whether it held.
+/// The timeout is an upper bound, scaled by `FCGI_TEST_TIME_SCALE` ([`crate::settings`]).
 pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + crate::settings::scaled(timeout);
     loop {
         if condition() {
             return true;
@@ -220,6 +221,14 @@ impl FcgiServe {
     /// The process.
     pub fn process(&mut self) -> &mut Guarded {
         &mut self.process
+    }
+
+    /// Stops it gracefully (TERM) and waits up to `timeout` for it to exit, so that every
+    /// line it logs is in [`log`](FcgiServe::log) (the logging thread flushes on exit): its
+    /// exit status, if it exited.
+    pub fn stop(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.process.signal(libc::SIGTERM);
+        self.process.wait_exit(timeout)
     }
 }
 
