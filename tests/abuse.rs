@@ -123,7 +123,11 @@ fn under_attack<T: Send + 'static>(
     );
     assert!(seen.failures.is_empty(), "good requests failed: {:?}", seen.failures);
     assert!(seen.requests > 20, "the good client was starved: {seen:?}");
-    assert!(seen.slowest < scaled(GOOD_LATENCY), "the slowest good request took {:?}", seen.slowest);
+    assert!(
+        seen.slowest < scaled(GOOD_LATENCY),
+        "the slowest good request took {:?}",
+        seen.slowest
+    );
     let growth = peak_kib.saturating_sub(base.rss_kib);
     assert!(growth < RSS_GROWTH_KIB, "resident memory grew by {growth} KiB");
 

@@ -347,7 +347,10 @@ fn a_program_past_the_timeout_is_stopped_and_answered_504() {
     let r = site.nginx.get("/cgi-bin/stubborn.sh").unwrap();
     let took = started.elapsed();
     assert_eq!(r.status, 504, "{}", r.body_text());
-    assert!(took >= Duration::from_millis(1900) && took < scaled(Duration::from_secs(10)), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(1900) && took < scaled(Duration::from_secs(10)),
+        "{took:?}"
+    );
     assert!(!process_exists(site.pid_from("stubborn.pid")), "stubborn.sh still runs");
     assert!(site.log_shows("ran past the timeout"), "{}", site.fcgi.log());
 

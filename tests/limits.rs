@@ -274,7 +274,10 @@ fn a_request_that_waited_past_the_queue_timeout_gets_503_overloaded() {
     let waited = started.elapsed();
     assert_eq!((reply.status, reply.end.protocol_status), (503, ProtocolStatus::Overloaded));
     assert!(reply.header("Retry-After").is_some());
-    assert!(waited >= Duration::from_secs(1) && waited < scaled(Duration::from_secs(5)), "{waited:?}");
+    assert!(
+        waited >= Duration::from_secs(1) && waited < scaled(Duration::from_secs(5)),
+        "{waited:?}"
+    );
 
     release_tx.send(()).unwrap();
     blocker.read_reply(1).assert_complete(200);

@@ -24,8 +24,8 @@ use fcgi_tests::addr::{Addr, Transport};
 use fcgi_tests::netns::Netns;
 use fcgi_tests::nginx::{scratch, Nginx, Site};
 use fcgi_tests::process::{fcgi_bin, wait_until, FcgiServe, Guarded, START_TIMEOUT};
-use fcgi_tests::wrk::Wrk;
 use fcgi_tests::settings::skip;
+use fcgi_tests::wrk::Wrk;
 
 /// wrk's connections, so requests in flight at once: the bound on what a killed host can lose.
 const CONNS: u32 = 16;

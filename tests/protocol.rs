@@ -613,7 +613,10 @@ fn a_web_server_that_never_reads_its_answers_cannot_stall_the_others() {
         slowest = slowest.max(started.elapsed());
         served += 1;
     }
-    assert!(slowest < scaled(Duration::from_secs(1)), "a request took {slowest:?} during the flood");
+    assert!(
+        slowest < scaled(Duration::from_secs(1)),
+        "a request took {slowest:?} during the flood"
+    );
 
     // Its answers piling up, the server gave up on the connection instead of queueing them
     // without bound (or waiting on it).

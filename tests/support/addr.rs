@@ -61,7 +61,9 @@ impl Addr {
     /// Opens a connection, with [`TIMEOUT`] (scaled: [`crate::settings`]) on reads and writes.
     pub fn connect(&self) -> io::Result<Stream> {
         let stream = match self {
-            Addr::Tcp(addr) => Stream::Tcp(TcpStream::connect_timeout(addr, crate::settings::scaled(TIMEOUT))?),
+            Addr::Tcp(addr) => {
+                Stream::Tcp(TcpStream::connect_timeout(addr, crate::settings::scaled(TIMEOUT))?)
+            }
             Addr::Unix(path) => Stream::Unix(UnixStream::connect(path)?),
         };
         stream.set_timeout(crate::settings::scaled(TIMEOUT))?;

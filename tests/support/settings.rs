@@ -69,3 +69,20 @@ pub fn time_scale() -> f64 {
 pub fn scaled(bound: Duration) -> Duration {
     bound.mul_f64(time_scale())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skip_fails_under_strict_and_says_so_otherwise() {
+        // The one test of this binary that touches the variable.
+        std::env::set_var(STRICT_VAR, "1");
+        let failed = std::panic::catch_unwind(|| skip("a capability this machine lacks"));
+        std::env::set_var(STRICT_VAR, "0");
+        skip("the same, not strict");
+        std::env::remove_var(STRICT_VAR);
+        assert!(failed.is_err(), "a skip under {STRICT_VAR}=1 passed");
+        assert!(!strict());
+    }
+}
