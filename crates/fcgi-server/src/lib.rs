@@ -67,6 +67,7 @@ mod config;
 mod connection;
 mod context;
 mod epoll;
+pub mod escape;
 mod handler;
 mod job;
 mod listener;
