@@ -532,6 +532,35 @@ mod tests {
         assert_eq!(written + dropped, sent, "every line written or counted, once");
     }
 
+    /// Counts the records it is given.
+    struct Counting(Arc<AtomicU64>);
+
+    impl Drain for Counting {
+        type Ok = ();
+        type Err = slog::Never;
+
+        fn log(&self, _: &Record<'_>, _: &OwnedKVList) -> Result<(), slog::Never> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn debug_lines_are_compiled_in_whatever_the_build() {
+        // slog leaves out, at compile time, every line below its static maximum level: info
+        // in a release build unless a feature raises it. `--log-level debug` must work in the
+        // binary that ships, which is a release build.
+        assert!(
+            slog::__slog_static_max_level().as_usize() >= slog::FilterLevel::Debug.as_usize(),
+            "slog's static maximum level is {:?}",
+            slog::__slog_static_max_level()
+        );
+        let count = Arc::new(AtomicU64::new(0));
+        let log = Logger::root(Counting(Arc::clone(&count)), o!());
+        slog::debug!(log, "a debug line");
+        assert_eq!(count.load(Ordering::Relaxed), 1, "the debug line reached the drain");
+    }
+
     #[test]
     fn json_lines_escape_what_slog_json_leaves_raw() {
         let flaky = Flaky { failures: Arc::new(Mutex::new(0)), written: Arc::default() };
