@@ -97,6 +97,6 @@ pub use response::Response;
 pub use server::{Server, ServerBuilder, ShutdownHandle};
 pub use status::{
     duration_bucket, Metrics, PeerSource, RequestFacts, SlowRequest, SlowRunning, Status,
-    StatusHandle, ThreadReport, DURATION_BUCKETS, DURATION_SLOTS, METRICS_WORDS,
+    StatusHandle, ThreadReport, DURATION_BUCKETS, DURATION_SLOTS, FACT_MAX_BYTES, METRICS_WORDS,
 };
 pub use utc::Utc;
