@@ -75,6 +75,7 @@ mod log;
 mod monitor;
 mod quick;
 mod reactor;
+mod refusals;
 mod request;
 mod response;
 mod server;
