@@ -8,21 +8,26 @@
 //! to the main log.
 //!
 //! Writing never blocks a request and never fails it: the line is formatted and written on a
-//! thread of its own (slog-async, lines past its queue dropped and counted), and a line the
-//! file does not take (a full disk) is dropped and counted; the count goes to the main log,
-//! at warning level in a field `dropped`, once a line is written again: the approach of
+//! thread of its own ([`crate::logging::Queue`], lines past its queue dropped and counted), and
+//! a line the file does not take (a full disk) is dropped and counted; the counts go to the
+//! main log, at warning level, once a line is written again: `dropped` in all, `queue_full`
+//! and `write_failed` by cause, each lost line counted once. The approach of
 //! [`crate::logging::Lossy`], with the report in the main log so that the access log keeps
 //! its format.
+//!
+//! What a peer sent is escaped in every format: [`fcgi_server::escape`] for the text formats,
+//! JSON's escapes for `json`.
 
 use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fcgi_server::Utc;
+use fcgi_server::{escape, Utc};
 use slog::{o, warn, Drain, Key, Logger, OwnedKVList, Record, Serializer, KV};
 
-use crate::logging::LogTarget;
+use crate::logging::{LogTarget, Queue};
 
 /// The tag of the server's per-request records (fcgi-server's `job.rs` sets it).
 pub(crate) const TAG: &str = "access";
@@ -336,17 +341,7 @@ fn utc(time: SystemTime) -> (Utc, u32) {
 /// `text` with what would break a line or a quoted field escaped as nginx does (`\xHH`), so
 /// that a peer's values cannot forge lines.
 fn escaped(text: &str, out: &mut String) {
-    for c in text.chars() {
-        match c {
-            '"' | '\\' => {
-                let _ = write!(out, "\\x{:02X}", c as u32);
-            }
-            c if c.is_control() => {
-                let _ = write!(out, "\\x{:02X}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
+    escape::push_quoted(out, text);
 }
 
 /// `text` escaped, or `-` when absent or empty.
@@ -478,27 +473,28 @@ fn placeholder_value(
     }
 }
 
-/// The drain that formats and writes the lines, on slog-async's thread, to `W` (the file's
+/// The drain that formats and writes the lines, on the queue's thread, to `W` (the file's
 /// [`LogTarget`]).
 struct Writer<W> {
     target: W,
     format: AccessFormat,
-    /// Where the count of dropped lines is reported.
+    /// Where the counts of dropped lines are reported.
     report: Logger,
-    /// Lines dropped since the last one written: unwritable, or past the queue.
-    dropped: AtomicU64,
+    /// Lines the file did not take since the last report (only this drain's thread counts).
+    write_failed: AtomicU64,
+    /// Lines the queue had no room for since the last report (counted by the [`Queue`]).
+    queue_full: Arc<AtomicU64>,
 }
 
-/// Reads slog-async's count of lines dropped past its queue from its report record.
-#[derive(Default)]
-struct Count(u64);
-
-impl Serializer for Count {
-    fn emit_arguments(&mut self, key: Key, val: &std::fmt::Arguments<'_>) -> slog::Result {
-        if key == "count" {
-            self.0 = val.to_string().parse().unwrap_or(0);
+impl<W: std::io::Write + Clone> Writer<W> {
+    fn new(target: W, format: AccessFormat, report: Logger) -> Writer<W> {
+        Writer {
+            target,
+            format,
+            report,
+            write_failed: AtomicU64::new(0),
+            queue_full: Arc::default(),
         }
-        Ok(())
     }
 }
 
@@ -508,10 +504,6 @@ impl<W: std::io::Write + Clone> Drain for Writer<W> {
 
     fn log(&self, record: &Record<'_>, _values: &OwnedKVList) -> Result<(), slog::Never> {
         if record.tag() != TAG {
-            // slog-async's own record: lines dropped because the queue was full.
-            let mut count = Count::default();
-            let _ = record.kv().serialize(record, &mut count);
-            self.dropped.fetch_add(count.0.max(1), Ordering::Relaxed);
             return Ok(());
         }
         let written = catch_unwind(AssertUnwindSafe(|| {
@@ -526,14 +518,15 @@ impl<W: std::io::Write + Clone> Drain for Writer<W> {
             self.target.clone().write_all(line.as_bytes()).is_ok()
         }));
         if written.unwrap_or(false) {
-            let dropped = self.dropped.load(Ordering::Relaxed);
-            if dropped > 0 {
-                self.dropped.fetch_sub(dropped, Ordering::Relaxed);
+            let write_failed = self.write_failed.swap(0, Ordering::Relaxed);
+            let queue_full = self.queue_full.swap(0, Ordering::Relaxed);
+            if write_failed + queue_full > 0 {
                 warn!(self.report, "access log lines dropped: the access log could not be written";
-                    "dropped" => dropped);
+                    "dropped" => write_failed + queue_full, "queue_full" => queue_full,
+                    "write_failed" => write_failed);
             }
         } else {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.write_failed.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -547,12 +540,9 @@ pub(crate) fn attach(
     target: LogTarget,
     format: AccessFormat,
 ) -> (Logger, slog_async::AsyncGuard) {
-    let writer = Writer { target, format, report: log.clone(), dropped: AtomicU64::new(0) };
-    let (access, guard) = slog_async::Async::new(writer)
-        .chan_size(QUEUE)
-        .overflow_strategy(slog_async::OverflowStrategy::DropAndReport)
-        .thread_name("fcgi-access".into())
-        .build_with_guard();
+    let writer = Writer::new(target, format, log.clone());
+    let full = Arc::clone(&writer.queue_full);
+    let (access, guard) = Queue::start(writer, QUEUE, "fcgi-access", full);
     let access = access.filter(|r: &Record<'_>| r.tag() == TAG).ignore_res();
     let main = log.filter(|r: &Record<'_>| r.tag() != TAG).ignore_res();
     (Logger::root(slog::Duplicate::new(main, access).ignore_res(), o!()), guard)
@@ -677,31 +667,36 @@ mod tests {
         }
     }
 
-    /// The main log: each record's `dropped` field, if any.
+    /// The main log: each report's counts, `(dropped, queue_full, write_failed)`.
     #[derive(Clone, Default)]
-    struct Reports(std::sync::Arc<std::sync::Mutex<Vec<u64>>>);
+    struct Reports(std::sync::Arc<std::sync::Mutex<Vec<(u64, u64, u64)>>>);
 
     impl Drain for Reports {
         type Ok = ();
         type Err = slog::Never;
 
         fn log(&self, record: &Record<'_>, _: &OwnedKVList) -> Result<(), slog::Never> {
-            struct Dropped(u64);
-            impl Serializer for Dropped {
+            #[derive(Default)]
+            struct Counts(u64, u64, u64);
+            impl Serializer for Counts {
                 fn emit_arguments(
                     &mut self,
                     key: Key,
                     val: &std::fmt::Arguments<'_>,
                 ) -> slog::Result {
-                    if key == "dropped" {
-                        self.0 = val.to_string().parse().unwrap_or(0);
+                    let n = val.to_string().parse().unwrap_or(0);
+                    match key {
+                        "dropped" => self.0 = n,
+                        "queue_full" => self.1 = n,
+                        "write_failed" => self.2 = n,
+                        _ => {}
                     }
                     Ok(())
                 }
             }
-            let mut dropped = Dropped(0);
-            let _ = record.kv().serialize(record, &mut dropped);
-            self.0.lock().unwrap().push(dropped.0);
+            let mut counts = Counts::default();
+            let _ = record.kv().serialize(record, &mut counts);
+            self.0.lock().unwrap().push((counts.0, counts.1, counts.2));
             Ok(())
         }
     }
@@ -713,22 +708,56 @@ mod tests {
             written: std::sync::Arc::new(std::sync::Mutex::new(Vec::new())),
         };
         let reports = Reports::default();
-        let writer = Writer {
-            target: file.clone(),
-            format: AccessFormat::parse("%s %L").unwrap(),
-            report: Logger::root(reports.clone(), o!()),
-            dropped: AtomicU64::new(0),
-        };
+        let writer = Writer::new(
+            file.clone(),
+            AccessFormat::parse("%s %L").unwrap(),
+            Logger::root(reports.clone(), o!()),
+        );
+        let queue_full = Arc::clone(&writer.queue_full);
         let log = Logger::root(writer, o!());
         for id in ["a", "b", "c", "d"] {
             slog::info!(log, #"access", "request"; "status" => 200, "request_id" => id);
         }
-        // Not an access record: slog-async's report of lines dropped past its queue.
-        slog::info!(log, "slog-async: logger dropped messages"; "count" => 5);
+        // As the queue counts five lines it had no room for.
+        queue_full.fetch_add(5, Ordering::Relaxed);
         slog::info!(log, #"access", "request"; "status" => 500, "request_id" => "e");
         let written = String::from_utf8(file.written.lock().unwrap().clone()).unwrap();
         assert_eq!(written, "200 c\n200 d\n500 e\n", "a and b dropped");
-        assert_eq!(*reports.0.lock().unwrap(), vec![2, 5], "each count reported once");
+        assert_eq!(*reports.0.lock().unwrap(), vec![(2, 0, 2), (5, 5, 0)], "each reported once");
+    }
+
+    #[test]
+    fn lines_past_the_queue_are_counted_once_each_and_said_to_be_the_queues() {
+        const TOTAL: u64 = 10_000;
+        let dir = tempfile::tempdir().unwrap();
+        let mut pipe = crate::logging::stalled::Stalled::new(dir.path());
+        let target = LogTarget::open(Some(&pipe.path)).unwrap();
+        let reports = Reports::default();
+        let main = Logger::root(reports.clone(), o!());
+        let (log, guard) = attach(main, target, AccessFormat::parse("%L %r").unwrap());
+        // A kilobyte a line: the pipe is full after some 64, the queue after 4,096 more.
+        let uri = format!("/{}", "x".repeat(1024));
+        for n in 0..TOTAL {
+            slog::info!(log, #"access", "request"; "request_id" => n, "uri" => &uri);
+        }
+        pipe.recover();
+        // Until a line gets through the queue again (each one lost meanwhile counts too).
+        let mut sent = TOTAL;
+        for k in 0..500 {
+            sent += 1;
+            slog::info!(log, #"access", "request"; "request_id" => format!("final-{k}"));
+            if pipe.shows(&format!("final-{k} "), Duration::from_millis(50)) {
+                break;
+            }
+        }
+        drop(log);
+        drop(guard);
+        let written = pipe.finish().lines().count() as u64;
+        let reports = reports.0.lock().unwrap().clone();
+        let dropped: u64 = reports.iter().map(|r| r.0).sum();
+        assert!(reports.iter().all(|&(d, q, w)| d == q && w == 0), "{reports:?}");
+        assert!(dropped > 0, "the queue overflowed: {written} lines written of {sent}");
+        assert_eq!(written + dropped, sent, "every line written or counted, once: {reports:?}");
     }
 
     #[test]

@@ -1,24 +1,11 @@
 //! JSON string literals, for the lines and reports fcgi-cli writes by hand (`fcgi bench --json`,
-//! the access log's JSON format): quotes and backslashes escaped, control characters as
-//! `\u00XX`, everything else as it is (JSON text is UTF-8).
-
-use std::fmt::Write as _;
+//! the access log's JSON format): [`fcgi_server::escape::push_json`]'s escapes (quotes,
+//! backslashes, control characters, U+2028 and U+2029), everything else as it is (JSON text
+//! is UTF-8).
 
 /// Appends `text` to `out` as a JSON string literal.
 pub(crate) fn push_string(out: &mut String, text: &str) {
-    out.reserve(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    fcgi_server::escape::push_json(out, text);
 }
 
 /// `text` as a JSON string literal.
@@ -32,6 +19,6 @@ pub(crate) fn string(text: &str) -> String {
 mod tests {
     #[test]
     fn strings_are_escaped() {
-        assert_eq!(super::string("a\"b\\c\n\u{1}é"), r#""a\"b\\c\u000a\u0001é""#);
+        assert_eq!(super::string("a\"b\\c\n\u{1}é\u{2028}"), r#""a\"b\\c\u000a\u0001é\u2028""#);
     }
 }

@@ -1,15 +1,21 @@
 //! The root logger: human-readable or JSON lines on standard error or in `--log-file`, written
-//! off the request path by slog-async; and a synchronous one for the prefork master, which
-//! must not start a thread before it forks.
+//! off the request path by a logging thread; and a synchronous one for the prefork master,
+//! which must not start a thread before it forks.
 //!
 //! Logging never takes the server down: both write through [`Lossy`], which drops (and counts)
 //! a line that cannot be written (a full disk, a closed pipe on standard error) instead of
-//! failing, and says how many it dropped once writing works again. slog's usual `Fuse` would panic there: it killed the master at its first line with
-//! `2>&1 | head -c1`, and left a single process without its logging thread for good.
+//! failing, and says how many it dropped once writing works again. slog's usual `Fuse` would
+//! panic there: it killed the master at its first line with `2>&1 | head -c1`, and left a
+//! single process without its logging thread for good. Lines past the logging thread's queue
+//! are dropped too ([`Queue`]), never waited for, and counted apart.
+//!
+//! Both formats escape what a peer sent: the `term` lines with [`crate::term`], the JSON lines
+//! with slog-json's escapes, and DEL, the C1 controls, U+2028 and U+2029 escaped too
+//! ([`WholeLines`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, AssertUnwindSafe, RefUnwindSafe, UnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use slog::{b, o, record_static, Drain, Level, Logger, OwnedKVList, Record};
 
 use crate::args::{LogFormat, LogLevel};
+use crate::term::TermLines;
 
 /// Where log lines go: standard error, or a file that [`LogTarget::reopen`] opens anew (after
 /// logrotate moved it, on SIGUSR1).
@@ -63,20 +70,24 @@ impl Write for LogTarget {
 }
 
 /// A drain that never fails and never panics: a line the inner drain cannot write (an I/O
-/// error, or a panic in it) is dropped and counted; the first line written after that is
-/// preceded by one line at warning level with the count in a field `dropped`. A logger is no
-/// reason for a server to stop, and a disk that fills up usually empties again.
+/// error, or a panic in it) is dropped and counted, and so is a line the [`Queue`] in front of
+/// it had no room for; the first line written after that is preceded by one line at warning
+/// level with the counts: `dropped` in all, `queue_full` and `write_failed` by cause. A logger
+/// is no reason for a server to stop, and a disk that fills up usually empties again.
 #[derive(Debug)]
 pub(crate) struct Lossy<D> {
     drain: D,
-    /// Lines dropped since the last one written.
-    dropped: AtomicU64,
+    /// Lines the drain failed to write since the last report.
+    write_failed: AtomicU64,
+    /// Lines the queue in front had no room for, since the last report (always 0 without a
+    /// queue).
+    queue_full: Arc<AtomicU64>,
 }
 
 impl<D: Drain> Lossy<D> {
     /// Wraps `drain`.
     pub(crate) fn new(drain: D) -> Lossy<D> {
-        Lossy { drain, dropped: AtomicU64::new(0) }
+        Lossy { drain, write_failed: AtomicU64::new(0), queue_full: Arc::default() }
     }
 
     /// Whether `drain` wrote the record; a panic in it counts as a failure, not ours.
@@ -84,11 +95,14 @@ impl<D: Drain> Lossy<D> {
         matches!(catch_unwind(AssertUnwindSafe(|| self.drain.log(record, values))), Ok(Ok(_)))
     }
 
-    /// Reports `dropped` lines; whether the report was written.
-    fn report(&self, dropped: u64, values: &OwnedKVList) -> bool {
+    /// Reports lines dropped; whether the report was written.
+    fn report(&self, queue_full: u64, write_failed: u64, values: &OwnedKVList) -> bool {
         let rs = record_static!(Level::Warning, "");
         let message = format_args!("log lines dropped: the log could not be written");
-        self.try_log(&Record::new(&rs, &message, b!("dropped" => dropped)), values)
+        let dropped = queue_full + write_failed;
+        let kv =
+            b!("dropped" => dropped, "queue_full" => queue_full, "write_failed" => write_failed);
+        self.try_log(&Record::new(&rs, &message, kv), values)
     }
 }
 
@@ -97,17 +111,65 @@ impl<D: Drain> Drain for Lossy<D> {
     type Err = slog::Never;
 
     fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> Result<(), slog::Never> {
-        let dropped = self.dropped.load(Ordering::Relaxed);
-        if dropped > 0 {
-            if !self.report(dropped, values) {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+        let write_failed = self.write_failed.load(Ordering::Relaxed);
+        let queue_full = self.queue_full.load(Ordering::Relaxed);
+        if write_failed + queue_full > 0 {
+            if !self.report(queue_full, write_failed, values) {
+                self.write_failed.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
             // Subtracted, not reset: another thread may have dropped one meanwhile.
-            self.dropped.fetch_sub(dropped, Ordering::Relaxed);
+            self.write_failed.fetch_sub(write_failed, Ordering::Relaxed);
+            self.queue_full.fetch_sub(queue_full, Ordering::Relaxed);
         }
         if !self.try_log(record, values) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.write_failed.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// Hands each record to a logging thread, through a bounded queue; a record the queue has no
+/// room for is dropped (a request never waits for its log line) and counted, once, in
+/// `full`, which the drain on the thread reports ([`Lossy`], the access log's writer).
+///
+/// slog-async's own `Async` with `DropAndReport` counted a line lost twice while the queue
+/// stayed full (the line, and the report of the lines before it that found no room either),
+/// and its report could not say which lines the queue lost and which the disk.
+pub(crate) struct Queue {
+    core: slog_async::AsyncCore,
+    full: Arc<AtomicU64>,
+}
+
+impl Queue {
+    /// A thread named `name` that runs `drain`, behind a queue of `size` records; the count of
+    /// records dropped for want of room is `full`. Keep the guard until the process is about
+    /// to exit: dropping it writes what is still queued.
+    pub(crate) fn start<D>(
+        drain: D,
+        size: usize,
+        name: &str,
+        full: Arc<AtomicU64>,
+    ) -> (Queue, slog_async::AsyncGuard)
+    where
+        D: Drain<Ok = (), Err = slog::Never> + Send + 'static,
+    {
+        let (core, guard) = slog_async::AsyncCore::custom(drain)
+            .chan_size(size)
+            .thread_name(name.to_owned())
+            .build_with_guard();
+        (Queue { core, full }, guard)
+    }
+}
+
+impl Drain for Queue {
+    type Ok = ();
+    type Err = slog::Never;
+
+    fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> Result<(), slog::Never> {
+        // Full, or (should it ever happen) the thread gone: the line is lost either way.
+        if self.core.log(record, values).is_err() {
+            self.full.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -117,6 +179,12 @@ impl<D: Drain> Drain for Lossy<D> {
 /// hands the whole line to the target in one write when the newline comes: a line is written
 /// whole or not at all, so a failed one leaves no half line for the next to be glued to, and
 /// lines from several workers appending to one file do not interleave.
+///
+/// It also writes as JSON escapes (`\u007f`, `\u0085`, `\u2028`) what slog-json leaves raw
+/// and [`fcgi_server::escape`] escapes everywhere else: DEL, the C1 controls (NEL ends lines
+/// for some readers, CSI starts terminal sequences), U+2028 and U+2029 (JavaScript before
+/// ES2019 and log viewers take them for line ends). In JSON text these can only stand inside
+/// a string, where the escape means the same character: the line says what it said.
 struct WholeLines<W: Write> {
     target: W,
     line: Vec<u8>,
@@ -128,9 +196,35 @@ impl<W: Write> WholeLines<W> {
     }
 }
 
+/// Appends `buf`, JSON text, to `line` with DEL (`7F`), the C1 controls (`C2 80` to `C2 9F`),
+/// U+2028 and U+2029 (`E2 80 A8`, `E2 80 A9`) as JSON escapes.
+fn push_json_bytes(line: &mut Vec<u8>, buf: &[u8]) {
+    if !buf.iter().any(|&b| matches!(b, 0x7F | 0xC2 | 0xE2)) {
+        line.extend_from_slice(buf);
+        return;
+    }
+    let mut i = 0;
+    while i < buf.len() {
+        let (code, len) = match buf[i..] {
+            [0x7F, ..] => (0x7F, 1),
+            [0xC2, b @ 0x80..=0x9F, ..] => (u32::from(b), 2),
+            [0xE2, 0x80, b @ (0xA8 | 0xA9), ..] => (0x2000 | u32::from(b - 0x80), 3),
+            _ => {
+                line.push(buf[i]);
+                i += 1;
+                continue;
+            }
+        };
+        let _ = write!(line, "\\u{code:04x}");
+        i += len;
+    }
+}
+
 impl<W: Write> Write for WholeLines<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.line.extend_from_slice(buf);
+        // slog-json writes a string value in one piece, so a character is never split
+        // between two writes.
+        push_json_bytes(&mut self.line, buf);
         if buf.ends_with(b"\n") {
             let result = self.target.write_all(&self.line);
             self.line.clear();
@@ -153,6 +247,28 @@ fn level(level: LogLevel) -> Level {
     }
 }
 
+/// Lines the logging thread may have queued; past it they are dropped and counted, never
+/// allowed to block a request.
+const QUEUE: usize = 4096;
+
+/// A drain of either format, as the loggers hold it.
+type Lines = Box<dyn Drain<Ok = (), Err = slog::Never> + Send + Sync + RefUnwindSafe + UnwindSafe>;
+
+/// The format's drain, writing to `target` on the calling thread, through [`Lossy`], which
+/// reports `queue_full` too.
+fn lines(format: LogFormat, target: &LogTarget, queue_full: Arc<AtomicU64>) -> Lines {
+    match format {
+        LogFormat::Term => {
+            Box::new(Lossy { queue_full, ..Lossy::new(TermLines::new(target.clone())) })
+        }
+        LogFormat::Json => {
+            let drain =
+                slog_json::Json::new(WholeLines::new(target.clone())).add_default_keys().build();
+            Box::new(Lossy { queue_full, ..Lossy::new(Mutex::new(drain)) })
+        }
+    }
+}
+
 /// The root logger, and a guard that flushes every line still queued when it drops: keep it
 /// until the process is about to exit.
 pub(crate) fn logger(
@@ -160,70 +276,95 @@ pub(crate) fn logger(
     log_level: LogLevel,
     target: &LogTarget,
 ) -> (Logger, slog_async::AsyncGuard) {
-    let level = level(log_level);
-    let (drain, guard) = match format {
-        LogFormat::Term => {
-            let decorator = slog_term::PlainSyncDecorator::new(target.clone());
-            let drain = Lossy::new(slog_term::FullFormat::new(decorator).build());
-            async_drain(drain.filter_level(level).ignore_res())
-        }
-        LogFormat::Json => {
-            let drain =
-                slog_json::Json::new(WholeLines::new(target.clone())).add_default_keys().build();
-            async_drain(Lossy::new(drain).filter_level(level).ignore_res())
-        }
-    };
-    // The channel fails only if the logging thread is gone, which Lossy prevents; should it
-    // happen all the same, requests go on without their lines.
-    (Logger::root(drain.ignore_res(), o!("pid" => std::process::id())), guard)
+    let full = Arc::new(AtomicU64::new(0));
+    let (queue, guard) =
+        Queue::start(lines(format, target, Arc::clone(&full)), QUEUE, "fcgi-log", full);
+    // Filtered before the queue: a line below the level costs no trip to the thread.
+    let drain = queue.filter_level(level(log_level)).ignore_res();
+    (Logger::root(drain, o!("pid" => std::process::id())), guard)
 }
 
 /// A logger that writes on the calling thread and starts none: the prefork master's, which
 /// forks, and whose few lines are not on any request's path.
 pub(crate) fn sync_logger(format: LogFormat, log_level: LogLevel, target: &LogTarget) -> Logger {
-    let level = level(log_level);
     let values = o!("pid" => std::process::id(), "role" => "master");
-    match format {
-        LogFormat::Term => {
-            let decorator = slog_term::PlainSyncDecorator::new(target.clone());
-            let drain = Lossy::new(slog_term::FullFormat::new(decorator).build());
-            Logger::root(drain.filter_level(level).ignore_res(), values)
-        }
-        LogFormat::Json => {
-            let drain =
-                slog_json::Json::new(WholeLines::new(target.clone())).add_default_keys().build();
-            let drain = Lossy::new(Mutex::new(drain));
-            Logger::root(drain.filter_level(level).ignore_res(), values)
-        }
-    }
-}
-
-fn async_drain<D>(drain: D) -> (slog_async::Async, slog_async::AsyncGuard)
-where
-    D: Drain<Ok = (), Err = slog::Never> + Send + 'static,
-{
-    // Overflowing log lines are counted and reported, never allowed to block a request.
-    slog_async::Async::new(drain)
-        .chan_size(4096)
-        .overflow_strategy(slog_async::OverflowStrategy::DropAndReport)
-        .thread_name("fcgi-log".into())
-        .build_with_guard()
+    let drain = lines(format, target, Arc::default());
+    Logger::root(drain.filter_level(level(log_level)).ignore_res(), values)
 }
 
 /// A logger of its own file that writes on the calling thread (the slow log: a few lines, on
 /// no request's path).
 pub(crate) fn file_logger(format: LogFormat, target: &LogTarget) -> Logger {
-    let values = o!("pid" => std::process::id());
-    match format {
-        LogFormat::Term => {
-            let decorator = slog_term::PlainSyncDecorator::new(target.clone());
-            let drain = Lossy::new(slog_term::FullFormat::new(decorator).build());
-            Logger::root(drain.ignore_res(), values)
+    Logger::root(lines(format, target, Arc::default()), o!("pid" => std::process::id()))
+}
+
+/// A named pipe whose reader the test controls: what a log target becomes when its disk stalls
+/// (nothing read, writes block once the pipe is full) and recovers (read again).
+#[cfg(test)]
+pub(crate) mod stalled {
+    use std::fs::File;
+    use std::io::Read;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::path::{Path, PathBuf};
+    use std::sync::{Arc, Mutex};
+    use std::thread::JoinHandle;
+    use std::time::{Duration, Instant};
+
+    /// The pipe at `path`, its reader open (so that a writer may open it) and not reading.
+    pub(crate) struct Stalled {
+        pub(crate) path: PathBuf,
+        reader: Option<File>,
+        read: Arc<Mutex<Vec<u8>>>,
+        thread: Option<JoinHandle<()>>,
+    }
+
+    impl Stalled {
+        pub(crate) fn new(dir: &Path) -> Stalled {
+            let path = dir.join("stalled.fifo");
+            let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+            // SAFETY: a valid C string; mkfifo touches no memory of ours.
+            assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+            let reader = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&path)
+                .unwrap();
+            Stalled { path, reader: Some(reader), read: Arc::default(), thread: None }
         }
-        LogFormat::Json => {
-            let drain =
-                slog_json::Json::new(WholeLines::new(target.clone())).add_default_keys().build();
-            Logger::root(Lossy::new(Mutex::new(drain)).ignore_res(), values)
+
+        /// Starts reading everything, until every writer has closed the pipe.
+        pub(crate) fn recover(&mut self) {
+            let mut reader = self.reader.take().unwrap();
+            // SAFETY: fcntl on a descriptor we own.
+            unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&reader), libc::F_SETFL, 0) };
+            let read = Arc::clone(&self.read);
+            self.thread = Some(std::thread::spawn(move || {
+                let mut buf = vec![0; 65536];
+                while let Ok(n @ 1..) = reader.read(&mut buf) {
+                    read.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            }));
+        }
+
+        /// Whether what was read so far holds `needle`, within `timeout`.
+        pub(crate) fn shows(&self, needle: &str, timeout: Duration) -> bool {
+            let deadline = Instant::now() + timeout;
+            loop {
+                if String::from_utf8_lossy(&self.read.lock().unwrap()).contains(needle) {
+                    return true;
+                }
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+
+        /// Everything read, once every writer closed the pipe.
+        pub(crate) fn finish(mut self) -> String {
+            self.thread.take().unwrap().join().unwrap();
+            String::from_utf8(self.read.lock().unwrap().clone()).unwrap()
         }
     }
 }
@@ -231,6 +372,7 @@ pub(crate) fn file_logger(format: LogFormat, target: &LogTarget) -> Logger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     /// A writer that fails its first `failures` writes (as a full disk does), then keeps what
     /// it is given.
@@ -333,7 +475,7 @@ mod tests {
         slog::info!(log, "first");
         slog::info!(log, "second");
         // The second line's report panicked too: both counted, neither written.
-        assert_eq!(lossy.dropped.load(Ordering::Relaxed), 2);
+        assert_eq!(lossy.write_failed.load(Ordering::Relaxed), 2);
     }
 
     #[test]
@@ -347,5 +489,89 @@ mod tests {
         lines.write_all(b"{\"b\":2}").unwrap();
         lines.write_all(b"\n").unwrap();
         assert_eq!(&*flaky.written.lock().unwrap(), b"{\"b\":2}\n");
+    }
+
+    #[test]
+    fn lines_past_the_queue_are_counted_once_each_and_said_to_be_the_queues() {
+        const TOTAL: u64 = 10_000;
+        let dir = tempfile::tempdir().unwrap();
+        let mut pipe = stalled::Stalled::new(dir.path());
+        let target = LogTarget::open(Some(&pipe.path)).unwrap();
+        let (log, guard) = logger(LogFormat::Json, LogLevel::Info, &target);
+        drop(target);
+        // A kilobyte a line: the pipe is full after some 64, the queue after 4,096 more.
+        let pad = "x".repeat(1024);
+        for n in 0..TOTAL {
+            slog::info!(log, "line"; "n" => n, "pad" => &pad);
+        }
+        pipe.recover();
+        // Until a line gets through the queue again (each one lost meanwhile counts too).
+        let mut sent = TOTAL;
+        for k in 0..500 {
+            sent += 1;
+            slog::info!(log, "final"; "k" => k);
+            if pipe.shows(&format!("\"k\":{k}"), Duration::from_millis(50)) {
+                break;
+            }
+        }
+        drop(log);
+        drop(guard);
+        let text = pipe.finish();
+        let (mut written, mut dropped) = (0, 0);
+        for line in text.lines() {
+            match number_field(line, "dropped") {
+                Some(n) => {
+                    assert_eq!(number_field(line, "queue_full"), Some(n), "{line}");
+                    assert_eq!(number_field(line, "write_failed"), Some(0), "{line}");
+                    dropped += n;
+                }
+                None => written += 1,
+            }
+        }
+        assert!(dropped > 0, "the queue overflowed: {written} lines written of {sent}");
+        assert_eq!(written + dropped, sent, "every line written or counted, once");
+    }
+
+    /// Counts the records it is given.
+    struct Counting(Arc<AtomicU64>);
+
+    impl Drain for Counting {
+        type Ok = ();
+        type Err = slog::Never;
+
+        fn log(&self, _: &Record<'_>, _: &OwnedKVList) -> Result<(), slog::Never> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn debug_lines_are_compiled_in_whatever_the_build() {
+        // slog leaves out, at compile time, every line below its static maximum level: info
+        // in a release build unless a feature raises it. `--log-level debug` must work in the
+        // binary that ships, which is a release build.
+        assert!(
+            slog::__slog_static_max_level().as_usize() >= slog::FilterLevel::Debug.as_usize(),
+            "slog's static maximum level is {:?}",
+            slog::__slog_static_max_level()
+        );
+        let count = Arc::new(AtomicU64::new(0));
+        let log = Logger::root(Counting(Arc::clone(&count)), o!());
+        slog::debug!(log, "a debug line");
+        assert_eq!(count.load(Ordering::Relaxed), 1, "the debug line reached the drain");
+    }
+
+    #[test]
+    fn json_lines_escape_what_slog_json_leaves_raw() {
+        let flaky = Flaky { failures: Arc::new(Mutex::new(0)), written: Arc::default() };
+        let written = Arc::clone(&flaky.written);
+        let json = slog_json::Json::new(WholeLines::new(flaky)).build();
+        let log = Logger::root(Mutex::new(json).ignore_res(), o!());
+        slog::info!(log, "m"; "uri" => "/a\x7f\u{85}\u{9b}\u{2028}\u{2029}\n\u{a0}é€\u{2030}");
+        let text = String::from_utf8(written.lock().unwrap().clone()).unwrap();
+        // NBSP, é, € and U+2030 are no controls: as they are.
+        let expected = "\"uri\":\"/a\\u007f\\u0085\\u009b\\u2028\\u2029\\n\u{a0}é€\u{2030}\"";
+        assert!(text.contains(expected), "{text:?}");
+        assert_eq!(text.lines().count(), 1, "{text:?}");
     }
 }

@@ -15,6 +15,7 @@ mod privileges;
 mod process_args;
 mod request;
 mod serve;
+mod term;
 mod title;
 
 use std::process::ExitCode;

@@ -23,6 +23,7 @@ pub(crate) fn run(args: ServeArgs, warnings: Vec<Problem>) -> Result<(), Failure
     // Opened here, as root, to fail at start if it cannot be (and to create it); each worker
     // opens its own handle after the fork, as it does for the log file.
     drop(serve::access_target(&args)?);
+    drop(serve::slow_target(&args)?);
     set_master_title(&args, &settings);
     // Synchronous: the master must have no thread when it forks. Switchable: a reload may
     // change the format or the level, for the master as for the workers.
@@ -100,6 +101,13 @@ impl Workload for ServeWorkload {
                 return 3;
             }
         };
+        let slow = match serve::slow_target(args) {
+            Ok(slow) => slow,
+            Err(Failure::Usage(e) | Failure::Runtime(e)) => {
+                error!(self.log, "worker cannot open the slow log"; "error" => e);
+                return 3;
+            }
+        };
         title::set(title::Role::Worker { id: worker.id(), app: serve::app_name(args) });
         let (log, guard) = logging::logger(args.log_format, args.log_level, &target);
         let (log, access_guard) = serve::with_access_log(log, access.clone(), args);
@@ -112,18 +120,20 @@ impl Workload for ServeWorkload {
             return 2;
         }
         let reopen_log = log.clone();
+        let (reopen_slow, slow) = (slow.clone(), slow.as_ref());
         worker.on_reopen_logs(move || {
             if let Err(e) = target.reopen() {
                 error!(reopen_log, "cannot reopen the log file"; "error" => %e);
             }
             serve::reopen_access_log(access.as_ref(), &reopen_log);
+            serve::reopen_slow_log(reopen_slow.as_ref(), &reopen_log);
         });
         let code = match args.config() {
             Err(e) => {
                 error!(log, "invalid server options"; "error" => e);
                 2
             }
-            Ok(config) => match serve::server(args, config, worker.take_listeners(), &log) {
+            Ok(config) => match serve::server(args, config, worker.take_listeners(), &log, slow) {
                 Err(Failure::Usage(e) | Failure::Runtime(e)) => {
                     error!(log, "cannot build the app"; "error" => e);
                     2
@@ -186,10 +196,13 @@ impl Workload for ServeWorkload {
         }
         if self.privileges.is_some() {
             // The workers reopen as --user, and may not create files where logs live: the
-            // master (root) creates the access log's new file and hands both to the user first,
-            // before it forwards USR1 to them.
+            // master (root) creates the access and slow logs' new files and hands them to the
+            // user first, before it forwards USR1 to them.
             if let Err(Failure::Usage(e) | Failure::Runtime(e)) = serve::access_target(&self.args) {
                 error!(self.log, "cannot reopen the access log"; "error" => e);
+            }
+            if let Err(Failure::Usage(e) | Failure::Runtime(e)) = serve::slow_target(&self.args) {
+                error!(self.log, "cannot reopen the slow log"; "error" => e);
             }
             serve::give_log_files(&self.args, self.privileges.as_ref(), &self.log);
         }

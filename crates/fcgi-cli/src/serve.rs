@@ -176,6 +176,7 @@ fn single(
     let exposure = cgi_exposure(&args, &listeners)?;
     let target = log_target(&args)?;
     let access = access_target(&args)?;
+    let slow = slow_target(&args)?;
     title::set(title::Role::Serve { app: app_name(&args) });
     // The logger's thread starts only now, after the sockets exist.
     let (log, log_guard) = logging::logger(args.log_format, args.log_level, &target);
@@ -185,7 +186,7 @@ fn single(
     warn_cgi_as_root(&args, &log);
     give_log_files(&args, privileges.as_ref(), &log);
     raise_nofile(&args, &log);
-    let server = server(&args, config, listeners, &log)?;
+    let server = server(&args, config, listeners, &log, slow.as_ref())?;
     if let Some(path) = &args.process.pid_file {
         fcgi_prefork::pidfile::write(path).map_err(|e| {
             Failure::Runtime(format!("cannot write the pid file {}: {e}", path.display()))
@@ -241,6 +242,7 @@ fn single(
                             Err(e) => error!(signal_log, "cannot reopen the log file"; "error" => %e),
                         }
                         reopen_access_log(access.as_ref(), &signal_log);
+                        reopen_slow_log(slow.as_ref(), &signal_log);
                     }
                     _ => warn!(signal_log,
                         "signal ignored: reloads, upgrades and worker counts need a master \
@@ -326,19 +328,18 @@ pub(crate) fn raise_nofile(args: &ServeArgs, log: &Logger) {
 }
 
 /// The server for `args`: its config, the listeners, and the app, built anew in each process
-/// that serves (the app is made after any fork, never inherited).
+/// that serves (the app is made after any fork, never inherited); its slow lines go to `slow`
+/// when there is a `--slow-log` file.
 pub(crate) fn server(
     args: &ServeArgs,
     config: fcgi_server::Config,
     listeners: Vec<Listener>,
     log: &Logger,
+    slow: Option<&LogTarget>,
 ) -> Result<Server, Failure> {
     let mut builder = Server::builder().config(config).logger(log.clone());
-    if let Some(path) = &args.slow_log {
-        let target = LogTarget::open(Some(path)).map_err(|e| {
-            Failure::Runtime(format!("cannot open the slow log {}: {e}", path.display()))
-        })?;
-        builder = builder.slow_logger(logging::file_logger(args.log_format, &target));
+    if let Some(target) = slow {
+        builder = builder.slow_logger(logging::file_logger(args.log_format, target));
     }
     let builder = listeners.into_iter().fold(builder, |b, l| b.listener(l));
     Ok(apps::install(args, builder, log).map_err(Failure::Usage)?.build())
@@ -415,6 +416,15 @@ pub(crate) fn access_target(args: &ServeArgs) -> Result<Option<LogTarget>, Failu
     })
 }
 
+/// The file `--slow-log FILE` names, opened for appending (as root, before the switch, as the
+/// access log), or `None` when slow lines go to the main log.
+pub(crate) fn slow_target(args: &ServeArgs) -> Result<Option<LogTarget>, Failure> {
+    let Some(path) = &args.slow_log else { return Ok(None) };
+    LogTarget::open(Some(path))
+        .map(Some)
+        .map_err(|e| Failure::Runtime(format!("cannot open the slow log {}: {e}", path.display())))
+}
+
 /// `log` with the request records sent to `access`, when there is a file; the guard flushes
 /// its queue when dropped.
 pub(crate) fn with_access_log(
@@ -441,7 +451,16 @@ pub(crate) fn reopen_access_log(access: Option<&LogTarget>, log: &Logger) {
     }
 }
 
-/// Hands the log file and the access log file to the user `--user` names (regular files only),
+/// Reopens the slow log's file (USR1), logging the outcome.
+pub(crate) fn reopen_slow_log(slow: Option<&LogTarget>, log: &Logger) {
+    let Some(slow) = slow else { return };
+    match slow.reopen() {
+        Ok(()) => info!(log, "slow log reopened"),
+        Err(e) => error!(log, "cannot reopen the slow log"; "error" => %e),
+    }
+}
+
+/// Hands the log file, the access log and the slow log files to the user `--user` names (regular files only),
 /// so that the process, once switched, can open them again on USR1. As nginx does for its
 /// workers: the user can then write its own logs, which it does anyway.
 pub(crate) fn give_log_files(args: &ServeArgs, privileges: Option<&Privileges>, log: &Logger) {
@@ -450,7 +469,8 @@ pub(crate) fn give_log_files(args: &ServeArgs, privileges: Option<&Privileges>, 
         Some(Some(path)) => Some(path.as_path()),
         _ => None,
     };
-    for path in [args.process.log_file.as_deref(), access].into_iter().flatten() {
+    let slow = args.slow_log.as_deref();
+    for path in [args.process.log_file.as_deref(), access, slow].into_iter().flatten() {
         if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
             continue;
         }

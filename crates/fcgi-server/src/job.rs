@@ -45,6 +45,7 @@ impl Job {
         // a path is configured.
         let page = if ctx.config.status_path.is_some() || ctx.config.ping_path.is_some() {
             status_page::route(
+                request.role(),
                 request.script_name(),
                 ctx.config.status_path.as_deref(),
                 ctx.config.ping_path.as_deref(),

@@ -67,6 +67,7 @@ mod config;
 mod connection;
 mod context;
 mod epoll;
+pub mod escape;
 mod handler;
 mod job;
 mod listener;
@@ -74,6 +75,7 @@ mod log;
 mod monitor;
 mod quick;
 mod reactor;
+mod refusals;
 mod request;
 mod response;
 mod server;
@@ -96,6 +98,6 @@ pub use response::Response;
 pub use server::{Server, ServerBuilder, ShutdownHandle};
 pub use status::{
     duration_bucket, Metrics, PeerSource, RequestFacts, SlowRequest, SlowRunning, Status,
-    StatusHandle, ThreadReport, DURATION_BUCKETS, DURATION_SLOTS, METRICS_WORDS,
+    StatusHandle, ThreadReport, DURATION_BUCKETS, DURATION_SLOTS, FACT_MAX_BYTES, METRICS_WORDS,
 };
 pub use utc::Utc;

@@ -50,6 +50,7 @@ use crate::context::Context;
 use crate::epoll::{event_of, Epoll, Event, EventFd, Interest};
 use crate::job::Job;
 use crate::listener::Listener;
+use crate::refusals::{Refusals, Verdict, Whose};
 use crate::wire::Wire;
 
 /// The pool's wake-ups (see [`Source::wake`]).
@@ -113,6 +114,8 @@ pub(crate) struct Reactor {
     draining: AtomicBool,
     conns: Mutex<HashMap<u64, Arc<Entry>>>,
     allow: Option<Vec<IpAddr>>,
+    /// Peers the allow-list refused, counted so that each is logged once per window.
+    refusals: Mutex<Refusals>,
     /// The monitor, woken when no worker is idle.
     monitor: OnceLock<Thread>,
 }
@@ -141,6 +144,7 @@ impl Reactor {
             draining: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
             allow,
+            refusals: Mutex::new(Refusals::default()),
             monitor: OnceLock::new(),
         })
     }
@@ -287,7 +291,7 @@ impl Reactor {
             };
             if let (Some(allow), Some(ip)) = (&self.allow, peer) {
                 if !allow.contains(&ip.to_canonical()) {
-                    warn!(ctx.log, "connection refused: peer not allowed"; "peer" => %ip, "listener" => %listener);
+                    self.refused(ctx, ip.to_canonical(), index, &listener);
                     continue;
                 }
             }
@@ -384,10 +388,59 @@ impl Reactor {
         ctx.counters.connections.fetch_sub(1, Ordering::AcqRel);
     }
 
+    /// Logs a peer the allow-list refused, unless it was logged within the window; the line
+    /// counts the refusals that had none ([`Refusals`]).
+    fn refused(&self, ctx: &Context, ip: IpAddr, index: usize, listener: &Listener) {
+        let verdict = self.refusals.lock().unwrap_or_else(PoisonError::into_inner).refused(
+            ip,
+            Instant::now(),
+            index,
+        );
+        match verdict {
+            Verdict::Quiet => {}
+            Verdict::Log { refused, others: false } => {
+                warn!(ctx.log, "connection refused: peer not allowed"; "peer" => %ip,
+                    "listener" => %listener, "refused" => refused);
+            }
+            Verdict::Log { refused, others: true } => {
+                warn!(ctx.log, "connections refused: peers not allowed (too many to count each)";
+                    "peer" => %ip, "listener" => %listener, "refused" => refused,
+                    "peers" => "others");
+            }
+        }
+    }
+
+    /// Logs the refusals that had no line, for peers whose window is over.
+    fn log_refusals(&self, ctx: &Context, now: Instant) {
+        let lines = {
+            let mut refusals = self.refusals.lock().unwrap_or_else(PoisonError::into_inner);
+            if refusals.is_empty() {
+                return;
+            }
+            refusals.sweep(now)
+        };
+        let listeners = self.listeners();
+        for line in lines {
+            let listener = listeners.get(line.listener).cloned().flatten();
+            let listener = listener.map_or_else(|| "-".to_owned(), |l| l.to_string());
+            match line.whose {
+                Whose::Peer(ip) => warn!(ctx.log, "connection refused: peer not allowed";
+                    "peer" => %ip, "listener" => listener, "refused" => line.refused),
+                Whose::Others => warn!(ctx.log,
+                    "connections refused: peers not allowed (too many to count each)";
+                    "listener" => listener, "refused" => line.refused, "peers" => "others"),
+            }
+        }
+    }
+
     /// The monitor's periodic look at every connection: idle ones past the idle timeout (or
-    /// all idle ones, draining) are closed, busy ones checked for their timeouts.
+    /// all idle ones, draining) are closed, busy ones checked for their timeouts; and the
+    /// refused peers' counts that are due.
     pub(crate) fn sweep(&self, now: Instant) {
         let Some(ctx) = self.ctx.get() else { return };
+        if self.allow.is_some() {
+            self.log_refusals(ctx, now);
+        }
         if self.accepting.load(Ordering::Acquire)
             && self.accept_backoff.swap(false, Ordering::AcqRel)
         {

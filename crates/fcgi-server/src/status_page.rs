@@ -20,8 +20,9 @@ use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 
 use crate::context::Context;
+use crate::escape;
 use crate::status::{Metrics, DURATION_BUCKETS};
-use crate::{Request, Response};
+use crate::{Request, Response, Role};
 
 /// A page the server answers itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,13 +33,20 @@ pub(crate) enum Page {
     Ping,
 }
 
-/// Which page, if any, a request's SCRIPT_NAME asks for: an exact match, as FPM compares
-/// `pm.status_path` and `ping.path`.
+/// Which page, if any, a request in `role` with this SCRIPT_NAME asks for: an exact match, as
+/// FPM compares `pm.status_path` and `ping.path`, and only for the Responder role. An
+/// Authorizer request for the same path is the app's to answer: the page's `200` would tell
+/// the web server "authorized" for whatever its client asked (and a Filter's answer is the
+/// filtered file, which a status page is not).
 pub(crate) fn route(
+    role: Role,
     script_name: Option<&str>,
     status_path: Option<&str>,
     ping_path: Option<&str>,
 ) -> Option<Page> {
+    if role != Role::Responder {
+        return None;
+    }
     let script = script_name?;
     if status_path == Some(script) {
         Some(Page::Status)
@@ -179,9 +187,12 @@ const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 fn text(data: &PageData, full: bool) -> String {
     let mut out = String::new();
-    // FPM's layout: the value at column 23, and a space at least after a longer name.
+    // FPM's layout: the value at column 23, and a space at least after a longer name. Each
+    // value escaped: a peer's URI must not start a line (or a process entry) of its own.
     let line = |out: &mut String, name: &str, value: &dyn std::fmt::Display| {
-        let _ = writeln!(out, "{:<21} {value}", format!("{name}:"));
+        let _ = write!(out, "{:<21} ", format!("{name}:"));
+        escape::push_text(out, &value.to_string());
+        out.push('\n');
     };
     line(&mut out, "pool", &data.pool);
     line(&mut out, "process manager", &data.process_manager);
@@ -301,18 +312,7 @@ fn seconds(us: u64) -> String {
 /// A JSON string literal.
 fn json_str(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    escape::push_json(&mut out, value);
     out
 }
 
@@ -467,7 +467,13 @@ pub(crate) fn answer(
     request: &Request,
     response: &mut Response,
 ) -> Result<(), crate::Error> {
-    response.header("Content-Type", "text/plain")?;
+    // One Content-Type (a web server passes every one it is given on to the client): the
+    // ping's is plain text, the page's its format's.
+    let (format, full) = match page {
+        Page::Ping => (Format::Text, false),
+        Page::Status => parse_query(request.query_string().unwrap_or("")),
+    };
+    response.header("Content-Type", content_type(format))?;
     // FPM's headers: monitoring must never see a cached answer.
     response.header("Expires", "Thu, 01 Jan 1970 00:00:00 GMT")?;
     response.header("Cache-Control", "no-cache, no-store, must-revalidate, max-age=0")?;
@@ -475,9 +481,7 @@ pub(crate) fn answer(
         response.write_all(ctx.config.ping_response.as_bytes())?;
         return Ok(());
     }
-    let (format, full) = parse_query(request.query_string().unwrap_or(""));
     let data = gather(ctx, full);
-    response.header("Content-Type", content_type(format))?;
     response.write_all(render(&data, format, full).as_bytes())?;
     Ok(())
 }
@@ -568,9 +572,23 @@ mod tests {
             (None, None),
         ];
         for (script, page) in table {
-            assert_eq!(route(script, Some("/status"), Some("/ping")), page, "{script:?}");
+            assert_eq!(
+                route(Role::Responder, script, Some("/status"), Some("/ping")),
+                page,
+                "{script:?}"
+            );
         }
-        assert_eq!(route(Some("/status"), None, None), None);
+        assert_eq!(route(Role::Responder, Some("/status"), None, None), None);
+    }
+
+    #[test]
+    fn only_the_responder_role_gets_the_pages() {
+        for role in [Role::Authorizer, Role::Filter, Role::Unknown(9)] {
+            for script in ["/status", "/ping"] {
+                let page = route(role, Some(script), Some("/status"), Some("/ping"));
+                assert_eq!(page, None, "{role:?} {script}");
+            }
+        }
     }
 
     #[test]
@@ -657,6 +675,27 @@ mod tests {
         assert!(page.contains("\nstart time:           12/Jan/1970:13:46:40 +0000\n"), "{page}");
         assert!(page.contains("\nslow requests:        2\n"), "{page}");
         assert!(!page.contains("pid:"));
+    }
+
+    #[test]
+    fn text_escapes_what_a_peer_sent_and_keeps_a_line_per_field() {
+        let forged = "/a\n\n************************\npid: 1\r\x1b[2J\u{2028}\\";
+        let mut data = sample();
+        data.processes[0].uri = Some(forged.into());
+        data.processes[0].user = Some(forged.into());
+        data.processes[0].script = Some(forged.into());
+        let plain = render(&sample(), Format::Text, true);
+        let page = render(&data, Format::Text, true);
+        assert_eq!(page.lines().count(), plain.lines().count(), "{page}");
+        let escaped =
+            "/a\\x0A\\x0A************************\\x0Apid: 1\\x0D\\x1B[2J\\xE2\\x80\\xA8\\x5C";
+        assert!(page.contains(&format!("\nrequest URI:          {escaped}\n")), "{page}");
+        assert!(page.contains(&format!("\nuser:                 {escaped}\n")), "{page}");
+        assert!(page.contains(&format!("\nscript:               {escaped}\n")), "{page}");
+        assert!(!page.chars().any(|c| c.is_control() && c != '\n'), "{page:?}");
+        let json = render(&data, Format::Json, true);
+        assert!(!json.chars().any(|c| c.is_control() || c == '\u{2028}'), "{json:?}");
+        assert!(json.contains(r#""request uri":"/a\u000a\u000a*"#), "{json}");
     }
 
     #[test]

@@ -1,0 +1,176 @@
+//! Peer text, made safe to write into a line of a log or of the status page.
+//!
+//! Much of what the server logs comes from its peer: REQUEST_URI, SCRIPT_FILENAME (nginx
+//! decodes `%0a` in it), the User-Agent, REMOTE_USER, a CGI program's standard error. Written
+//! raw, a line feed or carriage return in one starts a line the peer wrote, and ESC sends
+//! escape sequences to the terminal of whoever reads the log. Every writer of a text line in
+//! fcgi-rs (the `term` log, the slow log, the access log's text formats, the fallback standard
+//! error logger, the status page's text formats) passes each value through [`push_text`]
+//! (or [`push_quoted`] inside a quoted field), and every writer of JSON by hand through
+//! [`push_json`].
+//!
+//! The escapes are nginx's access-log escapes, `\xHH` per byte of the character's UTF-8 form,
+//! for every character that can break a line or act on a terminal:
+//!
+//! | character | why | written |
+//! |---|---|---|
+//! | C0 controls, U+0000 to U+001F | LF and CR end lines, ESC starts terminal sequences, NUL cuts C strings | `\x0A` |
+//! | DEL, U+007F | a control character | `\x7F` |
+//! | C1 controls, U+0080 to U+009F | NEL ends lines for some readers; CSI (U+009B) starts terminal sequences | `\xC2\x85` |
+//! | U+2028, U+2029 | line and paragraph separators: editors and log viewers break lines there | `\xE2\x80\xA8` |
+//! | `\` | the escape character itself, so that an escaped line reads back unambiguously | `\x5C` |
+//! | `"` ([`push_quoted`] only) | ends a quoted field | `\x22` |
+//!
+//! Everything else, other non-ASCII text included, is written as it is: a URI with `é` stays
+//! readable.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// Whether `c` is written escaped in a text line (`quote`: inside a quoted field).
+fn needs_escape(c: char, quote: bool) -> bool {
+    matches!(c, '\0'..='\x1f' | '\x7f'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\\')
+        || (quote && c == '"')
+}
+
+fn push(out: &mut String, text: &str, quote: bool) {
+    if !text.chars().any(|c| needs_escape(c, quote)) {
+        out.push_str(text);
+        return;
+    }
+    out.reserve(text.len() + 8);
+    let mut utf8 = [0; 4];
+    for c in text.chars() {
+        if needs_escape(c, quote) {
+            for byte in c.encode_utf8(&mut utf8).bytes() {
+                let _ = write!(out, "\\x{byte:02X}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+/// Appends `text` to `out` with control characters, line separators and backslashes escaped
+/// (see the [module](self) docs): what a log line's value or a status page's text value is.
+///
+/// ```
+/// let mut line = String::from("uri: ");
+/// fcgi_server::escape::push_text(&mut line, "/a\nforged line\x1b[31m");
+/// assert_eq!(line, "uri: /a\\x0Aforged line\\x1B[31m");
+/// ```
+pub fn push_text(out: &mut String, text: &str) {
+    push(out, text, false);
+}
+
+/// As [`push_text`], with `"` escaped too: for a value inside a quoted field (the access log's
+/// `combined` format).
+///
+/// ```
+/// let mut field = String::new();
+/// fcgi_server::escape::push_quoted(&mut field, "curl \"8\"");
+/// assert_eq!(field, "curl \\x228\\x22");
+/// ```
+pub fn push_quoted(out: &mut String, text: &str) {
+    push(out, text, true);
+}
+
+/// `text` escaped as [`push_text`] does; borrowed when there was nothing to escape.
+///
+/// ```
+/// use fcgi_server::escape;
+///
+/// assert!(matches!(escape::text("/index.php"), std::borrow::Cow::Borrowed(_)));
+/// assert_eq!(escape::text("a\u{2028}b"), "a\\xE2\\x80\\xA8b");
+/// ```
+pub fn text(text: &str) -> Cow<'_, str> {
+    if text.chars().any(|c| needs_escape(c, false)) {
+        let mut out = String::with_capacity(text.len() + 8);
+        push(&mut out, text, false);
+        Cow::Owned(out)
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// Appends `text` to `out` as a JSON string literal: `"` and `\` escaped, and every character
+/// of the table in the [module](self) docs as `\u00XX` (U+2028 and U+2029 as `\u2028`,
+/// `\u2029`: JSON allows them raw, but JavaScript before ES2019 and some log viewers take them
+/// for line ends).
+///
+/// ```
+/// let mut out = String::new();
+/// fcgi_server::escape::push_json(&mut out, "a\"b\n\u{2028}");
+/// assert_eq!(out, r#""a\"b\u000a\u2028""#);
+/// ```
+pub fn push_json(out: &mut String, text: &str) {
+    out.reserve(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if needs_escape(c, false) => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quoted(text: &str) -> String {
+        let mut out = String::new();
+        push_quoted(&mut out, text);
+        out
+    }
+
+    fn json(text: &str) -> String {
+        let mut out = String::new();
+        push_json(&mut out, text);
+        out
+    }
+
+    #[test]
+    fn each_character_class_as_text_quoted_and_json() {
+        let table = [
+            ("plain /a?b=c", "plain /a?b=c", "plain /a?b=c", r#""plain /a?b=c""#),
+            ("\0", "\\x00", "\\x00", r#""\u0000""#),
+            ("\n", "\\x0A", "\\x0A", r#""\u000a""#),
+            ("\r", "\\x0D", "\\x0D", r#""\u000d""#),
+            ("\x1b[2J", "\\x1B[2J", "\\x1B[2J", r#""\u001b[2J""#),
+            ("\x1f", "\\x1F", "\\x1F", r#""\u001f""#),
+            ("\x7f", "\\x7F", "\\x7F", r#""\u007f""#),
+            ("\u{85}", "\\xC2\\x85", "\\xC2\\x85", r#""\u0085""#),
+            ("\u{9b}", "\\xC2\\x9B", "\\xC2\\x9B", r#""\u009b""#),
+            ("\u{2028}", "\\xE2\\x80\\xA8", "\\xE2\\x80\\xA8", r#""\u2028""#),
+            ("\u{2029}", "\\xE2\\x80\\xA9", "\\xE2\\x80\\xA9", r#""\u2029""#),
+            ("\\", "\\x5C", "\\x5C", r#""\\""#),
+            ("\"", "\"", "\\x22", r#""\"""#),
+            ("é ü 日本 \u{a0}", "é ü 日本 \u{a0}", "é ü 日本 \u{a0}", "\"é ü 日本 \u{a0}\""),
+        ];
+        for (input, as_text, as_quoted, as_json) in table {
+            assert_eq!(text(input), as_text, "{input:?}");
+            assert_eq!(quoted(input), as_quoted, "{input:?}");
+            assert_eq!(json(input), as_json, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn no_escaped_output_holds_a_character_that_breaks_a_line() {
+        // Every character from U+0000 to U+30FF, in one string: what comes out holds nothing
+        // a reader could take for a line end or a terminal command.
+        let all: String = (0..0x3100u32).filter_map(char::from_u32).collect();
+        for out in [text(&all).into_owned(), quoted(&all), json(&all)] {
+            assert!(
+                !out.chars().any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')),
+                "{out:?}"
+            );
+        }
+        assert!(!quoted(&all).contains('"'));
+    }
+}
