@@ -11,6 +11,7 @@ use fcgi_tests::addr::Transport;
 use fcgi_tests::nginx::scratch;
 use fcgi_tests::process::{children_of, wait_until, FcgiServe};
 use fcgi_tests::raw::Client;
+use fcgi_tests::settings::skip;
 
 /// A CGI directory with `sleep.sh`, which runs past the slow-request limit.
 fn cgi_root(dir: &Path) -> PathBuf {
@@ -137,8 +138,7 @@ fn usr1_reopens_the_slow_log_in_every_worker() {
 fn usr1_reopens_the_slow_log_in_workers_that_dropped_privileges() {
     // SAFETY: geteuid cannot fail and touches no memory.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: --user needs root (CI runs the tests as root)");
-        return;
+        return skip("--user needs root (CI runs the tests as root)");
     }
     // The directory stays root's (0755): the workers, as nobody, cannot create the new file;
     // the master does, and hands it to them.
