@@ -151,7 +151,9 @@ fn overshooting_peer_keeps_its_connection(transport: Transport) {
     reply.assert_complete(200);
 
     let (served, slowest) = good_client.join().expect("the other client");
-    eprintln!("{transport:?}: the other connection meanwhile: {served} requests, slowest {slowest:?}");
+    eprintln!(
+        "{transport:?}: the other connection meanwhile: {served} requests, slowest {slowest:?}"
+    );
     assert!(slowest < Duration::from_secs(1), "a request of the other connection took {slowest:?}");
 }
 

@@ -310,8 +310,7 @@ impl Connection {
         keep: Option<&mut Option<Job>>,
     ) -> Result<bool, Close> {
         while !self.demux.backlogged {
-            let Some(record) = decoder.decode().map_err(|e| Close::Protocol(e.to_string()))?
-            else {
+            let Some(record) = decoder.decode().map_err(|e| Close::Protocol(e.to_string()))? else {
                 break;
             };
             self.demux.on_record(record, ctx)?;
