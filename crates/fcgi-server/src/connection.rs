@@ -537,6 +537,13 @@ impl Demux {
         let (begin, shared) = (slot.begin, Arc::clone(&slot.shared));
         match result {
             Ok(params) => {
+                if begin.role == Role::Authorizer {
+                    // An Authorizer has no body: the spec gives it FCGI_PARAMS only, and
+                    // Apache's mod_authnz_fcgi sends no FCGI_STDIN at all (lighttpd sends an
+                    // empty one, which finds the stream ended and changes nothing). Its input
+                    // is complete once its params are.
+                    shared.stdin.finish();
+                }
                 self.dispatch(id, begin, params, shared, charge, ctx);
                 Ok(())
             }
