@@ -333,6 +333,10 @@ impl Request {
 
     /// The request body (`FCGI_STDIN`), as a stream. Reads wait for the web server; they fail
     /// once the request is aborted or the body passes the configured limit.
+    ///
+    /// An Authorizer request has no body (the spec gives that role the params only): its body
+    /// is empty and complete once its params are in, whether the web server sends an
+    /// FCGI_STDIN stream (lighttpd, an empty one) or none at all (Apache's `mod_authnz_fcgi`).
     pub fn body(&mut self) -> &mut Body {
         &mut self.body
     }

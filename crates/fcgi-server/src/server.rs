@@ -126,10 +126,7 @@ impl ServerBuilder {
     }
 
     /// Serves the Authorizer role with the closure `handler`; see
-    /// [`responder`](ServerBuilder::responder). An Authorizer request has no body: it runs
-    /// once its params are in, whether or not the web server sends an FCGI_STDIN stream
-    /// (Apache's `mod_authnz_fcgi` sends none, lighttpd an empty one), and its body reads as
-    /// empty.
+    /// [`responder`](ServerBuilder::responder).
     pub fn authorizer<F>(self, handler: F) -> Self
     where
         F: Fn(&mut Request, &mut Response) -> Result<(), Error> + Send + Sync + 'static,
