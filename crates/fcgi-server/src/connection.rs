@@ -24,7 +24,7 @@ use crate::budget::{Charge, PARAMS_INCLUDED, REQUEST_COST};
 use crate::context::Context;
 use crate::job::Job;
 use crate::request::{Request, RequestShared};
-use crate::response::{canned, end_only, Response};
+use crate::response::{aborted_end, canned, Response};
 use crate::slot::{InputClock, Slot, Stage};
 use crate::spool::{Spool, SpoolError};
 use crate::wire::{Replied, Wire};
@@ -655,7 +655,7 @@ impl Demux {
         let Some(slot) = self.slots.remove(&id) else { return Ok(()) };
         match error.status() {
             Some(status) => self.reply(&canned(id, status, "", ProtocolStatus::RequestComplete))?,
-            None => self.reply(&end_only(id, ProtocolStatus::RequestComplete))?,
+            None => self.reply(&aborted_end(id))?,
         }
         self.end_if_not_kept(slot.begin)
     }
@@ -750,7 +750,7 @@ impl Demux {
         }
         // No handler runs yet: answer for it.
         let Some(slot) = self.slots.remove(&id) else { return Ok(()) };
-        self.reply(&end_only(id, ProtocolStatus::RequestComplete))?;
+        self.reply(&aborted_end(id))?;
         self.end_if_not_kept(slot.begin)
     }
 }

@@ -407,8 +407,10 @@ impl Reactor {
         }
         self.conns().remove(&token);
         debug!(conn.log(), "connection closed"; "why" => why);
-        conn.abort_all();
+        // Broken before aborted: a handler that sees its request aborted tells an abort from a
+        // connection gone by the wire (job.rs).
         conn.wire().close();
+        conn.abort_all();
         ctx.counters.connections.fetch_sub(1, Ordering::AcqRel);
     }
 

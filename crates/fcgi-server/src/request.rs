@@ -2,7 +2,8 @@
 
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 
 use fcgi_codec::{Params, Role};
 
@@ -30,6 +31,9 @@ pub(crate) struct RequestShared {
     /// Who answers a request handed to the pool: the thread that takes it, or the connection
     /// once it waited past the queue timeout. Whoever moves it from `QUEUED` first.
     run: AtomicU8,
+    /// The task to wake when the request is aborted: an async handler waiting for it
+    /// ([`AbortSignal::poll_aborted`]).
+    abort_waker: Mutex<Option<Waker>>,
 }
 
 impl RequestShared {
@@ -41,6 +45,7 @@ impl RequestShared {
             finished: AtomicBool::new(false),
             answered: AtomicBool::new(false),
             run: AtomicU8::new(QUEUED),
+            abort_waker: Mutex::new(None),
         }
     }
 
@@ -67,6 +72,29 @@ impl RequestShared {
     pub(crate) fn abort(&self) {
         self.aborted.store(true, Ordering::Release);
         self.fail_input(SpoolError::Aborted);
+        let waker = self.abort_waker.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Ready once the request is aborted; until then, `cx`'s task is woken by the abort.
+    fn poll_aborted(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.aborted.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        {
+            let mut waker = self.abort_waker.lock().unwrap_or_else(PoisonError::into_inner);
+            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *waker = Some(cx.waker().clone());
+            }
+        }
+        // An abort between the first look and the waker's storing took no waker: look again.
+        if self.aborted.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 
     /// A pool thread takes the request; false if the connection answered it already.
@@ -368,7 +396,10 @@ impl Request {
     }
 
     /// Whether the web server aborted the request (or went away). A long-running handler should
-    /// check this and stop early: nobody will read its answer.
+    /// check this and stop early: nobody will read its answer. Once it is aborted, the
+    /// response's writes fail (`ConnectionAborted`), so a handler that streams stops at its
+    /// next write, and the request ends with FCGI_END_REQUEST saying that it did not complete
+    /// (FCGI_REQUEST_COMPLETE with `appStatus` 1, as a CGI program that gave up exits).
     pub fn is_aborted(&self) -> bool {
         self.shared.aborted.load(Ordering::Acquire)
     }
@@ -421,6 +452,30 @@ impl AbortSignal {
     /// Whether the web server aborted the request (or went away).
     pub fn is_aborted(&self) -> bool {
         self.shared.aborted.load(Ordering::Acquire)
+    }
+
+    /// For async code: `Ready` once the request is aborted (or its connection went away),
+    /// `Pending` until then, and the task of `cx` is woken by the abort. What `fcgi-http`
+    /// races a service's future against, so that an aborted request's future is dropped at
+    /// once, even while it waits on a timer or a socket.
+    ///
+    /// ```
+    /// use std::future::{poll_fn, Future};
+    ///
+    /// /// `work`, unless the request is aborted first (`None`: then `work` is dropped).
+    /// async fn unless_aborted<F: Future>(signal: fcgi_server::AbortSignal, work: F) -> Option<F::Output> {
+    ///     let mut work = std::pin::pin!(work);
+    ///     poll_fn(|cx| {
+    ///         if let std::task::Poll::Ready(out) = work.as_mut().poll(cx) {
+    ///             return std::task::Poll::Ready(Some(out));
+    ///         }
+    ///         signal.poll_aborted(cx).map(|()| None)
+    ///     })
+    ///     .await
+    /// }
+    /// ```
+    pub fn poll_aborted(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.shared.poll_aborted(cx)
     }
 
     /// For a handler out of time (a CGI program past its timeout): gives up on the rest of
