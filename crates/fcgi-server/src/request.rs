@@ -2,8 +2,8 @@
 
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use fcgi_codec::{Params, Role};
 
@@ -31,9 +31,6 @@ pub(crate) struct RequestShared {
     /// Who answers a request handed to the pool: the thread that takes it, or the connection
     /// once it waited past the queue timeout. Whoever moves it from `QUEUED` first.
     run: AtomicU8,
-    /// The task to wake when the request is aborted: an async handler waiting for it
-    /// ([`AbortSignal::poll_aborted`]).
-    abort_waker: Mutex<Option<Waker>>,
 }
 
 impl RequestShared {
@@ -45,7 +42,6 @@ impl RequestShared {
             finished: AtomicBool::new(false),
             answered: AtomicBool::new(false),
             run: AtomicU8::new(QUEUED),
-            abort_waker: Mutex::new(None),
         }
     }
 
@@ -71,11 +67,8 @@ impl RequestShared {
     /// input wake up and stop.
     pub(crate) fn abort(&self) {
         self.aborted.store(true, Ordering::Release);
+        // Failing the body wakes a task waiting for the abort (see `poll_aborted`).
         self.fail_input(SpoolError::Aborted);
-        let waker = self.abort_waker.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
     }
 
     /// Ready once the request is aborted; until then, `cx`'s task is woken by the abort.
@@ -83,12 +76,9 @@ impl RequestShared {
         if self.aborted.load(Ordering::Acquire) {
             return Poll::Ready(());
         }
-        {
-            let mut waker = self.abort_waker.lock().unwrap_or_else(PoisonError::into_inner);
-            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *waker = Some(cx.waker().clone());
-            }
-        }
+        // The body's spool keeps the waker: an abort fails it, which wakes the task. (There,
+        // not here, so that a request costs no lock of its own for a rare event.)
+        self.stdin.wake_on_failure(cx.waker());
         // An abort between the first look and the waker's storing took no waker: look again.
         if self.aborted.load(Ordering::Acquire) {
             Poll::Ready(())

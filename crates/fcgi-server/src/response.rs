@@ -60,10 +60,10 @@ const DIRECT_AT: usize = 16 * 1024;
 #[derive(Debug)]
 pub struct Response {
     wire: Arc<Wire>,
-    /// The request's input streams, until they are complete.
-    input: Option<Arc<RequestShared>>,
-    /// The request's shared state, for its abort flag.
+    /// The request's shared state: its input streams, and whether it was aborted.
     request: Arc<RequestShared>,
+    /// Set once the input streams are complete (or stopped): writes need not wait for them.
+    input_done: bool,
     /// The request's input stopped before its end (over the limit, a spool failure, too
     /// slow): the answer is an error status, and the handler's output is dropped.
     refused: bool,
@@ -85,8 +85,8 @@ impl Response {
     pub(crate) fn new(wire: Arc<Wire>, id: u16, input: Arc<RequestShared>) -> Response {
         Response {
             wire,
-            input: Some(Arc::clone(&input)),
             request: input,
+            input_done: false,
             refused: false,
             flushed: false,
             id,
@@ -279,7 +279,11 @@ impl Response {
     /// seen; the request is then answered with it whatever the handler does. A body cut
     /// short is never answered as if it had been whole.
     pub(crate) fn wait_for_input(&mut self) -> Option<u16> {
-        let input = self.input.take()?;
+        if self.input_done {
+            return None;
+        }
+        self.input_done = true;
+        let input = &self.request;
         input.stdin.wait_complete();
         if let Some(data) = &input.data {
             data.wait_complete();
@@ -361,7 +365,7 @@ impl Response {
         let end = EndRequest::complete(ABORTED_APP_STATUS);
         self.encoder.end_request(&mut self.out, self.id, &end)?;
         // No wait for input: an abort has stopped it.
-        self.input = None;
+        self.input_done = true;
         self.wire.write_all(&self.out)?;
         Ok(if self.flushed { self.body_bytes } else { 0 })
     }
