@@ -37,6 +37,10 @@ packages=(
     iproute2
     # tests/authorizer.rs: lighttpd's FastCGI authorizer mode, a real Authorizer-role client.
     lighttpd
+    # tests/authorizer_no_stdin.rs: Apache 2.4's mod_authnz_fcgi (/usr/sbin/apache2 and its
+    # modules), the Authorizer-role client that sends no FCGI_STDIN at all. Only started by
+    # the test, in its own directory; the package's own service is not used.
+    apache2
 )
 [ $# -eq 0 ] || packages=("$@")
 

@@ -595,7 +595,10 @@ fn slow_client_is_answered_and_others_are_served_meanwhile() {
 
 #[test]
 fn a_web_server_that_never_reads_its_answers_cannot_stall_the_others() {
-    let server = TestServer::start_on(Transport::Unix, inproc::config(), |b| b.responder(echo));
+    // Its connection stops being read once its answers pile up, and is closed when it has
+    // read none of them for the write timeout: shorter than the flood's own send timeout.
+    let config = Config { write_timeout: Duration::from_secs(2), ..inproc::config() };
+    let server = TestServer::start_on(Transport::Unix, config, |b| b.responder(echo));
     let mut hog = server.connect();
     // 200,000 GET_VALUES (11 MB), whose answers are never read: far more than socket buffers.
     let flood =

@@ -48,6 +48,15 @@ impl Stream {
         }
     }
 
+    /// A second handle on the same socket: one thread writes requests while another reads
+    /// the answers (a multiplexing web server does both at once).
+    pub fn try_clone(&self) -> io::Result<Stream> {
+        match self {
+            Stream::Tcp(s) => s.try_clone().map(Stream::Tcp),
+            Stream::Unix(s) => s.try_clone().map(Stream::Unix),
+        }
+    }
+
     /// Shuts down one or both directions.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         match self {

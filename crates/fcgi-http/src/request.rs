@@ -86,6 +86,11 @@ pub enum BadRequest {
     /// The URI (`REQUEST_URI`, or the one made of `SCRIPT_NAME`, `PATH_INFO` and
     /// `QUERY_STRING`) is not one `http::Uri` takes, even with its odd bytes percent-encoded.
     Uri(Vec<u8>),
+    /// `CONTENT_LENGTH` is not a plain decimal number of bytes (digits only, as CGI and HTTP
+    /// define it: RFC 3875 section 4.1.2, RFC 9110 section 8.6), or one past `u64`: how long
+    /// the body is, nobody can say, and a request whose framing is in doubt is refused, as an
+    /// HTTP server refuses such a `Content-Length`.
+    ContentLength(Vec<u8>),
 }
 
 impl fmt::Display for BadRequest {
@@ -101,27 +106,62 @@ impl fmt::Display for BadRequest {
             BadRequest::Uri(uri) => {
                 write!(f, "the request URI {:?} is not a valid URI", String::from_utf8_lossy(uri))
             }
+            BadRequest::ContentLength(length) => write!(
+                f,
+                "CONTENT_LENGTH {:?} is not a decimal number of bytes",
+                String::from_utf8_lossy(length)
+            ),
         }
     }
 }
 
 impl std::error::Error for BadRequest {}
 
-/// Params that are request headers without the `HTTP_` prefix: the CGI meta-variables for
-/// the body's type and length (RFC 3875 sections 4.1.2 and 4.1.3).
-const CGI_HEADERS: [(&[u8], HeaderName); 2] =
-    [(b"CONTENT_TYPE", CONTENT_TYPE), (b"CONTENT_LENGTH", CONTENT_LENGTH)];
-
-/// `HTTP_*` params that are not passed on as headers:
-/// - `HTTP_CONTENT_TYPE`, `HTTP_CONTENT_LENGTH`: nginx sends the client's headers as these
+/// The request headers that `HTTP_*` params are not passed on as, by the header name the
+/// param maps to (`HTTP_` cut off, `_` as `-`, lower case). Compared after that mapping, so
+/// that every spelling of a name is caught: `HTTP_TRANSFER_ENCODING`, `HTTP_transfer_encoding`
+/// and `HTTP_Transfer-Encoding` all become `transfer-encoding`, and a web server (or a client
+/// whose header a web server passes on as it came) that spells one oddly gets it dropped all
+/// the same.
+/// - `content-type`, `content-length`: nginx sends the client's headers as `HTTP_*` params
 ///   besides `CONTENT_TYPE` and `CONTENT_LENGTH`; the CGI variables are the ones that describe
 ///   the body the application gets (nginx fills `CONTENT_LENGTH` in for a chunked body it
 ///   buffered), and one header each is what an HTTP server hands over.
-/// - `HTTP_TRANSFER_ENCODING`: the framing between the client and the web server, which
-///   undid it; the body the application reads is plain bytes.
-/// - `HTTP_PROXY`: "httpoxy" (CVE-2016-5385): the nginx sites of fcgi-rs set it empty, and no
+/// - `connection`, `keep-alive`, `proxy-connection`, `te`, `transfer-encoding`, `upgrade`:
+///   the hop-by-hop fields of the connection between the client and the web server (RFC 9110
+///   section 7.6.1), which ends there: the body the application reads is plain bytes whatever
+///   its framing was, and no connection can be upgraded through FastCGI.
+/// - `proxy`: "httpoxy" (CVE-2016-5385): the nginx sites of fcgi-rs set it empty, and no
 ///   client has a business sending a `Proxy` header.
-const SKIPPED: [&[u8]; 4] = [b"CONTENT_TYPE", b"CONTENT_LENGTH", b"TRANSFER_ENCODING", b"PROXY"];
+const SKIPPED: [&[u8]; 9] = [
+    b"content-type",
+    b"content-length",
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"te",
+    b"transfer-encoding",
+    b"upgrade",
+    b"proxy",
+];
+
+/// The header name an `HTTP_NAME_PARTS` param stands for (`name-parts`), or `None` for a
+/// param that is no header or one of [`SKIPPED`].
+fn header_name(param: &[u8]) -> Option<Vec<u8>> {
+    let name = param.strip_prefix(b"HTTP_")?;
+    let name: Vec<u8> =
+        name.iter().map(|&b| if b == b'_' { b'-' } else { b.to_ascii_lowercase() }).collect();
+    (!SKIPPED.contains(&name.as_slice())).then_some(name)
+}
+
+/// A body length as CGI's `CONTENT_LENGTH` gives it: one or more ASCII digits, and nothing
+/// else (no sign, no space, no second value), that fit a `u64`.
+fn decimal_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
 
 /// Builds the `http::Request` that `params` describe, around `body`.
 ///
@@ -135,9 +175,11 @@ const SKIPPED: [&[u8]; 4] = [b"CONTENT_TYPE", b"CONTENT_LENGTH", b"TRANSFER_ENCO
 /// - Headers: each `HTTP_NAME_PARTS` param as `name-parts`, values as bytes (not UTF-8 is
 ///   fine; a value with a control character, which no web server sends, is dropped), several
 ///   params of one name as several values, plus `content-type` and `content-length` from
-///   `CONTENT_TYPE` and `CONTENT_LENGTH` when not empty. `HTTP_CONTENT_TYPE`,
-///   `HTTP_CONTENT_LENGTH`, `HTTP_TRANSFER_ENCODING` and `HTTP_PROXY` are left out (see the
-///   source for why each).
+///   `CONTENT_TYPE` and `CONTENT_LENGTH` when not empty. The client's own `Content-Type` and
+///   `Content-Length`, the hop-by-hop fields (`Connection`, `Keep-Alive`, `Proxy-Connection`,
+///   `TE`, `Transfer-Encoding`, `Upgrade`) and `Proxy` are left out, however the param
+///   spells them (see the source for why each).
+/// - A `CONTENT_LENGTH` that is not a plain decimal number is [`BadRequest::ContentLength`].
 /// - Extensions: [`RemoteAddr`], [`Https`], [`CgiParams`] (and axum's `ConnectInfo` with the
 ///   `axum` feature).
 ///
@@ -172,28 +214,26 @@ pub fn request_from_params<B>(params: &Params, body: B) -> Result<http::Request<
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = version;
+    let content_length = match param("CONTENT_LENGTH") {
+        Some(raw) => {
+            Some(decimal_length(raw).ok_or_else(|| BadRequest::ContentLength(raw.to_vec()))?)
+        }
+        None => None,
+    };
     let headers = request.headers_mut();
     for (name, value) in params {
-        if let Some(name) = name.strip_prefix(b"HTTP_") {
-            if SKIPPED.contains(&name) {
-                continue;
-            }
-            let name: Vec<u8> = name
-                .iter()
-                .map(|&b| if b == b'_' { b'-' } else { b.to_ascii_lowercase() })
-                .collect();
-            if let (Ok(name), Ok(value)) =
-                (HeaderName::from_bytes(&name), HeaderValue::from_bytes(value))
-            {
-                headers.append(name, value);
-            }
+        let Some(name) = header_name(name) else { continue };
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(&name), HeaderValue::from_bytes(value))
+        {
+            headers.append(name, value);
         }
     }
-    for (param_name, header) in CGI_HEADERS {
-        let value = params.get(param_name).filter(|value| !value.is_empty());
-        if let Some(Ok(value)) = value.map(HeaderValue::from_bytes) {
-            headers.insert(header, value);
-        }
+    if let Some(Ok(value)) = param("CONTENT_TYPE").map(HeaderValue::from_bytes) {
+        headers.insert(CONTENT_TYPE, value);
+    }
+    if let Some(length) = content_length {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
     }
 
     let extensions = request.extensions_mut();
@@ -397,6 +437,75 @@ mod tests {
             let header = |name| request.headers().get(name).map(|v| v.to_str().expect("ASCII"));
             assert_eq!(header(CONTENT_TYPE), *content_type, "{pairs:?}");
             assert_eq!(header(CONTENT_LENGTH), *content_length, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn dropped_headers_are_dropped_however_the_param_spells_them() {
+        let request = request(&[
+            ("HTTP_transfer_encoding", b"chunked"),
+            ("HTTP_Transfer-Encoding", b"chunked"),
+            ("HTTP_Proxy", b"http://evil.example:3128"),
+            ("HTTP_PROXY", b"http://evil.example:3128"),
+            ("HTTP_CONNECTION", b"keep-alive, Upgrade"),
+            ("HTTP_Connection", b"close"),
+            ("HTTP_keep_alive", b"timeout=5"),
+            ("HTTP_PROXY_CONNECTION", b"keep-alive"),
+            ("HTTP_te", b"trailers"),
+            ("HTTP_Upgrade", b"websocket"),
+            ("HTTP_content_length", b"99"),
+            ("HTTP_Content_Type", b"text/evil"),
+            ("HTTP_X_Kept", b"yes"),
+            ("HTTP_TEA", b"earl grey"),
+            ("HTTP_PROXY_AUTHORIZATION", b"Basic eA=="),
+        ]);
+        let headers: Vec<(&str, &[u8])> =
+            request.headers().iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
+        assert_eq!(
+            headers,
+            [
+                ("x-kept", &b"yes"[..]),
+                ("tea", b"earl grey"),
+                ("proxy-authorization", b"Basic eA=="),
+            ]
+        );
+    }
+
+    #[test]
+    fn content_length_is_a_decimal_number_or_a_bad_request() {
+        // (CONTENT_LENGTH, the header it becomes, or None for a bad request)
+        let cases: &[(&[u8], Option<Option<&str>>)] = &[
+            (b"13", Some(Some("13"))),
+            (b"0", Some(Some("0"))),
+            (b"007", Some(Some("7"))),
+            (b"18446744073709551615", Some(Some("18446744073709551615"))),
+            // Empty is absent: nginx sends it empty for a GET.
+            (b"", Some(None)),
+            (b"+5", None),
+            (b"-1", None),
+            (b" 5", None),
+            (b"5 ", None),
+            (b"5, 5", None),
+            (b"0x10", None),
+            (b"1e3", None),
+            (b"five", None),
+            (b"\xd9\xa3", None),
+            (b"18446744073709551616", None),
+        ];
+        for (value, want) in cases {
+            let got = request_from_params(&params(&[("CONTENT_LENGTH", value)]), ());
+            match want {
+                Some(header) => {
+                    let request = got.unwrap_or_else(|e| panic!("{value:?}: {e}"));
+                    let length = request.headers().get(CONTENT_LENGTH).map(|v| v.to_str().ok());
+                    assert_eq!(length, header.map(Some), "{value:?}");
+                }
+                None => assert_eq!(
+                    got.map(drop),
+                    Err(BadRequest::ContentLength(value.to_vec())),
+                    "{value:?}"
+                ),
+            }
         }
     }
 

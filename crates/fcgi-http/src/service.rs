@@ -1,8 +1,11 @@
 //! [`Service`]: a tower service as an fcgi-server `Handler`, and the runtime its futures use.
 
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::pin;
 use std::sync::{Mutex, OnceLock};
+use std::task::Poll;
 
 use http_body::Body as HttpBody;
 use tokio::runtime::{Handle, Runtime};
@@ -68,9 +71,11 @@ fn shared_runtime() -> &'static Handle {
 /// Params that make no `http::Request` (a `REQUEST_METHOD` that is no method) are answered
 /// 400, with the reason on `FCGI_STDERR` (nginx's error log).
 ///
-/// A request the web server aborts (its client went away) is noticed at the response's next
-/// write, which fails and ends the future; a future that waits long between writes keeps its
-/// thread until then, as a blocking handler would.
+/// A request the web server aborts (FCGI_ABORT_REQUEST, or its connection closed) ends at
+/// once: the service's future and its response body are dropped, whatever they wait for (a
+/// timer, a socket, the next frame), and the request ends as aborted (fcgi-server's
+/// `Response` docs say how the web server is told). Tasks the service spawned go on: they
+/// are the runtime's, not the request's.
 ///
 /// # Under a prefork master
 ///
@@ -156,15 +161,43 @@ where
         };
         let method = http_request.method().clone();
         let mut service = self.service.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let run = async move {
+        let abort = request.abort_signal();
+        let run = unless_aborted(abort, async move {
             poll_fn(|cx| service.poll_ready(cx)).await.map_err(Into::into)?;
             let (head, body) = service.call(http_request).await.map_err(Into::into)?.into_parts();
             write_head(response, &method, head.status, &head.headers, body.size_hint().exact())?;
             write_body(response, body).await
-        };
+        });
         match &self.runtime {
             Some(runtime) => runtime.block_on(run),
             None => shared_runtime().block_on(run),
         }
     }
+}
+
+/// Runs `work` until it ends or the request is aborted, whichever comes first; on an abort,
+/// `work` (the service's future, the response body it holds) is dropped before this returns,
+/// and the result is a `ConnectionAborted` error. `work` is polled first, so a request that
+/// is answered at its first poll never registers for the abort.
+async fn unless_aborted<F>(
+    abort: fcgi_server::AbortSignal,
+    work: F,
+) -> Result<(), fcgi_server::Error>
+where
+    F: Future<Output = Result<(), fcgi_server::Error>>,
+{
+    let mut work = pin!(work);
+    poll_fn(|cx| {
+        if let Poll::Ready(result) = work.as_mut().poll(cx) {
+            return Poll::Ready(result);
+        }
+        abort.poll_aborted(cx).map(|()| {
+            Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the web server aborted the request",
+            )
+            .into())
+        })
+    })
+    .await
 }

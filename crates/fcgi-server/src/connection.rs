@@ -24,10 +24,10 @@ use crate::budget::{Charge, PARAMS_INCLUDED, REQUEST_COST};
 use crate::context::Context;
 use crate::job::Job;
 use crate::request::{Request, RequestShared};
-use crate::response::{canned, end_only, Response};
+use crate::response::{aborted_end, canned, Response};
 use crate::slot::{InputClock, Slot, Stage};
 use crate::spool::{Spool, SpoolError};
-use crate::wire::Wire;
+use crate::wire::{Replied, Wire};
 
 /// Reads one connection gets in a row before its socket goes behind the others that are
 /// ready: a peer that keeps its socket full (a large body, thousands of records) must not
@@ -49,6 +49,10 @@ pub(crate) enum Turn {
     Drained,
     /// The turn's reads are used up and the socket may hold more: come back after the others.
     More,
+    /// The answers queued for the web server passed their bound (`wire::MAX_PENDING`): the
+    /// connection is not read until they drain. Whole records may wait in the decoder; they
+    /// are routed first when reading resumes.
+    Paused,
 }
 
 /// Why a connection is closed.
@@ -62,6 +66,8 @@ pub(crate) enum Close {
     Protocol(String),
     /// A record was begun and not finished within the read timeout.
     PartialRecord,
+    /// The web server read none of its answers for the write timeout.
+    NotReading,
 }
 
 /// The read side of a connection.
@@ -74,6 +80,8 @@ pub(crate) struct Connection {
     pub(crate) last_read: Instant,
     /// Whether the socket is watched for writability (answers are queued).
     pub(crate) watching_writes: bool,
+    /// Not read for now: its queued answers passed their bound ([`Turn::Paused`]).
+    pub(crate) paused: bool,
 }
 
 /// Everything but the decoder, so that a record borrowed from the decoder can be routed.
@@ -93,6 +101,8 @@ struct Demux {
     /// Refusals already logged at warning level on this connection: a peer that opens
     /// thousands of requests past a limit gets one warning, not thousands.
     warned: Vec<Refusal>,
+    /// An answer just queued took the queue past its bound: route no more records this turn.
+    backlogged: bool,
 }
 
 /// Why the connection answered a request `503` itself.
@@ -195,9 +205,11 @@ impl Connection {
                 ready: Vec::new(),
                 now,
                 warned: Vec::new(),
+                backlogged: false,
             },
             last_read: now,
             watching_writes: false,
+            paused: false,
         }
     }
 
@@ -215,7 +227,9 @@ impl Connection {
     /// a read that did not fill the buffer emptied the socket, and re-arming the socket in the
     /// event set reports any byte that arrives later. That spares one read per request that
     /// would only say "would block". After [`READS_PER_TURN`] reads it stops with
-    /// [`Turn::More`], and the socket goes behind the others that are ready.
+    /// [`Turn::More`], and the socket goes behind the others that are ready. Once the answers
+    /// queued for the web server pass their bound, it stops with [`Turn::Paused`], the records
+    /// not yet routed left in the decoder for the turn that resumes.
     ///
     /// With `keep` (`Some(None)`), the first request made ready here is not handed to the
     /// pool but left in it, for the calling thread to run once it has let go of the
@@ -252,6 +266,14 @@ impl Connection {
         closing: bool,
         mut keep: Option<&mut Option<Job>>,
     ) -> Result<Turn, Close> {
+        self.demux.backlogged = false;
+        if !decoder.is_empty() {
+            // Records left unrouted by a paused turn come before anything new.
+            self.demux.now = Instant::now();
+            if self.route(decoder, ctx, keep.as_deref_mut())? {
+                return Ok(Turn::Paused);
+            }
+        }
         for reads in 1.. {
             if reads > READS_PER_TURN {
                 return Ok(Turn::More);
@@ -263,12 +285,9 @@ impl Connection {
                     let emptied = n < reader.asked && !closing;
                     self.last_read = Instant::now();
                     self.demux.now = self.last_read;
-                    while let Some(record) =
-                        decoder.decode().map_err(|e| Close::Protocol(e.to_string()))?
-                    {
-                        self.demux.on_record(record, ctx)?;
+                    if self.route(decoder, ctx, keep.as_deref_mut())? {
+                        return Ok(Turn::Paused);
                     }
-                    self.demux.start_ready(ctx, keep.as_deref_mut())?;
                     if emptied {
                         break;
                     }
@@ -281,11 +300,32 @@ impl Connection {
         Ok(Turn::Drained)
     }
 
-    /// No request open or still being answered, and no partial record: the connection is
-    /// waiting for the web server.
+    /// Acts on the whole records in `decoder`, and starts the requests they complete. Stops
+    /// early, the rest left in the decoder, at the record whose answer took the queue of
+    /// answers past its bound; returns whether it did.
+    fn route(
+        &mut self,
+        decoder: &mut Decoder,
+        ctx: &Arc<Context>,
+        keep: Option<&mut Option<Job>>,
+    ) -> Result<bool, Close> {
+        while !self.demux.backlogged {
+            let Some(record) = decoder.decode().map_err(|e| Close::Protocol(e.to_string()))? else {
+                break;
+            };
+            self.demux.on_record(record, ctx)?;
+        }
+        self.demux.start_ready(ctx, keep)?;
+        Ok(self.demux.backlogged)
+    }
+
+    /// No request open or still being answered, no answer queued, and no partial record: the
+    /// connection is waiting for the web server.
     pub(crate) fn is_idle(&mut self) -> bool {
         self.demux.forget_answered();
-        self.demux.slots.is_empty() && self.decoder.as_ref().is_none_or(Decoder::is_empty)
+        self.demux.slots.is_empty()
+            && self.decoder.as_ref().is_none_or(Decoder::is_empty)
+            && !self.demux.wire.has_pending()
     }
 
     /// The connection is idle (see [`is_idle`](Connection::is_idle)): it lets go of what it
@@ -305,9 +345,14 @@ impl Connection {
     /// the read timeout closes it; each request whose input is overdue is answered `408`, each
     /// that waited past the queue timeout `503`. Requests are timed on their own input, so
     /// bytes for one request never keep another alive.
+    ///
+    /// While the connection is paused for its queued answers, its input is not judged: what
+    /// the web server sent waits unread on this side, and the queue has a deadline of its own
+    /// (`Wire::stalled`).
     pub(crate) fn sweep(&mut self, now: Instant, ctx: &Context) -> Result<(), Close> {
         let config = &ctx.config;
-        if !self.decoder.as_ref().is_none_or(Decoder::is_empty)
+        if !self.paused
+            && !self.decoder.as_ref().is_none_or(Decoder::is_empty)
             && now.saturating_duration_since(self.last_read) >= config.read_timeout
         {
             return Err(Close::PartialRecord);
@@ -318,7 +363,8 @@ impl Connection {
         for (id, slot) in &self.demux.slots {
             if slot.waited_too_long(now, config.queue_timeout) {
                 waited.push(*id);
-            } else if slot.awaits_input()
+            } else if !self.paused
+                && slot.awaits_input()
                 && slot.clock.overdue(now, config.read_timeout, config.min_input_rate)
             {
                 overdue.push(*id);
@@ -377,9 +423,12 @@ impl Demux {
     }
 
     /// Answers from the reading thread: queued if the socket cannot take them now, never
-    /// waited for.
-    fn reply(&self, bytes: &[u8]) -> Result<(), Close> {
-        self.wire.reply(bytes).map(drop).map_err(Close::Io)
+    /// waited for. A queue past its bound ends the routing of this turn (backpressure).
+    fn reply(&mut self, bytes: &[u8]) -> Result<(), Close> {
+        if self.wire.reply(bytes).map_err(Close::Io)? == Replied::Full {
+            self.backlogged = true;
+        }
+        Ok(())
     }
 
     fn end_if_not_kept(&self, begin: BeginRequest) -> Result<(), Close> {
@@ -488,6 +537,13 @@ impl Demux {
         let (begin, shared) = (slot.begin, Arc::clone(&slot.shared));
         match result {
             Ok(params) => {
+                if begin.role == Role::Authorizer {
+                    // An Authorizer has no body: the spec gives it FCGI_PARAMS only, and
+                    // Apache's mod_authnz_fcgi sends no FCGI_STDIN at all (lighttpd sends an
+                    // empty one, which finds the stream ended and changes nothing). Its input
+                    // is complete once its params are.
+                    shared.stdin.finish();
+                }
                 self.dispatch(id, begin, params, shared, charge, ctx);
                 Ok(())
             }
@@ -506,7 +562,7 @@ impl Demux {
 
     /// Answers a request whose params are malformed or too large; it is forgotten already.
     fn bad_params(
-        &self,
+        &mut self,
         id: u16,
         begin: BeginRequest,
         shared: &RequestShared,
@@ -599,7 +655,7 @@ impl Demux {
         let Some(slot) = self.slots.remove(&id) else { return Ok(()) };
         match error.status() {
             Some(status) => self.reply(&canned(id, status, "", ProtocolStatus::RequestComplete))?,
-            None => self.reply(&end_only(id, ProtocolStatus::RequestComplete))?,
+            None => self.reply(&aborted_end(id))?,
         }
         self.end_if_not_kept(slot.begin)
     }
@@ -694,7 +750,7 @@ impl Demux {
         }
         // No handler runs yet: answer for it.
         let Some(slot) = self.slots.remove(&id) else { return Ok(()) };
-        self.reply(&end_only(id, ProtocolStatus::RequestComplete))?;
+        self.reply(&aborted_end(id))?;
         self.end_if_not_kept(slot.begin)
     }
 }

@@ -18,6 +18,10 @@ pub(crate) enum Interest {
     Read,
     /// Bytes to read, or room to write answers that are waiting.
     ReadWrite,
+    /// Room to write answers that are waiting, and not the bytes to read: a connection whose
+    /// web server is sent answers faster than it reads them is not read until they drain.
+    /// (A hang-up or an error is reported all the same.)
+    Write,
 }
 
 /// One event, as the set reported it.
@@ -70,6 +74,7 @@ fn one_shot(interest: Interest) -> u32 {
     match interest {
         Interest::Read => read,
         Interest::ReadWrite => read | libc::EPOLLOUT as u32,
+        Interest::Write => (libc::EPOLLOUT | libc::EPOLLONESHOT) as u32,
     }
 }
 

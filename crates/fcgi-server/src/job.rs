@@ -67,6 +67,10 @@ impl Job {
         // server may reuse its id the moment it reads END_REQUEST: so first all input, then
         // the mark, then END_REQUEST.
         let input_failed = response.wait_for_input();
+        // The web server gave up on the request (FCGI_ABORT_REQUEST): nothing more goes out,
+        // and END_REQUEST says it did not complete. A connection that went away is told
+        // nothing at all, and is logged as gone (below).
+        let aborted = request.is_aborted() && !response.wire().is_broken();
         // Set when the handler failed after some of its response went out: the web server
         // must be told, or it would pass the truncated response on as whole.
         let mut cut_short = false;
@@ -80,6 +84,11 @@ impl Job {
                 ending = "input_failed";
             }
             (None, Ok(Ok(()))) => {}
+            // Its writes failed because of the abort, as they should: it stopped.
+            (None, Ok(Err(e))) if aborted => {
+                debug!(log, "handler stopped: the web server aborted the request";
+                    "req" => request.request_id(), "error" => %e, "uri" => request.request_uri());
+            }
             // Answered with an error status for its input at the first flush: complete, and
             // the handler's failure to write after that is no news.
             (None, Ok(Err(e))) if response.is_refused() => {
@@ -105,7 +114,8 @@ impl Job {
                     .map(|s| (*s).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "a non-string panic payload".to_owned());
-                cut_short = !response.fail(500);
+                // After an abort nobody reads the answer: it ends as aborted, not cut short.
+                cut_short = !aborted && !response.fail(500);
                 ending = if cut_short { "cut_short" } else { "panic" };
                 error!(log, "handler panicked"; "req" => request.request_id(), "panic" => message,
                     "uri" => request.request_uri(), "cut_short" => cut_short);
@@ -117,7 +127,9 @@ impl Job {
         let wire = Arc::clone(response.wire());
         request.release();
         shared.finished.store(true, Ordering::Release);
-        let delivered = if cut_short {
+        let delivered = if aborted {
+            response.finish_aborted()
+        } else if cut_short {
             response.cut_short();
             Err(std::io::Error::other("the response was cut short"))
         } else {

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use fcgi_pool::{Source, Wait};
 use slog::{debug, error, o, warn};
 
-use crate::connection::{Close, Connection};
+use crate::connection::{Close, Connection, Turn};
 use crate::context::Context;
 use crate::epoll::{event_of, Epoll, Event, EventFd, Interest};
 use crate::job::Job;
@@ -220,21 +220,32 @@ impl Reactor {
             return;
         }
         let conn = &mut state.conn;
-        let mut result = Ok(());
-        if event.writable {
-            result = conn.wire().flush_pending().map(drop).map_err(Close::Io);
+        let mut result = Ok(Turn::Drained);
+        if event.writable || conn.paused {
+            result = conn.wire().flush_pending().map(|_| Turn::Drained).map_err(Close::Io);
         }
         if result.is_ok() {
-            // Turn::More needs nothing here: re-arming puts the socket behind the others.
-            result = conn.on_readable(ctx, event.closing, keep).map(drop);
+            if conn.paused && !conn.wire().may_resume() {
+                // Still too many answers waiting: the socket stays unread.
+                result = Ok(Turn::Paused);
+            } else {
+                if conn.paused {
+                    // Its input waited on this side: the timers of its input start again.
+                    conn.paused = false;
+                    conn.last_read = Instant::now();
+                }
+                // Turn::More needs nothing here: re-arming puts the socket behind the others.
+                result = conn.on_readable(ctx, event.closing, keep);
+            }
         }
         let last_read = state.conn.last_read;
         if state.accepted.is_some_and(|accepted| last_read > accepted) {
             state.accepted = None;
         }
-        if result.is_ok() {
+        if let Ok(turn) = result {
             let awaited = state.accepted.is_some();
             let conn = &mut state.conn;
+            conn.paused = turn == Turn::Paused;
             // Answers the socket could not take wait for it to turn writable.
             let want_writes = conn.wire().has_pending();
             conn.watching_writes = want_writes;
@@ -242,9 +253,15 @@ impl Reactor {
                 self.close(ctx, event.token, &mut state, InSet::No, "server draining");
                 return;
             }
-            let interest = if want_writes { Interest::ReadWrite } else { Interest::Read };
+            // Backpressure: a paused connection is watched for room to write its answers
+            // only; its web server's requests wait in the socket meanwhile.
+            let interest = match (conn.paused, want_writes) {
+                (true, _) => Interest::Write,
+                (false, true) => Interest::ReadWrite,
+                (false, false) => Interest::Read,
+            };
             let fd = state.conn.wire().stream().raw_fd();
-            result = self.epoll.rearm(fd, event.token, interest).map_err(Close::Io);
+            result = self.epoll.rearm(fd, event.token, interest).map(|()| turn).map_err(Close::Io);
         }
         if let Err(close) = result {
             // Not re-armed: the event taken was its last.
@@ -353,6 +370,10 @@ impl Reactor {
         in_set: InSet,
         close: Close,
     ) {
+        // A connection whose web server stopped reading is closed by whoever notices first:
+        // the sweep, a handler whose write timed out, or the reading thread that then finds
+        // the socket shut; each time, it is closed for not reading.
+        let close = if state.conn.wire().timed_out() { Close::NotReading } else { close };
         let why = match close {
             Close::PeerClosed => "closed by the web server",
             Close::Io(e) => {
@@ -367,6 +388,13 @@ impl Reactor {
                 warn!(state.conn.log(), "read timeout: a record was begun and never finished; connection closed";
                     "timeout_s" => ctx.config.read_timeout.as_secs());
                 "read timeout"
+            }
+            Close::NotReading => {
+                warn!(state.conn.log(), "the web server does not read its answers; connection closed";
+                    "limit" => "write_timeout",
+                    "write_timeout_s" => ctx.config.write_timeout.as_secs_f64(),
+                    "pending_bytes" => state.conn.wire().pending_len());
+                "not reading"
             }
         };
         self.close(ctx, token, state, in_set, why);
@@ -383,8 +411,10 @@ impl Reactor {
         }
         self.conns().remove(&token);
         debug!(conn.log(), "connection closed"; "why" => why);
-        conn.abort_all();
+        // Broken before aborted: a handler that sees its request aborted tells an abort from a
+        // connection gone by the wire (job.rs).
         conn.wire().close();
+        conn.abort_all();
         ctx.counters.connections.fetch_sub(1, Ordering::AcqRel);
     }
 
@@ -467,7 +497,9 @@ impl Reactor {
             }
             let quiet = now.saturating_duration_since(state.conn.last_read);
             let awaited = state.accepted.is_some_and(|t| now - t < DRAIN_FRESH_GRACE);
-            if state.conn.is_idle() {
+            if state.conn.wire().stalled(now) || state.conn.wire().timed_out() {
+                self.closed(ctx, token, &mut state, InSet::Maybe, Close::NotReading);
+            } else if state.conn.is_idle() {
                 if (draining && !awaited)
                     || quiet >= config.idle_timeout
                     || state.conn.wire().is_broken()

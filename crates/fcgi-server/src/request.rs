@@ -3,6 +3,7 @@
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use fcgi_codec::{Params, Role};
 
@@ -66,7 +67,24 @@ impl RequestShared {
     /// input wake up and stop.
     pub(crate) fn abort(&self) {
         self.aborted.store(true, Ordering::Release);
+        // Failing the body wakes a task waiting for the abort (see `poll_aborted`).
         self.fail_input(SpoolError::Aborted);
+    }
+
+    /// Ready once the request is aborted; until then, `cx`'s task is woken by the abort.
+    fn poll_aborted(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.aborted.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        // The body's spool keeps the waker: an abort fails it, which wakes the task. (There,
+        // not here, so that a request costs no lock of its own for a rare event.)
+        self.stdin.wake_on_failure(cx.waker());
+        // An abort between the first look and the waker's storing took no waker: look again.
+        if self.aborted.load(Ordering::Acquire) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 
     /// A pool thread takes the request; false if the connection answered it already.
@@ -288,9 +306,11 @@ impl Request {
         self.param_str("CONTENT_TYPE").filter(|t| !t.is_empty())
     }
 
-    /// `CONTENT_LENGTH` of the request body, when the web server sent a valid one.
+    /// `CONTENT_LENGTH` of the request body, when the web server sent a valid one: a plain
+    /// decimal number, digits only (RFC 3875 section 4.1.2), so that `+5` or ` 5` is no
+    /// length, as no HTTP server would take it for one.
     pub fn content_length(&self) -> Option<u64> {
-        self.param_str("CONTENT_LENGTH").and_then(|n| n.parse().ok())
+        self.param("CONTENT_LENGTH").and_then(decimal)
     }
 
     /// `REMOTE_ADDR`: the client's address.
@@ -331,6 +351,10 @@ impl Request {
 
     /// The request body (`FCGI_STDIN`), as a stream. Reads wait for the web server; they fail
     /// once the request is aborted or the body passes the configured limit.
+    ///
+    /// An Authorizer request has no body (the spec gives that role the params only): its body
+    /// is empty and complete once its params are in, whether the web server sends an
+    /// FCGI_STDIN stream (lighttpd, an empty one) or none at all (Apache's `mod_authnz_fcgi`).
     pub fn body(&mut self) -> &mut Body {
         &mut self.body
     }
@@ -362,7 +386,10 @@ impl Request {
     }
 
     /// Whether the web server aborted the request (or went away). A long-running handler should
-    /// check this and stop early: nobody will read its answer.
+    /// check this and stop early: nobody will read its answer. Once it is aborted, the
+    /// response's writes fail (`ConnectionAborted`), so a handler that streams stops at its
+    /// next write, and the request ends with FCGI_END_REQUEST saying that it did not complete
+    /// (FCGI_REQUEST_COMPLETE with `appStatus` 1, as a CGI program that gave up exits).
     pub fn is_aborted(&self) -> bool {
         self.shared.aborted.load(Ordering::Acquire)
     }
@@ -417,6 +444,30 @@ impl AbortSignal {
         self.shared.aborted.load(Ordering::Acquire)
     }
 
+    /// For async code: `Ready` once the request is aborted (or its connection went away),
+    /// `Pending` until then, and the task of `cx` is woken by the abort. What `fcgi-http`
+    /// races a service's future against, so that an aborted request's future is dropped at
+    /// once, even while it waits on a timer or a socket.
+    ///
+    /// ```
+    /// use std::future::{poll_fn, Future};
+    ///
+    /// /// `work`, unless the request is aborted first (`None`: then `work` is dropped).
+    /// async fn unless_aborted<F: Future>(signal: fcgi_server::AbortSignal, work: F) -> Option<F::Output> {
+    ///     let mut work = std::pin::pin!(work);
+    ///     poll_fn(|cx| {
+    ///         if let std::task::Poll::Ready(out) = work.as_mut().poll(cx) {
+    ///             return std::task::Poll::Ready(Some(out));
+    ///         }
+    ///         signal.poll_aborted(cx).map(|()| None)
+    ///     })
+    ///     .await
+    /// }
+    /// ```
+    pub fn poll_aborted(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.shared.poll_aborted(cx)
+    }
+
     /// For a handler out of time (a CGI program past its timeout): gives up on the rest of
     /// the request's input, if it is still arriving. Body reads stop waiting and fail with
     /// `TimedOut`, and so does the wait of the response's first flush, which then answers
@@ -455,6 +506,15 @@ impl Read for Body {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.spool.read(buf)
     }
+}
+
+/// A number written as CGI writes lengths: one or more ASCII digits and nothing else, that fit
+/// a `u64`.
+fn decimal(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 /// `application/x-www-form-urlencoded` pairs: split at `&`, then at the first `=`, each side
@@ -498,6 +558,24 @@ fn decode_component(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lengths_as_a_table() {
+        let table: [(&[u8], Option<u64>); 9] = [
+            (b"0", Some(0)),
+            (b"42", Some(42)),
+            (b"007", Some(7)),
+            (b"18446744073709551615", Some(u64::MAX)),
+            (b"18446744073709551616", None),
+            (b"", None),
+            (b"+5", None),
+            (b" 5", None),
+            (b"5 5", None),
+        ];
+        for (value, want) in table {
+            assert_eq!(decimal(value), want, "{:?}", String::from_utf8_lossy(value));
+        }
+    }
 
     #[test]
     fn form_decoding_as_a_table() {

@@ -13,6 +13,17 @@ use crate::wire::Wire;
 /// Encoded output is written to the socket once this much has gathered (or at a flush, or at
 /// the end). 64 KiB matches the largest record and nginx's default `fastcgi_buffers`.
 const FLUSH_AT: usize = 64 * 1024;
+/// END_REQUEST's `appStatus` for a request the web server aborted (FCGI_ABORT_REQUEST, or its
+/// connection gone): it did not complete. The spec has the application answer an abort with
+/// FCGI_REQUEST_COMPLETE and an `appStatus` of its role's choosing, the Responder's being the
+/// exit status a CGI program would have given; a program that gave up on its work exits 1
+/// (`EXIT_FAILURE`). The protocol status stays FCGI_REQUEST_COMPLETE: the others say
+/// something else (overloaded, unknown role, no multiplexing), and a web server that reads
+/// them would take the abort for a refusal. nginx, Apache, lighttpd and HAProxy ignore both
+/// fields (docs/FAILURES.md), and the one of them that sends aborts (HAProxy) has given up on
+/// the response already; the value is for peers and captures that do look.
+pub(crate) const ABORTED_APP_STATUS: u32 = 1;
+
 /// A write at least this large goes out at once from the caller's buffer (`sendmsg` with the
 /// record header and padding around it) instead of being copied into ours: for large bodies
 /// that copy was a tenth of the server's CPU time. Smaller writes gather, so that many small
@@ -29,6 +40,11 @@ const DIRECT_AT: usize = 16 * 1024;
 /// waiting while it reads slowly (that is the backpressure). The server ends the response when
 /// the handler returns: the handler never writes the FastCGI end of stream itself.
 ///
+/// Once the web server aborts the request (FCGI_ABORT_REQUEST, or its connection goes),
+/// writes and flushes fail with `ConnectionAborted`: a handler that streams stops at its next
+/// write. Nothing more of the response goes out; what was buffered is dropped, and the
+/// request ends with FCGI_END_REQUEST saying that it did not complete (`appStatus` 1).
+///
 /// ```
 /// use std::io::Write;
 /// use fcgi_server::{Request, Response};
@@ -44,8 +60,10 @@ const DIRECT_AT: usize = 16 * 1024;
 #[derive(Debug)]
 pub struct Response {
     wire: Arc<Wire>,
-    /// The request's input streams, until they are complete.
-    input: Option<Arc<RequestShared>>,
+    /// The request's shared state: its input streams, and whether it was aborted.
+    request: Arc<RequestShared>,
+    /// Set once the input streams are complete (or stopped): writes need not wait for them.
+    input_done: bool,
     /// The request's input stopped before its end (over the limit, a spool failure, too
     /// slow): the answer is an error status, and the handler's output is dropped.
     refused: bool,
@@ -59,13 +77,16 @@ pub struct Response {
     out: Vec<u8>,
     body_bytes: u64,
     stderr_used: bool,
+    /// Some FCGI_STDERR has gone to the web server: the stream must be ended.
+    stderr_sent: bool,
 }
 
 impl Response {
     pub(crate) fn new(wire: Arc<Wire>, id: u16, input: Arc<RequestShared>) -> Response {
         Response {
             wire,
-            input: Some(input),
+            request: input,
+            input_done: false,
             refused: false,
             flushed: false,
             id,
@@ -76,7 +97,13 @@ impl Response {
             out: Vec::new(),
             body_bytes: 0,
             stderr_used: false,
+            stderr_sent: false,
         }
+    }
+
+    /// Whether the web server aborted the request: see [`Request::is_aborted`](crate::Request::is_aborted).
+    fn is_aborted(&self) -> bool {
+        self.request.aborted.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub(crate) fn wire(&self) -> &Arc<Wire> {
@@ -179,8 +206,12 @@ impl Response {
         self.body_bytes
     }
 
-    /// Writes to `FCGI_STDERR`: the web server logs it (nginx: its error log).
+    /// Writes to `FCGI_STDERR`: the web server logs it (nginx: its error log). Fails once
+    /// the request is aborted.
     pub fn write_stderr(&mut self, message: &[u8]) -> io::Result<()> {
+        if self.is_aborted() {
+            return Err(aborted());
+        }
         self.stderr_used |= !message.is_empty();
         self.encoder.stream(&mut self.out, StreamKind::Stderr, self.id, message)?;
         self.flush_if_full()
@@ -230,6 +261,7 @@ impl Response {
             self.replace_with(status);
         }
         self.flushed = true;
+        self.stderr_sent |= self.stderr_used;
         let result = if content.is_empty() || self.refused {
             self.wire.write_all(&self.out).map(|()| false)
         } else {
@@ -247,7 +279,11 @@ impl Response {
     /// seen; the request is then answered with it whatever the handler does. A body cut
     /// short is never answered as if it had been whole.
     pub(crate) fn wait_for_input(&mut self) -> Option<u16> {
-        let input = self.input.take()?;
+        if self.input_done {
+            return None;
+        }
+        self.input_done = true;
+        let input = &self.request;
         input.stdin.wait_complete();
         if let Some(data) = &input.data {
             data.wait_complete();
@@ -316,12 +352,32 @@ impl Response {
         self.flush_out()?;
         Ok(self.body_bytes)
     }
+
+    /// Ends the response to a request the web server aborted: nothing more of it goes out
+    /// (what was buffered is dropped), its streams are ended, and END_REQUEST says that it did
+    /// not complete ([`ABORTED_APP_STATUS`]). Returns the body bytes that had gone out.
+    pub(crate) fn finish_aborted(mut self) -> io::Result<u64> {
+        self.out.clear();
+        self.encoder.end_stream(&mut self.out, StreamKind::Stdout, self.id)?;
+        if self.stderr_sent {
+            self.encoder.end_stream(&mut self.out, StreamKind::Stderr, self.id)?;
+        }
+        let end = EndRequest::complete(ABORTED_APP_STATUS);
+        self.encoder.end_request(&mut self.out, self.id, &end)?;
+        // No wait for input: an abort has stopped it.
+        self.input_done = true;
+        self.wire.write_all(&self.out)?;
+        Ok(if self.flushed { self.body_bytes } else { 0 })
+    }
 }
 
 impl Write for Response {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.refused {
             return Err(refused());
+        }
+        if self.is_aborted() {
+            return Err(aborted());
         }
         self.send_headers();
         if buf.len() >= DIRECT_AT {
@@ -340,9 +396,17 @@ impl Write for Response {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        if self.is_aborted() {
+            return Err(aborted());
+        }
         self.send_headers();
         self.flush_out()
     }
+}
+
+/// The error writes get once the web server aborted the request.
+fn aborted() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, "the web server aborted the request")
 }
 
 /// The error writes get once the request was answered with an error for its input.
@@ -379,11 +443,11 @@ pub(crate) fn canned(
     out
 }
 
-/// END_REQUEST alone, for answers that carry no response (unknown role, abort).
-pub(crate) fn end_only(id: u16, protocol_status: ProtocolStatus) -> Vec<u8> {
+/// END_REQUEST alone, for a request aborted before its handler ran: it did not complete
+/// ([`ABORTED_APP_STATUS`]).
+pub(crate) fn aborted_end(id: u16) -> Vec<u8> {
     let mut out = Vec::with_capacity(16);
-    let _ =
-        Encoder::new().end_request(&mut out, id, &EndRequest { app_status: 0, protocol_status });
+    let _ = Encoder::new().end_request(&mut out, id, &EndRequest::complete(ABORTED_APP_STATUS));
     out
 }
 

@@ -13,6 +13,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::Waker;
 
 use crate::budget::{Budget, Charge};
 use crate::status::StatusHandle;
@@ -99,6 +100,8 @@ struct State {
     total: u64,
     ended: bool,
     failed: Option<SpoolError>,
+    /// A task to wake when the stream is failed (an abort does: `RequestShared::poll_aborted`).
+    waker: Option<Waker>,
 }
 
 /// One input stream of one request (its `FCGI_STDIN`, or its `FCGI_DATA`).
@@ -121,6 +124,7 @@ impl Spool {
             total: 0,
             ended: false,
             failed: None,
+            waker: None,
         };
         Spool { config, state: Mutex::new(state), changed: Condvar::new() }
     }
@@ -187,7 +191,20 @@ impl Spool {
         if !state.ended && state.failed.is_none() {
             state.failed = Some(error);
         }
+        let waker = state.waker.take();
         self.notify(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Has `waker` woken at the next [`fail`](Spool::fail), ended stream or not: what an async
+    /// handler waiting for an abort needs, the abort failing every input stream.
+    pub(crate) fn wake_on_failure(&self, waker: &Waker) {
+        let mut state = self.lock();
+        if !state.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            state.waker = Some(waker.clone());
+        }
     }
 
     /// Wakes the readers, if any wait, after releasing the lock.

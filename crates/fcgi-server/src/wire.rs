@@ -10,8 +10,13 @@
 //! The reading thread (a worker, or the monitor standing in for them) must never wait on one
 //! connection, so it writes with [`Wire::reply`]: the bytes join a pending queue, written at
 //! once if the socket takes them, or later, either by the handler that holds the lock (before
-//! it lets go of it) or by the reading thread when the socket turns writable. A web server that stops reading its answers while it keeps sending requests
-//! has its connection closed once the queue passes [`MAX_PENDING`].
+//! it lets go of it) or by the reading thread when the socket turns writable.
+//!
+//! Backpressure: once the queue passes [`MAX_PENDING`] ([`Replied::Full`]), the connection
+//! stops being read (its socket is watched for writability only) until the queue is down to
+//! [`RESUME_AT`]; the web server's further requests wait in the socket, and its sends block,
+//! as they would on any server that answers slower than it is asked. A web server that reads
+//! none of its answers for the write timeout ([`Wire::stalled`]) has its connection closed.
 
 use std::io;
 use std::net::Shutdown;
@@ -23,9 +28,17 @@ use fcgi_codec::RecordType;
 
 use crate::listener::Stream;
 
-/// Most bytes of the reading thread's answers (GET_VALUES results, refusals) waiting for a web server that
-/// does not read: 64 KiB is hundreds of answers.
+/// Most bytes of the reading thread's answers (GET_VALUES results, refusals) that may wait for
+/// the web server before the connection stops being read: 64 KiB is hundreds of answers, and
+/// what one connection can make the server hold. The queue passes it by one record's answer
+/// at most, since reading stops at the record that passed it (and by the answers the sweep
+/// gives, one per open request at most).
 pub(crate) const MAX_PENDING: usize = 64 * 1024;
+
+/// Bytes of queued answers at or below which a connection stopped for [`MAX_PENDING`] is read
+/// again: half of it, so that a web server reading at about the rate it is answered does not
+/// switch its connection off and on at every record.
+pub(crate) const RESUME_AT: usize = MAX_PENDING / 2;
 
 /// What became of an answer from the reading thread.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,6 +47,9 @@ pub(crate) enum Replied {
     Sent,
     /// Queued: the socket should be watched for writability.
     Queued,
+    /// Queued, and the queue is past [`MAX_PENDING`]: stop reading the connection until it
+    /// drains.
+    Full,
 }
 
 /// Whole records (the first possibly begun already) that wait to be written.
@@ -42,6 +58,9 @@ struct Pending {
     bytes: Vec<u8>,
     /// Shut our side down once `bytes` are out: the last request is answered.
     finish: bool,
+    /// While `bytes` wait: when they last moved (queued into an empty queue, or some of them
+    /// written). A queue that has not moved for the write timeout is stalled.
+    moved: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -54,6 +73,9 @@ pub(crate) struct Wire {
     write_timeout: Duration,
     /// Set once a write failed or the connection was closed: later writes fail at once.
     broken: AtomicBool,
+    /// Set when the web server read nothing for the write timeout: a handler's write waited
+    /// that long, or the queue stalled.
+    timed_out: AtomicBool,
 }
 
 impl Wire {
@@ -64,6 +86,7 @@ impl Wire {
             pending: Mutex::new(Pending::default()),
             write_timeout,
             broken: AtomicBool::new(false),
+            timed_out: AtomicBool::new(false),
         }
     }
 
@@ -109,28 +132,25 @@ impl Wire {
                 return Ok(());
             }
             let bytes = std::mem::take(&mut pending.bytes);
+            pending.moved = None;
             drop(pending);
             self.write_blocking(&bytes, deadline)?;
         }
     }
 
     fn drain_pending(&self, deadline: Instant) -> io::Result<()> {
-        let bytes = std::mem::take(&mut self.pending().bytes);
+        let bytes = {
+            let mut pending = self.pending();
+            pending.moved = None;
+            std::mem::take(&mut pending.bytes)
+        };
         self.write_blocking(&bytes, deadline)
     }
 
     /// Queues `bytes` (whole records) and writes what the socket takes now, never waiting. For
-    /// the reading thread.
+    /// the reading thread, which stops reading the connection on [`Replied::Full`].
     pub(crate) fn reply(&self, bytes: &[u8]) -> io::Result<Replied> {
-        {
-            let mut pending = self.pending();
-            if pending.bytes.len() + bytes.len() > MAX_PENDING {
-                drop(pending);
-                self.close();
-                return Err(io::Error::other("the web server does not read its answers"));
-            }
-            pending.bytes.extend_from_slice(bytes);
-        }
+        self.pending().bytes.extend_from_slice(bytes);
         self.flush_pending()
     }
 
@@ -141,7 +161,14 @@ impl Wire {
             Ok(guard) => guard,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             // The holder writes the queue before it lets go.
-            Err(TryLockError::WouldBlock) => return Ok(Replied::Queued),
+            Err(TryLockError::WouldBlock) => {
+                let mut pending = self.pending();
+                if pending.bytes.is_empty() {
+                    return Ok(Replied::Sent);
+                }
+                pending.moved.get_or_insert_with(Instant::now);
+                return Ok(queued(pending.bytes.len()));
+            }
         };
         let mut pending = self.pending();
         let mut written = 0;
@@ -156,11 +183,18 @@ impl Wire {
                 Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => written += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(Replied::Queued),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    break Ok(queued(pending.bytes.len() - written))
+                }
                 Err(e) => break Err(e),
             }
         };
         pending.bytes.drain(..written);
+        if pending.bytes.is_empty() {
+            pending.moved = None;
+        } else if written > 0 || pending.moved.is_none() {
+            pending.moved = Some(Instant::now());
+        }
         drop(pending);
         drop(guard);
         if result.is_err() {
@@ -180,6 +214,43 @@ impl Wire {
     /// Whether answers wait for the socket to turn writable.
     pub(crate) fn has_pending(&self) -> bool {
         !self.pending().bytes.is_empty()
+    }
+
+    /// Whether a connection stopped for its queue of answers may be read again: the queue is
+    /// down to [`RESUME_AT`].
+    pub(crate) fn may_resume(&self) -> bool {
+        self.pending().bytes.len() <= RESUME_AT
+    }
+
+    /// Whether the queued answers have waited `write_timeout` without a byte of them taken
+    /// by the web server: it does not read them. While a handler writes, its own writes have
+    /// that deadline (and it writes the queue before it lets go), so the queue is not judged.
+    pub(crate) fn stalled(&self, now: Instant) -> bool {
+        let _guard = match self.lock.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return false,
+        };
+        let pending = self.pending();
+        let stalled = !pending.bytes.is_empty()
+            && pending
+                .moved
+                .is_some_and(|moved| now.saturating_duration_since(moved) >= self.write_timeout);
+        if stalled {
+            self.timed_out.store(true, Ordering::Release);
+        }
+        stalled
+    }
+
+    /// Bytes of answers waiting in the queue.
+    pub(crate) fn pending_len(&self) -> usize {
+        self.pending().bytes.len()
+    }
+
+    /// Whether the web server read nothing for the write timeout, while a handler's write or
+    /// the queue waited for it: the connection is closed for that.
+    pub(crate) fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::Acquire)
     }
 
     fn write_blocking(&self, bytes: &[u8], deadline: Instant) -> io::Result<()> {
@@ -236,6 +307,7 @@ impl Wire {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                self.timed_out.store(true, Ordering::Release);
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!("the web server read nothing for {:?}", self.write_timeout),
@@ -301,5 +373,14 @@ impl Wire {
 
     pub(crate) fn is_broken(&self) -> bool {
         self.broken.load(Ordering::Acquire)
+    }
+}
+
+/// What a flush that left `left` bytes in the queue tells the reading thread.
+fn queued(left: usize) -> Replied {
+    if left > MAX_PENDING {
+        Replied::Full
+    } else {
+        Replied::Queued
     }
 }
