@@ -410,3 +410,29 @@ fn quit_stops_at_once_without_waiting_for_requests() {
     assert_eq!(code, Some(1), "the running request was cut short");
     assert!(!served.socket.exists());
 }
+
+#[test]
+fn after_an_upgrade_term_removes_a_socket_file_bound_with_a_mode() {
+    // A socket with a mode is bound in a private directory and renamed into place: its own
+    // name is not its path, so the new master must be told the path by the old one.
+    let dir = scratch();
+    let mut served =
+        Served::fcgi(dir.path(), "fcgi", &["--workers", "2", "--socket-mode", "660"], 2);
+    let master = served.pid();
+    signal(master, libc::SIGUSR2);
+    let mut new_master = 0;
+    let handed = wait_until(Duration::from_secs(15), || {
+        new_master = read_pid(&served.pid_file).unwrap_or(0);
+        new_master != 0 && new_master != master && !served.process.is_running()
+    });
+    let _new_guard = Adopted(new_master);
+    assert!(handed, "no handover to a new master:\n{}", served.log_text());
+    assert!(served.socket.exists(), "the socket file stays through the upgrade");
+    let (code, body) = fcgi_request(&served.socket, "/", 10);
+    assert_eq!((code, body.as_str()), (Some(0), "Hello, world!"));
+    signal(new_master, libc::SIGTERM);
+    assert!(wait_until(Duration::from_secs(10), || !alive(new_master)), "{}", served.log_text());
+    assert!(!served.socket.exists(), "the new master removes the socket file");
+    let log = served.log_text();
+    assert!(!log.contains(".fcgi-"), "the new master names the socket by its path:\n{log}");
+}

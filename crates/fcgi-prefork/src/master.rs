@@ -4,6 +4,7 @@
 //! in this order: acts on signals, reads reports, reaps exited children, checks for hung
 //! workers, and brings the number of workers to what the process model wants.
 
+use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
@@ -12,7 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use fcgi_server::Listener;
+use fcgi_server::{Handoff, Listener};
 use slog::{error, info, warn, Logger};
 
 use crate::backoff::Backoff;
@@ -30,8 +31,10 @@ use crate::workload::Workload;
 
 mod handover;
 mod orphans;
+mod relay;
 
 use handover::Upgrade;
+use relay::Held;
 
 /// Scoreboard slots beyond twice the workers (a reload runs the old and the new side by side):
 /// room for TTIN and for workers that take long to exit.
@@ -59,6 +62,9 @@ pub struct Master {
     board: Option<Scoreboard>,
     /// systemd's notification socket, if any (`Type=notify`).
     notify: Notifier,
+    /// Set when this master was started by an upgrade: where the old master passes on the
+    /// kept connections of its retiring workers.
+    predecessor: Option<Handoff>,
 }
 
 impl std::fmt::Debug for Master {
@@ -103,6 +109,7 @@ impl Master {
             exe,
             args: std::env::args_os().skip(1).collect(),
             ready: upgrade::ready_pipe(),
+            predecessor: upgrade::handoff_from_old_master(),
             notify,
         })
     }
@@ -139,7 +146,12 @@ impl Master {
             handed_over: false,
             new_masters: Vec::new(),
             ready_pending: true,
+            held: VecDeque::new(),
+            next_target: 0,
+            successor: None,
+            predecessor: None,
         };
+        run.predecessor = run.master.predecessor.take();
         info!(run.master.log, "master started";
             "workers" => run.master.settings.workers,
             "model" => format!("{:?}", run.master.settings.model).to_lowercase(),
@@ -175,6 +187,10 @@ struct Proc {
     phase: Phase,
     /// Its slot on the scoreboard.
     slot: Option<usize>,
+    /// The master's end of its hand-off socket (see `relay.rs`).
+    handoff: Option<Handoff>,
+    /// Whether it takes connections: not once it began to drain (its end refuses them).
+    takes_connections: bool,
 }
 
 struct Stopping {
@@ -201,6 +217,15 @@ struct Run {
     new_masters: Vec<libc::pid_t>,
     /// systemd is still to hear READY=1: at start, and after RELOADING=1.
     ready_pending: bool,
+    /// Kept connections retiring workers passed on, not yet placed (see `relay.rs`).
+    held: VecDeque<Held>,
+    /// Where the round robin of passed-on connections goes next.
+    next_target: usize,
+    /// The new master of an upgrade under way or done: where connections go once this one
+    /// stops.
+    successor: Option<Handoff>,
+    /// The old master, when this one was started by an upgrade.
+    predecessor: Option<Handoff>,
 }
 
 impl Run {
@@ -214,10 +239,13 @@ impl Run {
             }
             self.read_reports();
             self.check_upgrade();
+            self.relay();
             self.reap();
             self.check_hung();
             match &self.stopping {
-                Some(_) if self.procs.is_empty() => return,
+                // Connections still held wait for the new master's queue (at most the
+                // graceful timeout).
+                Some(_) if self.procs.is_empty() && self.held.is_empty() => return,
                 Some(_) => {}
                 None => self.reconcile(workload),
             }
@@ -274,6 +302,7 @@ impl Run {
                 fds.push(pollfd(reader.file().as_raw_fd()));
             }
         }
+        fds.extend(self.relay_fds().into_iter().map(pollfd));
         let timeout = libc::c_int::try_from(TICK.as_millis()).unwrap_or(50);
         // SAFETY: the array is ours and its length is passed; poll only writes `revents`.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
@@ -633,6 +662,14 @@ impl Run {
                 return None;
             }
         };
+        let (handoff, worker_handoff) = match Handoff::pair() {
+            Ok((ours, theirs)) => (Some(ours), Some(theirs)),
+            Err(e) => {
+                warn!(log, "cannot make a hand-off socket; this worker will close its kept \
+                    connections when it retires"; "error" => %e);
+                (None, None)
+            }
+        };
         let id = self.next_id;
         self.next_id += 1;
         let slot = self.master.board.as_ref().and_then(|board| {
@@ -652,9 +689,10 @@ impl Run {
             return None;
         }
         if pid == 0 {
-            self.become_worker(id, read, write, slot, workload);
+            self.become_worker(id, read, write, worker_handoff, slot, workload);
         }
         drop(write);
+        drop(worker_handoff);
         let now = Instant::now();
         self.procs.push(Proc {
             pid,
@@ -667,6 +705,8 @@ impl Run {
             busy: false,
             phase: Phase::Starting,
             slot,
+            takes_connections: handoff.is_some(),
+            handoff,
         });
         info!(log, "worker started"; "worker" => id, "worker_pid" => pid, "generation" => self.generation);
         Some(())
@@ -679,14 +719,21 @@ impl Run {
         id: u64,
         read: File,
         write: File,
+        handoff: Option<Handoff>,
         slot: Option<usize>,
         workload: &mut dyn Workload,
     ) -> ! {
         drop(read);
         // Other workers' pipes: holding their read ends would hide the master's death from them.
+        // Their hand-off ends go with them, and the connections held: a copy here would keep
+        // each one open after the worker that gets it closes it.
         for proc in self.procs.drain(..) {
             drop(proc.reader);
+            drop(proc.handoff);
         }
+        self.held.clear();
+        self.successor = None;
+        self.predecessor = None;
         self.upgrade = None;
         self.master.ready = None;
         if let Some(signals) = self.signals.take() {
@@ -698,6 +745,7 @@ impl Run {
             std::mem::take(&mut self.master.listeners),
             self.master.settings.clone(),
             write,
+            handoff,
             self.master.board.clone().zip(slot),
         );
         let code = catch_unwind(AssertUnwindSafe(|| workload.run_worker(worker))).unwrap_or(101);
