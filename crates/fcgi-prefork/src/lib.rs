@@ -68,8 +68,13 @@
 //!   graceful timeout (plus the kill grace), or by the kill grace when it was hung.
 //!
 //! A worker that exits without having been asked is replaced at once the first time, then
-//! with a doubling delay (100 ms up to 30 s) while workers keep dying within 10 s of their
-//! start; the log says how it ended (exit status, or signal).
+//! with a doubling delay (100 ms up to 30 s) while the workers of its place in the pool keep
+//! dying within 10 s of their start; the log says how it ended (exit status, or signal). The
+//! delay is per place, not the pool's: a request that kills whichever worker serves it delays
+//! only the places it hit, and when no worker at all is left, one whose last worker died while
+//! serving is replaced at once, so such a request never leaves the pool empty for longer than
+//! one respawn. Workers that die before they serve (a build or a configuration that cannot
+//! start) get the whole delay.
 //!
 //! # The heartbeat
 //!

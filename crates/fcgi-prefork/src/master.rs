@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use fcgi_server::{Handoff, Listener};
 use slog::{error, info, warn, Logger};
 
-use crate::backoff::Backoff;
+use crate::backoff::{self, Place};
 use crate::error::Error;
 use crate::heartbeat::{self, Beat, BeatReader};
 use crate::notify::{Notifier, State};
@@ -138,7 +138,7 @@ impl Master {
             next_id: 1,
             generation: 0,
             target,
-            backoff: Backoff::default(),
+            places: Vec::new(),
             next_spawn: Instant::now(),
             last_scale_down: Instant::now(),
             stopping: None,
@@ -187,6 +187,8 @@ struct Proc {
     phase: Phase,
     /// Its slot on the scoreboard.
     slot: Option<usize>,
+    /// Its place in the pool, for the crash back-off.
+    place: usize,
     /// The master's end of its hand-off socket (see `relay.rs`).
     handoff: Option<Handoff>,
     /// Whether it takes connections: not once it began to drain (its end refuses them).
@@ -206,7 +208,9 @@ struct Run {
     generation: u64,
     /// Static: how many workers; dynamic: where the bounds start (TTIN/TTOU move it).
     target: usize,
-    backoff: Backoff,
+    /// The pool's places and their crash back-off (see `backoff.rs`), by index.
+    places: Vec<Place>,
+    /// No fork before this instant (after a failed fork or pipe).
     next_spawn: Instant,
     last_scale_down: Instant,
     stopping: Option<Stopping>,
@@ -407,7 +411,7 @@ impl Run {
                 self.generation += 1;
                 self.target = settings.workers;
                 self.master.settings = settings;
-                self.backoff = Backoff::default();
+                self.places.clear();
                 self.next_spawn = Instant::now();
                 self.ready_pending = true;
                 info!(self.master.log, "reloading: starting new workers, then retiring the old ones";
@@ -482,11 +486,16 @@ impl Run {
                 info!(log, "worker exited"; "worker" => proc.id, "worker_pid" => pid, "status" => how,
                     "served" => proc.beat.served);
             } else {
-                let delay = self.backoff.crashed(lifetime);
-                self.next_spawn = self.next_spawn.max(Instant::now() + delay);
+                let serving = proc.phase == Phase::Serving;
+                let (delay, crashes) = if proc.generation == self.generation {
+                    let place = place_mut(&mut self.places, proc.place);
+                    (place.crashed(lifetime, serving, Instant::now()), place.backoff.failures())
+                } else {
+                    (Duration::ZERO, 0)
+                };
                 warn!(log, "worker died; replacing it"; "worker" => proc.id, "worker_pid" => pid,
-                    "status" => how, "lived_ms" => lifetime.as_millis(),
-                    "crashes_in_a_row" => self.backoff.failures(),
+                    "status" => how, "lived_ms" => lifetime.as_millis(), "place" => proc.place,
+                    "died_serving" => serving, "crashes_in_a_row" => crashes,
                     "respawn_in_ms" => delay.as_millis());
             }
         }
@@ -610,8 +619,20 @@ impl Run {
             self.last_scale_down = now;
         }
         if spawn > 0 && now >= self.next_spawn {
-            for _ in 0..spawn {
-                if self.spawn(workload).is_none() {
+            // The places the live workers do not hold, lowest first, as many as are wanted.
+            let held: Vec<usize> = live.iter().map(|&i| self.procs[i].place).collect();
+            let free: Vec<(usize, Place)> = (0..)
+                .filter(|place| !held.contains(place))
+                .take(spawn)
+                .map(|place| (place, self.places.get(place).copied().unwrap_or_default()))
+                .collect();
+            let (fill, empty_pool) = backoff::places_to_fill(&free, live.len(), spawn, now);
+            if empty_pool {
+                info!(self.master.log, "no worker left: replacing one at once despite its \
+                    back-off (it had served)"; "place" => fill.first().copied());
+            }
+            for place in fill {
+                if self.spawn(workload, place).is_none() {
                     break;
                 }
             }
@@ -651,8 +672,8 @@ impl Run {
         };
     }
 
-    /// Forks one worker; `None` when fork failed.
-    fn spawn(&mut self, workload: &mut dyn Workload) -> Option<()> {
+    /// Forks one worker into `place`; `None` when fork failed.
+    fn spawn(&mut self, workload: &mut dyn Workload, place: usize) -> Option<()> {
         let log = self.master.log.clone();
         let (read, write) = match heartbeat::pipe() {
             Ok(pipe) => pipe,
@@ -705,6 +726,7 @@ impl Run {
             busy: false,
             phase: Phase::Starting,
             slot,
+            place,
             takes_connections: handoff.is_some(),
             handoff,
         });
@@ -763,6 +785,14 @@ impl Run {
         // over).
         self.master.listeners.clear();
     }
+}
+
+/// The state of `place`, made as the pool grows.
+fn place_mut(places: &mut Vec<Place>, place: usize) -> &mut Place {
+    if places.len() <= place {
+        places.resize(place + 1, Place::default());
+    }
+    &mut places[place]
 }
 
 fn pollfd(fd: RawFd) -> libc::pollfd {
