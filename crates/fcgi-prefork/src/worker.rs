@@ -100,6 +100,8 @@ impl Worker {
         if let Some(handoff) = handoff {
             server.set_handoff(handoff);
         }
+        // The server answers a request past the limit; this retires the worker (below).
+        server.set_request_timeout(settings.request_timeout);
         let status = server.status_handle();
         if let Some((board, _)) = &board {
             let model = match settings.model {

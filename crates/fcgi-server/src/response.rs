@@ -44,6 +44,8 @@ const DIRECT_AT: usize = 16 * 1024;
 #[derive(Debug)]
 pub struct Response {
     wire: Arc<Wire>,
+    /// The request's shared state: whether the server took the answer over.
+    shared: Arc<RequestShared>,
     /// The request's input streams, until they are complete.
     input: Option<Arc<RequestShared>>,
     /// The request's input stopped before its end (over the limit, a spool failure, too
@@ -65,6 +67,7 @@ impl Response {
     pub(crate) fn new(wire: Arc<Wire>, id: u16, input: Arc<RequestShared>) -> Response {
         Response {
             wire,
+            shared: Arc::clone(&input),
             input: Some(input),
             refused: false,
             flushed: false,
@@ -229,6 +232,11 @@ impl Response {
             // Nothing has gone out yet, so the failed input can still be answered properly.
             self.replace_with(status);
         }
+        if !self.shared.start_output() {
+            // Answered by the server past the request timeout: nothing more of ours goes out.
+            self.out.clear();
+            return Err(timed_out());
+        }
         self.flushed = true;
         let result = if content.is_empty() || self.refused {
             self.wire.write_all(&self.out).map(|()| false)
@@ -301,7 +309,10 @@ impl Response {
     /// failure rather than a short response it would pass on as complete: no END_REQUEST, an
     /// invalid record, and the connection closed (see [`Wire::break_off`]).
     pub(crate) fn cut_short(self) {
-        self.wire.break_off(self.id);
+        // Past the request timeout the server has ended the request already.
+        if !self.shared.is_taken_over() {
+            self.wire.break_off(self.id);
+        }
     }
 
     /// Ends the response: headers if none went out, the end of STDOUT (and of STDERR, if used),
@@ -351,6 +362,14 @@ fn refused() -> io::Error {
         io::ErrorKind::InvalidData,
         "the request's input failed (over the limit, not stored, or too slow); the request was \
          answered with an error status",
+    )
+}
+
+/// The error writes get once the server answered the request itself, past the request timeout.
+fn timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the request ran past the request timeout and was answered by the server",
     )
 }
 

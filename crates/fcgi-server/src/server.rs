@@ -284,6 +284,12 @@ impl Server {
         self.handoff = Some(handoff);
     }
 
+    /// Sets [`Config::request_timeout`], for a process manager that owns the limit
+    /// (fcgi-prefork's `Worker::serve` sets its `Settings::request_timeout`).
+    pub fn set_request_timeout(&mut self, limit: Option<Duration>) {
+        self.config.request_timeout = limit;
+    }
+
     /// Serves until a [`ShutdownHandle`] stops the server, then returns what it did.
     ///
     /// Starts the pool's threads, which accept and read connections and run their requests;
