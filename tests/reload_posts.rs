@@ -7,9 +7,11 @@
 use std::thread;
 use std::time::Duration;
 
+use fcgi_codec::Role;
 use fcgi_tests::master::{alive, assert_clean, read_pid, signal, Adopted, Served};
 use fcgi_tests::nginx::scratch;
 use fcgi_tests::process::wait_until;
+use fcgi_tests::raw::{frames, Client};
 use fcgi_tests::wrk::Wrk;
 
 /// Waits until none of `before` is a worker of `served` any more and `wanted` workers run.
@@ -52,6 +54,7 @@ fn posts_through_reloads_ttou_ttin_and_an_upgrade_all_succeed() {
     assert!(handed, "no handover to a new master:\n{}", served.log_text());
 
     let wrk = wrk.join().expect("wrk thread");
+    assert_eq!(wrk.failures(), 0, "{}\nnginx: {}", wrk.output, nginx.error_log());
     assert_clean(&wrk, 5_000);
     eprintln!("POSTs through 3 HUPs, TTOU, TTIN and USR2: {} requests, 0 failures", wrk.requests());
 
@@ -67,10 +70,71 @@ fn posts_through_max_requests_recycling_all_succeed() {
     let nginx = served.nginx(dir.path());
     let wrk = Wrk::post(nginx.port(), 32, 10, "/", dir.path()).join().expect("wrk thread");
     let recycled = served.log_text().matches("request limit reached").count();
+    assert_eq!(wrk.failures(), 0, "{}\nnginx: {}", wrk.output, nginx.error_log());
     assert_clean(&wrk, 2_000);
     assert!(recycled >= 10, "only {recycled} workers recycled:\n{}", wrk.output);
     eprintln!(
         "POSTs through --max-requests 200: {} requests, {recycled} workers recycled, 0 failures",
         wrk.requests()
     );
+}
+
+/// Connections `count` raw FastCGI clients, each having served one kept request.
+fn kept_clients(served: &Served, count: usize) -> Vec<Client> {
+    let mut clients: Vec<Client> = (0..count).map(|_| Client::connect(&served.addr())).collect();
+    for client in &mut clients {
+        client.set_timeout(Duration::from_secs(10));
+        client.simple_request(&[], b"").assert_complete(200);
+    }
+    clients
+}
+
+/// Each client's next request on its connection is answered: none was closed.
+fn all_serve_again(served: &Served, clients: &mut [Client]) {
+    for (i, client) in clients.iter_mut().enumerate() {
+        let request = frames::request(1, Role::Responder, true, &[], b"");
+        let reply = client.send(&request).and_then(|()| client.try_read_reply(1));
+        match reply {
+            Ok(reply) => reply.assert_complete(200),
+            Err(e) => panic!("connection {i} was closed: {e}\n{}", served.log_text()),
+        }
+    }
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
+#[test]
+fn every_kept_connection_outlives_a_reload_and_serves_the_next_request() {
+    let dir = scratch();
+    let served = Served::fcgi(dir.path(), "fcgi", &["--workers", "1", "--master"], 1);
+    let mut clients = kept_clients(&served, 64);
+    let old = served.workers();
+    signal(served.pid(), libc::SIGHUP);
+    assert!(replaced(&served, &old, 1), "{}", served.log_text());
+    // The old worker handed every connection over, and so had nothing left to wait for.
+    assert!(wait_until(Duration::from_secs(5), || !alive(old[0])), "{}", served.log_text());
+    all_serve_again(&served, &mut clients);
+}
+
+#[test]
+fn kept_connections_the_master_cannot_take_yet_stay_with_their_worker() {
+    // The master stopped (SIGSTOP) reads nothing: a retiring worker's hand-off socket fills
+    // (278 connections with Linux's default socket buffer); the rest stay with the worker,
+    // which answers on them, and go when the master reads again.
+    const CONNECTIONS: usize = 400;
+    let dir = scratch();
+    let served = Served::fcgi(dir.path(), "fcgi", &["--workers", "1", "--master"], 1);
+    let mut clients = kept_clients(&served, CONNECTIONS);
+    let worker = served.workers()[0];
+    let before = open_fds(worker);
+    signal(served.pid(), libc::SIGSTOP);
+    // As --max-requests does: the worker retires on its own.
+    signal(worker, libc::SIGTERM);
+    let handed = wait_until(Duration::from_secs(5), || open_fds(worker) + 200 < before);
+    signal(served.pid(), libc::SIGCONT);
+    assert!(handed, "the worker handed nothing over: {} of {before} fds", open_fds(worker));
+    all_serve_again(&served, &mut clients);
+    assert!(wait_until(Duration::from_secs(5), || !alive(worker)), "{}", served.log_text());
 }

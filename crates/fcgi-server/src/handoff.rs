@@ -10,17 +10,19 @@
 //! measurements.
 //!
 //! The channel is a `SOCK_SEQPACKET` socket pair, both ends non-blocking and close-on-exec:
-//! each message is one byte and one descriptor, so a message either arrives whole or not at
-//! all, and the end of the other side is seen as the end of the stream.
+//! each message is one byte and up to [`Handoff::MAX_BATCH`] descriptors, so a message either
+//! arrives whole or not at all, and the end of the other side is seen as the end of the stream.
+//! What is in flight is bounded by the sender's socket buffer (`net.core.wmem_default`: 278
+//! one-connection messages with Linux's defaults, measured): past it a send would block, and is
+//! refused with `WouldBlock` for the caller to try again.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// The byte each message carries (a message with descriptors needs at least one).
 const TAG: u8 = b'C';
-/// Descriptors one received message may carry: one is sent, room for a few is kept so that a
-/// message from a newer sender that batches them is not cut short.
-const MAX_FDS: usize = 8;
+/// Descriptors one received message may carry.
+const MAX_FDS: usize = Handoff::MAX_BATCH;
 
 /// One end of a channel over which connections are handed from process to process.
 ///
@@ -47,6 +49,9 @@ pub struct Handoff {
 }
 
 impl Handoff {
+    /// The most connections one [`send_batch`](Handoff::send_batch) passes in one message.
+    pub const MAX_BATCH: usize = 16;
+
     /// A connected pair of ends.
     pub fn pair() -> io::Result<(Handoff, Handoff)> {
         let mut fds = [0; 2];
@@ -102,11 +107,20 @@ impl Handoff {
     /// this returns `Ok`. Never waits: [`io::ErrorKind::WouldBlock`] when the other end's
     /// queue is full (try again later), another error (`EPIPE`) when it is gone.
     pub fn send(&self, connection: &impl AsFd) -> io::Result<()> {
-        let fd = connection.as_fd().as_raw_fd();
+        self.send_batch(&[connection.as_fd()])
+    }
+
+    /// [`send`](Handoff::send) of several connections (at most [`MAX_BATCH`](Handoff::MAX_BATCH))
+    /// in one message: all of them go, or none.
+    pub fn send_batch(&self, connections: &[BorrowedFd<'_>]) -> io::Result<()> {
+        if connections.is_empty() || connections.len() > Self::MAX_BATCH {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "1 to MAX_BATCH connections"));
+        }
+        let bytes = std::mem::size_of_val(connections) as u32;
         let mut byte = [TAG];
         let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
         // SAFETY: CMSG_SPACE only computes a size.
-        let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+        let space = unsafe { libc::CMSG_SPACE(bytes) } as usize;
         let mut control = vec![0u8; space];
         // SAFETY: an all-zero msghdr is valid; the fields set below point at live buffers.
         let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -114,14 +128,17 @@ impl Handoff {
         message.msg_iovlen = 1;
         message.msg_control = control.as_mut_ptr().cast();
         message.msg_controllen = space as _;
-        // SAFETY: the control buffer has room for one header and one descriptor (CMSG_SPACE),
-        // so CMSG_FIRSTHDR is non-null and CMSG_DATA points inside it.
+        // SAFETY: the control buffer has room for one header and the descriptors (CMSG_SPACE),
+        // so CMSG_FIRSTHDR is non-null and CMSG_DATA has room for each of them.
         unsafe {
             let header = libc::CMSG_FIRSTHDR(&message);
             (*header).cmsg_level = libc::SOL_SOCKET;
             (*header).cmsg_type = libc::SCM_RIGHTS;
-            (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
-            std::ptr::write_unaligned(libc::CMSG_DATA(header).cast::<RawFd>(), fd);
+            (*header).cmsg_len = libc::CMSG_LEN(bytes) as _;
+            let data = libc::CMSG_DATA(header).cast::<RawFd>();
+            for (i, fd) in connections.iter().enumerate() {
+                std::ptr::write_unaligned(data.add(i), fd.as_raw_fd());
+            }
         }
         loop {
             // SAFETY: the message describes buffers that live across the call.
@@ -288,6 +305,17 @@ mod tests {
         // And it still sends.
         there.send(&a).unwrap();
         assert_eq!(here.receive().unwrap().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_batch_crosses_in_one_message() {
+        let (here, there) = Handoff::pair().unwrap();
+        let pairs: Vec<(UnixStream, UnixStream)> =
+            (0..Handoff::MAX_BATCH).map(|_| UnixStream::pair().unwrap()).collect();
+        let fds: Vec<BorrowedFd<'_>> = pairs.iter().map(|(a, _)| a.as_fd()).collect();
+        here.send_batch(&fds).unwrap();
+        assert_eq!(there.receive().unwrap().unwrap().len(), Handoff::MAX_BATCH);
+        assert!(here.send_batch(&[]).is_err());
     }
 
     #[test]

@@ -65,6 +65,18 @@ const FIRST_LISTENER: u64 = 1;
 /// soon reads the first of them.
 const ACCEPTS_PER_TURN: usize = 64;
 
+/// What became of an idle connection offered to the hand-off socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Handed {
+    /// It is the other process's now.
+    Over,
+    /// Not now (the socket's buffer is full, a few hundred connections in flight; or an answer
+    /// is still queued): it stays, served here, and is offered again at the next sweep.
+    Later,
+    /// There is no hand-off (none, or its other end is gone): closed as without one.
+    Never,
+}
+
 /// Whether a connection being closed is armed in the set (the closer did not take its event).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum InSet {
@@ -263,12 +275,13 @@ impl Reactor {
             let want_writes = conn.wire().has_pending();
             conn.watching_writes = want_writes;
             if self.draining.load(Ordering::Acquire) && conn.is_idle() {
-                if self.hand_off(ctx, event.token, &mut state) {
-                    return;
-                }
-                if !awaited {
-                    self.close(ctx, event.token, &mut state, InSet::No, "server draining");
-                    return;
+                match self.hand_off(ctx, event.token, &mut state) {
+                    Handed::Over => return,
+                    Handed::Never if !awaited => {
+                        self.close(ctx, event.token, &mut state, InSet::No, "server draining");
+                        return;
+                    }
+                    Handed::Never | Handed::Later => {}
                 }
             }
             let interest = if want_writes { Interest::ReadWrite } else { Interest::Read };
@@ -423,20 +436,23 @@ impl Reactor {
         }
     }
 
-    /// Passes an idle connection on through the hand-off socket instead of closing it; false
-    /// (and the connection left as it is) when there is none, or it does not take it now. The
-    /// caller holds the connection's lock and has seen it idle: no request open, no record
-    /// begun. The socket itself stays open throughout: what the web server writes into it
-    /// meanwhile waits in the kernel for the process that receives it.
-    fn hand_off(&self, ctx: &Context, token: u64, state: &mut ConnState) -> bool {
-        let Some(handoff) = &self.handoff else { return false };
+    /// Passes an idle connection on through the hand-off socket instead of closing it (see
+    /// [`Handed`]; the connection is left as it is unless it went over). The caller holds the
+    /// connection's lock and has seen it idle: no request open, no record begun. The socket
+    /// itself stays open throughout: what the web server writes into it meanwhile waits in the
+    /// kernel for the process that receives it.
+    fn hand_off(&self, ctx: &Context, token: u64, state: &mut ConnState) -> Handed {
+        let Some(handoff) = &self.handoff else { return Handed::Never };
         if state.closed || !self.handoff_open.load(Ordering::Acquire) {
-            return false;
+            return Handed::Never;
         }
         let wire = state.conn.wire();
-        // Answers still queued, or a connection that failed: not ours to pass on.
-        if wire.has_pending() || wire.is_broken() {
-            return false;
+        // A connection that failed is closed; one with answers still queued waits for them.
+        if wire.is_broken() {
+            return Handed::Never;
+        }
+        if wire.has_pending() {
+            return Handed::Later;
         }
         let fd = wire.stream().raw_fd();
         // SAFETY: the descriptor is the connection's, open while `state` is held; the borrow
@@ -444,12 +460,12 @@ impl Reactor {
         let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
         match handoff.send(&borrowed) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Handed::Later,
             Err(e) => {
                 debug!(ctx.log, "the hand-off socket does not take connections; closing them";
                     "error" => %e);
                 self.handoff_open.store(false, Ordering::Release);
-                return false;
+                return Handed::Never;
             }
         }
         // The open file lives on in the other process: the set would go on watching it
@@ -461,7 +477,7 @@ impl Reactor {
         // Never shut down: the socket is the receiver's now. Our descriptor closes when the
         // entry is dropped.
         ctx.counters.connections.fetch_sub(1, Ordering::AcqRel);
-        true
+        Handed::Over
     }
 
     /// While draining, right after a request this thread ran: its connection, idle now that
@@ -474,7 +490,8 @@ impl Reactor {
         let Some(entry) = self.conns().get(&token).cloned() else { return };
         let mut state = entry.lock();
         if !state.closed && state.conn.is_idle() {
-            self.hand_off(ctx, token, &mut state);
+            // Later or never: the sweep sees to it.
+            let _ = self.hand_off(ctx, token, &mut state);
         }
     }
 
@@ -558,10 +575,12 @@ impl Reactor {
             let quiet = now.saturating_duration_since(state.conn.last_read);
             let awaited = state.accepted.is_some_and(|t| now - t < DRAIN_FRESH_GRACE);
             if state.conn.is_idle() {
-                if draining && self.hand_off(ctx, token, &mut state) {
+                let handed =
+                    if draining { self.hand_off(ctx, token, &mut state) } else { Handed::Never };
+                if handed == Handed::Over {
                     continue;
                 }
-                if (draining && !awaited)
+                if (draining && !awaited && handed == Handed::Never)
                     || quiet >= config.idle_timeout
                     || state.conn.wire().is_broken()
                 {

@@ -19,7 +19,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use fcgi_server::Handoff;
@@ -105,10 +105,11 @@ impl Run {
         }
     }
 
-    /// Round robin over the current generation's serving workers; a worker whose queue is full
-    /// is skipped, one whose end is gone is forgotten.
+    /// Round robin over the current generation's serving workers, a batch at a time (fewer
+    /// messages, fewer system calls); a worker whose socket buffer is full is skipped, one
+    /// that refuses (draining, or gone) is not tried again.
     fn pass_to_workers(&mut self) {
-        while let Some(held) = self.held.front() {
+        while !self.held.is_empty() {
             let targets: Vec<usize> = (0..self.procs.len())
                 .filter(|&i| {
                     let p = &self.procs[i];
@@ -120,11 +121,14 @@ impl Run {
             if targets.is_empty() {
                 return;
             }
+            let batch = self.held.len().min(Handoff::MAX_BATCH);
+            let fds: Vec<BorrowedFd<'_>> =
+                self.held.iter().take(batch).map(|h| h.fd.as_fd()).collect();
             let mut placed = false;
             for k in 0..targets.len() {
                 let i = targets[(self.next_target + k) % targets.len()];
                 let Some(handoff) = &self.procs[i].handoff else { continue };
-                match handoff.send(&held.fd) {
+                match handoff.send_batch(&fds) {
                     Ok(()) => {
                         self.next_target = (self.next_target + k + 1) % targets.len();
                         placed = true;
@@ -135,19 +139,24 @@ impl Run {
                     Err(_) => self.procs[i].takes_connections = false,
                 }
             }
+            drop(fds);
             if !placed {
                 return;
             }
-            self.held.pop_front();
+            self.held.drain(..batch);
         }
     }
 
     fn pass_to_successor(&mut self) {
-        while let Some(held) = self.held.front() {
+        while !self.held.is_empty() {
             let Some(successor) = &self.successor else { return };
-            match successor.send(&held.fd) {
+            let batch = self.held.len().min(Handoff::MAX_BATCH);
+            let fds: Vec<BorrowedFd<'_>> =
+                self.held.iter().take(batch).map(|h| h.fd.as_fd()).collect();
+            match successor.send_batch(&fds) {
                 Ok(()) => {
-                    self.held.pop_front();
+                    drop(fds);
+                    self.held.drain(..batch);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
