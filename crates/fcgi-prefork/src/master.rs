@@ -476,6 +476,11 @@ impl Run {
             };
             sweep = true;
             let proc = self.procs.swap_remove(index);
+            // The last connections it passed on may still wait in its socket: it hands them
+            // over and exits at once, possibly since the relay last read.
+            if let Some(handoff) = &proc.handoff {
+                relay::receive_all(handoff, &mut self.held, Instant::now());
+            }
             if let (Some(board), Some(slot)) = (&self.master.board, proc.slot) {
                 board.retire(slot);
             }

@@ -172,7 +172,7 @@ impl Run {
 }
 
 /// Moves every connection waiting on `handoff` into `held`; false once its other end is gone.
-fn receive_all(handoff: &Handoff, held: &mut VecDeque<Held>, now: Instant) -> bool {
+pub(super) fn receive_all(handoff: &Handoff, held: &mut VecDeque<Held>, now: Instant) -> bool {
     loop {
         match handoff.receive() {
             Ok(Some(fds)) => held.extend(fds.into_iter().map(|fd| Held { fd, since: now })),
