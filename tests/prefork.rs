@@ -9,157 +9,19 @@
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fcgi_tests::addr::Addr;
-use fcgi_tests::nginx::{scratch, Nginx, Site};
+use fcgi_tests::master::{
+    alive, assert_clean, children, fcgi_request, read_pid, signal, Adopted, Served,
+};
+use fcgi_tests::nginx::scratch;
 use fcgi_tests::process::{fcgi_bin, wait_until, Guarded, START_TIMEOUT};
 use fcgi_tests::wrk::Wrk;
-
-/// The children of `pid`, from /proc (field 4 of /proc/PID/stat is the parent), zombies left
-/// out.
-fn children(pid: u32) -> Vec<u32> {
-    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
-    let mut found: Vec<u32> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .filter(|&child| {
-            let stat = fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-            // After the command name in parentheses: state, then the parent's pid.
-            let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-            let mut fields = rest.split_whitespace();
-            let state = fields.next();
-            let parent = fields.next().and_then(|p| p.parse::<u32>().ok());
-            parent == Some(pid) && state != Some("Z")
-        })
-        .collect();
-    found.sort_unstable();
-    found
-}
-
-/// Whether `pid` is a live process (not gone, not a zombie).
-fn alive(pid: u32) -> bool {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
-    matches!(state, Some(s) if s != "Z" && s != "X")
-}
-
-fn signal(pid: u32, signal: libc::c_int) {
-    let pid = libc::pid_t::try_from(pid).expect("pid fits");
-    // SAFETY: kill(2) has no memory effects.
-    unsafe { libc::kill(pid, signal) };
-}
-
-fn read_pid(path: &Path) -> Option<u32> {
-    fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// A process this test did not start as its child (an upgraded master): TERM, then KILL, on
-/// drop.
-struct Adopted(u32);
-
-impl Drop for Adopted {
-    fn drop(&mut self) {
-        if alive(self.0) {
-            signal(self.0, libc::SIGTERM);
-            if !wait_until(Duration::from_secs(10), || !alive(self.0)) {
-                signal(self.0, libc::SIGKILL);
-            }
-        }
-    }
-}
-
-/// A master under test: its process, its socket, its log and pid file.
-struct Served {
-    process: Guarded,
-    socket: PathBuf,
-    log: PathBuf,
-    pid_file: PathBuf,
-}
-
-impl Served {
-    /// Starts `program ARGS` (its log `dir/NAME.log`) and waits until `workers` children run
-    /// and the socket accepts.
-    fn start(dir: &Path, name: &str, mut command: Command, workers: usize) -> Served {
-        let log = dir.join(format!("{name}.log"));
-        let socket = dir.join(format!("{name}.sock"));
-        let pid_file = dir.join(format!("{name}.pid"));
-        command.env("NO_COLOR", "1");
-        let mut process = Guarded::spawn(name, command, &log);
-        let pid = process.pid();
-        let up = wait_until(START_TIMEOUT, || {
-            !process.is_running()
-                || (children(pid).len() >= workers && Addr::Unix(socket.clone()).accepts())
-        });
-        let served = Served { process, socket, log, pid_file };
-        assert!(up, "{name} did not start {workers} workers:\n{}", served.log_text());
-        served
-    }
-
-    /// `fcgi serve --app hello --listen unix:DIR/NAME.sock --pid-file DIR/NAME.pid EXTRA...`.
-    fn fcgi(dir: &Path, name: &str, extra: &[&str], workers: usize) -> Served {
-        let mut command = Command::new(fcgi_bin());
-        command.args(["serve", "--app", "hello", "--listen"]);
-        command.arg(format!("unix:{}", dir.join(format!("{name}.sock")).display()));
-        command.arg("--pid-file").arg(dir.join(format!("{name}.pid")));
-        command.args(extra);
-        Served::start(dir, name, command, workers)
-    }
-
-    /// `fcgi-sleepy DIR/NAME.sock pid_file=DIR/NAME.pid SETTINGS...`.
-    fn sleepy(dir: &Path, name: &str, settings: &[&str], workers: usize) -> Served {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_fcgi-sleepy"));
-        command.arg(format!("unix:{}", dir.join(format!("{name}.sock")).display()));
-        command.arg(format!("pid_file={}", dir.join(format!("{name}.pid")).display()));
-        command.args(settings);
-        Served::start(dir, name, command, workers)
-    }
-
-    fn pid(&self) -> u32 {
-        self.process.pid()
-    }
-
-    fn workers(&self) -> Vec<u32> {
-        children(self.pid())
-    }
-
-    fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn addr(&self) -> Addr {
-        Addr::Unix(self.socket.clone())
-    }
-
-    fn nginx(&self, dir: &Path) -> Nginx {
-        Nginx::start(dir, Site::Keepalive, &self.addr().site_vars())
-    }
-
-    /// Waits until the sleepy app logged that a request with `query` started in a worker.
-    fn wait_started(&self, query: &str) -> bool {
-        let needle = format!("request started: ?{query}");
-        wait_until(Duration::from_secs(10), || self.log_text().contains(&needle))
-    }
-
-    /// Waits until a worker of `pid` logged that it serves (fcgi-server's "serving" line).
-    fn wait_serving(&self, pid: u32, timeout: Duration) -> bool {
-        let needle = format!("pid: {pid}");
-        wait_until(timeout, || {
-            self.log_text().lines().any(|l| l.contains("INFO serving") && l.contains(&needle))
-        })
-    }
-}
-
-/// wrk's report held to no failure and a floor of requests.
-fn assert_clean(wrk: &Wrk, at_least: u64) {
-    assert_eq!(wrk.failures(), 0, "wrk saw failures:\n{}", wrk.output);
-    assert!(wrk.requests() >= at_least, "too few requests:\n{}", wrk.output);
-}
 
 /// Watches that a path exists, every millisecond, until stopped; counts the times it did not.
 struct FileWatch {
@@ -296,21 +158,8 @@ fn a_killed_worker_is_replaced_within_a_second() {
     );
 }
 
-/// Sends one request straight to the socket with `fcgi request`; its status and body.
-fn fcgi_request(socket: &Path, path: &str, timeout_s: u32) -> (Option<i32>, String) {
-    let output = Command::new(fcgi_bin())
-        .args(["request", "--timeout", &timeout_s.to_string(), "--connect"])
-        .arg(format!("unix:{}", socket.display()))
-        .arg(path)
-        .output()
-        .expect("fcgi request runs");
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text += &String::from_utf8_lossy(&output.stderr);
-    (output.status.code(), text)
-}
-
 #[test]
-fn a_hung_request_retires_its_worker_after_the_request_timeout_and_fails_after_the_grace() {
+fn a_hung_request_is_answered_at_the_request_timeout_and_its_worker_retires() {
     let dir = scratch();
     let settings =
         ["workers=2", "request_timeout_ms=1000", "kill_grace_ms=1000", "graceful_ms=1000"];
@@ -318,17 +167,22 @@ fn a_hung_request_retires_its_worker_after_the_request_timeout_and_fails_after_t
     let before = served.workers();
     let socket = served.socket.clone();
     let started = Instant::now();
-    let hung = thread::spawn(move || fcgi_request(&socket, "/x?hang", 20));
+    let hung = thread::spawn(move || {
+        let answer = fcgi_request(&socket, "/x?hang", 20);
+        (answer, started.elapsed())
+    });
     // Requests on the other worker go on meanwhile.
     for _ in 0..10 {
         let (code, body) = fcgi_request(&served.socket, "/x?ms=50", 10);
         assert_eq!(code, Some(0), "{body}");
     }
-    let (code, _) = hung.join().expect("the hung request");
-    let failed_after = started.elapsed();
-    assert_eq!(code, Some(1), "the hung request fails");
-    assert!(failed_after >= Duration::from_secs(2), "not before the request timeout and the grace");
-    assert!(failed_after < Duration::from_secs(8), "{failed_after:?}");
+    let ((code, body), answered_after) = hung.join().expect("the hung request");
+    // Answered by the server at the request timeout, not after the grace as well
+    // (tests/request_timeout.rs has it through nginx).
+    assert_eq!(code, Some(0), "{body}");
+    assert!(body.contains("504 Gateway Timeout"), "{body}");
+    assert!(answered_after >= Duration::from_millis(900), "{answered_after:?}");
+    assert!(answered_after < Duration::from_secs(2), "{answered_after:?}");
     let replaced = wait_until(Duration::from_secs(5), || {
         let now = served.workers();
         now.len() == 2 && now.iter().any(|p| !before.contains(p))
@@ -336,6 +190,7 @@ fn a_hung_request_retires_its_worker_after_the_request_timeout_and_fails_after_t
     assert!(replaced, "{:?} -> {:?}\n{}", before, served.workers(), served.log_text());
     let log = served.log_text();
     assert!(log.contains("a request is running past the request timeout"), "{log}");
+    // Its handler, still hung, held the retiring worker until the graceful timeout.
     assert!(log.contains("requests cut short"), "after the graceful timeout: {log}");
     assert!(!log.contains("worker hung"), "its heartbeat went on: {log}");
     let (code, body) = fcgi_request(&served.socket, "/x", 10);
@@ -381,17 +236,17 @@ fn max_requests_recycles_workers_under_load_without_a_failure() {
 #[test]
 fn a_slow_request_gets_its_worker_recycled_and_is_logged() {
     let dir = scratch();
-    let served = Served::sleepy(dir.path(), "sleepy", &["workers=2", "request_timeout_ms=300"], 2);
+    let served = Served::sleepy(dir.path(), "sleepy", &["workers=1", "request_timeout_ms=300"], 1);
+    let pid = served.workers()[0];
     let (code, body) = fcgi_request(&served.socket, "/slow/page?ms=500", 10);
     assert_eq!(code, Some(0), "{body}");
-    let pid: u32 =
-        body.rsplit(' ').next().and_then(|p| p.trim().parse().ok()).expect("the worker's pid");
+    assert!(body.contains("504 Gateway Timeout"), "answered at the request timeout: {body}");
     assert!(
         wait_until(Duration::from_secs(5), || !served.workers().contains(&pid)),
         "{}",
         served.log_text()
     );
-    assert!(wait_until(Duration::from_secs(5), || served.workers().len() == 2));
+    assert!(wait_until(Duration::from_secs(5), || served.workers().len() == 1));
     let log = served.log_text();
     assert!(log.contains("a request ran past the request timeout"), "{log}");
     assert!(log.contains("/slow/page?ms=500"), "the log names the request: {log}");
@@ -560,4 +415,30 @@ fn quit_stops_at_once_without_waiting_for_requests() {
     let (code, _) = request.join().expect("the request");
     assert_eq!(code, Some(1), "the running request was cut short");
     assert!(!served.socket.exists());
+}
+
+#[test]
+fn after_an_upgrade_term_removes_a_socket_file_bound_with_a_mode() {
+    // A socket with a mode is bound in a private directory and renamed into place: its own
+    // name is not its path, so the new master must be told the path by the old one.
+    let dir = scratch();
+    let mut served =
+        Served::fcgi(dir.path(), "fcgi", &["--workers", "2", "--socket-mode", "660"], 2);
+    let master = served.pid();
+    signal(master, libc::SIGUSR2);
+    let mut new_master = 0;
+    let handed = wait_until(Duration::from_secs(15), || {
+        new_master = read_pid(&served.pid_file).unwrap_or(0);
+        new_master != 0 && new_master != master && !served.process.is_running()
+    });
+    let _new_guard = Adopted(new_master);
+    assert!(handed, "no handover to a new master:\n{}", served.log_text());
+    assert!(served.socket.exists(), "the socket file stays through the upgrade");
+    let (code, body) = fcgi_request(&served.socket, "/", 10);
+    assert_eq!((code, body.as_str()), (Some(0), "Hello, world!"));
+    signal(new_master, libc::SIGTERM);
+    assert!(wait_until(Duration::from_secs(10), || !alive(new_master)), "{}", served.log_text());
+    assert!(!served.socket.exists(), "the new master removes the socket file");
+    let log = served.log_text();
+    assert!(!log.contains(".fcgi-"), "the new master names the socket by its path:\n{log}");
 }

@@ -8,8 +8,10 @@
 //!   worker_timeout_ms=N graceful_ms=N request_timeout_ms=N kill_grace_ms=N pid_file=PATH
 //! ```
 //!
-//! Requests: `?ms=N` answers after N ms; `?hang` never answers; anything else at once. The
-//! body says which worker (pid) answered.
+//! Requests: `?ms=N` answers after N ms; `?hang` never answers; `?part_then_hang` sends its
+//! header and 1,000 bytes, then never ends; `?die` kills the worker that serves it (a request
+//! of death: abort, as a crash in native code would); anything else at once. The body says
+//! which worker (pid) answered.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -41,7 +43,16 @@ fn handle(request: &mut Request, response: &mut Response) -> Result<(), fcgi_ser
     let query = request.param_str("QUERY_STRING").unwrap_or_default().to_owned();
     // Tests wait for this line to know that a request is running in a worker.
     eprintln!("request started: ?{query}");
-    if query.split('&').any(|pair| pair == "hang") {
+    let has = |word: &str| query.split('&').any(|pair| pair == word);
+    if has("die") {
+        std::process::abort();
+    }
+    if has("part_then_hang") {
+        response.header("Content-Type", "text/plain")?;
+        response.write_all(&[b'x'; 1000])?;
+        response.flush()?;
+    }
+    if has("hang") || has("part_then_hang") {
         loop {
             std::thread::sleep(Duration::from_secs(3600));
         }

@@ -10,6 +10,7 @@
 //! - [`data`]: test bodies, and comparing them.
 //! - [`http`]: the HTTP client, and the header parsing shared with [`raw`].
 //! - [`inproc`]: a server with a test's own handlers on a thread of the test.
+//! - [`master`]: a prefork master under test, its workers and signals.
 //! - [`netns`]: network namespaces with a veth pair each, for tests with several hosts.
 //! - [`nginx`]: a real nginx started from the configurations in `nginx/`.
 //! - [`php`]: a real PHP-FPM of the test's own.
@@ -23,6 +24,7 @@ pub mod axum_app;
 pub mod data;
 pub mod http;
 pub mod inproc;
+pub mod master;
 pub mod netns;
 pub mod nginx;
 pub mod php;

@@ -58,9 +58,10 @@ pub(crate) struct ProcessArgs {
     #[arg(long, value_name = "SECS", default_value_t = Settings::DEFAULT_WORKER_TIMEOUT.as_secs())]
     pub(crate) worker_timeout: u64,
 
-    /// Seconds a request may run before its worker retires gracefully: the worker stops
-    /// accepting and is replaced at once, and its requests get --graceful-timeout to finish;
-    /// each request past it is logged (default: no limit).
+    /// Seconds the web server waits for a request (PHP-FPM's request_terminate_timeout): then
+    /// it is answered 504, or cut short if its response had begun, whatever
+    /// --graceful-timeout, and its worker retires gracefully and is replaced at once; each
+    /// request past it is logged (default: no limit).
     #[arg(long, value_name = "SECS")]
     pub(crate) request_timeout: Option<u64>,
 

@@ -68,8 +68,24 @@
 //!   graceful timeout (plus the kill grace), or by the kill grace when it was hung.
 //!
 //! A worker that exits without having been asked is replaced at once the first time, then
-//! with a doubling delay (100 ms up to 30 s) while workers keep dying within 10 s of their
-//! start; the log says how it ended (exit status, or signal).
+//! with a doubling delay (100 ms up to 30 s) while the workers of its place in the pool keep
+//! dying within 10 s of their start; the log says how it ended (exit status, or signal). The
+//! delay is per place, not the pool's: a request that kills whichever worker serves it delays
+//! only the places it hit, and when no worker at all is left, one whose last worker died while
+//! serving is replaced at once, so such a request never leaves the pool empty for longer than
+//! one respawn. Workers that die before they serve (a build or a configuration that cannot
+//! start) get the whole delay.
+//!
+//! # Kept connections
+//!
+//! A connection a web server keeps between requests (nginx's `keepalive` with
+//! `fastcgi_keep_conn on`) is never closed by a reload, a recycle or a scale-down: closing it
+//! while idle would race the web server writing its next request into it, and nginx does not
+//! retry a POST that meets such a close (it answers 502). A retiring worker answers what
+//! arrives on its connections, and passes each one to the master as soon as it is idle
+//! (`SCM_RIGHTS`, [`fcgi_server::Handoff`]); the master gives it to a worker of the current
+//! generation that serves, or holds it (up to the graceful timeout) until one does, or, after a
+//! USR2 handover, to the new master. Only a stop of the whole server closes them.
 //!
 //! # The heartbeat
 //!
@@ -87,8 +103,9 @@
 //! heartbeat stops for the worker timeout (the whole process is stuck: stopped, deadlocked in
 //! the allocator, swapping): TERM, then KILL after the kill grace. A request that runs long is
 //! not a hung worker, whatever its length: the heartbeat goes on meanwhile, and only the
-//! request timeout acts on it, gracefully (the worker retires, its requests get the graceful
-//! timeout). With no request timeout, long requests are bounded by the app alone (the CGI
+//! request timeout acts on it: at the timeout the server answers the request (`504`, or the
+//! response cut short if it had begun), and the worker retires gracefully (its other requests
+//! get the graceful timeout). With no request timeout, long requests are bounded by the app alone (the CGI
 //! gateway's timeout, say). fcgi-server's status gives no sign of its monitor thread's progress,
 //! so a worker whose monitor alone is stuck, its heartbeat thread alive, is not noticed.
 //!

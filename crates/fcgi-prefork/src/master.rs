@@ -4,6 +4,7 @@
 //! in this order: acts on signals, reads reports, reaps exited children, checks for hung
 //! workers, and brings the number of workers to what the process model wants.
 
+use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
@@ -12,10 +13,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use fcgi_server::Listener;
+use fcgi_server::{Handoff, Listener};
 use slog::{error, info, warn, Logger};
 
-use crate::backoff::Backoff;
+use crate::backoff::{self, Place};
 use crate::error::Error;
 use crate::heartbeat::{self, Beat, BeatReader};
 use crate::notify::{Notifier, State};
@@ -30,8 +31,10 @@ use crate::workload::Workload;
 
 mod handover;
 mod orphans;
+mod relay;
 
 use handover::Upgrade;
+use relay::Held;
 
 /// Scoreboard slots beyond twice the workers (a reload runs the old and the new side by side):
 /// room for TTIN and for workers that take long to exit.
@@ -59,6 +62,9 @@ pub struct Master {
     board: Option<Scoreboard>,
     /// systemd's notification socket, if any (`Type=notify`).
     notify: Notifier,
+    /// Set when this master was started by an upgrade: where the old master passes on the
+    /// kept connections of its retiring workers.
+    predecessor: Option<Handoff>,
 }
 
 impl std::fmt::Debug for Master {
@@ -103,6 +109,7 @@ impl Master {
             exe,
             args: std::env::args_os().skip(1).collect(),
             ready: upgrade::ready_pipe(),
+            predecessor: upgrade::handoff_from_old_master(),
             notify,
         })
     }
@@ -131,7 +138,7 @@ impl Master {
             next_id: 1,
             generation: 0,
             target,
-            backoff: Backoff::default(),
+            places: Vec::new(),
             next_spawn: Instant::now(),
             last_scale_down: Instant::now(),
             stopping: None,
@@ -139,7 +146,12 @@ impl Master {
             handed_over: false,
             new_masters: Vec::new(),
             ready_pending: true,
+            held: VecDeque::new(),
+            next_target: 0,
+            successor: None,
+            predecessor: None,
         };
+        run.predecessor = run.master.predecessor.take();
         info!(run.master.log, "master started";
             "workers" => run.master.settings.workers,
             "model" => format!("{:?}", run.master.settings.model).to_lowercase(),
@@ -175,6 +187,12 @@ struct Proc {
     phase: Phase,
     /// Its slot on the scoreboard.
     slot: Option<usize>,
+    /// Its place in the pool, for the crash back-off.
+    place: usize,
+    /// The master's end of its hand-off socket (see `relay.rs`).
+    handoff: Option<Handoff>,
+    /// Whether it takes connections: not once it began to drain (its end refuses them).
+    takes_connections: bool,
 }
 
 struct Stopping {
@@ -190,7 +208,9 @@ struct Run {
     generation: u64,
     /// Static: how many workers; dynamic: where the bounds start (TTIN/TTOU move it).
     target: usize,
-    backoff: Backoff,
+    /// The pool's places and their crash back-off (see `backoff.rs`), by index.
+    places: Vec<Place>,
+    /// No fork before this instant (after a failed fork or pipe).
     next_spawn: Instant,
     last_scale_down: Instant,
     stopping: Option<Stopping>,
@@ -201,6 +221,15 @@ struct Run {
     new_masters: Vec<libc::pid_t>,
     /// systemd is still to hear READY=1: at start, and after RELOADING=1.
     ready_pending: bool,
+    /// Kept connections retiring workers passed on, not yet placed (see `relay.rs`).
+    held: VecDeque<Held>,
+    /// Where the round robin of passed-on connections goes next.
+    next_target: usize,
+    /// The new master of an upgrade under way or done: where connections go once this one
+    /// stops.
+    successor: Option<Handoff>,
+    /// The old master, when this one was started by an upgrade.
+    predecessor: Option<Handoff>,
 }
 
 impl Run {
@@ -214,10 +243,13 @@ impl Run {
             }
             self.read_reports();
             self.check_upgrade();
+            self.relay();
             self.reap();
             self.check_hung();
             match &self.stopping {
-                Some(_) if self.procs.is_empty() => return,
+                // Connections still held wait for the new master's queue (at most the
+                // graceful timeout).
+                Some(_) if self.procs.is_empty() && self.held.is_empty() => return,
                 Some(_) => {}
                 None => self.reconcile(workload),
             }
@@ -274,6 +306,7 @@ impl Run {
                 fds.push(pollfd(reader.file().as_raw_fd()));
             }
         }
+        fds.extend(self.relay_fds().into_iter().map(pollfd));
         let timeout = libc::c_int::try_from(TICK.as_millis()).unwrap_or(50);
         // SAFETY: the array is ours and its length is passed; poll only writes `revents`.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
@@ -378,7 +411,7 @@ impl Run {
                 self.generation += 1;
                 self.target = settings.workers;
                 self.master.settings = settings;
-                self.backoff = Backoff::default();
+                self.places.clear();
                 self.next_spawn = Instant::now();
                 self.ready_pending = true;
                 info!(self.master.log, "reloading: starting new workers, then retiring the old ones";
@@ -443,6 +476,11 @@ impl Run {
             };
             sweep = true;
             let proc = self.procs.swap_remove(index);
+            // The last connections it passed on may still wait in its socket: it hands them
+            // over and exits at once, possibly since the relay last read.
+            if let Some(handoff) = &proc.handoff {
+                relay::receive_all(handoff, &mut self.held, Instant::now());
+            }
             if let (Some(board), Some(slot)) = (&self.master.board, proc.slot) {
                 board.retire(slot);
             }
@@ -453,11 +491,16 @@ impl Run {
                 info!(log, "worker exited"; "worker" => proc.id, "worker_pid" => pid, "status" => how,
                     "served" => proc.beat.served);
             } else {
-                let delay = self.backoff.crashed(lifetime);
-                self.next_spawn = self.next_spawn.max(Instant::now() + delay);
+                let serving = proc.phase == Phase::Serving;
+                let (delay, crashes) = if proc.generation == self.generation {
+                    let place = place_mut(&mut self.places, proc.place);
+                    (place.crashed(lifetime, serving, Instant::now()), place.backoff.failures())
+                } else {
+                    (Duration::ZERO, 0)
+                };
                 warn!(log, "worker died; replacing it"; "worker" => proc.id, "worker_pid" => pid,
-                    "status" => how, "lived_ms" => lifetime.as_millis(),
-                    "crashes_in_a_row" => self.backoff.failures(),
+                    "status" => how, "lived_ms" => lifetime.as_millis(), "place" => proc.place,
+                    "died_serving" => serving, "crashes_in_a_row" => crashes,
                     "respawn_in_ms" => delay.as_millis());
             }
         }
@@ -581,8 +624,20 @@ impl Run {
             self.last_scale_down = now;
         }
         if spawn > 0 && now >= self.next_spawn {
-            for _ in 0..spawn {
-                if self.spawn(workload).is_none() {
+            // The places the live workers do not hold, lowest first, as many as are wanted.
+            let held: Vec<usize> = live.iter().map(|&i| self.procs[i].place).collect();
+            let free: Vec<(usize, Place)> = (0..)
+                .filter(|place| !held.contains(place))
+                .take(spawn)
+                .map(|place| (place, self.places.get(place).copied().unwrap_or_default()))
+                .collect();
+            let (fill, empty_pool) = backoff::places_to_fill(&free, live.len(), spawn, now);
+            if empty_pool {
+                info!(self.master.log, "no worker left: replacing one at once despite its \
+                    back-off (it had served)"; "place" => fill.first().copied());
+            }
+            for place in fill {
+                if self.spawn(workload, place).is_none() {
                     break;
                 }
             }
@@ -622,8 +677,8 @@ impl Run {
         };
     }
 
-    /// Forks one worker; `None` when fork failed.
-    fn spawn(&mut self, workload: &mut dyn Workload) -> Option<()> {
+    /// Forks one worker into `place`; `None` when fork failed.
+    fn spawn(&mut self, workload: &mut dyn Workload, place: usize) -> Option<()> {
         let log = self.master.log.clone();
         let (read, write) = match heartbeat::pipe() {
             Ok(pipe) => pipe,
@@ -631,6 +686,14 @@ impl Run {
                 error!(log, "cannot make a heartbeat pipe; retrying"; "error" => %e);
                 self.next_spawn = Instant::now() + Duration::from_secs(1);
                 return None;
+            }
+        };
+        let (handoff, worker_handoff) = match Handoff::pair() {
+            Ok((ours, theirs)) => (Some(ours), Some(theirs)),
+            Err(e) => {
+                warn!(log, "cannot make a hand-off socket; this worker will close its kept \
+                    connections when it retires"; "error" => %e);
+                (None, None)
             }
         };
         let id = self.next_id;
@@ -652,9 +715,10 @@ impl Run {
             return None;
         }
         if pid == 0 {
-            self.become_worker(id, read, write, slot, workload);
+            self.become_worker(id, read, write, worker_handoff, slot, workload);
         }
         drop(write);
+        drop(worker_handoff);
         let now = Instant::now();
         self.procs.push(Proc {
             pid,
@@ -667,6 +731,9 @@ impl Run {
             busy: false,
             phase: Phase::Starting,
             slot,
+            place,
+            takes_connections: handoff.is_some(),
+            handoff,
         });
         info!(log, "worker started"; "worker" => id, "worker_pid" => pid, "generation" => self.generation);
         Some(())
@@ -679,14 +746,21 @@ impl Run {
         id: u64,
         read: File,
         write: File,
+        handoff: Option<Handoff>,
         slot: Option<usize>,
         workload: &mut dyn Workload,
     ) -> ! {
         drop(read);
         // Other workers' pipes: holding their read ends would hide the master's death from them.
+        // Their hand-off ends go with them, and the connections held: a copy here would keep
+        // each one open after the worker that gets it closes it.
         for proc in self.procs.drain(..) {
             drop(proc.reader);
+            drop(proc.handoff);
         }
+        self.held.clear();
+        self.successor = None;
+        self.predecessor = None;
         self.upgrade = None;
         self.master.ready = None;
         if let Some(signals) = self.signals.take() {
@@ -698,6 +772,7 @@ impl Run {
             std::mem::take(&mut self.master.listeners),
             self.master.settings.clone(),
             write,
+            handoff,
             self.master.board.clone().zip(slot),
         );
         let code = catch_unwind(AssertUnwindSafe(|| workload.run_worker(worker))).unwrap_or(101);
@@ -715,6 +790,14 @@ impl Run {
         // over).
         self.master.listeners.clear();
     }
+}
+
+/// The state of `place`, made as the pool grows.
+fn place_mut(places: &mut Vec<Place>, place: usize) -> &mut Place {
+    if places.len() <= place {
+        places.resize(place + 1, Place::default());
+    }
+    &mut places[place]
 }
 
 fn pollfd(fd: RawFd) -> libc::pollfd {

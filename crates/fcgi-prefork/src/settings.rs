@@ -45,10 +45,14 @@ pub struct Settings {
     /// longer than this is no sign of a hang (a CGI program may take minutes within its own
     /// timeout). Long and stuck requests are [`request_timeout`](Settings::request_timeout)'s.
     pub worker_timeout: Duration,
-    /// A request that runs longer than this retires its worker gracefully: the worker stops
-    /// accepting and is replaced at once, and its requests, that one included, have the
-    /// [`graceful_timeout`](Settings::graceful_timeout) to finish before they are cut short.
-    /// `None`: no limit (the app's own, such as the CGI timeout, still apply).
+    /// How long the web server waits for a request, as PHP-FPM's `request_terminate_timeout`:
+    /// at that moment the server answers it (`504` if nothing of it was sent, cut short so that
+    /// the client sees it otherwise; [`fcgi_server::Config::request_timeout`]), whatever the
+    /// graceful timeout, and the worker retires gracefully: it stops accepting and is replaced
+    /// at once, hands its idle connections over, and exits once its other requests are done
+    /// (the handler that ran too long, whose thread cannot be stopped, is given up at the
+    /// [`graceful_timeout`](Settings::graceful_timeout)). `None`: no limit (the app's own, such
+    /// as the CGI timeout, still apply).
     pub request_timeout: Option<Duration>,
     /// How long a worker retired gracefully (stop, reload, recycle) may take to finish its
     /// requests before it is killed.

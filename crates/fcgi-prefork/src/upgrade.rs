@@ -8,17 +8,35 @@
 //! or unlinking a Unix socket file, so the path always answers) and, once its workers serve,
 //! writes one byte on the pipe. The old master then retires its workers gracefully and exits;
 //! if instead the pipe closes without that byte, the new master failed and the old one goes on.
+//!
+//! Two more things cross: for each Unix socket file the old master would have removed, its
+//! path ([`path_var`]: the socket's own name is not always that path, since a socket with a
+//! mode or owner is bound elsewhere and renamed into place), so that the new master removes the
+//! right file when it stops; and one end of a hand-off socket ([`ENV_HANDOFF`]), on which the
+//! old master passes on its retiring workers' kept connections.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
 
-use fcgi_server::{ListenError, Listener};
+use fcgi_server::{Handoff, ListenError, Listener};
 
 /// The numbers of the inherited listening descriptors, comma-separated.
 pub const ENV_FDS: &str = "FCGI_PREFORK_FDS";
 /// The descriptor on which the new master says it is serving.
 pub const ENV_READY: &str = "FCGI_PREFORK_READY_FD";
+/// The descriptor of the new master's end of the hand-off socket from the old one.
+pub const ENV_HANDOFF: &str = "FCGI_PREFORK_HANDOFF_FD";
+/// What [`path_var`] names begin with.
+const ENV_PATH_PREFIX: &str = "FCGI_PREFORK_PATH_";
+
+/// The variable that holds the socket file of inherited listening descriptor `fd`
+/// (`FCGI_PREFORK_PATH_3`): the path the old master bound it at, and would have removed.
+pub fn path_var(fd: RawFd) -> String {
+    format!("{ENV_PATH_PREFIX}{fd}")
+}
 
 /// The listening sockets an upgrading master handed over, or `None` when this process was not
 /// started by a USR2 upgrade. The variable is removed, so that workers and later upgrades do not
@@ -47,10 +65,29 @@ pub fn inherited_listeners() -> Result<Option<Vec<Listener>>, ListenError> {
         })?;
         // Adopting marks it close-on-exec again: only the next upgrade clears it.
         let mut listener = Listener::inherited(fd)?;
-        listener.own_socket_file();
+        let var = path_var(fd);
+        match std::env::var_os(&var) {
+            Some(path) => {
+                std::env::remove_var(&var);
+                listener.own_socket_file_at(PathBuf::from(path));
+            }
+            // From an old master that did not say: the socket's own name.
+            None => listener.own_socket_file(),
+        }
         listeners.push(listener);
     }
     Ok(Some(listeners))
+}
+
+/// The new master's end of the hand-off socket from the old master, when this process was
+/// started by an upgrade. The variable is removed, as [`ENV_FDS`] is.
+pub(crate) fn handoff_from_old_master() -> Option<Handoff> {
+    let value: Option<OsString> = std::env::var_os(ENV_HANDOFF);
+    std::env::remove_var(ENV_HANDOFF);
+    let fd: RawFd = value?.to_str()?.parse().ok()?;
+    // SAFETY: the old master passed this descriptor for us alone; nothing else in this process
+    // knows its number. `from_fd` refuses it if it is not a hand-off socket.
+    Handoff::from_fd(unsafe { OwnedFd::from_raw_fd(fd) }).ok()
 }
 
 /// The pipe to the old master, when this process is the new master of an upgrade.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fcgi_server::{Listener, ServeReport, Server, StatusHandle};
+use fcgi_server::{Handoff, Listener, ServeReport, Server, StatusHandle};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2};
 use slog::{info, warn, Logger};
 
@@ -34,6 +34,8 @@ pub struct Worker {
     reopen: Option<Box<dyn Fn() + Send>>,
     /// The scoreboard and this worker's slot on it.
     board: Option<(Scoreboard, usize)>,
+    /// The worker's end of its hand-off socket to the master.
+    handoff: Option<Handoff>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -53,9 +55,10 @@ impl Worker {
         listeners: Vec<Listener>,
         settings: Settings,
         beat: File,
+        handoff: Option<Handoff>,
         board: Option<(Scoreboard, usize)>,
     ) -> Worker {
-        Worker { id, generation, listeners, settings, beat, reopen: None, board }
+        Worker { id, generation, listeners, settings, beat, reopen: None, board, handoff }
     }
 
     /// This worker's number: 1 for the first the master started, counting up, never reused.
@@ -87,8 +90,18 @@ impl Worker {
     /// Serves `server` until the master retires this worker, or it retires itself (after its
     /// request limit, or once a request ran past the request timeout), and reports to the
     /// master meanwhile. TERM and INT drain gracefully, QUIT stops at once.
-    pub fn serve(self, server: Server, log: &Logger) -> io::Result<ServeReport> {
-        let Worker { settings, beat, reopen, board, .. } = self;
+    ///
+    /// While it drains, the server passes each idle connection to the master, which gives it
+    /// to a worker that serves (or closes it if the whole server stops): a connection the web
+    /// server keeps is never closed under it by a reload or a recycle
+    /// ([`Server::set_handoff`]).
+    pub fn serve(self, mut server: Server, log: &Logger) -> io::Result<ServeReport> {
+        let Worker { settings, beat, reopen, board, handoff, .. } = self;
+        if let Some(handoff) = handoff {
+            server.set_handoff(handoff);
+        }
+        // The server answers a request past the limit; this retires the worker (below).
+        server.set_request_timeout(settings.request_timeout);
         let status = server.status_handle();
         if let Some((board, _)) = &board {
             let model = match settings.model {

@@ -69,6 +69,13 @@ pub struct Config {
     pub min_input_rate: u64,
     /// How long a write may wait for the web server to read; then the connection is closed.
     pub write_timeout: Duration,
+    /// How long the web server may wait for a request once it is handed to a handler, as
+    /// PHP-FPM's `request_terminate_timeout`: then the server answers it itself, `504` if
+    /// nothing of it was sent, cut short (as a failed handler's response is) otherwise; the
+    /// handler's later output goes nowhere. The handler's thread is not stopped (no thread
+    /// can be): fcgi-prefork retires the worker, which exits once its other requests are done.
+    /// `None`: as long as the handler takes.
+    pub request_timeout: Option<Duration>,
     /// Peers allowed to connect over TCP; `None` allows all. `FCGI_WEB_SERVER_ADDRS` adds to it.
     pub allow: Option<Vec<IpAddr>>,
     /// Seconds in the `Retry-After` header of a `503` for overload.
@@ -148,6 +155,7 @@ impl Default for Config {
             read_timeout: Self::DEFAULT_READ_TIMEOUT,
             min_input_rate: Self::DEFAULT_MIN_INPUT_RATE,
             write_timeout: Self::DEFAULT_WRITE_TIMEOUT,
+            request_timeout: None,
             allow: None,
             retry_after: 1,
             access_log: false,

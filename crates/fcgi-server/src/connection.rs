@@ -23,7 +23,7 @@ use slog::{debug, warn, Logger};
 use crate::budget::{Charge, PARAMS_INCLUDED, REQUEST_COST};
 use crate::context::Context;
 use crate::job::Job;
-use crate::request::{Request, RequestShared};
+use crate::request::{Request, RequestShared, TakenOver};
 use crate::response::{aborted_end, canned, Response};
 use crate::slot::{InputClock, Slot, Stage};
 use crate::spool::{Spool, SpoolError};
@@ -343,8 +343,9 @@ impl Connection {
 
     /// The monitor's periodic look at a busy connection: a partial record left unfinished for
     /// the read timeout closes it; each request whose input is overdue is answered `408`, each
-    /// that waited past the queue timeout `503`. Requests are timed on their own input, so
-    /// bytes for one request never keep another alive.
+    /// that waited past the queue timeout `503`, each past the request timeout `504` (or cut
+    /// short). Requests are timed on their own input, so bytes for one request never keep
+    /// another alive.
     ///
     /// While the connection is paused for its queued answers, its input is not judged: what
     /// the web server sent waits unread on this side, and the queue has a deadline of its own
@@ -360,8 +361,11 @@ impl Connection {
         self.demux.forget_answered();
         let mut waited = Vec::new();
         let mut overdue = Vec::new();
+        let mut too_long = Vec::new();
         for (id, slot) in &self.demux.slots {
-            if slot.waited_too_long(now, config.queue_timeout) {
+            if slot.past_request_timeout(now, config.request_timeout) {
+                too_long.push(*id);
+            } else if slot.waited_too_long(now, config.queue_timeout) {
                 waited.push(*id);
             } else if !self.paused
                 && slot.awaits_input()
@@ -375,6 +379,9 @@ impl Connection {
         }
         for id in overdue {
             self.demux.input_overdue(id, ctx)?;
+        }
+        for id in too_long {
+            self.demux.request_timeout(id, ctx)?;
         }
         Ok(())
     }
@@ -736,6 +743,45 @@ impl Demux {
         let Some(slot) = self.slots.remove(&id) else { return Ok(()) };
         self.reply(&canned(id, 408, "", ProtocolStatus::RequestComplete))?;
         self.end_if_not_kept(slot.begin)
+    }
+
+    /// A request ran past the request timeout: the server answers it in the handler's place,
+    /// `504` if nothing of it went out (and its id is free again: the web server may send the
+    /// next request on this connection), else cut short, which ends the connection.
+    fn request_timeout(&mut self, id: u16, ctx: &Context) -> Result<(), Close> {
+        let Some(slot) = self.slots.get(&id) else { return Ok(()) };
+        let Some(taken) = slot.shared.take_over() else { return Ok(()) };
+        if slot.shared.expire() {
+            // Still queued: the thread that takes it later drops it.
+            ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
+        }
+        let limit_ms = ctx.config.request_timeout.map(|t| t.as_millis());
+        match taken {
+            TakenOver::Unanswered => {
+                warn!(self.log, "request ran past the request timeout; answered 504";
+                    "req" => id, "limit" => "request_timeout", "request_timeout_ms" => limit_ms);
+                let Some(slot) = self.slots.remove(&id) else { return Ok(()) };
+                slot.shared.abort();
+                self.reply(&canned(id, 504, "", ProtocolStatus::RequestComplete))?;
+                self.end_if_not_kept(slot.begin)
+            }
+            TakenOver::Started => {
+                warn!(self.log, "request ran past the request timeout after its response began; \
+                    cut short"; "req" => id, "limit" => "request_timeout",
+                    "request_timeout_ms" => limit_ms);
+                slot.shared.abort();
+                // Breaking off waits for a record the handler is writing (up to the write
+                // timeout): not on the thread that sweeps every connection.
+                let wire = Arc::clone(&self.wire);
+                let spawned = std::thread::Builder::new()
+                    .name("fcgi-cut-short".into())
+                    .spawn(move || wire.break_off(id));
+                if spawned.is_err() {
+                    self.wire.close();
+                }
+                Ok(())
+            }
+        }
     }
 
     fn abort_request(&mut self, id: u16) -> Result<(), Close> {

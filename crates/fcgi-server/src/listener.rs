@@ -338,6 +338,31 @@ impl Listener {
         }
     }
 
+    /// Makes this process remove the Unix socket file at `path` when the listener is dropped:
+    /// [`own_socket_file`](Listener::own_socket_file) for a socket whose own name is not its
+    /// path (one bound with a mode or an owner is bound in a private directory and renamed
+    /// into place), from the path its creator gave (fcgi-prefork's upgrade passes it on). Does
+    /// nothing for TCP, or when `path` does not hold a socket.
+    pub fn own_socket_file_at(&mut self, path: PathBuf) {
+        let Socket::Unix(_) = &self.socket else { return };
+        if let Ok(meta) = std::fs::symlink_metadata(&path) {
+            if meta.file_type().is_socket() {
+                self.name = format!(
+                    "{} (unix:{})",
+                    self.name.split(' ').next().unwrap_or_default(),
+                    path.display()
+                );
+                self.owned_path = Some((path, (meta.dev(), meta.ino()), std::process::id()));
+            }
+        }
+    }
+
+    /// The Unix socket file this listener removes when dropped, if any: the path it was bound
+    /// at (or given by [`own_socket_file_at`](Listener::own_socket_file_at)).
+    pub fn socket_file(&self) -> Option<&Path> {
+        self.owned_path.as_ref().map(|(path, _, _)| path.as_path())
+    }
+
     pub(crate) fn raw_fd(&self) -> RawFd {
         match &self.socket {
             Socket::Tcp(tcp) => tcp.as_raw_fd(),

@@ -32,6 +32,8 @@ use crate::server::ShutdownState;
 /// How often timeouts are checked, and how often while draining.
 const SWEEP: Duration = Duration::from_secs(1);
 const DRAIN_SWEEP: Duration = Duration::from_millis(20);
+/// The most often the sweep runs for a short request timeout: it looks at every connection.
+const MIN_SWEEP: Duration = Duration::from_millis(50);
 /// The longest the monitor waits in the set at a time while it stands in: a shutdown asked
 /// meanwhile (which unparks it, and cannot reach it in `epoll_wait`) is seen this late at most.
 const STAND_IN_WAIT: Duration = Duration::from_millis(50);
@@ -60,7 +62,11 @@ impl Monitor {
     pub(crate) fn run(self) -> io::Result<ServeReport> {
         self.reactor.start(Arc::clone(&self.ctx))?;
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; STAND_IN_EVENTS];
-        let mut next_sweep = Instant::now() + SWEEP;
+        // With a request timeout, often enough that a request is answered within a quarter of
+        // it past the limit.
+        let every =
+            self.ctx.config.request_timeout.map_or(SWEEP, |t| (t / 4).clamp(MIN_SWEEP, SWEEP));
+        let mut next_sweep = Instant::now() + every;
         let mut drain_deadline = None;
         loop {
             let until_sweep = next_sweep.saturating_duration_since(Instant::now());
@@ -99,7 +105,7 @@ impl Monitor {
             let now = Instant::now();
             if now >= next_sweep {
                 self.reactor.sweep(now);
-                next_sweep = now + if drain_deadline.is_some() { DRAIN_SWEEP } else { SWEEP };
+                next_sweep = now + if drain_deadline.is_some() { DRAIN_SWEEP } else { every };
             }
             if let Some(deadline) = drain_deadline {
                 let active = self.ctx.counters.active.load(Ordering::Acquire);

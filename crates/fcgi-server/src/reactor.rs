@@ -36,7 +36,9 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::Thread;
@@ -48,19 +50,33 @@ use slog::{debug, error, o, warn};
 use crate::connection::{Close, Connection, Turn};
 use crate::context::Context;
 use crate::epoll::{event_of, Epoll, Event, EventFd, Interest};
+use crate::handoff::Handoff;
 use crate::job::Job;
-use crate::listener::Listener;
+use crate::listener::{Listener, Stream};
 use crate::refusals::{Refusals, Verdict, Whose};
 use crate::wire::Wire;
 
 /// The pool's wake-ups (see [`Source::wake`]).
 pub(crate) const WAKE: u64 = 0;
-/// Listener `i` has token `i + 1`; connections come after, numbered on, never reused.
+/// Listener `i` has token `i + 1`; then the hand-off socket; connections come after,
+/// numbered on, never reused.
 const FIRST_LISTENER: u64 = 1;
 
 /// Connections one thread accepts in a row: enough for a burst, few enough that the thread
 /// soon reads the first of them.
 const ACCEPTS_PER_TURN: usize = 64;
+
+/// What became of an idle connection offered to the hand-off socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Handed {
+    /// It is the other process's now.
+    Over,
+    /// Not now (the socket's buffer is full, a few hundred connections in flight; or an answer
+    /// is still queued): it stays, served here, and is offered again at the next sweep.
+    Later,
+    /// There is no hand-off (none, or its other end is gone): closed as without one.
+    Never,
+}
 
 /// Whether a connection being closed is armed in the set (the closer did not take its event).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,10 +87,14 @@ enum InSet {
     No,
 }
 
-/// While draining, how long a connection accepted but not yet read from is kept for its first
-/// request: the web server connected to send one, and closing it now would fail that request
-/// (a web server retries a request only on a connection it had kept, not on a fresh one).
+/// While draining with no hand-off, how long a connection accepted but not yet read from is
+/// kept for its first request: the web server connected to send one, and closing it now would
+/// fail that request (a web server retries a request only on a connection it had kept, not on
+/// a fresh one).
 pub(crate) const DRAIN_FRESH_GRACE: Duration = Duration::from_secs(1);
+
+/// Messages taken from the hand-off socket in one turn, as accepts are.
+const HANDED_PER_TURN: usize = ACCEPTS_PER_TURN;
 
 /// A connection's read side, and what the set needs to know of it.
 #[derive(Debug)]
@@ -105,6 +125,11 @@ pub(crate) struct Reactor {
     ctx: OnceLock<Arc<Context>>,
     /// The listeners, by index; taken out when draining begins.
     listeners: Mutex<Vec<Option<Arc<Listener>>>>,
+    /// Where idle connections go when draining, and connections come from to be served (see
+    /// `handoff.rs`); `handoff_open` is cleared once the other end is gone.
+    handoff: Option<Handoff>,
+    handoff_open: AtomicBool,
+    handoff_token: u64,
     first_connection: u64,
     next_token: AtomicU64,
     accepting: AtomicBool,
@@ -127,16 +152,24 @@ impl std::fmt::Debug for Reactor {
 }
 
 impl Reactor {
-    pub(crate) fn new(listeners: Vec<Listener>, allow: Option<Vec<IpAddr>>) -> io::Result<Reactor> {
+    pub(crate) fn new(
+        listeners: Vec<Listener>,
+        allow: Option<Vec<IpAddr>>,
+        handoff: Option<Handoff>,
+    ) -> io::Result<Reactor> {
         let epoll = Epoll::new()?;
         let waker = EventFd::new()?;
         epoll.add_waker(waker.raw_fd(), WAKE)?;
-        let first_connection = FIRST_LISTENER + listeners.len() as u64;
+        let handoff_token = FIRST_LISTENER + listeners.len() as u64;
+        let first_connection = handoff_token + 1;
         Ok(Reactor {
             epoll,
             waker,
             ctx: OnceLock::new(),
             listeners: Mutex::new(listeners.into_iter().map(|l| Some(Arc::new(l))).collect()),
+            handoff_open: AtomicBool::new(handoff.is_some()),
+            handoff,
+            handoff_token,
             first_connection,
             next_token: AtomicU64::new(first_connection),
             accepting: AtomicBool::new(true),
@@ -159,6 +192,9 @@ impl Reactor {
                 listener.set_nonblocking(true)?;
                 self.epoll.add(listener.raw_fd(), FIRST_LISTENER + i as u64, Interest::Read)?;
             }
+        }
+        if let Some(handoff) = &self.handoff {
+            self.epoll.add(handoff.as_raw_fd(), self.handoff_token, Interest::Read)?;
         }
         Ok(())
     }
@@ -195,6 +231,10 @@ impl Reactor {
     pub(crate) fn handle_event(&self, event: Event, keep: Option<&mut Option<Job>>) {
         let Some(ctx) = self.ctx.get() else { return };
         if event.token == WAKE {
+            return;
+        }
+        if event.token == self.handoff_token {
+            self.receive_handed(ctx);
             return;
         }
         if event.token < self.first_connection {
@@ -249,13 +289,19 @@ impl Reactor {
             // Answers the socket could not take wait for it to turn writable.
             let want_writes = conn.wire().has_pending();
             conn.watching_writes = want_writes;
-            if self.draining.load(Ordering::Acquire) && !awaited && conn.is_idle() {
-                self.close(ctx, event.token, &mut state, InSet::No, "server draining");
-                return;
+            if self.draining.load(Ordering::Acquire) && conn.is_idle() {
+                match self.hand_off(ctx, event.token, &mut state) {
+                    Handed::Over => return,
+                    Handed::Never if !awaited => {
+                        self.close(ctx, event.token, &mut state, InSet::No, "server draining");
+                        return;
+                    }
+                    Handed::Never | Handed::Later => {}
+                }
             }
             // Backpressure: a paused connection is watched for room to write its answers
             // only; its web server's requests wait in the socket meanwhile.
-            let interest = match (conn.paused, want_writes) {
+            let interest = match (state.conn.paused, want_writes) {
                 (true, _) => Interest::Write,
                 (false, true) => Interest::ReadWrite,
                 (false, false) => Interest::Read,
@@ -312,40 +358,13 @@ impl Reactor {
                     continue;
                 }
             }
-            if let Err(e) = stream.set_nonblocking(true) {
-                warn!(ctx.log, "cannot make a connection non-blocking"; "error" => %e);
+            let peer = peer.map(|ip| ip.to_string());
+            // The first goes in disarmed, for the read below to arm it.
+            let Some(registered) = self.register(ctx, stream, peer, first.is_some()) else {
                 continue;
-            }
-            let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-            let open = ctx.counters.connections.fetch_add(1, Ordering::AcqRel) + 1;
-            let over_limit = open > ctx.config.max_conns;
-            let fd = stream.raw_fd();
-            let log = ctx.log.new(o!("conn" => token));
-            debug!(log, "connection accepted"; "peer" => peer.map(|ip| ip.to_string()), "over_limit" => over_limit);
-            let wire = Arc::new(Wire::new(stream, ctx.config.write_timeout));
-            let entry = Arc::new(Entry {
-                state: Mutex::new(ConnState {
-                    conn: Connection::new(wire, log, over_limit),
-                    closed: false,
-                    accepted: Some(Instant::now()),
-                }),
-            });
-            // In the table before it is in the set: its first event may come at once. The
-            // first goes in disarmed, for the read below to arm it.
-            self.conns().insert(token, Arc::clone(&entry));
-            let added = if first.is_none() {
-                self.epoll.add_disarmed(fd, token)
-            } else {
-                self.epoll.add(fd, token, Interest::Read)
             };
-            if let Err(e) = added {
-                let mut state = entry.lock();
-                warn!(state.conn.log(), "cannot watch a connection"; "error" => %e);
-                self.close(ctx, token, &mut state, InSet::No, "cannot watch");
-                continue;
-            }
             if first.is_none() {
-                first = Some((token, entry));
+                first = Some(registered);
             }
         }
         if !backoff {
@@ -353,6 +372,147 @@ impl Reactor {
         }
         if let Some((token, entry)) = first {
             self.read(ctx, Event { token, writable: false, closing: false }, &entry, keep);
+        }
+    }
+
+    /// Puts a new connection (accepted, or handed over) in the table and the set, armed or
+    /// not; `None` if it could not be watched (it is closed).
+    fn register(
+        &self,
+        ctx: &Arc<Context>,
+        stream: Stream,
+        peer: Option<String>,
+        armed: bool,
+    ) -> Option<(u64, Arc<Entry>)> {
+        if let Err(e) = stream.set_nonblocking(true) {
+            warn!(ctx.log, "cannot make a connection non-blocking"; "error" => %e);
+            return None;
+        }
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let open = ctx.counters.connections.fetch_add(1, Ordering::AcqRel) + 1;
+        let over_limit = open > ctx.config.max_conns;
+        let fd = stream.raw_fd();
+        let log = ctx.log.new(o!("conn" => token));
+        debug!(log, "connection accepted"; "peer" => peer, "over_limit" => over_limit);
+        let wire = Arc::new(Wire::new(stream, ctx.config.write_timeout));
+        let entry = Arc::new(Entry {
+            state: Mutex::new(ConnState {
+                conn: Connection::new(wire, log, over_limit),
+                closed: false,
+                accepted: Some(Instant::now()),
+            }),
+        });
+        // In the table before it is in the set: its first event may come at once.
+        self.conns().insert(token, Arc::clone(&entry));
+        let added = if armed {
+            self.epoll.add(fd, token, Interest::Read)
+        } else {
+            self.epoll.add_disarmed(fd, token)
+        };
+        if let Err(e) = added {
+            let mut state = entry.lock();
+            warn!(state.conn.log(), "cannot watch a connection"; "error" => %e);
+            self.close(ctx, token, &mut state, InSet::No, "cannot watch");
+            return None;
+        }
+        Some((token, entry))
+    }
+
+    /// Serves the connections that came through the hand-off socket, as if accepted: armed, so
+    /// that a request already waiting in one is reported at once.
+    fn receive_handed(&self, ctx: &Arc<Context>) {
+        let Some(handoff) = &self.handoff else { return };
+        for _ in 0..HANDED_PER_TURN {
+            match handoff.receive() {
+                Ok(Some(fds)) => {
+                    for fd in fds {
+                        match stream_of(fd) {
+                            Ok(stream) => {
+                                let _ =
+                                    self.register(ctx, stream, Some("handed over".into()), true);
+                            }
+                            Err(e) => {
+                                warn!(ctx.log, "a descriptor handed over is not a connection; closed";
+                                    "error" => %e)
+                            }
+                        }
+                    }
+                }
+                Ok(None) if self.draining.load(Ordering::Acquire) => return,
+                Ok(None) => {
+                    // The other end (the master) is gone: nothing comes in, nothing goes out.
+                    self.handoff_open.store(false, Ordering::Release);
+                    let _ = self.epoll.delete(handoff.as_raw_fd());
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    warn!(ctx.log, "reading the hand-off socket failed"; "error" => %e);
+                    break;
+                }
+            }
+        }
+        if !self.draining.load(Ordering::Acquire) {
+            let _ = self.epoll.rearm(handoff.as_raw_fd(), self.handoff_token, Interest::Read);
+        }
+    }
+
+    /// Passes an idle connection on through the hand-off socket instead of closing it (see
+    /// [`Handed`]; the connection is left as it is unless it went over). The caller holds the
+    /// connection's lock and has seen it idle: no request open, no record begun. The socket
+    /// itself stays open throughout: what the web server writes into it meanwhile waits in the
+    /// kernel for the process that receives it.
+    fn hand_off(&self, ctx: &Context, token: u64, state: &mut ConnState) -> Handed {
+        let Some(handoff) = &self.handoff else { return Handed::Never };
+        if state.closed || !self.handoff_open.load(Ordering::Acquire) {
+            return Handed::Never;
+        }
+        let wire = state.conn.wire();
+        // A connection that failed is closed; one with answers still queued waits for them.
+        if wire.is_broken() {
+            return Handed::Never;
+        }
+        if wire.has_pending() {
+            return Handed::Later;
+        }
+        let fd = wire.stream().raw_fd();
+        // SAFETY: the descriptor is the connection's, open while `state` is held; the borrow
+        // ends within this call.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        match handoff.send(&borrowed) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Handed::Later,
+            Err(e) => {
+                debug!(ctx.log, "the hand-off socket does not take connections; closing them";
+                    "error" => %e);
+                self.handoff_open.store(false, Ordering::Release);
+                return Handed::Never;
+            }
+        }
+        // The open file lives on in the other process: the set would go on watching it
+        // (a set entry goes only when the last descriptor of the file closes).
+        let _ = self.epoll.delete(fd);
+        state.closed = true;
+        self.conns().remove(&token);
+        debug!(state.conn.log(), "connection handed over");
+        // Never shut down: the socket is the receiver's now. Our descriptor closes when the
+        // entry is dropped.
+        ctx.counters.connections.fetch_sub(1, Ordering::AcqRel);
+        Handed::Over
+    }
+
+    /// While draining, right after a request this thread ran: its connection, idle now that
+    /// END_REQUEST is out, is handed over at once rather than at the next sweep.
+    fn after_job(&self, token: u64) {
+        if !self.draining.load(Ordering::Acquire) || self.handoff.is_none() {
+            return;
+        }
+        let Some(ctx) = self.ctx.get() else { return };
+        let Some(entry) = self.conns().get(&token).cloned() else { return };
+        let mut state = entry.lock();
+        if !state.closed && state.conn.is_idle() {
+            // Later or never: the sweep sees to it.
+            let _ = self.hand_off(ctx, token, &mut state);
         }
     }
 
@@ -500,7 +660,12 @@ impl Reactor {
             if state.conn.wire().stalled(now) || state.conn.wire().timed_out() {
                 self.closed(ctx, token, &mut state, InSet::Maybe, Close::NotReading);
             } else if state.conn.is_idle() {
-                if (draining && !awaited)
+                let handed =
+                    if draining { self.hand_off(ctx, token, &mut state) } else { Handed::Never };
+                if handed == Handed::Over {
+                    continue;
+                }
+                if (draining && !awaited && handed == Handed::Never)
                     || quiet >= config.idle_timeout
                     || state.conn.wire().is_broken()
                 {
@@ -514,10 +679,18 @@ impl Reactor {
         }
     }
 
-    /// Draining begins: no more connections; idle ones are closed as they are seen.
+    /// Draining begins: no more connections; idle ones are handed over (or closed) as they
+    /// are seen.
     pub(crate) fn stop_accepting(&self) {
         self.accepting.store(false, Ordering::Release);
         self.draining.store(true, Ordering::Release);
+        if let (Some(handoff), Some(ctx)) = (&self.handoff, self.ctx.get()) {
+            // No more connections from the other end either: it places them elsewhere from
+            // now on. Those already sent are taken in, to be handed back at the sweep.
+            let _ = self.epoll.delete(handoff.as_raw_fd());
+            let _ = handoff.stop_receiving();
+            self.receive_handed(ctx);
+        }
         let mut listeners = self.listeners();
         for listener in listeners.iter_mut() {
             if let Some(listener) = listener.take() {
@@ -569,9 +742,11 @@ impl Source for Reactor {
 
     fn handle(&self, work: u64, may_run: bool) {
         let mut kept = None;
-        self.handle_event(Event::unpack(work), may_run.then_some(&mut kept));
+        let event = Event::unpack(work);
+        self.handle_event(event, may_run.then_some(&mut kept));
         if let Some(job) = kept {
             job.run();
+            self.after_job(event.token);
         }
     }
 
@@ -583,5 +758,29 @@ impl Source for Reactor {
         if let Some(monitor) = self.monitor.get() {
             monitor.unpark();
         }
+    }
+}
+
+/// A connection received through the hand-off socket, as the stream its kind calls for.
+fn stream_of(fd: OwnedFd) -> io::Result<Stream> {
+    let mut domain: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `domain`, which we own.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_DOMAIN,
+            (&mut domain as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    match domain {
+        libc::AF_UNIX => Ok(Stream::Unix(UnixStream::from(fd))),
+        libc::AF_INET | libc::AF_INET6 => Ok(Stream::Tcp(TcpStream::from(fd))),
+        other => Err(io::Error::other(format!("address family {other}"))),
     }
 }

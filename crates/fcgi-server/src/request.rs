@@ -17,6 +17,24 @@ const TAKEN: u8 = 1;
 /// The connection answered it for having waited too long: the thread that takes it drops it.
 const EXPIRED: u8 = 2;
 
+/// `RequestShared::output`: nothing of the response has gone to the web server.
+const OUT_NONE: u8 = 0;
+/// The handler's response has begun to go out.
+const OUT_STARTED: u8 = 1;
+/// The server answered the request itself, past the request timeout: the handler's output
+/// goes nowhere.
+const OUT_TAKEN: u8 = 2;
+
+/// What the server found when it took a request's answer over (see
+/// [`RequestShared::take_over`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TakenOver {
+    /// Nothing had gone out: the server's own answer (`504`) is the response.
+    Unanswered,
+    /// The handler's response had begun: it can only be cut short.
+    Started,
+}
+
 /// The state a request shares between the connection (which feeds it) and its handler.
 #[derive(Debug)]
 pub(crate) struct RequestShared {
@@ -31,6 +49,8 @@ pub(crate) struct RequestShared {
     /// Who answers a request handed to the pool: the thread that takes it, or the connection
     /// once it waited past the queue timeout. Whoever moves it from `QUEUED` first.
     run: AtomicU8,
+    /// Who writes the response: the handler, until the server takes it over (request timeout).
+    output: AtomicU8,
 }
 
 impl RequestShared {
@@ -42,6 +62,7 @@ impl RequestShared {
             finished: AtomicBool::new(false),
             answered: AtomicBool::new(false),
             run: AtomicU8::new(QUEUED),
+            output: AtomicU8::new(OUT_NONE),
         }
     }
 
@@ -101,6 +122,36 @@ impl RequestShared {
     /// Still waiting in the pool's queue.
     pub(crate) fn is_queued(&self) -> bool {
         self.run.load(Ordering::Acquire) == QUEUED
+    }
+
+    /// The handler's response is about to write to the web server; false if the server has
+    /// taken the answer over, and nothing of the handler's may go out any more.
+    pub(crate) fn start_output(&self) -> bool {
+        match self.output.compare_exchange(
+            OUT_NONE,
+            OUT_STARTED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => true,
+            Err(now) => now == OUT_STARTED,
+        }
+    }
+
+    /// The server answers the request itself (it ran past the request timeout): from now on
+    /// the handler's writes fail. Says whether the handler's response had begun; `None` if it
+    /// was taken over already.
+    pub(crate) fn take_over(&self) -> Option<TakenOver> {
+        match self.output.swap(OUT_TAKEN, Ordering::AcqRel) {
+            OUT_NONE => Some(TakenOver::Unanswered),
+            OUT_STARTED => Some(TakenOver::Started),
+            _ => None,
+        }
+    }
+
+    /// Whether the server answered in the handler's place.
+    pub(crate) fn is_taken_over(&self) -> bool {
+        self.output.load(Ordering::Acquire) == OUT_TAKEN
     }
 }
 
@@ -558,6 +609,33 @@ fn decode_component(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shared() -> RequestShared {
+        let config = crate::spool::SpoolConfig {
+            memory: 1024,
+            dir: None,
+            limit: None,
+            budget: crate::budget::Budget::new(1 << 20),
+            status: crate::status::StatusHandle::default(),
+        };
+        RequestShared::new(Arc::new(Spool::new(config)), None)
+    }
+
+    #[test]
+    fn whoever_comes_first_answers_the_handler_or_the_request_timeout() {
+        // Nothing sent: the timeout's 504 is the answer, and the handler writes no more.
+        let unanswered = shared();
+        assert_eq!(unanswered.take_over(), Some(TakenOver::Unanswered));
+        assert!(!unanswered.start_output());
+        assert!(unanswered.is_taken_over());
+        assert_eq!(unanswered.take_over(), None, "taken over once");
+        // The handler began first: the timeout can only cut it short.
+        let started = shared();
+        assert!(started.start_output());
+        assert!(started.start_output(), "and goes on writing until then");
+        assert_eq!(started.take_over(), Some(TakenOver::Started));
+        assert!(!started.start_output());
+    }
 
     #[test]
     fn lengths_as_a_table() {

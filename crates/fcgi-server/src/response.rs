@@ -260,6 +260,11 @@ impl Response {
             // Nothing has gone out yet, so the failed input can still be answered properly.
             self.replace_with(status);
         }
+        if !self.request.start_output() {
+            // Answered by the server past the request timeout: nothing more of ours goes out.
+            self.out.clear();
+            return Err(timed_out());
+        }
         self.flushed = true;
         self.stderr_sent |= self.stderr_used;
         let result = if content.is_empty() || self.refused {
@@ -337,7 +342,10 @@ impl Response {
     /// failure rather than a short response it would pass on as complete: no END_REQUEST, an
     /// invalid record, and the connection closed (see [`Wire::break_off`]).
     pub(crate) fn cut_short(self) {
-        self.wire.break_off(self.id);
+        // Past the request timeout the server has ended the request already.
+        if !self.request.is_taken_over() {
+            self.wire.break_off(self.id);
+        }
     }
 
     /// Ends the response: headers if none went out, the end of STDOUT (and of STDERR, if used),
@@ -415,6 +423,14 @@ fn refused() -> io::Error {
         io::ErrorKind::InvalidData,
         "the request's input failed (over the limit, not stored, or too slow); the request was \
          answered with an error status",
+    )
+}
+
+/// The error writes get once the server answered the request itself, past the request timeout.
+fn timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the request ran past the request timeout and was answered by the server",
     )
 }
 

@@ -12,6 +12,7 @@ use crate::budget::Budget;
 use crate::config::{web_server_addrs_from_env, Config};
 use crate::context::{Context, Counters};
 use crate::handler::{Handler, Handlers};
+use crate::handoff::Handoff;
 use crate::listener::Listener;
 use crate::monitor::{Monitor, ServeReport};
 use crate::reactor::Reactor;
@@ -52,6 +53,7 @@ pub struct Server {
     slow_log: Logger,
     shutdown: Arc<ShutdownState>,
     status: StatusHandle,
+    handoff: Option<Handoff>,
 }
 
 impl fmt::Debug for Server {
@@ -59,6 +61,7 @@ impl fmt::Debug for Server {
         f.debug_struct("Server")
             .field("listeners", &self.listeners)
             .field("config", &self.config)
+            .field("handoff", &self.handoff)
             .finish()
     }
 }
@@ -243,6 +246,7 @@ impl ServerBuilder {
             log,
             shutdown: Arc::new(ShutdownState::default()),
             status,
+            handoff: None,
         }
     }
 }
@@ -265,6 +269,25 @@ impl Server {
     pub fn status_handle(&self) -> StatusHandle {
         self.status.watch();
         self.status.clone()
+    }
+
+    /// Hands idle connections over through `handoff` when draining, instead of closing them,
+    /// and serves the connections that arrive through it: for a process manager whose
+    /// processes take over each other's connections (fcgi-prefork's [`Worker::serve`] sets
+    /// its own). A connection the web server keeps then never closes under it when this server
+    /// stops or reloads: closing an idle kept connection races the web server writing the next
+    /// request into it, which nginx does not retry for a POST. When the other end is gone or
+    /// full, idle connections are closed as without it.
+    ///
+    /// [`Worker::serve`]: https://docs.rs/fcgi-prefork/latest/fcgi_prefork/struct.Worker.html#method.serve
+    pub fn set_handoff(&mut self, handoff: Handoff) {
+        self.handoff = Some(handoff);
+    }
+
+    /// Sets [`Config::request_timeout`], for a process manager that owns the limit
+    /// (fcgi-prefork's `Worker::serve` sets its `Settings::request_timeout`).
+    pub fn set_request_timeout(&mut self, limit: Option<Duration>) {
+        self.config.request_timeout = limit;
     }
 
     /// Serves until a [`ShutdownHandle`] stops the server, then returns what it did.
@@ -300,7 +323,7 @@ impl Server {
         let tcp_listen_fds =
             self.listeners.iter().filter(|l| l.is_tcp()).map(Listener::raw_fd).collect();
         // The pool's idle threads wait in the reactor's set (see reactor.rs).
-        let reactor = Arc::new(Reactor::new(self.listeners, allow)?);
+        let reactor = Arc::new(Reactor::new(self.listeners, allow, self.handoff)?);
         let pool = fcgi_pool::Builder::new()
             .min_spare(config.min_spare)
             .max_spare(config.max_spare)
@@ -352,10 +375,11 @@ impl Server {
     }
 }
 
-/// Stops a running [`Server`] gracefully: it stops accepting, closes idle connections, lets
-/// running requests finish for up to the grace period, then returns from `serve`. A connection
-/// accepted but not yet read from is kept up to a second for the request the web server opened
-/// it for, so that another process sharing the listening socket can take over without a failure.
+/// Stops a running [`Server`] gracefully: it stops accepting, closes idle connections (or hands
+/// them over, with [`Server::set_handoff`]), lets running requests finish for up to the grace
+/// period, then returns from `serve`. Without a hand-off, a connection accepted but not yet read
+/// from is kept up to a second for the request the web server opened it for, so that another
+/// process sharing the listening socket can take over without a failure.
 ///
 /// ```no_run
 /// # let server = fcgi_server::Server::builder().build();

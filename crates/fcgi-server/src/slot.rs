@@ -89,6 +89,19 @@ impl Slot {
         }
     }
 
+    /// Running (queued or with its handler at work) for `limit` or more since it was handed to
+    /// the pool, and not answered yet: the request timeout's, for the server to answer.
+    pub(crate) fn past_request_timeout(&self, now: Instant, limit: Option<Duration>) -> bool {
+        match (self.stage_queued_at(), limit) {
+            (Some(queued_at), Some(limit)) => {
+                now.saturating_duration_since(queued_at) >= limit
+                    && !self.is_finished()
+                    && !self.shared.is_taken_over()
+            }
+            _ => false,
+        }
+    }
+
     fn stage_queued_at(&self) -> Option<Instant> {
         match self.stage {
             Stage::Running { queued_at } => Some(queued_at),

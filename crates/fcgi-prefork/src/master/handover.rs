@@ -7,13 +7,14 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
+use fcgi_server::Handoff;
 use slog::{error, info, warn};
 
 use super::Run;
 use crate::heartbeat;
 use crate::pidfile;
 use crate::signals::{self, SignalFd};
-use crate::upgrade::{self, ENV_FDS, ENV_READY};
+use crate::upgrade::{self, ENV_FDS, ENV_HANDOFF, ENV_READY};
 
 /// An upgrade under way: the new master, and the pipe on which it will say it serves.
 pub(super) struct Upgrade {
@@ -35,6 +36,15 @@ impl Run {
             Ok(pipe) => pipe,
             Err(e) => return error!(log, "upgrade failed: cannot make a pipe"; "error" => %e),
         };
+        // Where this master passes on kept connections once the new one serves.
+        let (successor, handoff_end) = match Handoff::pair() {
+            Ok((ours, theirs)) => (Some(ours), Some(theirs)),
+            Err(e) => {
+                warn!(log, "cannot make a hand-off socket for the new master; the kept \
+                    connections of this one's workers will be closed"; "error" => %e);
+                (None, None)
+            }
+        };
         let fds: Vec<RawFd> = self.master.listeners.iter().map(AsRawFd::as_raw_fd).collect();
         let list = fds.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
         let ready_fd = ready_write.as_raw_fd();
@@ -51,8 +61,17 @@ impl Run {
             .env_remove("LISTEN_FDS")
             .env_remove("LISTEN_PID")
             .env_remove("LISTEN_FDNAMES");
+        for listener in &self.master.listeners {
+            if let Some(path) = listener.socket_file() {
+                command.env(upgrade::path_var(listener.as_raw_fd()), path);
+            }
+        }
         let mut inherit = fds.clone();
         inherit.push(ready_fd);
+        if let Some(end) = &handoff_end {
+            command.env(ENV_HANDOFF, end.as_raw_fd().to_string());
+            inherit.push(end.as_raw_fd());
+        }
         let mask = self.signals.as_ref().map(SignalFd::child_mask);
         // SAFETY: the closure runs in the forked child before exec and only calls fcntl and
         // pthread_sigmask, which are async-signal-safe. Clearing the flag there leaves the master's own descriptors
@@ -75,6 +94,7 @@ impl Run {
                     "worker_pid" => pid, "exe" => %self.master.exe.display(), "fds" => list);
                 self.upgrade = Some(Upgrade { pid, ready: ReadyPipe(ready_read) });
                 self.new_masters.push(pid);
+                self.successor = successor;
             }
             Err(e) => {
                 error!(log, "upgrade failed: cannot start the new binary"; "exe" => %self.master.exe.display(), "error" => %e);
@@ -105,6 +125,7 @@ impl Run {
 
     pub(super) fn upgrade_failed(&mut self, why: &str) {
         if let Some(upgrade) = self.upgrade.take() {
+            self.successor = None;
             self.restore_pid_file();
             error!(self.master.log, "upgrade failed; this master goes on serving";
                 "why" => why, "new_pid" => upgrade.pid);

@@ -1,0 +1,215 @@
+//! The master's relay of kept connections: a worker that retires passes each idle connection
+//! to the master (see `fcgi_server::Handoff`), and the master passes it to a worker that
+//! serves, so that no connection a web server keeps is ever closed by a reload, a recycle or
+//! a scale-down.
+//!
+//! ```text
+//!   retiring worker ──idle connection──▶ master (held) ──▶ a serving worker of the current
+//!                                          │                generation (round robin)
+//!                                          ├─ stopping, after a USR2 handover: the new master
+//!                                          └─ stopping for good: closed, as a worker would
+//! ```
+//!
+//! Each worker has a `SOCK_SEQPACKET` pair of its own: the master keeps one end, the worker
+//! serves the other (it both sends and receives on it). A connection the master cannot place
+//! at once (every worker is starting, or their queues are full) is held, and tried again at
+//! each turn of the loop, for up to the graceful timeout: as long as it would have waited in
+//! the worker that retired. Whatever the web server writes into a held connection waits in the
+//! kernel meanwhile.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use fcgi_server::Handoff;
+use slog::{debug, warn};
+
+use super::{Phase, Run};
+
+/// A connection the master holds on its way to a worker.
+pub(super) struct Held {
+    pub(super) fd: OwnedFd,
+    pub(super) since: Instant,
+}
+
+/// Where the connections the master receives go now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Route {
+    /// To the workers of the current generation that serve.
+    Workers,
+    /// To the new master of a USR2 upgrade, which serves them with its own workers.
+    Successor,
+    /// Closed: the server stops, and nobody is left to serve them.
+    Close,
+}
+
+/// Where received connections go: to the workers while serving; when stopping, to the new
+/// master if this one handed over to it (and it still listens), else nowhere.
+pub(super) fn route(stopping: bool, successor: bool) -> Route {
+    match (stopping, successor) {
+        (false, _) => Route::Workers,
+        (true, true) => Route::Successor,
+        (true, false) => Route::Close,
+    }
+}
+
+/// Of the held connections (oldest first, by when they arrived), how many have waited
+/// `limit` or more and are to be closed.
+pub(super) fn expired(since: &[Instant], now: Instant, limit: Duration) -> usize {
+    since.iter().take_while(|&&t| now.saturating_duration_since(t) >= limit).count()
+}
+
+impl Run {
+    /// The descriptors the relay waits on: each worker's end, and the old master's after an
+    /// upgrade.
+    pub(super) fn relay_fds(&self) -> Vec<libc::c_int> {
+        let workers = self.procs.iter().filter_map(|p| p.handoff.as_ref());
+        workers.chain(self.predecessor.as_ref()).map(AsRawFd::as_raw_fd).collect()
+    }
+
+    /// Takes what the workers (and the old master) passed on, and places it.
+    pub(super) fn relay(&mut self) {
+        let now = Instant::now();
+        for proc in &mut self.procs {
+            if let Some(handoff) = &proc.handoff {
+                if !receive_all(handoff, &mut self.held, now) {
+                    proc.handoff = None;
+                }
+            }
+        }
+        if let Some(predecessor) = &self.predecessor {
+            if !receive_all(predecessor, &mut self.held, now) {
+                self.predecessor = None;
+            }
+        }
+        if self.held.is_empty() {
+            return;
+        }
+        match route(self.stopping.is_some(), self.successor.is_some()) {
+            Route::Close => {
+                debug!(self.master.log, "stopping: closing the connections workers passed on";
+                    "connections" => self.held.len());
+                self.held.clear();
+            }
+            Route::Successor => self.pass_to_successor(),
+            Route::Workers => self.pass_to_workers(),
+        }
+        let since: Vec<Instant> = self.held.iter().map(|h| h.since).collect();
+        let limit = self.master.settings.graceful_timeout;
+        let gone = expired(&since, Instant::now(), limit);
+        if gone > 0 {
+            warn!(self.master.log, "no worker took kept connections within the graceful timeout; \
+                closing them"; "connections" => gone, "graceful_timeout_ms" => limit.as_millis());
+            self.held.drain(..gone);
+        }
+    }
+
+    /// Round robin over the current generation's serving workers, a batch at a time (fewer
+    /// messages, fewer system calls); a worker whose socket buffer is full is skipped, one
+    /// that refuses (draining, or gone) is not tried again.
+    fn pass_to_workers(&mut self) {
+        while !self.held.is_empty() {
+            let targets: Vec<usize> = (0..self.procs.len())
+                .filter(|&i| {
+                    let p = &self.procs[i];
+                    p.generation == self.generation
+                        && p.phase == Phase::Serving
+                        && p.takes_connections
+                })
+                .collect();
+            if targets.is_empty() {
+                return;
+            }
+            let batch = self.held.len().min(Handoff::MAX_BATCH);
+            let fds: Vec<BorrowedFd<'_>> =
+                self.held.iter().take(batch).map(|h| h.fd.as_fd()).collect();
+            let mut placed = false;
+            for k in 0..targets.len() {
+                let i = targets[(self.next_target + k) % targets.len()];
+                let Some(handoff) = &self.procs[i].handoff else { continue };
+                match handoff.send_batch(&fds) {
+                    Ok(()) => {
+                        self.next_target = (self.next_target + k + 1) % targets.len();
+                        placed = true;
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    // Draining (or gone): it refuses them, but may still pass some back.
+                    Err(_) => self.procs[i].takes_connections = false,
+                }
+            }
+            drop(fds);
+            if !placed {
+                return;
+            }
+            self.held.drain(..batch);
+        }
+    }
+
+    fn pass_to_successor(&mut self) {
+        while !self.held.is_empty() {
+            let Some(successor) = &self.successor else { return };
+            let batch = self.held.len().min(Handoff::MAX_BATCH);
+            let fds: Vec<BorrowedFd<'_>> =
+                self.held.iter().take(batch).map(|h| h.fd.as_fd()).collect();
+            match successor.send_batch(&fds) {
+                Ok(()) => {
+                    drop(fds);
+                    self.held.drain(..batch);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    warn!(self.master.log, "the new master takes no connections; closing those \
+                        held"; "error" => %e, "connections" => self.held.len());
+                    self.successor = None;
+                    self.held.clear();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Moves every connection waiting on `handoff` into `held`; false once its other end is gone.
+pub(super) fn receive_all(handoff: &Handoff, held: &mut VecDeque<Held>, now: Instant) -> bool {
+    loop {
+        match handoff.receive() {
+            Ok(Some(fds)) => held.extend(fds.into_iter().map(|fd| Held { fd, since: now })),
+            Ok(None) => return false,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_go_to_workers_then_to_the_new_master_or_nowhere() {
+        let cases = [
+            (false, false, Route::Workers),
+            (false, true, Route::Workers),
+            (true, true, Route::Successor),
+            (true, false, Route::Close),
+        ];
+        for (stopping, successor, expected) in cases {
+            assert_eq!(route(stopping, successor), expected, "{stopping} {successor}");
+        }
+    }
+
+    #[test]
+    fn only_connections_held_past_the_limit_expire() {
+        let now = Instant::now();
+        let s = Duration::from_secs;
+        let at = |ago: u64| now.checked_sub(s(ago)).unwrap_or(now);
+        let cases: [(&[u64], usize); 4] =
+            [(&[], 0), (&[1, 0], 0), (&[30, 29, 1], 1), (&[40, 31, 30], 3)];
+        for (ages, expected) in cases {
+            let since: Vec<Instant> = ages.iter().map(|&a| at(a)).collect();
+            assert_eq!(expired(&since, now, s(30)), expected, "{ages:?}");
+        }
+    }
+}
