@@ -100,6 +100,8 @@ impl Monitor {
                 if let Some(deadline) = self.shutdown.deadline() {
                     self.begin_drain(deadline);
                     drain_deadline = Some(deadline);
+                    // The drain's pace from now on, not the second planned before.
+                    next_sweep = Instant::now() + DRAIN_SWEEP;
                 }
             }
             let now = Instant::now();
@@ -108,9 +110,9 @@ impl Monitor {
                 next_sweep = now + if drain_deadline.is_some() { DRAIN_SWEEP } else { every };
             }
             if let Some(deadline) = drain_deadline {
-                let active = self.ctx.counters.active.load(Ordering::Acquire);
-                // Connections left are awaited first requests or requests still arriving.
-                if (active == 0 && self.reactor.connection_count() == 0) || now >= deadline {
+                // Connections left are awaited first requests, requests still arriving, or
+                // connections to hand over.
+                if now >= deadline || self.reactor.finish_if_empty(&self.ctx.counters.active) {
                     return Ok(self.finish(deadline));
                 }
             }

@@ -39,7 +39,7 @@ use std::io;
 use std::net::{IpAddr, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -137,6 +137,9 @@ pub(crate) struct Reactor {
     /// disarmed, and the sweep re-arms it.
     accept_backoff: AtomicBool,
     draining: AtomicBool,
+    /// Set by the monitor, under the table's lock, once nothing is left to serve: from then on
+    /// no connection is registered (the process is about to exit).
+    done: AtomicBool,
     conns: Mutex<HashMap<u64, Arc<Entry>>>,
     allow: Option<Vec<IpAddr>>,
     /// Peers the allow-list refused, counted so that each is logged once per window.
@@ -175,6 +178,7 @@ impl Reactor {
             accepting: AtomicBool::new(true),
             accept_backoff: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            done: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
             allow,
             refusals: Mutex::new(Refusals::default()),
@@ -207,8 +211,16 @@ impl Reactor {
         self.conns.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn connection_count(&self) -> usize {
-        self.conns().len()
+    /// While draining: whether nothing is left to serve (no connection, no request running or
+    /// queued); if so, no connection is registered from now on, so that none arrives (a
+    /// thread in the middle of an accept or a hand-off) after the server decided to stop.
+    pub(crate) fn finish_if_empty(&self, active: &AtomicUsize) -> bool {
+        let conns = self.conns();
+        if conns.is_empty() && active.load(Ordering::Acquire) == 0 {
+            self.done.store(true, Ordering::Release);
+            return true;
+        }
+        false
     }
 
     /// Wakes a worker waiting in the set (the monitor passing on a wake it took).
@@ -376,7 +388,7 @@ impl Reactor {
     }
 
     /// Puts a new connection (accepted, or handed over) in the table and the set, armed or
-    /// not; `None` if it could not be watched (it is closed).
+    /// not; `None` if it could not be watched, or the server is done (it is closed).
     fn register(
         &self,
         ctx: &Arc<Context>,
@@ -386,6 +398,12 @@ impl Reactor {
     ) -> Option<(u64, Arc<Entry>)> {
         if let Err(e) = stream.set_nonblocking(true) {
             warn!(ctx.log, "cannot make a connection non-blocking"; "error" => %e);
+            return None;
+        }
+        // The table's lock orders this against the monitor's last look (`finish_if_empty`): a
+        // connection is either in the table then, or refused here.
+        let mut conns = self.conns();
+        if self.done.load(Ordering::Acquire) {
             return None;
         }
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
@@ -403,7 +421,8 @@ impl Reactor {
             }),
         });
         // In the table before it is in the set: its first event may come at once.
-        self.conns().insert(token, Arc::clone(&entry));
+        conns.insert(token, Arc::clone(&entry));
+        drop(conns);
         let added = if armed {
             self.epoll.add(fd, token, Interest::Read)
         } else {
@@ -426,6 +445,10 @@ impl Reactor {
             match handoff.receive() {
                 Ok(Some(fds)) => {
                     for fd in fds {
+                        // Draining: straight back, for the other end to place elsewhere.
+                        if self.draining.load(Ordering::Acquire) && handoff.send(&fd).is_ok() {
+                            continue;
+                        }
                         match stream_of(fd) {
                             Ok(stream) => {
                                 let _ =
