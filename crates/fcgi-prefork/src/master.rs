@@ -454,6 +454,9 @@ impl Run {
     }
 
     fn reap(&mut self) {
+        // What the workers reported before they exited, first: a worker that died serving may
+        // have said so a moment before (see `Worker::serve`'s first report).
+        self.read_reports();
         // Whether to look for orphans once all is reaped: after a worker's exit, and after an
         // orphan's, whose own children (that left its process group) have just come here.
         let mut sweep = false;

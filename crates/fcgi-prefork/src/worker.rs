@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use fcgi_server::{Handoff, Listener, ServeReport, Server, StatusHandle};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2};
-use slog::{info, warn, Logger};
+use slog::{debug, info, warn, Logger};
 
 use crate::heartbeat::{self, Beat, FLAG_RETIRING};
 use crate::scoreboard::{Peers, Scoreboard};
@@ -148,6 +148,14 @@ impl Worker {
         };
 
         let limit = request_limit(&settings);
+        // The first report goes out from this thread, before anything is accepted: a worker
+        // that its first request kills has said it was serving by then, so the master counts
+        // the crash as a serving one and refills a pool left empty at once.
+        let mut beat = beat;
+        let first = Beat { oldest_ms: u32::MAX, ..Beat::default() };
+        if let Err(e) = heartbeat::send(&mut beat, &first) {
+            debug!(log, "the first report to the master failed"; "error" => %e);
+        }
         let heartbeat_thread = {
             let (done, stopping, log) = (Arc::clone(&done), Arc::clone(&stopping), log.clone());
             let interval = settings.heartbeat_interval();
