@@ -16,9 +16,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fcgi_tests::master::{
-    alive, assert_clean, children, fcgi_request, read_pid, signal, Adopted, Served,
-};
+use fcgi_tests::master::{alive, assert_clean, children, fcgi_request, read_pid, signal, Served};
 use fcgi_tests::nginx::scratch;
 use fcgi_tests::process::{fcgi_bin, wait_until, Guarded, START_TIMEOUT};
 use fcgi_tests::wrk::Wrk;
@@ -86,15 +84,9 @@ fn hup_reloads_and_a_usr2_upgrade_under_load_fail_no_request() {
     }
 
     thread::sleep(Duration::from_secs(2));
-    signal(master, libc::SIGUSR2);
     let oldbin = PathBuf::from(format!("{}.oldbin", served.pid_file.display()));
-    let mut new_master = 0;
-    let handed = wait_until(Duration::from_secs(15), || {
-        new_master = read_pid(&served.pid_file).unwrap_or(0);
-        new_master != 0 && new_master != master && !served.process.is_running()
-    });
-    let _new_guard = Adopted(new_master);
-    assert!(handed, "no handover to a new master:\n{}", served.log_text());
+    let new_guard = served.upgrade();
+    let new_master = new_guard.0;
     let old_status = served.process.wait_exit(Duration::from_secs(1)).and_then(|s| s.code());
     assert_eq!(old_status, Some(0), "the old master exits 0:\n{}", served.log_text());
     assert!(!oldbin.exists(), "the old master removes PIDFILE.oldbin");
@@ -424,15 +416,8 @@ fn after_an_upgrade_term_removes_a_socket_file_bound_with_a_mode() {
     let dir = scratch();
     let mut served =
         Served::fcgi(dir.path(), "fcgi", &["--workers", "2", "--socket-mode", "660"], 2);
-    let master = served.pid();
-    signal(master, libc::SIGUSR2);
-    let mut new_master = 0;
-    let handed = wait_until(Duration::from_secs(15), || {
-        new_master = read_pid(&served.pid_file).unwrap_or(0);
-        new_master != 0 && new_master != master && !served.process.is_running()
-    });
-    let _new_guard = Adopted(new_master);
-    assert!(handed, "no handover to a new master:\n{}", served.log_text());
+    let new_guard = served.upgrade();
+    let new_master = new_guard.0;
     assert!(served.socket.exists(), "the socket file stays through the upgrade");
     let (code, body) = fcgi_request(&served.socket, "/", 10);
     assert_eq!((code, body.as_str()), (Some(0), "Hello, world!"));

@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use fcgi_codec::Role;
-use fcgi_tests::master::{alive, assert_clean, read_pid, signal, Adopted, Served};
+use fcgi_tests::master::{alive, assert_clean, signal, Served};
 use fcgi_tests::nginx::scratch;
 use fcgi_tests::process::wait_until;
 use fcgi_tests::raw::{frames, Client};
@@ -44,14 +44,8 @@ fn posts_through_reloads_ttou_ttin_and_an_upgrade_all_succeed() {
     assert!(wait_until(Duration::from_secs(10), || served.workers().len() == 3));
 
     thread::sleep(Duration::from_secs(2));
-    signal(master, libc::SIGUSR2);
-    let mut new_master = 0;
-    let handed = wait_until(Duration::from_secs(15), || {
-        new_master = read_pid(&served.pid_file).unwrap_or(0);
-        new_master != 0 && new_master != master && !served.process.is_running()
-    });
-    let _new_guard = Adopted(new_master);
-    assert!(handed, "no handover to a new master:\n{}", served.log_text());
+    let new_guard = served.upgrade();
+    let new_master = new_guard.0;
 
     let wrk = wrk.join().expect("wrk thread");
     assert_eq!(wrk.failures(), 0, "{}\nnginx: {}", wrk.output, nginx.error_log());

@@ -117,6 +117,21 @@ impl Served {
         Served::start(dir, name, command, workers)
     }
 
+    /// Sends USR2 and waits until a new master has written the pid file and this one has
+    /// exited: the new master, stopped when the guard drops (its pid is the guard's `.0`).
+    pub fn upgrade(&mut self) -> Adopted {
+        let old = self.pid();
+        signal(old, libc::SIGUSR2);
+        let mut new_master = 0;
+        let handed = wait_until(Duration::from_secs(15), || {
+            new_master = read_pid(&self.pid_file).unwrap_or(0);
+            new_master != 0 && new_master != old && !self.process.is_running()
+        });
+        let guard = Adopted(new_master);
+        assert!(handed, "no handover to a new master:\n{}", self.log_text());
+        guard
+    }
+
     /// The master's pid.
     pub fn pid(&self) -> u32 {
         self.process.pid()
