@@ -7,12 +7,11 @@
 //! whoever read the log. It also wrote a line in many small writes, which lines of workers
 //! appending to one file could interleave with.
 
-use std::fmt::{self, Write as _};
 use std::io::{self, Write};
 use std::sync::Mutex;
 
 use fcgi_server::escape;
-use slog::{Drain, Key, OwnedKVList, Record, Serializer, KV};
+use slog::{Drain, OwnedKVList, Record, KV};
 
 /// Writes the timestamp a line starts with.
 pub(crate) type Timestamp = fn(&mut dyn io::Write) -> io::Result<()>;
@@ -51,7 +50,7 @@ pub(crate) fn line(
     line.push(' ');
     let message = record.msg().to_string();
     escape::push_text(&mut line, &message);
-    let mut pairs = Pairs { line: &mut line, comma: !message.is_empty(), value: String::new() };
+    let mut pairs = escape::Fields::new(&mut line, ", ", ": ", !message.is_empty());
     record.kv().serialize(record, &mut pairs).map_err(io::Error::other)?;
     values.serialize(record, &mut pairs).map_err(io::Error::other)?;
     line.push('\n');
@@ -69,30 +68,6 @@ impl<W: Write> Drain for TermLines<W> {
         let mut target = self.target.lock().unwrap_or_else(|p| p.into_inner());
         target.write_all(line.as_bytes())?;
         target.flush()
-    }
-}
-
-/// Appends `, key: value` for each field (no comma before the first when the message is
-/// empty, as slog-term).
-struct Pairs<'a> {
-    line: &'a mut String,
-    comma: bool,
-    /// The value being escaped (kept to reuse its buffer).
-    value: String,
-}
-
-impl Serializer for Pairs<'_> {
-    fn emit_arguments(&mut self, key: Key, value: &fmt::Arguments<'_>) -> slog::Result {
-        if self.comma {
-            self.line.push_str(", ");
-        }
-        self.comma = true;
-        escape::push_text(self.line, key);
-        self.line.push_str(": ");
-        self.value.clear();
-        let _ = write!(self.value, "{value}");
-        escape::push_text(self.line, &self.value);
-        Ok(())
     }
 }
 

@@ -283,6 +283,25 @@ pub fn parse_status(value: &[u8]) -> Result<Status<'_>, StatusError> {
     Ok(Status { code, reason: (!reason.is_empty()).then_some(reason) })
 }
 
+/// A body length as CGI's `CONTENT_LENGTH` and HTTP's `Content-Length` write it: one or more
+/// ASCII digits and nothing else (no sign, no space, no second value; RFC 3875 section 4.1.2,
+/// RFC 9110 section 8.6), that fit a `u64`. Anything else is no length: a request whose
+/// framing is in doubt is refused, as an HTTP server refuses such a `Content-Length`.
+///
+/// ```
+/// use fcgi_codec::http::parse_content_length;
+///
+/// assert_eq!(parse_content_length(b"1024"), Some(1024));
+/// assert_eq!(parse_content_length(b"+5"), None);
+/// assert_eq!(parse_content_length(b""), None);
+/// ```
+pub fn parse_content_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,5 +435,29 @@ mod tests {
         assert_eq!(trim_ows(b" \t a b \t "), b"a b");
         assert_eq!(trim_ows(b"   "), b"");
         assert_eq!(trim_ows(b"x"), b"x");
+    }
+
+    #[test]
+    fn content_lengths_as_a_table() {
+        let table: &[(&[u8], Option<u64>)] = &[
+            (b"0", Some(0)),
+            (b"42", Some(42)),
+            (b"007", Some(7)),
+            (b"18446744073709551615", Some(u64::MAX)),
+            (b"18446744073709551616", None),
+            (b"", None),
+            (b"+5", None),
+            (b"-1", None),
+            (b" 5", None),
+            (b"5 ", None),
+            (b"5, 5", None),
+            (b"5 5", None),
+            (b"0x10", None),
+            (b"1e3", None),
+            (b"\xd9\xa3", None),
+        ];
+        for (value, want) in table {
+            assert_eq!(parse_content_length(value), *want, "{:?}", String::from_utf8_lossy(value));
+        }
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use fcgi_codec::http::parse_content_length;
 use fcgi_server::Params;
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Uri, Version};
@@ -154,15 +155,6 @@ fn header_name(param: &[u8]) -> Option<Vec<u8>> {
     (!SKIPPED.contains(&name.as_slice())).then_some(name)
 }
 
-/// A body length as CGI's `CONTENT_LENGTH` gives it: one or more ASCII digits, and nothing
-/// else (no sign, no space, no second value), that fit a `u64`.
-fn decimal_length(value: &[u8]) -> Option<u64> {
-    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(value).ok()?.parse().ok()
-}
-
 /// Builds the `http::Request` that `params` describe, around `body`.
 ///
 /// - Method: `REQUEST_METHOD` (`GET` if missing).
@@ -216,7 +208,7 @@ pub fn request_from_params<B>(params: &Params, body: B) -> Result<http::Request<
     *request.version_mut() = version;
     let content_length = match param("CONTENT_LENGTH") {
         Some(raw) => {
-            Some(decimal_length(raw).ok_or_else(|| BadRequest::ContentLength(raw.to_vec()))?)
+            Some(parse_content_length(raw).ok_or_else(|| BadRequest::ContentLength(raw.to_vec()))?)
         }
         None => None,
     };

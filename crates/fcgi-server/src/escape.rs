@@ -25,7 +25,9 @@
 //! readable.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
+
+use slog::{Key, Serializer};
 
 /// Whether `c` is written escaped in a text line (`quote`: inside a quoted field).
 fn needs_escape(c: char, quote: bool) -> bool {
@@ -90,6 +92,69 @@ pub fn text(text: &str) -> Cow<'_, str> {
         Cow::Owned(out)
     } else {
         Cow::Borrowed(text)
+    }
+}
+
+/// A slog [`Serializer`] that appends each field of a record to a text line as
+/// `SEPARATOR key ASSIGN value`, key and value escaped as [`push_text`] escapes them: how the
+/// `term` log and the fallback logger write their fields.
+///
+/// ```
+/// use slog::{o, Drain, Logger, OwnedKVList, Record, KV};
+///
+/// struct Line(std::sync::Mutex<String>);
+/// impl Drain for Line {
+///     type Ok = ();
+///     type Err = slog::Never;
+///     fn log(&self, record: &Record<'_>, _: &OwnedKVList) -> Result<(), slog::Never> {
+///         let mut line = self.0.lock().unwrap();
+///         line.push_str(&record.msg().to_string());
+///         let mut fields = fcgi_server::escape::Fields::new(&mut line, ", ", ": ", true);
+///         let _ = record.kv().serialize(record, &mut fields);
+///         Ok(())
+///     }
+/// }
+///
+/// let drain = std::sync::Arc::new(Line(Default::default()));
+/// let log = Logger::root(std::sync::Arc::clone(&drain), o!());
+/// slog::info!(log, "served"; "uri" => "/a\nb");
+/// assert_eq!(*drain.0.lock().unwrap(), "served, uri: /a\\x0Ab");
+/// ```
+pub struct Fields<'a> {
+    line: &'a mut String,
+    separator: &'static str,
+    assign: &'static str,
+    /// Whether the next field is preceded by the separator.
+    separate: bool,
+    /// The value being escaped (kept to reuse its buffer).
+    value: String,
+}
+
+impl<'a> Fields<'a> {
+    /// Fields appended to `line`, each after `separator` (the first too, if `separate_first`),
+    /// its key and value joined by `assign`.
+    pub fn new(
+        line: &'a mut String,
+        separator: &'static str,
+        assign: &'static str,
+        separate_first: bool,
+    ) -> Fields<'a> {
+        Fields { line, separator, assign, separate: separate_first, value: String::new() }
+    }
+}
+
+impl Serializer for Fields<'_> {
+    fn emit_arguments(&mut self, key: Key, value: &fmt::Arguments<'_>) -> slog::Result {
+        if self.separate {
+            self.line.push_str(self.separator);
+        }
+        self.separate = true;
+        push_text(self.line, key);
+        self.line.push_str(self.assign);
+        self.value.clear();
+        let _ = write!(self.value, "{value}");
+        push_text(self.line, &self.value);
+        Ok(())
     }
 }
 

@@ -19,6 +19,8 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
+use crate::sys;
+
 /// The byte each message carries (a message with descriptors needs at least one).
 const TAG: u8 = b'C';
 /// Descriptors one received message may carry.
@@ -70,36 +72,11 @@ impl Handoff {
     /// not a `SOCK_SEQPACKET` socket is refused.
     pub fn from_fd(fd: OwnedFd) -> io::Result<Handoff> {
         let raw = fd.as_raw_fd();
-        let mut kind: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: getsockopt writes at most `len` bytes into `kind`, which we own.
-        let rc = unsafe {
-            libc::getsockopt(
-                raw,
-                libc::SOL_SOCKET,
-                libc::SO_TYPE,
-                (&mut kind as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if kind != libc::SOCK_SEQPACKET {
+        if sys::socket_option(raw, libc::SO_TYPE)? != libc::SOCK_SEQPACKET {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a SOCK_SEQPACKET socket"));
         }
-        // SAFETY: fcntl with flag arguments only, on a descriptor we own.
-        unsafe {
-            let fl = libc::fcntl(raw, libc::F_GETFL);
-            let fd_flags = libc::fcntl(raw, libc::F_GETFD);
-            if fl < 0
-                || fd_flags < 0
-                || libc::fcntl(raw, libc::F_SETFL, fl | libc::O_NONBLOCK) < 0
-                || libc::fcntl(raw, libc::F_SETFD, fd_flags | libc::FD_CLOEXEC) < 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-        }
+        sys::set_nonblocking(raw)?;
+        sys::set_cloexec(raw)?;
         Ok(Handoff { socket: fd })
     }
 
@@ -120,14 +97,8 @@ impl Handoff {
         let mut byte = [TAG];
         let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
         // SAFETY: CMSG_SPACE only computes a size.
-        let space = unsafe { libc::CMSG_SPACE(bytes) } as usize;
-        let mut control = vec![0u8; space];
-        // SAFETY: an all-zero msghdr is valid; the fields set below point at live buffers.
-        let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
-        message.msg_iov = &mut iov;
-        message.msg_iovlen = 1;
-        message.msg_control = control.as_mut_ptr().cast();
-        message.msg_controllen = space as _;
+        let mut control = vec![0u8; unsafe { libc::CMSG_SPACE(bytes) } as usize];
+        let message = message(&mut iov, &mut control);
         // SAFETY: the control buffer has room for one header and the descriptors (CMSG_SPACE),
         // so CMSG_FIRSTHDR is non-null and CMSG_DATA has room for each of them.
         unsafe {
@@ -140,23 +111,9 @@ impl Handoff {
                 std::ptr::write_unaligned(data.add(i), fd.as_raw_fd());
             }
         }
-        loop {
-            // SAFETY: the message describes buffers that live across the call.
-            let n = unsafe {
-                libc::sendmsg(
-                    self.socket.as_raw_fd(),
-                    &message,
-                    libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-                )
-            };
-            if n >= 0 {
-                return Ok(());
-            }
-            let error = io::Error::last_os_error();
-            if error.kind() != io::ErrorKind::Interrupted {
-                return Err(error);
-            }
-        }
+        let flags = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
+        // SAFETY: the message describes buffers that live across the call.
+        sys::retry(|| unsafe { libc::sendmsg(self.socket.as_raw_fd(), &message, flags) }).map(drop)
     }
 
     /// Takes one message from the other end: the connections it carried (usually one), or
@@ -165,34 +122,15 @@ impl Handoff {
     pub fn receive(&self) -> io::Result<Option<Vec<OwnedFd>>> {
         let mut byte = [0u8; 1];
         let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+        let fds_bytes = (MAX_FDS * std::mem::size_of::<RawFd>()) as u32;
         // SAFETY: CMSG_SPACE only computes a size.
-        let space =
-            unsafe { libc::CMSG_SPACE((MAX_FDS * std::mem::size_of::<RawFd>()) as u32) } as usize;
-        let mut control = vec![0u8; space];
-        // SAFETY: an all-zero msghdr is valid; the fields set below point at live buffers.
-        let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
-        message.msg_iov = &mut iov;
-        message.msg_iovlen = 1;
-        message.msg_control = control.as_mut_ptr().cast();
-        message.msg_controllen = space as _;
-        let n = loop {
-            // SAFETY: the message describes buffers that live across the call; recvmsg writes
-            // at most their lengths.
-            let n = unsafe {
-                libc::recvmsg(
-                    self.socket.as_raw_fd(),
-                    &mut message,
-                    libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT,
-                )
-            };
-            if n >= 0 {
-                break n;
-            }
-            let error = io::Error::last_os_error();
-            if error.kind() != io::ErrorKind::Interrupted {
-                return Err(error);
-            }
-        };
+        let mut control = vec![0u8; unsafe { libc::CMSG_SPACE(fds_bytes) } as usize];
+        let mut message = message(&mut iov, &mut control);
+        let flags = libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT;
+        // SAFETY: the message describes buffers that live across the call; recvmsg writes at
+        // most their lengths.
+        let n =
+            sys::retry(|| unsafe { libc::recvmsg(self.socket.as_raw_fd(), &mut message, flags) })?;
         let mut fds = Vec::new();
         // SAFETY: the kernel filled in the control buffer up to msg_controllen; the CMSG
         // macros walk only the headers inside it, and each SCM_RIGHTS header's data holds
@@ -233,6 +171,18 @@ impl Handoff {
             Err(io::Error::last_os_error())
         }
     }
+}
+
+/// A message of one byte (`iov`) and the control data in `control`, for sendmsg or recvmsg.
+fn message(iov: &mut libc::iovec, control: &mut [u8]) -> libc::msghdr {
+    // SAFETY: an all-zero msghdr is valid (no name, no buffers); the fields set below point at
+    // the caller's buffers, which outlive the call the message is for.
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    message.msg_iov = iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.as_mut_ptr().cast();
+    message.msg_controllen = control.len() as _;
+    message
 }
 
 impl AsRawFd for Handoff {

@@ -84,6 +84,7 @@ mod slot;
 mod spool;
 mod status;
 mod status_page;
+mod sys;
 mod utc;
 mod wire;
 

@@ -6,12 +6,13 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use crate::addr::ListenAddr;
+use crate::sys;
 
 /// How to create a listening socket.
 ///
@@ -197,7 +198,7 @@ impl Listener {
             }
             ListenAddr::Fd(fd) => return Listener::inherited(*fd),
         };
-        set_backlog(listener.raw_fd(), options.backlog).map_err(bind_error)?;
+        sys::set_backlog(listener.raw_fd(), options.backlog).map_err(bind_error)?;
         Ok(listener)
     }
 
@@ -220,7 +221,7 @@ impl Listener {
     pub fn from_fd(fd: OwnedFd) -> Result<Listener, ListenError> {
         let raw = fd.as_raw_fd();
         let family = check_listening(raw)?;
-        set_cloexec(raw).map_err(|e| ListenError::NotListening {
+        sys::set_cloexec(raw).map_err(|e| ListenError::NotListening {
             fd: raw,
             reason: format!("cannot mark it close-on-exec: {e}"),
         })?;
@@ -264,7 +265,7 @@ impl Listener {
         // both find it unclaimed.
         static CLAIMING: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let _claiming = CLAIMING.lock().unwrap_or_else(|p| p.into_inner());
-        match is_cloexec(fd) {
+        match sys::is_cloexec(fd) {
             Ok(false) => {}
             Ok(true) => return Err(ListenError::NotInherited { fd }),
             Err(e) => return Err(ListenError::NotListening { fd, reason: e.to_string() }),
@@ -529,82 +530,17 @@ fn remove_stale_socket(path: &Path) -> Result<(), ListenError> {
     }
 }
 
-fn set_backlog(fd: RawFd, backlog: i32) -> io::Result<()> {
-    // std listens with a fixed backlog of 128; listening again on a listening socket only
-    // changes its backlog.
-    // SAFETY: `fd` is a valid socket owned by the caller; listen(2) does not take ownership.
-    if unsafe { libc::listen(fd, backlog) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Sets `FD_CLOEXEC` on `fd`.
-fn set_cloexec(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl with flag arguments only; an invalid descriptor is reported as an error.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFD);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-/// Whether `fd` is marked close-on-exec.
-fn is_cloexec(fd: RawFd) -> io::Result<bool> {
-    // SAFETY: F_GETFD reads a flag; an invalid descriptor is reported as an error.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(flags & libc::FD_CLOEXEC != 0)
-}
-
 /// The address family of `fd` if it is a listening TCP or Unix stream socket.
 fn check_listening(fd: RawFd) -> Result<libc::c_int, ListenError> {
     let refuse = |reason: String| ListenError::NotListening { fd, reason };
-    let family = socket_family(fd).map_err(|e| refuse(e.to_string()))?;
+    let family = sys::socket_family(fd).map_err(|e| refuse(e.to_string()))?;
     if !matches!(family, libc::AF_UNIX | libc::AF_INET | libc::AF_INET6) {
         return Err(refuse(format!("unsupported address family {family}")));
     }
-    if !sockopt_flag(fd, libc::SO_ACCEPTCONN).map_err(|e| refuse(e.to_string()))? {
+    if sys::socket_option(fd, libc::SO_ACCEPTCONN).map_err(|e| refuse(e.to_string()))? == 0 {
         return Err(refuse("the socket is not listening".into()));
     }
     Ok(family)
-}
-
-fn socket_family(fd: RawFd) -> io::Result<libc::c_int> {
-    // SAFETY: getsockname writes at most `len` bytes into the zeroed storage we own.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    let rc = unsafe {
-        libc::getsockname(fd, (&mut storage as *mut libc::sockaddr_storage).cast(), &mut len)
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(libc::c_int::from(storage.ss_family))
-}
-
-fn sockopt_flag(fd: RawFd, option: libc::c_int) -> io::Result<bool> {
-    let mut value: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `value`, which we own.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            option,
-            (&mut value as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(value != 0)
 }
 
 /// An accepted connection.
@@ -615,6 +551,16 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
+    /// A connection received as a descriptor (through the hand-off socket), as the stream its
+    /// address family calls for.
+    pub(crate) fn from_fd(fd: OwnedFd) -> io::Result<Stream> {
+        match sys::socket_family(fd.as_raw_fd())? {
+            libc::AF_UNIX => Ok(Stream::Unix(UnixStream::from(fd))),
+            libc::AF_INET | libc::AF_INET6 => Ok(Stream::Tcp(TcpStream::from(fd))),
+            other => Err(io::Error::other(format!("address family {other}"))),
+        }
+    }
+
     pub(crate) fn raw_fd(&self) -> RawFd {
         match self {
             Stream::Tcp(s) => s.as_raw_fd(),
@@ -663,6 +609,15 @@ impl Stream {
 /// The most buffers one `sendmsg` takes (Linux's `UIO_MAXIOV`).
 const MAX_IOV: usize = 1024;
 
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
 impl Read for &Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
@@ -689,8 +644,7 @@ mod tests {
     use super::*;
 
     fn cloexec(fd: RawFd) -> bool {
-        // SAFETY: F_GETFD reads a flag of a descriptor this test owns.
-        unsafe { libc::fcntl(fd, libc::F_GETFD) & libc::FD_CLOEXEC != 0 }
+        sys::is_cloexec(fd).unwrap()
     }
 
     /// A listening socket left as a parent that meant it to be inherited leaves it: not

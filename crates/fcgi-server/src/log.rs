@@ -5,10 +5,9 @@
 //! The message and every value are escaped ([`crate::escape::push_text`]): a peer's URI or a
 //! handler's error text cannot start a line of its own or reach the terminal as a command.
 
-use std::fmt::{self, Write as _};
 use std::io::Write as _;
 
-use slog::{o, Drain, Key, Level, Logger, OwnedKVList, Record, Serializer, KV};
+use slog::{o, Drain, Level, Logger, OwnedKVList, Record, KV};
 
 use crate::escape;
 
@@ -36,30 +35,11 @@ impl Drain for Stderr {
 fn line(record: &Record<'_>, values: &OwnedKVList) -> String {
     let mut line = format!("fcgi-server {}: ", record.level().as_short_str());
     escape::push_text(&mut line, &record.msg().to_string());
-    let mut fields = Fields { line: &mut line, value: String::new() };
+    let mut fields = escape::Fields::new(&mut line, "; ", "=", true);
     let _ = record.kv().serialize(record, &mut fields);
     let _ = values.serialize(record, &mut fields);
     line.push('\n');
     line
-}
-
-/// Appends `; key=value` for each field.
-struct Fields<'a> {
-    line: &'a mut String,
-    /// The value being escaped (kept to reuse its buffer).
-    value: String,
-}
-
-impl Serializer for Fields<'_> {
-    fn emit_arguments(&mut self, key: Key, value: &fmt::Arguments<'_>) -> slog::Result {
-        self.value.clear();
-        let _ = write!(self.value, "{value}");
-        self.line.push_str("; ");
-        escape::push_text(self.line, key);
-        self.line.push('=');
-        escape::push_text(self.line, &self.value);
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -36,9 +36,8 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, TcpStream};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::Thread;
@@ -53,7 +52,7 @@ use crate::epoll::{event_of, Epoll, Event, EventFd, Interest};
 use crate::handoff::Handoff;
 use crate::job::Job;
 use crate::listener::{Listener, Stream};
-use crate::refusals::{Refusals, Verdict, Whose};
+use crate::refusals::{Refusals, Summary, Whose};
 use crate::wire::Wire;
 
 /// The pool's wake-ups (see [`Source::wake`]).
@@ -366,7 +365,7 @@ impl Reactor {
             };
             if let (Some(allow), Some(ip)) = (&self.allow, peer) {
                 if !allow.contains(&ip.to_canonical()) {
-                    self.refused(ctx, ip.to_canonical(), index, &listener);
+                    self.refused(ctx, ip.to_canonical(), index);
                     continue;
                 }
             }
@@ -449,7 +448,7 @@ impl Reactor {
                         if self.draining.load(Ordering::Acquire) && handoff.send(&fd).is_ok() {
                             continue;
                         }
-                        match stream_of(fd) {
+                        match Stream::from_fd(fd) {
                             Ok(stream) => {
                                 let _ =
                                     self.register(ctx, stream, Some("handed over".into()), true);
@@ -499,10 +498,7 @@ impl Reactor {
             return Handed::Later;
         }
         let fd = wire.stream().raw_fd();
-        // SAFETY: the descriptor is the connection's, open while `state` is held; the borrow
-        // ends within this call.
-        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        match handoff.send(&borrowed) {
+        match handoff.send(wire.stream()) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Handed::Later,
             Err(e) => {
@@ -603,23 +599,14 @@ impl Reactor {
 
     /// Logs a peer the allow-list refused, unless it was logged within the window; the line
     /// counts the refusals that had none ([`Refusals`]).
-    fn refused(&self, ctx: &Context, ip: IpAddr, index: usize, listener: &Listener) {
-        let verdict = self.refusals.lock().unwrap_or_else(PoisonError::into_inner).refused(
+    fn refused(&self, ctx: &Context, ip: IpAddr, index: usize) {
+        let line = self.refusals.lock().unwrap_or_else(PoisonError::into_inner).refused(
             ip,
             Instant::now(),
             index,
         );
-        match verdict {
-            Verdict::Quiet => {}
-            Verdict::Log { refused, others: false } => {
-                warn!(ctx.log, "connection refused: peer not allowed"; "peer" => %ip,
-                    "listener" => %listener, "refused" => refused);
-            }
-            Verdict::Log { refused, others: true } => {
-                warn!(ctx.log, "connections refused: peers not allowed (too many to count each)";
-                    "peer" => %ip, "listener" => %listener, "refused" => refused,
-                    "peers" => "others");
-            }
+        if let Some(line) = line {
+            self.log_refused(ctx, &line);
         }
     }
 
@@ -632,17 +619,21 @@ impl Reactor {
             }
             refusals.sweep(now)
         };
-        let listeners = self.listeners();
         for line in lines {
-            let listener = listeners.get(line.listener).cloned().flatten();
-            let listener = listener.map_or_else(|| "-".to_owned(), |l| l.to_string());
-            match line.whose {
-                Whose::Peer(ip) => warn!(ctx.log, "connection refused: peer not allowed";
-                    "peer" => %ip, "listener" => listener, "refused" => line.refused),
-                Whose::Others => warn!(ctx.log,
-                    "connections refused: peers not allowed (too many to count each)";
-                    "listener" => listener, "refused" => line.refused, "peers" => "others"),
-            }
+            self.log_refused(ctx, &line);
+        }
+    }
+
+    /// One line of refusals: a peer's, or the shared count of the peers past the table.
+    fn log_refused(&self, ctx: &Context, line: &Summary) {
+        let listener = self.listeners().get(line.listener).cloned().flatten();
+        let listener = listener.map_or_else(|| "-".to_owned(), |l| l.to_string());
+        match line.whose {
+            Whose::Peer(ip) => warn!(ctx.log, "connection refused: peer not allowed";
+                "peer" => %ip, "listener" => listener, "refused" => line.refused),
+            Whose::Others => warn!(ctx.log,
+                "connections refused: peers not allowed (too many to count each)";
+                "listener" => listener, "refused" => line.refused, "peers" => "others"),
         }
     }
 
@@ -781,29 +772,5 @@ impl Source for Reactor {
         if let Some(monitor) = self.monitor.get() {
             monitor.unpark();
         }
-    }
-}
-
-/// A connection received through the hand-off socket, as the stream its kind calls for.
-fn stream_of(fd: OwnedFd) -> io::Result<Stream> {
-    let mut domain: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `domain`, which we own.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_DOMAIN,
-            (&mut domain as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    match domain {
-        libc::AF_UNIX => Ok(Stream::Unix(UnixStream::from(fd))),
-        libc::AF_INET | libc::AF_INET6 => Ok(Stream::Tcp(TcpStream::from(fd))),
-        other => Err(io::Error::other(format!("address family {other}"))),
     }
 }

@@ -27,23 +27,8 @@ pub(crate) enum Whose {
     Others,
 }
 
-/// What to do about one refusal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Verdict {
-    /// Write a line: it counts `refused` refusals, this one and those before it that had no
-    /// line; `others` when it is the shared count of peers past [`MAX_PEERS`].
-    Log {
-        /// Refusals the line stands for (at least 1).
-        refused: u64,
-        /// The shared count, not this peer's own.
-        others: bool,
-    },
-    /// Write nothing: the refusal is counted in the peer's next line.
-    Quiet,
-}
-
-/// A line the sweep writes: refusals that had no line of their own, for a peer whose window
-/// is over.
+/// A line to write: refusals that had no line of their own yet, this one among them for a
+/// line written at a refusal, or those of a peer whose window is over for the sweep's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Summary {
     /// Whose.
@@ -67,16 +52,16 @@ impl Count {
         Count { lined: now, unlogged: 0, listener }
     }
 
-    /// A refusal at `now`.
-    fn refused(&mut self, now: Instant, listener: usize, others: bool) -> Verdict {
+    /// A refusal at `now`: the line to write, or `None` when it waits for the next.
+    fn refused(&mut self, now: Instant, listener: usize, whose: Whose) -> Option<Summary> {
         self.listener = listener;
         if now.saturating_duration_since(self.lined) < WINDOW {
             self.unlogged += 1;
-            return Verdict::Quiet;
+            return None;
         }
         let refused = self.unlogged + 1;
         *self = Count::new(now, listener);
-        Verdict::Log { refused, others }
+        Some(Summary { whose, refused, listener })
     }
 
     /// The sweep at `now`: `Some` count to write if the window is over and refusals wait;
@@ -102,20 +87,22 @@ pub(crate) struct Refusals {
 }
 
 impl Refusals {
-    /// Peer `ip` was refused at `now` on listener `listener`: whether to write a line.
-    pub(crate) fn refused(&mut self, ip: IpAddr, now: Instant, listener: usize) -> Verdict {
+    /// Peer `ip` was refused at `now` on listener `listener`: the line to write, if one is
+    /// due; `None` when the refusal is counted in the peer's next line.
+    pub(crate) fn refused(&mut self, ip: IpAddr, now: Instant, listener: usize) -> Option<Summary> {
         if let Some(count) = self.peers.get_mut(&ip) {
-            return count.refused(now, listener, false);
+            return count.refused(now, listener, Whose::Peer(ip));
         }
+        let first = |whose| Some(Summary { whose, refused: 1, listener });
         if self.peers.len() < MAX_PEERS {
             self.peers.insert(ip, Count::new(now, listener));
-            return Verdict::Log { refused: 1, others: false };
+            return first(Whose::Peer(ip));
         }
         match &mut self.others {
-            Some(count) => count.refused(now, listener, true),
+            Some(count) => count.refused(now, listener, Whose::Others),
             None => {
                 self.others = Some(Count::new(now, listener));
-                Verdict::Log { refused: 1, others: true }
+                first(Whose::Others)
             }
         }
     }
@@ -156,14 +143,20 @@ mod tests {
     const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
     const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
 
-    /// What happens at a time, in milliseconds from the start.
+    /// What happens at a time, in milliseconds from the start: a refusal, and the count of
+    /// the line it writes (`None`: no line); a sweep, and its lines.
     enum Step {
-        Refused(IpAddr, u64, Verdict),
+        Refused(IpAddr, u64, Option<u64>),
         Sweep(u64, Vec<(Whose, u64)>),
     }
 
-    const fn log(refused: u64) -> Verdict {
-        Verdict::Log { refused, others: false }
+    const fn log(refused: u64) -> Option<u64> {
+        Some(refused)
+    }
+
+    /// The line of a refusal, as whose and how many.
+    fn line(summary: Option<Summary>) -> Option<(Whose, u64)> {
+        summary.map(|s| (s.whose, s.refused))
     }
 
     #[test]
@@ -171,21 +164,21 @@ mod tests {
         use Step::{Refused, Sweep};
         let table = [
             Refused(A, 0, log(1)),
-            Refused(A, 1, Verdict::Quiet),
-            Refused(A, 2, Verdict::Quiet),
+            Refused(A, 1, None),
+            Refused(A, 2, None),
             // Another peer has its own window.
             Refused(B, 3, log(1)),
             Sweep(9_999, vec![]),
-            Refused(A, 5_000, Verdict::Quiet),
+            Refused(A, 5_000, None),
             // The window is over: the line counts the three quiet ones and itself.
             Refused(A, 10_000, log(4)),
-            Refused(A, 10_001, Verdict::Quiet),
+            Refused(A, 10_001, None),
             // B's window is over with nothing waiting: forgotten. A's is not over yet.
             Sweep(10_003, vec![]),
             // A's window is over with one waiting: the sweep writes it.
             Sweep(20_000, vec![(Whose::Peer(A), 1)]),
             // That line opened a window: still quiet.
-            Refused(A, 20_500, Verdict::Quiet),
+            Refused(A, 20_500, None),
             Sweep(30_000, vec![(Whose::Peer(A), 1)]),
             Sweep(40_000, vec![]),
             // Forgotten: a new first line.
@@ -197,8 +190,9 @@ mod tests {
         let mut refusals = Refusals::default();
         for (i, step) in table.into_iter().enumerate() {
             match step {
-                Refused(ip, ms, verdict) => {
-                    assert_eq!(refusals.refused(ip, at(ms), 0), verdict, "step {i}: {ip} at {ms}");
+                Refused(ip, ms, count) => {
+                    let got = line(refusals.refused(ip, at(ms), 0));
+                    assert_eq!(got, count.map(|n| (Whose::Peer(ip), n)), "step {i}: {ip} at {ms}");
                 }
                 Sweep(ms, lines) => {
                     let got: Vec<(Whose, u64)> =
@@ -215,10 +209,8 @@ mod tests {
         let mut refusals = Refusals::default();
         let mut lines = Vec::new();
         for n in 0..5_000u64 {
-            if let Verdict::Log { refused, .. } =
-                refusals.refused(A, start + Duration::from_micros(n * 100), 0)
-            {
-                lines.push(refused);
+            if let Some(line) = refusals.refused(A, start + Duration::from_micros(n * 100), 0) {
+                lines.push(line.refused);
             }
         }
         // A sweep each second, as the monitor's.
@@ -237,15 +229,14 @@ mod tests {
         let peer =
             |n: u32| IpAddr::V6(std::net::Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(n)));
         for n in 0..MAX_PEERS as u32 {
-            assert_eq!(refusals.refused(peer(n), start, 0), log(1));
+            assert_eq!(line(refusals.refused(peer(n), start, 0)), Some((Whose::Peer(peer(n)), 1)));
         }
-        let others = |refused| Verdict::Log { refused, others: true };
-        assert_eq!(refusals.refused(peer(5_000), start, 1), others(1));
+        assert_eq!(line(refusals.refused(peer(5_000), start, 1)), Some((Whose::Others, 1)));
         for n in 5_001..6_000 {
-            assert_eq!(refusals.refused(peer(n), start, 1), Verdict::Quiet);
+            assert_eq!(refusals.refused(peer(n), start, 1), None);
         }
         // A peer in the table keeps its own count.
-        assert_eq!(refusals.refused(peer(0), start, 0), Verdict::Quiet);
+        assert_eq!(refusals.refused(peer(0), start, 0), None);
         let later = start + WINDOW;
         let lines = refusals.sweep(later);
         assert_eq!(lines.len(), 2, "{lines:?}");

@@ -352,13 +352,19 @@ impl Response {
     /// and END_REQUEST, in one write where they fit.
     pub(crate) fn finish(mut self, app_status: u32) -> io::Result<u64> {
         self.send_headers();
-        self.encoder.end_stream(&mut self.out, StreamKind::Stdout, self.id)?;
-        if self.stderr_used {
-            self.encoder.end_stream(&mut self.out, StreamKind::Stderr, self.id)?;
-        }
-        self.encoder.end_request(&mut self.out, self.id, &EndRequest::complete(app_status))?;
+        self.end(self.stderr_used, app_status)?;
         self.flush_out()?;
         Ok(self.body_bytes)
+    }
+
+    /// Encodes the end of the response into `out`: STDOUT's end, STDERR's if `stderr` was
+    /// used, and END_REQUEST with `app_status`.
+    fn end(&mut self, stderr: bool, app_status: u32) -> io::Result<()> {
+        self.encoder.end_stream(&mut self.out, StreamKind::Stdout, self.id)?;
+        if stderr {
+            self.encoder.end_stream(&mut self.out, StreamKind::Stderr, self.id)?;
+        }
+        self.encoder.end_request(&mut self.out, self.id, &EndRequest::complete(app_status))
     }
 
     /// Ends the response to a request the web server aborted: nothing more of it goes out
@@ -366,12 +372,7 @@ impl Response {
     /// not complete ([`ABORTED_APP_STATUS`]). Returns the body bytes that had gone out.
     pub(crate) fn finish_aborted(mut self) -> io::Result<u64> {
         self.out.clear();
-        self.encoder.end_stream(&mut self.out, StreamKind::Stdout, self.id)?;
-        if self.stderr_sent {
-            self.encoder.end_stream(&mut self.out, StreamKind::Stderr, self.id)?;
-        }
-        let end = EndRequest::complete(ABORTED_APP_STATUS);
-        self.encoder.end_request(&mut self.out, self.id, &end)?;
+        self.end(self.stderr_sent, ABORTED_APP_STATUS)?;
         // No wait for input: an abort has stopped it.
         self.input_done = true;
         self.wire.write_all(&self.out)?;

@@ -56,8 +56,12 @@ pub(super) fn route(stopping: bool, successor: bool) -> Route {
 
 /// Of the held connections (oldest first, by when they arrived), how many have waited
 /// `limit` or more and are to be closed.
-pub(super) fn expired(since: &[Instant], now: Instant, limit: Duration) -> usize {
-    since.iter().take_while(|&&t| now.saturating_duration_since(t) >= limit).count()
+pub(super) fn expired(
+    since: impl IntoIterator<Item = Instant>,
+    now: Instant,
+    limit: Duration,
+) -> usize {
+    since.into_iter().take_while(|&t| now.saturating_duration_since(t) >= limit).count()
 }
 
 impl Run {
@@ -95,9 +99,8 @@ impl Run {
             Route::Successor => self.pass_to_successor(),
             Route::Workers => self.pass_to_workers(),
         }
-        let since: Vec<Instant> = self.held.iter().map(|h| h.since).collect();
         let limit = self.master.settings.graceful_timeout;
-        let gone = expired(&since, Instant::now(), limit);
+        let gone = expired(self.held.iter().map(|h| h.since), Instant::now(), limit);
         if gone > 0 {
             warn!(self.master.log, "no worker took kept connections within the graceful timeout; \
                 closing them"; "connections" => gone, "graceful_timeout_ms" => limit.as_millis());
@@ -121,17 +124,14 @@ impl Run {
             if targets.is_empty() {
                 return;
             }
-            let batch = self.held.len().min(Handoff::MAX_BATCH);
-            let fds: Vec<BorrowedFd<'_>> =
-                self.held.iter().take(batch).map(|h| h.fd.as_fd()).collect();
-            let mut placed = false;
+            let mut placed = 0;
             for k in 0..targets.len() {
                 let i = targets[(self.next_target + k) % targets.len()];
                 let Some(handoff) = &self.procs[i].handoff else { continue };
-                match handoff.send_batch(&fds) {
-                    Ok(()) => {
+                match send_front(&self.held, handoff) {
+                    Ok(sent) => {
                         self.next_target = (self.next_target + k + 1) % targets.len();
-                        placed = true;
+                        placed = sent;
                         break;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -139,24 +139,19 @@ impl Run {
                     Err(_) => self.procs[i].takes_connections = false,
                 }
             }
-            drop(fds);
-            if !placed {
+            if placed == 0 {
                 return;
             }
-            self.held.drain(..batch);
+            self.held.drain(..placed);
         }
     }
 
     fn pass_to_successor(&mut self) {
         while !self.held.is_empty() {
             let Some(successor) = &self.successor else { return };
-            let batch = self.held.len().min(Handoff::MAX_BATCH);
-            let fds: Vec<BorrowedFd<'_>> =
-                self.held.iter().take(batch).map(|h| h.fd.as_fd()).collect();
-            match successor.send_batch(&fds) {
-                Ok(()) => {
-                    drop(fds);
-                    self.held.drain(..batch);
+            match send_front(&self.held, successor) {
+                Ok(sent) => {
+                    self.held.drain(..sent);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -169,6 +164,14 @@ impl Run {
             }
         }
     }
+}
+
+/// Sends the first of the `held` connections (a batch: at most [`Handoff::MAX_BATCH`]) through
+/// `handoff`: how many went, all of the batch or none.
+fn send_front(held: &VecDeque<Held>, handoff: &Handoff) -> io::Result<usize> {
+    let fds: Vec<BorrowedFd<'_>> =
+        held.iter().take(Handoff::MAX_BATCH).map(|h| h.fd.as_fd()).collect();
+    handoff.send_batch(&fds).map(|()| fds.len())
 }
 
 /// Moves every connection waiting on `handoff` into `held`; false once its other end is gone.
@@ -208,8 +211,7 @@ mod tests {
         let cases: [(&[u64], usize); 4] =
             [(&[], 0), (&[1, 0], 0), (&[30, 29, 1], 1), (&[40, 31, 30], 3)];
         for (ages, expected) in cases {
-            let since: Vec<Instant> = ages.iter().map(|&a| at(a)).collect();
-            assert_eq!(expired(&since, now, s(30)), expected, "{ages:?}");
+            assert_eq!(expired(ages.iter().map(|&a| at(a)), now, s(30)), expected, "{ages:?}");
         }
     }
 }
