@@ -18,7 +18,7 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::path::PathBuf;
 
 use fcgi_server::{Handoff, ListenError, Listener};
@@ -85,9 +85,8 @@ pub(crate) fn handoff_from_old_master() -> Option<Handoff> {
     let value: Option<OsString> = std::env::var_os(ENV_HANDOFF);
     std::env::remove_var(ENV_HANDOFF);
     let fd: RawFd = value?.to_str()?.parse().ok()?;
-    // SAFETY: the old master passed this descriptor for us alone; nothing else in this process
-    // knows its number. `from_fd` refuses it if it is not a hand-off socket.
-    Handoff::from_fd(unsafe { OwnedFd::from_raw_fd(fd) }).ok()
+    // `from_fd` refuses it if it is not a hand-off socket.
+    Handoff::from_fd(fcgi_server::take_inherited(fd).ok()?).ok()
 }
 
 /// The pipe to the old master, when this process is the new master of an upgrade.
@@ -95,10 +94,7 @@ pub(crate) fn ready_pipe() -> Option<File> {
     let value = std::env::var(ENV_READY).ok();
     std::env::remove_var(ENV_READY);
     let fd: RawFd = value?.parse().ok()?;
-    set_cloexec(fd, true).ok()?;
-    // SAFETY: the old master passed this descriptor for us alone; nothing else in this process
-    // knows its number.
-    Some(unsafe { File::from_raw_fd(fd) })
+    Some(File::from(fcgi_server::take_inherited(fd).ok()?))
 }
 
 /// Tells the old master that this one is serving.
@@ -106,17 +102,12 @@ pub(crate) fn say_ready(mut pipe: File) -> io::Result<()> {
     pipe.write_all(b"R")
 }
 
-/// Sets or clears `FD_CLOEXEC`: clearing it (only in the child about to exec) is how a
-/// descriptor crosses `exec`.
-pub(crate) fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
+/// Clears `FD_CLOEXEC` (only in the child about to exec): how a descriptor crosses `exec`.
+pub(crate) fn clear_cloexec(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl with flag arguments only; an invalid fd is reported as an error.
     unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFD);
-        if flags < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let flags = if on { flags | libc::FD_CLOEXEC } else { flags & !libc::FD_CLOEXEC };
-        if libc::fcntl(fd, libc::F_SETFD, flags) < 0 {
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
             return Err(io::Error::last_os_error());
         }
     }

@@ -93,7 +93,7 @@ pub use config::{web_server_addrs_from_env, Config};
 pub use fcgi_codec::{Params, ParamsLimits, Role};
 pub use handler::{streaming, Error, Handler, Streaming};
 pub use handoff::Handoff;
-pub use listener::{ListenError, ListenOptions, Listener};
+pub use listener::{take_inherited, ListenError, ListenOptions, Listener};
 pub use monitor::ServeReport;
 pub use quick::{serve, serve_handler, DRAIN_GRACE};
 pub use request::{AbortSignal, Body, Request};

@@ -261,21 +261,12 @@ impl Listener {
     /// # Ok::<(), fcgi_server::ListenError>(())
     /// ```
     pub fn inherited(fd: RawFd) -> Result<Listener, ListenError> {
-        // One thread at a time looks and claims: two threads taking the same number must not
-        // both find it unclaimed.
-        static CLAIMING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _claiming = CLAIMING.lock().unwrap_or_else(|p| p.into_inner());
-        match sys::is_cloexec(fd) {
-            Ok(false) => {}
-            Ok(true) => return Err(ListenError::NotInherited { fd }),
-            Err(e) => return Err(ListenError::NotListening { fd, reason: e.to_string() }),
-        }
-        check_listening(fd)?;
-        // SAFETY: the descriptor is open, and not close-on-exec: no owner in this process made
-        // it (the standard library opens every descriptor close-on-exec) nor took it (taking
-        // marks it, below, under the lock), so it was inherited across exec for this process
-        // to serve on, and the listener becomes its only owner.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        let owned =
+            claim_inherited(fd, |fd| check_listening(fd).map(drop)).map_err(|e| match e {
+                Claim::Taken => ListenError::NotInherited { fd },
+                Claim::Unfit(e) => e,
+                Claim::Io(e) => ListenError::NotListening { fd, reason: e.to_string() },
+            })?;
         Listener::from_fd(owned)
     }
 
@@ -530,6 +521,60 @@ fn remove_stale_socket(path: &Path) -> Result<(), ListenError> {
     }
 }
 
+/// Takes a descriptor this process inherited across `exec`, by its number, as
+/// [`Listener::inherited`] takes a listening socket: only one that is not close-on-exec (so
+/// that no `File`, socket or earlier taker of this process owns it), marked close-on-exec as it
+/// is taken. For the other descriptors a process manager hands across `exec` (a pipe, a
+/// hand-off socket), named in a variable of the environment.
+///
+/// ```no_run
+/// let fd: i32 = std::env::var("MY_PIPE_FD")?.parse()?;
+/// let pipe = std::fs::File::from(fcgi_server::take_inherited(fd)?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn take_inherited(fd: RawFd) -> io::Result<OwnedFd> {
+    claim_inherited(fd, |_| Ok(())).map_err(|e| match e {
+        Claim::Taken => io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("descriptor {fd} was not inherited, or is taken already"),
+        ),
+        Claim::Io(e) => e,
+        Claim::Unfit(e) => io::Error::other(e.to_string()),
+    })
+}
+
+/// Why [`claim_inherited`] took nothing.
+enum Claim {
+    /// The descriptor is close-on-exec: owned in this process, or taken already.
+    Taken,
+    /// `check` refused it.
+    Unfit(ListenError),
+    /// It could not be looked at (not open).
+    Io(io::Error),
+}
+
+/// The inherited descriptor `fd`, if it is one and `check` accepts it (a refused one is left
+/// open and not taken).
+fn claim_inherited(
+    fd: RawFd,
+    check: impl FnOnce(RawFd) -> Result<(), ListenError>,
+) -> Result<OwnedFd, Claim> {
+    // One thread at a time looks and claims: two threads taking the same number must not both
+    // find it unclaimed.
+    static CLAIMING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _claiming = CLAIMING.lock().unwrap_or_else(|p| p.into_inner());
+    if sys::is_cloexec(fd).map_err(Claim::Io)? {
+        return Err(Claim::Taken);
+    }
+    check(fd).map_err(Claim::Unfit)?;
+    sys::set_cloexec(fd).map_err(Claim::Io)?;
+    // SAFETY: the descriptor is open, and was not close-on-exec: no owner in this process made
+    // it (the standard library opens every descriptor close-on-exec) nor took it (taking marks
+    // it, just above, under the lock), so it was inherited across exec for this process, and
+    // the OwnedFd becomes its only owner.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// The address family of `fd` if it is a listening TCP or Unix stream socket.
 fn check_listening(fd: RawFd) -> Result<libc::c_int, ListenError> {
     let refuse = |reason: String| ListenError::NotListening { fd, reason };
@@ -698,6 +743,20 @@ mod tests {
         assert!(!cloexec(fd));
         // SAFETY: the descriptor released above, closed once here.
         drop(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+
+    #[test]
+    fn any_inherited_descriptor_is_taken_once_and_an_owned_one_never() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let owned = a.try_clone().unwrap();
+        let fd = a.into_raw_fd();
+        // SAFETY: F_SETFD on the descriptor just released, as an inherited one would be.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        let taken = take_inherited(fd).unwrap();
+        assert!(cloexec(fd), "marked as it is taken");
+        assert_eq!(take_inherited(fd).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert!(take_inherited(owned.as_raw_fd()).is_err(), "a stream this process owns");
+        drop(taken);
     }
 
     #[test]

@@ -79,7 +79,7 @@ impl Run {
         unsafe {
             command.pre_exec(move || {
                 for &fd in &inherit {
-                    upgrade::set_cloexec(fd, false)?;
+                    upgrade::clear_cloexec(fd)?;
                 }
                 if let Some(mask) = &mask {
                     signals::restore_mask(mask);
