@@ -64,7 +64,8 @@ fn hup_reloads_and_a_usr2_upgrade_under_load_fail_no_request() {
 
     let master = served.pid();
     for round in 1..=3 {
-        thread::sleep(Duration::from_secs(3));
+        // Each reload meets load on kept connections.
+        assert!(nginx.wait_requests(3_000, Duration::from_secs(10)), "no load through nginx");
         let before = served.workers();
         let wanted = if round == 1 { 4 } else { 3 };
         if round == 2 {
@@ -83,7 +84,7 @@ fn hup_reloads_and_a_usr2_upgrade_under_load_fail_no_request() {
         );
     }
 
-    thread::sleep(Duration::from_secs(2));
+    assert!(nginx.wait_requests(2_000, Duration::from_secs(10)), "no load through nginx");
     let oldbin = PathBuf::from(format!("{}.oldbin", served.pid_file.display()));
     let new_guard = served.upgrade();
     let new_master = new_guard.0;
@@ -114,7 +115,7 @@ fn a_killed_worker_is_replaced_within_a_second() {
     let served = Served::fcgi(dir.path(), "fcgi", &["--workers", "4"], 4);
     let nginx = served.nginx(dir.path());
     let wrk = Wrk::start(nginx.port(), 32, 4, "/");
-    thread::sleep(Duration::from_secs(1));
+    assert!(nginx.wait_requests(1_000, Duration::from_secs(10)), "no load through nginx");
     let before = served.workers();
     let victim = before[0];
     signal(victim, libc::SIGKILL);

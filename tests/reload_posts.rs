@@ -4,7 +4,6 @@
 //! every connection a retiring worker closes while nginx writes a request into it is a 502
 //! here. A run passes only when wrk reports neither a non-2xx answer nor a socket error.
 
-use std::thread;
 use std::time::Duration;
 
 use fcgi_codec::Role;
@@ -30,20 +29,21 @@ fn posts_through_reloads_ttou_ttin_and_an_upgrade_all_succeed() {
     let wrk = Wrk::post(nginx.port(), 32, 20, "/", dir.path());
     let master = served.pid();
 
+    // Each signal meets POSTs on kept connections.
     for round in 1..=3 {
-        thread::sleep(Duration::from_secs(2));
+        assert!(nginx.wait_requests(2_000, Duration::from_secs(10)), "no load through nginx");
         let before = served.workers();
         signal(master, libc::SIGHUP);
         assert!(replaced(&served, &before, 3), "HUP {round}:\n{}", served.log_text());
     }
-    thread::sleep(Duration::from_secs(1));
+    assert!(nginx.wait_requests(1_000, Duration::from_secs(10)), "no load through nginx");
     signal(master, libc::SIGTTOU);
     assert!(wait_until(Duration::from_secs(10), || served.workers().len() == 2));
-    thread::sleep(Duration::from_secs(1));
+    assert!(nginx.wait_requests(1_000, Duration::from_secs(10)), "no load through nginx");
     signal(master, libc::SIGTTIN);
     assert!(wait_until(Duration::from_secs(10), || served.workers().len() == 3));
 
-    thread::sleep(Duration::from_secs(2));
+    assert!(nginx.wait_requests(2_000, Duration::from_secs(10)), "no load through nginx");
     let new_guard = served.upgrade();
     let new_master = new_guard.0;
 

@@ -234,6 +234,28 @@ impl Nginx {
         &self.prefix
     }
 
+    /// Waits until nginx has logged `more` requests past those it had logged when called (its
+    /// access log gained as many lines): load is flowing. Whether it did within `timeout`.
+    pub fn wait_requests(&self, more: usize, timeout: std::time::Duration) -> bool {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = self.prefix.join("access.log");
+        let mut offset = fs::metadata(&path).map_or(0, |m| m.len());
+        let mut seen = 0;
+        let mut chunk = Vec::new();
+        wait_until(timeout, || {
+            if let Ok(mut file) = fs::File::open(&path) {
+                chunk.clear();
+                if file.seek(SeekFrom::Start(offset)).is_ok()
+                    && file.read_to_end(&mut chunk).is_ok()
+                {
+                    offset += chunk.len() as u64;
+                    seen += chunk.iter().filter(|&&b| b == b'\n').count();
+                }
+            }
+            seen >= more
+        })
+    }
+
     /// nginx's error log so far.
     pub fn error_log(&self) -> String {
         fs::read_to_string(self.prefix.join("error.log")).unwrap_or_default()
