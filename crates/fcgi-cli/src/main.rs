@@ -1,22 +1,11 @@
-//! `fcgi`: the command operators run.
+//! `fcgi`: the command operators run. `fcgi serve` is fcgi-serve's, with the built-in apps
+//! ([`apps::Builtins`]); `fcgi request` and `fcgi bench` are FastCGI clients.
 
-mod access_log;
 mod apps;
 mod args;
 mod bench;
-mod checks;
-mod config_file;
-mod generate;
 mod json;
-mod limits;
-mod logging;
-mod prefork;
-mod privileges;
-mod process_args;
 mod request;
-mod serve;
-mod term;
-mod title;
 
 use std::process::ExitCode;
 
@@ -24,19 +13,22 @@ use clap::{CommandFactory, FromArgMatches};
 
 use crate::args::{Cli, Command};
 
+/// The whole command line: `Cli`'s subcommands and fcgi-serve's `serve`.
+fn command() -> clap::Command {
+    Cli::command().subcommand(apps::serve_command())
+}
+
 fn main() -> ExitCode {
-    // Checked by clap first (usage errors, --help, --version exit here); `serve` then reads
-    // its options again with its --config file, which may hold any of them, --app included.
-    let matches = Cli::command().get_matches();
-    let result = if matches.subcommand_name() == Some("serve") {
-        serve::run()
-    } else {
-        match Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()).command {
-            Command::Request(args) => request::run(*args),
-            Command::Bench(args) => bench::run(*args),
-            Command::Generate(args) => generate::run(args),
-            Command::Serve(_) => unreachable!("handled above"),
-        }
+    // Checked by clap first (usage errors, --help, --version exit here); `serve` reads its
+    // options again itself, with its --config file, which may hold any of them.
+    let matches = command().get_matches();
+    if matches.subcommand_name() == Some("serve") {
+        return apps::program().run(apps::Builtins);
+    }
+    let result = match Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()).command {
+        Command::Request(args) => request::run(*args),
+        Command::Bench(args) => bench::run(*args),
+        Command::Generate(args) => args.run(&command()).map_err(Failure::Runtime),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -57,4 +49,44 @@ pub(crate) enum Failure {
     Usage(String),
     /// Something failed while running.
     Runtime(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `fcgi generate` run as `make install` runs it.
+    fn generate(words: &[&str]) -> Result<(), String> {
+        let argv = ["fcgi", "generate"].iter().chain(words);
+        let matches = command().try_get_matches_from(argv).expect("parses");
+        let Command::Generate(args) = Cli::from_arg_matches(&matches).expect("typed").command
+        else {
+            panic!("generate")
+        };
+        args.run(&command())
+    }
+
+    #[test]
+    fn the_name_is_the_binarys() {
+        assert_eq!(command().get_name(), "fcgi");
+        assert_eq!(apps::serve_command().get_version(), command().get_version());
+    }
+
+    #[test]
+    fn every_visible_command_has_a_page_and_generate_has_none() {
+        let dir = std::env::temp_dir().join(format!("fcgi-man-test-{}", std::process::id()));
+        generate(&["man", dir.to_str().expect("utf-8")]).expect("written");
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .expect("the pages")
+            .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["fcgi-bench.1", "fcgi-request.1", "fcgi-serve.1", "fcgi.1"]);
+        let page = std::fs::read_to_string(dir.join("fcgi.1")).expect("fcgi.1");
+        assert!(page.contains("fcgi\\-serve(1)"), "{page}");
+        assert!(!page.contains("generate"), "{page}");
+        let serve = std::fs::read_to_string(dir.join("fcgi-serve.1")).expect("fcgi-serve.1");
+        assert!(serve.contains("\\-\\-cgi\\-root") && serve.contains("\\-\\-workers"), "{serve}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

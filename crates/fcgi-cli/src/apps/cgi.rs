@@ -61,6 +61,12 @@ pub(crate) fn gateway(args: &CgiArgs, log: &Logger) -> Result<Gateway, String> {
     Gateway::new(config).map_err(|e| format!("--cgi-root: {e}"))
 }
 
+/// Whether to warn at start that CGI programs would run as root: started as root (`euid`) with
+/// no `--user`.
+pub(crate) fn warns_as_root(euid: u32, user_given: bool) -> bool {
+    euid == 0 && !user_given
+}
+
 /// How far the gateway is confined, decided at start from the options and the listeners.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Exposure {
@@ -94,6 +100,13 @@ pub(crate) const OPEN_REFUSED: &str = "--app cgi without --cgi-root runs any pro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_root_warning_is_for_root_without_user() {
+        assert!(warns_as_root(0, false));
+        assert!(!warns_as_root(0, true));
+        assert!(!warns_as_root(1000, false));
+    }
 
     #[test]
     fn an_unconfined_gateway_on_open_tcp_is_refused() {

@@ -1,24 +1,168 @@
-//! The built-in apps. Other tests and benchmarks rely on exactly what they answer.
+//! The built-in apps, served by `fcgi serve` as one fcgi-serve [`App`]: `--app` picks one, and
+//! the CGI gateway's options come with it. Other tests and benchmarks rely on exactly what
+//! they answer.
 
 pub(crate) mod cgi;
 mod echo;
 mod hello;
 
-use fcgi_server::{Role, ServerBuilder};
-use slog::Logger;
+use clap::{Args, ValueEnum};
+use fcgi_serve::{App, Problem, Program, Serving};
+use fcgi_server::{ListenAddr, Listener, Role, ServerBuilder};
+use slog::{warn, Logger};
 
-use crate::args::{App, ServeArgs};
+use self::cgi::{exposure, CgiArgs, Exposure, OPEN_REFUSED};
 
-/// Installs the app `args` name as the responder of `builder`; apps that log use `log`. An error
-/// says which option is wrong.
-pub(crate) fn install(
-    args: &ServeArgs,
-    builder: ServerBuilder,
-    log: &Logger,
-) -> Result<ServerBuilder, String> {
-    Ok(match args.app {
-        App::Hello => builder.responder(hello::hello),
-        App::Echo => builder.responder(echo::echo),
-        App::Cgi => builder.handler(Role::Responder, cgi::gateway(&args.cgi, log)?),
-    })
+/// `fcgi serve`: fcgi-serve's options after `fcgi serve`.
+pub(crate) fn program() -> Program {
+    Program::new("fcgi")
+        .subcommand("serve")
+        .about("Serve a built-in app over FastCGI (behind nginx, Apache, lighttpd, Caddy, ...)")
+        .version(env!("CARGO_PKG_VERSION"))
+}
+
+/// The built-in apps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum AppKind {
+    /// `Hello, world!` as text/plain.
+    Hello,
+    /// POST and PUT: the request body back, streamed; other methods: the params, one per line.
+    Echo,
+    /// A CGI/1.1 gateway, like fcgiwrap: runs the program SCRIPT_FILENAME names (see the CGI
+    /// options below).
+    Cgi,
+}
+
+impl AppKind {
+    /// Its name as given on the command line (`hello`).
+    fn name(self) -> &'static str {
+        match self {
+            AppKind::Hello => "hello",
+            AppKind::Echo => "echo",
+            AppKind::Cgi => "cgi",
+        }
+    }
+}
+
+/// `fcgi serve`'s own options: the app, and the CGI gateway's.
+#[derive(Debug, Args)]
+pub(crate) struct BuiltinOptions {
+    /// The app to serve (required, on the command line or in --config).
+    #[arg(long, value_enum, required = false, required_unless_present = "config", display_order = 1)]
+    pub(crate) app: AppKind,
+
+    #[command(flatten)]
+    pub(crate) cgi: CgiArgs,
+}
+
+/// The built-in apps as one [`App`].
+#[derive(Debug)]
+pub(crate) struct Builtins;
+
+impl App for Builtins {
+    type Options = BuiltinOptions;
+
+    fn name(&self, options: &BuiltinOptions) -> String {
+        options.app.name().to_owned()
+    }
+
+    /// Any CGI option with another app is an error; so is a gateway open to anyone, as far as
+    /// the addresses tell (inherited sockets are checked when adopted, in `started`).
+    fn check(&self, options: &BuiltinOptions, serving: &Serving<'_>) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if options.app != AppKind::Cgi {
+            let app = options.app.name();
+            for option in cgi_options().iter().filter(|o| serving.given.contains(*o)) {
+                problems.push(Problem::error(
+                    option,
+                    format!("--{option} does nothing with --app {app}: it is for --app cgi"),
+                ));
+            }
+        } else if !serving.listen.is_empty() {
+            let tcp = serving.listen.iter().any(|a| matches!(a, ListenAddr::Tcp(_)));
+            if exposure(options.cgi.cgi_root.is_some(), tcp, has_allow_list(serving))
+                == Exposure::Open
+            {
+                problems.push(Problem::error("cgi-root", OPEN_REFUSED));
+            }
+        }
+        problems
+    }
+
+    /// The gateway's exposure from the sockets themselves (refused when open to anyone), and
+    /// the start-up warnings: no `--cgi-root`, or CGI programs that would run as root.
+    fn started(
+        &self,
+        options: &BuiltinOptions,
+        serving: &Serving<'_>,
+        listeners: &[Listener],
+        log: &Logger,
+    ) -> Result<(), String> {
+        if options.app != AppKind::Cgi {
+            return Ok(());
+        }
+        let tcp = listeners.iter().any(Listener::is_tcp);
+        match exposure(options.cgi.cgi_root.is_some(), tcp, has_allow_list(serving)) {
+            Exposure::Open => return Err(OPEN_REFUSED.to_owned()),
+            Exposure::Unconfined => {
+                warn!(log, "the CGI gateway has no --cgi-root: any executable file a peer names \
+                    may run (give --cgi-root DIR, or --cgi-root / to say so on purpose)";
+                    "cgi_root" => "none", "confinement" => "none");
+            }
+            Exposure::Confined => {}
+        }
+        // SAFETY: geteuid cannot fail and touches no memory of ours.
+        let euid = unsafe { libc::geteuid() };
+        if cgi::warns_as_root(euid, serving.user.is_some()) {
+            warn!(log, "running as root with the CGI gateway and no --user: every CGI program \
+                will run as root (give --user, e.g. --user www-data)"; "uid" => euid);
+        }
+        Ok(())
+    }
+
+    fn install(
+        &self,
+        options: &BuiltinOptions,
+        builder: ServerBuilder,
+        log: &Logger,
+    ) -> Result<ServerBuilder, String> {
+        Ok(match options.app {
+            AppKind::Hello => builder.responder(hello::hello),
+            AppKind::Echo => builder.responder(echo::echo),
+            AppKind::Cgi => builder.handler(Role::Responder, cgi::gateway(&options.cgi, log)?),
+        })
+    }
+}
+
+/// Whether `--allow` or `FCGI_WEB_SERVER_ADDRS` names the peers that may connect over TCP.
+fn has_allow_list(serving: &Serving<'_>) -> bool {
+    !serving.allow.is_empty()
+        || fcgi_server::web_server_addrs_from_env().is_some_and(|(addrs, _)| !addrs.is_empty())
+}
+
+/// The long names of the CGI gateway's options, from their definitions (so a new one is
+/// covered without a list to keep).
+fn cgi_options() -> Vec<String> {
+    CgiArgs::augment_args(clap::Command::new("cgi"))
+        .get_arguments()
+        .filter_map(|arg| arg.get_long().map(str::to_owned))
+        .collect()
+}
+
+/// `fcgi serve`'s command line, for `fcgi --help`, the man pages and the completions.
+pub(crate) fn serve_command() -> clap::Command {
+    program().command::<Builtins>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cgi_option_is_known() {
+        let options = cgi_options();
+        for option in ["cgi-root", "cgi-timeout", "cgi-kill-grace", "pass-env", "cgi-argv"] {
+            assert!(options.iter().any(|o| o == option), "{option} in {options:?}");
+        }
+    }
 }

@@ -44,12 +44,17 @@ pub(crate) enum Role<'a> {
     },
 }
 
-/// The full title (`fcgi: worker 3 [hello]`).
-pub(crate) fn title(role: Role<'_>) -> String {
+/// The full title (`fcgi: worker 3 [hello]`) of `program`'s process; an app without a name
+/// of its own has none in brackets (`myapp: worker 3`).
+pub(crate) fn title(program: &str, role: Role<'_>) -> String {
+    let named = |app: &str| if app.is_empty() { String::new() } else { format!(" [{app}]") };
     match role {
-        Role::Serve { app } => format!("fcgi: serve [{app}]"),
-        Role::Master { app, workers } => format!("fcgi: master [{app}, {workers}]"),
-        Role::Worker { id, app } => format!("fcgi: worker {id} [{app}]"),
+        Role::Serve { app } => format!("{program}: serve{}", named(app)),
+        Role::Master { app, workers } if app.is_empty() => {
+            format!("{program}: master [{workers}]")
+        }
+        Role::Master { app, workers } => format!("{program}: master [{app}, {workers}]"),
+        Role::Worker { id, app } => format!("{program}: worker {id}{}", named(app)),
     }
 }
 
@@ -57,13 +62,17 @@ pub(crate) fn title(role: Role<'_>) -> String {
 pub(crate) const COMM_MAX: usize = 15;
 
 /// The short name for `/proc/PID/comm` (`fcgi worker 3`), at most [`COMM_MAX`] bytes.
-pub(crate) fn comm(role: Role<'_>) -> String {
+pub(crate) fn comm(program: &str, role: Role<'_>) -> String {
     let mut name = match role {
-        Role::Serve { .. } => "fcgi serve".to_owned(),
-        Role::Master { .. } => "fcgi master".to_owned(),
-        Role::Worker { id, .. } => format!("fcgi worker {id}"),
+        Role::Serve { .. } => format!("{program} serve"),
+        Role::Master { .. } => format!("{program} master"),
+        Role::Worker { id, .. } => format!("{program} worker {id}"),
     };
-    name.truncate(COMM_MAX);
+    let mut end = name.len().min(COMM_MAX);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name.truncate(end);
     name
 }
 
@@ -78,13 +87,13 @@ pub(crate) fn area_bytes(title: &str, len: usize) -> Vec<u8> {
 
 /// Sets this process's title and its main thread's name. Call it from the main thread (the
 /// thread name is per thread; `comm` shows the main thread's).
-pub(crate) fn set(role: Role<'_>) {
-    if let Ok(name) = std::ffi::CString::new(comm(role)) {
+pub(crate) fn set(program: &str, role: Role<'_>) {
+    if let Ok(name) = std::ffi::CString::new(comm(program, role)) {
         // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes, which
         // `name` is (comm() keeps 15 bytes); the other arguments are unused.
         unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) };
     }
-    argv::write(&title(role));
+    argv::write(&title(program, role));
 }
 
 /// Serialises writers of the argument area.
@@ -185,9 +194,20 @@ mod tests {
             ),
         ];
         for (role, full, short) in table {
-            assert_eq!(title(role), full);
-            assert_eq!(comm(role), short);
-            assert!(comm(role).len() <= COMM_MAX);
+            assert_eq!(title("fcgi", role), full);
+            assert_eq!(comm("fcgi", role), short);
+            assert!(comm("fcgi", role).len() <= COMM_MAX);
+        }
+        let unnamed = [
+            (Role::Serve { app: "" }, "myapp: serve", "myapp serve"),
+            (Role::Master { app: "", workers: "4 workers" }, "myapp: master [4 workers]", "myapp master"),
+            (Role::Worker { id: 2, app: "" }, "myapp: worker 2", "myapp worker 2"),
+            (Role::Worker { id: 2, app: "" }, "a-long-app-name: worker 2", "a-long-app-name"),
+        ];
+        for (i, (role, full, short)) in unnamed.into_iter().enumerate() {
+            let program = if i == 3 { "a-long-app-name" } else { "myapp" };
+            assert_eq!(title(program, role), full);
+            assert_eq!(comm(program, role), short);
         }
     }
 

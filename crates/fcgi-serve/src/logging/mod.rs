@@ -9,7 +9,7 @@
 //! single process without its logging thread for good. Lines past the logging thread's queue
 //! are dropped too ([`Queue`]), never waited for, and counted apart.
 //!
-//! Both formats escape what a peer sent: the `term` lines with [`crate::term`], the JSON lines
+//! Both formats escape what a peer sent: the `term` lines with [`term`], the JSON lines
 //! with slog-json's escapes, and DEL, the C1 controls, U+2028 and U+2029 escaped too
 //! ([`WholeLines`]).
 
@@ -22,8 +22,30 @@ use std::sync::{Arc, Mutex};
 
 use slog::{b, o, record_static, Drain, Level, Logger, OwnedKVList, Record};
 
-use crate::args::{LogFormat, LogLevel};
-use crate::term::TermLines;
+use clap::ValueEnum;
+
+use self::term::TermLines;
+
+pub(crate) mod access_log;
+mod term;
+
+/// How log lines are written (`--log-format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Term,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The least severe level logged (`--log-level`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogLevel {
+    Error,
+    Warning,
+    Info,
+    Debug,
+}
 
 /// Where log lines go: standard error, or a file that [`LogTarget::reopen`] opens anew (after
 /// logrotate moved it, on SIGUSR1).

@@ -107,12 +107,6 @@ pub(crate) fn plan(
     }
 }
 
-/// Whether to warn at start that CGI programs would run as root: started as root with the CGI
-/// gateway and no `--user`.
-pub(crate) fn warns_cgi_as_root(euid: libc::uid_t, cgi: bool, user_given: bool) -> bool {
-    euid == 0 && cgi && !user_given
-}
-
 /// The identity `--user` and `--group` name, `None` when neither is given or the process
 /// already is it. Errors: unknown names, and a non-root process asked to become another.
 pub(crate) fn resolve(
@@ -279,13 +273,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_cgi_warning_is_for_root_without_user() {
-        assert!(warns_cgi_as_root(0, true, false));
-        assert!(!warns_cgi_as_root(0, true, true));
-        assert!(!warns_cgi_as_root(0, false, false));
-        assert!(!warns_cgi_as_root(1000, true, false));
-    }
 
     #[test]
     fn unknown_names_are_errors() {

@@ -1,42 +1,49 @@
-//! `fcgi generate`: the man pages and shell completions that `make install` and `make deb` put
-//! beside the binary, written by the binary itself from its own command line, so that what is
-//! installed always matches the `fcgi` it came with (an option added to `fcgi serve` is in its
-//! man page and its completions at the next build, with nothing to keep in step by hand).
-//!
-//! The subcommand is hidden from `--help`, from the man pages and from the completions: it is
-//! for packaging, not for operators.
+//! `generate`: the man pages and shell completions of a binary, written by the binary itself
+//! from its own command line, so that what is installed always matches the binary it came
+//! with (an option added to `fcgi serve` is in its man page and its completions at the next
+//! build, with nothing to keep in step by hand). `fcgi generate` is hidden, being for
+//! packaging; an app binary's `generate` is shown, its author being its packager.
 
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Command, CommandFactory, Subcommand};
+use clap::{Args, Command, Subcommand};
 use clap_complete::Shell;
-
-use crate::args::Cli;
-use crate::Failure;
 
 /// The section of the manual the pages go in: user commands, as for `nginx(8)`'s peers that
 /// users start themselves (`php-fpm(8)` is in section 8, but `fcgi` is also a client, `fcgi
 /// request` and `fcgi bench`, which belong in section 1).
 const MAN_SECTION: &str = "1";
 
-/// The binary's name, as `Cli` gives it to clap (a test checks they agree).
-const BIN_NAME: &str = "fcgi";
-
-/// `fcgi generate`'s arguments.
+/// The arguments of `generate` (`generate man DIR`, `generate completions SHELL`), for a
+/// binary's clap command; [`GenerateArgs::run`] writes what they ask for.
+///
+/// ```
+/// use clap::{CommandFactory, Parser};
+///
+/// #[derive(Parser)]
+/// #[command(name = "tool")]
+/// enum Tool {
+///     /// Man pages and completions.
+///     Generate(fcgi_serve::GenerateArgs),
+/// }
+///
+/// let Tool::Generate(args) = Tool::parse_from(["tool", "generate", "completions", "bash"]);
+/// # let _ = (args, Tool::command());
+/// ```
 #[derive(Debug, Args)]
-pub(crate) struct GenerateArgs {
+pub struct GenerateArgs {
     #[command(subcommand)]
     what: What,
 }
 
-/// What `fcgi generate` writes.
+/// What `generate` writes.
 #[derive(Debug, Subcommand)]
 enum What {
-    /// Man pages in troff: fcgi.1 and one per subcommand (fcgi-serve.1, fcgi-request.1, ...),
-    /// written into DIR (created if missing); their paths on stdout, one per line.
+    /// Man pages in troff: NAME.1 and one per subcommand (fcgi.1, fcgi-serve.1, ...), written
+    /// into DIR (created if missing); their paths on stdout, one per line.
     Man {
         /// The directory to write the pages into.
         dir: PathBuf,
@@ -49,7 +56,7 @@ enum What {
     },
 }
 
-/// Why `fcgi generate` failed.
+/// Why `generate` failed.
 #[derive(Debug)]
 enum GenerateError {
     /// The man page directory could not be created.
@@ -84,29 +91,35 @@ impl fmt::Display for GenerateError {
     }
 }
 
-/// Runs `fcgi generate`.
-pub(crate) fn run(args: GenerateArgs) -> Result<(), Failure> {
-    let result = match args.what {
-        What::Man { dir } => write_man_pages(&dir),
-        What::Completions { shell } => write_completions(shell),
-    };
-    result.map_err(|e| Failure::Runtime(e.to_string()))
+impl GenerateArgs {
+    /// Writes what the arguments ask for, from `command`: the binary's whole command line
+    /// (its hidden subcommands are left out of the pages and scripts). The error is a
+    /// sentence.
+    pub fn run(self, command: &Command) -> Result<(), String> {
+        let command = visible(command);
+        let result = match self.what {
+            What::Man { dir } => write_man_pages(&command, &dir),
+            What::Completions { shell } => write_completions(&command, shell),
+        };
+        result.map_err(|e| e.to_string())
+    }
 }
 
-/// `fcgi`'s command line as operators see it, what every page and script is made from: the
-/// whole of it but the hidden subcommands. Those are left out here rather than filtered by each
+/// The command line as users see it, what every page and script is made from: the whole of it
+/// but the hidden subcommands. Those are left out here rather than filtered by each
 /// generator, because clap_complete's bash and fish scripts offer hidden subcommands too.
-fn command() -> Command {
-    // clap can add subcommands but not remove them: a new command with `fcgi`'s settings.
-    let full = Cli::command();
-    let mut command = Command::new(BIN_NAME)
-        .version(env!("CARGO_PKG_VERSION"))
+fn visible(full: &Command) -> Command {
+    // clap can add subcommands but not remove them: a new command with the same settings.
+    let mut command = Command::new(full.get_name().to_owned())
         .about(full.get_about().cloned().unwrap_or_default())
         .propagate_version(full.is_propagate_version_set())
         .subcommand_required(full.is_subcommand_required_set())
         .arg_required_else_help(full.is_arg_required_else_help_set())
         .args(full.get_arguments().cloned())
         .subcommands(full.get_subcommands().filter(|sub| !sub.is_hide_set()).cloned());
+    if let Some(version) = full.get_version() {
+        command = command.version(version.to_owned());
+    }
     if let Some(long_about) = full.get_long_about() {
         command = command.long_about(long_about.clone());
     }
@@ -136,11 +149,11 @@ fn man_pages(command: &Command) -> Vec<(String, Command)> {
 }
 
 /// Writes every page of [`man_pages`] into `dir`, and their paths to stdout.
-fn write_man_pages(dir: &Path) -> Result<(), GenerateError> {
+fn write_man_pages(command: &Command, dir: &Path) -> Result<(), GenerateError> {
     fs::create_dir_all(dir)
         .map_err(|source| GenerateError::CreateDir { dir: dir.to_owned(), source })?;
     let mut stdout = io::stdout().lock();
-    for (file_name, command) in man_pages(&command()) {
+    for (file_name, command) in man_pages(command) {
         let path = dir.join(file_name);
         let mut page = Vec::new();
         clap_mangen::Man::new(command)
@@ -155,44 +168,11 @@ fn write_man_pages(dir: &Path) -> Result<(), GenerateError> {
 }
 
 /// Writes the completion script for `shell` to stdout.
-fn write_completions(shell: Shell) -> Result<(), GenerateError> {
+fn write_completions(command: &Command, shell: Shell) -> Result<(), GenerateError> {
     let mut script = Vec::new();
-    let mut command = command();
+    let mut command = command.clone();
     let name = command.get_name().to_owned();
     clap_complete::generate(shell, &mut command, name, &mut script);
     io::stdout().lock().write_all(&script).map_err(GenerateError::Stdout)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_name_is_the_binarys() {
-        assert_eq!(Cli::command().get_name(), BIN_NAME);
-        assert_eq!(command().get_version(), Cli::command().get_version());
-    }
-
-    #[test]
-    fn every_visible_command_has_a_page_and_generate_has_none() {
-        let names: Vec<String> = man_pages(&command()).into_iter().map(|(name, _)| name).collect();
-        assert_eq!(names, ["fcgi-bench.1", "fcgi-request.1", "fcgi-serve.1", "fcgi.1"]);
-    }
-
-    #[test]
-    fn pages_and_completions_leave_generate_out() {
-        let mut page = Vec::new();
-        clap_mangen::Man::new(command()).render(&mut page).unwrap();
-        let page = String::from_utf8(page).unwrap();
-        assert!(page.contains("fcgi\\-serve(1)"), "{page}");
-        assert!(!page.contains("generate"), "{page}");
-
-        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut command(), "fcgi", &mut script);
-            let script = String::from_utf8(script).unwrap();
-            assert!(script.contains("serve"), "{shell}: {script}");
-            assert!(!script.contains("generate"), "{shell}: {script}");
-        }
-    }
-}

@@ -30,9 +30,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use clap::parser::ValueSource;
-use clap::{ArgMatches, CommandFactory, FromArgMatches};
+use clap::{ArgMatches, Args, Command, FromArgMatches};
 
-use crate::args::{Cli, Command, ServeArgs};
+use crate::options::ServeArgs;
 
 /// The options a config file may not set: they only make sense on the command line.
 const COMMAND_LINE_ONLY: &[&str] = &["config", "check", "help", "version"];
@@ -99,8 +99,8 @@ impl fmt::Display for ConfigError {
 /// The `serve` options, from the command line and the config file, with what is needed to
 /// check them and to name where each came from.
 #[derive(Debug)]
-pub(crate) struct Loaded {
-    pub(crate) args: ServeArgs,
+pub(crate) struct Loaded<O: Args> {
+    pub(crate) args: ServeArgs<O>,
     /// Long names of the options given explicitly (on the command line or in the file), as
     /// opposed to left at their defaults.
     pub(crate) given: BTreeSet<String>,
@@ -115,7 +115,7 @@ pub(crate) struct Loaded {
 /// A config file's path, and the line where it set each option.
 pub(crate) type FileLines = (PathBuf, BTreeMap<String, usize>);
 
-impl Loaded {
+impl<O: Args> Loaded<O> {
     /// The error for `message` about the options together, located at the file's line for
     /// the first option the message names (`--name`) when the file set it.
     pub(crate) fn error(&self, message: impl Into<String>) -> ConfigError {
@@ -136,20 +136,20 @@ fn locate(file: Option<&FileLines>, message: &str) -> Option<(PathBuf, usize)> {
         .find_map(|name| lines.get(name).map(|&line| (path.clone(), line)))
 }
 
-/// Reads the `serve` options from `argv` (the whole command line, `serve` included) and the
-/// `--config` file it names, if any: at start, and again on each SIGHUP. The file's bad lines
+/// Reads the serve options from `argv` (the words after those that name the serve command:
+/// after `fcgi serve`, or after an app binary's name), as `command` defines them, and the
+/// `--config` file they name, if any: at start, and again on each SIGHUP. The file's bad lines
 /// are in [`Loaded::line_errors`]; an error here means no options could be made at all.
-pub(crate) fn load(argv: &[OsString]) -> Result<Loaded, Vec<ConfigError>> {
-    let matches = Cli::command()
-        .try_get_matches_from(argv)
+pub(crate) fn load<O: Args + FromArgMatches>(
+    command: &Command,
+    argv: &[OsString],
+) -> Result<Loaded<O>, Vec<ConfigError>> {
+    let matches = parse_with(command, argv)
         .map_err(|e| vec![ConfigError::Options { at: None, message: clap_message(&e) }])?;
-    let Some(("serve", serve)) = matches.subcommand() else {
-        let message = "not a serve command line".to_owned();
-        return Err(vec![ConfigError::Options { at: None, message }]);
-    };
-    let Some(path) = serve.get_one::<PathBuf>("config").cloned() else {
+    let Some(path) = matches.get_one::<PathBuf>("config").cloned() else {
         let args = typed(&matches, None)?;
-        return Ok(Loaded { args, given: given(serve), file: None, line_errors: Vec::new() });
+        let given = given(command, &matches);
+        return Ok(Loaded { args, given, file: None, line_errors: Vec::new() });
     };
     let text = std::fs::read_to_string(&path)
         .map_err(|error| vec![ConfigError::Read { path: path.clone(), error }])?;
@@ -160,7 +160,7 @@ pub(crate) fn load(argv: &[OsString]) -> Result<Loaded, Vec<ConfigError>> {
         .collect();
     let mut good = Vec::with_capacity(entries.len());
     for entry in entries {
-        match check_entry(&entry, &path) {
+        match check_entry(command, &entry, &path) {
             Ok(()) => good.push(entry),
             Err(message) => line_errors.push(ConfigError::Line {
                 path: path.clone(),
@@ -172,73 +172,78 @@ pub(crate) fn load(argv: &[OsString]) -> Result<Loaded, Vec<ConfigError>> {
     // The command line wins: the file's lines for an option it gives are left out, so that a
     // repeatable option is replaced rather than added to. Bad lines are left out too, so that
     // the options of the good ones can still be checked together.
-    let on_command_line = given(serve);
+    let on_command_line = given(command, &matches);
     let kept: Vec<&Entry> =
         good.iter().filter(|entry| !on_command_line.contains(&entry.name)).collect();
     let mut lines = BTreeMap::new();
     for entry in &kept {
         lines.entry(entry.name.clone()).or_insert(entry.line);
     }
-    let position = argv.iter().position(|a| a == "serve").map_or(argv.len(), |p| p + 1);
-    let mut merged = argv[..position].to_vec();
-    merged.extend(kept.iter().map(|entry| entry.arg()));
-    merged.extend_from_slice(&argv[position..]);
+    let mut merged: Vec<OsString> = kept.iter().map(|entry| entry.arg()).collect();
+    merged.extend_from_slice(argv);
     let file = Some((path, lines));
-    let matches = Cli::command().try_get_matches_from(&merged).map_err(|e| {
+    let matches = parse_with(command, &merged).map_err(|e| {
         let message = clap_message(&e);
         let mut errors = std::mem::take(&mut line_errors);
         errors.push(ConfigError::Options { at: locate(file.as_ref(), &message), message });
         errors
     })?;
-    let Some(("serve", serve)) = matches.subcommand() else { unreachable!("checked above") };
-    let given = given(serve);
+    let given = given(command, &matches);
     let args = typed(&matches, file.as_ref().map(|(p, _)| p.as_path()))
         .map_err(|errors| line_errors.drain(..).chain(errors).collect::<Vec<_>>())?;
     Ok(Loaded { args, given, file, line_errors })
 }
 
-/// The typed arguments of validated matches.
-fn typed(matches: &ArgMatches, file: Option<&Path>) -> Result<ServeArgs, Vec<ConfigError>> {
-    match Cli::from_arg_matches(matches) {
-        Ok(Cli { command: Command::Serve(args) }) => Ok(*args),
-        Ok(_) => unreachable!("a serve command line"),
-        Err(e) => {
-            // `app` is not demanded by clap when --config is given (it may come from the file):
-            // its absence shows only now, and clap's message names the field, not the option.
-            let message = match (e.kind(), file) {
-                (clap::error::ErrorKind::MissingRequiredArgument, Some(path)) => format!(
-                    "--app is required: give it on the command line or as `app = ...` in {}",
-                    path.display()
-                ),
-                _ => clap_message(&e),
-            };
-            Err(vec![ConfigError::Options { at: None, message }])
-        }
-    }
+/// `command`'s matches of `argv` (the words after the command's name).
+fn parse_with(command: &Command, argv: &[OsString]) -> Result<ArgMatches, clap::Error> {
+    let name = OsString::from(command.get_name());
+    command.clone().try_get_matches_from(std::iter::once(&name).chain(argv))
 }
 
-/// Long names of the options given explicitly in `serve`'s matches.
-fn given(serve: &ArgMatches) -> BTreeSet<String> {
-    let command = Cli::command();
-    let Some(serve_command) = command.find_subcommand("serve") else { return BTreeSet::new() };
-    serve_command
+/// The typed arguments of validated matches.
+fn typed<O: Args + FromArgMatches>(
+    matches: &ArgMatches,
+    file: Option<&Path>,
+) -> Result<ServeArgs<O>, Vec<ConfigError>> {
+    ServeArgs::<O>::from_arg_matches(matches).map_err(|e| {
+        // An option required unless --config is given (`fcgi serve`'s `--app`) may come
+        // from the file: its absence shows only now, and clap's message names the field, not
+        // the option.
+        let message = match (e.kind(), file) {
+            (clap::error::ErrorKind::MissingRequiredArgument, Some(path)) => {
+                let text = clap_message(&e);
+                let field = text.rsplit(' ').next().unwrap_or_default();
+                let option = field.trim_matches(|c: char| !c.is_ascii_alphanumeric()).replace('_', "-");
+                format!(
+                    "--{option} is required: give it on the command line or as `{option} = ...` \
+                     in {}",
+                    path.display()
+                )
+            }
+            _ => clap_message(&e),
+        };
+        vec![ConfigError::Options { at: None, message }]
+    })
+}
+
+/// Long names of the options given explicitly in `matches`.
+fn given(command: &Command, matches: &ArgMatches) -> BTreeSet<String> {
+    command
         .get_arguments()
-        .filter(|arg| serve.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine))
+        .filter(|arg| matches.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine))
         .filter_map(|arg| arg.get_long().map(str::to_owned))
         .collect()
 }
 
 /// Checks one line on its own: a known option, a flag set to true or false, a value the
 /// option's parser accepts.
-fn check_entry(entry: &Entry, path: &Path) -> Result<(), String> {
+fn check_entry(command: &Command, entry: &Entry, path: &Path) -> Result<(), String> {
     let name = entry.name.as_str();
     if COMMAND_LINE_ONLY.contains(&name) {
         return Err(format!("`{name}` may only be given on the command line"));
     }
-    let command = Cli::command();
-    let serve = command.find_subcommand("serve").expect("the serve subcommand");
-    let Some(arg) = serve.get_arguments().find(|arg| arg.get_long() == Some(name)) else {
-        return Err(format!("unknown option `{name}` (see `fcgi serve --help`)"));
+    let Some(arg) = command.get_arguments().find(|arg| arg.get_long() == Some(name)) else {
+        return Err(format!("unknown option `{name}` (see `{} --help`)", command.get_name()));
     };
     let flag = !arg.get_action().takes_values();
     // `access-log` alone (to the main log) or with a FILE.
@@ -254,13 +259,8 @@ fn check_entry(entry: &Entry, path: &Path) -> Result<(), String> {
     }
     // The value through the option's own parser: a command line of this option alone (with
     // --config, which lifts the need for --app).
-    let argv: Vec<OsString> = vec![
-        "fcgi".into(),
-        "serve".into(),
-        format!("--config={}", path.display()).into(),
-        entry.arg(),
-    ];
-    Cli::command().try_get_matches_from(argv).map(drop).map_err(|e| clap_message(&e))
+    let argv = [format!("--config={}", path.display()).into(), entry.arg()];
+    parse_with(command, &argv).map(drop).map_err(|e| clap_message(&e))
 }
 
 /// clap's message on one line, without its `error: ` prefix and usage hints.
@@ -268,29 +268,6 @@ fn clap_message(error: &clap::Error) -> String {
     let text = error.render().to_string();
     let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid options");
     first.trim_start_matches("error: ").trim().to_owned()
-}
-
-/// A byte count, with an optional suffix K, M or G (or k, m, g): 1024, 1024² and 1024³ times,
-/// as nginx and PHP read sizes. For every BYTES option, on the command line and in the file.
-pub(crate) fn bytes<T: TryFrom<u64>>(text: &str) -> Result<T, String> {
-    let bad = || format!("{text:?} is not a byte count such as 65536, 64K, 10M or 1G");
-    let (digits, unit) = match text.char_indices().last() {
-        Some((at, c)) if c.is_ascii_alphabetic() => (&text[..at], c.to_ascii_uppercase()),
-        _ => (text, 'B'),
-    };
-    let shift = match unit {
-        'B' => 0,
-        'K' => 10,
-        'M' => 20,
-        'G' => 30,
-        _ => return Err(bad()),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let number: u64 = digits.parse().map_err(|_| bad())?;
-    let total = number.checked_mul(1 << shift).ok_or_else(|| format!("{text:?} is too large"))?;
-    T::try_from(total).map_err(|_| format!("{text:?} is too large"))
 }
 
 /// The file's lines as entries, and each line's error (line number, message).
@@ -339,6 +316,8 @@ fn strip_comment(line: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::options::bytes;
+    use crate::testing::{self, TestOptions};
 
     fn entries(text: &str) -> Vec<(String, Option<String>)> {
         let (entries, errors) = parse(text);
@@ -389,30 +368,22 @@ mod tests {
     /// bytes::<T>`).
     #[test]
     fn every_bytes_option_takes_suffixes() {
-        let command = Cli::command();
+        let command = testing::command();
         let mut checked = 0;
-        for (sub, required) in [("serve", &["--app", "hello"][..]), ("bench", &["/x"][..])] {
-            let subcommand = command.find_subcommand(sub).expect("the subcommand");
-            for arg in subcommand.get_arguments() {
-                let bytes =
-                    arg.get_value_names().is_some_and(|names| names.iter().any(|n| n == "BYTES"));
-                let Some(long) = arg.get_long().filter(|_| bytes) else { continue };
-                let mut argv = vec!["fcgi".to_owned(), sub.to_owned()];
-                argv.extend(required.iter().map(|s| (*s).to_owned()));
-                if sub == "bench" {
-                    argv.extend(["--connect".into(), "unix:/x.sock".into()]);
-                }
-                argv.push(format!("--{long}=64K"));
-                let parsed = Cli::command().try_get_matches_from(&argv);
-                assert!(
-                    parsed.is_ok(),
-                    "{argv:?}: {}",
-                    parsed.err().map(|e| e.to_string()).unwrap_or_default()
-                );
-                checked += 1;
-            }
+        for arg in command.get_arguments() {
+            let bytes =
+                arg.get_value_names().is_some_and(|names| names.iter().any(|n| n == "BYTES"));
+            let Some(long) = arg.get_long().filter(|_| bytes) else { continue };
+            let argv = [OsString::from("--app=x"), format!("--{long}=64K").into()];
+            let parsed = parse_with(&command, &argv);
+            assert!(
+                parsed.is_ok(),
+                "{argv:?}: {}",
+                parsed.err().map(|e| e.to_string()).unwrap_or_default()
+            );
+            checked += 1;
         }
-        assert!(checked >= 6, "the BYTES options were found: {checked}");
+        assert!(checked >= 5, "the BYTES options were found: {checked}");
     }
 
     #[test]
@@ -441,7 +412,8 @@ mod tests {
     fn each_entry_is_checked_on_its_own() {
         let path = Path::new("serve.conf");
         let check = |name: &str, value: Option<&str>| {
-            check_entry(&Entry { line: 1, name: name.into(), value: value.map(Into::into) }, path)
+            let entry = Entry { line: 1, name: name.into(), value: value.map(Into::into) };
+            check_entry(&testing::command(), &entry, path)
         };
         assert!(check("workers", Some("4")).is_ok());
         assert!(check("max-body", Some("10M")).is_ok());
@@ -457,24 +429,29 @@ mod tests {
 
     /// Loads `fcgi serve --config FILE COMMAND_LINE` with `file` written to a file of its own
     /// (named serve.conf, in a directory of this test's own, removed after).
-    fn load_with(file: &str, command_line: &[&str]) -> Result<Loaded, Vec<ConfigError>> {
+    fn load_with(
+        file: &str,
+        command_line: &[&str],
+    ) -> Result<Loaded<TestOptions>, Vec<ConfigError>> {
         load_any(file, command_line).and_then(|loaded| match loaded.line_errors.is_empty() {
             true => Ok(loaded),
             false => Err(loaded.line_errors),
         })
     }
 
-    fn load_any(file: &str, command_line: &[&str]) -> Result<Loaded, Vec<ConfigError>> {
+    fn load_any(
+        file: &str,
+        command_line: &[&str],
+    ) -> Result<Loaded<TestOptions>, Vec<ConfigError>> {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("fcgi-config-test-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a temporary directory");
         let path = dir.join("serve.conf");
         std::fs::write(&path, file).expect("written");
-        let mut argv: Vec<OsString> = vec!["fcgi".into(), "serve".into()];
-        argv.push(format!("--config={}", path.display()).into());
+        let mut argv: Vec<OsString> = vec![format!("--config={}", path.display()).into()];
         argv.extend(command_line.iter().map(OsString::from));
-        let loaded = load(&argv);
+        let loaded = load(&testing::command(), &argv);
         let _ = std::fs::remove_dir_all(&dir);
         loaded
     }
@@ -496,8 +473,8 @@ mod tests {
 
     #[test]
     fn every_option_may_come_from_the_file() {
-        let loaded = load_with("app = cgi\ncgi-root = /srv/cgi\n", &[]).expect("valid");
-        assert_eq!(loaded.args.app, crate::args::App::Cgi);
+        let loaded = load_with("app = cgi\nmax-body = 1M\n", &[]).expect("valid");
+        assert_eq!(loaded.args.app.app, "cgi");
         let errors = load_with("workers = 2\n", &[]).expect_err("no app");
         let text = errors[0].to_string();
         assert!(text.contains("--app") && text.contains("serve.conf"), "{text}");

@@ -1,46 +1,54 @@
-//! `fcgi serve` with a master: the listeners made once, then fcgi-prefork forks workers that
-//! each build the app from the serve arguments; HUP re-reads them (and `--config`).
+//! Serving with a master: the listeners made once, then fcgi-prefork forks workers that each
+//! install the app's handlers from the serve options; HUP re-reads them (and `--config`).
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::sync::{Arc, Mutex};
 
 use fcgi_prefork::{Master, ProcessModel, Settings, Worker, Workload};
 use slog::{error, o, warn, Drain, Logger, OwnedKVList, Record};
 
-use crate::args::ServeArgs;
+use crate::app::App;
 use crate::checks::Problem;
 use crate::logging::{self, LogTarget};
+use crate::options::ServeArgs;
 use crate::privileges::{self, Privileges};
-use crate::{serve, title, Failure};
+use crate::setup::{self, Run};
+use crate::{title, validate, Failure};
 
 /// Runs the master until it stops.
-pub(crate) fn run(args: ServeArgs, warnings: Vec<Problem>) -> Result<(), Failure> {
+pub(crate) fn run<A: App>(
+    run: Run<A>,
+    args: ServeArgs<A::Options>,
+    given: &BTreeSet<String>,
+    warnings: Vec<Problem>,
+) -> Result<(), Failure> {
     let settings = args.process.settings(args.graceful_timeout).map_err(Failure::Usage)?;
-    let privileges = serve::privileges(&args)?;
-    let listeners = serve::listeners(&args)?;
-    let exposure = serve::cgi_exposure(&args, &listeners)?;
-    let target = serve::log_target(&args)?;
+    let privileges = setup::privileges(&args)?;
+    let listeners = setup::listeners(&args)?;
+    let target = setup::log_target(&args)?;
     // Opened here, as root, to fail at start if it cannot be (and to create it); each worker
     // opens its own handle after the fork, as it does for the log file.
-    drop(serve::access_target(&args)?);
-    drop(serve::slow_target(&args)?);
-    set_master_title(&args, &settings);
+    drop(setup::access_target(&args)?);
+    drop(setup::slow_target(&args)?);
+    set_master_title(&run, &args, &settings);
     // Synchronous: the master must have no thread when it forks. Switchable: a reload may
     // change the format or the level, for the master as for the workers.
     let current =
         Arc::new(Mutex::new(logging::sync_logger(args.log_format, args.log_level, &target)));
     let log = Logger::root(Switchable(Arc::clone(&current)), o!());
-    serve::log_warnings(&warnings, &log);
-    serve::warn_unconfined(exposure, &log);
-    serve::warn_cgi_as_root(&args, &log);
-    serve::give_log_files(&args, privileges.as_ref(), &log);
-    serve::raise_nofile(&args, &log);
+    setup::log_warnings(&warnings, &log);
+    run.app
+        .started(&args.app, &validate::serving(&args, given), &listeners, &log)
+        .map_err(Failure::Usage)?;
+    setup::give_log_files(&args, privileges.as_ref(), &log);
+    setup::raise_nofile(&args, &log);
     let mut master = Master::new(settings, listeners, log.clone())
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     if let Some(path) = &args.process.pid_file {
         master = master.pid_file(path.clone());
     }
-    let mut workload = ServeWorkload { args, target, log, current, privileges };
+    let mut workload = ServeWorkload { run, args, target, log, current, privileges };
     master.run(&mut workload).map_err(|e| Failure::Runtime(e.to_string()))
 }
 
@@ -60,8 +68,9 @@ impl Drain for Switchable {
     }
 }
 
-struct ServeWorkload {
-    args: ServeArgs,
+struct ServeWorkload<A: App> {
+    run: Run<A>,
+    args: ServeArgs<A::Options>,
     target: LogTarget,
     log: Logger,
     /// The logger [`Switchable`] writes through.
@@ -78,12 +87,13 @@ fn workers_label(settings: &Settings) -> String {
     }
 }
 
-fn set_master_title(args: &ServeArgs, settings: &Settings) {
+fn set_master_title<A: App>(run: &Run<A>, args: &ServeArgs<A::Options>, settings: &Settings) {
     let workers = workers_label(settings);
-    title::set(title::Role::Master { app: serve::app_name(args), workers: &workers });
+    let app = run.app.name(&args.app);
+    title::set(run.program.name(), title::Role::Master { app: &app, workers: &workers });
 }
 
-impl Workload for ServeWorkload {
+impl<A: App> Workload for ServeWorkload<A> {
     fn run_worker(&mut self, mut worker: Worker) -> i32 {
         let args = &self.args;
         // The worker's own log file handle and logger thread, made after the fork.
@@ -94,26 +104,27 @@ impl Workload for ServeWorkload {
                 return 3;
             }
         };
-        let access = match serve::access_target(args) {
+        let access = match setup::access_target(args) {
             Ok(access) => access,
             Err(Failure::Usage(e) | Failure::Runtime(e)) => {
                 error!(self.log, "worker cannot open the access log"; "error" => e);
                 return 3;
             }
         };
-        let slow = match serve::slow_target(args) {
+        let slow = match setup::slow_target(args) {
             Ok(slow) => slow,
             Err(Failure::Usage(e) | Failure::Runtime(e)) => {
                 error!(self.log, "worker cannot open the slow log"; "error" => e);
                 return 3;
             }
         };
-        title::set(title::Role::Worker { id: worker.id(), app: serve::app_name(args) });
+        let app = self.run.app.name(&args.app);
+        title::set(self.run.program.name(), title::Role::Worker { id: worker.id(), app: &app });
         let (log, guard) = logging::logger(args.log_format, args.log_level, &target);
-        let (log, access_guard) = serve::with_access_log(log, access.clone(), args);
+        let (log, access_guard) = setup::with_access_log(log, access.clone(), args);
         let log = log.new(o!("worker" => worker.id()));
         // Log files open: from here on (the app included), the chosen user.
-        if let Err(e) = serve::drop_privileges(self.privileges.as_ref(), &log) {
+        if let Err(e) = setup::drop_privileges(self.privileges.as_ref(), &log) {
             error!(log, "worker cannot drop privileges"; "error" => e);
             drop(access_guard);
             drop(guard);
@@ -125,15 +136,22 @@ impl Workload for ServeWorkload {
             if let Err(e) = target.reopen() {
                 error!(reopen_log, "cannot reopen the log file"; "error" => %e);
             }
-            serve::reopen_access_log(access.as_ref(), &reopen_log);
-            serve::reopen_slow_log(reopen_slow.as_ref(), &reopen_log);
+            setup::reopen_access_log(access.as_ref(), &reopen_log);
+            setup::reopen_slow_log(reopen_slow.as_ref(), &reopen_log);
         });
         let code = match args.config() {
             Err(e) => {
                 error!(log, "invalid server options"; "error" => e);
                 2
             }
-            Ok(config) => match serve::server(args, config, worker.take_listeners(), &log, slow) {
+            Ok(config) => match setup::server(
+                &self.run.app,
+                args,
+                config,
+                worker.take_listeners(),
+                &log,
+                slow,
+            ) {
                 Err(Failure::Usage(e) | Failure::Runtime(e)) => {
                     error!(log, "cannot build the app"; "error" => e);
                     2
@@ -153,8 +171,9 @@ impl Workload for ServeWorkload {
     }
 
     fn reload(&mut self, _current: &Settings) -> Result<Settings, String> {
-        let argv: Vec<OsString> = std::env::args_os().collect();
-        let validated = serve::validated(&argv).map_err(|errors| {
+        let argv: Vec<OsString> =
+            std::env::args_os().skip(1 + self.run.program.words()).collect();
+        let validated = validate::validated(&self.run.command, &self.run.app, &argv).map_err(|errors| {
             errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
         })?;
         let args = validated.loaded.args;
@@ -165,7 +184,7 @@ impl Workload for ServeWorkload {
             let log = logging::sync_logger(args.log_format, args.log_level, &self.target);
             *self.current.lock().unwrap_or_else(|p| p.into_inner()) = log;
         }
-        serve::log_warnings(&validated.warnings, &self.log);
+        setup::log_warnings(&validated.warnings, &self.log);
         if args.listen != self.args.listen || args.listen_options() != self.args.listen_options() {
             warn!(
                 self.log,
@@ -180,11 +199,11 @@ impl Workload for ServeWorkload {
         }
         if args.access_log != self.args.access_log {
             // Each new worker opens the file; the master only checks that it can be.
-            if let Err(Failure::Usage(e) | Failure::Runtime(e)) = serve::access_target(&args) {
+            if let Err(Failure::Usage(e) | Failure::Runtime(e)) = setup::access_target(&args) {
                 return Err(e);
             }
         }
-        set_master_title(&args, &settings);
+        set_master_title(&self.run, &args, &settings);
         self.privileges = privileges;
         self.args = args;
         Ok(settings)
@@ -198,13 +217,13 @@ impl Workload for ServeWorkload {
             // The workers reopen as --user, and may not create files where logs live: the
             // master (root) creates the access and slow logs' new files and hands them to the
             // user first, before it forwards USR1 to them.
-            if let Err(Failure::Usage(e) | Failure::Runtime(e)) = serve::access_target(&self.args) {
+            if let Err(Failure::Usage(e) | Failure::Runtime(e)) = setup::access_target(&self.args) {
                 error!(self.log, "cannot reopen the access log"; "error" => e);
             }
-            if let Err(Failure::Usage(e) | Failure::Runtime(e)) = serve::slow_target(&self.args) {
+            if let Err(Failure::Usage(e) | Failure::Runtime(e)) = setup::slow_target(&self.args) {
                 error!(self.log, "cannot reopen the slow log"; "error" => e);
             }
-            serve::give_log_files(&self.args, self.privileges.as_ref(), &self.log);
+            setup::give_log_files(&self.args, self.privileges.as_ref(), &self.log);
         }
     }
 }

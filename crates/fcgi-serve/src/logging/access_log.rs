@@ -391,7 +391,7 @@ pub(crate) fn format_line(
         }
         AccessFormat::Json => {
             out.push_str("{\"time\":");
-            crate::json::push_string(&mut out, &iso_time(started));
+            fcgi_server::escape::push_json(&mut out, &iso_time(started));
             let _ = write!(out, ",\"pid\":{pid}");
             for (field, key) in FIELDS {
                 let _ = write!(out, ",\"{key}\":");
@@ -400,7 +400,7 @@ pub(crate) fn format_line(
                     Some(value) if is_number(field) && value.parse::<u64>().is_ok() => {
                         out.push_str(value);
                     }
-                    Some(value) => crate::json::push_string(&mut out, value),
+                    Some(value) => fcgi_server::escape::push_json(&mut out, value),
                 }
             }
             out.push('}');

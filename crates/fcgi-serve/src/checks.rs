@@ -10,41 +10,62 @@
 //! | option | does nothing when | verdict |
 //! |---|---|---|
 //! | `--workers 0` | always | error |
-//! | any CGI option (`--cgi-root`, `--cgi-timeout`, `--pass-env`, ...) | `--app` is not `cgi` | error |
-//! | `--max-requests-jitter` | `--max-requests` is 0 | error |
+//! //! | `--max-requests-jitter` | `--max-requests` is 0 | error |
 //! | `--min-spare-workers`, `--max-spare-workers`, `--max-workers` | `--process-model static` | error |
 //! | `--worker-timeout` | no master (a single process) | error |
 //! | `--socket-mode`, `--socket-owner` | every `--listen` is TCP | error |
 //! | `--socket-mode`, `--socket-owner`, `--backlog` | no `--listen`: the sockets are inherited | warning |
 //! | `--allow` | every `--listen` is a Unix socket | error |
 //! | `--listen` | the same address twice (`fd:3` twice would be two owners of one descriptor) | error |
+//!
+//! An [`App`](crate::App) adds the verdicts on its own options (`fcgi serve`: any CGI option
+//! when `--app` is not `cgi` is an error).
 
 use std::collections::BTreeSet;
 
 use clap::Args;
 use fcgi_server::ListenAddr;
 
-use crate::apps::cgi::CgiArgs;
-use crate::args::{App, ServeArgs};
+use crate::options::ServeArgs;
 use crate::process_args::Model;
 
 /// How bad a [`Problem`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Severity {
+pub enum Severity {
     /// The server refuses to start (exit status 2), and a reload fails.
     Error,
     /// Said at start (logged, with the option in the field `option`) and by `--check`.
     Warning,
 }
 
-/// An option that does nothing where it is.
+/// An option that does nothing where it is, or contradicts another.
+///
+/// ```
+/// use fcgi_serve::{Problem, Severity};
+///
+/// let problem = Problem::error("greeting", "--greeting must not be empty");
+/// assert_eq!(problem.severity, Severity::Error);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Problem {
+pub struct Problem {
     /// The option's long name, without dashes.
-    pub(crate) option: String,
-    pub(crate) severity: Severity,
+    pub option: String,
+    /// Whether it refuses the options or is only said.
+    pub severity: Severity,
     /// What is wrong, naming the option as `--name` (so the config file's line can be found).
-    pub(crate) message: String,
+    pub message: String,
+}
+
+impl Problem {
+    /// An error about `option` (its long name, without dashes).
+    pub fn error(option: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem { option: option.into(), severity: Severity::Error, message: message.into() }
+    }
+
+    /// A warning about `option` (its long name, without dashes).
+    pub fn warning(option: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem { option: option.into(), severity: Severity::Warning, message: message.into() }
+    }
 }
 
 /// The options only the dynamic process model reads.
@@ -52,23 +73,13 @@ const DYNAMIC_ONLY: &[&str] = &["min-spare-workers", "max-spare-workers", "max-w
 
 /// Every option of `args` (and `given`, the long names given explicitly) that does nothing;
 /// see the module docs for each verdict.
-pub(crate) fn ineffective(args: &ServeArgs, given: &BTreeSet<String>) -> Vec<Problem> {
+pub(crate) fn ineffective<O: Args>(args: &ServeArgs<O>, given: &BTreeSet<String>) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut add = |option: &str, severity, message: String| {
         problems.push(Problem { option: option.to_owned(), severity, message });
     };
     if args.process.workers == 0 {
         add("workers", Severity::Error, "--workers must be at least 1".into());
-    }
-    if args.app != App::Cgi {
-        let app = format!("{:?}", args.app).to_lowercase();
-        for option in cgi_options().iter().filter(|o| given.contains(*o)) {
-            add(
-                option,
-                Severity::Error,
-                format!("--{option} does nothing with --app {app}: it is for --app cgi"),
-            );
-        }
     }
     if given.contains("max-requests-jitter") && args.process.max_requests == 0 {
         add(
@@ -160,37 +171,13 @@ impl Kinds {
     }
 }
 
-/// The long names of the CGI gateway's options, from their definitions (so a new one is
-/// covered without a list to keep).
-fn cgi_options() -> Vec<String> {
-    CgiArgs::augment_args(clap::Command::new("cgi"))
-        .get_arguments()
-        .filter_map(|arg| arg.get_long().map(str::to_owned))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::args::{Cli, Command};
-    use clap::parser::ValueSource;
-    use clap::{CommandFactory, FromArgMatches};
 
     /// The problems of `fcgi serve ARGS`: (option, severity) pairs.
     fn problems(line: &str) -> Vec<(String, Severity)> {
-        let argv = ["fcgi", "serve"].into_iter().chain(line.split_whitespace());
-        let matches = Cli::command().try_get_matches_from(argv).expect("parses");
-        let serve = matches.subcommand_matches("serve").expect("serve");
-        let given: BTreeSet<String> = Cli::command()
-            .find_subcommand("serve")
-            .expect("serve")
-            .get_arguments()
-            .filter(|a| serve.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine))
-            .filter_map(|a| a.get_long().map(str::to_owned))
-            .collect();
-        let Command::Serve(args) = Cli::from_arg_matches(&matches).expect("typed").command else {
-            panic!("serve")
-        };
+        let (args, given) = crate::testing::parse(line);
         ineffective(&args, &given).into_iter().map(|p| (p.option, p.severity)).collect()
     }
 
@@ -209,10 +196,6 @@ mod tests {
         let cases: Vec<(String, Vec<(String, Severity)>)> = vec![
             ("--app hello".into(), vec![]),
             ("--app hello --workers 0".into(), error("workers")),
-            ("--app hello --cgi-root /srv".into(), error("cgi-root")),
-            ("--app echo --cgi-timeout 5".into(), error("cgi-timeout")),
-            ("--app echo --pass-env PATH".into(), error("pass-env")),
-            ("--app cgi --cgi-root /srv --cgi-timeout 5".into(), vec![]),
             ("--app hello --max-requests-jitter 10".into(), error("max-requests-jitter")),
             ("--app hello --max-requests 100 --max-requests-jitter 10".into(), vec![]),
             ("--app hello --workers 2 --max-workers 8".into(), error("max-workers")),
@@ -234,14 +217,6 @@ mod tests {
         ];
         for (line, expected) in cases {
             assert_eq!(problems(&line), expected, "fcgi serve {line}");
-        }
-    }
-
-    #[test]
-    fn every_cgi_option_is_known() {
-        let options = cgi_options();
-        for option in ["cgi-root", "cgi-timeout", "cgi-kill-grace", "pass-env", "cgi-argv"] {
-            assert!(options.iter().any(|o| o == option), "{option} in {options:?}");
         }
     }
 }

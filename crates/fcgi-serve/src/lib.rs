@@ -1,0 +1,156 @@
+//! All of `fcgi serve` for an app of your own: one call gives your binary every option of
+//! `fcgi serve` (less `--app`), the `--config` file, `--check`, the prefork master and its
+//! workers, reloads and upgrades by signal, the status page, access and slow logs, `--user`,
+//! the pid file, systemd's notifications, process titles and a man page.
+//!
+//! # A handler app
+//!
+//! ```no_run
+//! use std::io::Write;
+//! use fcgi_server::{Handler, Request, Response};
+//!
+//! struct Hello;
+//!
+//! impl Handler for Hello {
+//!     fn handle(&self, _: &mut Request, response: &mut Response) -> Result<(), fcgi_server::Error> {
+//!         response.write_all(b"Hello, world!")?;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     // Called in each process that serves: after the fork, in every worker.
+//!     fcgi_serve::run(|| Hello)
+//! }
+//! ```
+//!
+//! The binary then takes `fcgi serve`'s options:
+//!
+//! ```text
+//! myapp --listen unix:/run/myapp.sock --workers 4 --status-path /status
+//! myapp --config /etc/myapp.conf --check
+//! myapp --help
+//! myapp generate man /usr/share/man/man1
+//! ```
+//!
+//! and behaves as `fcgi serve` does with them: SIGTERM drains, a second one (or SIGQUIT)
+//! stops at once, SIGHUP re-reads the options and `--config` and replaces the workers, USR2
+//! upgrades the binary with no socket closed, USR1 reopens the logs, TTIN and TTOU change the
+//! worker count. Its exit status is `fcgi serve`'s: 0 after a stop by signal, 1 when serving
+//! failed, 2 for options that cannot work (every error said, with its line in the file).
+//!
+//! For an `http`/tower service (an axum `Router`), `fcgi_http::run` is the same call.
+//!
+//! # Apps with options of their own
+//!
+//! An [`App`] adds its own options to the command line and the config file, checks them, and
+//! installs its handlers on each process's server: `fcgi serve` itself is such an app (its
+//! `--app` and the CGI gateway's options), run with [`Program::run`].
+//!
+//! # How a run goes
+//!
+//! command line and `--config` → [`config_file`](crate) → checks → either one process
+//! (`single.rs`) or a master that forks workers (`master.rs`); both make their sockets, logs
+//! and privileges with the same steps (`setup.rs`), and each process that serves builds the
+//! app's handlers itself, after any fork.
+
+mod app;
+mod checks;
+mod config_file;
+mod generate;
+mod limits;
+mod logging;
+mod master;
+mod options;
+mod privileges;
+mod process_args;
+mod program;
+mod setup;
+mod single;
+mod title;
+#[cfg(test)]
+mod testing;
+mod validate;
+
+pub use app::{App, HandlerApp, NoOptions, Serving};
+pub use checks::{Problem, Severity};
+pub use generate::GenerateArgs;
+pub use options::bytes as parse_bytes;
+pub use program::Program;
+
+use std::process::ExitCode;
+
+/// Serves the handler `app` makes, with all of `fcgi serve`'s options read from this process's
+/// command line (see the crate docs): the entry point of a binary whose app is a
+/// [`fcgi_server::Handler`]. `app` is called in each process that serves (the single process,
+/// or each worker after its fork), so that what it opens (files, connections, threads) belongs
+/// to that process. Returns the exit status to end `main` with.
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     fcgi_serve::run(|| {
+///         |_: &mut fcgi_server::Request, response: &mut fcgi_server::Response| {
+///             response.write_all(b"Hello, world!")?;
+///             Ok::<(), fcgi_server::Error>(())
+///         }
+///     })
+/// }
+/// # use std::io::Write;
+/// ```
+pub fn run<F, H>(app: F) -> ExitCode
+where
+    F: Fn() -> H + Send + Sync + 'static,
+    H: fcgi_server::Handler,
+{
+    Program::from_env().run(HandlerApp::new(app))
+}
+
+/// Serves `app` (an [`App`], with options of its own) as [`run`] serves a handler.
+///
+/// ```no_run
+/// use fcgi_serve::{App, NoOptions};
+///
+/// struct Hello;
+///
+/// impl App for Hello {
+///     type Options = NoOptions;
+///
+///     fn install(
+///         &self,
+///         _: &NoOptions,
+///         builder: fcgi_server::ServerBuilder,
+///         _: &slog::Logger,
+///     ) -> Result<fcgi_server::ServerBuilder, String> {
+///         Ok(builder.responder(|_, response| {
+///             response.write_all(b"Hello, world!")?;
+///             Ok(())
+///         }))
+///     }
+/// }
+///
+/// fn main() -> std::process::ExitCode {
+///     fcgi_serve::run_app(Hello)
+/// }
+/// # use std::io::Write;
+/// ```
+pub fn run_app<A: App>(app: A) -> ExitCode {
+    Program::from_env().run(app)
+}
+
+/// Why a run failed, which decides its exit status.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The options ask for something impossible: exit status 2, as for a parse error.
+    Usage(String),
+    /// Something failed while running: exit status 1.
+    Runtime(String),
+}
+
+impl Failure {
+    /// The message, whichever kind.
+    pub(crate) fn message(&self) -> &str {
+        match self {
+            Failure::Usage(message) | Failure::Runtime(message) => message,
+        }
+    }
+}
