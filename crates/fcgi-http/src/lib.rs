@@ -115,12 +115,14 @@
 mod body;
 mod request;
 mod response;
+mod run;
 mod service;
 
 use std::io;
 
 pub use body::{Body, BodyError, FRAME_SIZE};
 pub use request::{request_from_params, BadRequest, CgiParams, Https, RemoteAddr};
+pub use run::{run, HttpApp};
 pub use service::{Service, RUNTIME_THREADS};
 
 /// Serves `service` for the Responder role on `addr` (`unix:/run/app.sock`,
