@@ -309,7 +309,10 @@ fn the_timeout_holds_while_the_body_trickles_in() {
         body_done.elapsed()
     );
     assert!(reply.stdout_ended, "{reply:?}");
-    assert!(log_has(&serve, &[("stopped_by", "\"watchdog\"")]), "{}", serve.log());
+    // The log is written by a thread of its own: its line may follow the reply.
+    let logged =
+        wait_until(Duration::from_secs(5), || log_has(&serve, &[("stopped_by", "\"watchdog\"")]));
+    assert!(logged, "{}", serve.log());
     assert!(
         wait_until(Duration::from_secs(5), || children_of(serve_pid).is_empty()),
         "children left: {:?}",

@@ -2,7 +2,6 @@
 //! install the app's handlers from the serve options; HUP re-reads them (and `--config`).
 
 use std::collections::BTreeSet;
-use std::ffi::OsString;
 use std::sync::{Arc, Mutex};
 
 use fcgi_prefork::{Master, ProcessModel, Settings, Worker, Workload};
@@ -90,7 +89,7 @@ fn workers_label(settings: &Settings) -> String {
 fn set_master_title<A: App>(run: &Run<A>, args: &ServeArgs<A::Options>, settings: &Settings) {
     let workers = workers_label(settings);
     let app = run.app.name(&args.app);
-    title::set(run.program.name(), title::Role::Master { app: &app, workers: &workers });
+    title::set(&run.name, title::Role::Master { app: &app, workers: &workers });
 }
 
 impl<A: App> Workload for ServeWorkload<A> {
@@ -119,7 +118,7 @@ impl<A: App> Workload for ServeWorkload<A> {
             }
         };
         let app = self.run.app.name(&args.app);
-        title::set(self.run.program.name(), title::Role::Worker { id: worker.id(), app: &app });
+        title::set(&self.run.name, title::Role::Worker { id: worker.id(), app: &app });
         let (log, guard) = logging::logger(args.log_format, args.log_level, &target);
         let (log, access_guard) = setup::with_access_log(log, access.clone(), args);
         let log = log.new(o!("worker" => worker.id()));
@@ -171,8 +170,7 @@ impl<A: App> Workload for ServeWorkload<A> {
     }
 
     fn reload(&mut self, _current: &Settings) -> Result<Settings, String> {
-        let argv: Vec<OsString> =
-            std::env::args_os().skip(1 + self.run.program.words()).collect();
+        let argv = self.run.argv();
         let validated = validate::validated(&self.run.command, &self.run.app, &argv).map_err(|errors| {
             errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
         })?;

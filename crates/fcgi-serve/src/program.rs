@@ -77,16 +77,6 @@ impl Program {
         self
     }
 
-    /// The name messages start with (`fcgi: configuration ok`).
-    pub(crate) fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// How many words the serve options follow, after the program's name.
-    pub(crate) fn words(&self) -> usize {
-        self.words.len()
-    }
-
     /// The clap command of the serve options with `A`'s, as the command line is read: for
     /// `--help`, for a binary that adds it to its own command (`fcgi` adds `serve`), and for
     /// man pages. An app binary's has a `generate` subcommand too.
@@ -116,8 +106,7 @@ impl Program {
     /// and returns the exit status: 0 after a stop by signal, 1 when serving failed, 2 for
     /// options that cannot work. Usage errors, `--help` and `--version` exit as clap does.
     pub fn run<A: App>(self, app: A) -> ExitCode {
-        let argv: Vec<OsString> = std::env::args_os().skip(1 + self.words.len()).collect();
-        match self.run_with(app, &argv) {
+        match self.run_with(app) {
             Ok(()) => ExitCode::SUCCESS,
             Err(failure) => {
                 eprintln!("{}: {}", self.name, failure.message());
@@ -129,22 +118,21 @@ impl Program {
         }
     }
 
-    fn run_with<A: App>(&self, app: A, argv: &[OsString]) -> Result<(), Failure> {
+    fn run_with<A: App>(&self, app: A) -> Result<(), Failure> {
         // Checked by clap first (usage errors, --help and --version exit here); then read
         // again with the --config file, which may hold any option.
         let command = self.command::<A>();
+        let run = setup::Run { name: self.name.clone(), command, skip: 1 + self.words.len(), app };
+        let (command, argv) = (&run.command, &run.argv());
         let name = OsString::from(command.get_name());
         let matches = command.clone().get_matches_from(std::iter::once(&name).chain(argv));
-        if self.words.is_empty() {
-            if let Some(found) = matches.subcommand_name() {
-                let AppCommand::Generate(args) =
-                    AppCommand::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-                debug_assert_eq!(found, "generate");
-                return args.run(&command).map_err(Failure::Runtime);
-            }
+        if self.words.is_empty() && matches.subcommand_name().is_some() {
+            let AppCommand::Generate(args) =
+                AppCommand::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+            return args.run(command).map_err(Failure::Runtime);
         }
         let Validated { loaded, warnings } =
-            validate::validated(&command, &app, argv).map_err(|e| self.usage(e))?;
+            validate::validated(command, &run.app, argv).map_err(|e| self.usage(e))?;
         let (args, given) = (loaded.args, loaded.given);
         if args.check {
             return self.check(&args, &warnings);
@@ -153,7 +141,6 @@ impl Program {
         if let Some(path) = &args.process.pid_file {
             setup::refuse_live_pid_file(path, &self.name)?;
         }
-        let run = setup::Run { program: self.clone(), command, app };
         if args.process.wants_master() {
             return master::run(run, args, &given, warnings);
         }

@@ -14,15 +14,24 @@ use crate::logging::access_log::{self, AccessFormat};
 use crate::logging::{self, LogTarget};
 use crate::options::ServeArgs;
 use crate::privileges::{self, Privileges};
-use crate::program::Program;
 use crate::{limits, Failure};
 
-/// What every step of a run needs beside the options: the program, its command line's
-/// definition (read again on a reload), and the app.
+/// What every step of a run needs beside the options: the program's name (which messages and
+/// titles start with), its command line (read again on a reload), and the app.
 pub(crate) struct Run<A> {
-    pub(crate) program: Program,
+    pub(crate) name: String,
+    /// The serve command's definition.
     pub(crate) command: Command,
+    /// The words before the serve options, the program's name included (`fcgi serve`: 2).
+    pub(crate) skip: usize,
     pub(crate) app: A,
+}
+
+impl<A> Run<A> {
+    /// The serve options of this process's command line, as at start.
+    pub(crate) fn argv(&self) -> Vec<std::ffi::OsString> {
+        std::env::args_os().skip(self.skip).collect()
+    }
 }
 
 /// Logs the warnings of [`crate::validate::validated`], each with its option in the field

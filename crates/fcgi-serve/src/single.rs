@@ -28,7 +28,7 @@ pub(crate) fn run<A: App>(
     let access = setup::access_target(&args)?;
     let slow = setup::slow_target(&args)?;
     let app_name = run.app.name(&args.app);
-    title::set(run.program.name(), title::Role::Serve { app: &app_name });
+    title::set(&run.name, title::Role::Serve { app: &app_name });
     // The logger's thread starts only now, after the sockets exist.
     let (log, log_guard) = logging::logger(args.log_format, args.log_level, &target);
     let (log, access_guard) = setup::with_access_log(log, access.clone(), &args);
@@ -114,7 +114,7 @@ pub(crate) fn run<A: App>(
     if report.unfinished > 0 {
         eprintln!(
             "{}: {} requests were cut short by the graceful timeout",
-            run.program.name(),
+            &run.name,
             report.unfinished
         );
     }
