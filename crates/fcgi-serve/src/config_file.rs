@@ -213,7 +213,8 @@ fn typed<O: Args + FromArgMatches>(
             (clap::error::ErrorKind::MissingRequiredArgument, Some(path)) => {
                 let text = clap_message(&e);
                 let field = text.rsplit(' ').next().unwrap_or_default();
-                let option = field.trim_matches(|c: char| !c.is_ascii_alphanumeric()).replace('_', "-");
+                let option =
+                    field.trim_matches(|c: char| !c.is_ascii_alphanumeric()).replace('_', "-");
                 format!(
                     "--{option} is required: give it on the command line or as `{option} = ...` \
                      in {}",

@@ -175,4 +175,3 @@ fn write_completions(command: &Command, shell: Shell) -> Result<(), GenerateErro
     clap_complete::generate(shell, &mut command, name, &mut script);
     io::stdout().lock().write_all(&script).map_err(GenerateError::Stdout)
 }
-

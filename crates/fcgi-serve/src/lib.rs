@@ -67,9 +67,9 @@ mod process_args;
 mod program;
 mod setup;
 mod single;
-mod title;
 #[cfg(test)]
 mod testing;
+mod title;
 mod validate;
 
 pub use app::{App, HandlerApp, NoOptions, Serving};

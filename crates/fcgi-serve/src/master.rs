@@ -171,9 +171,10 @@ impl<A: App> Workload for ServeWorkload<A> {
 
     fn reload(&mut self, _current: &Settings) -> Result<Settings, String> {
         let argv = self.run.argv();
-        let validated = validate::validated(&self.run.command, &self.run.app, &argv).map_err(|errors| {
-            errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-        })?;
+        let validated =
+            validate::validated(&self.run.command, &self.run.app, &argv).map_err(|errors| {
+                errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+            })?;
         let args = validated.loaded.args;
         let settings = args.process.settings(args.graceful_timeout)?;
         let privileges = privileges::resolve(args.user.as_deref(), args.group.as_deref())

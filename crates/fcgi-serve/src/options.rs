@@ -12,7 +12,7 @@ use crate::logging::{LogFormat, LogLevel};
 
 /// `fcgi serve`'s options, less those of the app (`O`): where to listen, the limits, the logs,
 /// the status page, privileges and the process model. Parsed from the command line and the
-/// `--config` file alike ([`crate::config_file`]).
+/// `--config` file alike (`config_file.rs`).
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs<O: Args> {
     /// Where to listen: unix:/path, tcp:HOST:PORT (or HOST:PORT), or fd:N. Repeat for several.

@@ -273,7 +273,6 @@ mod tests {
         }
     }
 
-
     #[test]
     fn unknown_names_are_errors() {
         assert!(matches!(

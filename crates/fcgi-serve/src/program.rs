@@ -97,7 +97,8 @@ impl Program {
             command = command.version(version.clone());
         }
         if self.words.is_empty() {
-            command = AppCommand::augment_subcommands(command).args_conflicts_with_subcommands(true);
+            command =
+                AppCommand::augment_subcommands(command).args_conflicts_with_subcommands(true);
         }
         command
     }

@@ -228,7 +228,11 @@ pub(crate) fn reopen_slow_log(slow: Option<&LogTarget>, log: &Logger) {
 /// Hands the log file, the access log and the slow log files to the user `--user` names (regular files only),
 /// so that the process, once switched, can open them again on USR1. As nginx does for its
 /// workers: the user can then write its own logs, which it does anyway.
-pub(crate) fn give_log_files<O: Args>(args: &ServeArgs<O>, privileges: Option<&Privileges>, log: &Logger) {
+pub(crate) fn give_log_files<O: Args>(
+    args: &ServeArgs<O>,
+    privileges: Option<&Privileges>,
+    log: &Logger,
+) {
     let Some(privileges) = privileges else { return };
     let access = match &args.access_log {
         Some(Some(path)) => Some(path.as_path()),

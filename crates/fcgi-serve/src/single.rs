@@ -114,8 +114,7 @@ pub(crate) fn run<A: App>(
     if report.unfinished > 0 {
         eprintln!(
             "{}: {} requests were cut short by the graceful timeout",
-            &run.name,
-            report.unfinished
+            &run.name, report.unfinished
         );
     }
     Ok(())

@@ -25,7 +25,12 @@ pub(crate) struct TestApp;
 impl App for TestApp {
     type Options = TestOptions;
 
-    fn install(&self, _: &TestOptions, b: ServerBuilder, _: &Logger) -> Result<ServerBuilder, String> {
+    fn install(
+        &self,
+        _: &TestOptions,
+        b: ServerBuilder,
+        _: &Logger,
+    ) -> Result<ServerBuilder, String> {
         Ok(b)
     }
 }

@@ -50,7 +50,7 @@ pub(crate) fn title(program: &str, role: Role<'_>) -> String {
     let named = |app: &str| if app.is_empty() { String::new() } else { format!(" [{app}]") };
     match role {
         Role::Serve { app } => format!("{program}: serve{}", named(app)),
-        Role::Master { app, workers } if app.is_empty() => {
+        Role::Master { app: "", workers } => {
             format!("{program}: master [{workers}]")
         }
         Role::Master { app, workers } => format!("{program}: master [{app}, {workers}]"),
@@ -200,7 +200,11 @@ mod tests {
         }
         let unnamed = [
             (Role::Serve { app: "" }, "myapp: serve", "myapp serve"),
-            (Role::Master { app: "", workers: "4 workers" }, "myapp: master [4 workers]", "myapp master"),
+            (
+                Role::Master { app: "", workers: "4 workers" },
+                "myapp: master [4 workers]",
+                "myapp master",
+            ),
             (Role::Worker { id: 2, app: "" }, "myapp: worker 2", "myapp worker 2"),
             (Role::Worker { id: 2, app: "" }, "a-long-app-name: worker 2", "a-long-app-name"),
         ];

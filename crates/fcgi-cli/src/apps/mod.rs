@@ -48,7 +48,13 @@ impl AppKind {
 #[derive(Debug, Args)]
 pub(crate) struct BuiltinOptions {
     /// The app to serve (required, on the command line or in --config).
-    #[arg(long, value_enum, required = false, required_unless_present = "config", display_order = 1)]
+    #[arg(
+        long,
+        value_enum,
+        required = false,
+        required_unless_present = "config",
+        display_order = 1
+    )]
     pub(crate) app: AppKind,
 
     #[command(flatten)]
