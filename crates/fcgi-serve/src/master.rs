@@ -36,12 +36,7 @@ pub(crate) fn run<A: App>(
     let current =
         Arc::new(Mutex::new(logging::sync_logger(args.log_format, args.log_level, &target)));
     let log = Logger::root(Switchable(Arc::clone(&current)), o!());
-    setup::log_warnings(&warnings, &log);
-    run.app
-        .started(&args.app, &validate::serving(&args, given), &listeners, &log)
-        .map_err(Failure::Usage)?;
-    setup::give_log_files(&args, privileges.as_ref(), &log);
-    setup::raise_nofile(&args, &log);
+    setup::started(&run, &args, given, &warnings, &listeners, privileges.as_ref(), &log)?;
     let mut master = Master::new(settings, listeners, log.clone())
         .map_err(|e| Failure::Runtime(e.to_string()))?;
     if let Some(path) = &args.process.pid_file {

@@ -2,6 +2,7 @@
 //! listening sockets, the log files, privileges, the descriptor limit, the pid file, and the
 //! server each process that serves builds.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Command};
@@ -14,7 +15,7 @@ use crate::logging::access_log::{self, AccessFormat};
 use crate::logging::{self, LogTarget};
 use crate::options::ServeArgs;
 use crate::privileges::{self, Privileges};
-use crate::{limits, Failure};
+use crate::{limits, validate, Failure};
 
 /// What every step of a run needs beside the options: the program's name (which messages and
 /// titles start with), its command line (read again on a reload), and the app.
@@ -32,6 +33,27 @@ impl<A> Run<A> {
     pub(crate) fn argv(&self) -> Vec<std::ffi::OsString> {
         std::env::args_os().skip(self.skip).collect()
     }
+}
+
+/// The steps once the sockets exist and the log is open, in the single process and the
+/// master alike: the warnings logged, the app's own start-up check (its error refuses to
+/// start, exit status 2), the log files handed to `--user`, the descriptor limit raised.
+pub(crate) fn started<A: App>(
+    run: &Run<A>,
+    args: &ServeArgs<A::Options>,
+    given: &BTreeSet<String>,
+    warnings: &[Problem],
+    listeners: &[Listener],
+    privileges: Option<&Privileges>,
+    log: &Logger,
+) -> Result<(), Failure> {
+    log_warnings(warnings, log);
+    run.app
+        .started(&args.app, &validate::serving(args, given), listeners, log)
+        .map_err(Failure::Usage)?;
+    give_log_files(args, privileges, log);
+    raise_nofile(args, log);
+    Ok(())
 }
 
 /// Logs the warnings of [`crate::validate::validated`], each with its option in the field

@@ -12,7 +12,7 @@ use crate::app::App;
 use crate::checks::Problem;
 use crate::options::ServeArgs;
 use crate::setup::{self, Run};
-use crate::{logging, title, validate, Failure};
+use crate::{logging, title, Failure};
 
 /// Serves in this process until a signal stops it.
 pub(crate) fn run<A: App>(
@@ -32,12 +32,7 @@ pub(crate) fn run<A: App>(
     // The logger's thread starts only now, after the sockets exist.
     let (log, log_guard) = logging::logger(args.log_format, args.log_level, &target);
     let (log, access_guard) = setup::with_access_log(log, access.clone(), &args);
-    setup::log_warnings(&warnings, &log);
-    run.app
-        .started(&args.app, &validate::serving(&args, given), &listeners, &log)
-        .map_err(Failure::Usage)?;
-    setup::give_log_files(&args, privileges.as_ref(), &log);
-    setup::raise_nofile(&args, &log);
+    setup::started(run, &args, given, &warnings, &listeners, privileges.as_ref(), &log)?;
     let server = setup::server(&run.app, &args, config, listeners, &log, slow.as_ref())?;
     if let Some(path) = &args.process.pid_file {
         fcgi_prefork::pidfile::write(path).map_err(|e| {
