@@ -337,7 +337,8 @@ pub(crate) fn server(
     log: &Logger,
     slow: Option<&LogTarget>,
 ) -> Result<Server, Failure> {
-    let mut builder = Server::builder().config(config).logger(log.clone());
+    // The signals are this process's own (`serve`): --graceful-timeout, QUIT, USR1.
+    let mut builder = Server::builder().config(config).logger(log.clone()).handle_signals(false);
     if let Some(target) = slow {
         builder = builder.slow_logger(logging::file_logger(args.log_format, target));
     }
