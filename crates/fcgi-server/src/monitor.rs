@@ -71,13 +71,16 @@ impl Monitor {
         loop {
             // First, before any wait: a shutdown asked before this thread first parked (while
             // the server started) unparked nobody, and one asked since is seen at once.
-            if drain_deadline.is_none() {
-                if let Some(deadline) = self.shutdown.deadline() {
+            match (drain_deadline, self.shutdown.deadline()) {
+                (None, Some(deadline)) => {
                     self.begin_drain(deadline);
                     drain_deadline = Some(deadline);
                     // The drain's pace from now on, not the second planned before.
                     next_sweep = Instant::now() + DRAIN_SWEEP;
                 }
+                // A later stop may ask for less time (a second signal: at once).
+                (Some(_), Some(deadline)) => drain_deadline = Some(deadline),
+                _ => {}
             }
             if let Some(deadline) = drain_deadline {
                 // Connections left are awaited first requests, requests still arriving, or
