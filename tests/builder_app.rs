@@ -23,9 +23,12 @@ struct App {
 
 impl App {
     fn start(dir: &Path, extra: &[&str]) -> App {
+        App::start_with(dir, extra, Command::new(env!("CARGO_BIN_EXE_fcgi-builder-app")))
+    }
+
+    fn start_with(dir: &Path, extra: &[&str], mut command: Command) -> App {
         let socket = dir.join("app.sock");
         let log = dir.join("app.log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_fcgi-builder-app"));
         command.arg(&socket).args(extra);
         let process = Guarded::spawn("fcgi-builder-app", command, &log);
         let addr = Addr::Unix(socket.clone());
@@ -99,6 +102,34 @@ fn a_signal_after_term_stops_at_once() {
         // The fallback logger warns of the fast stop.
         assert!(app.output().contains("fcgi-server WARN: stopping at once"), "{}", app.output());
     }
+}
+
+#[test]
+fn a_signal_ignored_when_the_server_starts_stays_ignored() {
+    use std::os::unix::process::CommandExt as _;
+
+    let dir = scratch();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fcgi-builder-app"));
+    // As a shell starts a background job: INT ignored.
+    // SAFETY: signal(2) is async-signal-safe, and the child runs nothing else before exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut app = App::start_with(dir.path(), &[], command);
+    let held = app.hold();
+    // INT is pending before TERM, and delivered first: if it counted, TERM would be the
+    // second signal and cut the held request short.
+    app.process.signal(libc::SIGINT);
+    app.process.signal(libc::SIGTERM);
+    assert!(wait_until(Duration::from_secs(5), || !app.socket.exists()), "{}", app.output());
+    fs::write(app.sibling(".release"), "").unwrap();
+    let (status, body) = held.join().unwrap().expect("TERM drained: the request completes");
+    assert_eq!((status, body.as_slice()), (200, b"released".as_slice()));
+    let exit = app.process.wait_exit(Duration::from_secs(10)).expect("it exits once drained");
+    assert!(exit.success(), "{exit:?}: {}", app.output());
 }
 
 #[test]

@@ -41,7 +41,8 @@ use crate::{Error, Request, Response, Role};
 ///     })
 ///     .build();
 /// let stop = server.shutdown_handle();
-/// // From a signal handler thread: stop.shutdown(std::time::Duration::from_secs(30));
+/// // SIGTERM and SIGINT stop it (see `ServerBuilder::handle_signals`), and so does, from any
+/// // thread: stop.shutdown(std::time::Duration::from_secs(30));
 /// let report = server.serve()?;
 /// println!("served {} requests", report.requests);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
