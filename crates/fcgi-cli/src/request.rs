@@ -49,8 +49,17 @@ pub(crate) fn run(args: RequestArgs) -> Result<(), Failure> {
         Err(e) => return Err(fail(&args, e)),
     };
     let status = response.status();
-    let (finished, write_error) =
-        print_response(response, args.include).map_err(|e| fail(&args, e))?;
+    let (finished, write_error) = match print_response(response, args.include) {
+        Ok(printed) => printed,
+        Err(Error::CutShort { request_id, body_bytes, ending, stderr }) => {
+            // The body that came is on stdout; what the application wrote to FCGI_STDERR goes
+            // to stderr before the reason, as for a complete response.
+            let _ = io::stderr().write_all(&stderr);
+            let error = Error::CutShort { request_id, body_bytes, ending, stderr: Vec::new() };
+            return Err(fail(&args, error));
+        }
+        Err(e) => return Err(fail(&args, e)),
+    };
     let _ = io::stderr().write_all(&finished.stderr);
     ignore_broken_pipe(write_error.map_or(Ok(()), Err))?;
     if !finished.is_complete() {
@@ -185,7 +194,14 @@ fn print_response(
     }
     let mut buf = vec![0; 64 * 1024];
     loop {
-        let n = response.read_body(&mut buf)?;
+        let n = match response.read_body(&mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                // What came before the failure is shown before the reason.
+                let _ = out.flush();
+                return Err(e);
+            }
+        };
         if n == 0 {
             break;
         }

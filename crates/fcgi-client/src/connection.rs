@@ -338,13 +338,16 @@ impl Connection {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn response(&mut self, id: u16) -> Result<Response<'_>, Error> {
+        // A read that ends in a failure files the records before it first: a head among them
+        // makes a response, which reports the failure after its body.
+        let mut failed = None;
         loop {
             let slot = self.slots.get_mut(&id).ok_or(Error::NotInFlight { request_id: id })?;
             let pending = &slot.stdout[slot.read_pos..];
             match ResponseHead::parse(pending) {
                 Ok(Some((head, len))) => {
                     slot.read_pos += len;
-                    return Ok(Response::new(self, id, head));
+                    return Ok(Response::new(self, id, head, failed));
                 }
                 Ok(None) if slot.body_done() && !pending.is_empty() => {
                     let source = crate::HeadError::Incomplete { len: pending.len() };
@@ -358,7 +361,10 @@ impl Connection {
                 self.forget(id);
                 return Err(Error::NoResponse { request_id: id, end, stderr });
             }
-            self.pump("reading the response")?;
+            if let Some(error) = failed {
+                return Err(error);
+            }
+            failed = self.pump("reading the response").err();
         }
     }
 

@@ -89,6 +89,29 @@ pub enum Error {
         /// What the application wrote to `FCGI_STDERR`.
         stderr: Vec<u8>,
     },
+    /// The response was cut short after its head: the application failed after sending its
+    /// header, and the server, unable to send an error status any more, broke the response
+    /// off so that it cannot pass for a whole one. fcgi-rs does it with an invalid record
+    /// (version 0) and a close, where other servers close the connection without
+    /// `FCGI_END_REQUEST` ([`Ending`] says which). Not the server breaking the protocol: the
+    /// way it reports a failure it can no longer answer with a status.
+    ///
+    /// ```
+    /// use fcgi_client::{Ending, Error};
+    ///
+    /// let error = Error::CutShort { request_id: 1, body_bytes: 5, ending: Ending::Closed, stderr: Vec::new() };
+    /// assert!(error.to_string().starts_with("the application failed after sending its header"));
+    /// ```
+    CutShort {
+        /// The request.
+        request_id: u16,
+        /// Body bytes received (after the head) before the end.
+        body_bytes: u64,
+        /// How the response ended.
+        ending: Ending,
+        /// What the application wrote to `FCGI_STDERR`.
+        stderr: Vec<u8>,
+    },
     /// Reading the request body from the caller's reader failed. The request was aborted
     /// (`FCGI_ABORT_REQUEST`) but the connection is left unusable, since the server may have
     /// answered in part.
@@ -104,6 +127,44 @@ pub enum Error {
     /// The connection cannot take another request: it broke earlier, or the last request did
     /// not ask to keep it (`FCGI_KEEP_CONN` off), so the server closes it.
     Unusable,
+}
+
+/// How a response cut short ended ([`Error::CutShort`]).
+///
+/// ```
+/// use fcgi_client::Ending;
+///
+/// assert_eq!(Ending::Closed.to_string(), "the server closed the connection without FCGI_END_REQUEST");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ending {
+    /// The server sent a record of another FastCGI version, then closed the connection: how
+    /// fcgi-rs breaks off a response (nginx and Apache reject the record, so their clients see
+    /// the failure).
+    InvalidRecord(DecodeError),
+    /// The server closed (or reset) the connection without `FCGI_END_REQUEST`.
+    Closed,
+}
+
+impl fmt::Display for Ending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ending::InvalidRecord(DecodeError::UnsupportedVersion { version }) => write!(
+                f,
+                "the server broke the response off with a record of FastCGI version {version} \
+                 and closed the connection, as fcgi-rs does"
+            ),
+            Ending::InvalidRecord(error) => write!(
+                f,
+                "the server broke the response off with an invalid record ({error}) and closed \
+                 the connection"
+            ),
+            Ending::Closed => {
+                write!(f, "the server closed the connection without FCGI_END_REQUEST")
+            }
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -139,6 +200,18 @@ impl fmt::Display for Error {
                     text => write!(f, "; stderr: {}", text.lines().next().unwrap_or_default()),
                 }
             }
+            Error::CutShort { request_id, body_bytes, ending, stderr } => {
+                write!(
+                    f,
+                    "the application failed after sending its header: request {request_id} was \
+                     cut short after {body_bytes} body bytes; {ending}"
+                )?;
+                let stderr = String::from_utf8_lossy(stderr);
+                match stderr.trim() {
+                    "" => Ok(()),
+                    text => write!(f, "; stderr: {}", text.lines().next().unwrap_or_default()),
+                }
+            }
             Error::Body(source) => write!(f, "reading the request body failed: {source}"),
             Error::Busy => write!(f, "all 65,535 request ids are in flight on this connection"),
             Error::NotInFlight { request_id } => {
@@ -167,13 +240,13 @@ impl std::error::Error for Error {
 
 impl From<Error> for io::Error {
     /// For [`Read`](std::io::Read) on a response: a timeout becomes
-    /// [`io::ErrorKind::TimedOut`], the server closing early [`io::ErrorKind::UnexpectedEof`],
-    /// everything else [`io::ErrorKind::Other`]; the [`Error`] is kept inside, and
+    /// [`io::ErrorKind::TimedOut`], the server closing early or cutting the response short
+    /// [`io::ErrorKind::UnexpectedEof`], everything else [`io::ErrorKind::Other`]; the [`Error`] is kept inside, and
     /// [`Error::from_io`] gets it back.
     fn from(error: Error) -> io::Error {
         let kind = match &error {
             Error::Timeout { .. } => io::ErrorKind::TimedOut,
-            Error::Closed { .. } => io::ErrorKind::UnexpectedEof,
+            Error::Closed { .. } | Error::CutShort { .. } => io::ErrorKind::UnexpectedEof,
             Error::Io { source, .. } => source.kind(),
             _ => io::ErrorKind::Other,
         };

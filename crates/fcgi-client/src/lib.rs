@@ -79,7 +79,7 @@ mod response;
 
 pub use addr::{Address, ParseAddressError};
 pub use connection::{Connection, Timeouts};
-pub use error::Error;
+pub use error::{Ending, Error};
 pub use head::{HeadError, ResponseHead, MAX_HEAD_LEN};
 pub use request::Request;
 pub use response::{Finished, Reply, Response};

@@ -2,9 +2,9 @@
 
 use std::io::{self, Read};
 
-use fcgi_codec::{EndRequest, ProtocolStatus};
+use fcgi_codec::{DecodeError, EndRequest, ProtocolStatus};
 
-use crate::{Connection, Error, ResponseHead};
+use crate::{Connection, Ending, Error, ResponseHead};
 
 /// A response being received: its head has come, its body is read from it (it implements
 /// [`Read`]) as records arrive, and [`finish`](Response::finish) reads to the end of the
@@ -32,6 +32,11 @@ pub struct Response<'c> {
     head: ResponseHead,
     /// `finish` or `into_reply` has taken the end.
     done: bool,
+    /// Body bytes taken from the slot so far (read, kept or discarded).
+    body_bytes: u64,
+    /// The response was cut short ([`Error::CutShort`]): returned once the bytes that came
+    /// before the end are read.
+    cut: Option<Error>,
 }
 
 /// How a request ended: what [`Response::finish`] returns.
@@ -121,8 +126,17 @@ impl Reply {
 }
 
 impl<'c> Response<'c> {
-    pub(crate) fn new(conn: &'c mut Connection, id: u16, head: ResponseHead) -> Response<'c> {
-        Response { conn, id, head, done: false }
+    /// The response to `id`, whose head came; `failed`: the read that brought it failed
+    /// after it.
+    pub(crate) fn new(
+        conn: &'c mut Connection,
+        id: u16,
+        head: ResponseHead,
+        failed: Option<Error>,
+    ) -> Response<'c> {
+        let mut response = Response { conn, id, head, done: false, body_bytes: 0, cut: None };
+        response.cut = failed.map(|error| response.cut_short(error));
+        response
     }
 
     /// The request id.
@@ -211,12 +225,45 @@ impl<'c> Response<'c> {
                 let n = pending.len().min(buf.len());
                 buf[..n].copy_from_slice(&pending[..n]);
                 slot.read_pos += n;
+                self.body_bytes += n as u64;
                 return Ok(n);
             }
             if slot.body_done() || buf.is_empty() {
                 return Ok(0);
             }
-            self.conn.pump("reading the response")?;
+            if let Some(cut) = self.cut.take() {
+                return Err(cut);
+            }
+            if let Err(error) = self.pump() {
+                // What came before the end is read first.
+                self.cut = Some(error);
+            }
+        }
+    }
+
+    /// Reads once from the connection; a failure that cuts the response short after its head
+    /// becomes [`Error::CutShort`].
+    fn pump(&mut self) -> Result<(), Error> {
+        self.conn.pump("reading the response").map_err(|error| self.cut_short(error))
+    }
+
+    /// `error`, which ended this response after its head, as [`Error::CutShort`] where it is
+    /// the server breaking the response off.
+    fn cut_short(&mut self, error: Error) -> Error {
+        let ending = match error {
+            Error::Protocol(error @ DecodeError::UnsupportedVersion { .. }) => {
+                Ending::InvalidRecord(error)
+            }
+            Error::Closed { .. } => Ending::Closed,
+            other => return other,
+        };
+        let slot = self.conn.slots.get_mut(&self.id);
+        let pending = slot.as_ref().map_or(0, |slot| slot.stdout.len() - slot.read_pos);
+        Error::CutShort {
+            request_id: self.id,
+            body_bytes: self.body_bytes + pending as u64,
+            ending,
+            stderr: slot.map(|slot| std::mem::take(&mut slot.stderr)).unwrap_or_default(),
         }
     }
 
@@ -261,6 +308,7 @@ impl<'c> Response<'c> {
             if let Some(keep) = keep.as_deref_mut() {
                 keep.extend_from_slice(&slot.stdout[slot.read_pos..]);
             }
+            self.body_bytes += (slot.stdout.len() - slot.read_pos) as u64;
             slot.read_pos = slot.stdout.len();
             if let Some(end) = slot.end {
                 let stderr = std::mem::take(&mut slot.stderr);
@@ -268,7 +316,10 @@ impl<'c> Response<'c> {
                 self.done = true;
                 return Ok(Finished { request_id: self.id, end, stderr });
             }
-            self.conn.pump("reading the response")?;
+            if let Some(cut) = self.cut.take() {
+                return Err(cut);
+            }
+            self.pump()?;
         }
     }
 }
@@ -297,5 +348,69 @@ impl Drop for Response<'_> {
             slot.read_pos = 0;
             slot.stderr = Vec::new();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use fcgi_codec::{Encoder, RecordType, StreamKind};
+
+    use crate::{Connection, Ending, Error, Request};
+
+    /// A server that answers one request with `head_and_body` on STDOUT, then `then`, then
+    /// closes: the error reading the response gives.
+    fn cut_after(head_and_body: &[u8], then: &[u8]) -> Error {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = format!("tcp:{}", listener.local_addr().unwrap()).parse().unwrap();
+        let mut answer = Vec::new();
+        Encoder::new().stream(&mut answer, StreamKind::Stdout, 1, head_and_body).unwrap();
+        answer.extend_from_slice(then);
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            // The request is small: one read takes it, and the answer goes in one write.
+            let mut request = [0; 4096];
+            let _ = stream.read(&mut request).unwrap();
+            stream.write_all(&answer).unwrap();
+        });
+        let mut conn = Connection::connect(&addr).unwrap();
+        let mut response = conn.request(Request::new()).unwrap();
+        let mut body = Vec::new();
+        let error = response.read_to_end(&mut body).unwrap_err();
+        assert_eq!(body, b"hello", "the body that came is read before the error");
+        server.join().unwrap();
+        Error::from_io(error)
+    }
+
+    #[test]
+    fn a_response_broken_off_after_its_head_is_cut_short_not_a_protocol_error() {
+        let closed = cut_after(b"Status: 200\r\n\r\nhello", b"");
+        assert!(
+            matches!(
+                closed,
+                Error::CutShort { request_id: 1, body_bytes: 5, ending: Ending::Closed, .. }
+            ),
+            "{closed:?}"
+        );
+        // fcgi-rs's break: a header of version 0 (here in the same read as the head).
+        let invalid = [0, RecordType::Stderr.into(), 0, 1, 0, 0, 0, 0];
+        let broken = cut_after(b"Status: 200\r\n\r\nhello", &invalid);
+        match &broken {
+            Error::CutShort {
+                request_id: 1,
+                body_bytes: 5,
+                ending: Ending::InvalidRecord(_),
+                ..
+            } => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            broken.to_string(),
+            "the application failed after sending its header: request 1 was cut short after 5 \
+             body bytes; the server broke the response off with a record of FastCGI version 0 \
+             and closed the connection, as fcgi-rs does"
+        );
     }
 }

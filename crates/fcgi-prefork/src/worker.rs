@@ -100,6 +100,8 @@ impl Worker {
         if let Some(handoff) = handoff {
             server.set_handoff(handoff);
         }
+        // The signals are the worker's (below): the master's TERM drains with its grace.
+        server.set_handle_signals(false);
         // The server answers a request past the limit; this retires the worker (below).
         server.set_request_timeout(settings.request_timeout);
         let status = server.status_handle();

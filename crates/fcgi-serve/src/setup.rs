@@ -143,7 +143,9 @@ pub(crate) fn server<A: App>(
     log: &Logger,
     slow: Option<&LogTarget>,
 ) -> Result<Server, Failure> {
-    let mut builder = Server::builder().config(config).logger(log.clone());
+    // The signals are this process's own (single.rs, or the worker's): --graceful-timeout,
+    // QUIT, USR1, HUP.
+    let mut builder = Server::builder().config(config).logger(log.clone()).handle_signals(false);
     if let Some(target) = slow {
         builder = builder.slow_logger(logging::file_logger(args.log_format, target));
     }

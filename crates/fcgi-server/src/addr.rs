@@ -1,6 +1,7 @@
 //! Where to listen: `unix:/path`, `tcp:HOST:PORT` (or bare `HOST:PORT`), or `fd:N`.
 
 use std::fmt;
+use std::io;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -28,10 +29,43 @@ pub enum ListenAddr {
 }
 
 /// Why a listening address could not be read.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// It converts into an [`io::Error`] of kind [`InvalidInput`](io::ErrorKind::InvalidInput),
+/// so that `?` works in a function that returns [`io::Result`]; its `Debug` (what `main`
+/// prints for an error it returns) is the same sentence as its `Display`.
+///
+/// ```
+/// use fcgi_server::ListenAddr;
+///
+/// let error = "9000".parse::<ListenAddr>().unwrap_err();
+/// assert_eq!(format!("{error:?}"), error.to_string());
+/// let error = std::io::Error::from(error);
+/// assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
 pub struct ParseAddrError {
     input: String,
     reason: &'static str,
+}
+
+impl fmt::Debug for ParseAddrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            f.debug_struct("ParseAddrError")
+                .field("input", &self.input)
+                .field("reason", &self.reason)
+                .finish()
+        } else {
+            fmt::Display::fmt(self, f)
+        }
+    }
+}
+
+impl From<ParseAddrError> for io::Error {
+    /// An [`io::ErrorKind::InvalidInput`] error with the [`ParseAddrError`] inside.
+    fn from(error: ParseAddrError) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidInput, error)
+    }
 }
 
 impl fmt::Display for ParseAddrError {
@@ -82,5 +116,30 @@ impl fmt::Display for ListenAddr {
             ListenAddr::Unix(path) => write!(f, "unix:{}", path.display()),
             ListenAddr::Fd(fd) => write!(f, "fd:{fd}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_address_reads_as_a_sentence_in_every_form() {
+        let error = "unix:".parse::<ListenAddr>().unwrap_err();
+        let sentence = "invalid listen address \"unix:\": the socket path is empty (expected \
+                        unix:/path, tcp:HOST:PORT, HOST:PORT or fd:N)";
+        assert_eq!(error.to_string(), sentence);
+        assert_eq!(format!("{error:?}"), sentence, "what main prints for a Box<dyn Error>");
+        assert!(format!("{error:#?}").contains("reason: \"the socket path is empty\""));
+        let io = io::Error::from(error.clone());
+        assert_eq!(io.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(io.to_string(), sentence);
+        // What main prints for an io::Result: the sentence, unquoted, inside.
+        assert_eq!(
+            format!("{io:?}"),
+            format!("Custom {{ kind: InvalidInput, error: {sentence} }}")
+        );
+        let inner = io.into_inner().unwrap();
+        assert_eq!(inner.downcast_ref::<ParseAddrError>(), Some(&error));
     }
 }

@@ -92,6 +92,13 @@ pub struct Config {
     pub ping_response: String,
     /// The pool's name on the status page (PHP-FPM's pool name).
     pub pool_name: String,
+    /// How long a graceful stop lets running requests finish: the stop that SIGTERM asks of a
+    /// server that handles its signals ([`ServerBuilder::handle_signals`]). A
+    /// [`ShutdownHandle`] is given its own.
+    ///
+    /// [`ServerBuilder::handle_signals`]: crate::ServerBuilder::handle_signals
+    /// [`ShutdownHandle`]: crate::ShutdownHandle
+    pub graceful_timeout: Duration,
     /// A request still running after this long is logged once, while it runs, and counted in
     /// the status page's "slow requests" (PHP-FPM's `request_slowlog_timeout`).
     pub slow_request: Option<Duration>,
@@ -130,6 +137,9 @@ impl Config {
     pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
     /// 60 s, as nginx's `fastcgi_read_timeout`.
     pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// 30 s, as `fcgi serve --graceful-timeout`: most requests finish in far less, and a
+    /// supervisor's own stop timeout (systemd's `TimeoutStopSec`, 90 s) is longer.
+    pub const DEFAULT_GRACEFUL_TIMEOUT: Duration = Duration::from_secs(30);
     /// "pong", PHP-FPM's default `ping.response`, which FPM health checks expect.
     pub const DEFAULT_PING_RESPONSE: &'static str = "pong";
     /// "www", PHP-FPM's default pool name, which FPM dashboards often filter on.
@@ -164,6 +174,7 @@ impl Default for Config {
             ping_response: Self::DEFAULT_PING_RESPONSE.to_owned(),
             pool_name: Self::DEFAULT_POOL_NAME.to_owned(),
             slow_request: None,
+            graceful_timeout: Self::DEFAULT_GRACEFUL_TIMEOUT,
         }
     }
 }

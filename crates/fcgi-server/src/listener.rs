@@ -51,7 +51,23 @@ impl Default for ListenOptions {
 }
 
 /// Why a listening socket could not be had.
-#[derive(Debug)]
+///
+/// It converts into an [`io::Error`] of the kind that says what happened
+/// ([`AddrInUse`](io::ErrorKind::AddrInUse), [`PermissionDenied`](io::ErrorKind::PermissionDenied),
+/// ...), so that `?` works in a function that returns [`io::Result`]. Its `Debug` (what
+/// `main` prints for an error it returns) is the same sentence as its `Display`; `{:#?}`
+/// shows the fields.
+///
+/// ```
+/// use fcgi_server::{ListenOptions, Listener};
+///
+/// let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let addr = format!("tcp:{}", taken.local_addr()?).parse()?;
+/// let error: std::io::Error = Listener::bind(&addr, &ListenOptions::default()).unwrap_err().into();
+/// assert_eq!(error.kind(), std::io::ErrorKind::AddrInUse);
+/// assert!(format!("{error:?}").contains(&format!("cannot listen on {addr}")));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub enum ListenError {
     /// The TCP address did not resolve.
     Resolve {
@@ -126,6 +142,61 @@ impl fmt::Display for ListenError {
                 write!(f, "descriptor {fd} is not a listening socket: {reason}")
             }
         }
+    }
+}
+
+impl fmt::Debug for ListenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !f.alternate() {
+            // What `fn main() -> Result<(), Box<dyn Error>>` prints: the sentence.
+            return fmt::Display::fmt(self, f);
+        }
+        match self {
+            ListenError::Resolve { addr, source } => {
+                f.debug_struct("Resolve").field("addr", addr).field("source", source).finish()
+            }
+            ListenError::Bind { addr, source } => {
+                f.debug_struct("Bind").field("addr", addr).field("source", source).finish()
+            }
+            ListenError::InUse { path } => f.debug_struct("InUse").field("path", path).finish(),
+            ListenError::NotASocket { path } => {
+                f.debug_struct("NotASocket").field("path", path).finish()
+            }
+            ListenError::Chmod { path, source } => {
+                f.debug_struct("Chmod").field("path", path).field("source", source).finish()
+            }
+            ListenError::NotInherited { fd } => {
+                f.debug_struct("NotInherited").field("fd", fd).finish()
+            }
+            ListenError::NotListening { fd, reason } => {
+                f.debug_struct("NotListening").field("fd", fd).field("reason", reason).finish()
+            }
+        }
+    }
+}
+
+impl ListenError {
+    /// The [`io::ErrorKind`] that says what happened: the system's where it gave one, else
+    /// the nearest.
+    fn kind(&self) -> io::ErrorKind {
+        match self {
+            ListenError::Resolve { source, .. }
+            | ListenError::Bind { source, .. }
+            | ListenError::Chmod { source, .. } => source.kind(),
+            ListenError::InUse { .. } => io::ErrorKind::AddrInUse,
+            ListenError::NotASocket { .. } => io::ErrorKind::AlreadyExists,
+            ListenError::NotInherited { .. } | ListenError::NotListening { .. } => {
+                io::ErrorKind::InvalidInput
+            }
+        }
+    }
+}
+
+impl From<ListenError> for io::Error {
+    /// An [`io::Error`] of the kind that says what happened (see [`ListenError`]), with the
+    /// [`ListenError`] inside: `get_ref` and `into_inner` give it back.
+    fn from(error: ListenError) -> io::Error {
+        io::Error::new(error.kind(), error)
     }
 }
 
@@ -714,6 +785,47 @@ mod tests {
         assert!(matches!(again, ListenError::NotInherited { fd: n } if n == fd), "{again}");
         assert!(again.to_string().contains("once"), "{again}");
         drop(listener);
+    }
+
+    /// Each bind error as `main` prints it: the sentence, in `Display`, in `Debug`, and
+    /// inside the `io::Error` it converts into, whose kind says what happened.
+    #[test]
+    fn bind_errors_read_as_sentences_and_keep_their_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = ListenOptions::default();
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp: ListenAddr = format!("tcp:{}", taken.local_addr().unwrap()).parse().unwrap();
+        let socket = dir.path().join("live.sock");
+        let _live = Listener::bind(&ListenAddr::Unix(socket.clone()), &options).unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let missing = ListenAddr::Unix(dir.path().join("no/such/dir.sock"));
+        let cases = [
+            (tcp.clone(), io::ErrorKind::AddrInUse, format!("cannot listen on {tcp}: ")),
+            (
+                ListenAddr::Unix(socket.clone()),
+                io::ErrorKind::AddrInUse,
+                format!("{} is a socket another process is listening on", socket.display()),
+            ),
+            (
+                ListenAddr::Unix(file.clone()),
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", file.display()),
+            ),
+            (missing.clone(), io::ErrorKind::NotFound, format!("cannot listen on {missing}: ")),
+        ];
+        for (addr, kind, start) in cases {
+            let error = Listener::bind(&addr, &options).unwrap_err();
+            let sentence = error.to_string();
+            assert!(sentence.starts_with(&start), "{addr}: {sentence}");
+            assert_eq!(format!("{error:?}"), sentence, "{addr}: Debug is the sentence");
+            assert!(format!("{error:#?}").contains('{'), "{addr}: {{:#?}} has the fields");
+            let io = io::Error::from(error);
+            assert_eq!(io.kind(), kind, "{addr}: {sentence}");
+            assert_eq!(io.to_string(), sentence);
+            assert!(format!("{io:?}").contains(&format!("error: {sentence} }}")), "{io:?}");
+            assert!(io.get_ref().is_some_and(|inner| inner.is::<ListenError>()));
+        }
     }
 
     #[test]

@@ -69,6 +69,28 @@ impl Monitor {
         let mut next_sweep = Instant::now() + every;
         let mut drain_deadline = None;
         loop {
+            // First, before any wait: a shutdown asked before this thread first parked (while
+            // the server started) unparked nobody, and one asked since is seen at once.
+            match (drain_deadline, self.shutdown.deadline()) {
+                (None, Some(deadline)) => {
+                    self.begin_drain(deadline);
+                    drain_deadline = Some(deadline);
+                    // The drain's pace from now on, not the second planned before.
+                    next_sweep = Instant::now() + DRAIN_SWEEP;
+                }
+                // A later stop may ask for less time (a second signal: at once).
+                (Some(_), Some(deadline)) => drain_deadline = Some(deadline),
+                _ => {}
+            }
+            if let Some(deadline) = drain_deadline {
+                // Connections left are awaited first requests, requests still arriving, or
+                // connections to hand over.
+                if Instant::now() >= deadline
+                    || self.reactor.finish_if_empty(&self.ctx.counters.active)
+                {
+                    return Ok(self.finish(deadline));
+                }
+            }
             let until_sweep = next_sweep.saturating_duration_since(Instant::now());
             let idle = self.ctx.pool.stats().idle;
             if idle == 0 && self.ctx.pool.undelivered() == 0 {
@@ -96,25 +118,10 @@ impl Monitor {
                 // PARKED: the workers read; a claim that takes the last idle one unparks us.
                 std::thread::park_timeout(until_sweep);
             }
-            if drain_deadline.is_none() {
-                if let Some(deadline) = self.shutdown.deadline() {
-                    self.begin_drain(deadline);
-                    drain_deadline = Some(deadline);
-                    // The drain's pace from now on, not the second planned before.
-                    next_sweep = Instant::now() + DRAIN_SWEEP;
-                }
-            }
             let now = Instant::now();
             if now >= next_sweep {
                 self.reactor.sweep(now);
                 next_sweep = now + if drain_deadline.is_some() { DRAIN_SWEEP } else { every };
-            }
-            if let Some(deadline) = drain_deadline {
-                // Connections left are awaited first requests, requests still arriving, or
-                // connections to hand over.
-                if now >= deadline || self.reactor.finish_if_empty(&self.ctx.counters.active) {
-                    return Ok(self.finish(deadline));
-                }
             }
         }
     }

@@ -3,20 +3,20 @@
 use std::io;
 use std::time::Duration;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
+use crate::{
+    Config, Error, Handler, ListenAddr, ListenOptions, Listener, Request, Response, Role, Server,
+};
 
-use crate::{Error, Handler, ListenAddr, ListenOptions, Listener, Request, Response, Role, Server};
-
-/// How long a TERM or INT leaves running requests to finish: as `fcgi serve`'s
-/// `--graceful-timeout`.
-pub const DRAIN_GRACE: Duration = Duration::from_secs(30);
+/// How long a TERM or INT leaves running requests to finish: [`Config::graceful_timeout`]'s
+/// default, as `fcgi serve`'s `--graceful-timeout`.
+pub const DRAIN_GRACE: Duration = Config::DEFAULT_GRACEFUL_TIMEOUT;
 
 /// Serves `handler` for the Responder role on `addr` (`unix:/run/app.sock`, `127.0.0.1:9000`,
 /// `tcp:HOST:PORT`) until SIGTERM or SIGINT, then lets running requests finish (up to
-/// [`DRAIN_GRACE`]) and returns; a Unix socket file is removed on the way out. Warnings and
-/// errors go to standard error. For more (other roles, several listeners, a configuration,
-/// a logger of your own), use [`Server::builder`].
+/// [`DRAIN_GRACE`]; a second signal stops at once) and returns; a Unix socket file is removed
+/// on the way out. Warnings and errors go to standard error. For more (other roles, several
+/// listeners, a configuration, a logger of your own), use [`Server::builder`], which handles
+/// the signals the same way ([`ServerBuilder::handle_signals`](crate::ServerBuilder::handle_signals)).
 ///
 /// The handler is a closure, whose argument types need no annotation; a type that implements
 /// [`Handler`] goes to [`serve_handler`] instead.
@@ -60,19 +60,7 @@ where
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn serve_handler(addr: &str, handler: impl Handler) -> io::Result<()> {
-    let addr: ListenAddr =
-        addr.parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let listener = Listener::bind(&addr, &ListenOptions::default()).map_err(io::Error::other)?;
-    let server = Server::builder().listener(listener).handler(Role::Responder, handler).build();
-    let stop = server.shutdown_handle();
-    let mut signals = Signals::new([SIGTERM, SIGINT])?;
-    let watcher = signals.handle();
-    std::thread::Builder::new().name("fcgi-signals".into()).spawn(move || {
-        if signals.forever().next().is_some() {
-            stop.shutdown(DRAIN_GRACE);
-        }
-    })?;
-    let served = server.serve();
-    watcher.close();
-    served.map(drop)
+    let addr: ListenAddr = addr.parse()?;
+    let listener = Listener::bind(&addr, &ListenOptions::default())?;
+    Server::builder().listener(listener).handler(Role::Responder, handler).build().serve().map(drop)
 }

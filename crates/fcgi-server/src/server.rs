@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use signal_hook::consts::{SIGINT, SIGTERM};
 use slog::{info, warn, Logger};
 
 use crate::budget::Budget;
@@ -40,7 +41,8 @@ use crate::{Error, Request, Response, Role};
 ///     })
 ///     .build();
 /// let stop = server.shutdown_handle();
-/// // From a signal handler thread: stop.shutdown(std::time::Duration::from_secs(30));
+/// // SIGTERM and SIGINT stop it (see `ServerBuilder::handle_signals`), and so does, from any
+/// // thread: stop.shutdown(std::time::Duration::from_secs(30));
 /// let report = server.serve()?;
 /// println!("served {} requests", report.requests);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -54,6 +56,7 @@ pub struct Server {
     shutdown: Arc<ShutdownState>,
     status: StatusHandle,
     handoff: Option<Handoff>,
+    handle_signals: bool,
 }
 
 impl fmt::Debug for Server {
@@ -62,18 +65,32 @@ impl fmt::Debug for Server {
             .field("listeners", &self.listeners)
             .field("config", &self.config)
             .field("handoff", &self.handoff)
+            .field("handle_signals", &self.handle_signals)
             .finish()
     }
 }
 
 /// Builds a [`Server`]; see there for an example.
-#[derive(Default)]
 pub struct ServerBuilder {
     listeners: Vec<Listener>,
     config: Config,
     handlers: Handlers,
     log: Option<Logger>,
     slow_log: Option<Logger>,
+    handle_signals: bool,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        ServerBuilder {
+            listeners: Vec::new(),
+            config: Config::default(),
+            handlers: Handlers::default(),
+            log: None,
+            slow_log: None,
+            handle_signals: true,
+        }
+    }
 }
 
 impl ServerBuilder {
@@ -218,7 +235,9 @@ impl ServerBuilder {
         self.handler(Role::Filter, handler)
     }
 
-    /// Logs through `log` (default: warnings and errors on standard error, a line each).
+    /// Logs through `log`. The default: warnings, errors and (with [`Config::access_log`])
+    /// access lines on standard error, a line each; with the `tracing` feature, every record
+    /// as a `tracing` event, to the process's subscriber (see the crate's README).
     pub fn logger(mut self, log: Logger) -> Self {
         self.log = Some(log);
         self
@@ -230,9 +249,42 @@ impl ServerBuilder {
         self
     }
 
+    /// Whether [`serve`](Server::serve) answers SIGTERM and SIGINT (default: yes). The first
+    /// of them stops the server gracefully, as a [`ShutdownHandle`] does with
+    /// [`Config::graceful_timeout`]: no new connections, running requests finish, Unix socket
+    /// files are removed, and `serve` returns. Any after it stops the server at once, requests
+    /// still running cut short. A signal ignored when `serve` begins (`nohup`, a background
+    /// job's SIGINT) stays ignored; once `serve` returns, TERM and INT do again what they did
+    /// before.
+    ///
+    /// Turn it off in an application that handles these signals itself (a process manager, a
+    /// runtime with its own signal handling) and stops the server through its
+    /// [`shutdown_handle`](Server::shutdown_handle): both would act on each signal, and the
+    /// earlier deadline wins.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use fcgi_server::{ListenOptions, Listener, Server};
+    ///
+    /// let listener = Listener::bind(&"unix:/run/app.sock".parse()?, &ListenOptions::default())?;
+    /// let server = Server::builder()
+    ///     .listener(listener)
+    ///     .responder(|_request, _response| Ok(()))
+    ///     .handle_signals(false)
+    ///     .build();
+    /// let stop = server.shutdown_handle();
+    /// // The application's own signal handling calls stop.shutdown(Duration::from_secs(10)).
+    /// server.serve()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn handle_signals(mut self, on: bool) -> Self {
+        self.handle_signals = on;
+        self
+    }
+
     /// The server.
     pub fn build(self) -> Server {
-        let log = self.log.unwrap_or_else(crate::log::stderr_logger);
+        let log = self.log.unwrap_or_else(crate::log::default_logger);
         let status = StatusHandle::default();
         if self.config.status_path.is_some() || self.config.slow_request.is_some() {
             // Both need each running request's facts.
@@ -247,6 +299,7 @@ impl ServerBuilder {
             shutdown: Arc::new(ShutdownState::default()),
             status,
             handoff: None,
+            handle_signals: self.handle_signals,
         }
     }
 }
@@ -290,12 +343,37 @@ impl Server {
         self.config.request_timeout = limit;
     }
 
-    /// Serves until a [`ShutdownHandle`] stops the server, then returns what it did.
+    /// Sets whether [`serve`](Server::serve) answers SIGTERM and SIGINT, as
+    /// [`ServerBuilder::handle_signals`] does: for a process manager that handles them itself
+    /// and is handed servers built by the application (fcgi-prefork's `Worker::serve` turns
+    /// it off).
+    ///
+    /// ```no_run
+    /// # let mut server = fcgi_server::Server::builder().build();
+    /// server.set_handle_signals(false);
+    /// ```
+    pub fn set_handle_signals(&mut self, on: bool) {
+        self.handle_signals = on;
+    }
+
+    /// Serves until a [`ShutdownHandle`] stops the server (or, unless turned off, SIGTERM or
+    /// SIGINT: see [`ServerBuilder::handle_signals`]), then returns what it did.
     ///
     /// Starts the pool's threads, which accept and read connections and run their requests;
     /// the calling thread becomes the monitor, which keeps time and reads while no pool thread
     /// is idle.
     pub fn serve(self) -> io::Result<ServeReport> {
+        // First, so that a signal that comes while the server starts stops it too.
+        let _ = self.shutdown.monitor.set(std::thread::current());
+        let _signals = if self.handle_signals {
+            Some(SignalWatch::start(
+                self.shutdown_handle(),
+                self.config.graceful_timeout,
+                self.log.clone(),
+            )?)
+        } else {
+            None
+        };
         let config = self.config;
         let mut allow = config.allow.clone();
         if let Some((addrs, bad)) = web_server_addrs_from_env() {
@@ -332,7 +410,6 @@ impl Server {
             .source(Arc::clone(&reactor) as Arc<dyn fcgi_pool::Source>)
             .build()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        let _ = self.shutdown.monitor.set(std::thread::current());
 
         let budget = Budget::new(config.memory_budget);
         let (max_threads, queue) = (config.max_threads, config.queue);
@@ -471,5 +548,134 @@ impl Drop for SlowWatch {
             thread.thread().unpark();
             let _ = thread.join();
         }
+    }
+}
+
+/// The thread that answers SIGTERM and SIGINT while a server serves (see
+/// [`ServerBuilder::handle_signals`]): the first drains, any after it stops at once. Stops
+/// when dropped.
+struct SignalWatch {
+    handle: signal_hook::iterator::Handle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SignalWatch {
+    fn start(stop: ShutdownHandle, grace: Duration, log: Logger) -> io::Result<SignalWatch> {
+        let mut signals = signal_hook::iterator::Signals::new(handled_signals()?)?;
+        let handle = signals.handle();
+        let thread = std::thread::Builder::new().name("fcgi-signals".into()).spawn(move || {
+            let mut draining = false;
+            for signal in signals.forever() {
+                let name = if signal == SIGTERM { "TERM" } else { "INT" };
+                if draining {
+                    warn!(log, "stopping at once: a second signal while draining"; "signal" => name);
+                    stop.shutdown(Duration::ZERO);
+                } else {
+                    info!(log, "graceful stop"; "signal" => name, "grace_s" => grace.as_secs_f64());
+                    stop.shutdown(grace);
+                    draining = true;
+                }
+            }
+        });
+        let thread = match thread {
+            Ok(thread) => thread,
+            Err(e) => {
+                handle.close();
+                return Err(e);
+            }
+        };
+        serving_with_signals(true);
+        Ok(SignalWatch { handle, thread: Some(thread) })
+    }
+}
+
+impl Drop for SignalWatch {
+    fn drop(&mut self) {
+        self.handle.close();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        serving_with_signals(false);
+    }
+}
+
+/// What the process did with TERM and INT before a server first handled them, and how many
+/// servers handle them now.
+struct SignalRegistry {
+    /// The signals servers handle: TERM and INT, less those ignored at first.
+    handled: Vec<libc::c_int>,
+    /// Set while no server handles signals: those whose action was the default get it again
+    /// (signal-hook keeps its handler installed once it has one).
+    default_again: Arc<AtomicBool>,
+    serving: usize,
+}
+
+static SIGNALS: Mutex<Option<SignalRegistry>> = Mutex::new(None);
+
+/// The signals a server handles; looked up, and the default actions kept for later, by the
+/// first server to handle any.
+fn handled_signals() -> io::Result<Vec<libc::c_int>> {
+    let mut registry = SIGNALS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(registry) = &*registry {
+        return Ok(registry.handled.clone());
+    }
+    let default_again = Arc::new(AtomicBool::new(false));
+    let mut handled = Vec::new();
+    for signal in [SIGTERM, SIGINT] {
+        match crate::sys::signal_action(signal)? {
+            crate::sys::SignalAction::Ignored => continue,
+            crate::sys::SignalAction::Default => {
+                signal_hook::flag::register_conditional_default(
+                    signal,
+                    Arc::clone(&default_again),
+                )?;
+            }
+            crate::sys::SignalAction::Handled => {}
+        }
+        handled.push(signal);
+    }
+    *registry = Some(SignalRegistry { handled: handled.clone(), default_again, serving: 0 });
+    Ok(handled)
+}
+
+/// Counts a server that begins (`true`) or ends (`false`) handling signals; when none is
+/// left, the signals whose action was the default get it back.
+fn serving_with_signals(begins: bool) {
+    let mut registry = SIGNALS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(registry) = &mut *registry {
+        if begins {
+            registry.serving += 1;
+        } else {
+            registry.serving = registry.serving.saturating_sub(1);
+        }
+        registry.default_again.store(registry.serving == 0, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ListenOptions;
+
+    /// An idle server asked to stop while it starts (before its monitor first waits) stops
+    /// at once, not at the monitor's first sweep.
+    #[test]
+    fn a_stop_asked_before_serving_begins_is_seen_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = crate::ListenAddr::Unix(dir.path().join("s"));
+        let listener = Listener::bind(&addr, &ListenOptions::default()).unwrap();
+        let server = Server::builder()
+            .listener(listener)
+            .responder(|_, _| Ok(()))
+            .handle_signals(false)
+            .build();
+        server.shutdown_handle().shutdown(Duration::from_secs(30));
+        let started = Instant::now();
+        let report = server.serve().unwrap();
+        let took = started.elapsed();
+        assert_eq!(report, ServeReport::default());
+        // The sweep comes a second after serving begins; stopping takes milliseconds.
+        assert!(took < Duration::from_millis(500), "took {took:?}");
+        assert!(!dir.path().join("s").exists(), "the socket file is removed");
     }
 }

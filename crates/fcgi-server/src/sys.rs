@@ -79,6 +79,31 @@ pub(crate) fn retry(mut call: impl FnMut() -> isize) -> io::Result<usize> {
     }
 }
 
+/// What a process does with a signal, as `sigaction` tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SignalAction {
+    /// The default action (for TERM and INT: the process ends).
+    Default,
+    /// Ignored (`SIG_IGN`): what `nohup` and a shell's background jobs are given.
+    Ignored,
+    /// A handler of the process's own.
+    Handled,
+}
+
+/// What the process does with `signal` now; changes nothing.
+pub(crate) fn signal_action(signal: libc::c_int) -> io::Result<SignalAction> {
+    // SAFETY: an all-zero sigaction is valid; with a null new action, sigaction only writes
+    // the current one into `old`, which we own.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: see above.
+    check(unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) })?;
+    Ok(match old.sa_sigaction {
+        libc::SIG_DFL => SignalAction::Default,
+        libc::SIG_IGN => SignalAction::Ignored,
+        _ => SignalAction::Handled,
+    })
+}
+
 /// A system call's `int` result: the value, or the error `errno` says.
 fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     if rc < 0 {
@@ -112,5 +137,12 @@ mod tests {
         let read = std::io::Read::read(&mut &a, &mut buf);
         assert_eq!(read.unwrap_err().kind(), io::ErrorKind::WouldBlock);
         assert!(socket_family(-1).is_err() && is_cloexec(-1).is_err() && set_cloexec(-1).is_err());
+    }
+
+    #[test]
+    fn signal_actions_read_as_they_are() {
+        // Nothing can catch or ignore KILL.
+        assert_eq!(signal_action(libc::SIGKILL).unwrap(), SignalAction::Default);
+        assert!(signal_action(-1).is_err());
     }
 }
