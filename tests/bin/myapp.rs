@@ -1,6 +1,7 @@
 //! `fcgi-myapp`: an axum app as its author ships it, with all of `fcgi serve` through
 //! `fcgi_http::run`: the app of tests/support/axum_app.rs, plus `/pid` (which process
-//! answered) and `/sleep?ms=N` (an answer after N ms, awaited on a timer).
+//! answered, to a GET or a POST: nginx retries no POST, so a test sees every failed one) and
+//! `/sleep?ms=N` (an answer after N ms, awaited on a timer).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -14,16 +15,18 @@ struct Sleep {
     ms: u64,
 }
 
+async fn pid() -> String {
+    std::process::id().to_string()
+}
+
 fn app() -> Router {
-    fcgi_tests::axum_app::router()
-        .route("/pid", get(|| async { std::process::id().to_string() }))
-        .route(
-            "/sleep",
-            get(|Query(sleep): Query<Sleep>| async move {
-                tokio::time::sleep(Duration::from_millis(sleep.ms)).await;
-                "slept"
-            }),
-        )
+    fcgi_tests::axum_app::router().route("/pid", get(pid).post(pid)).route(
+        "/sleep",
+        get(|Query(sleep): Query<Sleep>| async move {
+            tokio::time::sleep(Duration::from_millis(sleep.ms)).await;
+            "slept"
+        }),
+    )
 }
 
 fn main() -> ExitCode {
