@@ -263,7 +263,6 @@ fn draining(served: &Served) -> bool {
 }
 
 #[test]
-#[ignore = "fcgi-server's drain keeps the first deadline: a fast stop during it waits"]
 fn a_second_term_stops_at_once_while_a_request_runs() {
     for workers in ["1", "2"] {
         let dir = scratch();
