@@ -184,6 +184,18 @@ fn options_that_do_nothing_are_refused_naming_the_option() {
         assert_eq!(output.code, Some(2), "fcgi serve {args:?}: {text}");
         assert!(text.contains(option), "fcgi serve {args:?} names {option}: {text}");
     }
+    // What would fail the start fails --check too (a systemd unit's ExecStartPre).
+    let cases: [(&[&str], &str); 3] = [
+        (&["--app", "hello", "--user", "no-such-user-here", "--check"], "--user no-such-user-here"),
+        (&["--app", "hello", "--group", "no-such-group-here", "--check"], "--group"),
+        (&["--app", "hello", "--listen", "unix:/no-such-dir/a.sock", "--check"], "/no-such-dir"),
+    ];
+    for (args, option) in cases {
+        let output = serve(args);
+        let text = output.said.clone();
+        assert_eq!(output.code, Some(2), "fcgi serve {args:?}: {text}");
+        assert!(text.contains(option), "fcgi serve {args:?} names {option}: {text}");
+    }
     // A warning, not an error, where the socket's owner may have meant it: no --listen.
     let output = serve(&["--app", "hello", "--backlog", "64", "--check"]);
     assert_eq!(output.code, Some(0), "{}", output.said);

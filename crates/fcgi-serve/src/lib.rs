@@ -137,6 +137,30 @@ pub fn run_app<A: App>(app: A) -> ExitCode {
     Program::from_env().run(app)
 }
 
+/// The [`Program`] of the binary this is written in, with `--version` printing its package's
+/// version (which a library cannot know): `fcgi_serve::program!().run(app)` where
+/// [`run_app`]`(app)` gives no `--version`.
+///
+/// ```no_run
+/// use std::io::Write;
+///
+/// fn main() -> std::process::ExitCode {
+///     let app = fcgi_serve::HandlerApp::new(|| {
+///         |_: &mut fcgi_server::Request, response: &mut fcgi_server::Response| {
+///             response.write_all(b"Hello, world!")?;
+///             Ok::<(), fcgi_server::Error>(())
+///         }
+///     });
+///     fcgi_serve::program!().run(app) // `myapp --version` prints `myapp 1.2.3`
+/// }
+/// ```
+#[macro_export]
+macro_rules! program {
+    () => {
+        $crate::Program::from_env().version(env!("CARGO_PKG_VERSION"))
+    };
+}
+
 /// Why a run failed, which decides its exit status.
 #[derive(Debug)]
 pub(crate) enum Failure {

@@ -194,6 +194,18 @@ impl Privileges {
     }
 }
 
+/// Whether the names `--user` and `--group` give exist, as far as can be told without
+/// switching: for `--check` and a reload, which would otherwise pass a file whose start fails.
+pub(crate) fn check_names(user: Option<&str>, group: Option<&str>) -> Result<(), PrivilegeError> {
+    let group_id = group.map(lookup_group).transpose()?;
+    if let Some(user) = user {
+        if lookup_user(user)?.is_none() && group_id.is_none() {
+            return Err(PrivilegeError::NoGroupFor(user.to_owned()));
+        }
+    }
+    Ok(())
+}
+
 /// A user by name, or by number when it has a password entry: its id, name and primary group.
 fn lookup_user(
     user: &str,
@@ -257,6 +269,18 @@ fn group_list(user: &str, primary: libc::gid_t) -> Vec<libc::gid_t> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_checked_without_switching() {
+        assert!(check_names(Some("root"), None).is_ok());
+        assert!(check_names(Some("0"), Some("0")).is_ok());
+        assert!(check_names(None, None).is_ok());
+        let no_user = check_names(Some("no-such-user-here"), None).unwrap_err().to_string();
+        assert!(no_user.contains("--user no-such-user-here"), "{no_user}");
+        let no_group = check_names(None, Some("no-such-group-here")).unwrap_err().to_string();
+        assert!(no_group.contains("--group no-such-group-here"), "{no_group}");
+        assert!(check_names(Some("4000000"), None).is_err(), "a bare number needs --group");
+    }
 
     #[test]
     fn the_plan_for_each_identity() {

@@ -60,3 +60,10 @@ pub(crate) fn parse(line: &str) -> (ServeArgs<TestOptions>, std::collections::BT
         .collect();
     (ServeArgs::from_arg_matches(&matches).expect("typed"), given)
 }
+
+#[test]
+fn program_gives_the_packages_version() {
+    let command = crate::program!().command::<TestApp>();
+    assert_eq!(command.get_version(), Some(env!("CARGO_PKG_VERSION")));
+    assert_eq!(Program::from_env().command::<TestApp>().get_version(), None);
+}

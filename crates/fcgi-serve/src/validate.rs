@@ -5,11 +5,13 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use clap::{Args, Command};
+use fcgi_server::ListenAddr;
 
 use crate::app::{App, Serving};
 use crate::checks::{self, Problem, Severity};
 use crate::config_file::{self, ConfigError, Loaded};
 use crate::options::ServeArgs;
+use crate::privileges;
 
 /// The serve options with their warnings.
 pub(crate) struct Validated<O: Args> {
@@ -48,6 +50,14 @@ pub(crate) fn validated<A: App>(
             errors.push(loaded.error(e));
         }
     }
+    if let Err(e) = privileges::check_names(args.user.as_deref(), args.group.as_deref()) {
+        errors.push(loaded.error(e.to_string()));
+    }
+    for addr in &args.listen {
+        if let Err(e) = check_socket_dir(addr) {
+            errors.push(loaded.error(e));
+        }
+    }
     if let Some(dir) = &args.spool_dir {
         if let Err(e) = check_spool_dir(dir) {
             errors.push(loaded.error(e));
@@ -66,6 +76,21 @@ pub(crate) fn serving<'a, O: Args>(
     given: &'a std::collections::BTreeSet<String>,
 ) -> Serving<'a> {
     Serving { listen: &args.listen, allow: &args.allow, user: args.user.as_deref(), given }
+}
+
+/// Whether the directory a Unix socket's file goes in exists: its absence fails the bind, after
+/// a `--check` that said nothing.
+fn check_socket_dir(addr: &ListenAddr) -> Result<(), String> {
+    let ListenAddr::Unix(path) = addr else { return Ok(()) };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => return Ok(()),
+    };
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(format!("--listen {addr}: {} is not a directory", dir.display())),
+        Err(e) => Err(format!("--listen {addr}: cannot use the directory {}: {e}", dir.display())),
+    }
 }
 
 /// Whether `--spool-dir` can hold request bodies: it exists, is a directory, and a file can be
