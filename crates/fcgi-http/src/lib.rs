@@ -113,43 +113,13 @@
 //! - `axum`: also puts axum's `ConnectInfo<SocketAddr>` in each request's extensions.
 
 mod body;
+mod in_flight;
 mod request;
 mod response;
+mod serve;
 mod service;
-
-use std::io;
 
 pub use body::{Body, BodyError, FRAME_SIZE};
 pub use request::{request_from_params, BadRequest, CgiParams, Https, RemoteAddr};
-pub use service::{Service, RUNTIME_THREADS};
-
-/// Serves `service` for the Responder role on `addr` (`unix:/run/app.sock`,
-/// `127.0.0.1:9000`, `tcp:HOST:PORT`) until SIGTERM or SIGINT, then lets running requests
-/// finish (up to [`fcgi_server::DRAIN_GRACE`]) and returns; a Unix socket file is removed on
-/// the way out. Warnings and errors go to standard error.
-///
-/// `service` is any tower service from `http::Request<`[`Body`]`>` to `http::Response<B>`,
-/// `B` any `http_body::Body`: an axum `Router` (with its state given), a
-/// `tower::ServiceBuilder` stack, a `service_fn`. Its futures need not be `Send`: each runs
-/// on the thread of its request (see [`Service`], which this serves with the default
-/// `fcgi_server::Config`).
-///
-/// ```no_run
-/// use axum::routing::get;
-///
-/// let app = axum::Router::new().route("/", get(|| async { "Hello, world!" }));
-/// fcgi_http::serve("tcp:127.0.0.1:9000", app)?;
-/// # Ok::<(), std::io::Error>(())
-/// ```
-pub fn serve<S, B>(addr: &str, service: S) -> io::Result<()>
-where
-    S: tower_service::Service<http::Request<Body>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + 'static,
-    S::Error: Into<fcgi_server::Error>,
-    B: http_body::Body,
-    B::Error: Into<fcgi_server::Error>,
-{
-    fcgi_server::serve_handler(addr, Service::new(service))
-}
+pub use serve::{serve, serve_with, ServeOptions};
+pub use service::{Service, DEFAULT_MAX_IN_FLIGHT};
