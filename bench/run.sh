@@ -323,12 +323,13 @@ for target in "${cgi_targets[@]}"; do
 done
 # wrapper.conf as the tests use it, but: no access log (the same saving for every target;
 # nginx's logging would otherwise be a large share of the ceiling), a document root for
-# SCRIPT_FILENAME, and room for -c 256 (256 client and up to 256 upstream connections, more
-# than the wrapper's 512 worker_connections).
+# SCRIPT_FILENAME, and room for the axum /sleep rows at -c 1000 (1,000 client and as many
+# upstream connections, besides the other server blocks' idle ones: more than the wrapper's
+# 2048 worker_connections leave).
 sed -e "s|@PREFIX@|$prefix|g" -e "s|@SITE@|$site|g" \
     -e "s|@USER_DIRECTIVE@|$user_directive|g" \
     -e "s|^@HTTP_EXTRA@\$|    access_log off;\n    root $dir/www;|" -e "s|@HTTP_EXTRA@||g" \
-    -e "s|worker_connections 512;|worker_connections 4096;|" \
+    -e "s|worker_connections 2048;|worker_connections 4096;|" \
     nginx/wrapper.conf >"$prefix/conf/nginx.conf"
 if grep -o '@[A-Z0-9_]*@' "$prefix/conf/nginx.conf" "$site" >&2; then
     echo "bench: a placeholder is left unfilled" >&2
