@@ -24,7 +24,8 @@ fn serve_bin() -> PathBuf {
 
 /// `fcgi-http-serve` on the socket `dir/NAME.sock` with `args`, started and listening.
 struct App {
-    process: Guarded,
+    /// Stopped when dropped.
+    _process: Guarded,
     socket: PathBuf,
     log: PathBuf,
 }
@@ -39,7 +40,7 @@ impl App {
         let up = wait_until(START_TIMEOUT, || !process.is_running() || socket.exists());
         let output = std::fs::read_to_string(&log).unwrap_or_default();
         assert!(up && process.is_running(), "{name} did not start: {output}");
-        App { process, socket, log }
+        App { _process: process, socket, log }
     }
 
     fn nginx(&self, dir: &Path) -> Nginx {
