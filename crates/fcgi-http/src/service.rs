@@ -222,8 +222,8 @@ where
     B: HttpBody + Send + 'static,
     B::Error: Into<fcgi_server::Error>,
 {
-    /// Not called: fcgi-server calls [`handle_owned`](Self::handle_owned). Runs the request to
-    /// its end on this thread, for a caller that has only a `Request` and a `Response`.
+    /// Not called by fcgi-server, which calls `handle_owned`: runs the request to its end on
+    /// this thread, for a caller that has only a `Request` and a `Response`.
     fn handle(
         &self,
         request: &mut fcgi_server::Request,
