@@ -1,7 +1,8 @@
 //! Requests of an axum app that wait (`.await` on a timer, on `spawn_blocking`) behind a real
 //! nginx, with fcgi-http's `Service` in the test process: they are bounded by the service's
 //! requests in flight, not by the pool's threads; the bound holds; a panic after the first
-//! poll is a 500 with its access line.
+//! poll is a 500 with its access line. And fcgi-server's side of it: an `Exchange` ended on
+//! another thread, or dropped unfinished (a 500).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -210,4 +211,45 @@ fn a_panic_after_the_first_poll_is_a_500_with_its_access_line() {
     assert!(access, "no access line: {:?}", server.logs().lines());
     // The server serves on, on the same threads.
     assert_eq!(nginx.get("/sleep?ms=1").expect("a response").status, 200);
+}
+
+/// A handler that takes its exchange to a thread of its own, which drops it (`"drop"`) or
+/// answers and finishes it (`"finish"`), as the request's `X_ENDING` param says.
+struct Elsewhere;
+
+impl fcgi_server::Handler for Elsewhere {
+    fn handle(
+        &self,
+        _: &mut fcgi_server::Request,
+        _: &mut fcgi_server::Response,
+    ) -> Result<(), fcgi_server::Error> {
+        unreachable!("the server calls handle_owned")
+    }
+
+    fn handle_owned(&self, mut exchange: fcgi_server::Exchange) {
+        std::thread::spawn(move || {
+            if exchange.request().param_str("X_ENDING") == Some("finish") {
+                let written = std::io::Write::write_all(exchange.response(), b"later");
+                exchange.finish(written.map_err(Into::into));
+            }
+        });
+    }
+}
+
+#[test]
+fn an_exchange_ends_on_another_thread_and_one_dropped_unfinished_is_a_500() {
+    let config = Config { access_log: true, ..inproc::config() };
+    let server = TestServer::start(config, |builder| builder.handler(Role::Responder, Elsewhere));
+
+    let finished = server.connect().simple_request(&[("X_ENDING", "finish")], b"");
+    finished.assert_complete(200);
+    assert_eq!(finished.body, b"later");
+    // Dropped without a word: a failure, never an empty success.
+    let dropped = server.connect().simple_request(&[("X_ENDING", "drop")], b"");
+    dropped.assert_complete(500);
+    let logged = wait_until(Duration::from_secs(5), || {
+        server.logs().contains("the handler dropped the request without finishing it")
+            && server.logs().contains("; outcome=handler_error")
+    });
+    assert!(logged, "{:?}", server.logs().lines());
 }
