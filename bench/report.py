@@ -49,6 +49,8 @@ AXUM = [
     ("axum-tokio-fastcgi", "tokio-fastcgi, `fastcgi_pass`, keepalive 32"),
 ]
 AXUM_PATHS = [("hello", "`GET /hello` (text)"), ("items", "`GET /items` (JSON)")]
+# /sleep awaits a 1 s timer, at 200 and 1,000 connections: requests kept in flight.
+AXUM_SLEEP = [("sleep-c200", "`GET /sleep` (1 s), -c200"), ("sleep-c1000", "`GET /sleep` (1 s), -c1000")]
 MODES = [("keep", "32 kept connections"), ("new", "a connection per request, 32 at once")]
 
 CGI_TARGETS = [("cgi-fcgi", "fcgi-rs `--app cgi`"), ("cgi-fcgiwrap", "fcgiwrap, 4 workers")]
@@ -460,6 +462,18 @@ def main():
             low[0],
             None if not r else low[0] >= bound,
         )
+    sleeping = [
+        (div(axum[("axum-fcgi", path)], axum[("axum-hyper", path)]), path)
+        for path, _ in AXUM_SLEEP
+        if ("axum-fcgi", path) in axum and ("axum-hyper", path) in axum
+    ]
+    low = min(sleeping, default=(float("nan"), ""))
+    goals.add(
+        "axum /sleep (1 s) on fcgi-rs ≥ 0.95× on hyper at 200 and 1,000 connections",
+        " and ".join(f"{x:.2f}× {p.replace('sleep-', '')}" for x, p in sleeping) if sleeping else "no /sleep row",
+        low[0],
+        None if not sleeping else low[0] >= 0.95,
+    )
     goals_lines = [
         "### Goals (issues 14 and 13)",
         "",
@@ -582,7 +596,9 @@ def axum_section(results, env, clk, add):
     add("")
     add(
         "The same Router (`tests/support/axum_app.rs`: `GET /hello` answers `Hello, world!`, "
-        "`GET /items` a JSON array of three objects), served by `axum-peers` "
+        "`GET /items` a JSON array of three objects, `GET /sleep` `slept` after awaiting a 1 s "
+        "timer, at 200 and 1,000 connections: how many requests each keeps in flight, with at "
+        "most 200 and 1,000 req/s to be had), served by `axum-peers` "
         "(`tests/bin/axum_peers.rs`) three ways behind the same nginx: through fcgi-rs "
         "(`fcgi_http::serve`, `fastcgi_pass` with `nginx/fcgi-keepalive.conf`); on hyper "
         "(`axum::serve` on a tokio TcpListener, `proxy_pass` with `bench/nginx-proxy.conf`: "
@@ -595,6 +611,10 @@ def axum_section(results, env, clk, add):
     add("")
     add("```sh")
     add(env.get("axum_wrk", "") + "    # and /items")
+    for path, _ in AXUM_SLEEP:
+        conns = path.replace("sleep-c", "")
+        if env.get(f"axum_sleep_wrk_{conns}"):
+            add(env[f"axum_sleep_wrk_{conns}"])
     add("```")
     add("")
     add(
@@ -608,7 +628,7 @@ def axum_section(results, env, clk, add):
     for line in rss_path.read_text().splitlines():
         target, kib, procs = line.split("\t")
         rss[target] = (int(kib), int(procs))
-    for path, path_label in AXUM_PATHS:
+    for path, path_label in AXUM_PATHS + AXUM_SLEEP:
         table = {}
         for target, _ in AXUM:
             runs = rounds_of(results, f"axum_{target}_{path}_r*.txt", parse_wrk, clk)

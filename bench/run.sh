@@ -26,7 +26,8 @@
 #  3. measures in ROUNDS interleaved rounds (every target once per round, A B C ... A B C ...):
 #     wrk -t1 -c32 and -c256 through nginx, then `fcgi bench` straight at the backends (32 kept
 #     connections, and a connection per request), then the scaling servers (`fcgi bench -c 32
-#     --keep-conn`), then the axum app (wrk -t1 -c32, /hello and /items). Around every
+#     --keep-conn`), then the axum app (wrk -t1 -c32, /hello and /items; wrk -t1 -c200 and
+#     -c1000 on /sleep, which awaits a 1 s timer). Around every
 #     measurement the backend's CPU time (utime + stime from /proc/PID/stat, summed over its
 #     processes, each of which sums its threads) is read, for its CPU per request;
 #  3b. in the same rounds, the CGI gateway against fcgiwrap: `fcgi serve --app cgi` and fcgiwrap
@@ -226,6 +227,9 @@ start_axum axum-hyper hyper "$hyper_port"
 start_axum axum-tokio-fastcgi tokio-fastcgi
 axum_targets+=(axum-hyper axum-tokio-fastcgi)
 axum_paths=(hello items)
+# /sleep awaits a 1 s timer: what is measured is how many requests each server keeps in
+# flight, at 200 and at 1,000 connections (req/s is at most the connections).
+axum_sleep_conns=(200 1000)
 
 # --- The CGI gateway and fcgiwrap ---------------------------------------------------------------
 # The same programs for both, in $dir/www/cgi-bin; nginx sends SCRIPT_FILENAME.
@@ -323,12 +327,13 @@ for target in "${cgi_targets[@]}"; do
 done
 # wrapper.conf as the tests use it, but: no access log (the same saving for every target;
 # nginx's logging would otherwise be a large share of the ceiling), a document root for
-# SCRIPT_FILENAME, and room for -c 256 (256 client and up to 256 upstream connections, more
-# than the wrapper's 512 worker_connections).
+# SCRIPT_FILENAME, and room for the axum /sleep rows at -c 1000 (1,000 client and as many
+# upstream connections, besides the other server blocks' idle ones: more than the wrapper's
+# 2048 worker_connections leave).
 sed -e "s|@PREFIX@|$prefix|g" -e "s|@SITE@|$site|g" \
     -e "s|@USER_DIRECTIVE@|$user_directive|g" \
     -e "s|^@HTTP_EXTRA@\$|    access_log off;\n    root $dir/www;|" -e "s|@HTTP_EXTRA@||g" \
-    -e "s|worker_connections 512;|worker_connections 4096;|" \
+    -e "s|worker_connections 2048;|worker_connections 4096;|" \
     nginx/wrapper.conf >"$prefix/conf/nginx.conf"
 if grep -o '@[A-Z0-9_]*@' "$prefix/conf/nginx.conf" "$site" >&2; then
     echo "bench: a placeholder is left unfilled" >&2
@@ -427,6 +432,11 @@ echo "bench: $rounds rounds of ${seconds} s runs: ${#targets[@]} targets through
 wrk_cmd() { # CONNS PORT [PATH]
     echo wrk -t1 -c"$1" -d"${seconds}s" --latency "http://127.0.0.1:$2${3:-/hello.php}"
 }
+# The axum app's /sleep: requests take 1 s, so wrk's default 2 s timeout would count a
+# request that queued for a second as failed; 10 s leaves a server's queue its say.
+sleep_wrk_cmd() { # CONNS PORT
+    echo wrk -t1 -c"$1" -d"${seconds}s" --timeout 10s --latency "http://127.0.0.1:$2/sleep"
+}
 # Modest concurrency for CGI: every request is a process. The 10 MiB responses with fewer
 # connections, the sleeping script with more (it is the concurrency that is measured there).
 cgi_conns() { case $1 in trivial) echo 8 ;; big) echo 4 ;; slow) echo 32 ;; esac; }
@@ -478,6 +488,14 @@ for round in $(seq "$rounds"); do
             # shellcheck disable=SC2046
             measure "$target" "$results/axum_${target}_${path}_r$round.txt" \
                 $(wrk_cmd 32 "${port[$target]}" "/$path")
+        done
+    done
+    for conns in "${axum_sleep_conns[@]}"; do
+        for target in "${axum_targets[@]}"; do
+            printf 'bench: round %s, axum /sleep -c%s, %s\n' "$round" "$conns" "$target"
+            # shellcheck disable=SC2046
+            measure "$target" "$results/axum_${target}_sleep-c${conns}_r$round.txt" \
+                $(sleep_wrk_cmd "$conns" "${port[$target]}")
         done
     done
 done
@@ -602,6 +620,9 @@ done
     echo "clk_tck=$ticks"
     echo "idle_conns=$idle_conns"
     echo "axum_wrk=$(wrk_cmd 32 PORT /hello)"
+    for conns in "${axum_sleep_conns[@]}"; do
+        echo "axum_sleep_wrk_$conns=$(sleep_wrk_cmd "$conns" PORT)"
+    done
     echo "tokio=$(awk '/^name = "tokio"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)"
     echo "axum=$(awk '/^name = "axum"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)"
     echo "hyper=$(awk '/^name = "hyper"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)"

@@ -58,6 +58,22 @@ fn the_binary_takes_fcgi_serves_options_less_its_apps() {
 }
 
 #[test]
+fn run_inside_a_tokio_runtime_refuses_saying_why() {
+    let dir = scratch();
+    let socket = dir.path().join("never.sock");
+    let log = dir.path().join("said");
+    let mut command = Command::new(bin("fcgi-myapp"));
+    command.env("FCGI_MYAPP_IN_RUNTIME", "1");
+    command.arg("--listen").arg(format!("unix:{}", socket.display()));
+    let mut process = Guarded::spawn("myapp", command, &log);
+    let status = process.wait_exit(EXIT_TIMEOUT);
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "exits, never hangs: {text}");
+    assert!(text.contains("inside a tokio runtime"), "{text}");
+    assert!(!socket.exists(), "nothing was bound");
+}
+
+#[test]
 fn check_reads_the_config_file_and_names_each_bad_line() {
     let dir = scratch();
     let good = write(dir.path(), "good.conf", "workers = 2\nstatus-path = /status\n");

@@ -390,15 +390,21 @@ fn systemd_socket_activation_hands_the_app_binary_its_socket() {
 
 #[test]
 fn exit_statuses_an_operator_meets_first() {
-    // A bind that fails: 1, in a sentence that starts with the binary's name, single process
-    // and master alike.
+    // A bind that fails (the address is another's): 1, in a sentence that starts with the
+    // binary's name, single process and master alike.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = taken.local_addr().expect("its address").to_string();
     for workers in ["1", "2"] {
-        let (code, text) =
-            said(&["--listen", "unix:/nonexistent-dir/app.sock", "--workers", workers]);
+        let (code, text) = said(&["--listen", &addr, "--workers", workers]);
         assert_eq!(code, Some(1), "--workers {workers}: {text}");
-        let line = text.lines().find(|l| l.contains("/nonexistent-dir/app.sock"));
+        let line = text.lines().find(|l| l.contains(&addr));
         assert!(line.is_some_and(|l| l.starts_with("fcgi-myapp: ")), "--workers {workers}: {text}");
     }
+    // A socket in a directory that does not exist: found before anything starts (as by
+    // --check), 2, naming the directory.
+    let (code, text) = said(&["--listen", "unix:/nonexistent-dir/app.sock"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.starts_with("fcgi-myapp: ") && text.contains("/nonexistent-dir"), "{text}");
     let (code, text) = said(&["--no-such-option"]);
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("--no-such-option") && text.contains("fcgi-myapp"), "{text}");

@@ -133,7 +133,8 @@ fn system_fastcgi_params() -> PathBuf {
         .expect("fastcgi_params, which the nginx package installs in /etc/nginx (make deps)")
 }
 
-fn is_root() -> bool {
+/// Whether the tests run as root (who may start nginx with workers of another user).
+pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
@@ -164,6 +165,31 @@ impl Nginx {
         vars: &[(&str, impl AsRef<str>)],
         http_extra: &str,
     ) -> Nginx {
+        let user = if is_root() { "user root;" } else { "" };
+        Nginx::start_inner(dir, site, vars, http_extra, user)
+    }
+
+    /// As [`start`](Nginx::start), its workers running as `user` and `group` (nginx's `user`
+    /// directive), as a packaged nginx's do (`www-data` on Debian): for a test of what such a
+    /// worker may connect to. Needs root; `dir` must be open to `user` for the sockets in it.
+    pub fn start_as(
+        dir: &Path,
+        site: Site,
+        vars: &[(&str, impl AsRef<str>)],
+        user: &str,
+        group: &str,
+    ) -> Nginx {
+        assert!(is_root(), "only root's nginx switches its workers to another user");
+        Nginx::start_inner(dir, site, vars, "", &format!("user {user} {group};"))
+    }
+
+    fn start_inner(
+        dir: &Path,
+        site: Site,
+        vars: &[(&str, impl AsRef<str>)],
+        http_extra: &str,
+        user_directive: &str,
+    ) -> Nginx {
         let prefix = dir.join("nginx");
         let conf_dir = prefix.join("conf");
         fs::create_dir_all(&conf_dir).expect("nginx's prefix directory");
@@ -192,7 +218,7 @@ impl Nginx {
                     &wrapper_template,
                     &[
                         ("PREFIX", prefix_str),
-                        ("USER_DIRECTIVE", if is_root() { "user root;" } else { "" }),
+                        ("USER_DIRECTIVE", user_directive),
                         ("HTTP_EXTRA", http_extra),
                         ("SITE", site_str),
                     ],

@@ -4,7 +4,10 @@
 //! # Serving an axum app
 //!
 //! Write the app as for hyper; only `main` differs, with [`serve`] where `axum::serve` would
-//! be. It needs no `#[tokio::main]`: fcgi-http starts the runtime it needs.
+//! be. It needs no `#[tokio::main]`: fcgi-http starts the runtime it needs. Under
+//! `#[tokio::main]` (to build a database pool in `main`, say), `serve` uses that runtime; it
+//! refuses a current-thread one (`flavor = "current_thread"`), whose only thread would be
+//! inside `serve` and never run the app's futures.
 //!
 //! ```no_run
 //! use axum::routing::get;
@@ -30,6 +33,39 @@
 //!     include fastcgi_params;
 //!     fastcgi_pass unix:/run/app.sock;
 //! }
+//! ```
+//!
+//! [`serve_with`] takes [`ServeOptions`]: who may connect to the Unix socket (by default any
+//! local user, so that nginx's worker, which runs as `www-data` or `nginx`, can; with
+//! `socket_group`, that group only), how many requests may be in flight, and the status page
+//! and ping that fcgi-server answers itself.
+//!
+//! ```no_run
+//! use fcgi_http::ServeOptions;
+//!
+//! let app: axum::Router = axum::Router::new();
+//! let options = ServeOptions { socket_group: Some("www-data".into()), ..ServeOptions::default() };
+//! fcgi_http::serve_with("unix:/run/app/app.sock", options, app)?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Waiting holds no thread
+//!
+//! A request is polled first on the fcgi-server pool thread that took it: if it is answered
+//! at once, that is all. If it waits (a timer, a database, another service), it moves to a
+//! task on the runtime and its thread goes back to the pool, so a thousand requests may
+//! wait at once on a few threads ([`Service::max_in_flight`] bounds them, 1,024 by default).
+//! Blocking code goes in `tokio::task::spawn_blocking`, as on hyper.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! async fn slow_report() -> String {
+//!     tokio::time::sleep(Duration::from_millis(1)).await; // holds no thread meanwhile
+//!     let rows = tokio::task::spawn_blocking(|| 3 /* a synchronous driver's query */).await;
+//!     format!("{} rows", rows.unwrap_or(0))
+//! }
+//! # let _ = axum::Router::<()>::new().route("/report", axum::routing::get(slow_report));
 //! ```
 //!
 //! # What the app sees
@@ -111,47 +147,20 @@
 //! # Features
 //!
 //! - `axum`: also puts axum's `ConnectInfo<SocketAddr>` in each request's extensions.
+//! - `tracing`: with no logger given ([`serve`], [`serve_with`]), the server's own log records
+//!   (access lines, handler failures, its start and stop) are `tracing` events, for the app's
+//!   subscriber (JSON, OpenTelemetry); without a subscriber they go to standard error.
 
 mod body;
+mod in_flight;
 mod request;
 mod response;
 mod run;
+mod serve;
 mod service;
-
-use std::io;
 
 pub use body::{Body, BodyError, FRAME_SIZE};
 pub use request::{request_from_params, BadRequest, CgiParams, Https, RemoteAddr};
 pub use run::{run, HttpApp};
-pub use service::{Service, RUNTIME_THREADS};
-
-/// Serves `service` for the Responder role on `addr` (`unix:/run/app.sock`,
-/// `127.0.0.1:9000`, `tcp:HOST:PORT`) until SIGTERM or SIGINT, then lets running requests
-/// finish (up to [`fcgi_server::DRAIN_GRACE`]) and returns; a Unix socket file is removed on
-/// the way out. Warnings and errors go to standard error.
-///
-/// `service` is any tower service from `http::Request<`[`Body`]`>` to `http::Response<B>`,
-/// `B` any `http_body::Body`: an axum `Router` (with its state given), a
-/// `tower::ServiceBuilder` stack, a `service_fn`. Its futures need not be `Send`: each runs
-/// on the thread of its request (see [`Service`], which this serves with the default
-/// `fcgi_server::Config`).
-///
-/// ```no_run
-/// use axum::routing::get;
-///
-/// let app = axum::Router::new().route("/", get(|| async { "Hello, world!" }));
-/// fcgi_http::serve("tcp:127.0.0.1:9000", app)?;
-/// # Ok::<(), std::io::Error>(())
-/// ```
-pub fn serve<S, B>(addr: &str, service: S) -> io::Result<()>
-where
-    S: tower_service::Service<http::Request<Body>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + 'static,
-    S::Error: Into<fcgi_server::Error>,
-    B: http_body::Body,
-    B::Error: Into<fcgi_server::Error>,
-{
-    fcgi_server::serve_handler(addr, Service::new(service))
-}
+pub use serve::{serve, serve_with, ServeOptions};
+pub use service::{HttpService, Service, DEFAULT_MAX_IN_FLIGHT};

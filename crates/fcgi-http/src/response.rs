@@ -1,10 +1,9 @@
 //! An `http::Response` written out as the FastCGI response: status, headers, then the body
 //! frame by frame as the service yields it.
 
-use std::future::poll_fn;
 use std::io::Write;
-use std::pin::pin;
-use std::task::Poll;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::Buf;
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
@@ -55,52 +54,51 @@ pub(crate) fn write_head(
     Ok(())
 }
 
-/// Writes `body` to `out` as it comes: each data frame is written when the body yields it,
-/// and whatever is written goes to the web server (a flush) whenever the body has no next
-/// frame ready (it returns `Pending`), so a frame never waits in a buffer for the next one.
-/// Frames that come back to back are written together, in records of up to 64 KiB (the
-/// response's own buffering). Writes wait while the web server reads slowly: that is the
-/// backpressure, and it holds only this request's thread. Trailers are dropped (FastCGI has
-/// no place for them).
+/// Writes `body` to `out` as it comes, as far as it is ready: each data frame is written when
+/// the body yields it, and whatever is written goes to the web server (a flush) whenever the
+/// body has no next frame ready (it returns `Pending`), so a frame never waits in a buffer for
+/// the next one. Frames that come back to back are written together, in records of up to 64
+/// KiB (the response's own buffering). `unflushed` says whether bytes (or the header) wait to
+/// be flushed, between polls. Writes wait while the web server reads slowly: that is the
+/// backpressure. Trailers are dropped (FastCGI has no place for them).
 ///
-/// An error of the body, or of a write, is returned: the handler returns it, and fcgi-server
-/// answers 500 if nothing went out yet, or else cuts the response short so that the web
-/// server does not pass a part on as the whole.
-pub(crate) async fn write_body<B>(
+/// `Ready` at the end of the body, or with the first error of the body or of a write: the
+/// request then ends as a failed handler, and fcgi-server answers 500 if nothing went out
+/// yet, or else cuts the response short so that the web server does not pass a part on as
+/// the whole.
+pub(crate) fn poll_write_body<B>(
     out: &mut fcgi_server::Response,
-    body: B,
-) -> Result<(), fcgi_server::Error>
+    mut body: Pin<&mut B>,
+    unflushed: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), fcgi_server::Error>>
 where
     B: HttpBody,
     B::Error: Into<fcgi_server::Error>,
 {
-    let mut body = pin!(body);
-    // Bytes (or the header) written but not yet flushed.
-    let mut unflushed = !out.headers_sent();
     loop {
-        let frame = poll_fn(|cx| match body.as_mut().poll_frame(cx) {
-            Poll::Pending if unflushed => match out.flush() {
-                Ok(()) => {
-                    unflushed = false;
-                    Poll::Pending
+        match body.as_mut().poll_frame(cx) {
+            Poll::Pending => {
+                if *unflushed {
+                    if let Err(e) = out.flush() {
+                        return Poll::Ready(Err(e.into()));
+                    }
+                    *unflushed = false;
                 }
-                Err(e) => Poll::Ready(Some(Err(e.into()))),
-            },
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(frame) => Poll::Ready(frame.map(|frame| frame.map_err(Into::into))),
-        })
-        .await;
-        match frame {
-            None => return Ok(()),
-            Some(Err(e)) => return Err(e),
-            Some(Ok(frame)) => {
+                return Poll::Pending;
+            }
+            Poll::Ready(None) => return Poll::Ready(Ok(())),
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e.into())),
+            Poll::Ready(Some(Ok(frame))) => {
                 if let Ok(mut data) = frame.into_data() {
                     while data.has_remaining() {
                         let chunk = data.chunk();
-                        out.write_all(chunk)?;
+                        if let Err(e) = out.write_all(chunk) {
+                            return Poll::Ready(Err(e.into()));
+                        }
                         let written = chunk.len();
                         data.advance(written);
-                        unflushed = true;
+                        *unflushed = true;
                     }
                 }
             }

@@ -5,11 +5,9 @@ use std::process::ExitCode;
 
 use fcgi_serve::{App, NoOptions};
 use fcgi_server::{Role, ServerBuilder};
-use http_body::Body as HttpBody;
 use slog::Logger;
 
-use crate::body::Body;
-use crate::service::Service;
+use crate::service::{HttpService, Service};
 
 /// Serves the service `app` makes with all of `fcgi serve`'s options, read from this process's
 /// command line: `--listen`, `--workers` and the other process options, `--config`, `--check`,
@@ -19,7 +17,8 @@ use crate::service::Service;
 ///
 /// `app` is called in each process that serves (the single process, or each worker after its
 /// fork): what it builds (a database pool, a cache) belongs to that process, and the runtime
-/// its futures run on starts after the fork.
+/// its futures run on starts after the fork. So `run` is called from a plain `fn main`, not
+/// under `#[tokio::main]`: inside a runtime it refuses to start (exit status 2), saying so.
 ///
 /// ```no_run
 /// use axum::routing::get;
@@ -36,17 +35,21 @@ use crate::service::Service;
 ///
 /// Then, for example: `myapp --listen unix:/run/myapp.sock --workers 4 --status-path /status`,
 /// `myapp --config /etc/myapp.conf --check`, `myapp --help`.
-pub fn run<F, S, B>(app: F) -> ExitCode
+pub fn run<F, S>(app: F) -> ExitCode
 where
     F: Fn() -> S + Send + Sync + 'static,
-    S: tower_service::Service<http::Request<Body>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + 'static,
-    S::Error: Into<fcgi_server::Error>,
-    B: HttpBody,
-    B::Error: Into<fcgi_server::Error>,
+    S: HttpService,
 {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        // A master forks its workers, and a runtime's threads do not cross a fork; a
+        // current-thread runtime would never run a future while this holds its only thread.
+        eprintln!(
+            "fcgi_http::run is called inside a tokio runtime (#[tokio::main]?): call it from a \
+             plain `fn main`, and build what needs a runtime (a database pool) in the function \
+             it is given, which runs in each process that serves, on fcgi-http's runtime"
+        );
+        return ExitCode::from(2);
+    }
     fcgi_serve::run_app(HttpApp::new(app))
 }
 
@@ -77,16 +80,10 @@ impl<F> fmt::Debug for HttpApp<F> {
     }
 }
 
-impl<F, S, B> App for HttpApp<F>
+impl<F, S> App for HttpApp<F>
 where
     F: Fn() -> S + Send + Sync + 'static,
-    S: tower_service::Service<http::Request<Body>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + 'static,
-    S::Error: Into<fcgi_server::Error>,
-    B: HttpBody,
-    B::Error: Into<fcgi_server::Error>,
+    S: HttpService,
 {
     type Options = NoOptions;
 

@@ -1,10 +1,11 @@
 //! The `Handler` trait: where application code lives.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use fcgi_codec::Role;
 
-use crate::{Request, Response};
+use crate::{Exchange, Request, Response};
 
 /// What a handler may fail with: any error. The server logs it with the request and answers
 /// 500 if no header has gone out yet.
@@ -77,6 +78,48 @@ pub trait Handler: Send + Sync + 'static {
     /// Answers `request` through `response`.
     fn handle(&self, request: &mut Request, response: &mut Response) -> Result<(), Error>;
 
+    /// Takes the request along: what the server calls, on the pool thread that took the
+    /// request. The default runs [`handle`](Handler::handle) right here and ends the request
+    /// with what it returned (or with its panic), so a handler that only answers in `handle`
+    /// needs nothing more.
+    ///
+    /// A handler that answers elsewhere (an async bridge polling a future on a runtime, a
+    /// thread of its own) keeps the [`Exchange`] and returns at once: the pool thread is free
+    /// for the next request, and the request ends when the exchange is finished (or dropped,
+    /// as a failure). What bounds such requests is then the handler's business, not the
+    /// pool's: fcgi-http, say, counts them against a limit of its own and makes the pool
+    /// thread wait when it is reached, so that excess requests queue in the pool (and get 503
+    /// past the queue) as they do for blocking handlers.
+    ///
+    /// The status page and the ping are answered before this is called, and a request aborted
+    /// while it was queued never reaches it.
+    ///
+    /// ```
+    /// use fcgi_server::{Exchange, Handler, Request, Response};
+    ///
+    /// struct Logged<H>(H);
+    ///
+    /// impl<H: Handler> Handler for Logged<H> {
+    ///     fn handle(&self, request: &mut Request, response: &mut Response) -> Result<(), fcgi_server::Error> {
+    ///         self.0.handle(request, response)
+    ///     }
+    ///
+    ///     fn handle_owned(&self, mut exchange: Exchange) {
+    ///         eprintln!("{:?} begins", exchange.request().request_uri());
+    ///         self.0.handle_owned(exchange);
+    ///     }
+    /// }
+    /// # fn is_handler<H: Handler>(_: H) {}
+    /// # is_handler(Logged(|_: &mut Request, _: &mut Response| -> Result<(), fcgi_server::Error> { Ok(()) }));
+    /// ```
+    fn handle_owned(&self, mut exchange: Exchange) {
+        let (request, response) = exchange.split();
+        match catch_unwind(AssertUnwindSafe(|| self.handle(request, response))) {
+            Ok(result) => exchange.finish(result),
+            Err(panic) => exchange.finish_panicked(panic),
+        }
+    }
+
     /// Whether the handler starts as soon as the params are in and reads the body as it
     /// arrives (`true`), or starts once the whole body is spooled (`false`, the default).
     ///
@@ -126,6 +169,10 @@ impl<H: Handler + ?Sized> Handler for Arc<H> {
         (**self).handle(request, response)
     }
 
+    fn handle_owned(&self, exchange: Exchange) {
+        (**self).handle_owned(exchange)
+    }
+
     fn streams_body(&self) -> bool {
         (**self).streams_body()
     }
@@ -160,6 +207,10 @@ pub struct Streaming<H>(pub H);
 impl<H: Handler> Handler for Streaming<H> {
     fn handle(&self, request: &mut Request, response: &mut Response) -> Result<(), Error> {
         self.0.handle(request, response)
+    }
+
+    fn handle_owned(&self, exchange: Exchange) {
+        self.0.handle_owned(exchange)
     }
 
     fn streams_body(&self) -> bool {

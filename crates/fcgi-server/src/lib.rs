@@ -68,6 +68,7 @@ mod connection;
 mod context;
 mod epoll;
 pub mod escape;
+mod exchange;
 mod handler;
 mod handoff;
 mod job;
@@ -90,6 +91,7 @@ mod wire;
 
 pub use addr::{ListenAddr, ParseAddrError};
 pub use config::{web_server_addrs_from_env, Config};
+pub use exchange::Exchange;
 pub use fcgi_codec::{Params, ParamsLimits, Role};
 pub use handler::{streaming, Error, Handler, Streaming};
 pub use handoff::Handoff;
@@ -103,4 +105,5 @@ pub use status::{
     duration_bucket, Metrics, PeerSource, RequestFacts, SlowRequest, SlowRunning, Status,
     StatusHandle, ThreadReport, DURATION_BUCKETS, DURATION_SLOTS, FACT_MAX_BYTES, METRICS_WORDS,
 };
+pub use sys::{group_id, user_id};
 pub use utc::Utc;

@@ -652,13 +652,49 @@ impl Running {
         self.ended = true;
         if let Some(entry) = &self.entry {
             let mut e = lock(entry);
-            e.since = None;
-            e.report.running = false;
-            e.report.duration = duration;
+            // Its thread may have let go of it (an owned handler went on elsewhere) and run
+            // others since: the entry is this request's only while it says so.
+            if e.since == Some(self.started) {
+                e.since = None;
+                e.report.running = false;
+                e.report.duration = duration;
+            }
             drop(e);
             self.state.active.fetch_sub(1, Ordering::Relaxed);
         }
         self.state.served.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Running {
+    /// What this request marks in its thread's entry, for the thread to clear when it lets
+    /// go of the request before it ends (see [`ThreadMark::release`]).
+    pub(crate) fn thread_mark(&self) -> ThreadMark {
+        ThreadMark { entry: self.entry.clone(), started: self.started }
+    }
+}
+
+/// A request's mark on the entry of the thread that began it. A handler that takes its
+/// request along ([`Handler::handle_owned`](crate::Handler::handle_owned)) frees the thread
+/// before the request ends: the thread is then shown idle, and the request is counted as
+/// running (the status page's totals) until it ends, on its thread or another.
+pub(crate) struct ThreadMark {
+    entry: Option<Arc<Mutex<ThreadEntry>>>,
+    started: Instant,
+}
+
+impl ThreadMark {
+    /// The thread is done with the request: if the entry still shows it, it shows the thread
+    /// idle now.
+    pub(crate) fn release(self) {
+        if let Some(entry) = &self.entry {
+            let mut e = lock(entry);
+            if e.since == Some(self.started) {
+                e.since = None;
+                e.report.running = false;
+                e.report.duration = self.started.elapsed();
+            }
+        }
     }
 }
 
