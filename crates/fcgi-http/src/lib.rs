@@ -1,7 +1,24 @@
 //! Serves any `http`/tower service over FastCGI with fcgi-rs: an axum `Router`, unchanged,
 //! behind nginx (or Apache, lighttpd, Caddy, HAProxy).
 //!
-//! # Serving an axum app
+//! # An app binary with all of `fcgi serve`
+//!
+//! [`run`] makes the binary take every option of `fcgi serve` (less `--app`): `--listen`,
+//! `--workers` and the process models, `--config` and `--check`, the limits, the status page,
+//! the logs, `--user`, and the signals that reload and upgrade it. The function it is given
+//! is called in each process that serves.
+//!
+//! ```no_run
+//! fn app() -> axum::Router {
+//!     axum::Router::new().route("/", axum::routing::get(|| async { "Hello, world!" }))
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     fcgi_http::run(app)
+//! }
+//! ```
+//!
+//! # Serving an axum app on one address
 //!
 //! Write the app as for hyper; only `main` differs, with [`serve`] where `axum::serve` would
 //! be. It needs no `#[tokio::main]`: fcgi-http starts the runtime it needs. Under
