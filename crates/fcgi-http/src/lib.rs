@@ -178,6 +178,6 @@ mod service;
 
 pub use body::{Body, BodyError, FRAME_SIZE};
 pub use request::{request_from_params, BadRequest, CgiParams, Https, RemoteAddr};
-pub use run::{run, HttpApp};
+pub use run::{app, run};
 pub use serve::{serve, serve_with, ServeOptions};
 pub use service::{HttpService, Service, DEFAULT_MAX_IN_FLIGHT};

@@ -1,11 +1,8 @@
 //! [`run`]: a tower service with all of `fcgi serve`'s options, through fcgi-serve.
 
-use std::fmt;
 use std::process::ExitCode;
 
-use fcgi_serve::{App, NoOptions};
-use fcgi_server::{Role, ServerBuilder};
-use slog::Logger;
+use fcgi_serve::App;
 
 use crate::service::{HttpService, Service};
 
@@ -50,49 +47,23 @@ where
         );
         return ExitCode::from(2);
     }
-    fcgi_serve::run_app(HttpApp::new(app))
+    fcgi_serve::run_app(self::app(app))
 }
 
-/// The fcgi-serve [`App`] that [`run`] serves: a function that makes a tower service, for the
-/// Responder role. For a binary that names itself ([`fcgi_serve::Program`]) or puts the serve
-/// options in a subcommand.
+/// The fcgi-serve [`App`] that [`run`] serves: the service `make` makes, for the Responder
+/// role, made in each process that serves. For a binary that names itself or gives its
+/// version ([`fcgi_serve::Program`]), or puts the serve options in a subcommand.
 ///
 /// ```no_run
-/// let app = fcgi_http::HttpApp::new(|| {
+/// let app = fcgi_http::app(|| {
 ///     axum::Router::new().route("/", axum::routing::get(|| async { "Hello, world!" }))
 /// });
-/// fcgi_serve::Program::new("myapp").subcommand("serve").run(app);
+/// fcgi_serve::program!().subcommand("serve").run(app);
 /// ```
-pub struct HttpApp<F> {
-    make: F,
-}
-
-impl<F> HttpApp<F> {
-    /// The app whose service `make` makes.
-    pub fn new(make: F) -> HttpApp<F> {
-        HttpApp { make }
-    }
-}
-
-impl<F> fmt::Debug for HttpApp<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpApp").finish_non_exhaustive()
-    }
-}
-
-impl<F, S> App for HttpApp<F>
+pub fn app<F, S>(make: F) -> impl App
 where
     F: Fn() -> S + Send + Sync + 'static,
     S: HttpService,
 {
-    type Options = NoOptions;
-
-    fn install(
-        &self,
-        _: &NoOptions,
-        builder: ServerBuilder,
-        _: &Logger,
-    ) -> Result<ServerBuilder, String> {
-        Ok(builder.handler(Role::Responder, Service::new((self.make)())))
-    }
+    fcgi_serve::HandlerApp::new(move || Service::new(make()))
 }
