@@ -14,6 +14,7 @@
 //! - [`netns`]: network namespaces with a veth pair each, for tests with several hosts.
 //! - [`nginx`]: a real nginx started from the configurations in `nginx/`.
 //! - [`php`]: a real PHP-FPM of the test's own.
+//! - [`php_cgi`]: `fcgi serve --app exec -- php-cgi`, its program processes and its log.
 //! - [`process`]: child processes (the `fcgi` binary among them), and bounded waits.
 //! - [`raw`]: a raw FastCGI record client.
 //! - [`settings`]: `FCGI_TEST_STRICT` (no skipping) and `FCGI_TEST_TIME_SCALE` (slower machines).
@@ -28,6 +29,7 @@ pub mod master;
 pub mod netns;
 pub mod nginx;
 pub mod php;
+pub mod php_cgi;
 pub mod process;
 pub mod raw;
 pub mod settings;

@@ -1,0 +1,1 @@
+//! The scale of `fcgi serve --app exec -- php-cgi` processes (written next).
