@@ -49,11 +49,14 @@ pub fn python_path() -> PathBuf {
 /// The flup release the Python program is written for; tests/deps.sh pins the same.
 pub const FLUP: &str = "flup-1.0.3";
 
-/// `name` in a directory of the `PATH`, or in /usr/bin.
+/// `name` in /usr/bin, where the Debian packages of tests/deps.sh put it, else in a directory
+/// of the `PATH`. /usr/bin first: a `python3` earlier on a developer's `PATH` (a pyenv shim,
+/// say) is not the interpreter pip installed flup for, and may not run at all with only `PATH`
+/// in its environment, as programs have.
 pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
+    std::iter::once(PathBuf::from("/usr/bin"))
+        .chain(std::env::split_paths(&path))
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
 }
@@ -120,9 +123,6 @@ impl Launch {
 }
 
 impl Program {
-    /// Every program.
-    pub const ALL: [Program; 4] = [Program::PhpCgi, Program::Libfcgi, Program::Perl, Program::Flup];
-
     /// The first line of its answers.
     pub fn hello(self) -> &'static str {
         match self {
