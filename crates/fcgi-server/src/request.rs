@@ -430,6 +430,32 @@ impl Request {
         Body { spool: Arc::clone(&self.shared.stdin) }
     }
 
+    /// Waits until the request's input has all arrived: the body, and the Filter role's data.
+    /// True when it arrived whole; false when it stopped short (aborted, over `max_body`, too
+    /// slow, or not stored), and then the server answers the request with the status that
+    /// says so (413, 408, 503) whatever the handler writes. For a handler that passes the
+    /// request on only once it is whole (`fcgi-exec` gives a program nothing before).
+    ///
+    /// ```
+    /// use fcgi_server::{Request, Response};
+    ///
+    /// fn handler(request: &mut Request, response: &mut Response) -> Result<(), fcgi_server::Error> {
+    ///     if !request.wait_for_input() {
+    ///         return Ok(()); // answered by the server
+    ///     }
+    ///     response.write_all(b"the whole body is here")?;
+    ///     Ok(())
+    /// }
+    /// # use std::io::Write;
+    /// ```
+    pub fn wait_for_input(&self) -> bool {
+        self.shared.stdin.wait_complete();
+        if let Some(data) = &self.shared.data {
+            data.wait_complete();
+        }
+        self.shared.input_error().is_none() && !self.is_aborted()
+    }
+
     /// The Filter role's second stream (`FCGI_DATA`): the file to filter. `None` for the other
     /// roles.
     pub fn data(&mut self) -> Option<&mut Body> {

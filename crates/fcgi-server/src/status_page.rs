@@ -110,6 +110,11 @@ pub(crate) struct ProcessEntry {
     pub(crate) script: Option<String>,
     /// The thread's name (fcgi-rs's own field).
     pub(crate) thread: Option<String>,
+    /// "Finishing": a process being stopped.
+    pub(crate) finishing: bool,
+    /// The last request's CPU, in percent of its duration, and the memory after it.
+    pub(crate) last_cpu_percent: f64,
+    pub(crate) last_memory: u64,
 }
 
 /// Everything the status page shows, gathered at once.
@@ -220,8 +225,8 @@ fn text(data: &PageData, full: bool) -> String {
             line(&mut out, "content length", &p.content_length);
             line(&mut out, "user", &or_dash(&p.user));
             line(&mut out, "script", &or_dash(&p.script));
-            line(&mut out, "last request cpu", &"0.00");
-            line(&mut out, "last request memory", &0);
+            line(&mut out, "last request cpu", &format!("{:.2}", p.last_cpu_percent));
+            line(&mut out, "last request memory", &p.last_memory);
             line(&mut out, "fcgi-rs thread", &or_dash(&p.thread));
         }
     }
@@ -229,7 +234,9 @@ fn text(data: &PageData, full: bool) -> String {
 }
 
 fn state(p: &ProcessEntry) -> &'static str {
-    if p.running {
+    if p.finishing {
+        "Finishing"
+    } else if p.running {
         "Running"
     } else {
         "Idle"
@@ -282,7 +289,7 @@ fn json(data: &PageData, full: bool) -> String {
                 "{}{{\"pid\":{},\"state\":\"{}\",\"start time\":{},\"start since\":{},\
                  \"requests\":{},\"request duration\":{},\"request method\":{},\
                  \"request uri\":{},\"content length\":{},\"user\":{},\"script\":{},\
-                 \"last request cpu\":0.00,\"last request memory\":0,\"fcgi-rs thread\":{}}}",
+                 \"last request cpu\":{:.2},\"last request memory\":{},\"fcgi-rs thread\":{}}}",
                 if i == 0 { "" } else { "," },
                 p.pid,
                 state(p),
@@ -295,6 +302,8 @@ fn json(data: &PageData, full: bool) -> String {
                 p.content_length,
                 json_str(or_dash(&p.user)),
                 json_str(or_dash(&p.script)),
+                p.last_cpu_percent,
+                p.last_memory,
                 json_str(or_dash(&p.thread)),
             );
         }
@@ -520,6 +529,7 @@ fn gather(ctx: &Context, full: bool) -> PageData {
                         user: t.request.user,
                         script: t.request.script,
                         thread: Some(t.name),
+                        ..ProcessEntry::default()
                     })
                     .collect();
             }
@@ -543,7 +553,43 @@ fn gather(ctx: &Context, full: bool) -> PageData {
             }
         }
     }
+    if let Some(app) = ctx.status.app_processes() {
+        with_app_processes(&mut data, app, full);
+    }
     data
+}
+
+/// The app's own processes in place of the threads (or workers): they are what PHP-FPM would
+/// count and list. Requests waiting for one are in the listen queue.
+fn with_app_processes(data: &mut PageData, app: crate::AppProcesses, full: bool) {
+    data.process_manager = app.model.into();
+    let m = &mut data.metrics;
+    m.idle = app.idle;
+    // FPM's total is idle + active; a process being stopped is busy finishing.
+    m.active = app.active + app.finishing;
+    m.max_active = app.max_active;
+    m.max_children_reached = app.max_children_reached;
+    data.listen.now += app.waiting;
+    data.listen.max = data.listen.max.max(app.max_waiting);
+    if full {
+        data.processes = app
+            .processes
+            .into_iter()
+            .map(|p| ProcessEntry {
+                pid: p.pid,
+                running: p.state == "Running",
+                finishing: p.state == "Finishing",
+                start_unix: p.start_unix,
+                requests: p.requests,
+                duration_us: u64::try_from(p.duration.as_micros()).unwrap_or(u64::MAX),
+                method: p.method,
+                uri: p.uri,
+                last_cpu_percent: p.last_cpu_percent,
+                last_memory: p.last_memory,
+                ..ProcessEntry::default()
+            })
+            .collect();
+    }
 }
 
 /// A prefork worker as an entry of `full`: the process FPM would list.
