@@ -257,9 +257,10 @@ pub fn log_events(log: &str, event: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The `pid` fields of `events`.
+/// The `program_pid` fields of `events`: the program processes they are about (their `pid`
+/// is the fcgi-rs process that logged them).
 pub fn pids(events: &[serde_json::Value]) -> Vec<u32> {
-    events.iter().filter_map(|e| e["pid"].as_u64()).map(|pid| pid as u32).collect()
+    events.iter().filter_map(|e| e["program_pid"].as_u64()).map(|pid| pid as u32).collect()
 }
 
 /// `fcgi serve --app exec --log-format json --workers N EXTRA... -- PROGRAM ARGS...` on a Unix
