@@ -667,7 +667,11 @@ impl Supervisor {
             let requests = proc.as_ref().map_or(0, |p| p.requests);
             info!(log, "program exited"; "event" => "program-exited", "program_pid" => pid,
                 "slot" => running.slot, "exit" => short(status), "requests" => requests);
-            let stopped_by_us = proc.as_ref().is_some_and(|p| p.stop_reason.is_some());
+            // Stopped by us for its own fault (garbage, not listening) counts as a failure.
+            let stopped_by_us = proc
+                .as_ref()
+                .and_then(|p| p.stop_reason)
+                .is_some_and(|reason| !matches!(reason, "garbage" | "no-listener"));
             let served = proc.as_ref().is_some_and(|p| p.served);
             let lifetime = running.started.elapsed();
             // A process that worked and then stopped by itself (php-cgi's own request limit)
@@ -824,6 +828,7 @@ impl From<PoolStatus> for fcgi_server::AppProcesses {
             max_children_reached: status.max_children_reached,
             waiting: status.waiting as u64,
             max_waiting: status.max_waiting as u64,
+            down: status.down,
             processes: status
                 .processes
                 .into_iter()
