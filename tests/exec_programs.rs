@@ -133,13 +133,14 @@ fn php_cgi_that_exits_after_its_max_requests_is_replaced_and_no_request_fails() 
     let dir = scratch();
     let Some(launch) = prepare(Program::PhpCgi, dir.path()) else { return };
     let max = PHP_MAX_REQUESTS.to_string();
+    let run_log = dir.path().join("runs.log");
     let exec = ExecServe::start(
         dir.path(),
         "exec",
         &launch,
         WORKERS,
-        &["--pass-env", "PHP_FCGI_MAX_REQUESTS"],
-        &[("PHP_FCGI_MAX_REQUESTS", max.as_str())],
+        &["--pass-env", "PHP_FCGI_MAX_REQUESTS", "--pass-env", "APP_RUN_LOG"],
+        &[("PHP_FCGI_MAX_REQUESTS", max.as_str()), ("APP_RUN_LOG", run_log.to_str().unwrap())],
     );
     let nginx = Nginx::start(dir.path(), launch.site, &launch.nginx_vars(exec.addr()));
 
@@ -173,6 +174,20 @@ fn php_cgi_that_exits_after_its_max_requests_is_replaced_and_no_request_fails() 
         "{} of {PHP_REQUESTS} failed: {failed:?}\n{}",
         failed.len(),
         exec.serve.log()
+    );
+
+    // Each request ran once: one a php-cgi ran as its last is not sent to another as well.
+    let runs = std::fs::read_to_string(&run_log).unwrap_or_default();
+    let mut runs_of = BTreeMap::<&str, Vec<&str>>::new();
+    for (pid, query) in runs.lines().filter_map(|line| line.split_once(' ')) {
+        runs_of.entry(query).or_default().push(pid);
+    }
+    let twice: Vec<_> = runs_of.iter().filter(|(_, pids)| pids.len() > 1).collect();
+    assert!(
+        twice.is_empty() && runs_of.len() == PHP_REQUESTS,
+        "{} runs of {} requests; run more than once (query: pids): {twice:?}",
+        runs.lines().count(),
+        runs_of.len()
     );
 
     // Each php-cgi served at most its maximum, so there were at least three generations of

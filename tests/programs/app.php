@@ -10,6 +10,11 @@ $query = $_SERVER["QUERY_STRING"] ?? "";
 if (preg_match('/sleep_ms=(\d+)/', $query, $m)) {
     usleep((int) $m[1] * 1000);
 }
+// With APP_RUN_LOG in its environment (`--pass-env`), each request it runs is a line there:
+// how a test sees that no request ran twice.
+if (getenv("APP_RUN_LOG")) {
+    file_put_contents(getenv("APP_RUN_LOG"), getmypid() . " " . $query . "\n", FILE_APPEND | LOCK_EX);
+}
 echo "hello from php-cgi\n";
 echo "pid=", getmypid(), "\n";
 echo "method=", $_SERVER["REQUEST_METHOD"], "\n";
