@@ -169,10 +169,9 @@ impl Exec {
                 Outcome::Failed { why, retire } => {
                     error!(self.log, "the program failed the request"; "program_pid" => pid,
                         "error" => &why, "uri" => &uri);
-                    let how = if retire {
-                        Release::Retire("garbage")
-                    } else {
-                        Release::Done { conn: None, answered: true }
+                    let how = match retire {
+                        Some(reason) => Release::Retire(reason),
+                        None => Release::Done { conn: None, answered: true },
                     };
                     self.pool.release(lease, how);
                     return self.failed(response, why);
