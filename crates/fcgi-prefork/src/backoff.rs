@@ -15,29 +15,39 @@
 use std::time::{Duration, Instant};
 
 /// A worker that lived at least this long before crashing was not crash-looping.
-pub(crate) const STABLE_AFTER: Duration = Duration::from_secs(10);
+pub const STABLE_AFTER: Duration = Duration::from_secs(10);
 /// The first doubled delay.
 const BASE: Duration = Duration::from_millis(100);
 /// The longest wait: a broken deployment retries twice a minute, not in a tight loop.
 const MAX: Duration = Duration::from_secs(30);
 
-/// Consecutive crashes of young workers, and the delay they earn.
+/// Consecutive crashes of young workers, and the delay they earn (also what `fcgi-exec`
+/// waits before restarting a program that keeps dying).
+///
+/// ```
+/// use std::time::Duration;
+/// use fcgi_prefork::backoff::Backoff;
+///
+/// let mut backoff = Backoff::default();
+/// assert_eq!(backoff.crashed(Duration::ZERO), Duration::ZERO);
+/// assert_eq!(backoff.crashed(Duration::ZERO), Duration::from_millis(100));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Backoff {
+pub struct Backoff {
     failures: u32,
 }
 
 impl Backoff {
     /// Records a crash of a worker that lived `lifetime`; returns how long to wait before the
     /// next spawn.
-    pub(crate) fn crashed(&mut self, lifetime: Duration) -> Duration {
+    pub fn crashed(&mut self, lifetime: Duration) -> Duration {
         self.failures = if lifetime >= STABLE_AFTER { 1 } else { self.failures.saturating_add(1) };
         self.delay()
     }
 
     /// The wait the crashes so far call for: none after one crash (a worker killed by an
     /// operator or the OOM killer is replaced at once), then 100 ms, 200 ms, ... up to 30 s.
-    pub(crate) fn delay(&self) -> Duration {
+    pub fn delay(&self) -> Duration {
         match self.failures {
             0 | 1 => Duration::ZERO,
             n => BASE.saturating_mul(1 << (n - 2).min(16)).min(MAX),
@@ -45,8 +55,13 @@ impl Backoff {
     }
 
     /// Consecutive crashes so far.
-    pub(crate) fn failures(&self) -> u32 {
+    pub fn failures(&self) -> u32 {
         self.failures
+    }
+
+    /// Forgets the crashes: what crashed has since worked (a program served a request).
+    pub fn reset(&mut self) {
+        self.failures = 0;
     }
 }
 

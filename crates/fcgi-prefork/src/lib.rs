@@ -153,7 +153,7 @@
 //! or closes the pipe first, the old one moves its pid file back, logs why, and goes on
 //! serving.
 
-mod backoff;
+pub mod backoff;
 mod error;
 mod heartbeat;
 mod master;

@@ -10,6 +10,7 @@ use fcgi_server::{Handler, ListenAddr, Listener, Role, ServerBuilder};
 use slog::Logger;
 
 use crate::checks::Problem;
+use crate::processes::Processes;
 
 /// An app that [`Program::run`](crate::Program::run) serves with all of `fcgi serve`'s
 /// options: its own options, checks of them, and its handlers.
@@ -100,6 +101,29 @@ pub trait App: Send + Sync + 'static {
         builder: ServerBuilder,
         log: &Logger,
     ) -> Result<ServerBuilder, String>;
+
+    /// Whether the app runs processes of its own (`fcgi serve --app exec`: the program's),
+    /// which the process options size instead of fcgi-serve's workers (`--workers`,
+    /// `--process-model`, `--max-requests`, `--request-timeout` ...). fcgi-serve then runs a
+    /// master with one serving worker, replaced on a reload, and installs the app with
+    /// [`install_programs`](App::install_programs). False by default.
+    fn runs_programs(&self, options: &Self::Options) -> bool {
+        let _ = options;
+        false
+    }
+
+    /// [`install`](App::install) for an app that [runs programs](App::runs_programs), with
+    /// the process options that size them; by default, `install`.
+    fn install_programs(
+        &self,
+        options: &Self::Options,
+        processes: &Processes,
+        builder: ServerBuilder,
+        log: &Logger,
+    ) -> Result<ServerBuilder, String> {
+        let _ = processes;
+        self.install(options, builder, log)
+    }
 }
 
 /// What an [`App`] may know of the serve options around its own.
@@ -115,6 +139,8 @@ pub struct Serving<'a> {
     /// The long names of the options given explicitly (on the command line or in the file),
     /// rather than left at their defaults.
     pub given: &'a BTreeSet<String>,
+    /// The process options.
+    pub processes: Processes,
 }
 
 /// The options of an app that has none of its own.

@@ -12,6 +12,9 @@
 //! | `--workers 0` | always | error |
 //! //! | `--max-requests-jitter` | `--max-requests` is 0 | error |
 //! | `--min-spare-workers`, `--max-spare-workers`, `--max-workers` | `--process-model static` | error |
+//! | `--process-model ondemand` | the app runs no programs of its own (all but `--app exec`) | error |
+//! | `--workers`, `--min-spare-workers`, `--max-spare-workers` | `--process-model ondemand` | error |
+//! | `--worker-idle-timeout` | any model but ondemand | error |
 //! | `--worker-timeout` | no master (a single process) | error |
 //! | `--socket-mode`, `--socket-owner` | every `--listen` is TCP | error |
 //! | `--socket-mode`, `--socket-owner`, `--backlog` | no `--listen`: the sockets are inherited | warning |
@@ -73,7 +76,11 @@ const DYNAMIC_ONLY: &[&str] = &["min-spare-workers", "max-spare-workers", "max-w
 
 /// Every option of `args` (and `given`, the long names given explicitly) that does nothing;
 /// see the module docs for each verdict.
-pub(crate) fn ineffective<O: Args>(args: &ServeArgs<O>, given: &BTreeSet<String>) -> Vec<Problem> {
+pub(crate) fn ineffective<O: Args>(
+    args: &ServeArgs<O>,
+    given: &BTreeSet<String>,
+    programs: bool,
+) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut add = |option: &str, severity, message: String| {
         problems.push(Problem { option: option.to_owned(), severity, message });
@@ -96,6 +103,35 @@ pub(crate) fn ineffective<O: Args>(args: &ServeArgs<O>, given: &BTreeSet<String>
                 format!("--{option} does nothing with --process-model static (the default)"),
             );
         }
+    }
+    if args.process.process_model == Model::Ondemand {
+        if !programs {
+            add(
+                "process-model",
+                Severity::Error,
+                "--process-model ondemand is for programs an app runs (--app exec): \
+                 fcgi-rs's own workers are static or dynamic"
+                    .into(),
+            );
+        }
+        for option in ["workers", "min-spare-workers", "max-spare-workers"] {
+            if given.contains(option) {
+                add(
+                    option,
+                    Severity::Error,
+                    format!(
+                        "--{option} does nothing with --process-model ondemand (it starts \
+                         processes on demand, up to --max-workers)"
+                    ),
+                );
+            }
+        }
+    } else if given.contains("worker-idle-timeout") {
+        add(
+            "worker-idle-timeout",
+            Severity::Error,
+            "--worker-idle-timeout does nothing without --process-model ondemand".into(),
+        );
     }
     if given.contains("worker-timeout") && !args.process.wants_master() {
         add(
@@ -178,7 +214,7 @@ mod tests {
     /// The problems of `fcgi serve ARGS`: (option, severity) pairs.
     fn problems(line: &str) -> Vec<(String, Severity)> {
         let (args, given) = crate::testing::parse(line);
-        ineffective(&args, &given).into_iter().map(|p| (p.option, p.severity)).collect()
+        ineffective(&args, &given, false).into_iter().map(|p| (p.option, p.severity)).collect()
     }
 
     fn error(option: &str) -> Vec<(String, Severity)> {
@@ -214,6 +250,8 @@ mod tests {
             ("--app hello --listen fd:3 --listen fd:3".into(), error("listen")),
             (format!("--app hello {unix} {unix}"), error("listen")),
             ("--app hello --listen fd:3 --listen fd:4".into(), vec![]),
+            ("--app hello --process-model ondemand".into(), error("process-model")),
+            ("--app hello --worker-idle-timeout 5".into(), error("worker-idle-timeout")),
         ];
         for (line, expected) in cases {
             assert_eq!(problems(&line), expected, "fcgi serve {line}");

@@ -64,6 +64,7 @@ mod master;
 mod options;
 mod privileges;
 mod process_args;
+mod processes;
 mod program;
 mod setup;
 mod single;
@@ -76,6 +77,7 @@ pub use app::{App, HandlerApp, NoOptions, Serving};
 pub use checks::{Problem, Severity};
 pub use generate::GenerateArgs;
 pub use options::bytes as parse_bytes;
+pub use processes::{ProcessModel, Processes};
 pub use program::Program;
 
 use std::process::ExitCode;

@@ -22,7 +22,9 @@ pub(crate) fn run<A: App>(
     given: &BTreeSet<String>,
     warnings: Vec<Problem>,
 ) -> Result<(), Failure> {
-    let settings = args.process.settings(args.graceful_timeout).map_err(Failure::Usage)?;
+    let programs = run.app.runs_programs(&args.app);
+    let settings =
+        args.process.settings(args.graceful_timeout, programs).map_err(Failure::Usage)?;
     let privileges = setup::privileges(&args)?;
     let listeners = setup::listeners(&args)?;
     let target = setup::log_target(&args)?;
@@ -42,7 +44,8 @@ pub(crate) fn run<A: App>(
     if let Some(path) = &args.process.pid_file {
         master = master.pid_file(path.clone());
     }
-    let mut workload = ServeWorkload { run, args, target, log, current, privileges };
+    let given = given.clone();
+    let mut workload = ServeWorkload { run, args, given, target, log, current, privileges };
     master.run(&mut workload).map_err(|e| Failure::Runtime(e.to_string()))
 }
 
@@ -65,6 +68,8 @@ impl Drain for Switchable {
 struct ServeWorkload<A: App> {
     run: Run<A>,
     args: ServeArgs<A::Options>,
+    /// The options given explicitly, with `args`.
+    given: BTreeSet<String>,
     target: LogTarget,
     log: Logger,
     /// The logger [`Switchable`] writes through.
@@ -73,16 +78,18 @@ struct ServeWorkload<A: App> {
     privileges: Option<Privileges>,
 }
 
-/// `4 workers`, or for the dynamic model its cap: `up to 8 workers`.
-fn workers_label(settings: &Settings) -> String {
+/// `4 workers`, or for the dynamic model its cap: `up to 8 workers`; for an app that runs
+/// programs, its one serving worker.
+fn workers_label(settings: &Settings, programs: bool) -> String {
     match settings.model {
+        _ if programs => "1 worker".into(),
         ProcessModel::Static => format!("{} workers", settings.workers),
         ProcessModel::Dynamic => format!("up to {} workers", settings.max_workers),
     }
 }
 
 fn set_master_title<A: App>(run: &Run<A>, args: &ServeArgs<A::Options>, settings: &Settings) {
-    let workers = workers_label(settings);
+    let workers = workers_label(settings, run.app.runs_programs(&args.app));
     let app = run.app.name(&args.app);
     title::set(&run.name, title::Role::Master { app: &app, workers: &workers });
 }
@@ -141,6 +148,7 @@ impl<A: App> Workload for ServeWorkload<A> {
             Ok(config) => match setup::server(
                 &self.run.app,
                 args,
+                &self.given,
                 config,
                 worker.take_listeners(),
                 &log,
@@ -170,8 +178,9 @@ impl<A: App> Workload for ServeWorkload<A> {
             validate::validated(&self.run.command, &self.run.app, &argv).map_err(|errors| {
                 errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
             })?;
-        let args = validated.loaded.args;
-        let settings = args.process.settings(args.graceful_timeout)?;
+        let (args, given) = (validated.loaded.args, validated.loaded.given);
+        let programs = self.run.app.runs_programs(&args.app);
+        let settings = args.process.settings(args.graceful_timeout, programs)?;
         let privileges = privileges::resolve(args.user.as_deref(), args.group.as_deref())
             .map_err(|e| e.to_string())?;
         if (args.log_format, args.log_level) != (self.args.log_format, self.args.log_level) {
@@ -200,6 +209,7 @@ impl<A: App> Workload for ServeWorkload<A> {
         set_master_title(&self.run, &args, &settings);
         self.privileges = privileges;
         self.args = args;
+        self.given = given;
         Ok(settings)
     }
 

@@ -14,6 +14,9 @@ pub(crate) enum Model {
     /// Between the spare bounds and --max-workers, from how many are busy (PHP-FPM's
     /// pm = dynamic); --workers start.
     Dynamic,
+    /// --app exec only: no program runs while idle, up to --max-workers start on demand, and
+    /// one idle for --worker-idle-timeout stops (PHP-FPM's pm = ondemand).
+    Ondemand,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -42,6 +45,10 @@ pub(crate) struct ProcessArgs {
     /// Dynamic: the most workers at once.
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub(crate) max_workers: usize,
+
+    /// Ondemand: seconds a program process may stay idle before it stops.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub(crate) worker_idle_timeout: u64,
 
     /// A worker retires gracefully after this many requests and is replaced (0: never).
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -85,18 +92,39 @@ impl ProcessArgs {
     pub(crate) fn wants_master(&self) -> bool {
         self.master
             || self.workers > 1
-            || self.process_model == Model::Dynamic
+            || self.process_model != Model::Static
             || self.max_requests > 0
             || self.request_timeout.is_some()
     }
 
-    /// The master's settings; `graceful_timeout` comes from the server options.
-    pub(crate) fn settings(&self, graceful_timeout: u64) -> Result<Settings, String> {
+    /// The master's settings; `graceful_timeout` comes from the server options. For an app
+    /// that runs programs of its own (`programs`), the options size those: the master runs
+    /// one serving worker, which it replaces on a reload.
+    pub(crate) fn settings(
+        &self,
+        graceful_timeout: u64,
+        programs: bool,
+    ) -> Result<Settings, String> {
+        if programs {
+            let settings = Settings {
+                workers: 1,
+                model: ProcessModel::Static,
+                max_requests: 0,
+                max_requests_jitter: 0,
+                request_timeout: None,
+                graceful_timeout: Duration::from_secs(graceful_timeout),
+                worker_timeout: Duration::from_secs(self.worker_timeout),
+                ..Settings::default()
+            };
+            settings.validate().map_err(|e| e.to_string())?;
+            return Ok(settings);
+        }
         let settings = Settings {
             workers: self.workers,
             model: match self.process_model {
                 Model::Static => ProcessModel::Static,
-                Model::Dynamic => ProcessModel::Dynamic,
+                // Refused by the checks for anything but programs (checks.rs).
+                Model::Dynamic | Model::Ondemand => ProcessModel::Dynamic,
             },
             min_spare: self.min_spare_workers,
             max_spare: self.max_spare_workers,

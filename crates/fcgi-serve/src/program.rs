@@ -142,7 +142,7 @@ impl Program {
         if let Some(path) = &args.process.pid_file {
             setup::refuse_live_pid_file(path, &self.name)?;
         }
-        if args.process.wants_master() {
+        if args.process.wants_master() || run.app.runs_programs(&args.app) {
             return master::run(run, args, &given, warnings);
         }
         single::run(&run, args, &given, config, warnings)

@@ -138,11 +138,19 @@ pub(crate) fn raise_nofile<O: Args>(args: &ServeArgs<O>, log: &Logger) {
 pub(crate) fn server<A: App>(
     app: &A,
     args: &ServeArgs<A::Options>,
-    config: fcgi_server::Config,
+    given: &BTreeSet<String>,
+    mut config: fcgi_server::Config,
     listeners: Vec<Listener>,
     log: &Logger,
     slow: Option<&LogTarget>,
 ) -> Result<Server, Failure> {
+    let programs = app.runs_programs(&args.app);
+    if programs && !given.contains("max-threads") {
+        // A request holds a thread while its body arrives and while its program answers:
+        // twice the programs, so that slow uploads leave every program a thread.
+        let processes = validate::processes(args, given);
+        config.max_threads = config.max_threads.max(2 * processes.max());
+    }
     // The signals are this process's own (single.rs, or the worker's): --graceful-timeout,
     // QUIT, USR1, HUP.
     let mut builder = Server::builder().config(config).logger(log.clone()).handle_signals(false);
@@ -150,7 +158,13 @@ pub(crate) fn server<A: App>(
         builder = builder.slow_logger(logging::file_logger(args.log_format, target));
     }
     let builder = listeners.into_iter().fold(builder, |b, l| b.listener(l));
-    Ok(app.install(&args.app, builder, log).map_err(Failure::Usage)?.build())
+    let builder = if programs {
+        let processes = validate::processes(args, given);
+        app.install_programs(&args.app, &processes, builder, log)
+    } else {
+        app.install(&args.app, builder, log)
+    };
+    Ok(builder.map_err(Failure::Usage)?.build())
 }
 
 /// The listening sockets: those an upgrading master handed over, else `--listen`, else

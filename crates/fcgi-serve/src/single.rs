@@ -33,7 +33,7 @@ pub(crate) fn run<A: App>(
     let (log, log_guard) = logging::logger(args.log_format, args.log_level, &target);
     let (log, access_guard) = setup::with_access_log(log, access.clone(), &args);
     setup::started(run, &args, given, &warnings, &listeners, privileges.as_ref(), &log)?;
-    let server = setup::server(&run.app, &args, config, listeners, &log, slow.as_ref())?;
+    let server = setup::server(&run.app, &args, given, config, listeners, &log, slow.as_ref())?;
     if let Some(path) = &args.process.pid_file {
         fcgi_prefork::pidfile::write(path).map_err(|e| {
             Failure::Runtime(format!("cannot write the pid file {}: {e}", path.display()))

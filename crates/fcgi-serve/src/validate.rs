@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::path::Path;
+use std::time::Duration;
 
 use clap::{Args, Command};
 use fcgi_server::ListenAddr;
@@ -33,7 +34,10 @@ pub(crate) fn validated<A: App>(
     let args = &loaded.args;
     let mut warnings = Vec::new();
     let app_problems = app.check(&args.app, &serving(args, &loaded.given));
-    for mut problem in checks::ineffective(args, &loaded.given).into_iter().chain(app_problems) {
+    let programs = app.runs_programs(&args.app);
+    for mut problem in
+        checks::ineffective(args, &loaded.given, programs).into_iter().chain(app_problems)
+    {
         match problem.severity {
             Severity::Error => errors.push(loaded.error(problem.message)),
             Severity::Warning => {
@@ -45,8 +49,8 @@ pub(crate) fn validated<A: App>(
     if let Err(e) = args.config() {
         errors.push(loaded.error(e));
     }
-    if args.process.wants_master() && args.process.workers > 0 {
-        if let Err(e) = args.process.settings(args.graceful_timeout) {
+    if !programs && args.process.wants_master() && args.process.workers > 0 {
+        if let Err(e) = args.process.settings(args.graceful_timeout, false) {
             errors.push(loaded.error(e));
         }
     }
@@ -75,7 +79,27 @@ pub(crate) fn serving<'a, O: Args>(
     args: &'a ServeArgs<O>,
     given: &'a std::collections::BTreeSet<String>,
 ) -> Serving<'a> {
-    Serving { listen: &args.listen, allow: &args.allow, user: args.user.as_deref(), given }
+    Serving {
+        listen: &args.listen,
+        allow: &args.allow,
+        user: args.user.as_deref(),
+        given,
+        processes: processes(args, given),
+    }
+}
+
+/// The process options of `args`, as an app that runs programs reads them.
+pub(crate) fn processes<O: Args>(
+    args: &ServeArgs<O>,
+    given: &std::collections::BTreeSet<String>,
+) -> crate::Processes {
+    let queue_timeout = (args.queue_timeout > 0).then(|| Duration::from_secs(args.queue_timeout));
+    crate::Processes::of(
+        &args.process,
+        given.contains("workers"),
+        queue_timeout,
+        args.status_path.is_some(),
+    )
 }
 
 /// Whether the directory a Unix socket's file goes in exists: its absence fails the bind, after

@@ -102,8 +102,9 @@ pub use request::{AbortSignal, Body, Request};
 pub use response::Response;
 pub use server::{Server, ServerBuilder, ShutdownHandle};
 pub use status::{
-    duration_bucket, Metrics, PeerSource, RequestFacts, SlowRequest, SlowRunning, Status,
-    StatusHandle, ThreadReport, DURATION_BUCKETS, DURATION_SLOTS, FACT_MAX_BYTES, METRICS_WORDS,
+    duration_bucket, AppProcess, AppProcessSource, AppProcesses, Metrics, PeerSource, RequestFacts,
+    SlowRequest, SlowRunning, Status, StatusHandle, ThreadReport, DURATION_BUCKETS, DURATION_SLOTS,
+    FACT_MAX_BYTES, METRICS_WORDS,
 };
 pub use sys::{group_id, user_id};
 pub use utc::Utc;

@@ -1,7 +1,7 @@
 //! What a handler sees of a request: its params, its body streams, whether it was aborted.
 
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -51,6 +51,9 @@ pub(crate) struct RequestShared {
     run: AtomicU8,
     /// Who writes the response: the handler, until the server takes it over (request timeout).
     output: AtomicU8,
+    /// The program the handler runs for it ([`Request::note_child`]), 0 for none: for the
+    /// access log.
+    pub(crate) child: AtomicU32,
 }
 
 impl RequestShared {
@@ -63,6 +66,7 @@ impl RequestShared {
             answered: AtomicBool::new(false),
             run: AtomicU8::new(QUEUED),
             output: AtomicU8::new(OUT_NONE),
+            child: AtomicU32::new(0),
         }
     }
 
@@ -236,6 +240,11 @@ impl Request {
 
     pub(crate) fn shared(&self) -> Arc<RequestShared> {
         Arc::clone(&self.shared)
+    }
+
+    /// The program noted for it ([`Request::note_child`]), if any.
+    pub(crate) fn child(&self) -> Option<u32> {
+        Some(self.shared.child.load(Ordering::Relaxed)).filter(|&pid| pid != 0)
     }
 
     /// The handler is done: what the request holds against the memory budget goes back now,
@@ -430,6 +439,32 @@ impl Request {
         Body { spool: Arc::clone(&self.shared.stdin) }
     }
 
+    /// Waits until the request's input has all arrived: the body, and the Filter role's data.
+    /// True when it arrived whole; false when it stopped short (aborted, over `max_body`, too
+    /// slow, or not stored), and then the server answers the request with the status that
+    /// says so (413, 408, 503) whatever the handler writes. For a handler that passes the
+    /// request on only once it is whole (`fcgi-exec` gives a program nothing before).
+    ///
+    /// ```
+    /// use fcgi_server::{Request, Response};
+    ///
+    /// fn handler(request: &mut Request, response: &mut Response) -> Result<(), fcgi_server::Error> {
+    ///     if !request.wait_for_input() {
+    ///         return Ok(()); // answered by the server
+    ///     }
+    ///     response.write_all(b"the whole body is here")?;
+    ///     Ok(())
+    /// }
+    /// # use std::io::Write;
+    /// ```
+    pub fn wait_for_input(&self) -> bool {
+        self.shared.stdin.wait_complete();
+        if let Some(data) = &self.shared.data {
+            data.wait_complete();
+        }
+        self.shared.input_error().is_none() && !self.is_aborted()
+    }
+
     /// The Filter role's second stream (`FCGI_DATA`): the file to filter. `None` for the other
     /// roles.
     pub fn data(&mut self) -> Option<&mut Body> {
@@ -445,8 +480,9 @@ impl Request {
         self.shared.aborted.load(Ordering::Acquire)
     }
 
-    /// Says which program the handler runs for this request (the CGI gateway's child), so that
-    /// the slow log and the status page can name it. Call it on the handler's own thread.
+    /// Says which program the handler runs for this request (the CGI gateway's child, the
+    /// program process `fcgi-exec` gives it to), so that the access log (`program_pid`), the
+    /// slow log and the status page can name it. Call it on the handler's own thread.
     ///
     /// ```no_run
     /// # fn f(request: &fcgi_server::Request) -> std::io::Result<()> {
@@ -456,6 +492,7 @@ impl Request {
     /// # }
     /// ```
     pub fn note_child(&self, pid: u32) {
+        self.shared.child.store(pid, Ordering::Relaxed);
         crate::status::note_child(pid);
     }
 

@@ -258,7 +258,7 @@ impl Response {
     fn send(&mut self, content: &[u8]) -> io::Result<bool> {
         if let Some(status) = self.wait_for_input() {
             // Nothing has gone out yet, so the failed input can still be answered properly.
-            self.replace_with(status);
+            self.replace_with(status, &[]);
         }
         if !self.request.start_output() {
             // Answered by the server past the request timeout: nothing more of ours goes out.
@@ -314,19 +314,42 @@ impl Response {
     /// }
     /// ```
     pub fn fail(&mut self, status: u16) -> bool {
+        self.fail_with(status, &[])
+    }
+
+    /// [`fail`](Response::fail) with headers of its own beside `Content-Type`: a `503`'s
+    /// `Retry-After`, say. A header that is not valid is left out.
+    ///
+    /// ```
+    /// use fcgi_server::{Request, Response};
+    ///
+    /// fn upstream(_: &mut Request, response: &mut Response) -> Result<(), fcgi_server::Error> {
+    ///     // Every backend is busy: try again in a second.
+    ///     response.fail_with(503, &[("Retry-After", "1")]);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn fail_with(&mut self, status: u16, headers: &[(&str, &str)]) -> bool {
         if self.flushed {
             return false;
         }
-        self.replace_with(status);
+        self.replace_with(status, headers);
         true
     }
 
     /// Drops the buffered output (nothing of it has gone out) for a plain-text `status`
-    /// answer.
-    fn replace_with(&mut self, status: u16) {
+    /// answer, with `extra` headers.
+    fn replace_with(&mut self, status: u16, extra: &[(&str, &str)]) {
         self.out.clear();
         self.headers.clear();
         self.headers.extend_from_slice(b"Content-Type: text/plain\r\n");
+        for (name, value) in extra {
+            if fcgi_codec::http::check_name(name.as_bytes()).is_ok()
+                && fcgi_codec::http::check_value(value.as_bytes()).is_ok()
+            {
+                self.headers.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+            }
+        }
         // An answer that is an error must be sent as one: a code no client knows becomes 500.
         self.status = if fcgi_codec::http::is_status(status) { status } else { 500 };
         self.headers_sent = false;

@@ -78,6 +78,7 @@ pub struct ServerBuilder {
     log: Option<Logger>,
     slow_log: Option<Logger>,
     handle_signals: bool,
+    app_processes: Option<crate::AppProcessSource>,
 }
 
 impl Default for ServerBuilder {
@@ -89,6 +90,7 @@ impl Default for ServerBuilder {
             log: None,
             slow_log: None,
             handle_signals: true,
+            app_processes: None,
         }
     }
 }
@@ -282,10 +284,29 @@ impl ServerBuilder {
         self
     }
 
+    /// Shows the app's own processes on the status page in place of the server's threads
+    /// (`fcgi-exec` does, for its program processes): `source` is asked each time the page
+    /// is read.
+    ///
+    /// ```
+    /// use fcgi_server::{AppProcesses, Server};
+    ///
+    /// let server = Server::builder()
+    ///     .processes(Box::new(|| AppProcesses { model: "static", idle: 4, ..AppProcesses::default() }))
+    ///     .build();
+    /// ```
+    pub fn processes(mut self, source: crate::AppProcessSource) -> Self {
+        self.app_processes = Some(source);
+        self
+    }
+
     /// The server.
     pub fn build(self) -> Server {
         let log = self.log.unwrap_or_else(crate::log::default_logger);
         let status = StatusHandle::default();
+        if let Some(source) = self.app_processes {
+            status.set_app_processes(source);
+        }
         if self.config.status_path.is_some() || self.config.slow_request.is_some() {
             // Both need each running request's facts.
             status.watch();

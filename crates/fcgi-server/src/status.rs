@@ -350,6 +350,83 @@ pub(crate) struct StatusState {
     pool: OnceLock<PoolGauges>,
     /// Other processes' counters (a prefork worker's siblings), for the status page.
     peers: OnceLock<Box<dyn PeerSource>>,
+    /// The app's own processes, shown in place of the server's threads.
+    app_processes: OnceLock<AppSource>,
+}
+
+/// An [`AppProcessSource`], which has no `Debug` of its own.
+struct AppSource(AppProcessSource);
+
+impl std::fmt::Debug for AppSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AppSource")
+    }
+}
+
+/// What reads an app's own processes for the status page: see [`AppProcesses`].
+pub type AppProcessSource = Box<dyn Fn() -> AppProcesses + Send + Sync>;
+
+/// Processes an app runs of its own (`fcgi-exec`'s program processes), which the status page
+/// shows with PHP-FPM's meaning in place of the server's threads: its idle, active and total
+/// processes, max active processes, max children reached, the listen queue (requests
+/// waiting for a process), and with `full` one entry per process.
+///
+/// ```
+/// use fcgi_server::{AppProcess, AppProcesses};
+///
+/// let now = AppProcesses {
+///     model: "static",
+///     idle: 1,
+///     processes: vec![AppProcess { pid: 4242, requests: 7, ..AppProcess::default() }],
+///     ..AppProcesses::default()
+/// };
+/// assert_eq!(now.processes.len(), 1);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AppProcesses {
+    /// The process manager's name ("static", "dynamic", "ondemand").
+    pub model: &'static str,
+    /// Idle processes.
+    pub idle: u64,
+    /// Busy processes.
+    pub active: u64,
+    /// Processes being stopped (counted in the total).
+    pub finishing: u64,
+    /// The most busy at once.
+    pub max_active: u64,
+    /// Times a request found every process busy and none could start.
+    pub max_children_reached: u64,
+    /// Requests waiting for a process now.
+    pub waiting: u64,
+    /// The most that waited at once.
+    pub max_waiting: u64,
+    /// Why no process runs, while none can (the program's last exit and output line).
+    pub down: Option<String>,
+    /// Each process.
+    pub processes: Vec<AppProcess>,
+}
+
+/// One process of [`AppProcesses`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AppProcess {
+    /// Its pid.
+    pub pid: u64,
+    /// "Idle", "Running" or "Finishing".
+    pub state: &'static str,
+    /// When it started, in seconds since the Unix epoch.
+    pub start_unix: u64,
+    /// Requests it was given.
+    pub requests: u64,
+    /// The running request's age, else the last one's duration.
+    pub duration: std::time::Duration,
+    /// The running (or last) request's method.
+    pub method: Option<String>,
+    /// The running (or last) request's URI.
+    pub uri: Option<String>,
+    /// CPU used by its last request, in percent of its duration.
+    pub last_cpu_percent: f64,
+    /// Its resident memory after its last request, in bytes.
+    pub last_memory: u64,
 }
 
 /// The source of the other processes' counters that a status page adds to its own: a
@@ -515,6 +592,18 @@ impl StatusHandle {
     /// Only the first call counts.
     pub fn set_peers(&self, source: Box<dyn PeerSource>) {
         let _ = self.state.peers.set(source);
+    }
+
+    /// Shows the app's own processes on the status page (see [`AppProcesses`]). Only the
+    /// first call counts.
+    pub fn set_app_processes(&self, source: AppProcessSource) {
+        let _ = self.state.app_processes.set(AppSource(source));
+    }
+
+    /// The app's processes now, if [`set_app_processes`](StatusHandle::set_app_processes)
+    /// was called.
+    pub(crate) fn app_processes(&self) -> Option<AppProcesses> {
+        self.state.app_processes.get().map(|source| (source.0)())
     }
 
     /// The other processes' counters, if [`set_peers`](StatusHandle::set_peers) was called.

@@ -110,6 +110,11 @@ pub(crate) struct ProcessEntry {
     pub(crate) script: Option<String>,
     /// The thread's name (fcgi-rs's own field).
     pub(crate) thread: Option<String>,
+    /// "Finishing": a process being stopped.
+    pub(crate) finishing: bool,
+    /// The last request's CPU, in percent of its duration, and the memory after it.
+    pub(crate) last_cpu_percent: f64,
+    pub(crate) last_memory: u64,
 }
 
 /// Everything the status page shows, gathered at once.
@@ -125,6 +130,8 @@ pub(crate) struct PageData {
     pub(crate) listen: ListenQueue,
     /// Prefork workers counted (1 in one process).
     pub(crate) workers: u64,
+    /// Why the app's processes cannot run, while they cannot ([`crate::AppProcesses`]).
+    pub(crate) down: Option<String>,
     pub(crate) processes: Vec<ProcessEntry>,
 }
 
@@ -203,6 +210,9 @@ fn text(data: &PageData, full: bool) -> String {
     for (name, value) in own_fields(data) {
         line(&mut out, &format!("fcgi-rs {name}"), &value);
     }
+    if let Some(down) = &data.down {
+        line(&mut out, "fcgi-rs program down", down);
+    }
     for (class, count) in CLASSES.iter().zip(data.metrics.status_classes) {
         line(&mut out, &format!("fcgi-rs responses {class}"), &count);
     }
@@ -220,8 +230,8 @@ fn text(data: &PageData, full: bool) -> String {
             line(&mut out, "content length", &p.content_length);
             line(&mut out, "user", &or_dash(&p.user));
             line(&mut out, "script", &or_dash(&p.script));
-            line(&mut out, "last request cpu", &"0.00");
-            line(&mut out, "last request memory", &0);
+            line(&mut out, "last request cpu", &format!("{:.2}", p.last_cpu_percent));
+            line(&mut out, "last request memory", &p.last_memory);
             line(&mut out, "fcgi-rs thread", &or_dash(&p.thread));
         }
     }
@@ -229,7 +239,9 @@ fn text(data: &PageData, full: bool) -> String {
 }
 
 fn state(p: &ProcessEntry) -> &'static str {
-    if p.running {
+    if p.finishing {
+        "Finishing"
+    } else if p.running {
         "Running"
     } else {
         "Idle"
@@ -255,6 +267,9 @@ fn json(data: &PageData, full: bool) -> String {
     out.push_str(",\"fcgi-rs\":{");
     for (i, (name, value)) in own_fields(data).into_iter().enumerate() {
         let _ = write!(out, "{}\"{name}\":{value}", if i == 0 { "" } else { "," });
+    }
+    if let Some(down) = &data.down {
+        let _ = write!(out, ",\"program down\":{}", json_str(down));
     }
     out.push_str(",\"responses\":{");
     for (i, (class, count)) in CLASSES.iter().zip(data.metrics.status_classes).enumerate() {
@@ -282,7 +297,7 @@ fn json(data: &PageData, full: bool) -> String {
                 "{}{{\"pid\":{},\"state\":\"{}\",\"start time\":{},\"start since\":{},\
                  \"requests\":{},\"request duration\":{},\"request method\":{},\
                  \"request uri\":{},\"content length\":{},\"user\":{},\"script\":{},\
-                 \"last request cpu\":0.00,\"last request memory\":0,\"fcgi-rs thread\":{}}}",
+                 \"last request cpu\":{:.2},\"last request memory\":{},\"fcgi-rs thread\":{}}}",
                 if i == 0 { "" } else { "," },
                 p.pid,
                 state(p),
@@ -295,6 +310,8 @@ fn json(data: &PageData, full: bool) -> String {
                 p.content_length,
                 json_str(or_dash(&p.user)),
                 json_str(or_dash(&p.script)),
+                p.last_cpu_percent,
+                p.last_memory,
                 json_str(or_dash(&p.thread)),
             );
         }
@@ -499,6 +516,7 @@ fn gather(ctx: &Context, full: bool) -> PageData {
         start_unix: mine.start_unix,
         listen: ListenQueue { now, max, len },
         workers: 1,
+        down: None,
         processes: Vec::new(),
     };
     match ctx.status.peers() {
@@ -520,6 +538,7 @@ fn gather(ctx: &Context, full: bool) -> PageData {
                         user: t.request.user,
                         script: t.request.script,
                         thread: Some(t.name),
+                        ..ProcessEntry::default()
                     })
                     .collect();
             }
@@ -543,7 +562,44 @@ fn gather(ctx: &Context, full: bool) -> PageData {
             }
         }
     }
+    if let Some(app) = ctx.status.app_processes() {
+        with_app_processes(&mut data, app, full);
+    }
     data
+}
+
+/// The app's own processes in place of the threads (or workers): they are what PHP-FPM would
+/// count and list. Requests waiting for one are in the listen queue.
+fn with_app_processes(data: &mut PageData, app: crate::AppProcesses, full: bool) {
+    data.process_manager = app.model.into();
+    data.down = app.down;
+    let m = &mut data.metrics;
+    m.idle = app.idle;
+    // FPM's total is idle + active; a process being stopped is busy finishing.
+    m.active = app.active + app.finishing;
+    m.max_active = app.max_active;
+    m.max_children_reached = app.max_children_reached;
+    data.listen.now += app.waiting;
+    data.listen.max = data.listen.max.max(app.max_waiting);
+    if full {
+        data.processes = app
+            .processes
+            .into_iter()
+            .map(|p| ProcessEntry {
+                pid: p.pid,
+                running: p.state == "Running",
+                finishing: p.state == "Finishing",
+                start_unix: p.start_unix,
+                requests: p.requests,
+                duration_us: u64::try_from(p.duration.as_micros()).unwrap_or(u64::MAX),
+                method: p.method,
+                uri: p.uri,
+                last_cpu_percent: p.last_cpu_percent,
+                last_memory: p.last_memory,
+                ..ProcessEntry::default()
+            })
+            .collect();
+    }
 }
 
 /// A prefork worker as an entry of `full`: the process FPM would list.
@@ -629,6 +685,7 @@ mod tests {
             start_unix: 1_000_000,
             listen: ListenQueue { now: 0, max: 2, len: 511 },
             workers: 1,
+            down: None,
             processes: vec![ProcessEntry {
                 pid: 42,
                 running: true,
@@ -636,6 +693,50 @@ mod tests {
                 ..ProcessEntry::default()
             }],
         }
+    }
+
+    #[test]
+    fn an_apps_own_processes_replace_the_threads() {
+        let mut data = sample();
+        let app = crate::AppProcesses {
+            model: "ondemand",
+            idle: 1,
+            active: 2,
+            finishing: 1,
+            max_active: 3,
+            max_children_reached: 7,
+            waiting: 4,
+            max_waiting: 5,
+            down: Some("the program exited with status 1".into()),
+            processes: vec![crate::AppProcess {
+                pid: 77,
+                state: "Finishing",
+                requests: 9,
+                last_cpu_percent: 12.5,
+                last_memory: 4096,
+                ..crate::AppProcess::default()
+            }],
+        };
+        with_app_processes(&mut data, app, true);
+        let page = render(&data, Format::Json, true);
+        for part in [
+            "\"process manager\":\"ondemand\"",
+            "\"listen queue\":4",
+            "\"max listen queue\":5",
+            "\"idle processes\":1",
+            "\"active processes\":3",
+            "\"total processes\":4",
+            "\"max active processes\":3",
+            "\"max children reached\":7",
+            "\"program down\":\"the program exited with status 1\"",
+            "{\"pid\":77,\"state\":\"Finishing\"",
+            "\"requests\":9",
+            "\"last request cpu\":12.50,\"last request memory\":4096",
+        ] {
+            assert!(page.contains(part), "{part} in {page}");
+        }
+        let text = render(&data, Format::Text, true);
+        assert!(text.contains("fcgi-rs program down: the program exited with status 1"), "{text}");
     }
 
     #[test]

@@ -4,14 +4,16 @@
 
 pub(crate) mod cgi;
 mod echo;
+mod exec;
 mod hello;
 
 use clap::{Args, ValueEnum};
-use fcgi_serve::{App, Problem, Program, Serving};
+use fcgi_serve::{App, Problem, Processes, Program, Serving};
 use fcgi_server::{ListenAddr, Listener, Role, ServerBuilder};
 use slog::{warn, Logger};
 
 use self::cgi::{exposure, CgiArgs, Exposure, OPEN_REFUSED};
+use self::exec::ExecArgs;
 
 /// `fcgi serve`: fcgi-serve's options after `fcgi serve`.
 pub(crate) fn program() -> Program {
@@ -31,6 +33,9 @@ pub(crate) enum AppKind {
     /// A CGI/1.1 gateway, like fcgiwrap: runs the program SCRIPT_FILENAME names (see the CGI
     /// options below).
     Cgi,
+    /// Any FastCGI program (php-cgi, FCGI.pm, flup, libfcgi), run, scaled and supervised:
+    /// `--app exec -- PROGRAM [ARGS...]` (see the program options below).
+    Exec,
 }
 
 impl AppKind {
@@ -40,6 +45,7 @@ impl AppKind {
             AppKind::Hello => "hello",
             AppKind::Echo => "echo",
             AppKind::Cgi => "cgi",
+            AppKind::Exec => "exec",
         }
     }
 }
@@ -59,6 +65,9 @@ pub(crate) struct BuiltinOptions {
 
     #[command(flatten)]
     pub(crate) cgi: CgiArgs,
+
+    #[command(flatten)]
+    pub(crate) exec: ExecArgs,
 }
 
 /// The built-in apps as one [`App`].
@@ -76,15 +85,38 @@ impl App for Builtins {
     /// the addresses tell (inherited sockets are checked when adopted, in `started`).
     fn check(&self, options: &BuiltinOptions, serving: &Serving<'_>) -> Vec<Problem> {
         let mut problems = Vec::new();
+        let app = options.app.name();
         if options.app != AppKind::Cgi {
-            let app = options.app.name();
             for option in cgi_options().iter().filter(|o| serving.given.contains(*o)) {
+                // Programs get --pass-env variables too.
+                if options.app == AppKind::Exec && option == "pass-env" {
+                    continue;
+                }
                 problems.push(Problem::error(
                     option,
                     format!("--{option} does nothing with --app {app}: it is for --app cgi"),
                 ));
             }
-        } else if !serving.listen.is_empty() {
+        }
+        if options.app != AppKind::Exec {
+            for option in exec_options().iter().filter(|o| serving.given.contains(*o)) {
+                problems.push(Problem::error(
+                    option,
+                    format!("--{option} does nothing with --app {app}: it is for --app exec"),
+                ));
+            }
+            if !options.exec.program.is_empty() {
+                problems.push(Problem::error(
+                    "app",
+                    format!(
+                        "a program after -- does nothing with --app {app}: it is for --app exec"
+                    ),
+                ));
+            }
+        } else {
+            problems.extend(exec_problems(options, serving));
+        }
+        if options.app == AppKind::Cgi && !serving.listen.is_empty() {
             let tcp = serving.listen.iter().any(|a| matches!(a, ListenAddr::Tcp(_)));
             if exposure(options.cgi.cgi_root.is_some(), tcp, has_allow_list(serving))
                 == Exposure::Open
@@ -136,7 +168,45 @@ impl App for Builtins {
             AppKind::Hello => builder.responder(hello::hello),
             AppKind::Echo => builder.responder(echo::echo),
             AppKind::Cgi => builder.handler(Role::Responder, cgi::gateway(&options.cgi, log)?),
+            AppKind::Exec => return Err("--app exec runs its own processes".into()),
         })
+    }
+
+    /// `exec` sizes its program processes with the process options.
+    fn runs_programs(&self, options: &BuiltinOptions) -> bool {
+        options.app == AppKind::Exec
+    }
+
+    fn install_programs(
+        &self,
+        options: &BuiltinOptions,
+        processes: &Processes,
+        builder: ServerBuilder,
+        log: &Logger,
+    ) -> Result<ServerBuilder, String> {
+        exec::install(&options.exec, processes, &options.cgi.pass_env, builder, log)
+    }
+}
+
+/// What is wrong with `--app exec`'s options: no program (or two), one that cannot run, sizes
+/// or limits that cannot work.
+fn exec_problems(options: &BuiltinOptions, serving: &Serving<'_>) -> Vec<Problem> {
+    let discard = Logger::root(slog::Discard, slog::o!());
+    let config = match options.exec.config(&serving.processes, &options.cgi.pass_env, &discard) {
+        Ok(config) => config,
+        Err(e) => return vec![Problem::error("exec", e)],
+    };
+    match fcgi_exec::check(&config) {
+        Ok(_) => Vec::new(),
+        Err(e) => {
+            let option = match e {
+                fcgi_exec::ConfigError::Scale(_) => "workers",
+                fcgi_exec::ConfigError::Limit(_) => "rlimit-nofile",
+                fcgi_exec::ConfigError::Chroot(_) => "chroot",
+                _ => "exec",
+            };
+            vec![Problem::error(option, e.to_string())]
+        }
     }
 }
 
@@ -150,6 +220,14 @@ fn has_allow_list(serving: &Serving<'_>) -> bool {
 /// covered without a list to keep).
 fn cgi_options() -> Vec<String> {
     CgiArgs::augment_args(clap::Command::new("cgi"))
+        .get_arguments()
+        .filter_map(|arg| arg.get_long().map(str::to_owned))
+        .collect()
+}
+
+/// The long names of `--app exec`'s options.
+fn exec_options() -> Vec<String> {
+    ExecArgs::augment_args(clap::Command::new("exec"))
         .get_arguments()
         .filter_map(|arg| arg.get_long().map(str::to_owned))
         .collect()

@@ -1,0 +1,332 @@
+//! [`Exec`]: the handler that gives each request, once its body is whole, to an idle program
+//! process, and answers for the program when it fails.
+
+use std::ffi::OsString;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::ExitStatusExt;
+use std::time::{Duration, Instant};
+
+use fcgi_server::{Handler, Request, Response};
+use slog::{error, warn, Logger};
+
+use crate::config::{resolve_program, ConfigError, ExecConfig};
+use crate::pool::{self, Lease, Pool, PoolStatus, Release, Unavailable};
+use crate::relay::{Outcome, Relay, Replay};
+use crate::spawn;
+
+/// Attempts per request: a program that stops by itself (its own request limit) without
+/// taking a request sends it on to another; more than this many in a row is a failure.
+const ATTEMPTS: usize = 3;
+/// How long a request waits to learn how its program ended, once its connection broke.
+const EXIT_WAIT: Duration = Duration::from_millis(500);
+/// The `Retry-After` of a `503` while the program cannot run or every process stays busy.
+const RETRY_AFTER: &str = "1";
+
+/// Runs a FastCGI program in processes of its own and serves each request with one of them.
+///
+/// ```no_run
+/// use fcgi_exec::{Exec, ExecConfig, Scale};
+/// use fcgi_server::{ListenOptions, Listener, Role, Server};
+///
+/// let log = slog::Logger::root(slog::Discard, slog::o!());
+/// let mut config = ExecConfig::new("/usr/bin/php-cgi", log);
+/// config.scale = Scale::Static { processes: 4 };
+/// let exec = Exec::start(config)?;
+/// let listener = Listener::bind(&"unix:/run/php.sock".parse()?, &ListenOptions::default())?;
+/// Server::builder().listener(listener).handler(Role::Responder, exec).build().serve()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Exec {
+    pool: Pool,
+    keep_conn: bool,
+    request_timeout: Option<Duration>,
+    queue_timeout: Option<Duration>,
+    kill_grace: Duration,
+    log: Logger,
+}
+
+impl Exec {
+    /// Checks `config` ([`check`]) and starts the processes its scale wants.
+    pub fn start(config: ExecConfig) -> Result<Exec, ConfigError> {
+        Exec::start_measured(config, false)
+    }
+
+    /// [`start`](Exec::start), reading each process's CPU and memory after each request when
+    /// `measure` (the status page's `last request cpu` and `last request memory`; a read of
+    /// /proc per request).
+    pub fn start_measured(config: ExecConfig, measure: bool) -> Result<Exec, ConfigError> {
+        let program = check(&config)?;
+        let env = environment(&config.pass_env);
+        // Inherited descriptors without close-on-exec would reach every program.
+        fcgi_cgi::child::close_inherited_on_exec();
+        let exec = Exec {
+            keep_conn: config.keep_conn,
+            request_timeout: config.request_timeout,
+            queue_timeout: config.queue_timeout,
+            kill_grace: config.kill_grace,
+            log: config.logger.clone(),
+            pool: Pool::start(config.clone(), program, env, measure)
+                .map_err(|e| ConfigError::SocketDir(config.socket_dir.clone(), e))?,
+        };
+        Ok(exec)
+    }
+
+    /// The program processes now, for a status page.
+    pub fn status(&self) -> PoolStatus {
+        self.pool.status()
+    }
+
+    /// Relays the request until it is answered, going on to another process when one stopped
+    /// without taking it.
+    fn serve(
+        &self,
+        request: &mut Request,
+        response: &mut Response,
+    ) -> Result<(), fcgi_server::Error> {
+        let started = Instant::now();
+        let deadline = self.request_timeout.map(|t| started + t);
+        let queue_deadline = self.queue_timeout.map(|t| started + t);
+        let method = request.method().unwrap_or("").to_owned();
+        let uri = request.request_uri().unwrap_or("").to_owned();
+        let mut replay = Replay::default();
+        for attempt in 1..=ATTEMPTS {
+            let wait_until = match (queue_deadline, deadline) {
+                (Some(q), Some(d)) => Some(q.min(d)),
+                (q, d) => q.or(d),
+            };
+            let mut lease = match self.pool.acquire(wait_until, &method, &uri) {
+                Ok(lease) => lease,
+                Err(Unavailable::Down(why)) => {
+                    warn!(self.log, "no program process runs: answered 503"; "reason" => &why,
+                        "uri" => &uri);
+                    response.fail_with(503, &[("Retry-After", RETRY_AFTER)]);
+                    return Ok(());
+                }
+                Err(Unavailable::Busy) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        response.fail(504);
+                    } else {
+                        response.fail_with(503, &[("Retry-After", RETRY_AFTER)]);
+                    }
+                    return Ok(());
+                }
+                Err(Unavailable::Stopping) => {
+                    response.fail_with(503, &[("Retry-After", RETRY_AFTER)]);
+                    return Ok(());
+                }
+            };
+            request.note_child(lease.pid);
+            let reused = lease.conn.is_some();
+            let mut conn = match take_connection(&mut lease) {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Nothing listens on its socket: it exited, or it closed fd 0 (not a
+                    // FastCGI program, or one that cannot accept). The request was never
+                    // sent; a live process that does not listen is replaced.
+                    let pid = lease.pid;
+                    let gone = self.pool.exit_of(pid, Duration::ZERO).is_some();
+                    if !gone {
+                        error!(self.log, "the program does not accept connections on fd 0 \
+                            (it closed it, or it is not a FastCGI program): replaced";
+                            "program_pid" => pid, "error" => %e);
+                    }
+                    self.pool.release(lease, Release::Retire("no-listener"));
+                    if attempt == ATTEMPTS {
+                        response.fail(502);
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            let outcome = Relay {
+                conn: &mut conn,
+                keep_conn: self.keep_conn,
+                deadline,
+                kill_grace: self.kill_grace,
+                replay: &mut replay,
+                pid: lease.pid,
+                log: &self.log,
+            }
+            .run(request, response);
+            let pid = lease.pid;
+            match outcome {
+                Outcome::Complete { reusable } => {
+                    let keep = (self.keep_conn && reusable).then_some(conn);
+                    self.pool.release(lease, Release::Done { conn: keep, answered: true });
+                    return Ok(());
+                }
+                Outcome::NoAnswer { error, replayable } => {
+                    self.pool.release(lease, Release::Done { conn: None, answered: false });
+                    if replayable && attempt < ATTEMPTS && self.never_took_it(pid, reused) {
+                        continue;
+                    }
+                    error!(self.log, "the program failed before answering: 502";
+                        "program_pid" => pid, "error" => &error, "uri" => &uri);
+                    response.fail(502);
+                    return Ok(());
+                }
+                Outcome::Failed { why, retire } => {
+                    error!(self.log, "the program failed the request"; "program_pid" => pid,
+                        "error" => &why, "uri" => &uri);
+                    let how = if retire {
+                        Release::Retire("garbage")
+                    } else {
+                        Release::Done { conn: None, answered: true }
+                    };
+                    self.pool.release(lease, how);
+                    return self.failed(response, why);
+                }
+                Outcome::TimedOut => {
+                    error!(self.log, "request timed out: its program is stopped"; "program_pid" => pid,
+                        "uri" => &uri, "timeout_s" => self.request_timeout.map_or(0, |t| t.as_secs()));
+                    self.pool.release(lease, Release::Retire("timeout"));
+                    if response.fail(504) {
+                        return Ok(());
+                    }
+                    return Err(fcgi_server::Error::from(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the request timed out after its answer began",
+                    )));
+                }
+                Outcome::Aborted { ended } => {
+                    let how = if ended {
+                        Release::Done { conn: None, answered: true }
+                    } else {
+                        Release::Retire("abort")
+                    };
+                    self.pool.release(lease, how);
+                    return Ok(());
+                }
+                Outcome::ClientGone(e) => {
+                    // The program's answer has nowhere to go; it may be mid-write: replace it.
+                    self.pool.release(lease, Release::Retire("abort"));
+                    return Err(fcgi_server::Error::from(e));
+                }
+            }
+        }
+        response.fail(502);
+        Ok(())
+    }
+
+    /// Whether the process `pid`, whose connection ended with no answer, never took the
+    /// request: it exited by itself (not by a signal) with status 0, or before it had ever
+    /// answered one (a program that cannot start), or the connection was a kept one that it
+    /// had closed while idle. Then the request may go to another process.
+    fn never_took_it(&self, pid: u32, reused: bool) -> bool {
+        match self.pool.exit_of(pid, EXIT_WAIT) {
+            Some(status) => {
+                status.signal().is_none()
+                    && (status.code() == Some(0) || !self.pool.has_served(pid))
+            }
+            None => reused,
+        }
+    }
+
+    /// Answers for a program that failed the request: 502 if nothing went out yet, else the
+    /// response is cut short (the error makes the server end it as failed).
+    fn failed(&self, response: &mut Response, why: String) -> Result<(), fcgi_server::Error> {
+        if response.fail(502) {
+            return Ok(());
+        }
+        Err(fcgi_server::Error::from(std::io::Error::other(why)))
+    }
+}
+
+impl Handler for Exec {
+    fn handle(
+        &self,
+        request: &mut Request,
+        response: &mut Response,
+    ) -> Result<(), fcgi_server::Error> {
+        // The whole body first: a slow client holds no program process.
+        if !request.wait_for_input() {
+            return Ok(());
+        }
+        self.serve(request, response)
+    }
+}
+
+/// The lease's kept connection if it is still good, else a new one.
+fn take_connection(lease: &mut Lease) -> std::io::Result<UnixStream> {
+    if let Some(conn) = lease.conn.take() {
+        if is_fresh(&conn) {
+            return Ok(conn);
+        }
+    }
+    UnixStream::connect(&lease.socket)
+}
+
+/// A kept connection that has nothing to read is still open: an idle program sends nothing,
+/// so anything readable is its close (or garbage).
+fn is_fresh(conn: &UnixStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut fd = libc::pollfd { fd: conn.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: poll reads and writes the one pollfd we pass.
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    ready == 0
+}
+
+/// The programs' environment: `PATH` (ours, or the usual one), and the `--pass-env` names.
+fn environment(pass_env: &[String]) -> Vec<(OsString, OsString)> {
+    let mut env = fcgi_cgi::env::pass_env_values(pass_env);
+    if !env.iter().any(|(name, _)| name == "PATH") {
+        let path =
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+        env.push(("PATH".into(), path));
+    }
+    env
+}
+
+/// Checks what can be checked before any process runs: the scale, the program (it exists
+/// and is executable: found in `PATH`, inside the chroot when there is one), the chroot, the
+/// limits. Returns the program's path.
+///
+/// ```
+/// let log = slog::Logger::root(slog::Discard, slog::o!());
+/// let config = fcgi_exec::ExecConfig::new("/nonexistent/php-cgi", log);
+/// let err = fcgi_exec::check(&config).unwrap_err().to_string();
+/// assert!(err.contains("/nonexistent/php-cgi"), "{err}");
+/// ```
+pub fn check(config: &ExecConfig) -> Result<std::path::PathBuf, ConfigError> {
+    config.scale.validate()?;
+    if let Some(dir) = &config.chroot {
+        if !dir.is_dir() {
+            return Err(ConfigError::Chroot(format!(
+                "--chroot {}: not a directory",
+                dir.display()
+            )));
+        }
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(ConfigError::Chroot(format!(
+                "--chroot {} needs fcgi-rs to start the programs as root: start it as root \
+                 (with --user to run as another user), or leave --chroot out",
+                dir.display()
+            )));
+        }
+    }
+    for (name, resource, value) in [
+        ("--rlimit-nofile", libc::RLIMIT_NOFILE, config.rlimit_nofile),
+        ("--rlimit-core", libc::RLIMIT_CORE, config.rlimit_core),
+    ] {
+        let Some(value) = value else { continue };
+        if let Err(hard) = spawn::check_limit(resource, value) {
+            return Err(ConfigError::Limit(format!(
+                "{name} {value} is above this process's hard limit ({hard}), which only root \
+                 may raise: lower it, or raise the hard limit (ulimit -H, LimitNOFILE= or \
+                 LimitCORE= in a systemd unit)"
+            )));
+        }
+    }
+    let path = environment(&config.pass_env)
+        .into_iter()
+        .find(|(name, _)| name == "PATH")
+        .map(|(_, value)| value);
+    resolve_program(&config.program, path.as_deref(), config.chroot.as_deref())
+}
+
+/// How a program's exit reads in a log line or on the status page.
+pub fn describe_exit(status: std::process::ExitStatus) -> String {
+    pool::describe(status)
+}

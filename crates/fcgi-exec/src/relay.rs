@@ -1,0 +1,459 @@
+//! One request relayed to one program process over its connection: the request's records
+//! written (begin, params, the body that has arrived whole, the Filter role's data) while
+//! the answer is read (stdout parsed for the CGI header block, then streamed into the
+//! response; stderr passed on to the web server and to the log), both in one `poll` loop so
+//! that neither side can block the other; the deadline and the web server's abort enforced.
+
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use fcgi_codec::cgi_header::{Disposition, HeaderParser, Progress};
+use fcgi_codec::{BeginRequest, Body, Decoder, Encoder, ProtocolStatus, StreamKind};
+use fcgi_server::{Request, Response, Role};
+use slog::{info, Logger};
+
+/// The request id we use on a program's connection: one request at a time per process.
+const ID: u16 = 1;
+/// Bytes of the body read and framed at a time.
+const CHUNK: usize = 64 * 1024;
+/// How often a relay waiting on its program looks whether the web server aborted.
+const ABORT_CHECK: Duration = Duration::from_millis(200);
+/// The body bytes kept to send again when the program turns out never to have taken the
+/// request (it stopped by itself): a larger body is not sent twice, and such a request fails.
+pub(crate) const REPLAY_MAX: usize = 64 * 1024;
+
+/// How a relay ended.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The program answered the request whole. `reusable`: its connection can take the next.
+    Complete { reusable: bool },
+    /// The connection ended (or could not be written) before a byte of the answer came:
+    /// whether the program took the request is for its exit to tell.
+    NoAnswer { error: String, replayable: bool },
+    /// The program failed the request: it wrote what is not FastCGI, or a header block that
+    /// is not valid, or its connection broke after the answer began.
+    Failed { why: String, retire: bool },
+    /// The request ran past its deadline.
+    TimedOut,
+    /// The web server aborted the request (or went away); `ended`: the program ended it too.
+    Aborted { ended: bool },
+    /// Writing the response failed: the web server is gone.
+    ClientGone(io::Error),
+}
+
+/// What a relay needs besides the request and the response.
+pub(crate) struct Relay<'a> {
+    pub(crate) conn: &'a mut UnixStream,
+    pub(crate) keep_conn: bool,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) kill_grace: Duration,
+    /// The body sent so far, while it fits [`REPLAY_MAX`]; replayed first on a retry.
+    pub(crate) replay: &'a mut Replay,
+    pub(crate) pid: u32,
+    pub(crate) log: &'a Logger,
+}
+
+/// The body's first bytes, kept in case the request must go to another process.
+#[derive(Debug, Default)]
+pub(crate) struct Replay {
+    bytes: Vec<u8>,
+    /// More than `REPLAY_MAX` was read: the body cannot be sent again.
+    overflowed: bool,
+    /// The body was read to its end (all of it is in `bytes`, unless overflowed).
+    complete: bool,
+}
+
+/// The request's records still to go out.
+struct Outgoing<'r> {
+    buf: Vec<u8>,
+    at: usize,
+    body: BodySource,
+    /// The body's end has been framed.
+    done: bool,
+    data: Option<&'r mut fcgi_server::Body>,
+    /// The buffer body bytes are read into (allocated at the first read).
+    chunk: Vec<u8>,
+    /// The body's CONTENT_LENGTH, 0 if none.
+    expect: usize,
+}
+
+/// Where the body's bytes come from: what an earlier attempt kept, then the request.
+struct BodySource {
+    replayed: usize,
+    reader: fcgi_server::Body,
+}
+
+impl Relay<'_> {
+    /// Relays `request`, writing the answer into `response`.
+    pub(crate) fn run(&mut self, request: &mut Request, response: &mut Response) -> Outcome {
+        if let Err(e) = self.conn.set_nonblocking(true) {
+            return Outcome::NoAnswer { error: e.to_string(), replayable: true };
+        }
+        let encoder = Encoder::new();
+        let mut head = Vec::with_capacity(64 + request.params().as_bytes().len());
+        let begin = BeginRequest::new(request.role(), self.keep_conn);
+        let _ = encoder.begin_request(&mut head, ID, &begin);
+        let _ = encoder.stream(&mut head, StreamKind::Params, ID, request.params().as_bytes());
+        let _ = encoder.end_stream(&mut head, StreamKind::Params, ID);
+        let role = request.role();
+        let abort = request.abort_signal();
+        let body = request.body_reader();
+        let expect = usize::try_from(request.content_length().unwrap_or(0)).unwrap_or(CHUNK);
+        let mut out = Outgoing {
+            buf: head,
+            at: 0,
+            body: BodySource { replayed: 0, reader: body },
+            done: false,
+            data: if role == Role::Filter { request.data() } else { None },
+            chunk: Vec::new(),
+            expect,
+        };
+        let mut answer = Answer::new(self.pid, self.log);
+        let mut aborted_at: Option<Instant> = None;
+        loop {
+            // Top the outgoing buffer up, from the replay and the body.
+            if out.at == out.buf.len() && !out.done {
+                if let Err(e) = out.refill(&encoder, self.replay) {
+                    // The spool is gone (the request was aborted while we read it).
+                    return Outcome::Failed {
+                        why: format!("cannot read the request body: {e}"),
+                        retire: true,
+                    };
+                }
+            }
+            let want_write = out.at < out.buf.len();
+            let now = Instant::now();
+            if let Some(deadline) = self.deadline {
+                if now >= deadline && aborted_at.is_none() {
+                    return Outcome::TimedOut;
+                }
+            }
+            if aborted_at.is_none() && abort.is_aborted() {
+                // Passed on; the program's answer goes nowhere from now on.
+                let mut abort = Vec::new();
+                let _ = encoder.abort_request(&mut abort, ID);
+                out.buf.drain(..out.at);
+                out.at = 0;
+                out.buf.extend_from_slice(&abort);
+                out.done = true;
+                aborted_at = Some(now);
+                answer.sink.discard = true;
+            }
+            if let Some(at) = aborted_at {
+                if now >= at + self.kill_grace {
+                    return Outcome::Aborted { ended: false };
+                }
+            }
+            let timeout =
+                [self.deadline.map(|d| d.saturating_duration_since(now)), Some(ABORT_CHECK)]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .unwrap_or(ABORT_CHECK);
+            let mut fd = libc::pollfd {
+                fd: self.conn.as_raw_fd(),
+                events: libc::POLLIN | if want_write { libc::POLLOUT } else { 0 },
+                revents: 0,
+            };
+            // SAFETY: poll reads and writes the one pollfd we pass.
+            let ready = unsafe { libc::poll(&mut fd, 1, timeout.as_millis() as libc::c_int + 1) };
+            if ready <= 0 {
+                continue;
+            }
+            if want_write && fd.revents & libc::POLLOUT != 0 {
+                match self.conn.write(&out.buf[out.at..]) {
+                    Ok(n) => out.at += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        if answer.nothing_yet() {
+                            return Outcome::NoAnswer {
+                                error: e.to_string(),
+                                replayable: self.replay.can_replay(),
+                            };
+                        }
+                        // It answered, and no longer reads: read the rest of its answer.
+                        out.at = out.buf.len();
+                        out.done = true;
+                    }
+                }
+            }
+            if fd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                match answer.read(self.conn, response) {
+                    Ok(Some(end)) => {
+                        if aborted_at.is_some() {
+                            return Outcome::Aborted { ended: true };
+                        }
+                        return end;
+                    }
+                    Ok(None) => {}
+                    Err(ReadEnd::Eof(error)) => {
+                        if aborted_at.is_some() {
+                            return Outcome::Aborted { ended: false };
+                        }
+                        if answer.nothing_yet() {
+                            return Outcome::NoAnswer {
+                                error,
+                                replayable: self.replay.can_replay(),
+                            };
+                        }
+                        return Outcome::Failed {
+                            why: format!(
+                                "the program's connection ended before its answer did: {error}"
+                            ),
+                            retire: true,
+                        };
+                    }
+                    Err(ReadEnd::Garbage(why)) => return Outcome::Failed { why, retire: true },
+                    Err(ReadEnd::BadHeader(why)) => return Outcome::Failed { why, retire: false },
+                    Err(ReadEnd::Client(e)) => return Outcome::ClientGone(e),
+                }
+            }
+        }
+    }
+}
+
+impl Replay {
+    fn can_replay(&self) -> bool {
+        !self.overflowed
+    }
+}
+
+impl Outgoing<'_> {
+    /// Frames the next piece of the body (or its end, then the data's) into the buffer.
+    fn refill(&mut self, encoder: &Encoder, replay: &mut Replay) -> io::Result<()> {
+        self.buf.clear();
+        self.at = 0;
+        if self.chunk.is_empty() {
+            // As large as the body says it is: a GET's costs no 64 KiB.
+            self.chunk = vec![0u8; self.expect.clamp(512, CHUNK)];
+        }
+        let chunk = &mut self.chunk;
+        // What an earlier attempt read goes again first.
+        if self.body.replayed < replay.bytes.len() {
+            let end = replay.bytes.len().min(self.body.replayed + CHUNK);
+            encoder.stream(
+                &mut self.buf,
+                StreamKind::Stdin,
+                ID,
+                &replay.bytes[self.body.replayed..end],
+            )?;
+            self.body.replayed = end;
+            return Ok(());
+        }
+        if !replay.complete {
+            let n = read_some(&mut self.body.reader, chunk)?;
+            if n > 0 {
+                if !replay.overflowed && replay.bytes.len() + n <= REPLAY_MAX {
+                    replay.bytes.extend_from_slice(&chunk[..n]);
+                    self.body.replayed = replay.bytes.len();
+                } else {
+                    replay.overflowed = true;
+                    replay.bytes = Vec::new();
+                }
+                encoder.stream(&mut self.buf, StreamKind::Stdin, ID, &chunk[..n])?;
+                return Ok(());
+            }
+            replay.complete = true;
+        }
+        encoder.end_stream(&mut self.buf, StreamKind::Stdin, ID)?;
+        if let Some(data) = self.data.as_deref_mut() {
+            loop {
+                let n = read_some(data, chunk)?;
+                if n == 0 {
+                    break;
+                }
+                encoder.stream(&mut self.buf, StreamKind::Data, ID, &chunk[..n])?;
+            }
+            encoder.end_stream(&mut self.buf, StreamKind::Data, ID)?;
+        }
+        self.done = true;
+        Ok(())
+    }
+}
+
+fn read_some(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match reader.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Why reading the answer stopped short.
+enum ReadEnd {
+    /// The connection ended (or broke).
+    Eof(String),
+    /// Bytes that are not FastCGI records for our request.
+    Garbage(String),
+    /// The CGI header block is not valid.
+    BadHeader(String),
+    /// The response could not be written.
+    Client(io::Error),
+}
+
+/// The answer coming back.
+struct Answer<'l> {
+    decoder: Decoder,
+    /// Bytes of the answer received (records of any kind).
+    received: u64,
+    sink: Sink<'l>,
+}
+
+/// Where the answer's streams go.
+struct Sink<'l> {
+    parser: Option<HeaderParser>,
+    /// The answer goes nowhere (the request was aborted).
+    discard: bool,
+    stderr_line: Vec<u8>,
+    pid: u32,
+    log: &'l Logger,
+}
+
+impl<'l> Answer<'l> {
+    fn new(pid: u32, log: &'l Logger) -> Answer<'l> {
+        Answer {
+            decoder: Decoder::new(),
+            received: 0,
+            sink: Sink {
+                parser: Some(HeaderParser::new()),
+                discard: false,
+                stderr_line: Vec::new(),
+                pid,
+                log,
+            },
+        }
+    }
+
+    fn nothing_yet(&self) -> bool {
+        self.received == 0
+    }
+
+    /// Reads what is there and handles every whole record: `Some` once the request ended.
+    fn read(
+        &mut self,
+        conn: &mut UnixStream,
+        response: &mut Response,
+    ) -> Result<Option<Outcome>, ReadEnd> {
+        match self.decoder.read_from(conn) {
+            Ok(0) => return Err(ReadEnd::Eof("closed by the program".into())),
+            Ok(n) => self.received += n as u64,
+            Err(e)
+                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(ReadEnd::Eof(e.to_string())),
+        }
+        let Answer { decoder, sink, .. } = self;
+        loop {
+            let record = match decoder.decode() {
+                Ok(Some(record)) => record,
+                Ok(None) => return Ok(None),
+                Err(e) => {
+                    return Err(ReadEnd::Garbage(format!(
+                        "the program sent what is not FastCGI: {e}"
+                    )))
+                }
+            };
+            if record.request_id != ID && !record.is_management() {
+                continue;
+            }
+            match record.body {
+                // Its end: the answer ends with END_REQUEST, which PHP-FPM-style programs
+                // send without it.
+                Body::Stdout([]) => {}
+                Body::Stdout(bytes) => {
+                    if !sink.discard {
+                        sink.stdout(bytes, response)?;
+                    }
+                }
+                Body::Stderr(bytes) => {
+                    if !sink.discard && !bytes.is_empty() {
+                        // To the web server as the program sent it, and to our log by lines.
+                        response.write_stderr(bytes).map_err(ReadEnd::Client)?;
+                    }
+                    sink.stderr(bytes);
+                }
+                Body::EndRequest(end) => {
+                    sink.flush_stderr();
+                    if end.protocol_status != ProtocolStatus::RequestComplete {
+                        // The program refused it (overloaded, a role it does not play).
+                        if sink.parser.is_some() && !sink.discard {
+                            response.fail(502);
+                        }
+                        return Ok(Some(Outcome::Complete { reusable: false }));
+                    }
+                    if sink.parser.is_some() && !sink.discard {
+                        return Err(ReadEnd::BadHeader(
+                            "the program ended the request without a complete header block".into(),
+                        ));
+                    }
+                    return Ok(Some(Outcome::Complete { reusable: decoder.is_empty() }));
+                }
+                // Management answers (GET_VALUES_RESULT, UNKNOWN_TYPE) are not for a request.
+                Body::GetValuesResult(_) | Body::UnknownType(_) => {}
+                _ => {
+                    return Err(ReadEnd::Garbage(format!(
+                        "the program sent a {:?} record, which only a web server sends",
+                        record.body.record_type()
+                    )))
+                }
+            }
+        }
+    }
+}
+
+impl Sink<'_> {
+    fn stdout(&mut self, bytes: &[u8], response: &mut Response) -> Result<(), ReadEnd> {
+        let Some(parser) = self.parser.as_mut() else {
+            return response.write_all(bytes).map_err(ReadEnd::Client);
+        };
+        match parser.push(bytes) {
+            Ok(Progress::Partial) => Ok(()),
+            Err(e) => {
+                Err(ReadEnd::BadHeader(format!("the program's header block is not valid: {e}")))
+            }
+            Ok(Progress::Complete { head, body }) => {
+                let status = match head.disposition() {
+                    Disposition::Document { status } => status,
+                    // A FastCGI responder's local redirect is the web server's to follow:
+                    // nginx and Apache take a Location without a Status as a 302.
+                    Disposition::LocalRedirect { .. } => 302,
+                };
+                response.set_status(status);
+                for (name, value) in &head.headers {
+                    response.header(name, value).map_err(ReadEnd::Client)?;
+                }
+                response.write_all(&body).map_err(ReadEnd::Client)?;
+                self.parser = None;
+                Ok(())
+            }
+        }
+    }
+
+    fn stderr(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            if byte == b'\n' || self.stderr_line.len() >= 4096 {
+                self.flush_stderr();
+                if byte == b'\n' {
+                    continue;
+                }
+            }
+            self.stderr_line.push(byte);
+        }
+    }
+
+    fn flush_stderr(&mut self) {
+        if self.stderr_line.is_empty() {
+            return;
+        }
+        let line = String::from_utf8_lossy(&self.stderr_line).trim_end_matches('\r').to_owned();
+        self.stderr_line.clear();
+        info!(self.log, "program stderr"; "event" => "program-stderr", "program_pid" => self.pid,
+            "line" => &line, "stream" => "FCGI_STDERR");
+    }
+}
