@@ -14,8 +14,8 @@
 //!   body_len=N\n` (K counts this process's requests, this one included), then the request
 //!   body echoed byte for byte;
 //! - `crash-before`: dies of SIGKILL before any output;
-//! - `crash-during`: sends a 200 header and 1,000 bytes of body, waits 100 ms (so that the
-//!   web server has them), then `_exit(1)` with no END_REQUEST;
+//! - `crash-during`: sends a 200 header and 1,000 bytes of body (a query's `bytes=N`: N),
+//!   waits 100 ms (so that the web server has them), then `_exit(1)` with no END_REQUEST;
 //! - `hang`: never answers;
 //! - `exit-after`: answers the first N requests (`--after N`, at least 1) ok, then exits 0 right
 //!   after the Nth END_REQUEST, as php-cgi does with PHP_FCGI_MAX_REQUESTS;
@@ -301,7 +301,8 @@ fn answer(
         Mode::CrashDuring => {
             let head = b"Status: 200\r\nContent-Type: text/plain\r\n\r\n";
             encoder.stream(&mut out, StreamKind::Stdout, id, head)?;
-            encoder.stream(&mut out, StreamKind::Stdout, id, &[b'x'; 1000])?;
+            let len = request.query("bytes").and_then(|n| n.parse().ok()).unwrap_or(1000);
+            encoder.stream(&mut out, StreamKind::Stdout, id, &vec![b'x'; len])?;
             conn.write_all(&out)?;
             std::thread::sleep(Duration::from_millis(100));
             // SAFETY: _exit(2) ends the process at once, as a crash would: no END_REQUEST.
