@@ -76,7 +76,7 @@ pub struct ProcessInfo {
     pub pid: u32,
     /// `Idle`, `Running` or `Finishing` (being stopped), as PHP-FPM names them.
     pub state: &'static str,
-    /// Requests it was given.
+    /// Requests it served (answered, or failed on).
     pub requests: u64,
     /// When it started.
     pub started: SystemTime,
@@ -264,7 +264,6 @@ impl Pool {
                 .max_by_key(|p| p.idle_since);
             if let Some(proc) = pick {
                 proc.state = ProcState::Busy;
-                proc.requests += 1;
                 let now = Instant::now();
                 proc.current =
                     Some(Current { method: method.to_owned(), uri: uri.to_owned(), since: now });
@@ -328,8 +327,15 @@ impl Pool {
             proc.last = last;
         }
         let stop = match how {
-            Release::Retire(reason) => Some(reason),
+            Release::Retire(reason) => {
+                // It had the request (it timed out on it, or answered it badly), unless it
+                // was not listening.
+                proc.requests += u64::from(reason != "no-listener");
+                Some(reason)
+            }
             Release::Done { conn, answered } => {
+                // Requests it answered: one it never took (it stopped first) went elsewhere.
+                proc.requests += u64::from(answered);
                 proc.served |= answered;
                 if proc.state == ProcState::Busy {
                     proc.state = ProcState::Idle;

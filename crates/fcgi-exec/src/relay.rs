@@ -112,6 +112,7 @@ impl Relay<'_> {
         };
         let mut answer = Answer::new(self.pid, self.log);
         let mut aborted_at: Option<Instant> = None;
+        let mut write_error: Option<String> = None;
         loop {
             // Top the outgoing buffer up, from the replay and the body.
             if out.at == out.buf.len() && !out.done {
@@ -168,15 +169,14 @@ impl Relay<'_> {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        if answer.nothing_yet() {
-                            return Outcome::NoAnswer {
-                                error: e.to_string(),
-                                replayable: self.replay.can_replay(),
-                            };
-                        }
-                        // It answered, and no longer reads: read the rest of its answer.
-                        out.at = out.buf.len();
+                        // It no longer reads. Whether it answered is for its side of the
+                        // connection to say: php-cgi answers a GET before it reads the end of
+                        // FCGI_STDIN, and then exits at its PHP_FCGI_MAX_REQUESTS, so a
+                        // failed write is no proof that the request was not run.
+                        out.buf.clear();
+                        out.at = 0;
                         out.done = true;
+                        write_error = Some(e.to_string());
                     }
                 }
             }
@@ -195,7 +195,7 @@ impl Relay<'_> {
                         }
                         if answer.nothing_yet() {
                             return Outcome::NoAnswer {
-                                error,
+                                error: write_error.unwrap_or(error),
                                 replayable: self.replay.can_replay(),
                             };
                         }
