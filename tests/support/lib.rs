@@ -15,6 +15,7 @@
 //! - [`nginx`]: a real nginx started from the configurations in `nginx/`.
 //! - [`php`]: a real PHP-FPM of the test's own.
 //! - [`process`]: child processes (the `fcgi` binary among them), and bounded waits.
+//! - [`programs`]: real FastCGI programs (php-cgi, libfcgi, FCGI.pm, flup) for `--app exec`.
 //! - [`raw`]: a raw FastCGI record client.
 //! - [`settings`]: `FCGI_TEST_STRICT` (no skipping) and `FCGI_TEST_TIME_SCALE` (slower machines).
 //! - [`wrk`]: load from wrk, and its summary.
@@ -29,6 +30,7 @@ pub mod netns;
 pub mod nginx;
 pub mod php;
 pub mod process;
+pub mod programs;
 pub mod raw;
 pub mod settings;
 pub mod wrk;

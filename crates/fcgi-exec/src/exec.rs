@@ -121,11 +121,18 @@ impl Exec {
             let mut conn = match take_connection(&mut lease) {
                 Ok(conn) => conn,
                 Err(e) => {
-                    // Its socket refuses: it is gone, or going.
+                    // Nothing listens on its socket: it exited, or it closed fd 0 (not a
+                    // FastCGI program, or one that cannot accept). The request was never
+                    // sent; a live process that does not listen is replaced.
                     let pid = lease.pid;
-                    self.pool.release(lease, Release::Done { conn: None, answered: false });
-                    if attempt == ATTEMPTS || !self.never_took_it(pid, false) {
-                        error!(self.log, "cannot reach the program"; "program_pid" => pid, "error" => %e);
+                    let gone = self.pool.exit_of(pid, Duration::ZERO).is_some();
+                    if !gone {
+                        error!(self.log, "the program does not accept connections on fd 0 \
+                            (it closed it, or it is not a FastCGI program): replaced";
+                            "program_pid" => pid, "error" => %e);
+                    }
+                    self.pool.release(lease, Release::Retire("no-listener"));
+                    if attempt == ATTEMPTS {
                         response.fail(502);
                         return Ok(());
                     }

@@ -76,7 +76,7 @@ pub struct ProcessInfo {
     pub pid: u32,
     /// `Idle`, `Running` or `Finishing` (being stopped), as PHP-FPM names them.
     pub state: &'static str,
-    /// Requests it was given.
+    /// Requests it served (answered, or failed on).
     pub requests: u64,
     /// When it started.
     pub started: SystemTime,
@@ -264,7 +264,6 @@ impl Pool {
                 .max_by_key(|p| p.idle_since);
             if let Some(proc) = pick {
                 proc.state = ProcState::Busy;
-                proc.requests += 1;
                 let now = Instant::now();
                 proc.current =
                     Some(Current { method: method.to_owned(), uri: uri.to_owned(), since: now });
@@ -328,8 +327,15 @@ impl Pool {
             proc.last = last;
         }
         let stop = match how {
-            Release::Retire(reason) => Some(reason),
+            Release::Retire(reason) => {
+                // It had the request (it timed out on it, or answered it badly), unless it
+                // was not listening.
+                proc.requests += u64::from(reason != "no-listener");
+                Some(reason)
+            }
             Release::Done { conn, answered } => {
+                // Requests it answered: one it never took (it stopped first) went elsewhere.
+                proc.requests += u64::from(answered);
                 proc.served |= answered;
                 if proc.state == ProcState::Busy {
                     proc.state = ProcState::Idle;
@@ -667,7 +673,11 @@ impl Supervisor {
             let requests = proc.as_ref().map_or(0, |p| p.requests);
             info!(log, "program exited"; "event" => "program-exited", "program_pid" => pid,
                 "slot" => running.slot, "exit" => short(status), "requests" => requests);
-            let stopped_by_us = proc.as_ref().is_some_and(|p| p.stop_reason.is_some());
+            // Stopped by us for its own fault (garbage, not listening) counts as a failure.
+            let stopped_by_us = proc
+                .as_ref()
+                .and_then(|p| p.stop_reason)
+                .is_some_and(|reason| !matches!(reason, "garbage" | "no-listener"));
             let served = proc.as_ref().is_some_and(|p| p.served);
             let lifetime = running.started.elapsed();
             // A process that worked and then stopped by itself (php-cgi's own request limit)
@@ -824,6 +834,7 @@ impl From<PoolStatus> for fcgi_server::AppProcesses {
             max_children_reached: status.max_children_reached,
             waiting: status.waiting as u64,
             max_waiting: status.max_waiting as u64,
+            down: status.down,
             processes: status
                 .processes
                 .into_iter()

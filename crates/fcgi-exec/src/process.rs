@@ -60,7 +60,7 @@ pub(crate) struct Proc {
     pub(crate) pid: u32,
     pub(crate) socket: PathBuf,
     pub(crate) state: ProcState,
-    /// Requests it has been given.
+    /// Requests it has served (answered, or failed on).
     pub(crate) requests: u64,
     /// After this many requests it is retired (0: never).
     pub(crate) limit: u64,

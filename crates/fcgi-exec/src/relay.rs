@@ -73,6 +73,10 @@ struct Outgoing<'r> {
     /// The body's end has been framed.
     done: bool,
     data: Option<&'r mut fcgi_server::Body>,
+    /// The buffer body bytes are read into (allocated at the first read).
+    chunk: Vec<u8>,
+    /// The body's CONTENT_LENGTH, 0 if none.
+    expect: usize,
 }
 
 /// Where the body's bytes come from: what an earlier attempt kept, then the request.
@@ -96,15 +100,19 @@ impl Relay<'_> {
         let role = request.role();
         let abort = request.abort_signal();
         let body = request.body_reader();
+        let expect = usize::try_from(request.content_length().unwrap_or(0)).unwrap_or(CHUNK);
         let mut out = Outgoing {
             buf: head,
             at: 0,
             body: BodySource { replayed: 0, reader: body },
             done: false,
             data: if role == Role::Filter { request.data() } else { None },
+            chunk: Vec::new(),
+            expect,
         };
         let mut answer = Answer::new(self.pid, self.log);
         let mut aborted_at: Option<Instant> = None;
+        let mut write_error: Option<String> = None;
         loop {
             // Top the outgoing buffer up, from the replay and the body.
             if out.at == out.buf.len() && !out.done {
@@ -132,7 +140,7 @@ impl Relay<'_> {
                 out.buf.extend_from_slice(&abort);
                 out.done = true;
                 aborted_at = Some(now);
-                answer.discard = true;
+                answer.sink.discard = true;
             }
             if let Some(at) = aborted_at {
                 if now >= at + self.kill_grace {
@@ -161,15 +169,14 @@ impl Relay<'_> {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        if answer.nothing_yet() {
-                            return Outcome::NoAnswer {
-                                error: e.to_string(),
-                                replayable: self.replay.can_replay(),
-                            };
-                        }
-                        // It answered, and no longer reads: read the rest of its answer.
-                        out.at = out.buf.len();
+                        // It no longer reads. Whether it answered is for its side of the
+                        // connection to say: php-cgi answers a GET before it reads the end of
+                        // FCGI_STDIN, and then exits at its PHP_FCGI_MAX_REQUESTS, so a
+                        // failed write is no proof that the request was not run.
+                        out.buf.clear();
+                        out.at = 0;
                         out.done = true;
+                        write_error = Some(e.to_string());
                     }
                 }
             }
@@ -188,7 +195,7 @@ impl Relay<'_> {
                         }
                         if answer.nothing_yet() {
                             return Outcome::NoAnswer {
-                                error,
+                                error: write_error.unwrap_or(error),
                                 replayable: self.replay.can_replay(),
                             };
                         }
@@ -219,7 +226,11 @@ impl Outgoing<'_> {
     fn refill(&mut self, encoder: &Encoder, replay: &mut Replay) -> io::Result<()> {
         self.buf.clear();
         self.at = 0;
-        let mut chunk = vec![0u8; CHUNK];
+        if self.chunk.is_empty() {
+            // As large as the body says it is: a GET's costs no 64 KiB.
+            self.chunk = vec![0u8; self.expect.clamp(512, CHUNK)];
+        }
+        let chunk = &mut self.chunk;
         // What an earlier attempt read goes again first.
         if self.body.replayed < replay.bytes.len() {
             let end = replay.bytes.len().min(self.body.replayed + CHUNK);
@@ -233,7 +244,7 @@ impl Outgoing<'_> {
             return Ok(());
         }
         if !replay.complete {
-            let n = read_some(&mut self.body.reader, &mut chunk)?;
+            let n = read_some(&mut self.body.reader, chunk)?;
             if n > 0 {
                 if !replay.overflowed && replay.bytes.len() + n <= REPLAY_MAX {
                     replay.bytes.extend_from_slice(&chunk[..n]);
@@ -250,7 +261,7 @@ impl Outgoing<'_> {
         encoder.end_stream(&mut self.buf, StreamKind::Stdin, ID)?;
         if let Some(data) = self.data.as_deref_mut() {
             loop {
-                let n = read_some(data, &mut chunk)?;
+                let n = read_some(data, chunk)?;
                 if n == 0 {
                     break;
                 }
@@ -287,9 +298,14 @@ enum ReadEnd {
 /// The answer coming back.
 struct Answer<'l> {
     decoder: Decoder,
-    parser: Option<HeaderParser>,
     /// Bytes of the answer received (records of any kind).
     received: u64,
+    sink: Sink<'l>,
+}
+
+/// Where the answer's streams go.
+struct Sink<'l> {
+    parser: Option<HeaderParser>,
     /// The answer goes nowhere (the request was aborted).
     discard: bool,
     stderr_line: Vec<u8>,
@@ -301,12 +317,14 @@ impl<'l> Answer<'l> {
     fn new(pid: u32, log: &'l Logger) -> Answer<'l> {
         Answer {
             decoder: Decoder::new(),
-            parser: Some(HeaderParser::new()),
             received: 0,
-            discard: false,
-            stderr_line: Vec::new(),
-            pid,
-            log,
+            sink: Sink {
+                parser: Some(HeaderParser::new()),
+                discard: false,
+                stderr_line: Vec::new(),
+                pid,
+                log,
+            },
         }
     }
 
@@ -330,8 +348,9 @@ impl<'l> Answer<'l> {
             }
             Err(e) => return Err(ReadEnd::Eof(e.to_string())),
         }
+        let Answer { decoder, sink, .. } = self;
         loop {
-            let record = match self.decoder.decode() {
+            let record = match decoder.decode() {
                 Ok(Some(record)) => record,
                 Ok(None) => return Ok(None),
                 Err(e) => {
@@ -348,35 +367,32 @@ impl<'l> Answer<'l> {
                 // send without it.
                 Body::Stdout([]) => {}
                 Body::Stdout(bytes) => {
-                    if self.discard {
-                        continue;
+                    if !sink.discard {
+                        sink.stdout(bytes, response)?;
                     }
-                    let bytes = bytes.to_vec();
-                    self.stdout(&bytes, response)?;
                 }
                 Body::Stderr(bytes) => {
-                    if !self.discard && !bytes.is_empty() {
+                    if !sink.discard && !bytes.is_empty() {
                         // To the web server as the program sent it, and to our log by lines.
                         response.write_stderr(bytes).map_err(ReadEnd::Client)?;
                     }
-                    let bytes = bytes.to_vec();
-                    self.stderr(&bytes);
+                    sink.stderr(bytes);
                 }
                 Body::EndRequest(end) => {
-                    self.flush_stderr();
+                    sink.flush_stderr();
                     if end.protocol_status != ProtocolStatus::RequestComplete {
                         // The program refused it (overloaded, a role it does not play).
-                        if self.parser.is_some() && !self.discard {
+                        if sink.parser.is_some() && !sink.discard {
                             response.fail(502);
                         }
                         return Ok(Some(Outcome::Complete { reusable: false }));
                     }
-                    if self.parser.is_some() && !self.discard {
+                    if sink.parser.is_some() && !sink.discard {
                         return Err(ReadEnd::BadHeader(
                             "the program ended the request without a complete header block".into(),
                         ));
                     }
-                    return Ok(Some(Outcome::Complete { reusable: self.decoder.is_empty() }));
+                    return Ok(Some(Outcome::Complete { reusable: decoder.is_empty() }));
                 }
                 // Management answers (GET_VALUES_RESULT, UNKNOWN_TYPE) are not for a request.
                 Body::GetValuesResult(_) | Body::UnknownType(_) => {}
@@ -389,7 +405,9 @@ impl<'l> Answer<'l> {
             }
         }
     }
+}
 
+impl Sink<'_> {
     fn stdout(&mut self, bytes: &[u8], response: &mut Response) -> Result<(), ReadEnd> {
         let Some(parser) = self.parser.as_mut() else {
             return response.write_all(bytes).map_err(ReadEnd::Client);
@@ -410,9 +428,9 @@ impl<'l> Answer<'l> {
                 for (name, value) in &head.headers {
                     response.header(name, value).map_err(ReadEnd::Client)?;
                 }
-                let body = body.to_vec();
+                response.write_all(&body).map_err(ReadEnd::Client)?;
                 self.parser = None;
-                response.write_all(&body).map_err(ReadEnd::Client)
+                Ok(())
             }
         }
     }

@@ -135,10 +135,12 @@ pub(crate) enum Field {
     RequestId,
     /// `outcome`: `ok`, or how it failed.
     Outcome,
+    /// `program_pid`: the program process that served it (`--app exec`, `--app cgi`).
+    ProgramPid,
 }
 
 /// Every field, in the order of the JSON format.
-const FIELDS: [(Field, &str); 15] = [
+const FIELDS: [(Field, &str); 16] = [
     (Field::Remote, "remote"),
     (Field::User, "user"),
     (Field::Method, "method"),
@@ -154,6 +156,7 @@ const FIELDS: [(Field, &str); 15] = [
     (Field::DurationUs, "duration_us"),
     (Field::RequestId, "request_id"),
     (Field::Outcome, "outcome"),
+    (Field::ProgramPid, "program_pid"),
 ];
 
 /// The field `%{NAME}e` stands for: the params the server puts in its record.
@@ -461,9 +464,13 @@ fn placeholder_value(
         }
         Placeholder::Started => out.push_str(&clf_time(started)),
         Placeholder::Now => out.push_str(&clf_time(now)),
-        Placeholder::Pid => {
-            let _ = write!(out, "{pid}");
-        }
+        // PHP-FPM's %p is the process that served the request: the program's, if one did.
+        Placeholder::Pid => match fields.get(Field::ProgramPid) {
+            Some(program) => out.push_str(program),
+            None => {
+                let _ = write!(out, "{pid}");
+            }
+        },
         Placeholder::ParentPid => {
             let _ = write!(out, "{ppid}");
         }
