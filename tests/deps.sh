@@ -22,6 +22,9 @@ packages=(
     spawn-fcgi
     # tests/prefork.rs: load through nginx while workers are reloaded, upgraded and recycled.
     wrk
+    # tests/exec_faults.rs and tests/request_timeout.rs: curl's exit status tells a response
+    # cut short (18) from a whole one, as a client sees it through nginx.
+    curl
     # tests/caddy.rs: fcgi-rs behind a real Caddy (`reverse_proxy` with `transport fastcgi`).
     caddy
     # tests/status_page.rs: the status page's OpenMetrics text, read by the Prometheus client's

@@ -8,6 +8,7 @@
 //! - [`addr`]: where a server listens, in every form the tests need.
 //! - [`axum_app`]: the axum app that `make bench` serves on hyper, tokio-fastcgi and fcgi-rs.
 //! - [`data`]: test bodies, and comparing them.
+//! - [`exec`]: `fcgi serve --app exec` running the fault program, with nginx in front.
 //! - [`http`]: the HTTP client, and the header parsing shared with [`raw`].
 //! - [`inproc`]: a server with a test's own handlers on a thread of the test.
 //! - [`master`]: a prefork master under test, its workers and signals.
@@ -23,6 +24,7 @@
 pub mod addr;
 pub mod axum_app;
 pub mod data;
+pub mod exec;
 pub mod http;
 pub mod inproc;
 pub mod master;

@@ -157,8 +157,11 @@ impl Exec {
                     return Ok(());
                 }
                 Outcome::NoAnswer { error, replayable } => {
+                    // Its exit is learnt while the lease is out, so that it is known to have
+                    // died on a request (see `Pool::release`).
+                    let never_took_it = self.never_took_it(pid, reused);
                     self.pool.release(lease, Release::Done { conn: None, answered: false });
-                    if replayable && attempt < ATTEMPTS && self.never_took_it(pid, reused) {
+                    if replayable && attempt < ATTEMPTS && never_took_it {
                         continue;
                     }
                     error!(self.log, "the program failed before answering: 502";
@@ -169,10 +172,9 @@ impl Exec {
                 Outcome::Failed { why, retire } => {
                     error!(self.log, "the program failed the request"; "program_pid" => pid,
                         "error" => &why, "uri" => &uri);
-                    let how = if retire {
-                        Release::Retire("garbage")
-                    } else {
-                        Release::Done { conn: None, answered: true }
+                    let how = match retire {
+                        Some(reason) => Release::Retire(reason),
+                        None => Release::Done { conn: None, answered: true },
                     };
                     self.pool.release(lease, how);
                     return self.failed(response, why);

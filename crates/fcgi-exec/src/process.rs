@@ -75,6 +75,10 @@ pub(crate) struct Proc {
     pub(crate) served: bool,
     /// Why we stop it, once we do.
     pub(crate) stop_reason: Option<&'static str>,
+    /// It exited while a request was on it: reaped, and decided when the lease comes back.
+    pub(crate) exited: Option<crate::pool::Exit>,
+    /// It exited while a request was on it.
+    pub(crate) died_busy: bool,
 }
 
 impl Proc {
@@ -93,6 +97,8 @@ impl Proc {
             last: None,
             served: false,
             stop_reason: None,
+            exited: None,
+            died_busy: false,
         }
     }
 
