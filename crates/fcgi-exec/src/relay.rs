@@ -34,7 +34,8 @@ pub(crate) enum Outcome {
     NoAnswer { error: String, replayable: bool },
     /// The program failed the request: it wrote what is not FastCGI, or a header block that
     /// is not valid, or its connection broke after the answer began.
-    Failed { why: String, retire: bool },
+    /// `retire`: why the process must go (`"garbage"`, `"broken"`), if it must.
+    Failed { why: String, retire: Option<&'static str> },
     /// The request ran past its deadline.
     TimedOut,
     /// The web server aborted the request (or went away); `ended`: the program ended it too.
@@ -112,6 +113,7 @@ impl Relay<'_> {
         };
         let mut answer = Answer::new(self.pid, self.log);
         let mut aborted_at: Option<Instant> = None;
+        let mut write_error: Option<String> = None;
         loop {
             // Top the outgoing buffer up, from the replay and the body.
             if out.at == out.buf.len() && !out.done {
@@ -119,7 +121,7 @@ impl Relay<'_> {
                     // The spool is gone (the request was aborted while we read it).
                     return Outcome::Failed {
                         why: format!("cannot read the request body: {e}"),
-                        retire: true,
+                        retire: Some("abort"),
                     };
                 }
             }
@@ -168,15 +170,14 @@ impl Relay<'_> {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        if answer.nothing_yet() {
-                            return Outcome::NoAnswer {
-                                error: e.to_string(),
-                                replayable: self.replay.can_replay(),
-                            };
-                        }
-                        // It answered, and no longer reads: read the rest of its answer.
-                        out.at = out.buf.len();
+                        // It no longer reads. Whether it answered is for its side of the
+                        // connection to say: php-cgi answers a GET before it reads the end of
+                        // FCGI_STDIN, and then exits at its PHP_FCGI_MAX_REQUESTS, so a
+                        // failed write is no proof that the request was not run.
+                        out.buf.clear();
+                        out.at = 0;
                         out.done = true;
+                        write_error = Some(e.to_string());
                     }
                 }
             }
@@ -188,14 +189,23 @@ impl Relay<'_> {
                         }
                         return end;
                     }
-                    Ok(None) => {}
+                    Ok(None) => {
+                        // What the program wrote goes on at once: a response streams as the
+                        // program writes it (a progress page, a long report), and the web
+                        // server's backpressure reaches the program.
+                        if std::mem::take(&mut answer.sink.dirty) {
+                            if let Err(e) = response.flush() {
+                                return Outcome::ClientGone(e);
+                            }
+                        }
+                    }
                     Err(ReadEnd::Eof(error)) => {
                         if aborted_at.is_some() {
                             return Outcome::Aborted { ended: false };
                         }
                         if answer.nothing_yet() {
                             return Outcome::NoAnswer {
-                                error,
+                                error: write_error.unwrap_or(error),
                                 replayable: self.replay.can_replay(),
                             };
                         }
@@ -203,11 +213,13 @@ impl Relay<'_> {
                             why: format!(
                                 "the program's connection ended before its answer did: {error}"
                             ),
-                            retire: true,
+                            retire: Some("broken"),
                         };
                     }
-                    Err(ReadEnd::Garbage(why)) => return Outcome::Failed { why, retire: true },
-                    Err(ReadEnd::BadHeader(why)) => return Outcome::Failed { why, retire: false },
+                    Err(ReadEnd::Garbage(why)) => {
+                        return Outcome::Failed { why, retire: Some("garbage") }
+                    }
+                    Err(ReadEnd::BadHeader(why)) => return Outcome::Failed { why, retire: None },
                     Err(ReadEnd::Client(e)) => return Outcome::ClientGone(e),
                 }
             }
@@ -309,6 +321,8 @@ struct Sink<'l> {
     /// The answer goes nowhere (the request was aborted).
     discard: bool,
     stderr_line: Vec<u8>,
+    /// Body bytes went into the response since its last flush.
+    dirty: bool,
     pid: u32,
     log: &'l Logger,
 }
@@ -322,6 +336,7 @@ impl<'l> Answer<'l> {
                 parser: Some(HeaderParser::new()),
                 discard: false,
                 stderr_line: Vec::new(),
+                dirty: false,
                 pid,
                 log,
             },
@@ -410,6 +425,7 @@ impl<'l> Answer<'l> {
 impl Sink<'_> {
     fn stdout(&mut self, bytes: &[u8], response: &mut Response) -> Result<(), ReadEnd> {
         let Some(parser) = self.parser.as_mut() else {
+            self.dirty = true;
             return response.write_all(bytes).map_err(ReadEnd::Client);
         };
         match parser.push(bytes) {
@@ -429,6 +445,7 @@ impl Sink<'_> {
                     response.header(name, value).map_err(ReadEnd::Client)?;
                 }
                 response.write_all(&body).map_err(ReadEnd::Client)?;
+                self.dirty = true;
                 self.parser = None;
                 Ok(())
             }

@@ -82,7 +82,8 @@ pub(crate) enum Placeholder {
     Bytes,
     /// `%d`, `%{seconds}d`: the duration in seconds, three decimals.
     Seconds,
-    /// `%{mili}d`, `%{miliseconds}d`: in milliseconds, three decimals.
+    /// `%{mili}d`, `%{milli}d`, `%{miliseconds}d`, `%{milliseconds}d`: in milliseconds,
+    /// three decimals.
     Millis,
     /// `%{micro}d`, `%{microseconds}d`: in microseconds.
     Micros,
@@ -262,7 +263,8 @@ fn placeholder(token: char, modifier: Option<&str>) -> Result<Placeholder, Strin
             .map_err(|_| "%{FORMAT}T: only the default time format is supported".to_owned()),
         'd' => match modifier {
             None | Some("seconds") => Ok(Placeholder::Seconds),
-            Some("mili" | "miliseconds") => Ok(Placeholder::Millis),
+            // PHP-FPM accepts both spellings (its own docs and www.conf use "milli").
+            Some("mili" | "miliseconds" | "milli" | "milliseconds") => Ok(Placeholder::Millis),
             Some("micro" | "microseconds") => Ok(Placeholder::Micros),
             Some(other) => {
                 Err(format!("%{{{other}}}d: the unit is seconds, mili(seconds) or micro(seconds)"))
@@ -632,6 +634,7 @@ mod tests {
                 "192.0.2.7 - - 27/Nov/2026:09:50:00 +0000 \"GET /a b?x=1\" 200",
             ),
             ("%d %{mili}d %{microseconds}d", "0.003 2.500 2500"),
+            ("%{milli}d %{milliseconds}d", "2.500 2.500"),
             ("%f %l %b %L %p %P 100%%", "/srv/x.cgi 5 13 77-1 10 1 100%"),
             ("%{REMOTE_ADDR}e %Q%q", "192.0.2.7 ?x=1"),
         ];
