@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use fcgi_server::{Handler, Request, Response};
@@ -20,6 +20,8 @@ use crate::spawn;
 const ATTEMPTS: usize = 3;
 /// How long a request waits to learn how its program ended, once its connection broke.
 const EXIT_WAIT: Duration = Duration::from_millis(500);
+/// Kept connections found closed in a row that tell a program which closes them all.
+const CLOSED_IN_A_ROW: u32 = 3;
 /// The same on a kept connection: a crash is reaped within a millisecond or two (the
 /// supervisor wakes on the process's pidfd); a program that merely closed it goes on running.
 const REUSED_EXIT_WAIT: Duration = Duration::from_millis(50);
@@ -46,6 +48,8 @@ pub struct Exec {
     /// Keep a connection per process (FCGI_KEEP_CONN); turned off for good once the program
     /// is seen to close kept connections (libfcgi programs built on `FCGI_Accept` do).
     keep_conn: AtomicBool,
+    /// Kept connections found closed by the program since one was last reused well.
+    closed_in_a_row: AtomicU32,
     request_timeout: Option<Duration>,
     queue_timeout: Option<Duration>,
     kill_grace: Duration,
@@ -68,6 +72,7 @@ impl Exec {
         fcgi_cgi::child::close_inherited_on_exec();
         let exec = Exec {
             keep_conn: AtomicBool::new(config.keep_conn),
+            closed_in_a_row: AtomicU32::new(0),
             request_timeout: config.request_timeout,
             queue_timeout: config.queue_timeout,
             kill_grace: config.kill_grace,
@@ -127,7 +132,7 @@ impl Exec {
             let (conn, stale) = take_connection(&mut lease);
             // Closed by a program that goes on running (not one that exits at its own request
             // limit, as php-cgi does): it does not keep connections.
-            if stale && self.pool.exit_of(lease.pid, REUSED_EXIT_WAIT).is_none() {
+            if stale && self.pool.exit_of(lease.pid, Duration::ZERO).is_none() {
                 self.stop_keeping();
             }
             let mut conn = match conn {
@@ -164,6 +169,9 @@ impl Exec {
             let pid = lease.pid;
             match outcome {
                 Outcome::Complete { reusable } => {
+                    if reused {
+                        self.closed_in_a_row.store(0, Ordering::Relaxed);
+                    }
                     let keep = (self.keep_conn.load(Ordering::Relaxed) && reusable).then_some(conn);
                     self.pool.release(lease, Release::Done { conn: keep, answered: true });
                     return Ok(());
@@ -227,8 +235,14 @@ impl Exec {
         Ok(())
     }
 
-    /// Opens a connection per request from now on: the program closes kept ones.
+    /// A kept connection was found closed by a program that runs on; three in a row (with no
+    /// kept connection reused well between) and a connection per request is opened from now
+    /// on: the program closes kept ones. (One now and then is a program that is about to
+    /// exit at its own request limit.)
     fn stop_keeping(&self) {
+        if self.closed_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 < CLOSED_IN_A_ROW {
+            return;
+        }
         if self.keep_conn.swap(false, Ordering::Relaxed) {
             warn!(self.log, "the program closes kept connections (it ignores FCGI_KEEP_CONN): \
                 a connection per request from now on (--program-connection per-request says so \

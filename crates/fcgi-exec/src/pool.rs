@@ -22,7 +22,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use fcgi_prefork::backoff::{Backoff, STABLE_AFTER};
+use fcgi_prefork::backoff::Backoff;
 use slog::{error, info, warn, Logger};
 
 use crate::config::ExecConfig;
@@ -206,11 +206,8 @@ impl Shared {
             return;
         }
         let exit = describe(status);
-        let delay = state.backoff.crashed(if proc.served {
-            lifetime
-        } else {
-            lifetime.min(STABLE_AFTER / 2)
-        });
+        // One that ran a while (killed by an operator, say) is no crash loop, served or not.
+        let delay = state.backoff.crashed(lifetime);
         let why = match (fault, last_line.is_empty()) {
             (Some(fault), _) => format!("the program {fault}"),
             (None, true) => format!("the program {exit}"),
