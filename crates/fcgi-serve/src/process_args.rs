@@ -14,8 +14,9 @@ pub(crate) enum Model {
     /// Between the spare bounds and --max-workers, from how many are busy (PHP-FPM's
     /// pm = dynamic); --workers start.
     Dynamic,
-    /// --app exec only: no program runs while idle, up to --max-workers start on demand, and
-    /// one idle for --worker-idle-timeout stops (PHP-FPM's pm = ondemand).
+    /// For an app that runs programs of its own (fcgi serve's exec): no program runs while
+    /// idle, up to --max-workers start on demand, and one idle for --worker-idle-timeout stops
+    /// (PHP-FPM's pm = ondemand).
     Ondemand,
 }
 
