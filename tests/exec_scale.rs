@@ -269,7 +269,13 @@ fn idle_kept_nginx_connections_pin_no_program_process() {
         }
         assert!(took < Duration::from_secs(2), "two requests took {took:?}");
     }
-    assert!(open_sockets(worker) >= before + 8, "the kept connections went meanwhile");
+    // nginx's kept connections are all still there; only fcgi-rs's own connection to a
+    // php-cgi may have gone, when it left at its PHP_FCGI_MAX_REQUESTS.
+    let after = open_sockets(worker);
+    assert!(
+        after + programs.len() >= kept,
+        "the kept connections went meanwhile: {kept} then {after}"
+    );
 }
 
 #[test]

@@ -224,10 +224,17 @@ impl Exec {
                     self.pool.release(lease, how);
                     return Ok(());
                 }
-                Outcome::ClientGone(e) => {
-                    // The program's answer has nowhere to go; it may be mid-write: replace it.
-                    self.pool.release(lease, Release::Retire("abort"));
-                    return Err(fcgi_server::Error::from(e));
+                Outcome::ClientGone { error, ended } => {
+                    // The answer had nowhere to go. A program that ended the request anyway
+                    // is kept (its connection, maybe mid-record, is not); one that did not
+                    // within the grace is replaced.
+                    let how = if ended {
+                        Release::Done { conn: None, answered: true }
+                    } else {
+                        Release::Retire("abort")
+                    };
+                    self.pool.release(lease, how);
+                    return Err(fcgi_server::Error::from(error));
                 }
             }
         }

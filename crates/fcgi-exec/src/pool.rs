@@ -145,6 +145,9 @@ impl State {
 struct Shared {
     state: Mutex<State>,
     changed: Condvar,
+    /// Requests waiting for an idle process sleep on this: a release wakes one of them (every
+    /// waiter woken for one process would cost a context switch each, per request).
+    idle: Condvar,
     /// Written to wake the supervisor.
     wake: File,
     config: ExecConfig,
@@ -279,6 +282,7 @@ impl Pool {
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             changed: Condvar::new(),
+            idle: Condvar::new(),
             wake: File::from(wake_write),
             config,
             program,
@@ -344,18 +348,23 @@ impl Pool {
                 state.max_waiting = state.max_waiting.max(state.waiting);
                 if counts.alive >= shared.config.scale.max() {
                     state.max_children_reached += 1;
+                } else {
+                    // There is room: the scale may start one for it.
+                    shared.wake();
                 }
-                shared.wake();
             }
             state = match deadline {
-                None => shared.changed.wait(state).unwrap_or_else(|p| p.into_inner()),
+                None => shared.idle.wait(state).unwrap_or_else(|p| p.into_inner()),
                 Some(deadline) => {
                     let now = Instant::now();
                     if now >= deadline {
+                        // A release's wake-up may have come to this one as it gave up: pass
+                        // it on.
+                        shared.idle.notify_one();
                         break Err(Unavailable::Busy);
                     }
                     shared
-                        .changed
+                        .idle
                         .wait_timeout(state, deadline - now)
                         .unwrap_or_else(|p| p.into_inner())
                         .0
@@ -424,9 +433,11 @@ impl Pool {
         } else if let Some(reason) = stop {
             shared.stop(&mut state, lease.pid, reason);
             shared.wake();
+        } else {
+            // One process is idle again: one waiting request can have it.
+            drop(state);
+            shared.idle.notify_one();
         }
-        drop(state);
-        shared.changed.notify_all();
     }
 
     /// How `pid` ended, waiting up to `wait` for the supervisor to reap it; `None` if it
@@ -506,6 +517,7 @@ impl Pool {
             }
         }
         self.shared.changed.notify_all();
+        self.shared.idle.notify_all();
         self.shared.wake();
         if let Some(supervisor) = self.supervisor.take() {
             let _ = supervisor.join();
@@ -692,7 +704,8 @@ impl Supervisor {
             shared.delay(&mut state, delay, why);
         }
         drop(state);
-        shared.changed.notify_all();
+        // New idle processes, or a failure that waiting requests must hear of.
+        shared.idle.notify_all();
         true
     }
 
@@ -740,6 +753,8 @@ impl Supervisor {
         }
         drop(state);
         shared.changed.notify_all();
+        // Waiting requests learn whether the program is down now.
+        shared.idle.notify_all();
     }
 
     /// Sleeps until a process writes or exits, we are woken, or the next timer.

@@ -41,7 +41,8 @@ pub(crate) enum Outcome {
     /// The web server aborted the request (or went away); `ended`: the program ended it too.
     Aborted { ended: bool },
     /// Writing the response failed: the web server is gone.
-    ClientGone(io::Error),
+    /// `ended`: the program ended the request even so (its answer was read and dropped).
+    ClientGone { error: io::Error, ended: bool },
 }
 
 /// What a relay needs besides the request and the response.
@@ -113,10 +114,20 @@ impl Relay<'_> {
         };
         let mut answer = Answer::new(self.pid, self.log);
         let mut aborted_at: Option<Instant> = None;
+        // The web server went away while the answer came: the rest is read and dropped, so
+        // that the program, if it ends the request in time, is kept.
+        let mut gone: Option<io::Error> = None;
+        let aborted = |ended: bool, gone: &mut Option<io::Error>| match gone.take() {
+            Some(error) => Outcome::ClientGone { error, ended },
+            None => Outcome::Aborted { ended },
+        };
         let mut write_error: Option<String> = None;
         loop {
             // Top the outgoing buffer up, from the replay and the body.
-            if out.at == out.buf.len() && !out.done {
+            // Topped up while little is pending: a GET's begin, params and the end of its
+            // empty body go out in one write (libfcgi answers from the params alone, and would
+            // take a separate end of FCGI_STDIN for the start of a bad next request).
+            if out.buf.len() - out.at < CHUNK && !out.done {
                 if let Err(e) = out.refill(&encoder, self.replay) {
                     // The spool is gone (the request was aborted while we read it).
                     return Outcome::Failed {
@@ -132,7 +143,7 @@ impl Relay<'_> {
                     return Outcome::TimedOut;
                 }
             }
-            if aborted_at.is_none() && abort.is_aborted() {
+            if aborted_at.is_none() && (abort.is_aborted() || gone.is_some()) {
                 // Passed on; the program's answer goes nowhere from now on.
                 let mut abort = Vec::new();
                 let _ = encoder.abort_request(&mut abort, ID);
@@ -145,7 +156,7 @@ impl Relay<'_> {
             }
             if let Some(at) = aborted_at {
                 if now >= at + self.kill_grace {
-                    return Outcome::Aborted { ended: false };
+                    return aborted(false, &mut gone);
                 }
             }
             let timeout =
@@ -185,7 +196,7 @@ impl Relay<'_> {
                 match answer.read(self.conn, response) {
                     Ok(Some(end)) => {
                         if aborted_at.is_some() {
-                            return Outcome::Aborted { ended: true };
+                            return aborted(true, &mut gone);
                         }
                         return end;
                     }
@@ -195,13 +206,13 @@ impl Relay<'_> {
                         // server's backpressure reaches the program.
                         if std::mem::take(&mut answer.sink.dirty) {
                             if let Err(e) = response.flush() {
-                                return Outcome::ClientGone(e);
+                                gone = Some(e);
                             }
                         }
                     }
                     Err(ReadEnd::Eof(error)) => {
                         if aborted_at.is_some() {
-                            return Outcome::Aborted { ended: false };
+                            return aborted(false, &mut gone);
                         }
                         if answer.nothing_yet() {
                             return Outcome::NoAnswer {
@@ -220,7 +231,7 @@ impl Relay<'_> {
                         return Outcome::Failed { why, retire: Some("garbage") }
                     }
                     Err(ReadEnd::BadHeader(why)) => return Outcome::Failed { why, retire: None },
-                    Err(ReadEnd::Client(e)) => return Outcome::ClientGone(e),
+                    Err(ReadEnd::Client(e)) => gone = Some(e),
                 }
             }
         }
@@ -234,9 +245,10 @@ impl Replay {
 }
 
 impl Outgoing<'_> {
-    /// Frames the next piece of the body (or its end, then the data's) into the buffer.
+    /// Frames the next piece of the body (or its end, then the data's) after what is still
+    /// to go out.
     fn refill(&mut self, encoder: &Encoder, replay: &mut Replay) -> io::Result<()> {
-        self.buf.clear();
+        self.buf.drain(..self.at);
         self.at = 0;
         if self.chunk.is_empty() {
             // As large as the body says it is: a GET's costs no 64 KiB.
@@ -356,11 +368,10 @@ impl<'l> Answer<'l> {
         match self.decoder.read_from(conn) {
             Ok(0) => return Err(ReadEnd::Eof("closed by the program".into())),
             Ok(n) => self.received += n as u64,
+            // Nothing new: the records already buffered are still to be handled (a stop in
+            // the middle of them, the web server gone, left some).
             Err(e)
-                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) =>
-            {
-                return Ok(None)
-            }
+                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
             Err(e) => return Err(ReadEnd::Eof(e.to_string())),
         }
         let Answer { decoder, sink, .. } = self;
