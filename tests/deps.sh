@@ -22,6 +22,9 @@ packages=(
     spawn-fcgi
     # tests/prefork.rs: load through nginx while workers are reloaded, upgraded and recycled.
     wrk
+    # tests/exec_faults.rs and tests/request_timeout.rs: curl's exit status tells a response
+    # cut short (18) from a whole one, as a client sees it through nginx.
+    curl
     # tests/caddy.rs: fcgi-rs behind a real Caddy (`reverse_proxy` with `transport fastcgi`).
     caddy
     # tests/status_page.rs: the status page's OpenMetrics text, read by the Prometheus client's
@@ -41,7 +44,22 @@ packages=(
     # modules), the Authorizer-role client that sends no FCGI_STDIN at all. Only started by
     # the test, in its own directory; the package's own service is not used.
     apache2
+    # tests/exec_programs.rs and tests/exec_conformance.rs: real FastCGI programs under
+    # `fcgi serve --app exec`. php-cgi (/usr/bin/php-cgi, php8.2-cgi on Debian 12), run as the
+    # program itself;
+    php-cgi
+    # a C program on libfcgi, compiled by the test (fcgiapp.h and -lfcgi), and cgi-fcgi, the
+    # library's own client;
+    libfcgi-dev
+    libfcgi-bin
+    # a Perl script on FCGI.pm (an `FCGI::Request()` loop);
+    libfcgi-perl
+    # and pip, which installs flup (a Python WSGI server, from PyPI only) into the build
+    # directory below.
+    python3-pip
 )
+# Given packages of its own, the caller wants only those (not the Python packages below).
+only_given=$#
 [ $# -eq 0 ] || packages=("$@")
 
 missing=()
@@ -50,11 +68,26 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
     echo "deps: all ${#packages[@]} system packages present"
-    exit 0
+else
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "deps: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+[ "$only_given" -eq 0 ] || exit 0
+
+# tests/exec_programs.rs: flup 1.0.3, a Python WSGI server on FastCGI, which Debian does not
+# package for Python 3. pip puts it in the build directory, where the test looks for it
+# (CARGO_TARGET_DIR, target/ by default): nothing outside the checkout changes.
+repo=$(cd "$(dirname "$0")/.." && pwd)
+python_dir="${CARGO_TARGET_DIR:-$repo/target}/test-python"
+flup=flup==1.0.3
+if [ -d "$python_dir/flup-1.0.3.dist-info" ]; then
+    echo "deps: $flup present in $python_dir"
+else
+    echo "deps: installing $flup into $python_dir"
+    /usr/bin/python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --upgrade \
+        --target "$python_dir" "$flup"
+fi

@@ -8,13 +8,16 @@
 //! - [`addr`]: where a server listens, in every form the tests need.
 //! - [`axum_app`]: the axum app that `make bench` serves on hyper, tokio-fastcgi and fcgi-rs.
 //! - [`data`]: test bodies, and comparing them.
+//! - [`exec`]: `fcgi serve --app exec` running the fault program, with nginx in front.
 //! - [`http`]: the HTTP client, and the header parsing shared with [`raw`].
 //! - [`inproc`]: a server with a test's own handlers on a thread of the test.
 //! - [`master`]: a prefork master under test, its workers and signals.
 //! - [`netns`]: network namespaces with a veth pair each, for tests with several hosts.
 //! - [`nginx`]: a real nginx started from the configurations in `nginx/`.
 //! - [`php`]: a real PHP-FPM of the test's own.
+//! - [`php_cgi`]: `fcgi serve --app exec -- php-cgi`, its program processes and its log.
 //! - [`process`]: child processes (the `fcgi` binary among them), and bounded waits.
+//! - [`programs`]: real FastCGI programs (php-cgi, libfcgi, FCGI.pm, flup) for `--app exec`.
 //! - [`raw`]: a raw FastCGI record client.
 //! - [`settings`]: `FCGI_TEST_STRICT` (no skipping) and `FCGI_TEST_TIME_SCALE` (slower machines).
 //! - [`wrk`]: load from wrk, and its summary.
@@ -22,13 +25,16 @@
 pub mod addr;
 pub mod axum_app;
 pub mod data;
+pub mod exec;
 pub mod http;
 pub mod inproc;
 pub mod master;
 pub mod netns;
 pub mod nginx;
 pub mod php;
+pub mod php_cgi;
 pub mod process;
+pub mod programs;
 pub mod raw;
 pub mod settings;
 pub mod wrk;

@@ -53,6 +53,9 @@ pub enum Site {
     /// `fcgi-auth-request.conf`: every request checked first with `auth_request`; fill in
     /// `@FCGI_ADDR@`.
     AuthRequest,
+    /// `fcgi-exec.conf`: PHP scripts under `--app exec -- php-cgi`, kept connections, the
+    /// status page; fill in `@FCGI_ADDR@` and `@DOCUMENT_ROOT@`.
+    Exec,
 }
 
 impl Site {
@@ -68,6 +71,7 @@ impl Site {
             Site::Status => "fcgi-status.conf",
             Site::Hosts => "fcgi-hosts.conf",
             Site::AuthRequest => "fcgi-auth-request.conf",
+            Site::Exec => "fcgi-exec.conf",
         }
     }
 }

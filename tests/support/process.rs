@@ -101,15 +101,7 @@ impl Guarded {
 
     /// CPU time the process has used, user and system, all its threads (from /proc).
     pub fn cpu_seconds(&self) -> f64 {
-        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // The fields after the command name, which is in parentheses and may hold spaces:
-        // utime and stime are the 12th and 13th of them, in clock ticks.
-        let fields: Vec<&str> =
-            stat.rsplit_once(')').map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-        // SAFETY: sysconf has no preconditions.
-        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        (ticks(11) + ticks(12)) as f64 / per_second
+        cpu_seconds_of(self.pid())
     }
 
     /// Threads of the process (from /proc).
@@ -136,6 +128,20 @@ impl Guarded {
             .filter_map(|entry| fs::read_link(entry.path()).ok())
             .any(|target| target.starts_with(dir))
     }
+}
+
+/// CPU time process `pid` has used, user and system, all its threads, not counting its
+/// children (from /proc); 0 if it is gone.
+pub fn cpu_seconds_of(pid: u32) -> f64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces:
+    // utime and stime are the 12th and 13th of them, in clock ticks.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(11) + ticks(12)) as f64 / per_second
 }
 
 /// A number from a line of /proc/PID/status (`VmRSS:  1234 kB`); 0 if there is none.

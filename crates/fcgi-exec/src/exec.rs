@@ -4,6 +4,7 @@
 use std::ffi::OsString;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use fcgi_server::{Handler, Request, Response};
@@ -19,6 +20,9 @@ use crate::spawn;
 const ATTEMPTS: usize = 3;
 /// How long a request waits to learn how its program ended, once its connection broke.
 const EXIT_WAIT: Duration = Duration::from_millis(500);
+/// The same on a kept connection: a crash is reaped within a millisecond or two (the
+/// supervisor wakes on the process's pidfd); a program that merely closed it goes on running.
+const REUSED_EXIT_WAIT: Duration = Duration::from_millis(50);
 /// The `Retry-After` of a `503` while the program cannot run or every process stays busy.
 const RETRY_AFTER: &str = "1";
 
@@ -39,7 +43,9 @@ const RETRY_AFTER: &str = "1";
 #[derive(Debug)]
 pub struct Exec {
     pool: Pool,
-    keep_conn: bool,
+    /// Keep a connection per process (FCGI_KEEP_CONN); turned off for good once the program
+    /// is seen to close kept connections (libfcgi programs built on `FCGI_Accept` do).
+    keep_conn: AtomicBool,
     request_timeout: Option<Duration>,
     queue_timeout: Option<Duration>,
     kill_grace: Duration,
@@ -61,7 +67,7 @@ impl Exec {
         // Inherited descriptors without close-on-exec would reach every program.
         fcgi_cgi::child::close_inherited_on_exec();
         let exec = Exec {
-            keep_conn: config.keep_conn,
+            keep_conn: AtomicBool::new(config.keep_conn),
             request_timeout: config.request_timeout,
             queue_timeout: config.queue_timeout,
             kill_grace: config.kill_grace,
@@ -118,14 +124,27 @@ impl Exec {
             };
             request.note_child(lease.pid);
             let reused = lease.conn.is_some();
-            let mut conn = match take_connection(&mut lease) {
+            let (conn, stale) = take_connection(&mut lease);
+            // Closed by a program that goes on running (not one that exits at its own request
+            // limit, as php-cgi does): it does not keep connections.
+            if stale && self.pool.exit_of(lease.pid, REUSED_EXIT_WAIT).is_none() {
+                self.stop_keeping();
+            }
+            let mut conn = match conn {
                 Ok(conn) => conn,
                 Err(e) => {
-                    // Its socket refuses: it is gone, or going.
+                    // Nothing listens on its socket: it exited, or it closed fd 0 (not a
+                    // FastCGI program, or one that cannot accept). The request was never
+                    // sent; a live process that does not listen is replaced.
                     let pid = lease.pid;
-                    self.pool.release(lease, Release::Done { conn: None, answered: false });
-                    if attempt == ATTEMPTS || !self.never_took_it(pid, false) {
-                        error!(self.log, "cannot reach the program"; "program_pid" => pid, "error" => %e);
+                    let gone = self.pool.exit_of(pid, Duration::ZERO).is_some();
+                    if !gone {
+                        error!(self.log, "the program does not accept connections on fd 0 \
+                            (it closed it, or it is not a FastCGI program): replaced";
+                            "program_pid" => pid, "error" => %e);
+                    }
+                    self.pool.release(lease, Release::Retire("no-listener"));
+                    if attempt == ATTEMPTS {
                         response.fail(502);
                         return Ok(());
                     }
@@ -134,7 +153,7 @@ impl Exec {
             };
             let outcome = Relay {
                 conn: &mut conn,
-                keep_conn: self.keep_conn,
+                keep_conn: self.keep_conn.load(Ordering::Relaxed),
                 deadline,
                 kill_grace: self.kill_grace,
                 replay: &mut replay,
@@ -145,13 +164,20 @@ impl Exec {
             let pid = lease.pid;
             match outcome {
                 Outcome::Complete { reusable } => {
-                    let keep = (self.keep_conn && reusable).then_some(conn);
+                    let keep = (self.keep_conn.load(Ordering::Relaxed) && reusable).then_some(conn);
                     self.pool.release(lease, Release::Done { conn: keep, answered: true });
                     return Ok(());
                 }
                 Outcome::NoAnswer { error, replayable } => {
+                    // Its exit is learnt while the lease is out, so that it is known to have
+                    // died on a request (see `Pool::release`).
+                    let never_took_it = self.never_took_it(pid, reused);
+                    if reused && never_took_it && self.pool.exit_of(pid, Duration::ZERO).is_none() {
+                        // It closed the kept connection as the request came, and runs on.
+                        self.stop_keeping();
+                    }
                     self.pool.release(lease, Release::Done { conn: None, answered: false });
-                    if replayable && attempt < ATTEMPTS && self.never_took_it(pid, reused) {
+                    if replayable && attempt < ATTEMPTS && never_took_it {
                         continue;
                     }
                     error!(self.log, "the program failed before answering: 502";
@@ -162,10 +188,9 @@ impl Exec {
                 Outcome::Failed { why, retire } => {
                     error!(self.log, "the program failed the request"; "program_pid" => pid,
                         "error" => &why, "uri" => &uri);
-                    let how = if retire {
-                        Release::Retire("garbage")
-                    } else {
-                        Release::Done { conn: None, answered: true }
+                    let how = match retire {
+                        Some(reason) => Release::Retire(reason),
+                        None => Release::Done { conn: None, answered: true },
                     };
                     self.pool.release(lease, how);
                     return self.failed(response, why);
@@ -202,12 +227,24 @@ impl Exec {
         Ok(())
     }
 
+    /// Opens a connection per request from now on: the program closes kept ones.
+    fn stop_keeping(&self) {
+        if self.keep_conn.swap(false, Ordering::Relaxed) {
+            warn!(self.log, "the program closes kept connections (it ignores FCGI_KEEP_CONN): \
+                a connection per request from now on (--program-connection per-request says so \
+                at start)"; "event" => "program-closes-kept-connections");
+        }
+    }
+
     /// Whether the process `pid`, whose connection ended with no answer, never took the
     /// request: it exited by itself (not by a signal) with status 0, or before it had ever
     /// answered one (a program that cannot start), or the connection was a kept one that it
     /// had closed while idle. Then the request may go to another process.
     fn never_took_it(&self, pid: u32, reused: bool) -> bool {
-        match self.pool.exit_of(pid, EXIT_WAIT) {
+        // A kept connection that the program closed while idle: it usually still runs, so
+        // waiting long for its exit would only delay the request.
+        let wait = if reused { REUSED_EXIT_WAIT } else { EXIT_WAIT };
+        match self.pool.exit_of(pid, wait) {
             Some(status) => {
                 status.signal().is_none()
                     && (status.code() == Some(0) || !self.pool.has_served(pid))
@@ -240,14 +277,17 @@ impl Handler for Exec {
     }
 }
 
-/// The lease's kept connection if it is still good, else a new one.
-fn take_connection(lease: &mut Lease) -> std::io::Result<UnixStream> {
+/// The lease's kept connection if it is still good, else a new one; and whether a kept one
+/// was found closed by the program.
+fn take_connection(lease: &mut Lease) -> (std::io::Result<UnixStream>, bool) {
+    let mut stale = false;
     if let Some(conn) = lease.conn.take() {
         if is_fresh(&conn) {
-            return Ok(conn);
+            return (Ok(conn), false);
         }
+        stale = true;
     }
-    UnixStream::connect(&lease.socket)
+    (UnixStream::connect(&lease.socket), stale)
 }
 
 /// A kept connection that has nothing to read is still open: an idle program sends nothing,
@@ -294,7 +334,8 @@ pub fn check(config: &ExecConfig) -> Result<std::path::PathBuf, ConfigError> {
         if unsafe { libc::geteuid() } != 0 {
             return Err(ConfigError::Chroot(format!(
                 "--chroot {} needs fcgi-rs to start the programs as root: start it as root \
-                 (with --user to run as another user), or leave --chroot out",
+                 without --user (the programs then run as root inside DIR), or leave --chroot \
+                 out",
                 dir.display()
             )));
         }

@@ -76,7 +76,7 @@ pub struct ProcessInfo {
     pub pid: u32,
     /// `Idle`, `Running` or `Finishing` (being stopped), as PHP-FPM names them.
     pub state: &'static str,
-    /// Requests it was given.
+    /// Requests it served (answered, or failed on).
     pub requests: u64,
     /// When it started.
     pub started: SystemTime,
@@ -184,6 +184,63 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Logs the exit of `proc` (removed from the pool) and decides what it means: a
+    /// process that worked and then stopped by itself (php-cgi's own request limit), or one
+    /// we stopped, or one that crashed on a request (a request of death: the next requests
+    /// must still be served) is replaced at once; one that never worked earns a delay.
+    fn finish_exit(&self, state: &mut State, proc: Proc, exit: Exit) {
+        let log = self.log();
+        let Exit { status, slot, last_line, lifetime } = exit;
+        info!(log, "program exited"; "event" => "program-exited", "program_pid" => proc.pid,
+            "slot" => slot, "exit" => short(status), "requests" => proc.requests);
+        let fault = match proc.stop_reason {
+            Some("garbage") => Some("wrote what is not FastCGI"),
+            Some("no-listener") => Some("does not accept connections on fd 0"),
+            Some(_) => return,
+            None => None,
+        };
+        let crashed_on_request = proc.died_busy && status.signal().is_some();
+        let clean = status.code() == Some(0) && proc.served;
+        if clean || crashed_on_request || state.shutting_down {
+            return;
+        }
+        let exit = describe(status);
+        let delay = state.backoff.crashed(if proc.served {
+            lifetime
+        } else {
+            lifetime.min(STABLE_AFTER / 2)
+        });
+        let why = match (fault, last_line.is_empty()) {
+            (Some(fault), _) => format!("the program {fault}"),
+            (None, true) => format!("the program {exit}"),
+            (None, false) => format!("the program {exit}; its last output: {last_line}"),
+        };
+        error!(log, "program failed"; "program_pid" => proc.pid, "reason" => &why);
+        self.delay(state, delay, why);
+    }
+
+    /// Holds the next start back by `delay`, saying why.
+    fn delay(&self, state: &mut State, delay: Duration, why: String) {
+        state.not_before = Some(Instant::now() + delay);
+        if !delay.is_zero() {
+            warn!(self.log(), "program restart delayed"; "event" => "program-restart-delayed",
+                "delay_ms" => delay.as_millis() as u64, "failures" => state.backoff.failures(),
+                "reason" => &why);
+        }
+        state.failure = Some(why);
+    }
+}
+
+/// How a process ended, kept until its exit is decided.
+#[derive(Debug)]
+pub(crate) struct Exit {
+    status: ExitStatus,
+    slot: u64,
+    last_line: String,
+    lifetime: Duration,
+}
+
 /// The program processes of one [`Exec`](crate::Exec).
 pub(crate) struct Pool {
     shared: Arc<Shared>,
@@ -264,7 +321,6 @@ impl Pool {
                 .max_by_key(|p| p.idle_since);
             if let Some(proc) = pick {
                 proc.state = ProcState::Busy;
-                proc.requests += 1;
                 let now = Instant::now();
                 proc.current =
                     Some(Current { method: method.to_owned(), uri: uri.to_owned(), since: now });
@@ -328,8 +384,15 @@ impl Pool {
             proc.last = last;
         }
         let stop = match how {
-            Release::Retire(reason) => Some(reason),
+            Release::Retire(reason) => {
+                // It had the request (it timed out on it, or answered it badly), unless it
+                // was not listening.
+                proc.requests += u64::from(reason != "no-listener");
+                Some(reason)
+            }
             Release::Done { conn, answered } => {
+                // Requests it answered: one it never took (it stopped first) went elsewhere.
+                proc.requests += u64::from(answered);
                 proc.served |= answered;
                 if proc.state == ProcState::Busy {
                     proc.state = ProcState::Idle;
@@ -349,7 +412,19 @@ impl Pool {
             state.backoff.reset();
             state.failure = None;
         }
-        if let Some(reason) = stop {
+        let exited = state.proc_mut(lease.pid).and_then(|p| p.exited.take());
+        if let Some(exit) = exited {
+            // It exited while this request was on it: decided now that what it served is
+            // known (its pid may belong to another process by now: no signal for it).
+            if let Some(index) = state.procs.iter().position(|p| p.pid == lease.pid) {
+                let mut proc = state.procs.remove(index);
+                proc.died_busy = true;
+                proc.stop_reason =
+                    proc.stop_reason.or(stop.filter(|r| matches!(*r, "garbage" | "no-listener")));
+                shared.finish_exit(&mut state, proc, exit);
+            }
+            shared.wake();
+        } else if let Some(reason) = stop {
             shared.stop(&mut state, lease.pid, reason);
             shared.wake();
         }
@@ -617,22 +692,11 @@ impl Supervisor {
         }
         if let Some(why) = failure {
             let delay = state.backoff.crashed(Duration::ZERO);
-            self.delay(&mut state, delay, why);
+            shared.delay(&mut state, delay, why);
         }
         drop(state);
         shared.changed.notify_all();
         true
-    }
-
-    /// Holds the next start back by `delay`, saying why.
-    fn delay(&self, state: &mut State, delay: Duration, why: String) {
-        state.not_before = Some(Instant::now() + delay);
-        if !delay.is_zero() {
-            warn!(self.shared.log(), "program restart delayed"; "event" => "program-restart-delayed",
-                "delay_ms" => delay.as_millis() as u64, "failures" => state.backoff.failures(),
-                "reason" => &why);
-        }
-        state.failure = Some(why);
     }
 
     /// Reaps every process that exited, and decides what its exit means.
@@ -656,41 +720,26 @@ impl Supervisor {
             // What it wrote last, before it went.
             drain_output(&mut running, pid, &log);
             flush_line(&mut running, pid, &log);
-            let index = state.procs.iter().position(|p| p.pid == pid);
-            let proc = index.map(|i| state.procs.remove(i));
             state.kills.retain(|(p, _)| *p != pid);
             state.exits.push_back((pid, status));
             if state.exits.len() > EXITS_KEPT {
                 state.exits.pop_front();
             }
-            let exit = describe(status);
-            let requests = proc.as_ref().map_or(0, |p| p.requests);
-            info!(log, "program exited"; "event" => "program-exited", "program_pid" => pid,
-                "slot" => running.slot, "exit" => short(status), "requests" => requests);
-            let stopped_by_us = proc.as_ref().is_some_and(|p| p.stop_reason.is_some());
-            let served = proc.as_ref().is_some_and(|p| p.served);
-            let lifetime = running.started.elapsed();
-            // A process that worked and then stopped by itself (php-cgi's own request limit)
-            // is replaced at once; one that never worked, or crashed young, earns a delay.
-            let clean = status.code() == Some(0) && served;
-            if stopped_by_us || clean || state.shutting_down {
+            let exit = Exit {
+                status,
+                slot: running.slot,
+                last_line: std::mem::take(&mut running.last_line),
+                lifetime: running.started.elapsed(),
+            };
+            let Some(index) = state.procs.iter().position(|p| p.pid == pid) else { continue };
+            if state.procs[index].state == ProcState::Busy {
+                // Its request is still being relayed: what it served is known once the
+                // lease comes back, and the exit is decided then (see `Pool::release`).
+                state.procs[index].exited = Some(exit);
                 continue;
             }
-            let delay = state.backoff.crashed(if served {
-                lifetime
-            } else {
-                lifetime.min(STABLE_AFTER / 2)
-            });
-            let why = if running.last_line.is_empty() {
-                format!("the program {exit}")
-            } else {
-                format!("the program {exit}; its last output: {}", running.last_line)
-            };
-            if !served || delay > Duration::ZERO {
-                error!(log, "program failed"; "program_pid" => pid, "exit" => &exit,
-                    "last_output" => &running.last_line);
-            }
-            self.delay(&mut state, delay, why);
+            let proc = state.procs.remove(index);
+            shared.finish_exit(&mut state, proc, exit);
         }
         drop(state);
         shared.changed.notify_all();
@@ -824,6 +873,7 @@ impl From<PoolStatus> for fcgi_server::AppProcesses {
             max_children_reached: status.max_children_reached,
             waiting: status.waiting as u64,
             max_waiting: status.max_waiting as u64,
+            down: status.down,
             processes: status
                 .processes
                 .into_iter()

@@ -60,7 +60,7 @@ pub(crate) struct Proc {
     pub(crate) pid: u32,
     pub(crate) socket: PathBuf,
     pub(crate) state: ProcState,
-    /// Requests it has been given.
+    /// Requests it has served (answered, or failed on).
     pub(crate) requests: u64,
     /// After this many requests it is retired (0: never).
     pub(crate) limit: u64,
@@ -75,6 +75,10 @@ pub(crate) struct Proc {
     pub(crate) served: bool,
     /// Why we stop it, once we do.
     pub(crate) stop_reason: Option<&'static str>,
+    /// It exited while a request was on it: reaped, and decided when the lease comes back.
+    pub(crate) exited: Option<crate::pool::Exit>,
+    /// It exited while a request was on it.
+    pub(crate) died_busy: bool,
 }
 
 impl Proc {
@@ -93,6 +97,8 @@ impl Proc {
             last: None,
             served: false,
             stop_reason: None,
+            exited: None,
+            died_busy: false,
         }
     }
 

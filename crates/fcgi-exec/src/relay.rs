@@ -34,7 +34,8 @@ pub(crate) enum Outcome {
     NoAnswer { error: String, replayable: bool },
     /// The program failed the request: it wrote what is not FastCGI, or a header block that
     /// is not valid, or its connection broke after the answer began.
-    Failed { why: String, retire: bool },
+    /// `retire`: why the process must go (`"garbage"`, `"broken"`), if it must.
+    Failed { why: String, retire: Option<&'static str> },
     /// The request ran past its deadline.
     TimedOut,
     /// The web server aborted the request (or went away); `ended`: the program ended it too.
@@ -73,6 +74,10 @@ struct Outgoing<'r> {
     /// The body's end has been framed.
     done: bool,
     data: Option<&'r mut fcgi_server::Body>,
+    /// The buffer body bytes are read into (allocated at the first read).
+    chunk: Vec<u8>,
+    /// The body's CONTENT_LENGTH, 0 if none.
+    expect: usize,
 }
 
 /// Where the body's bytes come from: what an earlier attempt kept, then the request.
@@ -96,15 +101,19 @@ impl Relay<'_> {
         let role = request.role();
         let abort = request.abort_signal();
         let body = request.body_reader();
+        let expect = usize::try_from(request.content_length().unwrap_or(0)).unwrap_or(CHUNK);
         let mut out = Outgoing {
             buf: head,
             at: 0,
             body: BodySource { replayed: 0, reader: body },
             done: false,
             data: if role == Role::Filter { request.data() } else { None },
+            chunk: Vec::new(),
+            expect,
         };
         let mut answer = Answer::new(self.pid, self.log);
         let mut aborted_at: Option<Instant> = None;
+        let mut write_error: Option<String> = None;
         loop {
             // Top the outgoing buffer up, from the replay and the body.
             if out.at == out.buf.len() && !out.done {
@@ -112,7 +121,7 @@ impl Relay<'_> {
                     // The spool is gone (the request was aborted while we read it).
                     return Outcome::Failed {
                         why: format!("cannot read the request body: {e}"),
-                        retire: true,
+                        retire: Some("abort"),
                     };
                 }
             }
@@ -132,7 +141,7 @@ impl Relay<'_> {
                 out.buf.extend_from_slice(&abort);
                 out.done = true;
                 aborted_at = Some(now);
-                answer.discard = true;
+                answer.sink.discard = true;
             }
             if let Some(at) = aborted_at {
                 if now >= at + self.kill_grace {
@@ -161,15 +170,14 @@ impl Relay<'_> {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        if answer.nothing_yet() {
-                            return Outcome::NoAnswer {
-                                error: e.to_string(),
-                                replayable: self.replay.can_replay(),
-                            };
-                        }
-                        // It answered, and no longer reads: read the rest of its answer.
-                        out.at = out.buf.len();
+                        // It no longer reads. Whether it answered is for its side of the
+                        // connection to say: php-cgi answers a GET before it reads the end of
+                        // FCGI_STDIN, and then exits at its PHP_FCGI_MAX_REQUESTS, so a
+                        // failed write is no proof that the request was not run.
+                        out.buf.clear();
+                        out.at = 0;
                         out.done = true;
+                        write_error = Some(e.to_string());
                     }
                 }
             }
@@ -181,14 +189,23 @@ impl Relay<'_> {
                         }
                         return end;
                     }
-                    Ok(None) => {}
+                    Ok(None) => {
+                        // What the program wrote goes on at once: a response streams as the
+                        // program writes it (a progress page, a long report), and the web
+                        // server's backpressure reaches the program.
+                        if std::mem::take(&mut answer.sink.dirty) {
+                            if let Err(e) = response.flush() {
+                                return Outcome::ClientGone(e);
+                            }
+                        }
+                    }
                     Err(ReadEnd::Eof(error)) => {
                         if aborted_at.is_some() {
                             return Outcome::Aborted { ended: false };
                         }
                         if answer.nothing_yet() {
                             return Outcome::NoAnswer {
-                                error,
+                                error: write_error.unwrap_or(error),
                                 replayable: self.replay.can_replay(),
                             };
                         }
@@ -196,11 +213,13 @@ impl Relay<'_> {
                             why: format!(
                                 "the program's connection ended before its answer did: {error}"
                             ),
-                            retire: true,
+                            retire: Some("broken"),
                         };
                     }
-                    Err(ReadEnd::Garbage(why)) => return Outcome::Failed { why, retire: true },
-                    Err(ReadEnd::BadHeader(why)) => return Outcome::Failed { why, retire: false },
+                    Err(ReadEnd::Garbage(why)) => {
+                        return Outcome::Failed { why, retire: Some("garbage") }
+                    }
+                    Err(ReadEnd::BadHeader(why)) => return Outcome::Failed { why, retire: None },
                     Err(ReadEnd::Client(e)) => return Outcome::ClientGone(e),
                 }
             }
@@ -219,7 +238,11 @@ impl Outgoing<'_> {
     fn refill(&mut self, encoder: &Encoder, replay: &mut Replay) -> io::Result<()> {
         self.buf.clear();
         self.at = 0;
-        let mut chunk = vec![0u8; CHUNK];
+        if self.chunk.is_empty() {
+            // As large as the body says it is: a GET's costs no 64 KiB.
+            self.chunk = vec![0u8; self.expect.clamp(512, CHUNK)];
+        }
+        let chunk = &mut self.chunk;
         // What an earlier attempt read goes again first.
         if self.body.replayed < replay.bytes.len() {
             let end = replay.bytes.len().min(self.body.replayed + CHUNK);
@@ -233,7 +256,7 @@ impl Outgoing<'_> {
             return Ok(());
         }
         if !replay.complete {
-            let n = read_some(&mut self.body.reader, &mut chunk)?;
+            let n = read_some(&mut self.body.reader, chunk)?;
             if n > 0 {
                 if !replay.overflowed && replay.bytes.len() + n <= REPLAY_MAX {
                     replay.bytes.extend_from_slice(&chunk[..n]);
@@ -250,7 +273,7 @@ impl Outgoing<'_> {
         encoder.end_stream(&mut self.buf, StreamKind::Stdin, ID)?;
         if let Some(data) = self.data.as_deref_mut() {
             loop {
-                let n = read_some(data, &mut chunk)?;
+                let n = read_some(data, chunk)?;
                 if n == 0 {
                     break;
                 }
@@ -287,12 +310,19 @@ enum ReadEnd {
 /// The answer coming back.
 struct Answer<'l> {
     decoder: Decoder,
-    parser: Option<HeaderParser>,
     /// Bytes of the answer received (records of any kind).
     received: u64,
+    sink: Sink<'l>,
+}
+
+/// Where the answer's streams go.
+struct Sink<'l> {
+    parser: Option<HeaderParser>,
     /// The answer goes nowhere (the request was aborted).
     discard: bool,
     stderr_line: Vec<u8>,
+    /// Body bytes went into the response since its last flush.
+    dirty: bool,
     pid: u32,
     log: &'l Logger,
 }
@@ -301,12 +331,15 @@ impl<'l> Answer<'l> {
     fn new(pid: u32, log: &'l Logger) -> Answer<'l> {
         Answer {
             decoder: Decoder::new(),
-            parser: Some(HeaderParser::new()),
             received: 0,
-            discard: false,
-            stderr_line: Vec::new(),
-            pid,
-            log,
+            sink: Sink {
+                parser: Some(HeaderParser::new()),
+                discard: false,
+                stderr_line: Vec::new(),
+                dirty: false,
+                pid,
+                log,
+            },
         }
     }
 
@@ -330,8 +363,9 @@ impl<'l> Answer<'l> {
             }
             Err(e) => return Err(ReadEnd::Eof(e.to_string())),
         }
+        let Answer { decoder, sink, .. } = self;
         loop {
-            let record = match self.decoder.decode() {
+            let record = match decoder.decode() {
                 Ok(Some(record)) => record,
                 Ok(None) => return Ok(None),
                 Err(e) => {
@@ -348,35 +382,32 @@ impl<'l> Answer<'l> {
                 // send without it.
                 Body::Stdout([]) => {}
                 Body::Stdout(bytes) => {
-                    if self.discard {
-                        continue;
+                    if !sink.discard {
+                        sink.stdout(bytes, response)?;
                     }
-                    let bytes = bytes.to_vec();
-                    self.stdout(&bytes, response)?;
                 }
                 Body::Stderr(bytes) => {
-                    if !self.discard && !bytes.is_empty() {
+                    if !sink.discard && !bytes.is_empty() {
                         // To the web server as the program sent it, and to our log by lines.
                         response.write_stderr(bytes).map_err(ReadEnd::Client)?;
                     }
-                    let bytes = bytes.to_vec();
-                    self.stderr(&bytes);
+                    sink.stderr(bytes);
                 }
                 Body::EndRequest(end) => {
-                    self.flush_stderr();
+                    sink.flush_stderr();
                     if end.protocol_status != ProtocolStatus::RequestComplete {
                         // The program refused it (overloaded, a role it does not play).
-                        if self.parser.is_some() && !self.discard {
+                        if sink.parser.is_some() && !sink.discard {
                             response.fail(502);
                         }
                         return Ok(Some(Outcome::Complete { reusable: false }));
                     }
-                    if self.parser.is_some() && !self.discard {
+                    if sink.parser.is_some() && !sink.discard {
                         return Err(ReadEnd::BadHeader(
                             "the program ended the request without a complete header block".into(),
                         ));
                     }
-                    return Ok(Some(Outcome::Complete { reusable: self.decoder.is_empty() }));
+                    return Ok(Some(Outcome::Complete { reusable: decoder.is_empty() }));
                 }
                 // Management answers (GET_VALUES_RESULT, UNKNOWN_TYPE) are not for a request.
                 Body::GetValuesResult(_) | Body::UnknownType(_) => {}
@@ -389,9 +420,12 @@ impl<'l> Answer<'l> {
             }
         }
     }
+}
 
+impl Sink<'_> {
     fn stdout(&mut self, bytes: &[u8], response: &mut Response) -> Result<(), ReadEnd> {
         let Some(parser) = self.parser.as_mut() else {
+            self.dirty = true;
             return response.write_all(bytes).map_err(ReadEnd::Client);
         };
         match parser.push(bytes) {
@@ -410,9 +444,10 @@ impl<'l> Answer<'l> {
                 for (name, value) in &head.headers {
                     response.header(name, value).map_err(ReadEnd::Client)?;
                 }
-                let body = body.to_vec();
+                response.write_all(&body).map_err(ReadEnd::Client)?;
+                self.dirty = true;
                 self.parser = None;
-                response.write_all(&body).map_err(ReadEnd::Client)
+                Ok(())
             }
         }
     }

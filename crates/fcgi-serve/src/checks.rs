@@ -133,7 +133,7 @@ pub(crate) fn ineffective<O: Args>(
             "--worker-idle-timeout does nothing without --process-model ondemand".into(),
         );
     }
-    if given.contains("worker-timeout") && !args.process.wants_master() {
+    if given.contains("worker-timeout") && !args.process.wants_master() && !programs {
         add(
             "worker-timeout",
             Severity::Error,

@@ -263,7 +263,8 @@ impl Parts {
 /// The request's access log line: a record tagged `access` (which the binary can send to a
 /// file of its own), for every request that reached the pool, finished or not; `outcome` says
 /// how it ended (`ok`, `aborted`, `input_failed`, `peer_gone`, `handler_error`, `panic`,
-/// `cut_short`, `not_delivered`, `queue_timeout`).
+/// `cut_short`, `not_delivered`, `queue_timeout`); `program_pid`, the program that served it
+/// (the CGI gateway's, `fcgi-exec`'s process), if there was one.
 fn access_line(
     log: &Logger,
     request: &Request,
@@ -289,7 +290,8 @@ fn access_line(
         "user_agent" => request.param_str("HTTP_USER_AGENT"),
         "content_length" => request.content_length(),
         "request_id" => request_id(request),
-        "outcome" => outcome);
+        "outcome" => outcome,
+        "program_pid" => request.child());
 }
 
 /// Requests this process logged without an id of the web server's (per process: the pid goes

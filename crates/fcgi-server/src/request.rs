@@ -1,7 +1,7 @@
 //! What a handler sees of a request: its params, its body streams, whether it was aborted.
 
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -51,6 +51,9 @@ pub(crate) struct RequestShared {
     run: AtomicU8,
     /// Who writes the response: the handler, until the server takes it over (request timeout).
     output: AtomicU8,
+    /// The program the handler runs for it ([`Request::note_child`]), 0 for none: for the
+    /// access log.
+    pub(crate) child: AtomicU32,
 }
 
 impl RequestShared {
@@ -63,6 +66,7 @@ impl RequestShared {
             answered: AtomicBool::new(false),
             run: AtomicU8::new(QUEUED),
             output: AtomicU8::new(OUT_NONE),
+            child: AtomicU32::new(0),
         }
     }
 
@@ -236,6 +240,11 @@ impl Request {
 
     pub(crate) fn shared(&self) -> Arc<RequestShared> {
         Arc::clone(&self.shared)
+    }
+
+    /// The program noted for it ([`Request::note_child`]), if any.
+    pub(crate) fn child(&self) -> Option<u32> {
+        Some(self.shared.child.load(Ordering::Relaxed)).filter(|&pid| pid != 0)
     }
 
     /// The handler is done: what the request holds against the memory budget goes back now,
@@ -471,8 +480,9 @@ impl Request {
         self.shared.aborted.load(Ordering::Acquire)
     }
 
-    /// Says which program the handler runs for this request (the CGI gateway's child), so that
-    /// the slow log and the status page can name it. Call it on the handler's own thread.
+    /// Says which program the handler runs for this request (the CGI gateway's child, the
+    /// program process `fcgi-exec` gives it to), so that the access log (`program_pid`), the
+    /// slow log and the status page can name it. Call it on the handler's own thread.
     ///
     /// ```no_run
     /// # fn f(request: &fcgi_server::Request) -> std::io::Result<()> {
@@ -482,6 +492,7 @@ impl Request {
     /// # }
     /// ```
     pub fn note_child(&self, pid: u32) {
+        self.shared.child.store(pid, Ordering::Relaxed);
         crate::status::note_child(pid);
     }
 

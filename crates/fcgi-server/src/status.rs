@@ -400,6 +400,8 @@ pub struct AppProcesses {
     pub waiting: u64,
     /// The most that waited at once.
     pub max_waiting: u64,
+    /// Why no process runs, while none can (the program's last exit and output line).
+    pub down: Option<String>,
     /// Each process.
     pub processes: Vec<AppProcess>,
 }

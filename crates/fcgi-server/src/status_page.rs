@@ -130,6 +130,8 @@ pub(crate) struct PageData {
     pub(crate) listen: ListenQueue,
     /// Prefork workers counted (1 in one process).
     pub(crate) workers: u64,
+    /// Why the app's processes cannot run, while they cannot ([`crate::AppProcesses`]).
+    pub(crate) down: Option<String>,
     pub(crate) processes: Vec<ProcessEntry>,
 }
 
@@ -208,6 +210,9 @@ fn text(data: &PageData, full: bool) -> String {
     for (name, value) in own_fields(data) {
         line(&mut out, &format!("fcgi-rs {name}"), &value);
     }
+    if let Some(down) = &data.down {
+        line(&mut out, "fcgi-rs program down", down);
+    }
     for (class, count) in CLASSES.iter().zip(data.metrics.status_classes) {
         line(&mut out, &format!("fcgi-rs responses {class}"), &count);
     }
@@ -262,6 +267,9 @@ fn json(data: &PageData, full: bool) -> String {
     out.push_str(",\"fcgi-rs\":{");
     for (i, (name, value)) in own_fields(data).into_iter().enumerate() {
         let _ = write!(out, "{}\"{name}\":{value}", if i == 0 { "" } else { "," });
+    }
+    if let Some(down) = &data.down {
+        let _ = write!(out, ",\"program down\":{}", json_str(down));
     }
     out.push_str(",\"responses\":{");
     for (i, (class, count)) in CLASSES.iter().zip(data.metrics.status_classes).enumerate() {
@@ -508,6 +516,7 @@ fn gather(ctx: &Context, full: bool) -> PageData {
         start_unix: mine.start_unix,
         listen: ListenQueue { now, max, len },
         workers: 1,
+        down: None,
         processes: Vec::new(),
     };
     match ctx.status.peers() {
@@ -563,6 +572,7 @@ fn gather(ctx: &Context, full: bool) -> PageData {
 /// count and list. Requests waiting for one are in the listen queue.
 fn with_app_processes(data: &mut PageData, app: crate::AppProcesses, full: bool) {
     data.process_manager = app.model.into();
+    data.down = app.down;
     let m = &mut data.metrics;
     m.idle = app.idle;
     // FPM's total is idle + active; a process being stopped is busy finishing.
@@ -675,6 +685,7 @@ mod tests {
             start_unix: 1_000_000,
             listen: ListenQueue { now: 0, max: 2, len: 511 },
             workers: 1,
+            down: None,
             processes: vec![ProcessEntry {
                 pid: 42,
                 running: true,
@@ -682,6 +693,50 @@ mod tests {
                 ..ProcessEntry::default()
             }],
         }
+    }
+
+    #[test]
+    fn an_apps_own_processes_replace_the_threads() {
+        let mut data = sample();
+        let app = crate::AppProcesses {
+            model: "ondemand",
+            idle: 1,
+            active: 2,
+            finishing: 1,
+            max_active: 3,
+            max_children_reached: 7,
+            waiting: 4,
+            max_waiting: 5,
+            down: Some("the program exited with status 1".into()),
+            processes: vec![crate::AppProcess {
+                pid: 77,
+                state: "Finishing",
+                requests: 9,
+                last_cpu_percent: 12.5,
+                last_memory: 4096,
+                ..crate::AppProcess::default()
+            }],
+        };
+        with_app_processes(&mut data, app, true);
+        let page = render(&data, Format::Json, true);
+        for part in [
+            "\"process manager\":\"ondemand\"",
+            "\"listen queue\":4",
+            "\"max listen queue\":5",
+            "\"idle processes\":1",
+            "\"active processes\":3",
+            "\"total processes\":4",
+            "\"max active processes\":3",
+            "\"max children reached\":7",
+            "\"program down\":\"the program exited with status 1\"",
+            "{\"pid\":77,\"state\":\"Finishing\"",
+            "\"requests\":9",
+            "\"last request cpu\":12.50,\"last request memory\":4096",
+        ] {
+            assert!(page.contains(part), "{part} in {page}");
+        }
+        let text = render(&data, Format::Text, true);
+        assert!(text.contains("fcgi-rs program down: the program exited with status 1"), "{text}");
     }
 
     #[test]

@@ -82,7 +82,8 @@ pub(crate) enum Placeholder {
     Bytes,
     /// `%d`, `%{seconds}d`: the duration in seconds, three decimals.
     Seconds,
-    /// `%{mili}d`, `%{miliseconds}d`: in milliseconds, three decimals.
+    /// `%{mili}d`, `%{milli}d`, `%{miliseconds}d`, `%{milliseconds}d`: in milliseconds,
+    /// three decimals.
     Millis,
     /// `%{micro}d`, `%{microseconds}d`: in microseconds.
     Micros,
@@ -135,10 +136,12 @@ pub(crate) enum Field {
     RequestId,
     /// `outcome`: `ok`, or how it failed.
     Outcome,
+    /// `program_pid`: the program process that served it (`--app exec`, `--app cgi`).
+    ProgramPid,
 }
 
 /// Every field, in the order of the JSON format.
-const FIELDS: [(Field, &str); 15] = [
+const FIELDS: [(Field, &str); 16] = [
     (Field::Remote, "remote"),
     (Field::User, "user"),
     (Field::Method, "method"),
@@ -154,6 +157,7 @@ const FIELDS: [(Field, &str); 15] = [
     (Field::DurationUs, "duration_us"),
     (Field::RequestId, "request_id"),
     (Field::Outcome, "outcome"),
+    (Field::ProgramPid, "program_pid"),
 ];
 
 /// The field `%{NAME}e` stands for: the params the server puts in its record.
@@ -259,7 +263,8 @@ fn placeholder(token: char, modifier: Option<&str>) -> Result<Placeholder, Strin
             .map_err(|_| "%{FORMAT}T: only the default time format is supported".to_owned()),
         'd' => match modifier {
             None | Some("seconds") => Ok(Placeholder::Seconds),
-            Some("mili" | "miliseconds") => Ok(Placeholder::Millis),
+            // PHP-FPM accepts both spellings (its own docs and www.conf use "milli").
+            Some("mili" | "miliseconds" | "milli" | "milliseconds") => Ok(Placeholder::Millis),
             Some("micro" | "microseconds") => Ok(Placeholder::Micros),
             Some(other) => {
                 Err(format!("%{{{other}}}d: the unit is seconds, mili(seconds) or micro(seconds)"))
@@ -461,9 +466,13 @@ fn placeholder_value(
         }
         Placeholder::Started => out.push_str(&clf_time(started)),
         Placeholder::Now => out.push_str(&clf_time(now)),
-        Placeholder::Pid => {
-            let _ = write!(out, "{pid}");
-        }
+        // PHP-FPM's %p is the process that served the request: the program's, if one did.
+        Placeholder::Pid => match fields.get(Field::ProgramPid) {
+            Some(program) => out.push_str(program),
+            None => {
+                let _ = write!(out, "{pid}");
+            }
+        },
         Placeholder::ParentPid => {
             let _ = write!(out, "{ppid}");
         }
@@ -625,6 +634,7 @@ mod tests {
                 "192.0.2.7 - - 27/Nov/2026:09:50:00 +0000 \"GET /a b?x=1\" 200",
             ),
             ("%d %{mili}d %{microseconds}d", "0.003 2.500 2500"),
+            ("%{milli}d %{milliseconds}d", "2.500 2.500"),
             ("%f %l %b %L %p %P 100%%", "/srv/x.cgi 5 13 77-1 10 1 100%"),
             ("%{REMOTE_ADDR}e %Q%q", "192.0.2.7 ?x=1"),
         ];
