@@ -919,7 +919,10 @@ def programs_section(results, add):
     add(
         "Program processes over the whole run, from each fcgi-rs's log (`--log-format json`, "
         "events `program-started` and `program-stopped` with its reason): each started 4 (64 "
-        "for the memory row), so any more were replacements."
+        "for the memory row), so any more were replacements. `abort`: the web server gave up a "
+        "request while a program had it (nginx does when its client goes away, as wrk's "
+        "connections do with requests in flight at the end of each run), and fcgi-rs stopped "
+        "that program and started another in its place."
     )
     add("")
     add("| fcgi-rs target | programs started | exited | stopped by fcgi-rs, by reason |")
