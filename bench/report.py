@@ -3,11 +3,14 @@
 
     report.py RESULTS_DIR BENCHMARKS_MD
 
-RESULTS_DIR holds wrk's outputs (wrk_TARGET_cCONNS_rROUND.txt, axum_TARGET_PATH_rROUND.txt),
-`fcgi bench --json` outputs (direct_BACKEND_MODE_rROUND.json, scaling_SERVER_rROUND.json,
-saturation_NAME.json, limits_threads4.json), next to each measurement the CPU clock ticks its
-backend used meanwhile (the same name ending in .cpu; nginx's in .nginx-cpu), saturation.tsv,
-idle.tsv, load.txt (the load average as each round began), rss.tsv and
+RESULTS_DIR holds wrk's outputs (wrk_TARGET_cCONNS_rROUND.txt, axum_TARGET_PATH_rROUND.txt,
+starve_TARGET_first.txt and _second.txt, profile_wrk.txt), `fcgi bench --json` outputs
+(direct_BACKEND_MODE_rROUND.json, scaling_SERVER_rROUND.json, saturation_NAME.json,
+limits_threads4.json, exec64_warmup.json), next to each measurement the CPU clock ticks its
+backend used meanwhile (the same name ending in .cpu; the server's own, without the programs
+it runs, in .own-cpu; nginx's in .nginx-cpu) and the server's context switches (.switches),
+saturation.tsv, idle.tsv, exec64.tsv, perf's reports (profile_self.txt, profile_children.txt,
+profile_comm.txt), load.txt (the load average as each round began), rss.tsv and
 machine.env. Everything from the heading below to the end of BENCHMARKS_MD is replaced; what
 comes before it is left as it is. Standard library only.
 """
@@ -144,12 +147,17 @@ def rounds_of(results, pattern, parse, clk_tck=100):
             run = None
         if run is None:
             continue
-        for key, suffix in (("cpu_us", ".cpu"), ("nginx_cpu_us", ".nginx-cpu")):
+        for key, suffix, scale in (
+            ("cpu_us", ".cpu", 1e6 / clk_tck),
+            ("nginx_cpu_us", ".nginx-cpu", 1e6 / clk_tck),
+            ("own_cpu_us", ".own-cpu", 1e6 / clk_tck),
+            ("switches", ".switches", 1.0),
+        ):
             run[key] = float("nan")
             try:
-                ticks = int(path.with_suffix(suffix).read_text())
-                if run["requests"] > 0:
-                    run[key] = ticks / clk_tck * 1e6 / run["requests"]
+                count = int(path.with_suffix(suffix).read_text())
+                if run["requests"] > 0 and count >= 0:
+                    run[key] = count * scale / run["requests"]
             except (OSError, ValueError):
                 pass
         runs.append(run)
@@ -339,6 +347,7 @@ def main():
     )
     add("")
 
+    programs = exec_section(results, env, clk, rss, add)
     scaling_section(results, env, clk, add)
     limits = limits_section(results, env, add)
     axum = axum_section(results, env, clk, add)
@@ -474,8 +483,9 @@ def main():
         low[0],
         None if not sleeping else low[0] >= 0.95,
     )
+    exec_goals(goals, programs)
     goals_lines = [
-        "### Goals (issues 14, 13 and 20)",
+        "### Goals (issues 14, 13 and 20, and `--app exec`'s)",
         "",
         "Each from the medians below, in this run.",
         "",
@@ -701,6 +711,410 @@ def cgi_section(results, env, rss, add):
         "processes, fcgi-rs as many as its pool has threads (64 by default), in one process."
     )
     add("")
+
+
+# --app exec: each program's rows, its peer first, in both nginx modes. (target, label, peer)
+EXEC_PROGRAMS = [
+    (
+        "php",
+        "php-cgi (`bench/hello.php`)",
+        [
+            ("php-{m}", "PHP-FPM, `pm = static`, 4 children", None),
+            ("exec-php-{m}", "fcgi-rs + 4 php-cgi, `--program-connection kept`", "php-{m}"),
+            ("exec-php-perreq-{m}", "fcgi-rs + 4 php-cgi, `--program-connection per-request`", "php-{m}"),
+        ],
+    ),
+    (
+        "libfcgi",
+        "the libfcgi program (`bench/hello.c`)",
+        [
+            ("libfcgi-{m}", "spawn-fcgi -F 4", None),
+            ("exec-libfcgi-{m}", "fcgi-rs + 4 processes, `--program-connection kept`", "libfcgi-{m}"),
+            (
+                "exec-libfcgi-perreq-{m}",
+                "fcgi-rs + 4 processes, `--program-connection per-request`",
+                "libfcgi-{m}",
+            ),
+        ],
+    ),
+]
+EXEC_MODES = [("plain", "a connection per request"), ("keepalive", "kept")]
+
+
+def parse_wrk_lenient(path):
+    """A wrk output that may have served nothing at all (a starving location)."""
+    try:
+        return parse_wrk(path)
+    except (AttributeError, OSError, ValueError):
+        pass
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    found = re.search(r"(\d+) requests in", text)
+    if not found:
+        return None
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    return {
+        "rps": float(m.group(1)) if (m := re.search(r"Requests/sec:\s+([\d.]+)", text)) else 0.0,
+        "requests": int(found.group(1)),
+        "mean": float("nan"),
+        "p99": float("nan"),
+        "errors": sum(int(n) for n in socket.groups()) if socket else 0,
+        "timeouts": int(socket.group(4)) if socket else 0,
+    }
+
+
+def perf_lines(path, columns):
+    """perf report --stdio rows: (percentages..., kind, name); kind is "k", "." or None."""
+    rows = []
+    try:
+        text = path.read_text()
+    except OSError:
+        return rows
+    pattern = r"^\s+" + r"\s+".join([r"([\d.]+)%"] * columns) + r"\s+(?:\[(.)\]\s+)?(.+?)(?:\s+-\s+-)?\s*$"
+    for line in text.splitlines():
+        match = re.match(pattern, line)
+        if match:
+            values = [float(match.group(i + 1)) for i in range(columns)]
+            rows.append((*values, match.group(columns + 1), match.group(columns + 2)))
+    return rows
+
+
+def exec_section(results, env, clk, rss, add):
+    """FastCGI programs run by fcgi-rs against the same under PHP-FPM and spawn-fcgi."""
+    found = {"medians": {}, "runs": {}}
+    if not list(results.glob("wrk_exec-*_r*.txt")):
+        return found
+    add("### FastCGI programs run by fcgi-rs (`--app exec`): php-cgi and libfcgi")
+    add("")
+    add(
+        f"`{env.get('exec_php', '')}` and `{env.get('exec_libfcgi', '')}`: fcgi-rs (a master and "
+        "one serving worker) runs 4 processes of the program, each on a socket of its own, and "
+        "gives each request, its body received whole, to an idle one; against the same 4 "
+        "processes' worth under PHP-FPM (`pm = static`, `pm.max_children = 4`) and the same "
+        "program under `spawn-fcgi -F 4`, each behind its own server block in the same nginx, "
+        "in the same interleaved rounds as the tables above (the PHP-FPM and libfcgi rows are "
+        "those tables' rows). php-cgi "
+        f"({env.get('php_cgi', '?')}) runs with what PHP-FPM runs with: no php.ini, opcache "
+        "(with `opcache.enable_cgi=1`), and no request limit (`PHP_FCGI_MAX_REQUESTS=0`, passed "
+        "with `--pass-env`, as PHP-FPM's `pm.max_requests = 0`). opcache, asked through nginx "
+        f"(`opcache_get_status()`): PHP-FPM {env.get('opcache_fpm', '?')}, php-cgi "
+        f"{env.get('opcache_cgi', '?')}. `kept` (the default) keeps one connection to each "
+        "program process (FCGI_KEEP_CONN); `per-request` connects to it for each request. nginx "
+        "talks to fcgi-rs with a connection per request (`nginx/fcgi-unix.conf`) or kept "
+        "(`nginx/fcgi-keepalive.conf`, `keepalive 32`); spawn-fcgi's libfcgi gets `keepalive 4`, "
+        "as above."
+    )
+    add("")
+    add(
+        "CPU per request: **all** is every process of the backend (fcgi-rs's master, worker and "
+        "programs; PHP-FPM's master and children; the 4 libfcgi processes); **server's own** is "
+        "what serving costs besides the program: fcgi-rs's master and worker, PHP-FPM's master "
+        "(its children accept and answer on their own; spawn-fcgi has no process left). \"own ÷ "
+        "floor\" compares fcgi-rs's own with the floor's whole (`bench/floor.c`, in the same mode "
+        "and run): fcgi-rs answers nginx as the floor does, and also relays to the program. "
+        "Context switches per request: of the server's own processes, all their threads "
+        "(voluntary and not, from `/proc/PID/task/*/status`)."
+    )
+    add("")
+    medians, runs_of = found["medians"], found["runs"]
+
+    def load(target, conns):
+        key = (target, conns)
+        if key not in runs_of:
+            runs_of[key] = rounds_of(results, f"wrk_{target}_c{conns}_r*.txt", parse_wrk, clk)
+            medians[key] = median([r["rps"] for r in runs_of[key]])
+        return runs_of[key]
+
+    for conns in (32, 256):
+        add(f"#### Through nginx: `wrk -t1 -c{conns}`")
+        add("")
+        add(
+            "| program | nginx to the backend | backend | requests/s per round | median | ÷ peer "
+            "| p99 | errors (timeouts) | served (Little) | CPU per request, all | server's own "
+            "| own ÷ floor | context switches per request | peak RSS: server / all |"
+        )
+        add("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for _, program_label, rows in EXEC_PROGRAMS:
+            for mode, mode_label in EXEC_MODES:
+                floor_runs = load(f"floor-{mode}", conns)
+                floor_cpu = cpu_median(floor_runs)
+                for pattern, label, peer in rows:
+                    target = pattern.format(m=mode)
+                    runs = load(target, conns)
+                    if not runs:
+                        continue
+                    rps = medians[(target, conns)]
+                    own = cpu_median(runs, "own_cpu_us")
+                    is_exec = target.startswith("exec-")
+                    nginx_mode = mode_label
+                    if mode == "keepalive":
+                        nginx_mode += ", `keepalive 4`" if target == "libfcgi-keepalive" else ", `keepalive 32`"
+                    if target in rss:
+                        server = peak_rss(rss, target)
+                        everything = peak_rss(rss, f"{target}+programs") if is_exec else "(the same)"
+                        memory = f"{server} / {everything}"
+                    else:
+                        memory = "—"
+                    served = median([r["rps"] * r["mean"] / 1000 for r in runs])
+                    timeouts = sum(r["timeouts"] for r in runs)
+                    add(
+                        f"| {program_label} | {nginx_mode} | {label} | "
+                        f"{', '.join(num(r['rps']) for r in runs)} | **{num(rps)}** | "
+                        f"{ratio(rps, medians[(peer.format(m=mode), conns)]) if peer else '—'} | "
+                        f"{num(median([r['p99'] for r in runs]), 2)} ms | "
+                        f"{sum(r['errors'] for r in runs)} ({timeouts}) | {num(served, 1)} of {conns} | "
+                        f"{num(cpu_median(runs), 1)} µs | "
+                        f"{num(own, 1) + ' µs' if own == own else '—'} | "
+                        f"{ratio(own, floor_cpu) if is_exec else '—'} | "
+                        f"{num(cpu_median(runs, 'switches'), 1) if is_exec else '—'} | {memory} |"
+                    )
+        floor_line = ", ".join(
+            f"{mode} {num(cpu_median(load(f'floor-{mode}', conns)), 1)} µs "
+            f"({num(cpu_median(load(f'floor-{mode}', conns), 'switches'), 1)} context switches)"
+            for mode, _ in EXEC_MODES
+        )
+        add("")
+        add(f"The floor's CPU per request at -c{conns}, for the \"own ÷ floor\" column: {floor_line}.")
+        add("")
+
+    add("#### `--program-connection`: kept (the default) against per-request")
+    add("")
+    add("| program | nginx to fcgi-rs | wrk | kept | per-request | kept ÷ per-request | CPU per request (all), kept / per-request |")
+    add("| --- | --- | --- | --- | --- | --- | --- |")
+    choice = []
+    for program, program_label, _ in EXEC_PROGRAMS:
+        for mode, mode_label in EXEC_MODES:
+            for conns in (32, 256):
+                kept, per = f"exec-{program}-{mode}", f"exec-{program}-perreq-{mode}"
+                k, p = load(kept, conns), load(per, conns)
+                if not k or not p:
+                    continue
+                r = div(medians[(kept, conns)], medians[(per, conns)])
+                choice.append((r, f"{program} {mode} -c{conns}"))
+                add(
+                    f"| {program_label} | {mode_label} | -c{conns} | {num(medians[(kept, conns)])} | "
+                    f"{num(medians[(per, conns)])} | {ratio(medians[(kept, conns)], medians[(per, conns)])} | "
+                    f"{num(cpu_median(k), 1)} / {num(cpu_median(p), 1)} µs |"
+                )
+    found["choice"] = choice
+    add("")
+    programs_section(results, add)
+
+    starve_section(results, add, found)
+    profile_section(results, env, add)
+    exec64_section(results, env, add, found)
+    return found
+
+
+def programs_section(results, add):
+    """How many program processes each fcgi-rs started over the run, and why it stopped some."""
+    path = results / "programs.tsv"
+    if not path.exists():
+        return
+    rows = [line.split("\t") for line in path.read_text().splitlines() if line]
+    if not rows:
+        return
+    add(
+        "Program processes over the whole run, from each fcgi-rs's log (`--log-format json`, "
+        "events `program-started` and `program-stopped` with its reason): each started 4 (64 "
+        "for the memory row), so any more were replacements. `abort`: the web server gave up a "
+        "request while a program had it (nginx does when its client goes away, as wrk's "
+        "connections do with requests in flight at the end of each run), and fcgi-rs stopped "
+        "that program and started another in its place."
+    )
+    add("")
+    add("| fcgi-rs target | programs started | exited | stopped by fcgi-rs, by reason |")
+    add("| --- | --- | --- | --- |")
+    for fields in rows:
+        target, started, exited = fields[:3]
+        reasons = fields[3] if len(fields) > 3 and fields[3] else "none"
+        add(f"| {target} | {started} | {exited} | {reasons.replace(',', ', ').replace(':', ' ')} |")
+    add("")
+
+
+def starve_section(results, add, found):
+    """A second location starving under PHP-FPM, and not under fcgi-rs."""
+    rows = []
+    for target, label in [("starve-php", "PHP-FPM, 4 children"), ("starve-exec", "fcgi-rs + 4 php-cgi")]:
+        first = parse_wrk_lenient(results / f"starve_{target}_first.txt")
+        second = parse_wrk_lenient(results / f"starve_{target}_second.txt")
+        if first and second:
+            rows.append((target, label, first, second))
+    if not rows:
+        return
+    add("#### A second location, beside one with kept connections")
+    add("")
+    add(
+        "`bench/nginx-two-locations.conf`: one backend (with 4 processes, and of its own, so that "
+        "no other row's connections hold them) behind two locations of one server block, "
+        "`/hello.php` through an upstream with `keepalive 32` and `/second.php` (the same "
+        "script) with a connection per request, as another part of a site might be configured. "
+        "`wrk -t1 -c32` on the first and, at the same time, `wrk -t1 -c1` on the second. Read "
+        "the requests answered: wrk looks for timeouts (no answer within 2 s) only every 2 s, "
+        "so a request left unanswered to the end of the run may count as one timeout or none."
+    )
+    add("")
+    add("| backend | first location: requests/s, p99, errors | second location: requests answered, requests/s, p99, timeouts |")
+    add("| --- | --- | --- |")
+    for target, label, first, second in rows:
+        found[target] = second
+        add(
+            f"| {label} | {num(first['rps'])}, {num(first['p99'], 2)} ms, {first['errors']} | "
+            f"{second['requests']:,}, {num(second['rps'])}, {num(second['p99'], 2)} ms, {second['timeouts']} |"
+        )
+    add("")
+
+
+def profile_section(results, env, add):
+    """Where fcgi-rs's worker spends its time under php-cgi, from perf."""
+    profiled = env.get("profiled", "exec-php-keepalive")
+    add("#### Where fcgi-rs's worker spends its time")
+    add("")
+    if env.get("perf") != "yes":
+        add("(not measured: `perf record` does not work on this machine)")
+        add("")
+        return
+    during = parse_wrk_lenient(results / "profile_wrk.txt")
+    selfs = perf_lines(results / "profile_self.txt", 1)
+    children = perf_lines(results / "profile_children.txt", 2)
+    comms = perf_lines(results / "profile_comm.txt", 1)
+    add(
+        f"`perf record -e cpu-clock -F 999 -g -p WORKER` on fcgi-rs's worker process ({profiled}: "
+        "4 php-cgi behind nginx's `keepalive 32`) during one more `wrk -t1 -c32` (not one of the "
+        "rounds"
+        + (f"; it served {num(during['rps'])} requests/s, perf watching" if during else "")
+        + "). The software clock: this VM has no hardware counters. Call chains come from frame "
+        "pointers, so the inclusive shares are approximate."
+    )
+    add("")
+    kernel = sum(r[0] for r in selfs if r[1] == "k")
+    add(f"In the kernel: at least {kernel:.0f} % of the samples (the functions listed below).")
+    add("")
+    add("| own samples | function |")
+    add("| --- | --- |")
+    for share, kind, name in selfs[:15]:
+        add(f"| {share:.1f} % | `{name}`{' (kernel)' if kind == 'k' else ''} |")
+    add("")
+    ours = [r for r in children if r[2] == "." and ("fcgi" in r[3] or "std::" in r[3] or "syscall" in r[3])]
+    if ours:
+        add("| with callees | own | function (fcgi-rs's and the library's, user space) |")
+        add("| --- | --- | --- |")
+        for total, own, _, name in ours[:12]:
+            add(f"| {total:.1f} % | {own:.1f} % | `{name}` |")
+        add("")
+    if comms:
+        threads = {}
+        for share, _, name in comms:
+            key = re.sub(r"\d+$", "N", name.strip())
+            threads[key] = threads.get(key, 0.0) + share
+        add(
+            "By thread: "
+            + ", ".join(f"`{name}` {share:.1f} %" for name, share in sorted(threads.items(), key=lambda x: -x[1]))
+            + "."
+        )
+        add("")
+
+
+def exec64_section(results, env, add, found):
+    """fcgi-rs's own memory running 64 program processes."""
+    path = results / "exec64.tsv"
+    if not path.exists():
+        return
+    rows = {}
+    programs = 0
+    for line in path.read_text().splitlines():
+        fields = line.split("\t")
+        if fields[0] == "programs":
+            programs = int(fields[1])
+        else:
+            rows[fields[0]] = [int(x or 0) for x in fields[1:]]
+    warm = parse_bench(results / "exec64_warmup.json")
+    add("#### fcgi-rs's own memory, running 64 processes")
+    add("")
+    add(
+        f"`fcgi serve --app exec --workers 64 -- ./hello` (`bench/hello.c`), after a warm-up of "
+        f"`fcgi bench -c 256 --keep-conn -d {env['seconds']}s` straight at it"
+        + (
+            f" ({warm['requests']:,} requests, {warm['errors']} errors, {warm['in_flight']:.0f} in flight)"
+            if warm
+            else ""
+        )
+        + f"; {programs} program processes running when read. Only fcgi-rs's master and worker "
+        "are counted, not the programs. PSS shares the pages the two have in common (the "
+        "binary, what the worker inherited) between them; RSS counts them twice."
+    )
+    add("")
+    add("| process | VmRSS | VmHWM (peak) | PSS | threads |")
+    add("| --- | --- | --- | --- | --- |")
+    total = [0, 0, 0]
+    for role in ("master", "worker"):
+        if role in rows:
+            rss_kib, hwm, pss, threads = rows[role]
+            total = [total[0] + rss_kib, total[1] + hwm, total[2] + pss]
+            add(f"| {role} | {rss_kib / 1024:.1f} MiB | {hwm / 1024:.1f} MiB | {pss / 1024:.1f} MiB | {threads} |")
+    add(f"| **both** | **{total[0] / 1024:.1f} MiB** | {total[1] / 1024:.1f} MiB | {total[2] / 1024:.1f} MiB | |")
+    add("")
+    found["exec64"] = {"rss_mib": total[0] / 1024, "hwm_mib": total[1] / 1024, "programs": programs}
+
+
+def exec_goals(goals, found):
+    """The goals of `--app exec`, from what exec_section measured."""
+    medians, runs_of = found.get("medians", {}), found.get("runs", {})
+
+    def cells(target, peer):
+        return [(div(medians.get((target, c), float("nan")), medians.get((peer, c), float("nan"))), c) for c in (32, 256)]
+
+    def worst(r):
+        return min(r, key=lambda x: x[0] if x[0] == x[0] else -1, default=(float("nan"), 0))
+
+    for target, peer, goal, bound in [
+        ("exec-php-plain", "php-plain", "php-cgi under fcgi-rs ≥ 0.9× PHP-FPM, a connection per request (nginx)", 0.9),
+        ("exec-libfcgi-plain", "libfcgi-plain", "libfcgi under fcgi-rs ≥ 0.8× spawn-fcgi, a connection per request (nginx)", 0.8),
+    ]:
+        r = cells(target, peer)
+        low = worst(r)
+        goals.add(goal, " and ".join(f"{x:.2f}× at -c{c}" for x, c in r), low[0], low[0] >= bound)
+
+    r = cells("exec-php-keepalive", "php-keepalive")
+    low = worst(r)
+    runs = [runs_of.get(("exec-php-keepalive", c), []) for c in (32, 256)]
+    timeouts = sum(x["timeouts"] for rs in runs for x in rs)
+    p99 = [median([x["p99"] for x in rs]) for rs in runs]
+    worst_p99 = max(p99, default=float("nan"))
+    goals.add(
+        "php-cgi under fcgi-rs, keepalive 32 ≥ 1.0× PHP-FPM with keepalive 32, 0 timeouts, p99 < 20 ms",
+        " and ".join(f"{x:.2f}× at -c{c}" for x, c in r)
+        + f"; {timeouts} timeouts; p99 {' and '.join(f'{x:.2f} ms' for x in p99)} (median over the rounds)",
+        low[0],
+        low[0] >= 1.0 and timeouts == 0 and worst_p99 < 20,
+    )
+    r = cells("exec-libfcgi-keepalive", "libfcgi-keepalive")
+    low = worst(r)
+    errors = sum(x["errors"] for c in (32, 256) for x in runs_of.get(("exec-libfcgi-keepalive", c), []))
+    goals.add(
+        "libfcgi under fcgi-rs, keepalive 32 ≥ 1.0× spawn-fcgi (its `keepalive 4` row), 0 errors",
+        " and ".join(f"{x:.2f}× at -c{c}" for x, c in r) + f"; {errors} errors",
+        low[0],
+        low[0] >= 1.0 and errors == 0,
+    )
+    mem = found.get("exec64")
+    goals.add(
+        "fcgi-rs's own RSS (master + worker) running 64 processes, after a warm-up ≤ 16 MiB",
+        f"{mem['rss_mib']:.1f} MiB (peak {mem['hwm_mib']:.1f} MiB), {mem['programs']} programs" if mem else "—",
+        mem["rss_mib"] if mem else float("nan"),
+        bool(mem) and mem["rss_mib"] <= 16,
+    )
+    choice = [x for x in found.get("choice", []) if x[0] == x[0]]
+    mid = median([x[0] for x in choice])
+    goals.add(
+        "`--program-connection kept` (the default) serves at least as many requests/s as "
+        "`per-request` (median of its ratios)",
+        f"median {mid:.2f}×: " + ", ".join(f"{x:.2f}× {w}" for x, w in choice) if choice else "—",
+        mid,
+        mid >= 1.0,
+    )
 
 
 if __name__ == "__main__":

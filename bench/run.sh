@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
 # `make bench`: fcgi-rs against nginx's own ceiling, against the floor (the least a FastCGI
-# responder can do) and against its peers, PHP-FPM and C libfcgi; how it scales, what an idle
-# connection costs it; and one axum app served three ways. All measured in one run on this
+# responder can do) and against its peers, PHP-FPM and C libfcgi; FastCGI programs (php-cgi,
+# the libfcgi program) run by fcgi-rs against the same under PHP-FPM and spawn-fcgi; how it
+# scales, what an idle connection costs it; and one axum app served three ways. All measured in one run on this
 # machine, and written to the last section of docs/BENCHMARKS.md ("## make bench: ..."; the
 # sections above it are never touched).
 #
 # (The criterion micro-benchmarks of the crates are not part of this: `cargo bench`.)
 #
 # What it does, all on loopback and Unix sockets, everything in one temporary directory:
-#  1. installs what is missing (Debian packages: nginx, php-fpm, wrk, libfcgi-dev, spawn-fcgi,
-#     gcc, python3), builds `fcgi` and `axum-peers` (release) and compiles bench/hello.c
+#  1. installs what is missing (Debian packages: nginx, php-fpm, php-cgi, wrk, libfcgi-dev,
+#     spawn-fcgi, gcc, python3), builds `fcgi` and `axum-peers` (release) and compiles bench/hello.c
 #     against libfcgi and bench/floor.c (no library);
 #  2. starts, for the hello app, one backend per target so that no target leaves another one's
 #     workers pinned: fcgi-rs (`fcgi serve --app hello`, default pool) twice, the floor twice
 #     (bench/floor.c: one thread, epoll, a canned answer), PHP-FPM twice (pm=static, 4
 #     children, opcache on, bench/hello.php) and libfcgi twice (4 processes of bench/hello.c
 #     under spawn-fcgi -F 4); for the scaling rounds, fcgi-rs held to 1 core and to 2 cores
-#     (`taskset`) and as `--workers 1` and `--workers 2`; the axum app of
+#     (`taskset`) and as `--workers 1` and `--workers 2`; for the programs, `fcgi serve --app
+#     exec --workers 4` running php-cgi (the same ini as PHP-FPM: none but opcache, with
+#     opcache.enable_cgi) and running bench/hello.c, each twice (a connection per request from
+#     nginx, and keepalive 32) with `--program-connection kept` (the default) and twice with
+#     `per-request`; the axum app of
 #     tests/support/axum_app.rs on hyper, on tokio-fastcgi and on fcgi-rs; then one nginx (one worker, nginx/wrapper.conf) with one server block per
 #     target, each from the repository's templates: nginx/fcgi-unix.conf (a connection per
 #     request) and nginx/fcgi-keepalive.conf (upstream keepalive 32 for fcgi-rs, the floor,
@@ -29,7 +34,9 @@
 #     --keep-conn`), then the axum app (wrk -t1 -c32, /hello and /items; wrk -t1 -c200 and
 #     -c1000 on /sleep, which awaits a 1 s timer). Around every
 #     measurement the backend's CPU time (utime + stime from /proc/PID/stat, summed over its
-#     processes, each of which sums its threads) is read, for its CPU per request;
+#     processes, each of which sums its threads) is read, for its CPU per request (and, for
+#     fcgi-rs running programs and for PHP-FPM, the server's own: fcgi-rs's master and worker
+#     without the programs, PHP-FPM's master);
 #  3b. in the same rounds, the CGI gateway against fcgiwrap: `fcgi serve --app cgi` and fcgiwrap
 #     (Debian's, 4 workers: `spawn-fcgi -- fcgiwrap -c 4`), each on a Unix socket behind its own
 #     server block from nginx/fcgi-cgi.conf, running the same three programs: a trivial shell
@@ -39,6 +46,11 @@
 #  3d. limits, once: 256 kept connections against `fcgi serve --max-threads 4`, and the memory
 #     of IDLE_CONNS idle kept connections that have served a request each (bench/idle.py holds
 #     them; VmRSS before and after);
+#  3e. the programs, once: where fcgi-rs's worker spends its time under php-cgi behind
+#     keepalive 32 (`perf record -e cpu-clock -g`, when perf works), its context switches per
+#     request; a second location starving (bench/nginx-two-locations.conf: one location kept,
+#     one not, on the same PHP-FPM, then on the same fcgi-rs running php-cgi); and fcgi-rs's
+#     own memory (master and worker) running 64 processes of bench/hello.c, after a warm-up;
 #  4. reads each backend's peak RSS (VmHWM summed over its processes) and writes the section
 #     with bench/report.py: medians, p99, CPU per request, ratios to the ceiling, the floor and
 #     the peers, the connections actually served (Little's law), and the issue's goals.
@@ -46,8 +58,8 @@
 # Settings, from the environment: BENCH_SECONDS (each measurement; default 4), ROUNDS (default 3),
 # IDLE_CONNS (default 5000), BENCH_PORT (the first port tried for nginx's server blocks and
 # hyper; default 18100), CARGO, BENCH_OUT (the file whose last section is rewritten; default
-# docs/BENCHMARKS.md). A full run with the defaults takes about 10 minutes on 2 cores;
-# BENCH_SECONDS=2 ROUNDS=1 about 2.
+# docs/BENCHMARKS.md). A full run with the defaults takes about 15 minutes on 2 cores;
+# BENCH_SECONDS=2 ROUNDS=1 about 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -62,17 +74,22 @@ began=$(date +%s)
 
 # --- 1. What it needs ---------------------------------------------------------------------------
 # Only what is missing is installed, by the same script as the tests' packages.
-bash "$repo/tests/deps.sh" nginx php-fpm wrk libfcgi-dev spawn-fcgi gcc libc6-dev python3 fcgiwrap
+bash "$repo/tests/deps.sh" nginx php-fpm php-cgi wrk libfcgi-dev spawn-fcgi gcc libc6-dev python3 \
+    fcgiwrap
 nginx=/usr/sbin/nginx
 php_fpm=$(ls /usr/sbin/php-fpm* 2>/dev/null | sort | head -1)
 python=/usr/bin/python3
+php_cgi=/usr/bin/php-cgi
 [ -n "$php_fpm" ] || { echo "bench: no /usr/sbin/php-fpm*" >&2; exit 1; }
 opcache=$(ls /usr/lib/php/*/opcache.so 2>/dev/null | head -1 || true)
 
 # axum-peers (tests/bin/axum_peers.rs) serves the axum app on hyper, tokio-fastcgi and fcgi-rs.
 "$cargo" build --release -p fcgi-cli -p fcgi-tests --bin fcgi --bin axum-peers
-fcgi="$repo/${CARGO_TARGET_DIR:-target}/release/fcgi"
-axum_peers="$repo/${CARGO_TARGET_DIR:-target}/release/axum-peers"
+# CARGO_TARGET_DIR may be absolute (/work/target) or relative to the repository.
+target_dir=${CARGO_TARGET_DIR:-target}
+[[ $target_dir == /* ]] || target_dir="$repo/$target_dir"
+fcgi="$target_dir/release/fcgi"
+axum_peers="$target_dir/release/axum-peers"
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/fcgi-bench.XXXXXX")
 results="$dir/results"
@@ -206,6 +223,47 @@ start_php php-keepalive
 start_libfcgi libfcgi-plain 4
 start_libfcgi libfcgi-keepalive 4
 
+# --- FastCGI programs run by fcgi-rs: php-cgi and the libfcgi program ---------------------------
+# `fcgi serve --app exec --workers 4`: fcgi-rs (a master and one serving worker) runs 4
+# processes of the program, each on a socket of its own, and relays each request to an idle
+# one. php-cgi gets what PHP-FPM gets: no php.ini, opcache (and opcache.enable_cgi, which CGI
+# needs); and, as PHP-FPM's pm.max_requests = 0, no request limit (php-cgi's own default,
+# PHP_FCGI_MAX_REQUESTS=500, would have each process replaced every 500 requests).
+php_cgi_args=(-n)
+[ -z "$opcache" ] ||
+    php_cgi_args+=(-d "zend_extension=$opcache" -d opcache.enable=1 -d opcache.enable_cgi=1)
+export PHP_FCGI_MAX_REQUESTS=0
+exec_targets=()
+start_exec() { # NAME PROGRAM_CONNECTION WORKERS PROGRAM [ARGS...]
+    local name=$1 connection=$2 workers=$3
+    shift 3
+    "$fcgi" serve --app exec --listen "unix:$dir/$name.sock" --workers "$workers" \
+        --program-connection "$connection" --pass-env PHP_FCGI_MAX_REQUESTS --log-level info \
+        --log-format json -- "$@" >>"$dir/$name.log" 2>&1 &
+    pids+=($!)
+    backend_pids[$name]=$!
+    exec_targets+=("$name")
+    wait_for test -S "$dir/$name.sock"
+    wait_for programs_up "$name" "$workers"
+}
+# Whether NAME's worker runs N programs (fcgi-rs's worker is its master's only child, and the
+# programs are the worker's children).
+programs_up() { # NAME N
+    local worker
+    worker=$(ps -o pid= --ppid "${backend_pids[$1]}" | head -1 | tr -d ' ')
+    [ -n "$worker" ] && [ "$(ps -o pid= --ppid "$worker" | wc -l)" -ge "$2" ]
+}
+for nginx_mode in plain keepalive; do
+    start_exec "exec-php-$nginx_mode" kept 4 "$php_cgi" "${php_cgi_args[@]}"
+    start_exec "exec-php-perreq-$nginx_mode" per-request 4 "$php_cgi" "${php_cgi_args[@]}"
+    start_exec "exec-libfcgi-$nginx_mode" kept 4 "$dir/hello"
+    start_exec "exec-libfcgi-perreq-$nginx_mode" per-request 4 "$dir/hello"
+done
+# The second location's rows (3e): a PHP-FPM and an fcgi-rs running php-cgi of their own, so
+# that no other target's kept connections hold their processes.
+start_php starve-php
+start_exec starve-exec kept 4 "$php_cgi" "${php_cgi_args[@]}"
+
 # --- Scaling: fcgi-rs on 1 and 2 cores, and as 1 and 2 prefork workers ------------------------
 # `fcgi bench` is not pinned: it runs wherever the scheduler puts it, as a web server would. On
 # a 2-core machine the 2-core server shares its cores with the bench, and `taskset -c 0,1` is
@@ -282,6 +340,11 @@ processes_of() { # TARGET
 # --- nginx ------------------------------------------------------------------------------------
 targets=(ceiling fcgi-plain fcgi-keepalive floor-plain floor-keepalive php-plain php-keepalive
     libfcgi-plain libfcgi-keepalive)
+# The programs' targets through nginx, measured in the same rounds (all but starve-exec).
+for target in "${exec_targets[@]}"; do
+    [ "$target" = starve-exec ] || targets+=("$target")
+done
+starve_targets=(starve-php starve-exec)
 prefix="$dir/nginx"
 mkdir -p "$prefix/conf"
 # The system's CGI params, and SCRIPT_FILENAME as Debian's fastcgi.conf sets it: PHP-FPM needs
@@ -324,6 +387,13 @@ for target in "${cgi_targets[@]}"; do
     next=$((next + 1))
     sed -e "s|@LISTEN@|127.0.0.1:${port[$target]}|g" -e "s|@FCGI_SOCKET@|$dir/$target.sock|g" \
         -e "s|@DOCUMENT_ROOT@|$dir/www|g" nginx/fcgi-cgi.conf >>"$site"
+done
+for target in "${starve_targets[@]}"; do
+    while port_taken "$next"; do next=$((next + 1)); done
+    port[$target]=$next
+    next=$((next + 1))
+    sed -e "s|@LISTEN@|127.0.0.1:${port[$target]}|g" -e "s|@FCGI_SOCKET@|$dir/$target.sock|g" \
+        -e "s|@UPSTREAM@|${target//-/_}|g" bench/nginx-two-locations.conf >>"$site"
 done
 # wrapper.conf as the tests use it, but: no access log (the same saving for every target;
 # nginx's logging would otherwise be a large share of the ceiling), a document root for
@@ -387,6 +457,34 @@ for target in "${cgi_targets[@]}"; do
         exit 1
     fi
 done
+for target in "${starve_targets[@]}"; do
+    for path in /hello.php /second.php; do
+        reply=$(http_get "${port[$target]}" "$path")
+        if [[ $reply != "HTTP/1.1 200"*"Hello, world!" ]]; then
+            echo "bench: $target does not answer $path as it should:" >&2
+            printf '%s\n' "$reply" >&2
+            cat "$prefix/error.log" >&2
+            exit 1
+        fi
+    done
+done
+# Whether opcache really runs, in PHP-FPM and in php-cgi: asked of each through nginx. The
+# comparison holds only with the same on both sides.
+cat >"$dir/www/opcache.php" <<'EOF'
+<?php
+$status = function_exists('opcache_get_status') ? opcache_get_status(false) : false;
+echo ($status && $status['opcache_enabled']) ? 'opcache on' : 'opcache off';
+EOF
+opcache_of() { # TARGET
+    http_get "${port[$1]}" /opcache.php | grep -o 'opcache o[nf]*' || echo "no answer"
+}
+opcache_fpm=$(opcache_of php-plain)
+opcache_cgi=$(opcache_of exec-php-plain)
+echo "bench: PHP-FPM: $opcache_fpm; php-cgi under fcgi-rs: $opcache_cgi"
+if [ "$opcache_fpm" != "$opcache_cgi" ]; then
+    echo "bench: opcache differs between PHP-FPM and php-cgi: no fair comparison" >&2
+    exit 1
+fi
 # fcgiwrap's workers, now that they exist, so that they are stopped too.
 for pid in $(processes_of cgi-fcgiwrap); do
     [ "$pid" = "${backend_pids[cgi-fcgiwrap]}" ] || pids+=("$pid")
@@ -400,29 +498,81 @@ backend_pids[nginx]=$nginx_pid
 for target in "${!backend_pids[@]}"; do
     procs[$target]=$(processes_of "$target")
 done
+# A target running programs: every process under its master (the master, the worker, the
+# programs), listed afresh at each reading (fcgi-rs replaces programs: see below), and, as
+# TARGET/own, fcgi-rs's own (the master and its worker: processes_of stops at the children).
+# For PHP-FPM, its own is its master.
+descendants_of() { # PID
+    ps -e -o pid=,ppid= | awk -v root="$1" '
+        { parent[$1] = $2 }
+        END {
+            keep[root] = 1
+            do {
+                added = 0
+                for (p in parent) if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; added = 1 }
+            } while (added)
+            for (p in keep) print p
+        }' | tr '\n' ' '
+}
+declare -A exec_root
+for target in "${exec_targets[@]}"; do
+    procs[$target/own]=${procs[$target]}
+    exec_root[$target]=${backend_pids[$target]}
+done
+for target in php-plain php-keepalive; do
+    procs[$target/own]=${backend_pids[$target]}
+done
+# The floor is all its own (for its context switches beside fcgi-rs's).
+for target in floor-plain floor-keepalive; do
+    procs[$target/own]=${procs[$target]}
+done
 ticks=$(getconf CLK_TCK)
 # utime + stime of TARGET's processes, in clock ticks (what follows "(comm) " in the stat line
-# starts at field 3, so utime and stime, fields 14 and 15, are its 12th and 13th).
+# starts at field 3, so utime and stime, fields 14 and 15, are its 12th and 13th). For a target
+# running programs, of every process under it now, with cutime + cstime (fields 16 and 17): a
+# program that exited and was reaped left its time in its parent's, so that the difference of
+# two readings counts the programs replaced between them too.
 cpu_ticks() { # TARGET
-    local files=() pid
-    for pid in ${procs[$1]:-}; do files+=("/proc/$pid/stat"); done
+    local files=() pid list=${procs[$1]:-} children=0
+    if [ -n "${exec_root[$1]:-}" ]; then
+        list=$(descendants_of "${exec_root[$1]}")
+        children=1
+    fi
+    for pid in $list; do files+=("/proc/$pid/stat"); done
     [ ${#files[@]} -gt 0 ] || { echo 0; return; }
-    awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }' "${files[@]}" 2>/dev/null
+    # cat skips a process gone since the list was made (awk would stop at it).
+    { cat "${files[@]}" 2>/dev/null || true; } |
+        awk -v children="$children" '{ sub(/^.*\) /, ""); t += $12 + $13; if (children) t += $14 + $15 }
+            END { print t + 0 }'
 }
 # Runs CMD... with its output to OUT, and writes the CPU ticks TARGET's processes used meanwhile
-# next to it (OUT with the extension .cpu), and nginx's (.nginx-cpu: the axum table compares
-# what proxy_pass and fastcgi_pass cost nginx). A failed measurement leaves what it wrote; the
-# report skips what it cannot read.
+# next to it (OUT with the extension .cpu), the server's own where it has one (.own-cpu: see
+# TARGET/own above), and nginx's (.nginx-cpu: the axum table compares what proxy_pass and
+# fastcgi_pass cost nginx). A failed measurement leaves what it wrote; the report skips what
+# it cannot read.
 measure() { # TARGET OUT CMD...
-    local target=$1 out=$2 before after nginx_before nginx_after
+    local target=$1 out=$2 before after nginx_before nginx_after own_before="" own_after
     shift 2
     before=$(cpu_ticks "$target")
+    [ -z "${procs[$target/own]:-}" ] || own_before=$(cpu_ticks "$target/own")
     nginx_before=$(cpu_ticks nginx)
     "$@" >"$out" || true
     after=$(cpu_ticks "$target")
+    [ -z "$own_before" ] || own_after=$(cpu_ticks "$target/own")
     nginx_after=$(cpu_ticks nginx)
     echo $((after - before)) >"${out%.*}.cpu"
+    [ -z "$own_before" ] || echo $((own_after - own_before)) >"${out%.*}.own-cpu"
     echo $((nginx_after - nginx_before)) >"${out%.*}.nginx-cpu"
+}
+# The context switches of TARGET's processes (summed over their threads: a thread that exits
+# meanwhile takes its count with it, so this is a floor); with ", own", of TARGET/own.
+ctxt_switches() { # TARGET
+    local files=() pid
+    for pid in ${procs[$1]:-}; do files+=(/proc/"$pid"/task/*/status); done
+    [ ${#files[@]} -gt 0 ] || { echo 0; return; }
+    # cat skips a thread gone since the glob (awk would stop at it).
+    { cat "${files[@]}" 2>/dev/null || true; } |
+        awk '/^(non)?voluntary_ctxt_switches:/ { n += $2 } END { print n + 0 }'
 }
 
 # --- 3. Rounds --------------------------------------------------------------------------------
@@ -457,8 +607,11 @@ for round in $(seq "$rounds"); do
         for target in "${targets[@]}"; do
             printf 'bench: round %s, wrk -c%s, %s\n' "$round" "$conns" "$target"
             # shellcheck disable=SC2046
+            switches_before=$(ctxt_switches "$target/own")
             measure "$target" "$results/wrk_${target}_c${conns}_r$round.txt" \
                 $(wrk_cmd "$conns" "${port[$target]}")
+            [ -z "${procs[$target/own]:-}" ] || echo $(($(ctxt_switches "$target/own") - \
+                switches_before)) >"$results/wrk_${target}_c${conns}_r$round.switches"
         done
     done
     for program in "${cgi_scripts[@]}"; do
@@ -585,6 +738,74 @@ fi
 exec 4>&-
 wait "$idle_client" 2>/dev/null || true
 
+# --- The programs: where fcgi-rs's time goes, a second location, 64 processes ---------------
+# fcgi-rs's worker running php-cgi behind keepalive 32 (exec-php-keepalive), profiled during
+# one more `wrk -c32` (not one of the rounds: perf slows what it watches) with perf's software
+# clock (this VM has no hardware counters), when perf works here.
+profiled=exec-php-keepalive
+worker=$(ps -o pid= --ppid "${backend_pids[$profiled]}" | head -1 | tr -d ' ')
+perf_ok=no
+if command -v perf >/dev/null &&
+    perf record -e cpu-clock -o "$dir/perf-check.data" -- true >/dev/null 2>&1; then
+    perf_ok=yes
+fi
+echo "bench: profiling fcgi-rs's worker under php-cgi (perf works: $perf_ok)"
+wrk -t1 -c32 -d"$((seconds + 1))s" --latency "http://127.0.0.1:${port[$profiled]}/hello.php" \
+    >"$results/profile_wrk.txt" &
+profile_wrk=$!
+if [ "$perf_ok" = yes ]; then
+    sleep 0.5
+    perf record -e cpu-clock -F 999 -g -p "$worker" -o "$dir/perf.data" -- sleep "$seconds" \
+        >/dev/null 2>&1 || perf_ok=no
+fi
+wait "$profile_wrk" || true
+if [ "$perf_ok" = yes ]; then
+    # Each function's own samples; with its callees (call chains from frame pointers, so
+    # approximate); and by thread (the pool's threads, the reactor, the supervisor).
+    perf report -i "$dir/perf.data" --stdio --no-children --sort symbol -g none \
+        --percent-limit 0.5 >"$results/profile_self.txt" 2>/dev/null || true
+    perf report -i "$dir/perf.data" --stdio --children --sort symbol -g none \
+        --percent-limit 1 >"$results/profile_children.txt" 2>/dev/null || true
+    perf report -i "$dir/perf.data" --stdio --no-children --sort comm -g none \
+        >"$results/profile_comm.txt" 2>/dev/null || true
+fi
+
+# A second location starving: `wrk -c32` on the first location (kept connections) and, at the
+# same time, `wrk -c1` on the second (a connection per request), both to one backend: PHP-FPM,
+# then fcgi-rs running php-cgi, each with 4 processes (bench/nginx-two-locations.conf).
+for target in "${starve_targets[@]}"; do
+    echo "bench: a second location, $target"
+    wrk -t1 -c32 -d"${seconds}s" --latency "http://127.0.0.1:${port[$target]}/hello.php" \
+        >"$results/starve_${target}_first.txt" &
+    first=$!
+    wrk -t1 -c1 -d"${seconds}s" --latency "http://127.0.0.1:${port[$target]}/second.php" \
+        >"$results/starve_${target}_second.txt" || true
+    wait "$first" || true
+done
+
+# fcgi-rs's own memory, its master's and its worker's (not the programs'), running 64
+# processes of bench/hello.c, after a warm-up of 256 kept connections (every process and the
+# worker's pool threads busy): VmRSS (and VmHWM, and PSS, which shares the pages the two
+# processes have in common between them).
+echo "bench: fcgi-rs running 64 processes of the libfcgi program"
+start_exec exec64 kept 64 "$dir/hello"
+"$fcgi" bench --connect "unix:$dir/exec64.sock" -c 256 -d "${seconds}s" --keep-conn --timeout 2 \
+    --json --quiet /hello >"$results/exec64_warmup.json" || true
+sleep 1
+{
+    for pid in $(processes_of exec64); do
+        role=worker
+        [ "$pid" != "${backend_pids[exec64]}" ] || role=master
+        printf '%s\t%s\t%s\t%s\t%s\n' "$role" \
+            "$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")" \
+            "$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")" \
+            "$(awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup" 2>/dev/null || echo 0)" \
+            "$(awk '/^Threads:/ { print $2 }' "/proc/$pid/status")"
+    done
+    worker=$(ps -o pid= --ppid "${backend_pids[exec64]}" | head -1 | tr -d ' ')
+    printf 'programs\t%s\n' "$(ps -o pid= --ppid "$worker" | wc -l)"
+} >"$results/exec64.tsv"
+
 # --- 4. Memory, and the report ----------------------------------------------------------------
 for target in "${targets[@]}" "${cgi_targets[@]}" "${scaling[@]}" "${axum_targets[@]}"; do
     [ "$target" != ceiling ] || continue
@@ -595,6 +816,35 @@ for target in "${targets[@]}" "${cgi_targets[@]}" "${scaling[@]}" "${axum_target
     done
     printf '%s\t%s\t%s\n' "$target" "$kib" "$(processes_of "$target" | wc -w)" >>"$results/rss.tsv"
 done
+# What fcgi-rs's log says of each target's programs over the whole run: how many it started,
+# and why it stopped those it stopped (`program-stopped`'s reason).
+"$python" - "$dir" "${exec_targets[@]}" >"$results/programs.tsv" <<'EOF'
+import json, sys
+from collections import Counter
+for target in sys.argv[2:]:
+    events, reasons = Counter(), Counter()
+    with open(f"{sys.argv[1]}/{target}.log", errors="replace") as log:
+        for line in log:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            events[entry.get("event")] += 1
+            if entry.get("event") == "program-stopped":
+                reasons[entry.get("reason")] += 1
+    print(target, events["program-started"], events["program-exited"],
+          ",".join(f"{r}:{n}" for r, n in sorted(reasons.items())), sep="\t")
+EOF
+# fcgi-rs with its programs (the rows above are its master and worker alone).
+for target in "${exec_targets[@]}"; do
+    kib=0
+    all=$(descendants_of "${backend_pids[$target]}")
+    for pid in $all; do
+        hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+        kib=$((kib + ${hwm:-0}))
+    done
+    printf '%s+programs\t%s\t%s\n' "$target" "$kib" "$(echo "$all" | wc -w)" >>"$results/rss.tsv"
+done
 
 {
     echo "nproc=$(nproc)"
@@ -603,6 +853,13 @@ done
     echo "nginx=$("$nginx" -v 2>&1 | sed 's/^nginx version: //')"
     echo "php=$("$php_fpm" -n -v | head -1)"
     echo "opcache=${opcache:+on}"
+    echo "opcache_fpm=$opcache_fpm"
+    echo "opcache_cgi=$opcache_cgi"
+    echo "php_cgi=$("$php_cgi" -n -v | head -1)"
+    echo "exec_php=fcgi serve --app exec --workers 4 --pass-env PHP_FCGI_MAX_REQUESTS -- $php_cgi ${php_cgi_args[*]//$opcache/opcache.so}"
+    echo "exec_libfcgi=fcgi serve --app exec --workers 4 -- ./hello"
+    echo "perf=$perf_ok"
+    echo "profiled=$profiled"
     echo "libfcgi=$(dpkg-query -W -f='${Version}' libfcgi-dev 2>/dev/null)"
     echo "spawn_fcgi=$(spawn-fcgi -v | head -1 | awk '{print $2}')"
     echo "fcgiwrap=$(dpkg-query -W -f='${Version}' fcgiwrap 2>/dev/null)"
