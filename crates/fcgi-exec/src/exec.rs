@@ -11,7 +11,7 @@ use fcgi_server::{Handler, Request, Response};
 use slog::{error, warn, Logger};
 
 use crate::config::{resolve_program, ConfigError, ExecConfig};
-use crate::pool::{self, Lease, Pool, PoolStatus, Release, Unavailable};
+use crate::pool::{Lease, Pool, PoolStatus, Release, Unavailable};
 use crate::relay::{Outcome, Relay, Replay};
 use crate::spawn;
 
@@ -379,9 +379,4 @@ pub fn check(config: &ExecConfig) -> Result<std::path::PathBuf, ConfigError> {
         .find(|(name, _)| name == "PATH")
         .map(|(_, value)| value);
     resolve_program(&config.program, path.as_deref(), config.chroot.as_deref())
-}
-
-/// How a program's exit reads in a log line or on the status page.
-pub fn describe_exit(status: std::process::ExitStatus) -> String {
-    pool::describe(status)
 }

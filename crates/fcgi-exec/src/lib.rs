@@ -43,6 +43,7 @@
 
 mod config;
 mod exec;
+mod lines;
 mod pool;
 mod process;
 mod relay;
@@ -50,5 +51,5 @@ mod scale;
 mod spawn;
 
 pub use config::{resolve_program, split_words, ConfigError, ExecConfig, Scale};
-pub use exec::{check, describe_exit, Exec};
+pub use exec::{check, Exec};
 pub use pool::{PoolStatus, ProcessInfo};

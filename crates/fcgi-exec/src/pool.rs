@@ -26,6 +26,7 @@ use fcgi_prefork::backoff::Backoff;
 use slog::{error, info, warn, Logger};
 
 use crate::config::ExecConfig;
+use crate::lines::Lines;
 use crate::process::{Current, Last, Proc, ProcState};
 use crate::scale::{self, Counts};
 use crate::spawn::{self, SocketDir, Spawned};
@@ -33,8 +34,6 @@ use crate::spawn::{self, SocketDir, Spawned};
 /// The longest the supervisor sleeps without a reason: the dynamic and on-demand models'
 /// timers are in seconds, and a kernel without pidfds is looked at this often.
 const TICK: Duration = Duration::from_millis(250);
-/// The longest output line logged whole; a longer one is logged in pieces of this size.
-const MAX_LINE: usize = 4096;
 /// Exits remembered for requests that ask how their process ended.
 const EXITS_KEPT: usize = 256;
 
@@ -381,13 +380,14 @@ impl Pool {
     pub(crate) fn release(&self, lease: Lease, how: Release) {
         let shared = &self.shared;
         let measure = shared.measure;
-        let last = measure.then(|| measure_request(lease.pid, lease.since.elapsed()));
+        let stat = measure.then(|| read_stat(lease.pid));
         let mut state = shared.lock();
         let shutting_down = state.shutting_down;
         let Some(proc) = state.proc_mut(lease.pid) else { return };
         proc.current = None;
-        if last.is_some() {
-            proc.last = last;
+        if let Some(stat) = stat {
+            proc.last = Some(stat.last_request(proc.cpu_ticks, lease.since.elapsed()));
+            proc.cpu_ticks = stat.cpu_ticks;
         }
         let stop = match how {
             Release::Retire(reason) => {
@@ -531,31 +531,40 @@ impl Drop for Pool {
     }
 }
 
-/// What `pid` used during its last request of `duration`: its CPU share since its last
-/// release, and its resident memory (from /proc).
-fn measure_request(pid: u32, duration: Duration) -> Last {
-    thread_local! {
-        static PREVIOUS: std::cell::RefCell<HashMap<u32, u64>> = Default::default();
+/// What /proc says of a process: its CPU time so far and its resident memory.
+#[derive(Clone, Copy, Debug)]
+struct Stat {
+    cpu_ticks: u64,
+    rss_bytes: u64,
+}
+
+impl Stat {
+    /// The last request's figures, `before` being the CPU ticks at the release before it
+    /// (the process idles between requests, so the difference is the request's).
+    fn last_request(&self, before: u64, duration: Duration) -> Last {
+        // SAFETY: sysconf reads a constant.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let used = self.cpu_ticks.saturating_sub(before) as f64 / hz;
+        let secs = duration.as_secs_f64();
+        let cpu_percent = if secs > 0.0 { (used / secs * 100.0).min(100.0 * 64.0) } else { 0.0 };
+        Last { duration, cpu_percent, memory: self.rss_bytes }
     }
+}
+
+/// `pid`'s [`Stat`] (zeros when /proc cannot tell).
+fn read_stat(pid: u32) -> Stat {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command (which may hold spaces), from the last ')'.
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    // utime and stime are fields 14 and 15 of the line: 11 and 12 after the command.
-    let cpu_ticks = ticks(11) + ticks(12);
-    let rss_pages = ticks(21);
-    let before = PREVIOUS.with(|p| p.borrow_mut().insert(pid, cpu_ticks)).unwrap_or(cpu_ticks);
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
     // SAFETY: sysconf reads a constant.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    // SAFETY: as above.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
-    let used = cpu_ticks.saturating_sub(before) as f64 / hz;
-    let secs = duration.as_secs_f64();
-    let cpu_percent = if secs > 0.0 { (used / secs * 100.0).min(100.0 * 64.0) } else { 0.0 };
-    Last { duration, cpu_percent, memory: rss_pages * page }
+    // utime and stime are the line's fields 14 and 15, rss its 24th: 11, 12 and 21 after
+    // the command.
+    Stat { cpu_ticks: field(11) + field(12), rss_bytes: field(21) * page }
 }
 
 fn wake_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -574,7 +583,7 @@ struct Running {
     output: File,
     pidfd: Option<OwnedFd>,
     /// The output line being collected, and the last whole one (for a failure's reason).
-    line: Vec<u8>,
+    lines: Lines,
     last_line: String,
     slot: u64,
     started: Instant,
@@ -692,7 +701,7 @@ impl Supervisor {
                     child,
                     output,
                     pidfd,
-                    line: Vec::new(),
+                    lines: Lines::default(),
                     last_line: String::new(),
                     slot,
                     started: Instant::now(),
@@ -807,28 +816,23 @@ fn drain_output(running: &mut Running, pid: u32, log: &Logger) {
         match running.output.read(&mut buf) {
             Ok(0) | Err(_) => return,
             Ok(n) => {
-                for &byte in &buf[..n] {
-                    if byte == b'\n' || running.line.len() >= MAX_LINE {
-                        flush_line(running, pid, log);
-                        if byte == b'\n' {
-                            continue;
-                        }
-                    }
-                    running.line.push(byte);
-                }
+                let last = &mut running.last_line;
+                running.lines.push(&buf[..n], |line| log_output(log, pid, line, last));
             }
         }
     }
 }
 
+/// Logs what `running` wrote after its last line break (it exited mid-line).
 fn flush_line(running: &mut Running, pid: u32, log: &Logger) {
-    if running.line.is_empty() {
-        return;
-    }
-    let line = String::from_utf8_lossy(&running.line).trim_end_matches('\r').to_owned();
-    running.line.clear();
+    let last = &mut running.last_line;
+    running.lines.flush(|line| log_output(log, pid, line, last));
+}
+
+/// One output line in our log; kept as `last`, for a failure's reason.
+fn log_output(log: &Logger, pid: u32, line: String, last: &mut String) {
     info!(log, "program output"; "event" => "program-stderr", "program_pid" => pid, "line" => &line);
-    running.last_line = line;
+    *last = line;
 }
 
 /// `status 3`, or `signal 9`: the log's `exit` field.

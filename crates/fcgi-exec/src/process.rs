@@ -71,6 +71,8 @@ pub(crate) struct Proc {
     pub(crate) conn: Option<UnixStream>,
     pub(crate) current: Option<Current>,
     pub(crate) last: Option<Last>,
+    /// Its CPU ticks at its last release (for the next request's share).
+    pub(crate) cpu_ticks: u64,
     /// It answered at least one request whole: it works.
     pub(crate) served: bool,
     /// Why we stop it, once we do.
@@ -95,6 +97,7 @@ impl Proc {
             conn: None,
             current: None,
             last: None,
+            cpu_ticks: 0,
             served: false,
             stop_reason: None,
             exited: None,

@@ -14,6 +14,8 @@ use fcgi_codec::{BeginRequest, Body, Decoder, Encoder, ProtocolStatus, StreamKin
 use fcgi_server::{Request, Response, Role};
 use slog::{info, Logger};
 
+use crate::lines::Lines;
+
 /// The request id we use on a program's connection: one request at a time per process.
 const ID: u16 = 1;
 /// Bytes of the body read and framed at a time.
@@ -332,7 +334,7 @@ struct Sink<'l> {
     parser: Option<HeaderParser>,
     /// The answer goes nowhere (the request was aborted).
     discard: bool,
-    stderr_line: Vec<u8>,
+    stderr_line: Lines,
     /// Body bytes went into the response since its last flush.
     dirty: bool,
     pid: u32,
@@ -347,7 +349,7 @@ impl<'l> Answer<'l> {
             sink: Sink {
                 parser: Some(HeaderParser::new()),
                 discard: false,
-                stderr_line: Vec::new(),
+                stderr_line: Lines::default(),
                 dirty: false,
                 pid,
                 log,
@@ -464,24 +466,18 @@ impl Sink<'_> {
     }
 
     fn stderr(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            if byte == b'\n' || self.stderr_line.len() >= 4096 {
-                self.flush_stderr();
-                if byte == b'\n' {
-                    continue;
-                }
-            }
-            self.stderr_line.push(byte);
-        }
+        let (log, pid) = (self.log, self.pid);
+        self.stderr_line.push(bytes, |line| log_stderr(log, pid, &line));
     }
 
     fn flush_stderr(&mut self) {
-        if self.stderr_line.is_empty() {
-            return;
-        }
-        let line = String::from_utf8_lossy(&self.stderr_line).trim_end_matches('\r').to_owned();
-        self.stderr_line.clear();
-        info!(self.log, "program stderr"; "event" => "program-stderr", "program_pid" => self.pid,
-            "line" => &line, "stream" => "FCGI_STDERR");
+        let (log, pid) = (self.log, self.pid);
+        self.stderr_line.flush(|line| log_stderr(log, pid, &line));
     }
+}
+
+/// One FCGI_STDERR line in our log.
+fn log_stderr(log: &Logger, pid: u32, line: &str) {
+    info!(log, "program stderr"; "event" => "program-stderr", "program_pid" => pid,
+        "line" => line, "stream" => "FCGI_STDERR");
 }
