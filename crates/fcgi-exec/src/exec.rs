@@ -298,8 +298,8 @@ impl Handler for Exec {
     }
 }
 
-/// The lease's kept connection if it is still good, else a new one; and whether a kept one
-/// was found closed by the program.
+/// The lease's kept connection if it is still good, else a new one (non-blocking); and
+/// whether a kept one was found closed by the program.
 fn take_connection(lease: &mut Lease) -> (std::io::Result<UnixStream>, bool) {
     let mut stale = false;
     if let Some(conn) = lease.conn.take() {
@@ -308,7 +308,10 @@ fn take_connection(lease: &mut Lease) -> (std::io::Result<UnixStream>, bool) {
         }
         stale = true;
     }
-    (UnixStream::connect(&lease.socket), stale)
+    // Non-blocking from the start, and so kept: the relay's writes and reads never block, and
+    // a kept connection needs no second call per request.
+    let conn = UnixStream::connect(&lease.socket).and_then(|c| c.set_nonblocking(true).map(|()| c));
+    (conn, stale)
 }
 
 /// A kept connection that has nothing to read is still open: an idle program sends nothing,

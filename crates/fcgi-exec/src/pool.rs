@@ -433,8 +433,10 @@ impl Pool {
         } else if let Some(reason) = stop {
             shared.stop(&mut state, lease.pid, reason);
             shared.wake();
-        } else {
-            // One process is idle again: one waiting request can have it.
+        } else if state.waiting > 0 {
+            // One process is idle again: one waiting request can have it. (Waiters count
+            // themselves under the lock before they sleep, so none is missed; with none, the
+            // wake-up would be a system call for nobody.)
             drop(state);
             shared.idle.notify_one();
         }

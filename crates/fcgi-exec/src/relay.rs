@@ -49,6 +49,7 @@ pub(crate) enum Outcome {
 
 /// What a relay needs besides the request and the response.
 pub(crate) struct Relay<'a> {
+    /// The program's connection, non-blocking.
     pub(crate) conn: &'a mut UnixStream,
     pub(crate) keep_conn: bool,
     pub(crate) deadline: Option<Instant>,
@@ -92,9 +93,6 @@ struct BodySource {
 impl Relay<'_> {
     /// Relays `request`, writing the answer into `response`.
     pub(crate) fn run(&mut self, request: &mut Request, response: &mut Response) -> Outcome {
-        if let Err(e) = self.conn.set_nonblocking(true) {
-            return Outcome::NoAnswer { error: e.to_string(), replayable: true };
-        }
         let encoder = Encoder::new();
         let mut head = Vec::with_capacity(64 + request.params().as_bytes().len());
         let begin = BeginRequest::new(request.role(), self.keep_conn);
@@ -124,6 +122,9 @@ impl Relay<'_> {
             None => Outcome::Aborted { ended },
         };
         let mut write_error: Option<String> = None;
+        // Whether a write may go without waiting: a fresh request's records fit the socket's
+        // buffer, so they go before the first poll, which then waits for the answer alone.
+        let mut writable = true;
         loop {
             // Top the outgoing buffer up, from the replay and the body.
             // Topped up while little is pending: a GET's begin, params and the end of its
@@ -161,6 +162,29 @@ impl Relay<'_> {
                     return aborted(false, &mut gone);
                 }
             }
+            if want_write && writable {
+                match self.conn.write(&out.buf[out.at..]) {
+                    // More to frame and send, or the answer to wait for: round again.
+                    Ok(n) if n > 0 => {
+                        out.at += n;
+                        continue;
+                    }
+                    Ok(_) => writable = false,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => writable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        // It no longer reads. Whether it answered is for its side of the
+                        // connection to say: php-cgi answers a GET before it reads the end of
+                        // FCGI_STDIN, and then exits at its PHP_FCGI_MAX_REQUESTS, so a
+                        // failed write is no proof that the request was not run.
+                        out.buf.clear();
+                        out.at = 0;
+                        out.done = true;
+                        write_error = Some(e.to_string());
+                        continue;
+                    }
+                }
+            }
             let timeout =
                 [self.deadline.map(|d| d.saturating_duration_since(now)), Some(ABORT_CHECK)]
                     .into_iter()
@@ -177,22 +201,9 @@ impl Relay<'_> {
             if ready <= 0 {
                 continue;
             }
-            if want_write && fd.revents & libc::POLLOUT != 0 {
-                match self.conn.write(&out.buf[out.at..]) {
-                    Ok(n) => out.at += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        // It no longer reads. Whether it answered is for its side of the
-                        // connection to say: php-cgi answers a GET before it reads the end of
-                        // FCGI_STDIN, and then exits at its PHP_FCGI_MAX_REQUESTS, so a
-                        // failed write is no proof that the request was not run.
-                        out.buf.clear();
-                        out.at = 0;
-                        out.done = true;
-                        write_error = Some(e.to_string());
-                    }
-                }
+            if fd.revents & (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) != 0 {
+                // The next round's write goes (or learns why it cannot).
+                writable = true;
             }
             if fd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
                 match answer.read(self.conn, response) {

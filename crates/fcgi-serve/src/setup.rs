@@ -146,10 +146,15 @@ pub(crate) fn server<A: App>(
 ) -> Result<Server, Failure> {
     let programs = app.runs_programs(&args.app);
     if programs && !given.contains("max-threads") {
-        // A request holds a thread while its body arrives and while its program answers:
-        // twice the programs, so that slow uploads leave every program a thread.
         let processes = validate::processes(args, given);
-        config.max_threads = config.max_threads.max(2 * processes.max());
+        let spare = given.contains("max-spare").then_some(config.max_spare);
+        config.max_threads = program_threads(processes.max(), spare);
+        if !given.contains("max-spare") {
+            config.max_spare = config.max_spare.min(config.max_threads);
+        }
+        if !given.contains("min-spare") {
+            config.min_spare = config.min_spare.min(config.max_spare);
+        }
     }
     // The signals are this process's own (single.rs, or the worker's): --graceful-timeout,
     // QUIT, USR1, HUP.
@@ -169,6 +174,20 @@ pub(crate) fn server<A: App>(
 
 /// The listening sockets: those an upgrading master handed over, else `--listen`, else
 /// systemd's, else fd 0.
+/// Threads beside the program processes' own: the status and ping pages, a 503 while the
+/// program is down, and the next request ready the moment a process is free.
+const PROGRAM_SPARE_THREADS: usize = 4;
+
+/// The threads for an app that runs up to `programs` program processes, when --max-threads
+/// is not given: one per process and a few spare. A request holds a thread only while its
+/// program answers it (its body is whole before it starts), and more threads would only
+/// wait for a process, each a sleep and a wake-up per request; the requests beyond wait in
+/// the server's queue instead, where a thread that frees takes the next without sleeping.
+/// At least a given `--max-spare`, which must not exceed the threads.
+fn program_threads(programs: usize, max_spare: Option<usize>) -> usize {
+    (programs + PROGRAM_SPARE_THREADS).max(max_spare.unwrap_or(0))
+}
+
 pub(crate) fn listeners<O: Args>(args: &ServeArgs<O>) -> Result<Vec<Listener>, Failure> {
     if let Some(inherited) =
         fcgi_prefork::inherited_listeners().map_err(|e| Failure::Runtime(e.to_string()))?
@@ -306,6 +325,16 @@ mod tests {
         ];
         for (exe, comm, own, expected) in cases {
             assert_eq!(is_ours(exe, comm, own, "fcgi"), expected, "{exe:?} {comm:?} {own}");
+        }
+    }
+
+    #[test]
+    fn threads_for_program_processes() {
+        // (programs, a given --max-spare, threads)
+        let cases =
+            [(1, None, 5), (4, None, 8), (64, None, 68), (4, Some(16), 16), (4, Some(2), 8)];
+        for (programs, max_spare, expected) in cases {
+            assert_eq!(program_threads(programs, max_spare), expected, "{programs} {max_spare:?}");
         }
     }
 }

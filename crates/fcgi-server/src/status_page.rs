@@ -569,7 +569,10 @@ fn gather(ctx: &Context, full: bool) -> PageData {
 }
 
 /// The app's own processes in place of the threads (or workers): they are what PHP-FPM would
-/// count and list. Requests waiting for one are in the listen queue.
+/// count and list. Requests waiting for one are in the listen queue: those that wait for a
+/// process, and those that wait for a thread (the app's threads are sized to its processes,
+/// so a request that finds them all busy finds the processes busy too; it counts as the cap
+/// reached as well).
 fn with_app_processes(data: &mut PageData, app: crate::AppProcesses, full: bool) {
     data.process_manager = app.model.into();
     data.down = app.down;
@@ -578,9 +581,9 @@ fn with_app_processes(data: &mut PageData, app: crate::AppProcesses, full: bool)
     // FPM's total is idle + active; a process being stopped is busy finishing.
     m.active = app.active + app.finishing;
     m.max_active = app.max_active;
-    m.max_children_reached = app.max_children_reached;
-    data.listen.now += app.waiting;
-    data.listen.max = data.listen.max.max(app.max_waiting);
+    m.max_children_reached += app.max_children_reached;
+    data.listen.now += app.waiting + m.queued;
+    data.listen.max = data.listen.max.max(app.max_waiting).max(data.listen.now);
     if full {
         data.processes = app
             .processes
@@ -698,6 +701,10 @@ mod tests {
     #[test]
     fn an_apps_own_processes_replace_the_threads() {
         let mut data = sample();
+        // Two requests wait for a thread, and one found the threads all busy: they wait for
+        // a process too.
+        data.metrics.queued = 2;
+        data.metrics.max_children_reached = 1;
         let app = crate::AppProcesses {
             model: "ondemand",
             idle: 1,
@@ -721,13 +728,13 @@ mod tests {
         let page = render(&data, Format::Json, true);
         for part in [
             "\"process manager\":\"ondemand\"",
-            "\"listen queue\":4",
-            "\"max listen queue\":5",
+            "\"listen queue\":6",
+            "\"max listen queue\":6",
             "\"idle processes\":1",
             "\"active processes\":3",
             "\"total processes\":4",
             "\"max active processes\":3",
-            "\"max children reached\":7",
+            "\"max children reached\":8",
             "\"program down\":\"the program exited with status 1\"",
             "{\"pid\":77,\"state\":\"Finishing\"",
             "\"requests\":9",
