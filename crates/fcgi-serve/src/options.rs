@@ -30,7 +30,7 @@ pub(crate) struct ServeArgs<O: Args> {
     pub(crate) max_spare: Option<usize>,
 
     /// Most requests handled at once [for an app that runs programs (exec): its most program
-    /// processes, and 4].
+    /// processes].
     #[arg(long, value_name = "N", default_value_t = Config::DEFAULT_MAX_THREADS)]
     pub(crate) max_threads: usize,
 

@@ -564,6 +564,9 @@ fn gather(ctx: &Context, full: bool) -> PageData {
     }
     if let Some(app) = ctx.status.app_processes() {
         with_app_processes(&mut data, app, full);
+        // The most seen, as the kernel's queue is: sampled at each page.
+        let seen = ctx.max_listen_queue.fetch_max(data.listen.now, Ordering::Relaxed);
+        data.listen.max = data.listen.max.max(seen);
     }
     data
 }
