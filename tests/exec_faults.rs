@@ -5,7 +5,8 @@
 //! the middle: the response is cut short (curl's exit 18), never complete-looking. One that
 //! exits by itself after N requests (php-cgi's PHP_FCGI_MAX_REQUESTS): no request fails. One
 //! that hangs: 504 at `--request-timeout`, and it is replaced. One that writes what is not
-//! FastCGI: 502, and it is replaced. One that cannot start: `tests/exec_start_faults.rs`.
+//! FastCGI: 502, and it is replaced. One that closes kept connections: no request fails, and
+//! it gets a connection per request. One that cannot start: `tests/exec_start_faults.rs`.
 //!
 //! The log is read as JSON (`--log-format json`), by its `event` and other fields.
 
@@ -194,4 +195,27 @@ fn a_program_that_answers_with_garbage_gets_a_502_and_is_replaced() {
         let next = stack.ok("/?mode=ok");
         assert_ne!(next, first, "answered by the process that wrote garbage");
     }
+}
+
+#[test]
+fn a_program_that_closes_kept_connections_fails_no_request_and_gets_one_per_request() {
+    let dir = scratch();
+    // Each connection serves one request and is closed by the program, FCGI_KEEP_CONN or
+    // not: every kept one fcgi-rs reuses turns out closed at its first write.
+    let stack = Stack::start(dir.path(), &["--workers", "1"], &["--mode", "close-kept"]);
+    let port = stack.nginx.port();
+    for n in 0..10usize {
+        // Bodies too: one found closed is sent again, whole, on the new connection.
+        let body = vec![b'a' + (n % 26) as u8; 1000 * n];
+        let response = fcgi_tests::http::post(port, "/", "text/plain", &body)
+            .unwrap_or_else(|e| panic!("request {n}: {e}\n{}", stack.logs()));
+        assert_eq!(response.status, 200, "request {n}: {}\n{}", response.body_text(), stack.logs());
+        let text = response.body_text();
+        assert!(text.contains(&format!("body_len={}", body.len())), "request {n}: {text}");
+        assert!(response.body.ends_with(&body), "request {n}: the body came back changed");
+    }
+    // Seen three times in a row, once said; the one process served them all.
+    let said = stack.events("program-closes-kept-connections");
+    assert_eq!(said.len(), 1, "{}", stack.logs());
+    assert!(stack.events("program-exited").is_empty(), "{}", stack.logs());
 }

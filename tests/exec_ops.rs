@@ -290,8 +290,10 @@ fn a_killed_program_process_is_replaced_and_requests_keep_succeeding() {
     let now = replaced(&exec, &[victim], 3)
         .unwrap_or_else(|| panic!("{victim} not replaced:\n{}", exec.served.log_text()));
     assert_eq!(now.iter().filter(|pid| programs.contains(pid)).count(), 2, "{now:?}");
-    let exits = exec.events("program-exited");
-    let exit = exits.iter().find(|e| e["program_pid"] == victim).expect("its exit logged");
+    // The log is written as the worker goes; the replacement may show first.
+    let logged = || exec.events("program-exited").into_iter().find(|e| e["program_pid"] == victim);
+    assert!(wait_until(SETTLE, || logged().is_some()), "its exit never logged");
+    let exit = logged().expect("its exit logged");
     assert_eq!(exit["exit"], "signal 9", "{exit}");
     for answer in serve_in_turn(&exec, 20) {
         assert!(now.contains(&answer.pid), "{answer:?} is not one of {now:?}");

@@ -26,6 +26,7 @@
 //!   then the `ok` answer;
 //! - `slow`: waits `--ms MS` (default 1000; a query's `ms=N` wins) then answers ok;
 //! - `close-fd0`: closes fd 0 at start and sleeps: a program that cannot accept.
+//! - `close-kept`: closes each connection after one request, even one asked to be kept.
 //!
 //! Bad arguments exit 2, a peer that breaks the protocol exits 3, each with a line on stderr.
 
@@ -52,6 +53,7 @@ enum Mode {
     Stderr,
     Slow,
     CloseFd0,
+    CloseKept,
 }
 
 impl Mode {
@@ -67,6 +69,7 @@ impl Mode {
             "stderr" => Mode::Stderr,
             "slow" => Mode::Slow,
             "close-fd0" => Mode::CloseFd0,
+            "close-kept" => Mode::CloseKept,
             _ => return None,
         })
     }
@@ -183,7 +186,9 @@ fn serve_connection(mut conn: UnixStream, options: &Options, served: &mut u64) -
             // The Nth END_REQUEST is out: leave now, as php-cgi does at its request limit.
             std::process::exit(0);
         }
-        if !request.keep_conn || mode == Mode::Garbage {
+        // close-kept: one request per connection whatever FCGI_KEEP_CONN says, as programs
+        // built on libfcgi's FCGI_Accept or older FastCGI libraries do.
+        if !request.keep_conn || matches!(mode, Mode::Garbage | Mode::CloseKept) {
             break;
         }
     }
@@ -325,7 +330,7 @@ fn answer(
             encoder.stream(&mut out, StreamKind::Stderr, id, line.as_bytes())?;
             encoder.end_stream(&mut out, StreamKind::Stderr, id)?;
         }
-        Mode::Ok | Mode::ExitAfter | Mode::ExitAtStart | Mode::CloseFd0 => {}
+        Mode::Ok | Mode::ExitAfter | Mode::ExitAtStart | Mode::CloseFd0 | Mode::CloseKept => {}
     }
     encoder.stream(&mut out, StreamKind::Stdout, id, &ok_response(request, served))?;
     encoder.end_stream(&mut out, StreamKind::Stdout, id)?;

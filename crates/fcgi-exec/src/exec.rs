@@ -11,7 +11,7 @@ use fcgi_server::{Handler, Request, Response};
 use slog::{error, warn, Logger};
 
 use crate::config::{resolve_program, ConfigError, ExecConfig};
-use crate::pool::{Lease, Pool, PoolStatus, Release, Unavailable};
+use crate::pool::{Pool, PoolStatus, Release, Unavailable};
 use crate::relay::{Outcome, Relay, Replay};
 use crate::spawn;
 
@@ -101,7 +101,7 @@ impl Exec {
         let method = request.method().unwrap_or("").to_owned();
         let uri = request.request_uri().unwrap_or("").to_owned();
         let mut replay = Replay::default();
-        for attempt in 1..=ATTEMPTS {
+        'attempts: for attempt in 1..=ATTEMPTS {
             let wait_until = match (queue_deadline, deadline) {
                 (Some(q), Some(d)) => Some(q.min(d)),
                 (q, d) => q.or(d),
@@ -128,46 +128,60 @@ impl Exec {
                 }
             };
             request.note_child(lease.pid);
-            let reused = lease.conn.is_some();
-            let (conn, stale) = take_connection(&mut lease);
-            // Closed by a program that goes on running (not one that exits at its own request
-            // limit, as php-cgi does): it does not keep connections.
-            if stale && self.pool.exit_of(lease.pid, Duration::ZERO).is_none() {
-                self.stop_keeping();
-            }
-            let mut conn = match conn {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Nothing listens on its socket: it exited, or it closed fd 0 (not a
-                    // FastCGI program, or one that cannot accept). The request was never
-                    // sent; a live process that does not listen is replaced.
-                    let pid = lease.pid;
-                    let gone = self.pool.exit_of(pid, Duration::ZERO).is_some();
-                    if !gone {
-                        error!(self.log, "the program does not accept connections on fd 0 \
-                            (it closed it, or it is not a FastCGI program): replaced";
-                            "program_pid" => pid, "error" => %e);
+            // The kept connection first; if the program had closed it, a new one, once.
+            // `reused`: the request went on a kept connection.
+            let mut kept = lease.conn.take();
+            let (outcome, conn, reused) = loop {
+                let reusing = kept.is_some();
+                let conn = match kept.take() {
+                    Some(conn) => Ok(conn),
+                    None => connect(&lease.socket),
+                };
+                let mut conn = match conn {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Nothing listens on its socket: it exited, or it closed fd 0 (not a
+                        // FastCGI program, or one that cannot accept). The request was never
+                        // sent; a live process that does not listen is replaced.
+                        let pid = lease.pid;
+                        let gone = self.pool.exit_of(pid, Duration::ZERO).is_some();
+                        if !gone {
+                            error!(self.log, "the program does not accept connections on fd 0 \
+                                (it closed it, or it is not a FastCGI program): replaced";
+                                "program_pid" => pid, "error" => %e);
+                        }
+                        self.pool.release(lease, Release::Retire("no-listener"));
+                        if attempt == ATTEMPTS {
+                            response.fail(502);
+                            return Ok(());
+                        }
+                        continue 'attempts;
                     }
-                    self.pool.release(lease, Release::Retire("no-listener"));
-                    if attempt == ATTEMPTS {
-                        response.fail(502);
-                        return Ok(());
+                };
+                let outcome = Relay {
+                    conn: &mut conn,
+                    reused: reusing,
+                    keep_conn: self.keep_conn.load(Ordering::Relaxed),
+                    deadline,
+                    kill_grace: self.kill_grace,
+                    replay: &mut replay,
+                    pid: lease.pid,
+                    log: &self.log,
+                }
+                .run(request, response);
+                if let Outcome::Stale = outcome {
+                    // Closed by a program that goes on running (not one that exits at its own
+                    // request limit, as php-cgi does): it does not keep connections.
+                    if self.pool.exit_of(lease.pid, Duration::ZERO).is_none() {
+                        self.stop_keeping();
                     }
                     continue;
                 }
+                break (outcome, conn, reusing);
             };
-            let outcome = Relay {
-                conn: &mut conn,
-                keep_conn: self.keep_conn.load(Ordering::Relaxed),
-                deadline,
-                kill_grace: self.kill_grace,
-                replay: &mut replay,
-                pid: lease.pid,
-                log: &self.log,
-            }
-            .run(request, response);
             let pid = lease.pid;
             match outcome {
+                Outcome::Stale => unreachable!("a closed kept connection is replaced above"),
                 Outcome::Complete { reusable } => {
                     if reused {
                         self.closed_in_a_row.store(0, Ordering::Relaxed);
@@ -298,30 +312,13 @@ impl Handler for Exec {
     }
 }
 
-/// The lease's kept connection if it is still good, else a new one (non-blocking); and
-/// whether a kept one was found closed by the program.
-fn take_connection(lease: &mut Lease) -> (std::io::Result<UnixStream>, bool) {
-    let mut stale = false;
-    if let Some(conn) = lease.conn.take() {
-        if is_fresh(&conn) {
-            return (Ok(conn), false);
-        }
-        stale = true;
-    }
-    // Non-blocking from the start, and so kept: the relay's writes and reads never block, and
-    // a kept connection needs no second call per request.
-    let conn = UnixStream::connect(&lease.socket).and_then(|c| c.set_nonblocking(true).map(|()| c));
-    (conn, stale)
-}
-
-/// A kept connection that has nothing to read is still open: an idle program sends nothing,
-/// so anything readable is its close (or garbage).
-fn is_fresh(conn: &UnixStream) -> bool {
-    use std::os::fd::AsRawFd;
-    let mut fd = libc::pollfd { fd: conn.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    // SAFETY: poll reads and writes the one pollfd we pass.
-    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
-    ready == 0
+/// A new connection to a program process's socket, non-blocking from the start and so kept:
+/// the relay's writes and reads never block, and a kept connection needs no second call per
+/// request.
+fn connect(socket: &std::path::Path) -> std::io::Result<UnixStream> {
+    let conn = UnixStream::connect(socket)?;
+    conn.set_nonblocking(true)?;
+    Ok(conn)
 }
 
 /// The programs' environment: `PATH` (ours, or the usual one), and the `--pass-env` names.

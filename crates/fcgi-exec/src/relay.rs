@@ -29,6 +29,9 @@ pub(crate) const REPLAY_MAX: usize = 64 * 1024;
 /// How a relay ended.
 #[derive(Debug)]
 pub(crate) enum Outcome {
+    /// The kept connection had been closed by the program: the request's first write found
+    /// it so, and nothing of it reached the program (a new connection takes it).
+    Stale,
     /// The program answered the request whole. `reusable`: its connection can take the next.
     Complete { reusable: bool },
     /// The connection ended (or could not be written) before a byte of the answer came:
@@ -51,6 +54,8 @@ pub(crate) enum Outcome {
 pub(crate) struct Relay<'a> {
     /// The program's connection, non-blocking.
     pub(crate) conn: &'a mut UnixStream,
+    /// The connection was kept from an earlier request (the program may have closed it since).
+    pub(crate) reused: bool,
     pub(crate) keep_conn: bool,
     pub(crate) deadline: Option<Instant>,
     pub(crate) kill_grace: Duration,
@@ -172,6 +177,18 @@ impl Relay<'_> {
                     Ok(_) => writable = false,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => writable = false,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    // Its first write on a kept connection: the program had closed it while
+                    // idle (a Unix socket refuses a write to a closed peer at once), so
+                    // nothing went; no poll before each request is needed to learn it. What
+                    // of the body was read for this write is in the replay (one chunk).
+                    Err(e)
+                        if self.reused
+                            && out.at == 0
+                            && is_closed(&e)
+                            && self.replay.can_replay() =>
+                    {
+                        return Outcome::Stale
+                    }
                     Err(e) => {
                         // It no longer reads. Whether it answered is for its side of the
                         // connection to say: php-cgi answers a GET before it reads the end of
@@ -309,6 +326,14 @@ impl Outgoing<'_> {
         self.done = true;
         Ok(())
     }
+}
+
+/// A write error that says the other end had closed the connection.
+fn is_closed(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::NotConnected
+    )
 }
 
 fn read_some(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {

@@ -700,10 +700,14 @@ impl Demux {
                 *kept = Some(job);
                 continue;
             }
-            if ctx.pool.all_busy() {
+            let job = if ctx.pool.all_busy() {
+                let Err(job) = job.run_aside() else { continue };
                 // It queues, or is refused: FPM's "max children reached".
                 ctx.status.all_busy();
-            }
+                job
+            } else {
+                job
+            };
             let Err(rejected) = ctx.pool.execute(move || job.run()) else { continue };
             drop(rejected);
             ctx.counters.active.fetch_sub(1, Ordering::AcqRel);

@@ -1,6 +1,6 @@
 //! What every connection and every request of one server shares.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::Arc;
 
 use fcgi_pool::Pool;
@@ -42,4 +42,7 @@ pub(crate) struct Context {
     pub(crate) tcp_listen_fds: Vec<std::os::fd::RawFd>,
     /// The longest accept queue the status page has seen.
     pub(crate) max_listen_queue: AtomicU64,
+    /// A status or ping page is being answered on a thread of its own, beside the pool
+    /// (`Job::run_aside`): one at a time.
+    pub(crate) page_aside: AtomicBool,
 }

@@ -2,6 +2,7 @@
 //! its handler, which ends it (see [`Exchange`]).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use slog::Logger;
@@ -10,6 +11,20 @@ use crate::exchange::Exchange;
 use crate::handler::Handler;
 use crate::status_page;
 use crate::{Request, Response};
+
+/// The status page or the ping, if `request` asks for one: one param lookup, and only when a
+/// path is configured.
+fn page_of(ctx: &crate::context::Context, request: &Request) -> Option<status_page::Page> {
+    if ctx.config.status_path.is_none() && ctx.config.ping_path.is_none() {
+        return None;
+    }
+    status_page::route(
+        request.role(),
+        request.script_name(),
+        ctx.config.status_path.as_deref(),
+        ctx.config.ping_path.as_deref(),
+    )
+}
 
 /// One request handed to the pool.
 pub(crate) struct Job {
@@ -27,6 +42,37 @@ impl std::fmt::Debug for Job {
 }
 
 impl Job {
+    /// Runs a status or ping request on a thread of its own when every pool thread is busy,
+    /// so that monitoring sees a saturated server (an app whose threads all wait on its
+    /// program processes) at once instead of queueing behind it; one such thread at a time,
+    /// so that the wire cannot make more. Any other request, or a page while one is being
+    /// answered so, comes back to be queued.
+    pub(crate) fn run_aside(self) -> Result<(), Job> {
+        if page_of(&self.ctx, &self.request).is_none() {
+            return Err(self);
+        }
+        let ctx = Arc::clone(&self.ctx);
+        if ctx.page_aside.swap(true, Ordering::AcqRel) {
+            return Err(self);
+        }
+        let slot = Arc::new(std::sync::Mutex::new(Some(self)));
+        let taken = Arc::clone(&slot);
+        let spawned = std::thread::Builder::new().name("fcgi-page".into()).spawn(move || {
+            let job = taken.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(job) = job {
+                let ctx = Arc::clone(&job.ctx);
+                job.run();
+                ctx.page_aside.store(false, Ordering::Release);
+            }
+        });
+        if spawned.is_ok() {
+            return Ok(());
+        }
+        ctx.page_aside.store(false, Ordering::Release);
+        let job = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        job.map_or(Ok(()), Err)
+    }
+
     pub(crate) fn run(self) {
         let Job { ctx, handler, request, response, log } = self;
         // It waited past the queue timeout, and its connection answered it.
@@ -36,21 +82,8 @@ impl Job {
             exchange.finish(Ok(()));
             return;
         }
-        // The status page and the ping, whatever the app: one param lookup, and only when
-        // a path is configured.
         let ctx = Arc::clone(exchange.context());
-        let page = if ctx.config.status_path.is_some() || ctx.config.ping_path.is_some() {
-            let request = exchange.request();
-            status_page::route(
-                request.role(),
-                request.script_name(),
-                ctx.config.status_path.as_deref(),
-                ctx.config.ping_path.as_deref(),
-            )
-        } else {
-            None
-        };
-        if let Some(page) = page {
+        if let Some(page) = page_of(&ctx, exchange.request()) {
             let answered = catch_unwind(AssertUnwindSafe(|| {
                 let (request, response) = exchange.split();
                 status_page::answer(page, &ctx, request, response)

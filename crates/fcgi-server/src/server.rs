@@ -453,6 +453,7 @@ impl Server {
             status: self.status,
             tcp_listen_fds,
             max_listen_queue: AtomicU64::new(0),
+            page_aside: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&ctx);
         ctx.status.serving(PoolGauges {
