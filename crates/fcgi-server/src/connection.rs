@@ -701,7 +701,7 @@ impl Demux {
                 continue;
             }
             let job = if ctx.pool.all_busy() {
-                let Err(job) = job.run_aside() else { continue };
+                let Some(job) = job.run_aside() else { continue };
                 // It queues, or is refused: FPM's "max children reached".
                 ctx.status.all_busy();
                 job

@@ -3,7 +3,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use slog::Logger;
 
@@ -26,6 +26,19 @@ fn page_of(ctx: &crate::context::Context, request: &Request) -> Option<status_pa
     )
 }
 
+/// Clears its flag when dropped.
+struct Free<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for Free<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+fn take(slot: &Mutex<Option<Job>>) -> Option<Job> {
+    slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
 /// One request handed to the pool.
 pub(crate) struct Job {
     pub(crate) ctx: Arc<crate::context::Context>,
@@ -46,31 +59,31 @@ impl Job {
     /// so that monitoring sees a saturated server (an app whose threads all wait on its
     /// program processes) at once instead of queueing behind it; one such thread at a time,
     /// so that the wire cannot make more. Any other request, or a page while one is being
-    /// answered so, comes back to be queued.
-    pub(crate) fn run_aside(self) -> Result<(), Job> {
+    /// answered so, is given back, to be queued.
+    pub(crate) fn run_aside(self) -> Option<Job> {
         if page_of(&self.ctx, &self.request).is_none() {
-            return Err(self);
+            return Some(self);
         }
         let ctx = Arc::clone(&self.ctx);
         if ctx.page_aside.swap(true, Ordering::AcqRel) {
-            return Err(self);
+            return Some(self);
         }
-        let slot = Arc::new(std::sync::Mutex::new(Some(self)));
+        // Shared with the thread, so that the job comes back if the thread cannot start.
+        let slot = Arc::new(Mutex::new(Some(self)));
         let taken = Arc::clone(&slot);
         let spawned = std::thread::Builder::new().name("fcgi-page".into()).spawn(move || {
-            let job = taken.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(job) = job {
+            if let Some(job) = take(&taken) {
                 let ctx = Arc::clone(&job.ctx);
+                // Free again however the page ends, a panic included.
+                let _free = Free(&ctx.page_aside);
                 job.run();
-                ctx.page_aside.store(false, Ordering::Release);
             }
         });
         if spawned.is_ok() {
-            return Ok(());
+            return None;
         }
         ctx.page_aside.store(false, Ordering::Release);
-        let job = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-        job.map_or(Ok(()), Err)
+        take(&slot)
     }
 
     pub(crate) fn run(self) {
