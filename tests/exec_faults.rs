@@ -6,14 +6,16 @@
 //! exits by itself after N requests (php-cgi's PHP_FCGI_MAX_REQUESTS): no request fails. One
 //! that hangs: 504 at `--request-timeout`, and it is replaced. One that writes what is not
 //! FastCGI: 502, and it is replaced. One that closes kept connections: no request fails, and
-//! it gets a connection per request. One that cannot start: `tests/exec_start_faults.rs`.
+//! it gets a connection per request. One that closes its connection on an abort runs on. One that cannot start: `tests/exec_start_faults.rs`.
 //!
 //! The log is read as JSON (`--log-format json`), by its `event` and other fields.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use fcgi_tests::exec::{answered_by, requests_of, Stack};
 use fcgi_tests::nginx::scratch;
+use fcgi_tests::process::wait_until;
 
 #[test]
 fn a_program_that_dies_before_answering_gets_a_502_and_a_replacement_that_serves() {
@@ -218,4 +220,31 @@ fn a_program_that_closes_kept_connections_fails_no_request_and_gets_one_per_requ
     let said = stack.events("program-closes-kept-connections");
     assert_eq!(said.len(), 1, "{}", stack.logs());
     assert!(stack.events("program-exited").is_empty(), "{}", stack.logs());
+}
+
+#[test]
+fn a_program_that_closes_its_connection_on_an_abort_runs_on() {
+    let dir = scratch();
+    let stack = Stack::start(dir.path(), &["--workers", "1"], &["--mode", "ok"]);
+    let pid = stack.ok("/");
+    // The client leaves while the program has its request: nginx closes its connection to
+    // fcgi-rs, which passes ABORT_REQUEST on, and the program closes the connection
+    // unanswered (as php-cgi does when one reaches it before it read its request whole).
+    let port = stack.nginx.port();
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to nginx");
+    client
+        .write_all(b"GET /?mode=close-on-abort&ms=10000 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("send the request");
+    let said = |text: &str| {
+        let lines = stack.events("program-stderr");
+        lines.iter().any(|e| e["line"].as_str().is_some_and(|line| line.contains(text)))
+    };
+    let waiting = wait_until(Duration::from_secs(10), || said("waiting for an abort"));
+    assert!(waiting, "the program never had the request:\n{}", stack.logs());
+    drop(client);
+    let closed = wait_until(Duration::from_secs(10), || said("closed unanswered"));
+    assert!(closed, "no abort reached the program:\n{}", stack.logs());
+    // Done with the request, and alive: it serves the next one, and nothing stopped it.
+    assert_eq!(stack.ok("/"), pid, "{}", stack.logs());
+    assert!(stack.events("program-stopped").is_empty(), "{}", stack.logs());
 }

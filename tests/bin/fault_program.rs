@@ -27,6 +27,8 @@
 //! - `slow`: waits `--ms MS` (default 1000; a query's `ms=N` wins) then answers ok;
 //! - `close-fd0`: closes fd 0 at start and sleeps: a program that cannot accept.
 //! - `close-kept`: closes each connection after one request, even one asked to be kept.
+//! - `close-on-abort`: waits `--ms` for an ABORT_REQUEST; one that comes closes the connection
+//!   with no END_REQUEST (as php-cgi does when it meets one), and the process runs on.
 //!
 //! Bad arguments exit 2, a peer that breaks the protocol exits 3, each with a line on stderr.
 
@@ -54,6 +56,7 @@ enum Mode {
     Slow,
     CloseFd0,
     CloseKept,
+    CloseOnAbort,
 }
 
 impl Mode {
@@ -70,6 +73,7 @@ impl Mode {
             "slow" => Mode::Slow,
             "close-fd0" => Mode::CloseFd0,
             "close-kept" => Mode::CloseKept,
+            "close-on-abort" => Mode::CloseOnAbort,
             _ => return None,
         })
     }
@@ -287,6 +291,31 @@ fn ok_response(request: &Request, served: u64) -> Vec<u8> {
     text
 }
 
+/// Whether an ABORT_REQUEST for `id` comes within `wait` (or the connection ends).
+fn aborted_within(conn: &mut UnixStream, id: u16, wait: Duration) -> io::Result<bool> {
+    let deadline = std::time::Instant::now() + wait;
+    let mut decoder = Decoder::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            conn.set_read_timeout(None)?;
+            return Ok(false);
+        }
+        conn.set_read_timeout(Some(left))?;
+        match decoder.read_from(conn) {
+            Ok(0) => return Ok(true),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(e) => return Err(e),
+        }
+        while let Ok(Some(record)) = decoder.decode() {
+            if record.request_id == id && matches!(record.body, Body::AbortRequest) {
+                return Ok(true);
+            }
+        }
+    }
+}
+
 fn answer(
     conn: &mut UnixStream,
     request: &Request,
@@ -323,6 +352,13 @@ fn answer(
         Mode::Slow => {
             let ms = request.query("ms").and_then(|ms| ms.parse().ok()).unwrap_or(options.ms);
             std::thread::sleep(Duration::from_millis(ms));
+        }
+        Mode::CloseOnAbort => {
+            let ms = request.query("ms").and_then(|ms| ms.parse().ok()).unwrap_or(options.ms);
+            eprintln!("fault-program: waiting for an abort");
+            if aborted_within(conn, id, Duration::from_millis(ms))? {
+                return Err(io::Error::other("aborted: connection closed unanswered"));
+            }
         }
         Mode::Stderr => {
             eprintln!("fault-program: request {served} pid={}", std::process::id());

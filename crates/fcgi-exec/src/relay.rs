@@ -242,7 +242,10 @@ impl Relay<'_> {
                     }
                     Err(ReadEnd::Eof(error)) => {
                         if aborted_at.is_some() {
-                            return aborted(false, &mut gone);
+                            // Done with it: a program closes the connection on the abort
+                            // (php-cgi, which reads it where the next request would begin).
+                            // It runs on, and takes the next request on a new connection.
+                            return aborted(true, &mut gone);
                         }
                         if answer.nothing_yet() {
                             return Outcome::NoAnswer {
