@@ -217,8 +217,10 @@ fn a_steady_trickle_is_ended_by_the_minimum_rate() {
 
 #[test]
 fn a_trickled_body_holds_no_thread() {
+    // Three threads, all started: one may be reading the trickler's records and one the
+    // request at hand, and a third is still free; eight held bodies would hold all three.
     let config =
-        Config { min_spare: 1, max_spare: 2, max_threads: 2, queue: 0, ..inproc::config() };
+        Config { min_spare: 3, max_spare: 3, max_threads: 3, queue: 0, ..inproc::config() };
     let server = TestServer::start(config, |b| b.responder(inproc::hello));
     let mut trickler = server.connect();
     for id in 1..=8 {
@@ -227,11 +229,11 @@ fn a_trickled_body_holds_no_thread() {
         trickler.send_ok(&frames::stream(StreamKind::Stdin, id, b"a"));
     }
     // Every body is still arriving; a handler that does not stream has not started, so the
-    // two threads are free for others (with no queue, a busy pool would answer 503 at once).
+    // threads are free for others (with no queue, a busy pool would answer 503 at once).
     for _ in 0..5 {
         server.connect().simple_request(&[], b"").assert_complete(200);
     }
-    // One at a time: with no queue, two threads serve two at once.
+    // One at a time: with no queue, three threads serve three at once.
     for id in 1..=8 {
         trickler.send_ok(&frames::end(StreamKind::Stdin, id));
         trickler.read_reply(id).assert_complete(200);

@@ -172,8 +172,6 @@ pub(crate) fn server<A: App>(
     Ok(builder.map_err(Failure::Usage)?.build())
 }
 
-/// The listening sockets: those an upgrading master handed over, else `--listen`, else
-/// systemd's, else fd 0.
 /// The threads for an app that runs up to `programs` program processes, when --max-threads
 /// is not given: one per process. A request holds a thread only while its program answers it
 /// (its body is whole before it starts); a thread more would take a request only to wait for
@@ -186,6 +184,8 @@ fn program_threads(programs: usize, max_spare: Option<usize>) -> usize {
     programs.max(max_spare.unwrap_or(0)).max(1)
 }
 
+/// The listening sockets: those an upgrading master handed over, else `--listen`, else
+/// systemd's, else fd 0.
 pub(crate) fn listeners<O: Args>(args: &ServeArgs<O>) -> Result<Vec<Listener>, Failure> {
     if let Some(inherited) =
         fcgi_prefork::inherited_listeners().map_err(|e| Failure::Runtime(e.to_string()))?
