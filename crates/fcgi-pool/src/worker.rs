@@ -17,7 +17,8 @@ pub(crate) enum Role {
     /// Counted in `idle`: waiting for a claim, or for its grace period to run out.
     Idle,
     /// Not counted in `idle`, but owed a message: it was spawned for a job, or it reserved a
-    /// queued job. It waits for that message without a deadline.
+    /// queued job. It waits for that message without a deadline: in the source if there is
+    /// one (see `idle_in_source`), else on the channel.
     Committed,
     /// Holding a message: running a job, or about to exit.
     Busy,
@@ -55,8 +56,11 @@ pub(crate) fn run(shared: &Arc<Shared>, number: u64, role: Role) {
     loop {
         // IDLE (counted in `idle`) or COMMITTED (owed a message): wait.
         let message = match me.role {
-            // IDLE in the source: work found there is handled on the spot.
-            Role::Idle if source.is_some() => {
+            // IDLE in the source: work found there is handled on the spot. COMMITTED too: the
+            // message it is owed may be taken by another thread (messages are not addressed),
+            // and a thread blocked on the channel would then wait, unseen by the source, for
+            // the next message.
+            Role::Idle | Role::Committed if source.is_some() => {
                 match source.as_deref().and_then(|source| idle_in_source(shared, source, &mut me)) {
                     Some(message) => message,
                     None => return,
@@ -114,17 +118,25 @@ pub(crate) fn run(shared: &Arc<Shared>, number: u64, role: Role) {
     }
 }
 
-/// IDLE with a source: waits there (and for messages) until a message comes for this thread;
-/// work found in the source meanwhile is handled here, counted busy (see `source.rs`).
-/// `None`: the thread leaves (its role says how it is counted).
+/// IDLE or COMMITTED with a source: waits there (and for messages) until a message comes for
+/// this thread; work found in the source meanwhile is handled here, counted busy (see
+/// `source.rs`). `None`: the thread leaves (its role says how it is counted).
+///
+/// It never blocks on the channel. Messages are not addressed: a thread that has just gone
+/// idle may take the one another thread is owed (one it was claimed for, or a queued job it
+/// reserved). The owed thread, waiting here, then takes a later one, or is counted idle again
+/// after work of its own; either way every thread that waits, waits in the source, so that
+/// the threads counted idle are never more than those there (a server's monitor trusts the
+/// count to know whether anyone reads the source).
 fn idle_in_source(
     shared: &Arc<Shared>,
     source: &dyn Source,
     me: &mut Guard<'_>,
 ) -> Option<Message> {
-    let mut timeout = Some(shared.idle_grace);
+    // An owed thread waits without a deadline: it is not counted idle, so it cannot retire.
+    let mut timeout = (me.role == Role::Idle).then_some(shared.idle_grace);
     loop {
-        // IDLE: a message first, handed to this thread or left for any.
+        // A message first, handed to this thread or left for any.
         match shared.receiver.try_recv() {
             Ok(message) => {
                 // Wakes merge: whoever takes a message passes the others on.
@@ -139,7 +151,7 @@ fn idle_in_source(
         match source.wait(timeout) {
             Wait::Woken => {}
             Wait::TimedOut => {
-                if retire_if_surplus(me) {
+                if me.role == Role::Idle && retire_if_surplus(me) {
                     return None;
                 }
                 // Not surplus: no deadline from now on (see `run`).
@@ -159,8 +171,10 @@ fn idle_in_source(
                     handle_quietly(shared, source, work, true);
                     match shared.state.apply(state::after_job) {
                         AfterJob::TakeQueued => {
+                            // COMMITTED: the reserved job is in the channel or about to be
+                            // (its send wakes the source).
                             me.role = Role::Committed;
-                            return shared.receiver.recv().ok();
+                            timeout = None;
                         }
                         AfterJob::Idle => {
                             me.role = Role::Idle;
@@ -173,10 +187,10 @@ fn idle_in_source(
                     }
                 }
                 SelfClaim::Owed => {
-                    // COMMITTED already: handle it briefly, then receive what it is owed.
+                    // COMMITTED already: handle it briefly, then look for what it is owed.
                     me.role = Role::Committed;
                     handle_quietly(shared, source, work, false);
-                    return shared.receiver.recv().ok();
+                    timeout = None;
                 }
             },
         }
