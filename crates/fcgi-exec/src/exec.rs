@@ -12,7 +12,7 @@ use slog::{error, warn, Logger};
 
 use crate::config::{resolve_program, ConfigError, ExecConfig};
 use crate::pool::{Pool, PoolStatus, Release, Unavailable};
-use crate::relay::{Outcome, Relay, Replay};
+use crate::relay::{Ended, Outcome, Relay, Replay};
 use crate::spawn;
 
 /// Attempts per request: a program that stops by itself (its own request limit) without
@@ -230,24 +230,12 @@ impl Exec {
                     )));
                 }
                 Outcome::Aborted { ended } => {
-                    let how = if ended {
-                        Release::Done { conn: None, answered: true }
-                    } else {
-                        Release::Retire("abort")
-                    };
-                    self.pool.release(lease, how);
+                    self.pool.release(lease, after_abort(ended));
                     return Ok(());
                 }
                 Outcome::ClientGone { error, ended } => {
-                    // The answer had nowhere to go. A program that ended the request anyway
-                    // is kept (its connection, maybe mid-record, is not); one that did not
-                    // within the grace is replaced.
-                    let how = if ended {
-                        Release::Done { conn: None, answered: true }
-                    } else {
-                        Release::Retire("abort")
-                    };
-                    self.pool.release(lease, how);
+                    // The answer had nowhere to go.
+                    self.pool.release(lease, after_abort(ended));
                     return Err(fcgi_server::Error::from(error));
                 }
             }
@@ -309,6 +297,18 @@ impl Handler for Exec {
             return Ok(());
         }
         self.serve(request, response)
+    }
+}
+
+/// What becomes of a process whose request the web server gave up on: one that ended it or
+/// closed its connection is kept (the connection, maybe mid-record, is not), but only an
+/// answer counts as one (a process that dies on every abort must not pass for one that
+/// works); one still at it when the grace ran out is replaced.
+fn after_abort(ended: Ended) -> Release {
+    match ended {
+        Ended::Answered => Release::Done { conn: None, answered: true },
+        Ended::Closed => Release::Done { conn: None, answered: false },
+        Ended::Running => Release::Retire("abort"),
     }
 }
 

@@ -43,11 +43,24 @@ pub(crate) enum Outcome {
     Failed { why: String, retire: Option<&'static str> },
     /// The request ran past its deadline.
     TimedOut,
-    /// The web server aborted the request (or went away); `ended`: the program ended it too.
-    Aborted { ended: bool },
+    /// The web server aborted the request (or went away); `ended`: how the program took it.
+    Aborted { ended: Ended },
     /// Writing the response failed: the web server is gone.
-    /// `ended`: the program ended the request even so (its answer was read and dropped).
-    ClientGone { error: io::Error, ended: bool },
+    /// `ended`: how the program took it (its answer was read and dropped).
+    ClientGone { error: io::Error, ended: Ended },
+}
+
+/// What the program did with a request the web server gave up on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// It ended the request (END_REQUEST): it answered it.
+    Answered,
+    /// It closed the connection without ending it (php-cgi does when the abort reaches it
+    /// before it read the request whole): done with it, though not an answer. It runs on, and
+    /// takes the next request on a new connection.
+    Closed,
+    /// Neither within the grace: it may still be at work on it.
+    Running,
 }
 
 /// What a relay needs besides the request and the response.
@@ -122,7 +135,7 @@ impl Relay<'_> {
         // The web server went away while the answer came: the rest is read and dropped, so
         // that the program, if it ends the request in time, is kept.
         let mut gone: Option<io::Error> = None;
-        let aborted = |ended: bool, gone: &mut Option<io::Error>| match gone.take() {
+        let aborted = |ended: Ended, gone: &mut Option<io::Error>| match gone.take() {
             Some(error) => Outcome::ClientGone { error, ended },
             None => Outcome::Aborted { ended },
         };
@@ -164,7 +177,7 @@ impl Relay<'_> {
             }
             if let Some(at) = aborted_at {
                 if now >= at + self.kill_grace {
-                    return aborted(false, &mut gone);
+                    return aborted(Ended::Running, &mut gone);
                 }
             }
             if want_write && writable {
@@ -226,7 +239,7 @@ impl Relay<'_> {
                 match answer.read(self.conn, response) {
                     Ok(Some(end)) => {
                         if aborted_at.is_some() {
-                            return aborted(true, &mut gone);
+                            return aborted(Ended::Answered, &mut gone);
                         }
                         return end;
                     }
@@ -242,10 +255,7 @@ impl Relay<'_> {
                     }
                     Err(ReadEnd::Eof(error)) => {
                         if aborted_at.is_some() {
-                            // Done with it: a program closes the connection on the abort
-                            // (php-cgi, which reads it where the next request would begin).
-                            // It runs on, and takes the next request on a new connection.
-                            return aborted(true, &mut gone);
+                            return aborted(Ended::Closed, &mut gone);
                         }
                         if answer.nothing_yet() {
                             return Outcome::NoAnswer {

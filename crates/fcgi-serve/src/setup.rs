@@ -147,7 +147,12 @@ pub(crate) fn server<A: App>(
     let programs = app.runs_programs(&args.app);
     if programs && !given.contains("max-threads") {
         let processes = validate::processes(args, given);
-        let spare = given.contains("max-spare").then_some(config.max_spare);
+        // Spare counts given on the command line must stay valid (`--min-spare 8` alone).
+        let spare = [("min-spare", config.min_spare), ("max-spare", config.max_spare)]
+            .into_iter()
+            .filter(|(name, _)| given.contains(*name))
+            .map(|(_, n)| n)
+            .max();
         config.max_threads = program_threads(processes.max(), spare);
         if !given.contains("max-spare") {
             config.max_spare = config.max_spare.min(config.max_threads);
@@ -179,9 +184,10 @@ pub(crate) fn server<A: App>(
 /// are all busy (measured: 10-15 % of the requests/s through nginx with one spare). Requests
 /// beyond wait in the server's queue instead, where a thread that frees takes the next
 /// without sleeping, as they would in PHP-FPM's listen queue (which the status page shows).
-/// At least a given `--max-spare`, which must not exceed the threads.
-fn program_threads(programs: usize, max_spare: Option<usize>) -> usize {
-    programs.max(max_spare.unwrap_or(0)).max(1)
+/// At least the larger of a given `--min-spare` and `--max-spare`, neither of which may
+/// exceed the threads.
+fn program_threads(programs: usize, spare: Option<usize>) -> usize {
+    programs.max(spare.unwrap_or(0)).max(1)
 }
 
 /// The listening sockets: those an upgrading master handed over, else `--listen`, else
@@ -328,7 +334,7 @@ mod tests {
 
     #[test]
     fn threads_for_program_processes() {
-        // (programs, a given --max-spare, threads)
+        // (programs, the larger given --min-spare or --max-spare, threads)
         let cases = [
             (1, None, 1),
             (4, None, 4),
@@ -337,8 +343,8 @@ mod tests {
             (4, Some(2), 4),
             (0, None, 1),
         ];
-        for (programs, max_spare, expected) in cases {
-            assert_eq!(program_threads(programs, max_spare), expected, "{programs} {max_spare:?}");
+        for (programs, spare, expected) in cases {
+            assert_eq!(program_threads(programs, spare), expected, "{programs} {spare:?}");
         }
     }
 }
