@@ -112,18 +112,6 @@ fn assert_served(client: &mut Client, query: &str, body: &[u8]) {
     assert_answer(&reply, query, body);
 }
 
-/// Sends GET_VALUES and reads the next record, which must be its answer: everything sent before
-/// it has been acted on, and nothing was answered for it.
-#[track_caller]
-fn barrier(client: &mut Client) {
-    client.send_get_values(&["FCGI_MPXS_CONNS"]);
-    let frame = client.expect_frame();
-    assert!(
-        frame.request_id == 0 && matches!(frame.kind, FrameKind::GetValuesResult(_)),
-        "records sent before GET_VALUES were answered: {frame:?}"
-    );
-}
-
 /// The pairs of a GET_VALUES_RESULT, as text.
 #[track_caller]
 fn values(frame: Frame) -> Vec<(String, String)> {
@@ -184,7 +172,7 @@ fn padded_records(peer: &Peer) {
     wire.extend(padded(RecordType::Stdin, 1, b"", 1));
     client.send_ok(&wire);
     assert_answer(&client.read_reply(1), "pad", body);
-    barrier(&mut client);
+    client.barrier();
 }
 
 fn get_values(peer: &Peer) {
@@ -217,11 +205,11 @@ fn get_values_mid_request(peer: &Peer) {
     client.send_begin(1, Role::Responder, true);
     client.send_ok(&frames::stream(StreamKind::Params, 1, &pairs[..6]));
     // Mid-request, mid-pair: answered now, before the request is complete.
-    barrier(&mut client);
+    client.barrier();
     client.send_ok(&frames::stream(StreamKind::Params, 1, &pairs[6..]));
     client.send_ok(&frames::end(StreamKind::Params, 1));
     client.send_ok(&frames::stream(StreamKind::Stdin, 1, b"half"));
-    barrier(&mut client);
+    client.barrier();
     client.send_stdin(1, b" and half");
     assert_answer(&client.read_reply(1), "straddling", b"half and half");
 }
@@ -296,7 +284,7 @@ fn unknown_role(peer: &Peer) {
     client.send_stdin(1, b"ignored");
     let reply = client.read_reply(1);
     assert_eq!(reply.end.protocol_status, ProtocolStatus::UnknownRole, "{reply:?}");
-    barrier(&mut client);
+    client.barrier();
     assert_served(&mut client, "responder", b"");
 }
 
@@ -314,7 +302,7 @@ fn abort_in_params(peer: &Peer) {
     // The rest of the aborted request comes late: it belongs to no request and is ignored.
     client.send_ok(&frames::end(StreamKind::Params, 1));
     client.send_stdin(1, b"late");
-    barrier(&mut client);
+    client.barrier();
     assert_served(&mut client, "next", b"");
 }
 
@@ -327,7 +315,7 @@ fn abort_in_body(peer: &Peer) {
     client.send_abort(1);
     let reply = client.read_reply(1);
     assert_eq!(reply.end.protocol_status, ProtocolStatus::RequestComplete, "{reply:?}");
-    barrier(&mut client);
+    client.barrier();
     assert_served(&mut client, "next", b"");
 }
 
@@ -340,7 +328,7 @@ fn abort_running(peer: &Peer) {
     // with well-formed streams before it.
     let reply = client.read_reply(1);
     assert!(reply.stdout.is_empty() || reply.stdout_ended, "{reply:?}");
-    barrier(&mut client);
+    client.barrier();
     assert_served(&mut client, "next", b"");
 }
 
@@ -355,7 +343,7 @@ fn inactive_ids(peer: &Peer) {
     junk.extend(frames::record(42, 77, b"an unknown type on a request id"));
     client.send_ok(&junk);
     // Nothing was answered for any of it, and request 77, begun for real now, starts clean.
-    barrier(&mut client);
+    client.barrier();
     client.send_ok(&request(77, true, "real", b"real"));
     assert_answer(&client.read_reply(77), "real", b"real");
 }

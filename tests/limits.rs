@@ -73,6 +73,9 @@ fn params_past_the_memory_budget_get_503_and_the_budget_comes_back() {
     let server = TestServer::start(config, |b| b.responder(echo));
     let mut first = server.connect();
     open_unfinished(&mut first, 1, &[("BIG", &big)]);
+    // Read (and charged) before the second connection's: two connections are read in no
+    // set order.
+    first.barrier();
     // Another connection's params do not fit beside the first's: refused, not held.
     let mut second = server.connect();
     open_unfinished(&mut second, 1, &[("BIG", &big)]);

@@ -79,8 +79,7 @@ fn quiet_deliberate_panics() {
 /// before it has been acted on, and nothing was answered for it.
 #[track_caller]
 fn barrier(client: &mut Client) {
-    client.send_get_values(&["FCGI_MPXS_CONNS"]);
-    let frame = client.expect_frame();
+    let frame = client.barrier();
     assert_eq!(
         frame,
         Frame {

@@ -351,6 +351,20 @@ impl Client {
         }
     }
 
+    /// Sends GET_VALUES (for FCGI_MPXS_CONNS) and reads the next record, which must be its
+    /// answer: everything sent before it on this connection has been read and acted on, and
+    /// nothing was answered for it. Returns that answer.
+    #[track_caller]
+    pub fn barrier(&mut self) -> Frame {
+        self.send_get_values(&["FCGI_MPXS_CONNS"]);
+        let frame = self.expect_frame();
+        assert!(
+            frame.request_id == 0 && matches!(frame.kind, FrameKind::GetValuesResult(_)),
+            "records sent before GET_VALUES were answered: {frame:?}"
+        );
+        frame
+    }
+
     /// The next record, which must come; panics on the end of the stream or a timeout.
     #[track_caller]
     pub fn expect_frame(&mut self) -> Frame {
