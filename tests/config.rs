@@ -1,6 +1,7 @@
 //! `fcgi serve`'s configuration as an operator meets it: `--config` alone, `--check`, the
 //! command line winning over the file, inline comments, byte sizes, options that do nothing,
-//! a HUP that changes the master's log format, and a pid file that names a live server.
+//! a HUP that changes the master's log format, a pid file that names a live server, and a file
+//! of pools, each served with `--pool NAME`.
 
 use std::fs;
 use std::path::Path;
@@ -269,4 +270,83 @@ fn a_pid_file_naming_a_live_server_is_not_overwritten() {
     );
     let third_pid = third_server.pid().to_string();
     assert!(wait_until(START_TIMEOUT, || read(&stale).trim() == third_pid), "overwritten");
+}
+
+/// A file of two pools, [www] and [git], on sockets of their own in `dir`, sharing a log
+/// format; git's shows its status page at `/`, which names its pool.
+fn pools_file(dir: &Path, git_socket: &Path) -> String {
+    let www = dir.join("www.sock");
+    let text = format!(
+        "log-format = json   # shared by every pool\n\n[www]\napp = hello\nlisten = unix:{}\n\n\
+         [git]\napp = hello\nstatus-path = /\nlisten = unix:{}\n",
+        www.display(),
+        git_socket.display()
+    );
+    file(dir, "pools.conf", &text)
+}
+
+#[test]
+fn each_pool_of_a_file_is_served_on_its_own_with_pool() {
+    let dir = scratch();
+    let (www, git) = (dir.path().join("www.sock"), dir.path().join("git.sock"));
+    let config = pools_file(dir.path(), &git);
+    let _www = start(dir.path(), "www", &["--config", &config, "--pool", "www"], &www);
+    let _git = start(dir.path(), "git", &["--config", &config, "--pool", "git"], &git);
+    let (ok, response) = request(&www, None);
+    assert!(ok && response.contains("Hello"), "[www] serves its app: {response}");
+    let (ok, response) = request(&git, None);
+    let pool = response.lines().find(|line| line.starts_with("pool:"));
+    assert!(ok && pool.is_some_and(|line| line.ends_with(" git")), "[git]'s name: {response}");
+    // The shared part applies to both: JSON lines, each with its pid.
+    let log = read(&dir.path().join("www.out"));
+    let first = log.lines().next().unwrap_or_default();
+    let line: serde_json::Value = serde_json::from_str(first).unwrap_or_default();
+    assert!(line.get("pid").is_some(), "not a JSON log line: {first}");
+}
+
+#[test]
+fn check_of_a_file_with_pools_checks_every_pool() {
+    let dir = scratch();
+    let git = dir.path().join("git.sock");
+    let config = pools_file(dir.path(), &git);
+    let output = serve(&["--config", &config, "--check"]);
+    assert_eq!(output.code, Some(0), "{}", output.said);
+    assert!(output.said.contains("pools www, git"), "{}", output.said);
+    assert!(!git.exists(), "--check bound {}", git.display());
+    // Without --pool, nothing is served: which pool is meant cannot be guessed.
+    let output = serve(&["--config", &config]);
+    assert_eq!(output.code, Some(2), "{}", output.said);
+    assert!(
+        output.said.contains("--pool NAME") && output.said.contains("[git]"),
+        "{}",
+        output.said
+    );
+    let output = serve(&["--config", &config, "--pool", "svn"]);
+    assert_eq!(output.code, Some(2), "{}", output.said);
+    assert!(output.said.contains("no such pool"), "{}", output.said);
+
+    let bad = file(
+        dir.path(),
+        "bad.conf",
+        "workers = 2\n[a]\napp = hello\nlisten = unix:/run/a.sock\n[b]\napp = hello\n\
+         listen = unix:/run/b.sock\n[a]\nmax-body = 1Q\n[c]\n",
+    );
+    let output = serve(&["--config", &bad, "--check"]);
+    assert_eq!(output.code, Some(2), "{}", output.said);
+    let text = &output.said;
+    for (line, what) in
+        [(1, "`workers`"), (8, "already defined"), (9, "--max-body"), (10, "no option")]
+    {
+        let prefix = format!("bad.conf:{line}: ");
+        let found = text.lines().filter(|l| l.contains(&prefix) && l.contains(what)).count();
+        assert_eq!(found, 1, "one error for line {line} ({what}) in:\n{text}");
+    }
+    let clash = file(
+        dir.path(),
+        "clash.conf",
+        "[a]\napp = hello\nlisten = unix:/run/one.sock\n[b]\napp = hello\nlisten = unix:/run/one.sock\n",
+    );
+    let output = serve(&["--config", &clash, "--check"]);
+    assert_eq!(output.code, Some(2), "{}", output.said);
+    assert!(output.said.contains("[b] --listen unix:/run/one.sock: pool [a]"), "{}", output.said);
 }

@@ -13,6 +13,20 @@
 //! access-log = true       # alone (to the main log), or a FILE
 //! ```
 //!
+//! A file may hold several pools instead, each a `[NAME]` section, and each served on its
+//! own with `--pool NAME`:
+//!
+//! ```text
+//! log-format = json         # before the first section: what every pool shares
+//! [www]
+//! app = exec
+//! exec = /usr/bin/php-cgi
+//! listen = unix:/run/fcgi-www.sock
+//! [git]
+//! app = cgi
+//! listen = unix:/run/fcgi-git.sock
+//! ```
+//!
 //! The rules, for the README and for [`load`]:
 //!
 //! - one `name = value` per line, `name` a long option of `fcgi serve --help` (`_` may stand
@@ -22,7 +36,11 @@
 //!   lines for it, repeatable ones (`listen`, `allow`, `pass-env`) included;
 //! - every option may come from the file alone, `app` included;
 //! - each line is checked on its own first, so that every bad line is reported with its number;
-//!   then the options are checked together (the file's line named where it set the option).
+//!   then the options are checked together (the file's line named where it set the option);
+//! - in a file with pools, the lines before the first section may set only [`SHARED`]'s
+//!   options, a section's name is letters, digits, `-`, `_` and `.`, each section is named once
+//!   and sets at least one option, and `--pool NAME` serves the options before the first
+//!   section and then NAME's, with `pool-name = NAME` unless NAME's section sets it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -35,14 +53,29 @@ use clap::{ArgMatches, Args, Command, FromArgMatches};
 use crate::options::ServeArgs;
 
 /// The options a config file may not set: they only make sense on the command line.
-const COMMAND_LINE_ONLY: &[&str] = &["config", "check", "help", "version"];
+const COMMAND_LINE_ONLY: &[&str] = &["config", "check", "pool", "help", "version"];
 
-/// A `serve` option from the file: its line, long name, and value (`None`: a flag set true).
+/// The options that the lines before a file's first pool section may set, for every pool:
+/// how the processes log and stop, never what a pool serves.
+pub(crate) const SHARED: &[&str] = &["log-file", "log-format", "log-level", "graceful-timeout"];
+
+/// A `serve` option from the file: its line, long name, value (`None`: a flag set true), and
+/// the pool whose section holds it (`None`: before the first section).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {
     pub(crate) line: usize,
     pub(crate) name: String,
     pub(crate) value: Option<String>,
+    pub(crate) pool: Option<String>,
+}
+
+/// A config file's lines, parsed: its entries, its pools (each section's name and line), and
+/// each bad line's error (line number, message).
+#[derive(Debug, Default)]
+pub(crate) struct Parsed {
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) pools: Vec<(String, usize)>,
+    pub(crate) errors: Vec<(usize, String)>,
 }
 
 impl Entry {
@@ -151,16 +184,21 @@ pub(crate) fn load<O: Args + FromArgMatches>(
         let given = given(command, &matches);
         return Ok(Loaded { args, given, file: None, line_errors: Vec::new() });
     };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|error| vec![ConfigError::Read { path: path.clone(), error }])?;
-    let (entries, errors) = parse(&text);
+    let Parsed { entries, pools, errors } = read(&path)?;
     let mut line_errors: Vec<ConfigError> = errors
         .into_iter()
         .map(|(line, message)| ConfigError::Line { path: path.clone(), line, message })
         .collect();
+    let pool = matches.get_one::<String>("pool").map(String::as_str);
+    let entries = select(entries, &pools, pool, &path).map_err(|message| {
+        line_errors
+            .drain(..)
+            .chain([ConfigError::Options { at: None, message }])
+            .collect::<Vec<_>>()
+    })?;
     let mut good = Vec::with_capacity(entries.len());
     for entry in entries {
-        match check_entry(command, &entry, &path) {
+        match check_entry(command, &entry, &path, !pools.is_empty()) {
             Ok(()) => good.push(entry),
             Err(message) => line_errors.push(ConfigError::Line {
                 path: path.clone(),
@@ -192,6 +230,62 @@ pub(crate) fn load<O: Args + FromArgMatches>(
     let args = typed(&matches, file.as_ref().map(|(p, _)| p.as_path()))
         .map_err(|errors| line_errors.drain(..).chain(errors).collect::<Vec<_>>())?;
     Ok(Loaded { args, given, file, line_errors })
+}
+
+/// The config file at `path`, parsed.
+fn read(path: &Path) -> Result<Parsed, Vec<ConfigError>> {
+    std::fs::read_to_string(path)
+        .map(|text| parse(&text))
+        .map_err(|error| vec![ConfigError::Read { path: path.to_owned(), error }])
+}
+
+/// The names of the pools of the config file at `path`, in the file's order (none: a file of
+/// one server's options).
+pub(crate) fn pools(path: &Path) -> Result<Vec<String>, Vec<ConfigError>> {
+    Ok(read(path)?.pools.into_iter().map(|(name, _)| name).collect())
+}
+
+/// The entries that serve `pool` (`--pool`) of a file whose pools are `pools`: all of them in
+/// a file without pools; the shared ones and `pool`'s section in one with pools, with
+/// `pool-name = NAME` unless the section sets it. The shared part's lines for an option that
+/// is not [`SHARED`] are left to [`check_entry`], which reports them.
+fn select(
+    entries: Vec<Entry>,
+    pools: &[(String, usize)],
+    pool: Option<&str>,
+    path: &Path,
+) -> Result<Vec<Entry>, String> {
+    let path = path.display();
+    let names = || pools.iter().map(|(name, _)| format!("[{name}]")).collect::<Vec<_>>().join(", ");
+    match (pools.is_empty(), pool) {
+        (true, None) => Ok(entries),
+        (true, Some(pool)) => Err(format!("--pool {pool}: {path} has no pools ([NAME] sections)")),
+        (false, None) => Err(format!(
+            "{path} holds pools ({}): serve each with --pool NAME, a process per pool",
+            names()
+        )),
+        (false, Some(pool)) => {
+            let Some(&(_, header)) = pools.iter().find(|(name, _)| name == pool) else {
+                return Err(format!(
+                    "--pool {pool}: no such pool in {path} (its pools: {})",
+                    names()
+                ));
+            };
+            let mut chosen: Vec<Entry> = entries
+                .into_iter()
+                .filter(|entry| entry.pool.is_none() || entry.pool.as_deref() == Some(pool))
+                .collect();
+            if !chosen.iter().any(|entry| entry.pool.is_some() && entry.name == "pool-name") {
+                chosen.push(Entry {
+                    line: header,
+                    name: "pool-name".to_owned(),
+                    value: Some(pool.to_owned()),
+                    pool: Some(pool.to_owned()),
+                });
+            }
+            Ok(chosen)
+        }
+    }
 }
 
 /// `command`'s matches of `argv` (the words after the command's name).
@@ -238,10 +332,17 @@ fn given(command: &Command, matches: &ArgMatches) -> BTreeSet<String> {
 
 /// Checks one line on its own: a known option, a flag set to true or false, a value the
 /// option's parser accepts.
-fn check_entry(command: &Command, entry: &Entry, path: &Path) -> Result<(), String> {
+fn check_entry(command: &Command, entry: &Entry, path: &Path, pooled: bool) -> Result<(), String> {
     let name = entry.name.as_str();
     if COMMAND_LINE_ONLY.contains(&name) {
         return Err(format!("`{name}` may only be given on the command line"));
+    }
+    if pooled && entry.pool.is_none() && !SHARED.contains(&name) {
+        return Err(format!(
+            "`{name}` before the first pool section would set it for every pool: set it in each \
+             pool's section (only {} may be shared)",
+            SHARED.join(", ")
+        ));
     }
     let Some(arg) = command.get_arguments().find(|arg| arg.get_long() == Some(name)) else {
         return Err(format!("unknown option `{name}` (see `{} --help`)", command.get_name()));
@@ -271,16 +372,37 @@ fn clap_message(error: &clap::Error) -> String {
     first.trim_start_matches("error: ").trim().to_owned()
 }
 
-/// The file's lines as entries, and each line's error (line number, message).
-pub(crate) fn parse(text: &str) -> (Vec<Entry>, Vec<(usize, String)>) {
-    let mut entries = Vec::new();
-    let mut errors = Vec::new();
+/// The file's lines as entries and pools, and each line's error.
+pub(crate) fn parse(text: &str) -> Parsed {
+    let Parsed { mut entries, mut pools, mut errors } = Parsed::default();
+    // The section the lines belong to, and whether it has set an option yet.
+    let mut section: Option<(String, usize)> = None;
+    let mut empty = false;
     for (number, raw) in text.lines().enumerate() {
         let line = number + 1;
         let content = strip_comment(raw).trim();
         if content.is_empty() {
             continue;
         }
+        if let Some(inner) = content.strip_prefix('[') {
+            end_section(section.as_ref(), empty, &mut errors);
+            let name = inner.strip_suffix(']').map(str::trim).unwrap_or_default();
+            let valid = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !valid {
+                errors.push((line, format!("not a pool section `[NAME]`: {content:?}")));
+            } else if let Some((_, first)) = pools.iter().find(|(known, _)| known == name) {
+                errors.push((line, format!("pool [{name}] is already defined at line {first}")));
+            } else {
+                pools.push((name.to_owned(), line));
+            }
+            // The lines of a bad or repeated section still belong to it, not to the one before.
+            section = Some((name.to_owned(), line));
+            empty = true;
+            continue;
+        }
+        empty = false;
+        let pool = section.as_ref().map(|(name, _)| name.clone());
         let Some((name, value)) = content.split_once('=') else {
             errors.push((line, format!("not `name = value`: {content:?}")));
             continue;
@@ -294,12 +416,20 @@ pub(crate) fn parse(text: &str) -> (Vec<Entry>, Vec<(usize, String)>) {
             continue;
         }
         match value {
-            "true" => entries.push(Entry { line, name, value: None }),
+            "true" => entries.push(Entry { line, name, value: None, pool }),
             "false" => {}
-            _ => entries.push(Entry { line, name, value: Some(value.to_owned()) }),
+            _ => entries.push(Entry { line, name, value: Some(value.to_owned()), pool }),
         }
     }
-    (entries, errors)
+    end_section(section.as_ref(), empty, &mut errors);
+    Parsed { entries, pools, errors }
+}
+
+/// Reports the section that ends, if it set no option.
+fn end_section(section: Option<&(String, usize)>, empty: bool, errors: &mut Vec<(usize, String)>) {
+    if let (Some((name, line)), true) = (section, empty) {
+        errors.push((*line, format!("pool [{name}] sets no option")));
+    }
 }
 
 /// The line without its comment: from a `#` that starts the line or follows white space.
@@ -321,9 +451,9 @@ mod tests {
     use crate::testing::{self, TestOptions};
 
     fn entries(text: &str) -> Vec<(String, Option<String>)> {
-        let (entries, errors) = parse(text);
-        assert!(errors.is_empty(), "{errors:?}");
-        entries.into_iter().map(|e| (e.name, e.value)).collect()
+        let parsed = parse(text);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        parsed.entries.into_iter().map(|e| (e.name, e.value)).collect()
     }
 
     fn pair(name: &str, value: Option<&str>) -> (String, Option<String>) {
@@ -404,8 +534,8 @@ mod tests {
 
     #[test]
     fn syntax_errors_carry_their_line() {
-        let (_, errors) = parse("app = hello\nworkers 4\n\nBad Name = 1\n");
-        let lines: Vec<usize> = errors.iter().map(|(line, _)| *line).collect();
+        let parsed = parse("app = hello\nworkers 4\n\nBad Name = 1\n");
+        let lines: Vec<usize> = parsed.errors.iter().map(|(line, _)| *line).collect();
         assert_eq!(lines, vec![2, 4]);
     }
 
@@ -413,8 +543,9 @@ mod tests {
     fn each_entry_is_checked_on_its_own() {
         let path = Path::new("serve.conf");
         let check = |name: &str, value: Option<&str>| {
-            let entry = Entry { line: 1, name: name.into(), value: value.map(Into::into) };
-            check_entry(&testing::command(), &entry, path)
+            let entry =
+                Entry { line: 1, name: name.into(), value: value.map(Into::into), pool: None };
+            check_entry(&testing::command(), &entry, path, false)
         };
         assert!(check("workers", Some("4")).is_ok());
         assert!(check("max-body", Some("10M")).is_ok());
@@ -499,5 +630,107 @@ mod tests {
         assert!(error
             .to_string()
             .ends_with("serve.conf:3: --min-spare (4) must not exceed --max-threads (2)"));
+    }
+
+    #[test]
+    fn sections_are_pools() {
+        let parsed =
+            parse("log-level = debug\n[www]\napp = hello\n\n[git.2] # a comment\napp = cgi\n");
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(parsed.pools, vec![("www".to_owned(), 2), ("git.2".to_owned(), 5)]);
+        let owners: Vec<Option<&str>> = parsed.entries.iter().map(|e| e.pool.as_deref()).collect();
+        assert_eq!(owners, vec![None, Some("www"), Some("git.2")]);
+        // Each bad section, with its line.
+        for (text, line, message) in [
+            ("[]\napp = hello\n", 1, "not a pool section"),
+            ("[a b]\napp = hello\n", 1, "not a pool section"),
+            ("[www\napp = hello\n", 1, "not a pool section"),
+            ("[www]\napp = hello\n[www]\napp = cgi\n", 3, "already defined at line 1"),
+            ("[www]\n# nothing\n[git]\napp = cgi\n", 1, "[www] sets no option"),
+            ("[www]\napp = cgi\n[git]\n", 3, "[git] sets no option"),
+        ] {
+            let errors = parse(text).errors;
+            assert!(
+                errors.len() == 1 && errors[0].0 == line && errors[0].1.contains(message),
+                "{text:?}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_pool_is_the_shared_part_and_its_section() {
+        let path = Path::new("pools.conf");
+        let parsed =
+            parse("log-level = debug\n[www]\napp = hello\n[git]\napp = cgi\npool-name = g\n");
+        let select = |pool| {
+            select_plain(&parsed, pool, path).map(|entries| {
+                entries.into_iter().map(|e| (e.line, e.name, e.value)).collect::<Vec<_>>()
+            })
+        };
+        let entry = |line, name: &str, value: &str| (line, name.to_owned(), Some(value.to_owned()));
+        assert_eq!(
+            select(Some("www")),
+            Ok(vec![
+                entry(1, "log-level", "debug"),
+                entry(3, "app", "hello"),
+                entry(2, "pool-name", "www")
+            ])
+        );
+        assert_eq!(
+            select(Some("git")),
+            Ok(vec![
+                entry(1, "log-level", "debug"),
+                entry(5, "app", "cgi"),
+                entry(6, "pool-name", "g")
+            ])
+        );
+        for (pool, message) in
+            [(None, "serve each with --pool NAME"), (Some("svn"), "no such pool")]
+        {
+            let error = select(pool).expect_err("no pool to serve");
+            assert!(error.contains(message) && error.contains("[www], [git]"), "{error}");
+        }
+        let unpooled = parse("app = hello\n");
+        let error = select_plain(&unpooled, Some("www"), path);
+        assert!(error.is_err_and(|e| e.contains("has no pools")));
+        assert_eq!(select_plain(&unpooled, None, path).map(|e| e.len()), Ok(1));
+    }
+
+    fn select_plain(
+        parsed: &Parsed,
+        pool: Option<&str>,
+        path: &Path,
+    ) -> Result<Vec<Entry>, String> {
+        select(parsed.entries.clone(), &parsed.pools, pool, path)
+    }
+
+    #[test]
+    fn the_shared_part_sets_only_what_every_pool_may_share() {
+        let path = Path::new("pools.conf");
+        let check = |name: &str, value: &str, pool: Option<&str>| {
+            let entry = Entry {
+                line: 1,
+                name: name.into(),
+                value: Some(value.into()),
+                pool: pool.map(Into::into),
+            };
+            check_entry(&testing::command(), &entry, path, true)
+        };
+        assert!(check("log-level", "debug", None).is_ok());
+        assert!(check("graceful-timeout", "5", None).is_ok());
+        assert!(check("workers", "2", None).unwrap_err().contains("every pool"));
+        assert!(check("workers", "2", Some("www")).is_ok());
+        assert!(check("log-level", "debug", Some("www")).is_ok());
+    }
+
+    #[test]
+    fn pool_is_for_the_command_line() {
+        let errors = load_with("[www]\napp = hello\npool = www\n", &["--pool", "www"])
+            .expect_err("pool in the file");
+        assert!(errors[0].to_string().contains("only be given on the command line"), "{errors:?}");
+        let loaded = load_with("log-level = debug\n[www]\napp = hello\n", &["--pool", "www"])
+            .expect("valid");
+        assert_eq!(loaded.args.pool_name, "www");
+        assert_eq!(loaded.file.as_ref().map(|(_, lines)| lines["app"]), Some(3));
     }
 }

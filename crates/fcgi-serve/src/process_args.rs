@@ -86,6 +86,13 @@ pub(crate) struct ProcessArgs {
     /// replaces all of the file's lines for it. SIGHUP re-reads it; --check checks it.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
+
+    /// Serve the pool NAME of the --config file, one whose pools are `[NAME]` sections: the
+    /// options before the first section (log-file, log-format, log-level, graceful-timeout),
+    /// then the section's, with pool-name = NAME unless it sets one. Each pool runs as a
+    /// process of its own (`fcgi-pool@NAME.service`, docs/DEPLOYING.md).
+    #[arg(long, value_name = "NAME", requires = "config")]
+    pub(crate) pool: Option<String>,
 }
 
 impl ProcessArgs {

@@ -1,15 +1,16 @@
 //! [`Program`]: the binary whose command line holds the serve options, and a run from that
 //! command line to its exit status.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Command, FromArgMatches, Subcommand};
 
 use crate::app::App;
 use crate::checks::Problem;
-use crate::config_file::ConfigError;
+use crate::config_file::{self, ConfigError};
 use crate::generate::GenerateArgs;
 use crate::options::ServeArgs;
 use crate::validate::{self, Validated};
@@ -132,6 +133,9 @@ impl Program {
                 AppCommand::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
             return args.run(command).map_err(Failure::Runtime);
         }
+        if let Some(path) = every_pool_checked(&matches) {
+            return self.check_pools(command, &run.app, argv, &path);
+        }
         let Validated { loaded, warnings } =
             validate::validated(command, &run.app, argv).map_err(|e| self.usage(e))?;
         let (args, given) = (loaded.args, loaded.given);
@@ -157,16 +161,83 @@ impl Program {
         Failure::Usage(lines.join(&format!("\n{}: ", self.name)))
     }
 
+    /// `--check` of a config file with pools, without `--pool`: each pool checked as `--pool
+    /// NAME` would run it, and no two on one socket. A bad line of the shared part is reported
+    /// once, each other error with its pool.
+    fn check_pools<A: App>(
+        &self,
+        command: &Command,
+        app: &A,
+        argv: &[OsString],
+        path: &Path,
+    ) -> Result<(), Failure> {
+        let pools = config_file::pools(path).map_err(|e| self.usage(e))?;
+        let (mut errors, mut warnings) = (Vec::<String>::new(), Vec::new());
+        let mut sockets: BTreeMap<String, &str> = BTreeMap::new();
+        for pool in &pools {
+            let argv: Vec<OsString> =
+                argv.iter().cloned().chain(["--pool".into(), pool.into()]).collect();
+            match validate::validated(command, app, &argv) {
+                Ok(Validated { loaded, warnings: found }) => {
+                    warnings.extend(found.into_iter().map(|w| format!("[{pool}] {}", w.message)));
+                    for listen in &loaded.args.listen {
+                        if let Some(other) = sockets.insert(listen.to_string(), pool) {
+                            errors.push(format!(
+                                "[{pool}] --listen {listen}: pool [{other}] listens there too"
+                            ));
+                        }
+                    }
+                }
+                Err(found) => {
+                    for error in found {
+                        let text = match error {
+                            ConfigError::Line { .. } => error.to_string(),
+                            _ => format!("[{pool}] {error}"),
+                        };
+                        if !errors.contains(&text) {
+                            errors.push(text);
+                        }
+                    }
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Failure::Usage(errors.join(&format!("\n{}: ", self.name))));
+        }
+        for warning in &warnings {
+            eprintln!("{}: warning: {warning}", self.name);
+        }
+        println!(
+            "{}: configuration ok ({}: pools {})",
+            self.name,
+            path.display(),
+            pools.join(", ")
+        );
+        Ok(())
+    }
+
     /// `--check`: the options passed [`validate::validated`]; say so, with the warnings, and
     /// bind nothing.
     fn check<O: Args>(&self, args: &ServeArgs<O>, warnings: &[Problem]) -> Result<(), Failure> {
         for warning in warnings {
             eprintln!("{}: warning: {}", self.name, warning.message);
         }
-        match &args.process.config {
-            Some(path) => println!("{}: configuration ok ({})", self.name, path.display()),
-            None => println!("{}: configuration ok", self.name),
+        match (&args.process.config, &args.process.pool) {
+            (Some(path), Some(pool)) => {
+                println!("{}: configuration ok ({}: pool {pool})", self.name, path.display())
+            }
+            (Some(path), None) => println!("{}: configuration ok ({})", self.name, path.display()),
+            (None, _) => println!("{}: configuration ok", self.name),
         }
         Ok(())
     }
+}
+
+/// The config file to check pool by pool: `--check` of a file with pools, without `--pool`.
+fn every_pool_checked(matches: &clap::ArgMatches) -> Option<PathBuf> {
+    let path = matches.get_one::<PathBuf>("config")?;
+    let whole = matches.get_flag("check") && matches.get_one::<String>("pool").is_none();
+    // A file that cannot be read is reported by the check itself.
+    let pooled = || config_file::pools(path).is_ok_and(|pools| !pools.is_empty());
+    (whole && pooled()).then(|| path.clone())
 }
