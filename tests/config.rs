@@ -344,9 +344,14 @@ fn check_of_a_file_with_pools_checks_every_pool() {
     let clash = file(
         dir.path(),
         "clash.conf",
-        "[a]\napp = hello\nlisten = unix:/run/one.sock\n[b]\napp = hello\nlisten = unix:/run/one.sock\n",
+        "[a]\napp = hello\nlisten = unix:/run/one.sock\n[b]\napp = hello\nlisten = unix:/run/one.sock\n\
+         [c]\napp = hello\n",
     );
     let output = serve(&["--config", &clash, "--check"]);
     assert_eq!(output.code, Some(2), "{}", output.said);
     assert!(output.said.contains("[b] --listen unix:/run/one.sock: pool [a]"), "{}", output.said);
+    assert!(output.said.contains("[c] no --listen"), "{}", output.said);
+    // One pool alone may inherit its sockets (a socket unit of its own).
+    let output = serve(&["--config", &clash, "--pool", "c", "--check"]);
+    assert_eq!(output.code, Some(0), "{}", output.said);
 }

@@ -162,7 +162,7 @@ impl Program {
     }
 
     /// `--check` of a config file with pools, without `--pool`: each pool checked as `--pool
-    /// NAME` would run it, and no two on one socket. A bad line of the shared part is reported
+    /// NAME` would run it, each with a `--listen` of its own, and no two on one socket. A bad line of the shared part is reported
     /// once, each other error with its pool.
     fn check_pools<A: App>(
         &self,
@@ -180,6 +180,12 @@ impl Program {
             match validate::validated(command, app, &argv) {
                 Ok(Validated { loaded, warnings: found }) => {
                     warnings.extend(found.into_iter().map(|w| format!("[{pool}] {}", w.message)));
+                    if loaded.args.listen.is_empty() {
+                        errors.push(format!(
+                            "[{pool}] no --listen: each pool of a file names its own socket (a \
+                             pool that inherits its sockets is checked with --pool {pool} --check)"
+                        ));
+                    }
                     for listen in &loaded.args.listen {
                         if let Some(other) = sockets.insert(listen.to_string(), pool) {
                             errors.push(format!(
