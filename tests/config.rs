@@ -297,11 +297,13 @@ fn each_pool_of_a_file_is_served_on_its_own_with_pool() {
     let (ok, response) = request(&git, None);
     let pool = response.lines().find(|line| line.starts_with("pool:"));
     assert!(ok && pool.is_some_and(|line| line.ends_with(" git")), "[git]'s name: {response}");
-    // The shared part applies to both: JSON lines, each with its pid.
-    let log = read(&dir.path().join("www.out"));
-    let first = log.lines().next().unwrap_or_default();
-    let line: serde_json::Value = serde_json::from_str(first).unwrap_or_default();
-    assert!(line.get("pid").is_some(), "not a JSON log line: {first}");
+    // The shared part applies to both: JSON lines, each naming its pool.
+    for pool in ["www", "git"] {
+        let log = read(&dir.path().join(format!("{pool}.out")));
+        let first = log.lines().next().unwrap_or_default();
+        let line: serde_json::Value = serde_json::from_str(first).unwrap_or_default();
+        assert_eq!(line["pool"], pool, "not a JSON line of [{pool}]: {first}");
+    }
 }
 
 #[test]

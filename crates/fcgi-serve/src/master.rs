@@ -35,8 +35,8 @@ pub(crate) fn run<A: App>(
     set_master_title(&run, &args, &settings);
     // Synchronous: the master must have no thread when it forks. Switchable: a reload may
     // change the format or the level, for the master as for the workers.
-    let current =
-        Arc::new(Mutex::new(logging::sync_logger(args.log_format, args.log_level, &target)));
+    let log = logging::sync_logger(args.log_format, args.log_level, &target);
+    let current = Arc::new(Mutex::new(logging::in_pool(log, args.process.pool.as_deref())));
     let log = Logger::root(Switchable(Arc::clone(&current)), o!());
     setup::started(&run, &args, given, &warnings, &listeners, privileges.as_ref(), &log)?;
     let mut master = Master::new(settings, listeners, log.clone())
@@ -122,6 +122,7 @@ impl<A: App> Workload for ServeWorkload<A> {
         let app = self.run.app.name(&args.app);
         title::set(&self.run.name, title::Role::Worker { id: worker.id(), app: &app });
         let (log, guard) = logging::logger(args.log_format, args.log_level, &target);
+        let log = logging::in_pool(log, args.process.pool.as_deref());
         let (log, access_guard) = setup::with_access_log(log, access.clone(), args);
         let log = log.new(o!("worker" => worker.id()));
         // Log files open: from here on (the app included), the chosen user.
@@ -185,6 +186,7 @@ impl<A: App> Workload for ServeWorkload<A> {
             .map_err(|e| e.to_string())?;
         if (args.log_format, args.log_level) != (self.args.log_format, self.args.log_level) {
             let log = logging::sync_logger(args.log_format, args.log_level, &self.target);
+            let log = logging::in_pool(log, args.process.pool.as_deref());
             *self.current.lock().unwrap_or_else(|p| p.into_inner()) = log;
         }
         setup::log_warnings(&validated.warnings, &self.log);

@@ -165,7 +165,8 @@ pub(crate) fn server<A: App>(
     // QUIT, USR1, HUP.
     let mut builder = Server::builder().config(config).logger(log.clone()).handle_signals(false);
     if let Some(target) = slow {
-        builder = builder.slow_logger(logging::file_logger(args.log_format, target));
+        let slow_log = logging::file_logger(args.log_format, target);
+        builder = builder.slow_logger(logging::in_pool(slow_log, args.process.pool.as_deref()));
     }
     let builder = listeners.into_iter().fold(builder, |b, l| b.listener(l));
     let builder = if programs {

@@ -31,6 +31,7 @@ pub(crate) fn run<A: App>(
     title::set(&run.name, title::Role::Serve { app: &app_name });
     // The logger's thread starts only now, after the sockets exist.
     let (log, log_guard) = logging::logger(args.log_format, args.log_level, &target);
+    let log = logging::in_pool(log, args.process.pool.as_deref());
     let (log, access_guard) = setup::with_access_log(log, access.clone(), &args);
     setup::started(run, &args, given, &warnings, &listeners, privileges.as_ref(), &log)?;
     let server = setup::server(&run.app, &args, given, config, listeners, &log, slow.as_ref())?;

@@ -314,6 +314,19 @@ pub(crate) fn sync_logger(format: LogFormat, log_level: LogLevel, target: &LogTa
     Logger::root(drain.filter_level(level(log_level)).ignore_res(), values)
 }
 
+/// `log` with the pool's name on every line (`pool`) when it serves a pool of a config file
+/// (`--pool NAME`), as PHP-FPM's log names the pool.
+///
+/// ```ignore
+/// let log = logging::in_pool(log, args.process.pool.as_deref());
+/// ```
+pub(crate) fn in_pool(log: Logger, pool: Option<&str>) -> Logger {
+    match pool {
+        Some(pool) => log.new(o!("pool" => pool.to_owned())),
+        None => log,
+    }
+}
+
 /// A logger of its own file that writes on the calling thread (the slow log: a few lines, on
 /// no request's path).
 pub(crate) fn file_logger(format: LogFormat, target: &LogTarget) -> Logger {
