@@ -539,14 +539,22 @@ mod tests {
         assert_eq!(lines, vec![2, 4]);
     }
 
+    /// [`check_entry`] of `name = value` on line 1, in `pool`'s section, of a file with pools
+    /// or without.
+    fn checked(
+        name: &str,
+        value: Option<&str>,
+        pool: Option<&str>,
+        pooled: bool,
+    ) -> Result<(), String> {
+        let (name, value, pool) = (name.into(), value.map(Into::into), pool.map(Into::into));
+        let entry = Entry { line: 1, name, value, pool };
+        check_entry(&testing::command(), &entry, Path::new("serve.conf"), pooled)
+    }
+
     #[test]
     fn each_entry_is_checked_on_its_own() {
-        let path = Path::new("serve.conf");
-        let check = |name: &str, value: Option<&str>| {
-            let entry =
-                Entry { line: 1, name: name.into(), value: value.map(Into::into), pool: None };
-            check_entry(&testing::command(), &entry, path, false)
-        };
+        let check = |name: &str, value: Option<&str>| checked(name, value, None, false);
         assert!(check("workers", Some("4")).is_ok());
         assert!(check("max-body", Some("10M")).is_ok());
         assert!(check("access-log", None).is_ok());
@@ -657,65 +665,41 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_pool_is_the_shared_part_and_its_section() {
-        let path = Path::new("pools.conf");
-        let parsed =
-            parse("log-level = debug\n[www]\napp = hello\n[git]\napp = cgi\npool-name = g\n");
-        let select = |pool| {
-            select_plain(&parsed, pool, path).map(|entries| {
-                entries.into_iter().map(|e| (e.line, e.name, e.value)).collect::<Vec<_>>()
-            })
-        };
-        let entry = |line, name: &str, value: &str| (line, name.to_owned(), Some(value.to_owned()));
-        assert_eq!(
-            select(Some("www")),
-            Ok(vec![
-                entry(1, "log-level", "debug"),
-                entry(3, "app", "hello"),
-                entry(2, "pool-name", "www")
-            ])
-        );
-        assert_eq!(
-            select(Some("git")),
-            Ok(vec![
-                entry(1, "log-level", "debug"),
-                entry(5, "app", "cgi"),
-                entry(6, "pool-name", "g")
-            ])
-        );
-        for (pool, message) in
-            [(None, "serve each with --pool NAME"), (Some("svn"), "no such pool")]
-        {
-            let error = select(pool).expect_err("no pool to serve");
-            assert!(error.contains(message) && error.contains("[www], [git]"), "{error}");
-        }
-        let unpooled = parse("app = hello\n");
-        let error = select_plain(&unpooled, Some("www"), path);
-        assert!(error.is_err_and(|e| e.contains("has no pools")));
-        assert_eq!(select_plain(&unpooled, None, path).map(|e| e.len()), Ok(1));
+    /// The entries [`select`] picks of `text` for `pool`, as (line, name, value) each.
+    fn chosen(text: &str, pool: Option<&str>) -> Result<Vec<(usize, String, String)>, String> {
+        let Parsed { entries, pools, .. } = parse(text);
+        let entries = select(entries, &pools, pool, Path::new("pools.conf"))?;
+        Ok(entries.into_iter().map(|e| (e.line, e.name, e.value.unwrap_or_default())).collect())
     }
 
-    fn select_plain(
-        parsed: &Parsed,
-        pool: Option<&str>,
-        path: &Path,
-    ) -> Result<Vec<Entry>, String> {
-        select(parsed.entries.clone(), &parsed.pools, pool, path)
+    #[test]
+    fn a_pool_is_the_shared_part_and_its_section() {
+        let pooled = "log-level = debug\n[www]\napp = hello\n[git]\napp = cgi\npool-name = g\n";
+        for (pool, expected) in [
+            ("www", [(1, "log-level", "debug"), (3, "app", "hello"), (2, "pool-name", "www")]),
+            ("git", [(1, "log-level", "debug"), (5, "app", "cgi"), (6, "pool-name", "g")]),
+        ] {
+            let expected: Vec<_> = expected
+                .iter()
+                .map(|&(line, name, value)| (line, name.into(), value.into()))
+                .collect();
+            assert_eq!(chosen(pooled, Some(pool)), Ok(expected), "[{pool}]");
+        }
+        for (text, pool, message) in [
+            (pooled, None, "serve each with --pool NAME"),
+            (pooled, Some("svn"), "no such pool"),
+            ("app = hello\n", Some("www"), "has no pools"),
+        ] {
+            let error = chosen(text, pool).expect_err("no pool to serve");
+            assert!(error.contains(message), "{pool:?}: {error}");
+            assert_eq!(error.contains("[www], [git]"), text == pooled, "{error}");
+        }
+        assert_eq!(chosen("app = hello\n", None).map(|e| e.len()), Ok(1));
     }
 
     #[test]
     fn the_shared_part_sets_only_what_every_pool_may_share() {
-        let path = Path::new("pools.conf");
-        let check = |name: &str, value: &str, pool: Option<&str>| {
-            let entry = Entry {
-                line: 1,
-                name: name.into(),
-                value: Some(value.into()),
-                pool: pool.map(Into::into),
-            };
-            check_entry(&testing::command(), &entry, path, true)
-        };
+        let check = |name: &str, value: &str, pool| checked(name, Some(value), pool, true);
         assert!(check("log-level", "debug", None).is_ok());
         assert!(check("graceful-timeout", "5", None).is_ok());
         assert!(check("workers", "2", None).unwrap_err().contains("every pool"));

@@ -133,8 +133,8 @@ impl Program {
                 AppCommand::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
             return args.run(command).map_err(Failure::Runtime);
         }
-        if let Some(path) = every_pool_checked(&matches) {
-            return self.check_pools(command, &run.app, argv, &path);
+        if let Some((path, pools)) = every_pool_checked(&matches) {
+            return self.check_pools(command, &run.app, argv, &path, &pools);
         }
         let Validated { loaded, warnings } =
             validate::validated(command, &run.app, argv).map_err(|e| self.usage(e))?;
@@ -157,7 +157,11 @@ impl Program {
         let mut errors = errors;
         // In the order of the file's lines; errors that no line caused first.
         errors.sort_by_key(ConfigError::line);
-        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        self.usage_lines(errors.iter().map(ToString::to_string).collect())
+    }
+
+    /// Error lines, each after the program's name, for exit status 2.
+    fn usage_lines(&self, lines: Vec<String>) -> Failure {
         Failure::Usage(lines.join(&format!("\n{}: ", self.name)))
     }
 
@@ -170,11 +174,11 @@ impl Program {
         app: &A,
         argv: &[OsString],
         path: &Path,
+        pools: &[String],
     ) -> Result<(), Failure> {
-        let pools = config_file::pools(path).map_err(|e| self.usage(e))?;
         let (mut errors, mut warnings) = (Vec::<String>::new(), Vec::new());
         let mut sockets: BTreeMap<String, &str> = BTreeMap::new();
-        for pool in &pools {
+        for pool in pools {
             let argv: Vec<OsString> =
                 argv.iter().cloned().chain(["--pool".into(), pool.into()]).collect();
             match validate::validated(command, app, &argv) {
@@ -208,7 +212,7 @@ impl Program {
             }
         }
         if !errors.is_empty() {
-            return Err(Failure::Usage(errors.join(&format!("\n{}: ", self.name))));
+            return Err(self.usage_lines(errors));
         }
         for warning in &warnings {
             eprintln!("{}: warning: {warning}", self.name);
@@ -239,11 +243,14 @@ impl Program {
     }
 }
 
-/// The config file to check pool by pool: `--check` of a file with pools, without `--pool`.
-fn every_pool_checked(matches: &clap::ArgMatches) -> Option<PathBuf> {
+/// The config file to check pool by pool, and its pools: `--check` of a file with pools,
+/// without `--pool`.
+fn every_pool_checked(matches: &clap::ArgMatches) -> Option<(PathBuf, Vec<String>)> {
     let path = matches.get_one::<PathBuf>("config")?;
-    let whole = matches.get_flag("check") && matches.get_one::<String>("pool").is_none();
-    // A file that cannot be read is reported by the check itself.
-    let pooled = || config_file::pools(path).is_ok_and(|pools| !pools.is_empty());
-    (whole && pooled()).then(|| path.clone())
+    if !matches.get_flag("check") || matches.get_one::<String>("pool").is_some() {
+        return None;
+    }
+    // A file that cannot be read is reported by the check itself, as for a file without pools.
+    let pools = config_file::pools(path).ok().filter(|pools| !pools.is_empty())?;
+    Some((path.clone(), pools))
 }
