@@ -315,14 +315,6 @@ fn check_of_a_file_with_pools_checks_every_pool() {
     assert_eq!(output.code, Some(0), "{}", output.said);
     assert!(output.said.contains("pools www, git"), "{}", output.said);
     assert!(!git.exists(), "--check bound {}", git.display());
-    // Without --pool, nothing is served: which pool is meant cannot be guessed.
-    let output = serve(&["--config", &config]);
-    assert_eq!(output.code, Some(2), "{}", output.said);
-    assert!(
-        output.said.contains("--pool NAME") && output.said.contains("[git]"),
-        "{}",
-        output.said
-    );
     let output = serve(&["--config", &config, "--pool", "svn"]);
     assert_eq!(output.code, Some(2), "{}", output.said);
     assert!(output.said.contains("no such pool"), "{}", output.said);

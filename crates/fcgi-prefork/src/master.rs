@@ -65,6 +65,8 @@ pub struct Master {
     /// Set when this master was started by an upgrade: where the old master passes on the
     /// kept connections of its retiring workers.
     predecessor: Option<Handoff>,
+    /// Whether USR2 upgrades the binary (see [`Master::upgrades`]).
+    upgrades: bool,
 }
 
 impl std::fmt::Debug for Master {
@@ -111,12 +113,28 @@ impl Master {
             ready: upgrade::ready_pipe(),
             predecessor: upgrade::handoff_from_old_master(),
             notify,
+            upgrades: true,
         })
     }
 
     /// Writes the master's pid to `path` while it runs (see the crate docs for upgrades).
     pub fn pid_file(mut self, path: PathBuf) -> Master {
         self.pid_file = Some(path);
+        self
+    }
+
+    /// Whether USR2 upgrades the binary (by default it does). A master whose own parent
+    /// supervises it (one pool of several under one master) says no: the new binary would be
+    /// started by this master and outlive it, out of its supervisor's sight; USR2 is then
+    /// logged and ignored, and the supervisor restarts the pool instead.
+    ///
+    /// ```no_run
+    /// # let (settings, log) = (fcgi_prefork::Settings::default(), slog::Logger::root(slog::Discard, slog::o!()));
+    /// let master = fcgi_prefork::Master::new(settings, Vec::new(), log)?.upgrades(false);
+    /// # Ok::<(), fcgi_prefork::Error>(())
+    /// ```
+    pub fn upgrades(mut self, upgrades: bool) -> Master {
+        self.upgrades = upgrades;
         self
     }
 
@@ -340,6 +358,9 @@ impl Run {
                 for proc in &self.procs {
                     signals::send(proc.pid, libc::SIGUSR1);
                 }
+            }
+            libc::SIGUSR2 if !self.master.upgrades => {
+                warn!(log, "USR2 ignored: this master's supervisor upgrades it (restart the pool)");
             }
             libc::SIGUSR2 if self.stopping.is_none() => self.start_upgrade(),
             libc::SIGTTIN | libc::SIGTTOU if self.stopping.is_none() => {

@@ -37,10 +37,11 @@
 //! - every option may come from the file alone, `app` included;
 //! - each line is checked on its own first, so that every bad line is reported with its number;
 //!   then the options are checked together (the file's line named where it set the option);
-//! - in a file with pools, the lines before the first section may set only [`SHARED`]'s
-//!   options, a section's name is letters, digits, `-`, `_` and `.`, each section is named once
-//!   and sets at least one option, and `--pool NAME` serves the options before the first
-//!   section and then NAME's, with `pool-name = NAME` unless NAME's section sets it.
+//! - in a file with pools, [`SHARED`]'s options are set before the first section and every
+//!   other option in a section, a section's name is letters, digits, `-`, `_` and `.`, each
+//!   section is named once and sets at least one option, and `--pool NAME` serves the options
+//!   before the first section (less `pid-file`, the master's) and then NAME's, with
+//!   `pool-name = NAME` unless NAME's section sets it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -55,9 +56,12 @@ use crate::options::ServeArgs;
 /// The options a config file may not set: they only make sense on the command line.
 const COMMAND_LINE_ONLY: &[&str] = &["config", "check", "pool", "help", "version"];
 
-/// The options that the lines before a file's first pool section may set, for every pool:
-/// how the processes log and stop, never what a pool serves.
-pub(crate) const SHARED: &[&str] = &["log-file", "log-format", "log-level", "graceful-timeout"];
+/// The options of a file with pools that only the lines before its first section may set: the
+/// master's and every pool's alike (how the processes log and stop, never what a pool serves),
+/// as PHP-FPM's global section holds its log and its pid file. `pid-file` is the master's
+/// alone: a pool served on its own with `--pool` does not take it.
+pub(crate) const SHARED: &[&str] =
+    &["log-file", "log-format", "log-level", "graceful-timeout", "pid-file"];
 
 /// A `serve` option from the file: its line, long name, value (`None`: a flag set true), and
 /// the pool whose section holds it (`None`: before the first section).
@@ -245,6 +249,32 @@ pub(crate) fn pools(path: &Path) -> Result<Vec<String>, Vec<ConfigError>> {
     Ok(read(path)?.pools.into_iter().map(|(name, _)| name).collect())
 }
 
+/// A pool of a file, as the master of the file's pools compares it between reloads: its
+/// name and the options `--pool NAME` serves it with (name and value, in the file's order;
+/// without their lines, so that a pool whose lines only moved is unchanged).
+pub(crate) type PoolOptions = (String, Vec<(String, Option<String>)>);
+
+/// The pools of the file at `path`, each with its options, and the master's pid file (its
+/// shared `pid-file` line), for the master of the file's pools. The file is expected to have
+/// passed a check: bad lines are in no pool's options.
+pub(crate) fn pool_options(
+    path: &Path,
+) -> Result<(Vec<PoolOptions>, Option<PathBuf>), Vec<ConfigError>> {
+    let Parsed { entries, pools, .. } = read(path)?;
+    let pid_file = entries
+        .iter()
+        .rfind(|entry| entry.pool.is_none() && entry.name == "pid-file")
+        .and_then(|entry| entry.value.as_ref().map(PathBuf::from));
+    let mut options = Vec::with_capacity(pools.len());
+    for (name, _) in &pools {
+        let chosen = select(entries.clone(), &pools, Some(name), path)
+            .map_err(|message| vec![ConfigError::Options { at: None, message }])?;
+        let pairs = chosen.into_iter().map(|entry| (entry.name, entry.value)).collect();
+        options.push((name.clone(), pairs));
+    }
+    Ok((options, pid_file))
+}
+
 /// The entries that serve `pool` (`--pool`) of a file whose pools are `pools`: all of them in
 /// a file without pools; the shared ones and `pool`'s section in one with pools, with
 /// `pool-name = NAME` unless the section sets it. The shared part's lines for an option that
@@ -260,10 +290,11 @@ fn select(
     match (pools.is_empty(), pool) {
         (true, None) => Ok(entries),
         (true, Some(pool)) => Err(format!("--pool {pool}: {path} has no pools ([NAME] sections)")),
-        (false, None) => Err(format!(
-            "{path} holds pools ({}): serve each with --pool NAME, a process per pool",
-            names()
-        )),
+        // `fcgi serve` serves every pool without --pool (the master of pools), and each of
+        // them reads its options with its --pool.
+        (false, None) => {
+            Err(format!("{path} holds pools ({}): choose one with --pool NAME", names()))
+        }
         (false, Some(pool)) => {
             let Some(&(_, header)) = pools.iter().find(|(name, _)| name == pool) else {
                 return Err(format!(
@@ -271,9 +302,13 @@ fn select(
                     names()
                 ));
             };
+            // The master's pid file is not the pool's: two pools would share one.
             let mut chosen: Vec<Entry> = entries
                 .into_iter()
-                .filter(|entry| entry.pool.is_none() || entry.pool.as_deref() == Some(pool))
+                .filter(|entry| match &entry.pool {
+                    None => entry.name != "pid-file",
+                    Some(section) => section == pool,
+                })
                 .collect();
             if !chosen.iter().any(|entry| entry.pool.is_some() && entry.name == "pool-name") {
                 chosen.push(Entry {
@@ -336,6 +371,12 @@ fn check_entry(command: &Command, entry: &Entry, path: &Path, pooled: bool) -> R
     let name = entry.name.as_str();
     if COMMAND_LINE_ONLY.contains(&name) {
         return Err(format!("`{name}` may only be given on the command line"));
+    }
+    if pooled && entry.pool.is_some() && SHARED.contains(&name) {
+        return Err(format!(
+            "`{name}` is shared by the master and every pool: set it before the first pool \
+             section"
+        ));
     }
     if pooled && entry.pool.is_none() && !SHARED.contains(&name) {
         return Err(format!(
@@ -686,7 +727,7 @@ mod tests {
             assert_eq!(chosen(pooled, Some(pool)), Ok(expected), "[{pool}]");
         }
         for (text, pool, message) in [
-            (pooled, None, "serve each with --pool NAME"),
+            (pooled, None, "choose one with --pool NAME"),
             (pooled, Some("svn"), "no such pool"),
             ("app = hello\n", Some("www"), "has no pools"),
         ] {
@@ -704,7 +745,33 @@ mod tests {
         assert!(check("graceful-timeout", "5", None).is_ok());
         assert!(check("workers", "2", None).unwrap_err().contains("every pool"));
         assert!(check("workers", "2", Some("www")).is_ok());
-        assert!(check("log-level", "debug", Some("www")).is_ok());
+        assert!(check("log-level", "debug", Some("www")).unwrap_err().contains("shared"));
+        assert!(check("pid-file", "/run/fcgi.pid", Some("www")).unwrap_err().contains("shared"));
+    }
+
+    #[test]
+    fn the_pid_file_is_the_masters_and_each_pool_has_its_options() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let path = dir.path().join("pools.conf");
+        let text =
+            "pid-file = /run/fcgi.pid\nlog-level = debug\n[www]\napp = hello\n[git]\napp = cgi\n";
+        std::fs::write(&path, text).expect("written");
+        // A pool alone does not take the master's pid file.
+        let names = |pool| -> Vec<String> {
+            chosen(text, Some(pool)).expect("a pool").into_iter().map(|(_, name, _)| name).collect()
+        };
+        assert_eq!(names("www"), ["log-level", "app", "pool-name"]);
+        let (pools, pid_file) = pool_options(&path).expect("read");
+        assert_eq!(pid_file, Some(PathBuf::from("/run/fcgi.pid")));
+        let some = |value: &str| Some(value.to_owned());
+        let www: Vec<(String, Option<String>)> = vec![
+            ("log-level".into(), some("debug")),
+            ("app".into(), some("hello")),
+            ("pool-name".into(), some("www")),
+        ];
+        assert_eq!(pools.len(), 2);
+        assert_eq!(pools[0], ("www".to_owned(), www));
+        assert_eq!(pools[1].0, "git");
     }
 
     #[test]

@@ -62,6 +62,7 @@ mod limits;
 mod logging;
 mod master;
 mod options;
+mod pools;
 mod privileges;
 mod process_args;
 mod processes;

@@ -21,6 +21,7 @@ pub(crate) fn run<A: App>(
     args: ServeArgs<A::Options>,
     given: &BTreeSet<String>,
     warnings: Vec<Problem>,
+    under_master: bool,
 ) -> Result<(), Failure> {
     let programs = run.app.runs_programs(&args.app);
     let settings =
@@ -35,12 +36,14 @@ pub(crate) fn run<A: App>(
     set_master_title(&run, &args, &settings);
     // Synchronous: the master must have no thread when it forks. Switchable: a reload may
     // change the format or the level, for the master as for the workers.
-    let log = logging::sync_logger(args.log_format, args.log_level, &target);
+    let log = logging::sync_logger(args.log_format, args.log_level, &target, "master");
     let current = Arc::new(Mutex::new(logging::in_pool(log, args.process.pool.as_deref())));
     let log = Logger::root(Switchable(Arc::clone(&current)), o!());
     setup::started(&run, &args, given, &warnings, &listeners, privileges.as_ref(), &log)?;
+    // Under a master of pools, that master restarts the pool for a new binary.
     let mut master = Master::new(settings, listeners, log.clone())
-        .map_err(|e| Failure::Runtime(e.to_string()))?;
+        .map_err(|e| Failure::Runtime(e.to_string()))?
+        .upgrades(!under_master);
     if let Some(path) = &args.process.pid_file {
         master = master.pid_file(path.clone());
     }
@@ -185,7 +188,7 @@ impl<A: App> Workload for ServeWorkload<A> {
         let privileges = privileges::resolve(args.user.as_deref(), args.group.as_deref())
             .map_err(|e| e.to_string())?;
         if (args.log_format, args.log_level) != (self.args.log_format, self.args.log_level) {
-            let log = logging::sync_logger(args.log_format, args.log_level, &self.target);
+            let log = logging::sync_logger(args.log_format, args.log_level, &self.target, "master");
             let log = logging::in_pool(log, args.process.pool.as_deref());
             *self.current.lock().unwrap_or_else(|p| p.into_inner()) = log;
         }

@@ -1,7 +1,6 @@
 //! [`Program`]: the binary whose command line holds the serve options, and a run from that
 //! command line to its exit status.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,7 +13,7 @@ use crate::config_file::{self, ConfigError};
 use crate::generate::GenerateArgs;
 use crate::options::ServeArgs;
 use crate::validate::{self, Validated};
-use crate::{master, setup, single, Failure};
+use crate::{master, pools, setup, single, Failure};
 
 /// The binary that serves, as its users call it: its name (`myapp`, `fcgi`), and the words
 /// before the serve options (none for an app binary, `serve` for `fcgi serve`).
@@ -133,12 +132,26 @@ impl Program {
                 AppCommand::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
             return args.run(command).map_err(Failure::Runtime);
         }
-        if let Some((path, pools)) = every_pool_checked(&matches) {
-            return self.check_pools(command, &run.app, argv, &path, &pools);
+        if let Some((path, pools)) = every_pool(&matches) {
+            if matches.get_flag("check") {
+                return self.check_pools(command, &run.app, argv, &path, &pools);
+            }
+            let pid_file = matches.get_one::<PathBuf>("pid_file").cloned();
+            return pools::run(&self.name, command, &run.app, argv, &path, &pools, pid_file);
         }
+        // Read once, before any thread, and hidden from what this process starts.
+        let under_master = std::env::var_os(pools::ENV_MASTER).is_some();
+        std::env::remove_var(pools::ENV_MASTER);
         let Validated { loaded, warnings } =
             validate::validated(command, &run.app, argv).map_err(|e| self.usage(e))?;
-        let (args, given) = (loaded.args, loaded.given);
+        let (mut args, given) = (loaded.args, loaded.given);
+        let under_master = under_master && args.process.pool.is_some() && !args.check;
+        if under_master {
+            // A pool of a master of pools: its own master always (so that HUP reloads it),
+            // and the pid file is that master's.
+            args.process.master = true;
+            args.process.pid_file = None;
+        }
         if args.check {
             return self.check(&args, &warnings);
         }
@@ -147,7 +160,7 @@ impl Program {
             setup::refuse_live_pid_file(path, &self.name)?;
         }
         if args.process.wants_master() || run.app.runs_programs(&args.app) {
-            return master::run(run, args, &given, warnings);
+            return master::run(run, args, &given, warnings, under_master);
         }
         single::run(&run, args, &given, config, warnings)
     }
@@ -165,9 +178,8 @@ impl Program {
         Failure::Usage(lines.join(&format!("\n{}: ", self.name)))
     }
 
-    /// `--check` of a config file with pools, without `--pool`: each pool checked as `--pool
-    /// NAME` would run it, each with a `--listen` of its own, and no two on one socket. A bad line of the shared part is reported
-    /// once, each other error with its pool.
+    /// `--check` of a config file with pools, without `--pool`: every pool checked as the
+    /// master of the pools would run it ([`pools::check`]).
     fn check_pools<A: App>(
         &self,
         command: &Command,
@@ -176,45 +188,8 @@ impl Program {
         path: &Path,
         pools: &[String],
     ) -> Result<(), Failure> {
-        let (mut errors, mut warnings) = (Vec::<String>::new(), Vec::new());
-        let mut sockets: BTreeMap<String, &str> = BTreeMap::new();
-        for pool in pools {
-            let argv: Vec<OsString> =
-                argv.iter().cloned().chain(["--pool".into(), pool.into()]).collect();
-            match validate::validated(command, app, &argv) {
-                Ok(Validated { loaded, warnings: found }) => {
-                    warnings.extend(found.into_iter().map(|w| format!("[{pool}] {}", w.message)));
-                    if loaded.args.listen.is_empty() {
-                        errors.push(format!(
-                            "[{pool}] no --listen: each pool of a file names its own socket (a \
-                             pool that inherits its sockets is checked with --pool {pool} --check)"
-                        ));
-                    }
-                    for listen in &loaded.args.listen {
-                        if let Some(other) = sockets.insert(listen.to_string(), pool) {
-                            errors.push(format!(
-                                "[{pool}] --listen {listen}: pool [{other}] listens there too"
-                            ));
-                        }
-                    }
-                }
-                Err(found) => {
-                    for error in found {
-                        let text = match error {
-                            ConfigError::Line { .. } => error.to_string(),
-                            _ => format!("[{pool}] {error}"),
-                        };
-                        if !errors.contains(&text) {
-                            errors.push(text);
-                        }
-                    }
-                }
-            }
-        }
-        if !errors.is_empty() {
-            return Err(self.usage_lines(errors));
-        }
-        for warning in &warnings {
+        let checked = pools::check(command, app, argv, pools).map_err(|e| self.usage_lines(e))?;
+        for warning in &checked.warnings {
             eprintln!("{}: warning: {warning}", self.name);
         }
         println!(
@@ -243,11 +218,11 @@ impl Program {
     }
 }
 
-/// The config file to check pool by pool, and its pools: `--check` of a file with pools,
-/// without `--pool`.
-fn every_pool_checked(matches: &clap::ArgMatches) -> Option<(PathBuf, Vec<String>)> {
+/// The config file whose pools are all to be checked or served, and its pools: a file with
+/// pools, without `--pool`.
+fn every_pool(matches: &clap::ArgMatches) -> Option<(PathBuf, Vec<String>)> {
     let path = matches.get_one::<PathBuf>("config")?;
-    if !matches.get_flag("check") || matches.get_one::<String>("pool").is_some() {
+    if matches.get_one::<String>("pool").is_some() {
         return None;
     }
     // A file that cannot be read is reported by the check itself, as for a file without pools.

@@ -306,10 +306,16 @@ pub(crate) fn logger(
     (Logger::root(drain, o!("pid" => std::process::id())), guard)
 }
 
-/// A logger that writes on the calling thread and starts none: the prefork master's, which
-/// forks, and whose few lines are not on any request's path.
-pub(crate) fn sync_logger(format: LogFormat, log_level: LogLevel, target: &LogTarget) -> Logger {
-    let values = o!("pid" => std::process::id(), "role" => "master");
+/// A logger that writes on the calling thread and starts none, for a process whose few lines
+/// are not on any request's path: the prefork master's (`role` `master`), which forks, and the
+/// master of a file's pools (`role` `pools`).
+pub(crate) fn sync_logger(
+    format: LogFormat,
+    log_level: LogLevel,
+    target: &LogTarget,
+    role: &'static str,
+) -> Logger {
+    let values = o!("pid" => std::process::id(), "role" => role);
     let drain = lines(format, target, Arc::default());
     Logger::root(drain.filter_level(level(log_level)).ignore_res(), values)
 }
