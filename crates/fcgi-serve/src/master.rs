@@ -27,7 +27,7 @@ pub(crate) fn run<A: App>(
     let settings =
         args.process.settings(args.graceful_timeout, programs).map_err(Failure::Usage)?;
     let privileges = setup::privileges(&args)?;
-    let listeners = setup::listeners(&args)?;
+    let listeners = setup::listeners(&args, privileges.as_ref())?;
     let target = setup::log_target(&args)?;
     // Opened here, as root, to fail at start if it cannot be (and to create it); each worker
     // opens its own handle after the fork, as it does for the log file.
@@ -193,7 +193,9 @@ impl<A: App> Workload for ServeWorkload<A> {
             *self.current.lock().unwrap_or_else(|p| p.into_inner()) = log;
         }
         setup::log_warnings(&validated.warnings, &self.log);
-        if args.listen != self.args.listen || args.listen_options() != self.args.listen_options() {
+        if args.listen != self.args.listen
+            || args.listen_options(None) != self.args.listen_options(None)
+        {
             warn!(
                 self.log,
                 "the listening sockets change only with a binary upgrade (USR2); \

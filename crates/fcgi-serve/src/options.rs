@@ -296,11 +296,18 @@ impl<O: Args> ServeArgs<O> {
         Ok(config)
     }
 
-    pub(crate) fn listen_options(&self) -> ListenOptions {
+    /// How the listening sockets are made, by a server that switches to the user and group
+    /// `user` (uid, gid), if any. Such a server's Unix socket files are that user's and
+    /// group's unless `--socket-owner` names others, with mode 0660 unless `--socket-mode`
+    /// gives one, as PHP-FPM's `listen.owner`, `listen.group` and `listen.mode` default: a
+    /// socket left root's would refuse the web server, and one of mode 0666 would admit every
+    /// local user.
+    pub(crate) fn listen_options(&self, user: Option<(u32, u32)>) -> ListenOptions {
+        let owner = self.socket_owner.or(user.map(|(uid, gid)| (Some(uid), Some(gid))));
         ListenOptions {
             backlog: self.backlog,
-            socket_mode: self.socket_mode,
-            socket_owner: self.socket_owner.unwrap_or((None, None)),
+            socket_mode: self.socket_mode.or(user.map(|_| 0o660)),
+            socket_owner: owner.unwrap_or((None, None)),
         }
     }
 }

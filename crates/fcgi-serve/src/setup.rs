@@ -191,15 +191,19 @@ fn program_threads(programs: usize, spare: Option<usize>) -> usize {
     programs.max(spare.unwrap_or(0)).max(1)
 }
 
-/// The listening sockets: those an upgrading master handed over, else `--listen`, else
-/// systemd's, else fd 0.
-pub(crate) fn listeners<O: Args>(args: &ServeArgs<O>) -> Result<Vec<Listener>, Failure> {
+/// The listening sockets: those an upgrading master handed over, else `--listen` (made for
+/// the `privileges` the server switches to: [`ServeArgs::listen_options`]), else systemd's,
+/// else fd 0.
+pub(crate) fn listeners<O: Args>(
+    args: &ServeArgs<O>,
+    privileges: Option<&Privileges>,
+) -> Result<Vec<Listener>, Failure> {
     if let Some(inherited) =
         fcgi_prefork::inherited_listeners().map_err(|e| Failure::Runtime(e.to_string()))?
     {
         return Ok(inherited);
     }
-    let options = args.listen_options();
+    let options = args.listen_options(privileges.map(|p| (p.uid, p.gid)));
     if !args.listen.is_empty() {
         return args
             .listen

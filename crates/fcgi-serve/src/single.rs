@@ -23,7 +23,7 @@ pub(crate) fn run<A: App>(
     warnings: Vec<Problem>,
 ) -> Result<(), Failure> {
     let privileges = setup::privileges(&args)?;
-    let listeners = setup::listeners(&args)?;
+    let listeners = setup::listeners(&args, privileges.as_ref())?;
     let target = setup::log_target(&args)?;
     let access = setup::access_target(&args)?;
     let slow = setup::slow_target(&args)?;
