@@ -1,8 +1,9 @@
 //! The status page and the ping (`--status-path`, `--ping-path`) through a real nginx
 //! (`nginx/fcgi-status.conf`), in one process and with `--workers 2`: PHP-FPM's JSON fields,
 //! read with Python's `json`; the OpenMetrics text, read with the Prometheus client's own
-//! parser (`prometheus_client.openmetrics.parser`, Debian's python3-prometheus-client); `full`
-//! naming real threads, or every worker's pid.
+//! parser (`prometheus_client.openmetrics.parser`, Debian's python3-prometheus-client); FPM's
+//! `?xml` and `?html` read with Python's XML parser; `full` naming real threads, or every
+//! worker's pid.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -279,4 +280,78 @@ fn with_two_workers_every_worker_is_counted_whichever_answers() {
     assert!(sample(&metrics, "fcgi_rs_request_duration_seconds_count") >= HELLOS as f64);
     assert_eq!(sample(&metrics, "fcgi_rs_workers"), 2.0);
     drop(nginx);
+}
+
+/// The `?xml` and `?html` pages, parsed by Python's XML parser (FPM's HTML is XHTML, well-formed
+/// XML): prints the pool's fields as `name=value` in document order (XML element names with
+/// `-`, HTML rows with their header's words), then `pid=N` per process.
+const READ_MARKUP: &str = r#"
+import sys
+import xml.etree.ElementTree as ET
+root = ET.fromstring(sys.stdin.buffer.read())
+if root.tag == "status":
+    for e in root:
+        if e.tag == "processes":
+            for p in e:
+                print(f"pid={p.find('pid').text}")
+        else:
+            print(f"{e.tag.replace('-', ' ')}={e.text}")
+else:
+    ns = {"h": "http://www.w3.org/1999/xhtml"}
+    tables = root.findall(".//h:table", ns)
+    for tr in tables[0].findall("h:tr", ns):
+        print(f"{tr.find('h:th', ns).text}={tr.find('h:td', ns).text}")
+    for tr in tables[1].findall("h:tr", ns)[1:] if len(tables) > 1 else []:
+        print(f"pid={tr.find('h:td', ns).text}")
+"#;
+
+fn markup_page(nginx: &Nginx, query: &str, content_type: &str) -> Page {
+    let response = nginx.get(&format!("/status?{query}")).expect("GET /status");
+    assert_eq!(response.status, 200, "{}", response.body_text());
+    assert_eq!(response.header("Content-Type"), Some(content_type));
+    let out = python(READ_MARKUP, &response.body);
+    Page(
+        out.lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect(),
+    )
+}
+
+#[test]
+fn xml_and_html_are_fpms_whichever_worker_answers() {
+    let dir = scratch();
+    let (mut fcgi, nginx) = start(dir.path(), &["--workers", "2"]);
+    let master = fcgi.process().pid();
+    let workers = || -> BTreeSet<u32> { children_of(master).into_iter().map(|(p, _)| p).collect() };
+    assert!(wait_until(SETTLE, || workers().len() == 2), "two workers: {:?}", workers());
+    for _ in 0..10 {
+        assert_eq!(nginx.get("/index").expect("GET /index").status, 200);
+    }
+    for (query, content_type) in [("xml&full", "text/xml"), ("html&full", "text/html")] {
+        let settled =
+            wait_until(SETTLE, || markup_page(&nginx, query, content_type).pids() == workers());
+        assert!(settled, "?{query} never listed both workers");
+        let page = markup_page(&nginx, query, content_type);
+        // FPM's fields first, in FPM's order, then fcgi-rs's.
+        let names: Vec<&str> =
+            page.0.iter().map(|(n, _)| n.as_str()).take(POOL_FIELDS.len()).collect();
+        let fpm: Vec<&str> = POOL_FIELDS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, fpm, "?{query}");
+        assert_eq!(page.get("pool"), "www");
+        assert_eq!(page.get("process manager"), "static");
+        assert!(page.num("accepted conn") >= 10, "?{query}");
+        assert_eq!(
+            page.num("total processes"),
+            page.num("idle processes") + page.num("active processes")
+        );
+        let workers_field =
+            if query.starts_with("xml") { "fcgi rs workers" } else { "fcgi-rs workers" };
+        assert_eq!(page.num(workers_field), 2, "?{query}");
+    }
+    // The start time: Unix seconds in XML, FPM's time format in HTML.
+    let xml = markup_page(&nginx, "xml", "text/xml");
+    assert!(xml.num("start time") > 1_600_000_000);
+    let html = markup_page(&nginx, "html", "text/html");
+    assert!(html.get("start time").ends_with(" +0000"), "{}", html.get("start time"));
 }

@@ -6,8 +6,8 @@
 //! escape sequences to the terminal of whoever reads the log. Every writer of a text line in
 //! fcgi-rs (the `term` log, the slow log, the access log's text formats, the fallback standard
 //! error logger, the status page's text formats) passes each value through [`push_text`]
-//! (or [`push_quoted`] inside a quoted field), and every writer of JSON by hand through
-//! [`push_json`].
+//! (or [`push_quoted`] inside a quoted field), every writer of JSON by hand through
+//! [`push_json`], and the status page's HTML and XML through [`push_markup`].
 //!
 //! The escapes are nginx's access-log escapes, `\xHH` per byte of the character's UTF-8 form,
 //! for every character that can break a line or act on a terminal:
@@ -182,6 +182,35 @@ pub fn push_json(out: &mut String, text: &str) {
         }
     }
     out.push('"');
+}
+
+/// Appends `text` to `out` for an element or attribute of HTML or XML (the status page's
+/// `?html` and `?xml`): `&`, `<`, `>`, `"` and `'` as entities, and what [`push_text`]
+/// escapes as it does (XML 1.0 has no way to write most control characters at all).
+///
+/// ```
+/// let mut out = String::new();
+/// fcgi_server::escape::push_markup(&mut out, "/a?b=<script>&c='1'\n");
+/// assert_eq!(out, "/a?b=&lt;script&gt;&amp;c=&#39;1&#39;\\x0A");
+/// ```
+pub fn push_markup(out: &mut String, text: &str) {
+    out.reserve(text.len());
+    let mut utf8 = [0; 4];
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if needs_escape(c, false) => {
+                for byte in c.encode_utf8(&mut utf8).bytes() {
+                    let _ = write!(out, "\\x{byte:02X}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 //! fcgi-rs unchanged.
 //!
 //! The page is chosen by SCRIPT_NAME, as FPM does, compared exactly with the configured paths;
-//! its format by the query string: plain text by default, `json`, `openmetrics`, and `full`
-//! for an entry per process. Everything that decides or formats is a pure function of a
+//! its format by the query string: plain text by default, `json`, `openmetrics`, `html` and
+//! `xml` ([`markup`]), and `full` for an entry per process. Everything that decides or formats is a pure function of a
 //! [`PageData`]; [`answer`] gathers one (counters, the kernel's listen queue) and writes it.
 //!
 //! How FPM's words map to fcgi-rs: a PHP-FPM *process* serves one request at a time, as a pool
@@ -13,6 +13,8 @@
 //! workers, `full` lists the workers (their pids), and the counts are the sums over all the
 //! workers' threads. What fcgi-rs knows beyond FPM goes under its own names: an `"fcgi-rs"`
 //! object in JSON, `fcgi_rs_*` metrics, `fcgi-rs ...` lines in text.
+
+mod markup;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -66,22 +68,28 @@ pub(crate) enum Format {
     Json,
     /// `?openmetrics`: the OpenMetrics text format, for Prometheus.
     OpenMetrics,
+    /// `?html`: FPM's XHTML tables.
+    Html,
+    /// `?xml`: FPM's XML document.
+    Xml,
 }
 
 /// The format and the `full` flag a query string asks for. As FPM, a key counts whatever its
-/// value (`?json`, `?json=1`); unknown keys are ignored.
+/// value (`?json`, `?json=1`), unknown keys are ignored, and of several formats the first of
+/// html, xml, json, openmetrics wins (the order FPM tests them in).
 pub(crate) fn parse_query(query: &str) -> (Format, bool) {
-    let mut format = Format::Text;
-    let mut full = false;
-    for key in query.split('&').map(|pair| pair.split_once('=').map_or(pair, |(k, _)| k)) {
-        match key {
-            "json" if format == Format::Text => format = Format::Json,
-            "openmetrics" => format = Format::OpenMetrics,
-            "full" => full = true,
-            _ => {}
-        }
-    }
-    (format, full)
+    let keys: Vec<&str> =
+        query.split('&').map(|pair| pair.split_once('=').map_or(pair, |(k, _)| k)).collect();
+    let format = [
+        ("html", Format::Html),
+        ("xml", Format::Xml),
+        ("json", Format::Json),
+        ("openmetrics", Format::OpenMetrics),
+    ]
+    .into_iter()
+    .find(|(key, _)| keys.contains(key))
+    .map_or(Format::Text, |(_, format)| format);
+    (format, keys.contains(&"full"))
 }
 
 /// The listen queue, as FPM reports it: connections waiting to be accepted now, the most seen,
@@ -141,6 +149,8 @@ pub(crate) fn content_type(format: Format) -> &'static str {
         Format::Text => "text/plain",
         Format::Json => "application/json",
         Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        Format::Html => "text/html",
+        Format::Xml => "text/xml",
     }
 }
 
@@ -150,6 +160,8 @@ pub(crate) fn render(data: &PageData, format: Format, full: bool) -> String {
         Format::Text => text(data, full),
         Format::Json => json(data, full),
         Format::OpenMetrics => openmetrics(data),
+        Format::Html => markup::html(data, full),
+        Format::Xml => markup::xml(data, full),
     }
 }
 
@@ -663,13 +675,18 @@ mod tests {
             ("openmetrics", (Format::OpenMetrics, false)),
             ("full", (Format::Text, true)),
             ("other=json", (Format::Text, false)),
+            ("html", (Format::Html, false)),
+            ("xml&full", (Format::Xml, true)),
+            ("json&html", (Format::Html, false)),
+            ("openmetrics&xml", (Format::Xml, false)),
+            ("openmetrics&json", (Format::Json, false)),
         ];
         for (query, expected) in table {
             assert_eq!(parse_query(query), expected, "{query:?}");
         }
     }
 
-    fn sample() -> PageData {
+    pub(super) fn sample() -> PageData {
         let mut metrics = Metrics {
             accepted: 10,
             served: 9,
