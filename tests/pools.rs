@@ -1,7 +1,8 @@
 //! The master of a file's pools (`fcgi serve --config FILE`, a file of `[NAME]` sections): each
 //! pool served by a master of its own under it; a reload that touches only the pools that
 //! changed, and refuses an invalid file whole; a pool master that dies started again while the
-//! others serve on; and nothing left running when the master is killed.
+//! others serve on; nothing left running when the master is killed; and `fcgi status`, which
+//! asks each pool through its socket.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -116,6 +117,18 @@ fn pools_text(dir: &Path, pools: &[Pool<'_>]) -> String {
     text
 }
 
+/// `fcgi status --config FILE`: its exit status and what it printed.
+fn fcgi_status(config: &Path) -> (Option<i32>, String) {
+    let out = Command::new(fcgi_bin())
+        .arg("status")
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("fcgi status runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code(), text + &String::from_utf8_lossy(&out.stderr))
+}
+
 /// Every descendant of `pid`, from /proc.
 fn descendants(pid: u32) -> BTreeSet<u32> {
     let mut found = BTreeSet::new();
@@ -153,11 +166,22 @@ fn one_master_serves_every_pool_and_stops_them_all() {
         assert!(line["pool"] == "www" || line["pool"] == "git", "a line without its pool: {line}");
     }
 
+    // `fcgi status`: every pool up, [git]'s page read, the master running.
+    let (code, said) = fcgi_status(&pools.config);
+    assert_eq!(code, Some(0), "{said}");
+    let master_line = format!("master: pid {}, running", pools.process.pid());
+    assert!(said.lines().any(|l| l.starts_with(&master_line)), "{said}");
+    assert!(said.lines().any(|l| l.starts_with("[www] up: unix:")), "{said}");
+    assert!(said.contains("[git] up: unix:") && said.contains("    accepted conn:"), "{said}");
+
     let all = descendants(pools.process.pid());
     let mut process = pools.process;
     process.signal(libc::SIGTERM);
     let status = process.wait_exit(SETTLE);
     assert_eq!(status.and_then(|s| s.code()), Some(0), "the master exits 0 after TERM");
+    let (code, said) = fcgi_status(&pools.config);
+    assert_eq!(code, Some(1), "pools down: {said}");
+    assert!(said.contains("[www] down: ") && said.contains("[git] down: "), "{said}");
     assert!(
         wait_until(SETTLE, || all.iter().all(|&pid| !alive(pid))),
         "a process of a pool is left"

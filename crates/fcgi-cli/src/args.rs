@@ -15,6 +15,22 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
+/// `fcgi status`'s arguments.
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// The config file of the pools (as given to `fcgi serve --config`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: PathBuf,
+
+    /// Only this pool.
+    #[arg(value_name = "POOL")]
+    pub(crate) pool: Option<String>,
+
+    /// Seconds to wait for each pool to connect and answer.
+    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    pub(crate) timeout: u64,
+}
+
 /// The subcommands but `serve`, whose command comes from fcgi-serve ([`crate::apps::program`]).
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
@@ -75,6 +91,20 @@ pub(crate) enum Command {
     ///     fcgi bench --connect 127.0.0.1:9000 -c 4 --keep-conn --mpx 8 --body 4096 /upload
     #[command(verbatim_doc_comment)]
     Bench(Box<BenchArgs>),
+    /// Show each pool of a config file as its sockets answer it
+    ///
+    /// For each pool of FILE (each [NAME] section, or the file's one pool), in the file's
+    /// order or only POOL: whether it is up, asked through its first --listen address, and
+    /// with a status-path its status page's counters (PHP-FPM's fields); and whether the
+    /// master its pid-file names is running.
+    ///
+    /// Exit status: 0 when every pool asked is up, 1 when one is down, 2 for a bad command
+    /// line or an unreadable FILE.
+    ///
+    ///     fcgi status --config /etc/fcgi-rs/pools.conf
+    ///     fcgi status --config /etc/fcgi-rs/pools.conf www
+    #[command(verbatim_doc_comment)]
+    Status(StatusArgs),
     /// Man pages and shell completions, for packaging (`make install`, `make deb`).
     #[command(hide = true)]
     Generate(fcgi_serve::GenerateArgs),

@@ -275,6 +275,24 @@ pub(crate) fn pool_options(
     Ok((options, pid_file))
 }
 
+/// What `fcgi status --config FILE` needs of the file at `path`: each pool (one, named by its
+/// `pool-name` or `www`, for a file without pools) with its options, and the master's pid file.
+pub(crate) fn every_pool(
+    path: &Path,
+) -> Result<(Vec<PoolOptions>, Option<PathBuf>), Vec<ConfigError>> {
+    let Parsed { entries, pools, .. } = read(path)?;
+    if !pools.is_empty() {
+        return pool_options(path);
+    }
+    let value = |name: &str| {
+        entries.iter().rfind(|entry| entry.name == name).and_then(|entry| entry.value.clone())
+    };
+    let name = value("pool-name").unwrap_or_else(|| "www".to_owned());
+    let pid_file = value("pid-file").map(PathBuf::from);
+    let pairs = entries.into_iter().map(|entry| (entry.name, entry.value)).collect();
+    Ok((vec![(name, pairs)], pid_file))
+}
+
 /// The entries that serve `pool` (`--pool`) of a file whose pools are `pools`: all of them in
 /// a file without pools; the shared ones and `pool`'s section in one with pools, with
 /// `pool-name = NAME` unless the section sets it. The shared part's lines for an option that

@@ -164,6 +164,54 @@ macro_rules! program {
     };
 }
 
+/// A pool of a config file, as a client of its sockets sees it (`fcgi status --config FILE`):
+/// its name, its `listen` addresses as the file spells them, and its status and ping paths.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfiguredPool {
+    /// The section's name, or for a file without pools its `pool-name` (`www` by default).
+    pub name: String,
+    /// Its `listen` lines' values.
+    pub listen: Vec<String>,
+    /// Its `status-path`, if it has one.
+    pub status_path: Option<String>,
+    /// Its `ping-path`, if it has one.
+    pub ping_path: Option<String>,
+}
+
+/// The pools of the config file at `path` (a file without `[NAME]` sections is one pool), and
+/// the pid file its master writes; the file is read, not checked (`--check` does that).
+///
+/// ```no_run
+/// let (pools, pid_file) = fcgi_serve::configured_pools("/etc/fcgi-rs/pools.conf".as_ref())?;
+/// for pool in &pools {
+///     println!("[{}] on {:?}, status at {:?}", pool.name, pool.listen, pool.status_path);
+/// }
+/// # let _ = pid_file;
+/// # Ok::<(), String>(())
+/// ```
+pub fn configured_pools(
+    path: &std::path::Path,
+) -> Result<(Vec<ConfiguredPool>, Option<std::path::PathBuf>), String> {
+    let (pools, pid_file) = config_file::every_pool(path)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))?;
+    let pools = pools
+        .into_iter()
+        .map(|(name, options)| {
+            let all = |key: &str| -> Vec<String> {
+                options.iter().filter(|(n, _)| n == key).filter_map(|(_, v)| v.clone()).collect()
+            };
+            let last = |key: &str| all(key).pop();
+            ConfiguredPool {
+                name,
+                listen: all("listen"),
+                status_path: last("status-path"),
+                ping_path: last("ping-path"),
+            }
+        })
+        .collect();
+    Ok((pools, pid_file))
+}
+
 /// Why a run failed, which decides its exit status.
 #[derive(Debug)]
 pub(crate) enum Failure {
