@@ -1,7 +1,8 @@
 //! The shipped systemd units (dist/systemd), tested without a running systemd: the socket
 //! handed over by `systemd-socket-activate` as systemd does it (LISTEN_FDS), the service's
 //! readiness notifications read from a NOTIFY_SOCKET this test binds, and the unit files
-//! checked by `systemd-analyze verify` and `systemd-analyze security --offline`.
+//! checked by `systemd-analyze verify` and `systemd-analyze security --offline`; and a socket
+//! unit of several sockets in front of a master of pools, each socket reaching its pool.
 
 use std::fs;
 use std::os::unix::net::UnixDatagram;
@@ -262,4 +263,55 @@ fn the_shipped_service_is_hardened() {
     // What CGI rules out is said in the unit, not just left out.
     let unit = fs::read_to_string(units_dir().join("fcgi.service")).expect("the unit");
     assert!(unit.contains("MemoryDenyWriteExecute"), "the unit says why it is not set");
+}
+
+#[test]
+fn a_socket_unit_hands_each_pool_its_socket_by_address() {
+    let dir = scratch();
+    let mut notify = NotifySocket::bind(dir.path());
+    let sockets = [dir.path().join("www.sock"), dir.path().join("git.sock")];
+    let config = dir.path().join("pools.conf");
+    let mut text = "log-format = json\n".to_owned();
+    // In the file's order git first: the sockets' order (www is fd 3) is not the pools'.
+    for (pool, socket) in [("git", &sockets[1]), ("www", &sockets[0])] {
+        text += &format!("[{pool}]\napp = hello\nlisten = unix:{}\n", socket.display());
+    }
+    fs::write(&config, text).expect("the config file");
+    let mut command = Command::new(systemd_tool("systemd-socket-activate"));
+    for socket in &sockets {
+        command.arg("--listen").arg(socket);
+    }
+    command
+        .arg(format!("--setenv=NOTIFY_SOCKET={}", notify.path.display()))
+        .arg(fcgi_bin())
+        .args(["serve", "--config"])
+        .arg(&config);
+    let log = dir.path().join("service.log");
+    let mut service = Guarded::spawn("pools.service", command, &log);
+    let text = || fs::read_to_string(&log).unwrap_or_default();
+    assert!(wait_until(START_TIMEOUT, || sockets.iter().all(|s| s.exists())), "{}", text());
+    // The first connection starts the master, which starts every pool.
+    for socket in &sockets {
+        let (ok, body) = fcgi_request(socket);
+        assert!(ok && body.contains("Hello"), "{}: {body}\n{}", socket.display(), text());
+    }
+    let ready = notify.expect("READY=1");
+    assert!(ready.contains("STATUS=2 pools serving"), "{ready}");
+    // Each pool serves the descriptor whose address its listen names, and binds nothing.
+    let listening: Vec<serde_json::Value> = text()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["msg"] == "listening")
+        .collect();
+    for (pool, socket, fd) in [("www", &sockets[0], 3), ("git", &sockets[1], 4)] {
+        let on = format!("fd:{fd} (unix:{})", socket.display());
+        assert!(
+            listening.iter().any(|line| line["pool"] == pool && line["on"] == on.as_str()),
+            "[{pool}] does not listen on {on}: {listening:?}"
+        );
+    }
+    service.signal(libc::SIGTERM);
+    notify.expect("STOPPING=1");
+    let status = service.wait_exit(Duration::from_secs(40)).expect("the master stops");
+    assert_eq!(status.code(), Some(0), "{}", text());
 }

@@ -420,6 +420,31 @@ impl Listener {
         }
     }
 
+    /// Whether this is the socket `addr` names: a Unix socket bound at that path, or a TCP
+    /// socket bound to an address `addr` resolves to. How a master that inherits sockets
+    /// (systemd's socket activation) tells which configured address each one is.
+    ///
+    /// ```no_run
+    /// let addr: fcgi_server::ListenAddr = "unix:/run/fcgi-rs/www.sock".parse()?;
+    /// for listener in fcgi_server::Listener::from_systemd()? {
+    ///     println!("{}", if listener.serves(&addr) { "www's socket" } else { "another" });
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn serves(&self, addr: &ListenAddr) -> bool {
+        match (&self.socket, addr) {
+            (Socket::Unix(unix), ListenAddr::Unix(path)) => {
+                unix.local_addr().ok().and_then(|a| a.as_pathname().map(|p| p == path))
+                    == Some(true)
+            }
+            (Socket::Tcp(tcp), ListenAddr::Tcp(hostport)) => {
+                let Ok(local) = tcp.local_addr() else { return false };
+                hostport.to_socket_addrs().is_ok_and(|mut addrs| addrs.any(|a| a == local))
+            }
+            _ => false,
+        }
+    }
+
     /// The Unix socket file this listener removes when dropped, if any: the path it was bound
     /// at (or given by [`own_socket_file_at`](Listener::own_socket_file_at)).
     pub fn socket_file(&self) -> Option<&Path> {
@@ -875,6 +900,30 @@ mod tests {
     fn an_owned_descriptor_that_is_not_listening_is_refused() {
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         assert!(matches!(Listener::from_fd(a.into()), Err(ListenError::NotListening { .. })));
+    }
+
+    #[test]
+    fn a_listener_serves_the_address_it_is_bound_to_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let unix =
+            Listener::bind(&ListenAddr::Unix(path.clone()), &ListenOptions::default()).unwrap();
+        let tcp =
+            Listener::bind(&"127.0.0.1:0".parse().unwrap(), &ListenOptions::default()).unwrap();
+        let port = tcp.tcp_addr().unwrap().port();
+        let other = ListenAddr::Unix(dir.path().join("other.sock"));
+        let cases = [
+            (&unix, ListenAddr::Unix(path.clone()), true),
+            (&unix, other, false),
+            (&unix, ListenAddr::Tcp(format!("127.0.0.1:{port}")), false),
+            (&tcp, ListenAddr::Tcp(format!("127.0.0.1:{port}")), true),
+            (&tcp, ListenAddr::Tcp(format!("localhost:{port}")), true),
+            (&tcp, ListenAddr::Tcp(format!("127.0.0.1:{}", port.wrapping_add(1))), false),
+            (&tcp, ListenAddr::Unix(path), false),
+        ];
+        for (listener, addr, expected) in cases {
+            assert_eq!(listener.serves(&addr), expected, "{} serves {addr}", listener.name);
+        }
     }
 
     #[test]

@@ -2,6 +2,10 @@
 //! with the same arguments and `--pool NAME`, so that it reads its own section of the file (at
 //! start and on each HUP) and is, to its workers, the same prefork master as one run by hand.
 //!
+//! Sockets that systemd handed this master (socket activation) reach the pool whose `listen`
+//! names their address: the descriptor is left open across the exec and named on the command
+//! line (`--listen fd:N`, which wins over the file's `listen` lines).
+//!
 //! It is told three things by its environment: [`ENV_MASTER`] (it runs under a master of
 //! pools: it writes no pid file, and leaves USR2 to that master), and a `NOTIFY_SOCKET` of its
 //! own, on which it says when it serves, as it would to systemd. It dies with the master of
@@ -10,6 +14,7 @@
 
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::RawFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::os::unix::process::CommandExt;
@@ -43,13 +48,16 @@ pub(crate) struct PoolMaster {
 }
 
 impl PoolMaster {
-    /// Starts the master of `pool`: `exe` with `args` (this process's, less its name) and
-    /// `--pool NAME`. `generation` makes its notification socket's name unique.
+    /// Starts the master of `pool`: `exe` with `args` (this process's, less its name),
+    /// `--pool NAME` and `extra`; the descriptors `inherited` (sockets this master was given,
+    /// named in `extra` as `--listen fd:N`) stay open across the exec, in that child alone.
+    /// `generation` makes its notification socket's name unique.
     pub(crate) fn start(
         exe: &Path,
         args: &[OsString],
         pool: &str,
         generation: u64,
+        (extra, inherited): (&[OsString], &[RawFd]),
     ) -> io::Result<PoolMaster> {
         let master = std::process::id();
         // Abstract: nothing to remove, and gone with this process.
@@ -61,15 +69,24 @@ impl PoolMaster {
             .args(args)
             .arg("--pool")
             .arg(pool)
+            .args(extra)
             .env(ENV_MASTER, master.to_string())
             .env(fcgi_prefork::notify::ENV_SOCKET, format!("@{name}"))
             // Inherited sockets are this master's to share out, not each pool's to take.
             .env_remove("LISTEN_FDS")
             .env_remove("LISTEN_PID")
             .env_remove("LISTEN_FDNAMES");
-        // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid, _exit).
+        let inherited = inherited.to_vec();
+        // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid, fcntl,
+        // _exit), on memory allocated before the fork.
         unsafe {
             command.pre_exec(move || {
+                // Close-on-exec is cleared in the child only: its siblings do not get them.
+                for &fd in &inherited {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) != 0 {
                     return Err(io::Error::last_os_error());
                 }

@@ -23,7 +23,8 @@
 //! pool's logs; HUP re-reads the file and, if every pool in it passes the check, applies
 //! [`plan`]'s change to each pool (unchanged pools are not touched); an invalid file is
 //! refused whole and the pools keep running. USR2, TTIN and TTOU concern one pool: they are
-//! for its master's pid. systemd hears `READY=1` once every pool serves.
+//! for its master's pid. systemd hears `READY=1` once every pool serves; the sockets of a
+//! systemd socket unit go each to the pool whose `listen` names its address ([`child`]).
 
 mod child;
 mod plan;
@@ -34,9 +35,12 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use std::os::fd::{AsRawFd, RawFd};
+
 use clap::Command;
 use fcgi_prefork::backoff::Backoff;
 use fcgi_prefork::notify::{Notifier, State};
+use fcgi_server::{ListenAddr, Listener};
 use slog::{error, info, warn, Logger};
 
 use crate::app::App;
@@ -158,6 +162,7 @@ pub(crate) fn run<A: App>(
     }
     let exe = std::env::current_exe()
         .map_err(|e| Failure::Runtime(format!("cannot find this program's file: {e}")))?;
+    let inherited = Listener::from_systemd().map_err(|e| Failure::Runtime(e.to_string()))?;
     let signals = signals().map_err(|e| Failure::Runtime(format!("cannot handle signals: {e}")))?;
     if let Some(path) = &pid_file {
         fcgi_prefork::pidfile::write(path).map_err(|e| {
@@ -176,6 +181,7 @@ pub(crate) fn run<A: App>(
         exe,
         args: std::env::args_os().skip(1).collect(),
         graceful: checked.graceful_timeout,
+        inherited,
         options: Vec::new(),
         slots: BTreeMap::new(),
         retiring: Vec::new(),
@@ -184,6 +190,7 @@ pub(crate) fn run<A: App>(
         announced: false,
     };
     master.apply(options);
+    master.unclaimed_sockets();
     let reload = || -> Result<Vec<PoolOptions>, Vec<String>> {
         let pools = config_file::pools(path).map_err(lines)?;
         if pools.is_empty() {
@@ -238,6 +245,8 @@ struct Pools {
     /// This process's arguments less its name: each pool master's, before `--pool NAME`.
     args: Vec<OsString>,
     graceful: Duration,
+    /// The sockets systemd handed over, each for the pool whose `listen` names its address.
+    inherited: Vec<Listener>,
     /// The pools' options as they run.
     options: Vec<PoolOptions>,
     slots: BTreeMap<String, Slot>,
@@ -463,7 +472,8 @@ impl Pools {
             }
             slot.after = None;
             self.generation += 1;
-            match PoolMaster::start(&self.exe, &self.args, name, self.generation) {
+            let (extra, fds) = sockets_of(&self.options, name, &self.inherited);
+            match PoolMaster::start(&self.exe, &self.args, name, self.generation, (&extra, &fds)) {
                 Ok(master) => {
                     info!(self.log, "pool master started"; "pool" => name.clone(),
                         "master" => master.pid());
@@ -475,6 +485,21 @@ impl Pools {
                     error!(self.log, "cannot start the pool's master"; "pool" => name.clone(),
                         "error" => %e, "delay_ms" => delay.as_millis() as u64);
                 }
+            }
+        }
+    }
+
+    /// Warns of each inherited socket that no pool's `listen` names: it stays open, unused.
+    fn unclaimed_sockets(&self) {
+        for listener in &self.inherited {
+            let claimed = self.options.iter().any(|(_, options)| {
+                listen_addrs(options)
+                    .iter()
+                    .any(|(_, addr)| addr.as_ref().is_some_and(|a| listener.serves(a)))
+            });
+            if !claimed {
+                warn!(self.log, "an inherited socket matches no pool's listen; it is not served";
+                    "socket" => listener.to_string());
             }
         }
     }
@@ -507,6 +532,44 @@ impl Pools {
             warn!(self.log, "cannot notify systemd"; "error" => %e);
         }
     }
+}
+
+/// A pool's `listen` values, each with the address it names (`None`: unreadable).
+fn listen_addrs(options: &[(String, Option<String>)]) -> Vec<(&str, Option<ListenAddr>)> {
+    options
+        .iter()
+        .filter(|(name, _)| name == "listen")
+        .filter_map(|(_, value)| value.as_deref())
+        .map(|value| (value, value.parse().ok()))
+        .collect()
+}
+
+/// The command-line words and descriptors that give `pool` the inherited sockets its `listen`
+/// lines name: none when it names none (it binds its own); else a `--listen` for each of its
+/// addresses, `fd:N` for an inherited one, which wins over the file's lines.
+fn sockets_of(
+    options: &[PoolOptions],
+    pool: &str,
+    inherited: &[Listener],
+) -> (Vec<OsString>, Vec<RawFd>) {
+    let Some((_, options)) = options.iter().find(|(name, _)| name == pool) else {
+        return (Vec::new(), Vec::new());
+    };
+    let (mut words, mut fds) = (Vec::new(), Vec::new());
+    for (value, addr) in listen_addrs(options) {
+        let found = addr.and_then(|addr| inherited.iter().find(|l| l.serves(&addr)));
+        match found {
+            Some(listener) => {
+                fds.push(listener.as_raw_fd());
+                words.push(format!("--listen=fd:{}", listener.as_raw_fd()).into());
+            }
+            None => words.push(format!("--listen={value}").into()),
+        }
+    }
+    if fds.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    (words, fds)
 }
 
 /// A handled signal's name, for the log.
