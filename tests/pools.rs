@@ -1,7 +1,7 @@
 //! The master of a file's pools (`fcgi serve --config FILE`, a file of `[NAME]` sections): each
 //! pool served by a master of its own under it; a reload that touches only the pools that
 //! changed, and refuses an invalid file whole; a pool master that dies started again while the
-//! others serve on; nothing left running when the master is killed; and `fcgi status`, which
+//! others serve on; a hung pool and a crash-looping one beside a pool that serves every request; nothing left running when the master is killed; and `fcgi status`, which
 //! asks each pool through its socket.
 
 use std::collections::BTreeSet;
@@ -332,4 +332,55 @@ fn killed_with_sigkill_the_master_leaves_no_pool_running() {
         let socket = dir.path().join(format!("{pool}.sock"));
         assert!(wait_until(SETTLE, || !socket.exists()), "[{pool}]'s socket file is left");
     }
+}
+
+#[test]
+fn a_hung_pool_and_a_crashing_one_leave_the_others_serving() {
+    let dir = scratch();
+    let cgi = dir.path().join("cgi");
+    fs::create_dir(&cgi).expect("the CGI directory");
+    let hang = cgi.join("hang");
+    fs::write(&hang, "#!/bin/sh\nsleep 30\n").expect("the script");
+    fs::set_permissions(&hang, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let hung = format!("app = cgi\ncgi-root = {}\nmax-threads = 2\nqueue = 2", cgi.display());
+    let pools = Pools::start(
+        dir.path(),
+        &[
+            Pool { name: "good", lines: "app = hello\nworkers = 2" },
+            Pool { name: "hung", lines: &hung },
+            // Its program exits at once, again and again: the pool's own back-off restarts it.
+            Pool { name: "crash", lines: "app = exec\nexec = /bin/false" },
+        ],
+    );
+    let good = pools.master_of("good");
+    let stop = Arc::new(AtomicBool::new(false));
+    let attackers: Vec<_> = (0..6)
+        .map(|_| {
+            let (stop, socket, hang) = (Arc::clone(&stop), pools.socket("hung"), hang.clone());
+            std::thread::spawn(move || {
+                for _ in 0..100 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    fcgi_request(&socket, hang.to_str().expect("utf-8"), 2);
+                }
+            })
+        })
+        .collect();
+    let crashing = pools.socket("crash");
+    for i in 0..100 {
+        let (code, said) = fcgi_request(&pools.socket("good"), "/", 5);
+        assert!(code == Some(0) && said.contains("Hello"), "request {i} to [good]: {said}");
+        if i % 10 == 0 {
+            // The crashing pool answers too: 503, its program down.
+            let (_, said) = fcgi_request(&crashing, "/", 5);
+            assert!(said.contains("503"), "[crash]: {said}");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for attacker in attackers {
+        attacker.join().expect("an attacker");
+    }
+    assert_eq!(pools.master_of("good"), good, "[good]'s master is the same");
+    assert!(pools.events("pool master exited; starting it again").is_empty(), "{}", pools.log());
 }
