@@ -1,8 +1,9 @@
 //! The master of a file's pools (`fcgi serve --config FILE`, a file of `[NAME]` sections): each
 //! pool served by a master of its own under it; a reload that touches only the pools that
 //! changed, and refuses an invalid file whole; a pool master that dies started again while the
-//! others serve on; a hung pool and a crash-looping one beside a pool that serves every request; nothing left running when the master is killed; and `fcgi status`, which
-//! asks each pool through its socket.
+//! others serve on; a hung pool and a crash-looping one beside a pool that serves every
+//! request; nothing left running when the master is killed; and `fcgi status`, which asks each
+//! pool through its socket.
 
 use std::collections::BTreeSet;
 use std::fs;
