@@ -393,6 +393,7 @@ def main():
     add("")
 
     cgi_section(results, env, rss, add)
+    pools_section(results, env, add, goals)
 
     # The goals, measured above; their table goes before the measurements.
     fcgi_cpu = [
@@ -485,7 +486,7 @@ def main():
     )
     exec_goals(goals, programs)
     goals_lines = [
-        "### Goals (issues 14, 13 and 20, and `--app exec`'s)",
+        "### Goals (issues 14, 13 and 20, `--app exec`'s and the pools')",
         "",
         "Each from the medians below, in this run.",
         "",
@@ -1057,6 +1058,62 @@ def exec64_section(results, env, add, found):
     add(f"| **both** | **{total[0] / 1024:.1f} MiB** | {total[1] / 1024:.1f} MiB | {total[2] / 1024:.1f} MiB | |")
     add("")
     found["exec64"] = {"rss_mib": total[0] / 1024, "hwm_mib": total[1] / 1024, "programs": programs}
+
+
+def pools_section(results, env, add, goals):
+    """A master of 8 pools against a master of one (bench/pools.sh)."""
+    path = results / "pools.tsv"
+    if not path.exists():
+        return
+    kv = dict(line.split("\t") for line in path.read_text().splitlines())
+    got = {k: int(v) for k, v in kv.items()}
+    extra = got["pools_beside"] - 1
+    rss_per = (got["beside_rss_kib"] - got["alone_rss_kib"]) / extra / 1024
+    pss_per = (got["beside_pss_kib"] - got["alone_pss_kib"]) / extra / 1024
+    runs = {
+        name: rounds_of(results, f"pools_wrk_{name}_r*.txt", parse_wrk) for name in ("alone", "beside")
+    }
+    med = {name: median([r["rps"] for r in rs]) for name, rs in runs.items()}
+    p99 = {name: median([r["p99"] for r in rs]) for name, rs in runs.items()}
+    ratio_ = div(med["beside"], med["alone"])
+    add("### A master of 8 pools")
+    add("")
+    add(
+        "`fcgi serve --config` of one pool (hello), and of 8 (hello twice, echo twice, the CGI "
+        "gateway twice, `--app exec` of `bench/hello.c` twice, ondemand: no program runs while "
+        "idle), each pool a master and a worker of its own under the master of the pools; read "
+        "idle after every pool served a request. RSS counts in every process the pages they "
+        "share (the binary's code above all, mapped by each); PSS divides those between the "
+        "processes that share them, so its sum is what the pools take from the machine. "
+        f"Throughput: the hello pool of each behind one nginx (upstream keepalive 32), "
+        f"`wrk -t1 -c32 -d{env['seconds']}s`, interleaved rounds, the other 7 pools idle."
+    )
+    add("")
+    add("| | processes | VmRSS, all | PSS, all | requests/s (median) | p99 |")
+    add("| --- | --- | --- | --- | --- | --- |")
+    for name, label in (("alone", "1 pool"), ("beside", "8 pools")):
+        add(
+            f"| {label} | {got[f'{name}_processes']} | {got[f'{name}_rss_kib'] / 1024:.1f} MiB | "
+            f"{got[f'{name}_pss_kib'] / 1024:.1f} MiB | {num(med[name])} | {num(p99[name], 2)} ms |"
+        )
+    add("")
+    add(
+        f"Per extra pool: {rss_per:.1f} MiB of RSS, {pss_per:.2f} MiB of PSS; the hello pool "
+        f"beside 7 idle ones serves {ratio_:.2f}× what it serves alone."
+    )
+    add("")
+    goals.add(
+        "a master of 8 pools idles at ≤ 2 MiB of RSS per extra pool",
+        f"{rss_per:.1f} MiB of RSS ({pss_per:.2f} MiB of PSS) per extra pool",
+        rss_per,
+        rss_per <= 2,
+    )
+    goals.add(
+        "one pool beside 7 idle ones ≥ 0.97× the same pool alone (nginx, wrk -c32)",
+        f"{ratio_:.2f}× ({num(med['beside'])} vs {num(med['alone'])} requests/s)",
+        ratio_,
+        ratio_ >= 0.97,
+    )
 
 
 def exec_goals(goals, found):

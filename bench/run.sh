@@ -51,6 +51,8 @@
 #     request; a second location starving (bench/nginx-two-locations.conf: one location kept,
 #     one not, on the same PHP-FPM, then on the same fcgi-rs running php-cgi); and fcgi-rs's
 #     own memory (master and worker) running 64 processes of bench/hello.c, after a warm-up;
+#  3f. a master of 8 pools against a master of one (bench/pools.sh): memory per extra pool, and
+#     one pool's throughput beside 7 idle ones;
 #  4. reads each backend's peak RSS (VmHWM summed over its processes) and writes the section
 #     with bench/report.py: medians, p99, CPU per request, ratios to the ceiling, the floor and
 #     the peers, the connections actually served (Little's law), and the issue's goals.
@@ -805,6 +807,16 @@ sleep 1
     worker=$(ps -o pid= --ppid "${backend_pids[exec64]}" | head -1 | tr -d ' ')
     printf 'programs\t%s\n' "$(ps -o pid= --ppid "$worker" | wc -l)"
 } >"$results/exec64.tsv"
+
+# A master of 8 pools against a master of one: memory per pool, and one pool's throughput beside
+# 7 idle ones (bench/pools.sh), on two free ports of its own.
+pools_port=$((first_port + 500))
+while port_taken "$pools_port" || port_taken "$((pools_port + 1))"; do
+    pools_port=$((pools_port + 2))
+done
+echo "bench: a master of 8 pools"
+BENCH_SECONDS=$seconds ROUNDS=$rounds bash bench/pools.sh "$dir" "$results" "$fcgi" "$nginx" \
+    "$pools_port"
 
 # --- 4. Memory, and the report ----------------------------------------------------------------
 for target in "${targets[@]}" "${cgi_targets[@]}" "${scaling[@]}" "${axum_targets[@]}"; do
