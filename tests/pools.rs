@@ -2,8 +2,8 @@
 //! pool served by a master of its own under it; a reload that touches only the pools that
 //! changed, and refuses an invalid file whole; a pool master that dies started again while the
 //! others serve on; a hung pool and a crash-looping one beside a pool that serves every
-//! request; nothing left running when the master is killed; and `fcgi status`, which asks each
-//! pool through its socket.
+//! request; nothing left running when the master is killed; USR1 reopening every pool's access
+//! log; and `fcgi status`, which asks each pool through its socket.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -384,4 +384,40 @@ fn a_hung_pool_and_a_crashing_one_leave_the_others_serving() {
     }
     assert_eq!(pools.master_of("good"), good, "[good]'s master is the same");
     assert!(pools.events("pool master exited; starting it again").is_empty(), "{}", pools.log());
+}
+
+#[test]
+fn usr1_reopens_every_pools_access_log() {
+    let dir = scratch();
+    let log_of = |pool: &str| dir.path().join(format!("{pool}-access.log"));
+    let (www, git) = (
+        format!("app = hello\naccess-log = {}", log_of("www").display()),
+        format!("app = hello\naccess-log = {}", log_of("git").display()),
+    );
+    let pools = Pools::start(
+        dir.path(),
+        &[Pool { name: "www", lines: &www }, Pool { name: "git", lines: &git }],
+    );
+    let lines = |path: &Path| fs::read_to_string(path).unwrap_or_default().lines().count();
+    for pool in ["www", "git"] {
+        assert!(pools.answers(pool));
+        assert!(wait_until(SETTLE, || lines(&log_of(pool)) == 1), "[{pool}]'s access log");
+        // As logrotate does: the file moved away, then USR1.
+        fs::rename(log_of(pool), dir.path().join(format!("{pool}-access.log.1"))).expect("moved");
+    }
+    pools.process.signal(libc::SIGUSR1);
+    assert!(
+        wait_until(SETTLE, || ["www", "git"].iter().all(|pool| log_of(pool).exists())),
+        "the access logs were not reopened:\n{}",
+        pools.log()
+    );
+    for pool in ["www", "git"] {
+        assert!(pools.answers(pool));
+        assert!(wait_until(SETTLE, || lines(&log_of(pool)) == 1), "[{pool}] logs to the new file");
+        assert_eq!(
+            lines(&dir.path().join(format!("{pool}-access.log.1"))),
+            1,
+            "[{pool}]'s old file"
+        );
+    }
 }
