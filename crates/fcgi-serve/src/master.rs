@@ -86,6 +86,7 @@ struct ServeWorkload<A: App> {
 fn workers_label(settings: &Settings, programs: bool) -> String {
     match settings.model {
         _ if programs => "1 worker".into(),
+        ProcessModel::Static if settings.workers == 1 => "1 worker".into(),
         ProcessModel::Static => format!("{} workers", settings.workers),
         ProcessModel::Dynamic => format!("up to {} workers", settings.max_workers),
     }
@@ -93,7 +94,7 @@ fn workers_label(settings: &Settings, programs: bool) -> String {
 
 fn set_master_title<A: App>(run: &Run<A>, args: &ServeArgs<A::Options>, settings: &Settings) {
     let workers = workers_label(settings, run.app.runs_programs(&args.app));
-    let app = run.app.name(&args.app);
+    let app = title::app_in_pool(&run.app.name(&args.app), args.process.pool.as_deref());
     title::set(&run.name, title::Role::Master { app: &app, workers: &workers });
 }
 
@@ -122,7 +123,7 @@ impl<A: App> Workload for ServeWorkload<A> {
                 return 3;
             }
         };
-        let app = self.run.app.name(&args.app);
+        let app = title::app_in_pool(&self.run.app.name(&args.app), args.process.pool.as_deref());
         title::set(&self.run.name, title::Role::Worker { id: worker.id(), app: &app });
         let (log, guard) = logging::logger(args.log_format, args.log_level, &target);
         let log = logging::in_pool(log, args.process.pool.as_deref());

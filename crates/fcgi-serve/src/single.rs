@@ -27,7 +27,7 @@ pub(crate) fn run<A: App>(
     let target = setup::log_target(&args)?;
     let access = setup::access_target(&args)?;
     let slow = setup::slow_target(&args)?;
-    let app_name = run.app.name(&args.app);
+    let app_name = title::app_in_pool(&run.app.name(&args.app), args.process.pool.as_deref());
     title::set(&run.name, title::Role::Serve { app: &app_name });
     // The logger's thread starts only now, after the sockets exist.
     let (log, log_guard) = logging::logger(args.log_format, args.log_level, &target);

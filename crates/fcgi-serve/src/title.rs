@@ -35,6 +35,11 @@ pub(crate) enum Role<'a> {
         /// Its workers, as configured: `4 workers`, `2-8 workers`.
         workers: &'a str,
     },
+    /// The master of a config file's pools.
+    Pools {
+        /// The pools' names, `www, git`.
+        pools: &'a str,
+    },
     /// A prefork worker.
     Worker {
         /// The worker's number (the `worker` field of its log lines).
@@ -54,7 +59,18 @@ pub(crate) fn title(program: &str, role: Role<'_>) -> String {
             format!("{program}: master [{workers}]")
         }
         Role::Master { app, workers } => format!("{program}: master [{app}, {workers}]"),
+        Role::Pools { pools } => format!("{program}: pools [{pools}]"),
         Role::Worker { id, app } => format!("{program}: worker {id}{}", named(app)),
+    }
+}
+
+/// The app's name as a title shows it: with its pool's first (`www: hello`) for a pool of a
+/// config file, as PHP-FPM's titles name the pool.
+pub(crate) fn app_in_pool(app: &str, pool: Option<&str>) -> String {
+    match (pool, app) {
+        (Some(pool), "") => pool.to_owned(),
+        (Some(pool), app) => format!("{pool}: {app}"),
+        (None, app) => app.to_owned(),
     }
 }
 
@@ -66,6 +82,7 @@ pub(crate) fn comm(program: &str, role: Role<'_>) -> String {
     let mut name = match role {
         Role::Serve { .. } => format!("{program} serve"),
         Role::Master { .. } => format!("{program} master"),
+        Role::Pools { .. } => format!("{program} pools"),
         Role::Worker { id, .. } => format!("{program} worker {id}"),
     };
     let mut end = name.len().min(COMM_MAX);
@@ -187,6 +204,7 @@ mod tests {
                 "fcgi master",
             ),
             (Role::Worker { id: 3, app: "echo" }, "fcgi: worker 3 [echo]", "fcgi worker 3"),
+            (Role::Pools { pools: "www, git" }, "fcgi: pools [www, git]", "fcgi pools"),
             (
                 Role::Worker { id: 123_456, app: "echo" },
                 "fcgi: worker 123456 [echo]",

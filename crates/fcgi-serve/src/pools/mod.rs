@@ -47,7 +47,7 @@ use crate::app::App;
 use crate::config_file::{self, ConfigError, PoolOptions};
 use crate::logging::{self, LogFormat, LogLevel, LogTarget};
 use crate::validate::{self, Validated};
-use crate::{setup, Failure};
+use crate::{setup, title, Failure};
 
 pub(crate) use child::ENV_MASTER;
 use child::{PoolMaster, Said};
@@ -160,6 +160,9 @@ pub(crate) fn run<A: App>(
     for warning in &checked.warnings {
         warn!(log, "{warning}");
     }
+    // The arguments are read before the title takes their place.
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    title::set(program, title::Role::Pools { pools: &pools.join(", ") });
     let exe = std::env::current_exe()
         .map_err(|e| Failure::Runtime(format!("cannot find this program's file: {e}")))?;
     let inherited = Listener::from_systemd().map_err(|e| Failure::Runtime(e.to_string()))?;
@@ -179,7 +182,7 @@ pub(crate) fn run<A: App>(
         target,
         notify,
         exe,
-        args: std::env::args_os().skip(1).collect(),
+        args,
         graceful: checked.graceful_timeout,
         inherited,
         options: Vec::new(),
