@@ -54,7 +54,7 @@ pub(crate) fn run<A: App>(
 
 /// A drain that writes through whichever logger is current: the master's logger, which the
 /// fcgi-prefork master holds for its whole life, follows a reload's new format and level.
-struct Switchable(Arc<Mutex<Logger>>);
+pub(crate) struct Switchable(pub(crate) Arc<Mutex<Logger>>);
 
 impl Drain for Switchable {
     type Ok = ();

@@ -32,7 +32,7 @@ mod plan;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use std::os::fd::{AsRawFd, RawFd};
@@ -46,6 +46,7 @@ use slog::{error, info, warn, Logger};
 use crate::app::App;
 use crate::config_file::{self, ConfigError, PoolOptions};
 use crate::logging::{self, LogFormat, LogLevel, LogTarget};
+use crate::master::Switchable;
 use crate::validate::{self, Validated};
 use crate::{setup, title, Failure};
 
@@ -156,11 +157,17 @@ pub(crate) fn run<A: App>(
         let shown = checked.log_file.as_deref().unwrap_or(Path::new("-")).display().to_string();
         Failure::Runtime(format!("cannot open the log file {shown}: {e}"))
     })?;
-    let log = logging::sync_logger(checked.log_format, checked.log_level, &target, "pools");
+    // Switchable: a reload may change the shared log format or level.
+    let current = Arc::new(Mutex::new(logging::sync_logger(
+        checked.log_format,
+        checked.log_level,
+        &target,
+        "pools",
+    )));
+    let log = Logger::root(Switchable(Arc::clone(&current)), slog::o!());
     for warning in &checked.warnings {
         warn!(log, "{warning}");
     }
-    // The arguments are read before the title takes their place.
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     title::set(program, title::Role::Pools { pools: &pools.join(", ") });
     let exe = std::env::current_exe()
@@ -184,6 +191,8 @@ pub(crate) fn run<A: App>(
         exe,
         args,
         graceful: checked.graceful_timeout,
+        logging: (checked.log_format, checked.log_level, current),
+        log_file: checked.log_file.clone(),
         inherited,
         options: Vec::new(),
         slots: BTreeMap::new(),
@@ -194,13 +203,14 @@ pub(crate) fn run<A: App>(
     };
     master.apply(options);
     master.unclaimed_sockets();
-    let reload = || -> Result<Vec<PoolOptions>, Vec<String>> {
+    let reload = || -> Result<(Checked, Vec<PoolOptions>), Vec<String>> {
         let pools = config_file::pools(path).map_err(lines)?;
         if pools.is_empty() {
             return Err(vec![format!("{} holds no pools any more", path.display())]);
         }
-        check(command, app, argv, &pools)?;
-        config_file::pool_options(path).map(|(options, _)| options).map_err(lines)
+        let checked = check(command, app, argv, &pools)?;
+        let (options, _) = config_file::pool_options(path).map_err(lines)?;
+        Ok((checked, options))
     };
     master.serve(&signals, reload);
     if let Some(path) = &pid_file {
@@ -248,6 +258,11 @@ struct Pools {
     /// This process's arguments less its name: each pool master's, before `--pool NAME`.
     args: Vec<OsString>,
     graceful: Duration,
+    /// The log format and level this master's lines have, and the logger [`Switchable`]
+    /// writes through.
+    logging: (LogFormat, LogLevel, Arc<Mutex<Logger>>),
+    /// The log file opened at start.
+    log_file: Option<PathBuf>,
     /// The sockets systemd handed over, each for the pool whose `listen` names its address.
     inherited: Vec<Listener>,
     /// The pools' options as they run.
@@ -267,7 +282,7 @@ impl Pools {
     fn serve(
         &mut self,
         signals: &mpsc::Receiver<i32>,
-        mut reload: impl FnMut() -> Result<Vec<PoolOptions>, Vec<String>>,
+        mut reload: impl FnMut() -> Result<(Checked, Vec<PoolOptions>), Vec<String>>,
     ) {
         loop {
             match signals.recv_timeout(TICK) {
@@ -299,7 +314,7 @@ impl Pools {
     fn on_signal(
         &mut self,
         signal: i32,
-        reload: &mut impl FnMut() -> Result<Vec<PoolOptions>, Vec<String>>,
+        reload: &mut impl FnMut() -> Result<(Checked, Vec<PoolOptions>), Vec<String>>,
     ) {
         match signal {
             libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => self.stop(signal),
@@ -308,7 +323,13 @@ impl Pools {
                 self.say(State::Reloading, "reloading");
                 self.announced = false;
                 match reload() {
-                    Ok(options) => self.apply(options),
+                    Ok((checked, options)) => {
+                        self.take_shared(&checked);
+                        for warning in &checked.warnings {
+                            warn!(self.log, "{warning}");
+                        }
+                        self.apply(options);
+                    }
                     Err(errors) => {
                         error!(self.log, "reload refused: the config file is invalid; the pools \
                             run as they were"; "errors" => errors.join("; "));
@@ -334,6 +355,21 @@ impl Pools {
                     master"; "signal" => signal_name(signal), "masters" => pids.join(" "));
             }
             _ => {}
+        }
+    }
+
+    /// Takes the shared options of a reloaded file: the log format and level, and the
+    /// graceful timeout; the log file stays the one opened at start, as for any master.
+    fn take_shared(&mut self, checked: &Checked) {
+        self.graceful = checked.graceful_timeout;
+        if checked.log_file != self.log_file {
+            warn!(self.log, "--log-file changes only with a restart; kept as it is");
+        }
+        let (format, level, current) = &mut self.logging;
+        if (*format, *level) != (checked.log_format, checked.log_level) {
+            (*format, *level) = (checked.log_format, checked.log_level);
+            let log = logging::sync_logger(*format, *level, &self.target, "pools");
+            *current.lock().unwrap_or_else(|p| p.into_inner()) = log;
         }
     }
 
