@@ -1,7 +1,8 @@
 //! Pools of two users under one master: each pool's processes run as its user, cannot read the
 //! other user's files (mode 600), signal its processes or read their memory maps and
 //! environment (ptrace access), and each pool's socket file is its user's, mode 0660 (PHP-FPM's
-//! listen.owner, listen.group and listen.mode defaults).
+//! listen.owner, listen.group and listen.mode defaults); and a pool with `chroot` whose
+//! program runs inside it.
 //!
 //! Needs root (as CI runs the tests): it creates the users `fcgirs-pool-a` and `fcgirs-pool-b`
 //! for the test, and removes them after it.
@@ -165,4 +166,56 @@ fn uid_of(pid: u32) -> Option<u32> {
 
 fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_default()
+}
+
+#[test]
+fn a_pool_with_chroot_runs_its_program_inside_it() {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    if unsafe { libc::geteuid() } != 0 {
+        return skip("chroot needs root (CI runs the tests as root)");
+    }
+    let dir = scratch();
+    let program = match fcgi_tests::programs::compile_libfcgi_program(dir.path()) {
+        Ok(program) => program,
+        Err(why) => return skip(&why),
+    };
+    // The jail: the program, and the libraries and loader it links (from ldd), at their paths.
+    let jail = dir.path().join("jail");
+    fs::create_dir(&jail).expect("the jail");
+    fs::copy(&program, jail.join("app")).expect("the program");
+    let ldd = Command::new("ldd").arg(&program).output().expect("ldd runs");
+    for lib in
+        String::from_utf8_lossy(&ldd.stdout).split_whitespace().filter(|w| w.starts_with('/'))
+    {
+        let inside = jail.join(lib.trim_start_matches('/'));
+        fs::create_dir_all(inside.parent().expect("a directory")).expect("the library's directory");
+        fs::copy(lib, &inside).expect("the library");
+    }
+    let socket = dir.path().join("jailed.sock");
+    let config = dir.path().join("pools.conf");
+    let text = format!(
+        "log-format = json\n[jailed]\napp = exec\nexec = /app\nchroot = {}\nlisten = unix:{}\n",
+        jail.display(),
+        socket.display()
+    );
+    fs::write(&config, text).expect("the config file");
+    let mut command = Command::new(fcgi_bin());
+    command.arg("serve").arg("--config").arg(&config);
+    let log = dir.path().join("pools.out");
+    let mut master = Guarded::spawn("pools", command, &log);
+    let up = wait_until(START_TIMEOUT, || {
+        !master.is_running() || fcgi_request(&socket, "/", 5).0 == Some(0)
+    });
+    assert!(up && master.is_running(), "the pool did not serve:\n{}", read(&log));
+    let (_, said) = fcgi_request(&socket, "/x", 5);
+    assert!(said.starts_with("hello from libfcgi"), "{said}");
+    let pid: u32 = said
+        .lines()
+        .find_map(|l| l.strip_prefix("pid="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {said}"));
+    let root = fs::read_link(format!("/proc/{pid}/root")).expect("the program's root");
+    assert_eq!(root, jail.canonicalize().expect("the jail's path"), "the program runs in the jail");
+    master.signal(libc::SIGTERM);
+    assert!(master.wait_exit(Duration::from_secs(20)).is_some(), "the master stops");
 }
