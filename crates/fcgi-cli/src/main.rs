@@ -1,9 +1,11 @@
 //! `fcgi`: the command operators run. `fcgi serve` is fcgi-serve's, with the built-in apps
-//! ([`apps::Builtins`]); `fcgi request` and `fcgi bench` are FastCGI clients.
+//! ([`apps::Builtins`]); `fcgi request` and `fcgi bench` are FastCGI clients; `fcgi import-fpm`
+//! translates PHP-FPM's configuration.
 
 mod apps;
 mod args;
 mod bench;
+mod import_fpm;
 mod json;
 mod request;
 
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
     let result = match Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()).command {
         Command::Request(args) => request::run(*args),
         Command::Bench(args) => bench::run(*args),
+        Command::ImportFpm(args) => import_fpm::run(args),
         Command::Generate(args) => args.run(&command()).map_err(Failure::Runtime),
     };
     match result {
@@ -81,7 +84,10 @@ mod tests {
             .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        assert_eq!(names, ["fcgi-bench.1", "fcgi-request.1", "fcgi-serve.1", "fcgi.1"]);
+        assert_eq!(
+            names,
+            ["fcgi-bench.1", "fcgi-import-fpm.1", "fcgi-request.1", "fcgi-serve.1", "fcgi.1"]
+        );
         let page = std::fs::read_to_string(dir.join("fcgi.1")).expect("fcgi.1");
         assert!(page.contains("fcgi\\-serve(1)"), "{page}");
         assert!(!page.contains("generate"), "{page}");
