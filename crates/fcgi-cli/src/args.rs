@@ -212,6 +212,7 @@ pub(crate) struct BenchArgs {
     pub(crate) script_path: String,
 }
 
+/// `fcgi import-fpm`'s command line.
 #[derive(Debug, Args)]
 pub(crate) struct ImportFpmArgs {
     /// The php-cgi each pool runs (the first word of its `exec` line).

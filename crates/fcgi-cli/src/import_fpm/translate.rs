@@ -35,24 +35,29 @@ enum Out {
 /// FPM's `pm`, as a pool's other directives depend on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pm {
+    /// `pm = static`, and FPM's default.
     Static,
+    /// `pm = dynamic`: the spare bounds apply.
     Dynamic,
+    /// `pm = ondemand`: the idle timeout applies.
     OnDemand,
 }
 
 /// What a pool's directives need to know of the others (the last of each, as FPM reads them).
 #[derive(Debug)]
 struct Context<'a> {
+    /// The process model the pool's `pm` names.
     pm: Pm,
     /// The pool runs as a user of its own (`user`): fcgi-rs then cannot chroot.
     user: bool,
     /// Some `listen` is TCP, so that `listen.allowed_clients` filters something.
     tcp: bool,
+    /// `listen.owner` and `listen.group`, which make one `socket-owner`.
     owner: Option<&'a str>,
     group: Option<&'a str>,
 }
 
-/// The config file for `fpm`, read from `files` (for the first comment).
+/// The config file for `fpm`: a comment naming its files, `[global]`'s options, the pools.
 pub(crate) fn translate(fpm: &Fpm, options: &Options) -> String {
     let mut text = String::new();
     let files: Vec<String> = fpm.files.iter().map(|f| f.display().to_string()).collect();
