@@ -20,8 +20,14 @@ use fcgi_tests::process::fcgi_bin;
 use fcgi_tests::settings::skip;
 
 /// The man pages `fcgi generate man` writes: the command's and one per visible subcommand.
-const MAN_PAGES: [&str; 5] =
-    ["fcgi-bench.1", "fcgi-request.1", "fcgi-serve.1", "fcgi-status.1", "fcgi.1"];
+const MAN_PAGES: [&str; 6] = [
+    "fcgi-bench.1",
+    "fcgi-import-fpm.1",
+    "fcgi-request.1",
+    "fcgi-serve.1",
+    "fcgi-status.1",
+    "fcgi.1",
+];
 
 /// Where Debian's zsh reads the completions of packages (`make deb` puts them there).
 const DEBIAN_ZSH_DIR: &str = "/usr/share/zsh/vendor-completions";

@@ -105,6 +105,23 @@ pub(crate) enum Command {
     ///     fcgi status --config /etc/fcgi-rs/pools.conf www
     #[command(verbatim_doc_comment)]
     Status(StatusArgs),
+    /// Translate PHP-FPM's configuration into an fcgi-rs config file, written on stdout
+    ///
+    /// Reads FILE (php-fpm.conf, or pool files such as pool.d/www.conf) as PHP-FPM reads it,
+    /// the files its `include = GLOB` lines name included, and writes a config file with a
+    /// section per pool: `app = exec`, `exec = PHP_CGI -d ...` (php_value, php_flag and their
+    /// admin kinds), and each directive's fcgi-rs option. [global]'s pid, error_log, log_level
+    /// and process_control_timeout come first, shared by every pool. A directive with no
+    /// fcgi-rs option, or a value that cannot be one, is a comment that quotes its line and
+    /// says why.
+    ///
+    /// Exit status: 0 with the config on stdout; 2 when a file cannot be read, a line is not
+    /// PHP-FPM's ini, or the includes loop (the message names the file and the line).
+    ///
+    ///     fcgi import-fpm /etc/php/8.2/fpm/php-fpm.conf > /etc/fcgi-rs/pools.conf
+    ///     fcgi serve --config /etc/fcgi-rs/pools.conf --check
+    #[command(verbatim_doc_comment)]
+    ImportFpm(ImportFpmArgs),
     /// Man pages and shell completions, for packaging (`make install`, `make deb`).
     #[command(hide = true)]
     Generate(fcgi_serve::GenerateArgs),
@@ -223,6 +240,18 @@ pub(crate) struct BenchArgs {
     /// The script as the server sees it (PHP-FPM: its file path), optionally with ?QUERY.
     #[arg(value_name = "SCRIPT_PATH")]
     pub(crate) script_path: String,
+}
+
+/// `fcgi import-fpm`'s command line.
+#[derive(Debug, Args)]
+pub(crate) struct ImportFpmArgs {
+    /// The php-cgi each pool runs (the first word of its `exec` line).
+    #[arg(long, value_name = "PATH", default_value = "/usr/bin/php-cgi")]
+    pub(crate) php_cgi: String,
+
+    /// PHP-FPM's files, read in order: php-fpm.conf, or pool files.
+    #[arg(value_name = "FILE", required = true)]
+    pub(crate) files: Vec<PathBuf>,
 }
 
 /// `10`, `10s`, `500ms`, `2m`.

@@ -1,10 +1,12 @@
 //! `fcgi`: the command operators run. `fcgi serve` is fcgi-serve's, with the built-in apps
-//! ([`apps::Builtins`]); `fcgi request` and `fcgi bench` are FastCGI clients, and `fcgi status`
-//! asks each pool of a config file through its sockets.
+//! ([`apps::Builtins`]); `fcgi request` and `fcgi bench` are FastCGI clients; `fcgi status`
+//! asks each pool of a config file through its sockets; `fcgi import-fpm` translates PHP-FPM's
+//! configuration.
 
 mod apps;
 mod args;
 mod bench;
+mod import_fpm;
 mod json;
 mod request;
 mod status;
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
         Command::Request(args) => request::run(*args),
         Command::Bench(args) => bench::run(*args),
         Command::Status(args) => status::run(args),
+        Command::ImportFpm(args) => import_fpm::run(args),
         Command::Generate(args) => args.run(&command()).map_err(Failure::Runtime),
     };
     match result {
@@ -86,7 +89,14 @@ mod tests {
         names.sort();
         assert_eq!(
             names,
-            ["fcgi-bench.1", "fcgi-request.1", "fcgi-serve.1", "fcgi-status.1", "fcgi.1"]
+            [
+                "fcgi-bench.1",
+                "fcgi-import-fpm.1",
+                "fcgi-request.1",
+                "fcgi-serve.1",
+                "fcgi-status.1",
+                "fcgi.1"
+            ]
         );
         let page = std::fs::read_to_string(dir.join("fcgi.1")).expect("fcgi.1");
         assert!(page.contains("fcgi\\-serve(1)"), "{page}");
