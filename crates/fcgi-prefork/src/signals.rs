@@ -100,8 +100,13 @@ pub(crate) fn restore_mask(mask: &libc::sigset_t) {
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) };
 }
 
-/// A signal's conventional name, for the logs.
-pub(crate) fn name(signal: libc::c_int) -> String {
+/// A signal's conventional name, for the logs (its number when it has none here).
+///
+/// ```
+/// assert_eq!(fcgi_prefork::signal_name(libc::SIGHUP), "HUP");
+/// assert_eq!(fcgi_prefork::signal_name(64), "64");
+/// ```
+pub fn name(signal: libc::c_int) -> String {
     let name = match signal {
         libc::SIGTERM => "TERM",
         libc::SIGINT => "INT",

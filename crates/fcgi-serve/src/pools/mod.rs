@@ -352,7 +352,7 @@ impl Pools {
                     })
                     .collect();
                 warn!(self.log, "signal ignored: it concerns one pool; send it to that pool's \
-                    master"; "signal" => signal_name(signal), "masters" => pids.join(" "));
+                    master"; "signal" => fcgi_prefork::signal_name(signal), "masters" => pids.join(" "));
             }
             _ => {}
         }
@@ -390,9 +390,9 @@ impl Pools {
             _ => ("graceful stop", libc::SIGTERM),
         };
         if forward == libc::SIGTERM && !again {
-            info!(self.log, "{how}"; "signal" => signal_name(signal));
+            info!(self.log, "{how}"; "signal" => fcgi_prefork::signal_name(signal));
         } else {
-            warn!(self.log, "{how}"; "signal" => signal_name(signal));
+            warn!(self.log, "{how}"; "signal" => fcgi_prefork::signal_name(signal));
         }
         if !again {
             self.say(State::Stopping, how);
@@ -609,19 +609,4 @@ fn sockets_of(
         return (Vec::new(), Vec::new());
     }
     (words, fds)
-}
-
-/// A handled signal's name, for the log.
-fn signal_name(signal: i32) -> &'static str {
-    match signal {
-        libc::SIGTERM => "TERM",
-        libc::SIGINT => "INT",
-        libc::SIGQUIT => "QUIT",
-        libc::SIGHUP => "HUP",
-        libc::SIGUSR1 => "USR1",
-        libc::SIGUSR2 => "USR2",
-        libc::SIGTTIN => "TTIN",
-        libc::SIGTTOU => "TTOU",
-        _ => "other",
-    }
 }
