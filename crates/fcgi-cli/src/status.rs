@@ -4,7 +4,6 @@
 //! runs. Nothing is read from the processes but what any client of their sockets may ask.
 
 use std::fmt::Write as _;
-use std::io::Read;
 use std::time::Duration;
 
 use fcgi_client::{Address, Connection, Request, Timeouts};
@@ -28,6 +27,9 @@ const FIELDS: [&str; 11] = [
     "max children reached",
     "slow requests",
 ];
+
+/// The most of an answer read: a status page (without `full`) is a few KiB.
+const MAX_PAGE: usize = 1 << 20;
 
 /// How one pool answered.
 #[derive(Debug, PartialEq)]
@@ -113,6 +115,13 @@ fn query(addr: &str, status: Option<&str>, ping: Option<&str>, timeout: Duration
     loop {
         match response.read_body(&mut buf) {
             Ok(0) => break,
+            // A status page is a few KiB: a peer that sends more is not one, and is not read
+            // to its end.
+            Ok(n) if body.len() + n > MAX_PAGE => {
+                return State::Down(format!(
+                    "{path}: more than {MAX_PAGE} bytes, not a status page"
+                ))
+            }
             Ok(n) => body.extend_from_slice(&buf[..n]),
             Err(e) => return State::Down(e.to_string()),
         }
@@ -166,11 +175,7 @@ fn master_state(path: &std::path::Path) -> String {
     let Ok(pid) = text.trim().parse::<u32>() else {
         return format!("unknown ({} holds no pid)", path.display());
     };
-    let mut comm = String::new();
-    let running = std::fs::File::open(format!("/proc/{pid}/comm"))
-        .and_then(|mut file| file.read_to_string(&mut comm))
-        .is_ok();
-    if running {
+    if let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
         format!("pid {pid}, running ({})", comm.trim())
     } else {
         format!("not running ({} names pid {pid}, which is gone)", path.display())

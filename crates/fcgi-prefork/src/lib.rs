@@ -170,7 +170,7 @@ mod workload;
 pub use error::Error;
 pub use master::Master;
 pub use settings::{ProcessModel, Settings, SettingsError};
-pub use signals::name as signal_name;
+pub use signals::{name as signal_name, send as send_signal};
 pub use upgrade::inherited_listeners;
 pub use worker::Worker;
 pub use workload::Workload;

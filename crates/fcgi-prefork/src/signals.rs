@@ -128,7 +128,11 @@ pub fn name(signal: libc::c_int) -> String {
 }
 
 /// Sends `signal` to `pid`; a process already gone is not an error.
-pub(crate) fn send(pid: libc::pid_t, signal: libc::c_int) {
+///
+/// ```no_run
+/// fcgi_prefork::send_signal(12345, libc::SIGHUP);
+/// ```
+pub fn send(pid: libc::pid_t, signal: libc::c_int) {
     // SAFETY: kill(2) has no memory effects.
     unsafe { libc::kill(pid, signal) };
 }

@@ -260,7 +260,15 @@ pub(crate) type PoolOptions = (String, Vec<(String, Option<String>)>);
 pub(crate) fn pool_options(
     path: &Path,
 ) -> Result<(Vec<PoolOptions>, Option<PathBuf>), Vec<ConfigError>> {
-    let Parsed { entries, pools, .. } = read(path)?;
+    options_of(read(path)?, path)
+}
+
+/// [`pool_options`] of the file at `path`, read as `parsed`.
+fn options_of(
+    parsed: Parsed,
+    path: &Path,
+) -> Result<(Vec<PoolOptions>, Option<PathBuf>), Vec<ConfigError>> {
+    let Parsed { entries, pools, .. } = parsed;
     let pid_file = entries
         .iter()
         .rfind(|entry| entry.pool.is_none() && entry.name == "pid-file")
@@ -280,10 +288,11 @@ pub(crate) fn pool_options(
 pub(crate) fn every_pool(
     path: &Path,
 ) -> Result<(Vec<PoolOptions>, Option<PathBuf>), Vec<ConfigError>> {
-    let Parsed { entries, pools, .. } = read(path)?;
-    if !pools.is_empty() {
-        return pool_options(path);
+    let parsed = read(path)?;
+    if !parsed.pools.is_empty() {
+        return options_of(parsed, path);
     }
+    let entries = parsed.entries;
     let value = |name: &str| {
         entries.iter().rfind(|entry| entry.name == name).and_then(|entry| entry.value.clone())
     };

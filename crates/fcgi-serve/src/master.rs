@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use fcgi_prefork::{Master, ProcessModel, Settings, Worker, Workload};
-use slog::{error, o, warn, Drain, Logger, OwnedKVList, Record};
+use slog::{error, o, warn, Logger};
 
 use crate::app::App;
 use crate::checks::Problem;
@@ -38,7 +38,7 @@ pub(crate) fn run<A: App>(
     // change the format or the level, for the master as for the workers.
     let log = logging::sync_logger(args.log_format, args.log_level, &target, "master");
     let current = Arc::new(Mutex::new(logging::in_pool(log, args.process.pool.as_deref())));
-    let log = Logger::root(Switchable(Arc::clone(&current)), o!());
+    let log = Logger::root(logging::Switchable(Arc::clone(&current)), o!());
     setup::started(&run, &args, given, &warnings, &listeners, privileges.as_ref(), &log)?;
     // Under a master of pools, that master restarts the pool for a new binary.
     let mut master = Master::new(settings, listeners, log.clone())
@@ -50,22 +50,6 @@ pub(crate) fn run<A: App>(
     let given = given.clone();
     let mut workload = ServeWorkload { run, args, given, target, log, current, privileges };
     master.run(&mut workload).map_err(|e| Failure::Runtime(e.to_string()))
-}
-
-/// A drain that writes through whichever logger is current: the master's logger, which the
-/// fcgi-prefork master holds for its whole life, follows a reload's new format and level.
-pub(crate) struct Switchable(pub(crate) Arc<Mutex<Logger>>);
-
-impl Drain for Switchable {
-    type Ok = ();
-    type Err = slog::Never;
-
-    fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> Result<(), slog::Never> {
-        // The master has one thread, so the lock is never contended; a poisoned one still
-        // holds a usable logger.
-        let current = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        Drain::log(&current, record, values)
-    }
 }
 
 struct ServeWorkload<A: App> {

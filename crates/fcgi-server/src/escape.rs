@@ -41,15 +41,20 @@ fn push(out: &mut String, text: &str, quote: bool) {
         return;
     }
     out.reserve(text.len() + 8);
-    let mut utf8 = [0; 4];
     for c in text.chars() {
         if needs_escape(c, quote) {
-            for byte in c.encode_utf8(&mut utf8).bytes() {
-                let _ = write!(out, "\\x{byte:02X}");
-            }
+            push_hex(out, c);
         } else {
             out.push(c);
         }
+    }
+}
+
+/// `c` as `\xHH` per byte of its UTF-8 form.
+fn push_hex(out: &mut String, c: char) {
+    let mut utf8 = [0; 4];
+    for byte in c.encode_utf8(&mut utf8).bytes() {
+        let _ = write!(out, "\\x{byte:02X}");
     }
 }
 
@@ -195,7 +200,6 @@ pub fn push_json(out: &mut String, text: &str) {
 /// ```
 pub fn push_markup(out: &mut String, text: &str) {
     out.reserve(text.len());
-    let mut utf8 = [0; 4];
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -203,11 +207,7 @@ pub fn push_markup(out: &mut String, text: &str) {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if needs_escape(c, false) => {
-                for byte in c.encode_utf8(&mut utf8).bytes() {
-                    let _ = write!(out, "\\x{byte:02X}");
-                }
-            }
+            c if needs_escape(c, false) => push_hex(out, c),
             c => out.push(c),
         }
     }

@@ -320,6 +320,23 @@ pub(crate) fn sync_logger(
     Logger::root(drain.filter_level(level(log_level)).ignore_res(), values)
 }
 
+/// A drain that writes through whichever logger is current: a master's logger (the prefork
+/// master's, which it holds for its whole life, and the master of pools'), follows a reload's
+/// new format and level.
+pub(crate) struct Switchable(pub(crate) Arc<Mutex<Logger>>);
+
+impl Drain for Switchable {
+    type Ok = ();
+    type Err = slog::Never;
+
+    fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> Result<(), slog::Never> {
+        // The master has one thread, so the lock is never contended; a poisoned one still
+        // holds a usable logger.
+        let current = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Drain::log(&current, record, values)
+    }
+}
+
 /// `log` with the pool's name on every line (`pool`) when it serves a pool of a config file
 /// (`--pool NAME`), as PHP-FPM's log names the pool.
 ///

@@ -108,9 +108,9 @@ impl PoolMaster {
 
     /// Sends it `signal`.
     pub(crate) fn signal(&self, signal: libc::c_int) {
+        // The pid is our unreaped child's: it cannot name another process.
         if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
-            // SAFETY: kill(2) has no memory effects; the pid is our unreaped child's.
-            unsafe { libc::kill(pid, signal) };
+            fcgi_prefork::send_signal(pid, signal);
         }
     }
 

@@ -46,7 +46,6 @@ use slog::{error, info, warn, Logger};
 use crate::app::App;
 use crate::config_file::{self, ConfigError, PoolOptions};
 use crate::logging::{self, LogFormat, LogLevel, LogTarget};
-use crate::master::Switchable;
 use crate::validate::{self, Validated};
 use crate::{setup, title, Failure};
 
@@ -164,7 +163,7 @@ pub(crate) fn run<A: App>(
         &target,
         "pools",
     )));
-    let log = Logger::root(Switchable(Arc::clone(&current)), slog::o!());
+    let log = Logger::root(logging::Switchable(Arc::clone(&current)), slog::o!());
     for warning in &checked.warnings {
         warn!(log, "{warning}");
     }
@@ -249,6 +248,24 @@ struct Slot {
     old: Option<PoolMaster>,
 }
 
+/// A pool master told to stop (its pool removed or replaced), until it exits.
+#[derive(Debug)]
+struct Retiring {
+    pool: String,
+    master: PoolMaster,
+    /// When it was told.
+    since: Instant,
+    /// Whether it was killed for outliving the graceful timeout.
+    killed: bool,
+}
+
+/// Tells `master` of `pool` to drain and stop (TERM), and keeps it in `retiring` until it
+/// exits.
+fn retire(retiring: &mut Vec<Retiring>, pool: &str, master: PoolMaster) {
+    master.signal(libc::SIGTERM);
+    retiring.push(Retiring { pool: pool.to_owned(), master, since: Instant::now(), killed: false });
+}
+
 /// The master of the pools, running.
 struct Pools {
     log: Logger,
@@ -269,7 +286,7 @@ struct Pools {
     options: Vec<PoolOptions>,
     slots: BTreeMap<String, Slot>,
     /// Masters told to stop (a pool removed or replaced), until they exit.
-    retiring: Vec<(String, PoolMaster)>,
+    retiring: Vec<Retiring>,
     generation: u64,
     /// When TERM, INT or QUIT came.
     stopping: Option<Instant>,
@@ -378,7 +395,7 @@ impl Pools {
         for slot in self.slots.values() {
             slot.master.iter().chain(slot.old.iter()).for_each(&mut f);
         }
-        self.retiring.iter().for_each(|(_, master)| f(master));
+        self.retiring.iter().for_each(|old| f(&old.master));
     }
 
     /// Stops every pool: TERM and INT drain (twice: at once), QUIT stops at once.
@@ -428,12 +445,10 @@ impl Pools {
                     slot.not_before = None;
                     if let Some(old) = slot.master.take() {
                         if after_old {
-                            old.signal(libc::SIGTERM);
                             slot.after = Some(old.pid());
-                            self.retiring.push((name, old));
+                            retire(&mut self.retiring, &name, old);
                         } else if let Some(older) = slot.old.replace(old) {
-                            older.signal(libc::SIGTERM);
-                            self.retiring.push((name, older));
+                            retire(&mut self.retiring, &name, older);
                         }
                     }
                 }
@@ -441,8 +456,7 @@ impl Pools {
                     info!(log, "pool removed: stopping it");
                     if let Some(slot) = self.slots.remove(&name) {
                         for master in slot.master.into_iter().chain(slot.old) {
-                            master.signal(libc::SIGTERM);
-                            self.retiring.push((name.clone(), master));
+                            retire(&mut self.retiring, &name, master);
                         }
                     }
                 }
@@ -472,12 +486,21 @@ impl Pools {
             error!(log, "pool master exited; starting it again"; "status" => %status,
                 "delay_ms" => delay.as_millis() as u64, "crashes" => slot.backoff.failures());
         }
-        self.retiring.retain_mut(|(name, master)| match master.exited() {
-            Some(status) => {
-                info!(self.log, "pool master retired"; "pool" => name.clone(), "status" => %status);
-                false
+        let late = self.graceful + KILL_AFTER;
+        self.retiring.retain_mut(|old| {
+            if let Some(status) = old.master.exited() {
+                info!(self.log, "pool master retired"; "pool" => old.pool.clone(), "status" => %status);
+                return false;
             }
-            None => true,
+            // Its own master stops its workers at the graceful timeout: one still running
+            // long after is stuck, and would hold its processes and sockets for ever.
+            if !old.killed && old.since.elapsed() >= late {
+                warn!(self.log, "a retiring pool master outlived its graceful timeout: killing it";
+                    "pool" => old.pool.clone(), "master" => old.master.pid());
+                old.master.signal(libc::SIGKILL);
+                old.killed = true;
+            }
+            true
         });
     }
 
@@ -491,8 +514,7 @@ impl Pools {
                 }
                 info!(self.log, "pool serving"; "pool" => name.clone(), "master" => master.pid());
                 if let Some(old) = slot.old.take() {
-                    old.signal(libc::SIGTERM);
-                    self.retiring.push((name.clone(), old));
+                    retire(&mut self.retiring, name, old);
                 }
             }
         }
@@ -505,7 +527,7 @@ impl Pools {
         for (name, slot) in &mut self.slots {
             let held = slot
                 .after
-                .is_some_and(|pid| self.retiring.iter().any(|(_, master)| master.pid() == pid));
+                .is_some_and(|pid| self.retiring.iter().any(|old| old.master.pid() == pid));
             if slot.master.is_some() || held || slot.not_before.is_some_and(|at| at > now) {
                 continue;
             }
