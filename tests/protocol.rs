@@ -117,6 +117,47 @@ fn without_keep_conn_the_server_closes_after_end_request() {
     assert_eq!(client.next_frame().unwrap(), None);
 }
 
+#[test]
+fn without_keep_conn_input_after_the_request_costs_nothing_of_the_answer() {
+    // Over TCP, where a socket closed with unread input resets the connection and can take
+    // the end of the answer with it: a record after the request is taken in (or the close
+    // waits for it), and the answer arrives whole, then the end of the stream.
+    let (sent, wait) = mpsc::channel::<()>();
+    let wait = Mutex::new(wait);
+    let server = TestServer::start(inproc::config(), move |b| {
+        b.responder(move |request: &mut Request, response: &mut Response| {
+            let _ = wait.lock().unwrap().recv_timeout(SIGNAL);
+            echo(request, response)
+        })
+    });
+    for round in 0..20 {
+        let mut client = server.connect();
+        let mut bytes = frames::request(1, Role::Responder, false, &[("SAY", "once")], b"body");
+        // A management record, sent before the answer is read.
+        bytes.extend_from_slice(&frames::get_values(&["FCGI_MPXS_CONNS"]));
+        client.send_ok(&bytes);
+        sent.send(()).unwrap();
+        let frames = client
+            .read_until_closed()
+            .unwrap_or_else(|e| panic!("round {round}: the connection broke: {e}"));
+        let stdout: Vec<u8> = frames
+            .iter()
+            .filter(|f| f.request_id == 1)
+            .filter_map(|f| match &f.kind {
+                FrameKind::Stdout(content) => Some(content.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let text = String::from_utf8_lossy(&stdout);
+        assert!(text.ends_with("\r\n\r\nonce:body"), "round {round}: the answer: {text:?}");
+        assert!(
+            frames.iter().any(|f| matches!(f.kind, FrameKind::EndRequest(_))),
+            "round {round}: no END_REQUEST: {frames:?}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Multiplexing
 

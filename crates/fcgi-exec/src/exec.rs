@@ -312,12 +312,14 @@ fn after_abort(ended: Ended) -> Release {
     }
 }
 
-/// A new connection to a program process's socket, non-blocking from the start and so kept:
-/// the relay's writes and reads never block, and a kept connection needs no second call per
-/// request.
+/// A new connection to a program process's socket, set up once for every request it carries:
+/// the relay's writes never wait (`MSG_DONTWAIT`), and its reads wait for the answer at most
+/// [`ABORT_CHECK`](crate::relay::ABORT_CHECK) at a time (`SO_RCVTIMEO`), so that a read is
+/// both the wait and the answer, and the relay still looks at the time and the web server's
+/// abort between them.
 fn connect(socket: &std::path::Path) -> std::io::Result<UnixStream> {
     let conn = UnixStream::connect(socket)?;
-    conn.set_nonblocking(true)?;
+    conn.set_read_timeout(Some(crate::relay::ABORT_CHECK))?;
     Ok(conn)
 }
 

@@ -21,7 +21,7 @@ const ID: u16 = 1;
 /// Bytes of the body read and framed at a time.
 const CHUNK: usize = 64 * 1024;
 /// How often a relay waiting on its program looks whether the web server aborted.
-const ABORT_CHECK: Duration = Duration::from_millis(200);
+pub(crate) const ABORT_CHECK: Duration = Duration::from_millis(200);
 /// The body bytes kept to send again when the program turns out never to have taken the
 /// request (it stopped by itself): a larger body is not sent twice, and such a request fails.
 pub(crate) const REPLAY_MAX: usize = 64 * 1024;
@@ -181,7 +181,7 @@ impl Relay<'_> {
                 }
             }
             if want_write && writable {
-                match self.conn.write(&out.buf[out.at..]) {
+                match send_now(self.conn, &out.buf[out.at..]) {
                     // More to frame and send, or the answer to wait for: round again.
                     Ok(n) if n > 0 => {
                         out.at += n;
@@ -221,21 +221,30 @@ impl Relay<'_> {
                     .flatten()
                     .min()
                     .unwrap_or(ABORT_CHECK);
-            let mut fd = libc::pollfd {
-                fd: self.conn.as_raw_fd(),
-                events: libc::POLLIN | if want_write { libc::POLLOUT } else { 0 },
-                revents: 0,
+            // With nothing left to send, the answer is waited for in the read itself (the
+            // connection's receive timeout is ABORT_CHECK): one system call, not a poll and a
+            // read. A nearer deadline, or writes to make, need the poll.
+            let readable = if !want_write && timeout >= ABORT_CHECK {
+                true
+            } else {
+                let mut fd = libc::pollfd {
+                    fd: self.conn.as_raw_fd(),
+                    events: libc::POLLIN | if want_write { libc::POLLOUT } else { 0 },
+                    revents: 0,
+                };
+                // SAFETY: poll reads and writes the one pollfd we pass.
+                let ready =
+                    unsafe { libc::poll(&mut fd, 1, timeout.as_millis() as libc::c_int + 1) };
+                if ready <= 0 {
+                    continue;
+                }
+                if fd.revents & (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) != 0 {
+                    // The next round's write goes (or learns why it cannot).
+                    writable = true;
+                }
+                fd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
             };
-            // SAFETY: poll reads and writes the one pollfd we pass.
-            let ready = unsafe { libc::poll(&mut fd, 1, timeout.as_millis() as libc::c_int + 1) };
-            if ready <= 0 {
-                continue;
-            }
-            if fd.revents & (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) != 0 {
-                // The next round's write goes (or learns why it cannot).
-                writable = true;
-            }
-            if fd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+            if readable {
                 match answer.read(self.conn, response) {
                     Ok(Some(end)) => {
                         if aborted_at.is_some() {
@@ -339,6 +348,13 @@ impl Outgoing<'_> {
         self.done = true;
         Ok(())
     }
+}
+
+/// Writes what the program's connection takes now, never waiting (the connection itself
+/// blocks, for the reads: see [`connect`](crate::exec)), and never raising SIGPIPE.
+fn send_now(conn: &UnixStream, bytes: &[u8]) -> io::Result<usize> {
+    let flags = rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL;
+    Ok(rustix::net::send(conn, bytes, flags)?)
 }
 
 /// A write error that says the other end had closed the connection.

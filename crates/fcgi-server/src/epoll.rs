@@ -97,12 +97,6 @@ impl Epoll {
         self.ctl(libc::EPOLL_CTL_ADD, fd, one_shot(interest), token)
     }
 
-    /// Puts `fd` in the set disarmed: no event until [`rearm`](Epoll::rearm).
-    pub(crate) fn add_disarmed(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        // One-shot with nothing asked for: even a hang-up is not reported.
-        self.ctl(libc::EPOLL_CTL_ADD, fd, libc::EPOLLONESHOT as u32, token)
-    }
-
     /// Watches `fd` for its next event, after one was taken.
     pub(crate) fn rearm(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_MOD, fd, one_shot(interest), token)

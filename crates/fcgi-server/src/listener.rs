@@ -11,6 +11,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
+use rustix::net::SocketFlags;
+
 use crate::addr::ListenAddr;
 use crate::sys;
 
@@ -465,16 +467,22 @@ impl Listener {
         }
     }
 
-    /// Accepts one connection, with the peer's IP address for TCP.
+    /// Accepts one connection, non-blocking and close-on-exec from the start (`accept4`: no
+    /// second call to make it non-blocking), with the peer's IP address for TCP.
     pub(crate) fn accept(&self) -> io::Result<(Stream, Option<IpAddr>)> {
+        let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
         match &self.socket {
             Socket::Tcp(tcp) => {
-                let (stream, peer) = tcp.accept()?;
+                let (fd, peer) = rustix::net::acceptfrom_with(tcp, flags)?;
+                let peer = peer.and_then(|addr| SocketAddr::try_from(addr).ok());
+                let stream = TcpStream::from(fd);
                 // Responses are written whole; Nagle would only delay the last record.
                 stream.set_nodelay(true)?;
-                Ok((Stream::Tcp(stream), Some(peer.ip())))
+                Ok((Stream::Tcp(stream), peer.map(|addr| addr.ip())))
             }
-            Socket::Unix(unix) => Ok((Stream::Unix(unix.accept()?.0), None)),
+            Socket::Unix(unix) => {
+                Ok((Stream::Unix(UnixStream::from(rustix::net::accept_with(unix, flags)?)), None))
+            }
         }
     }
 }

@@ -37,7 +37,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::Thread;
@@ -53,6 +53,7 @@ use crate::handoff::Handoff;
 use crate::job::Job;
 use crate::listener::{Listener, Stream};
 use crate::refusals::{Refusals, Summary, Whose};
+use crate::sys;
 use crate::wire::Wire;
 
 /// The pool's wake-ups (see [`Source::wake`]).
@@ -108,6 +109,9 @@ struct ConnState {
     closed: bool,
     /// When it was accepted, until its first event.
     accepted: Option<Instant>,
+    /// Whether its socket is in the set. A connection accepted and read at once joins it only
+    /// when that read re-arms it: one `epoll_ctl` instead of an add and a re-arm.
+    in_set: bool,
 }
 
 impl Entry {
@@ -238,24 +242,26 @@ impl Reactor {
     }
 
     /// Handles one event: accepts, or reads a connection. With `keep`, a request completed by
-    /// the read is left there for the caller to run, after the connection is let go of.
-    pub(crate) fn handle_event(&self, event: Event, keep: Option<&mut Option<Job>>) {
-        let Some(ctx) = self.ctx.get() else { return };
+    /// the read is left there for the caller to run, after the connection is let go of; the
+    /// connection read is returned, for [`after_job`](Reactor::after_job).
+    pub(crate) fn handle_event(&self, event: Event, keep: Option<&mut Option<Job>>) -> Option<u64> {
+        let ctx = self.ctx.get()?;
         if event.token == WAKE {
-            return;
+            return None;
         }
         if event.token == self.handoff_token {
             self.receive_handed(ctx);
-            return;
+            return None;
         }
         if event.token < self.first_connection {
-            if self.accepting.load(Ordering::Acquire) {
-                self.accept(ctx, (event.token - FIRST_LISTENER) as usize, keep);
+            if !self.accepting.load(Ordering::Acquire) {
+                return None;
             }
-            return;
+            return self.accept(ctx, (event.token - FIRST_LISTENER) as usize, keep);
         }
-        let Some(entry) = self.conns().get(&event.token).cloned() else { return };
+        let entry = self.conns().get(&event.token).cloned()?;
         self.read(ctx, event, &entry, keep);
+        Some(event.token)
     }
 
     /// Reads a connection whose event this thread took, and re-arms it (or closes it).
@@ -318,7 +324,13 @@ impl Reactor {
                 (false, false) => Interest::Read,
             };
             let fd = state.conn.wire().stream().raw_fd();
-            result = self.epoll.rearm(fd, event.token, interest).map(|()| turn).map_err(Close::Io);
+            let armed = if state.in_set {
+                self.epoll.rearm(fd, event.token, interest)
+            } else {
+                self.epoll.add(fd, event.token, interest)
+            };
+            state.in_set |= armed.is_ok();
+            result = armed.map(|()| turn).map_err(Close::Io);
         }
         if let Err(close) = result {
             // Not re-armed: the event taken was its last.
@@ -337,8 +349,13 @@ impl Reactor {
     /// then left new connections in the kernel's queue for seconds (256 connections against 4
     /// threads). The ones not read here go into the set armed, reported at once if their
     /// request is there already.
-    fn accept(&self, ctx: &Arc<Context>, index: usize, keep: Option<&mut Option<Job>>) {
-        let Some(listener) = self.listeners().get(index).cloned().flatten() else { return };
+    fn accept(
+        &self,
+        ctx: &Arc<Context>,
+        index: usize,
+        keep: Option<&mut Option<Job>>,
+    ) -> Option<u64> {
+        let listener = self.listeners().get(index).cloned().flatten()?;
         let token_of_listener = FIRST_LISTENER + index as u64;
         let mut first = None;
         let mut backoff = false;
@@ -370,7 +387,7 @@ impl Reactor {
                 }
             }
             let peer = peer.map(|ip| ip.to_string());
-            // The first goes in disarmed, for the read below to arm it.
+            // The first joins the set when the read below arms it.
             let Some(registered) = self.register(ctx, stream, peer, first.is_some()) else {
                 continue;
             };
@@ -381,13 +398,14 @@ impl Reactor {
         if !backoff {
             self.rearm_listener(&listener, token_of_listener);
         }
-        if let Some((token, entry)) = first {
-            self.read(ctx, Event { token, writable: false, closing: false }, &entry, keep);
-        }
+        let (token, entry) = first?;
+        self.read(ctx, Event { token, writable: false, closing: false }, &entry, keep);
+        Some(token)
     }
 
-    /// Puts a new connection (accepted, or handed over) in the table and the set, armed or
-    /// not; `None` if it could not be watched, or the server is done (it is closed).
+    /// Puts a new connection (accepted, or handed over; non-blocking) in the table, and in
+    /// the set armed if `armed` (else the caller reads it and arms it); `None` if it could not
+    /// be watched, or the server is done (it is closed).
     fn register(
         &self,
         ctx: &Arc<Context>,
@@ -395,10 +413,6 @@ impl Reactor {
         peer: Option<String>,
         armed: bool,
     ) -> Option<(u64, Arc<Entry>)> {
-        if let Err(e) = stream.set_nonblocking(true) {
-            warn!(ctx.log, "cannot make a connection non-blocking"; "error" => %e);
-            return None;
-        }
         // The table's lock orders this against the monitor's last look (`finish_if_empty`): a
         // connection is either in the table then, or refused here.
         let mut conns = self.conns();
@@ -417,17 +431,16 @@ impl Reactor {
                 conn: Connection::new(wire, log, over_limit),
                 closed: false,
                 accepted: Some(Instant::now()),
+                in_set: armed,
             }),
         });
         // In the table before it is in the set: its first event may come at once.
         conns.insert(token, Arc::clone(&entry));
         drop(conns);
-        let added = if armed {
-            self.epoll.add(fd, token, Interest::Read)
-        } else {
-            self.epoll.add_disarmed(fd, token)
-        };
-        if let Err(e) = added {
+        if !armed {
+            return Some((token, entry));
+        }
+        if let Err(e) = self.epoll.add(fd, token, Interest::Read) {
             let mut state = entry.lock();
             warn!(state.conn.log(), "cannot watch a connection"; "error" => %e);
             self.close(ctx, token, &mut state, InSet::No, "cannot watch");
@@ -448,7 +461,9 @@ impl Reactor {
                         if self.draining.load(Ordering::Acquire) && handoff.send(&fd).is_ok() {
                             continue;
                         }
-                        match Stream::from_fd(fd) {
+                        // Non-blocking as the sender left it, unless another program sent it.
+                        match Stream::from_fd(fd).and_then(|s| s.set_nonblocking(true).map(|()| s))
+                        {
                             Ok(stream) => {
                                 let _ =
                                     self.register(ctx, stream, Some("handed over".into()), true);
@@ -520,16 +535,27 @@ impl Reactor {
         Handed::Over
     }
 
-    /// While draining, right after a request this thread ran: its connection, idle now that
-    /// END_REQUEST is out, is handed over at once rather than at the next sweep.
+    /// Right after a request this thread ran, its connection, if that left it idle (its
+    /// END_REQUEST out): closed at once when the request was its last (FCGI_KEEP_CONN clear),
+    /// rather than when the web server's close wakes a thread for it; while draining, handed
+    /// over at once rather than at the next sweep.
     fn after_job(&self, token: u64) {
-        if !self.draining.load(Ordering::Acquire) || self.handoff.is_none() {
-            return;
-        }
         let Some(ctx) = self.ctx.get() else { return };
         let Some(entry) = self.conns().get(&token).cloned() else { return };
         let mut state = entry.lock();
-        if !state.closed && state.conn.is_idle() {
+        if state.closed || !state.conn.is_idle() {
+            return;
+        }
+        let wire = state.conn.wire();
+        if wire.is_finishing() {
+            // Input after the last request (an abort of it, a web server's mistake) is left to
+            // the reading thread, which takes it in before the close.
+            if !sys::has_input(wire.stream().as_fd()).unwrap_or(true) {
+                self.close(ctx, token, &mut state, InSet::No, "answered its last request");
+            }
+            return;
+        }
+        if self.draining.load(Ordering::Acquire) {
             // Later or never: the sweep sees to it.
             let _ = self.hand_off(ctx, token, &mut state);
         }
@@ -591,8 +617,13 @@ impl Reactor {
         self.conns().remove(&token);
         debug!(conn.log(), "connection closed"; "why" => why);
         // Broken before aborted: a handler that sees its request aborted tells an abort from a
-        // connection gone by the wire (job.rs).
-        conn.wire().close();
+        // connection gone by the wire (job.rs). With no request open there is no writer to
+        // stop, and the descriptor's close (the entry's drop) ends the connection.
+        if conn.is_idle() {
+            conn.wire().mark_broken();
+        } else {
+            conn.wire().close();
+        }
         conn.abort_all();
         ctx.counters.connections.fetch_sub(1, Ordering::AcqRel);
     }
@@ -757,10 +788,10 @@ impl Source for Reactor {
     fn handle(&self, work: u64, may_run: bool) {
         let mut kept = None;
         let event = Event::unpack(work);
-        self.handle_event(event, may_run.then_some(&mut kept));
-        if let Some(job) = kept {
+        let read = self.handle_event(event, may_run.then_some(&mut kept));
+        if let (Some(job), Some(token)) = (kept, read) {
             job.run();
-            self.after_job(event.token);
+            self.after_job(token);
         }
     }
 

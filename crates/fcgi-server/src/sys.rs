@@ -3,7 +3,7 @@
 //! (the event set's own are in `epoll.rs`).
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{BorrowedFd, RawFd};
 
 /// Sets the listen backlog of the listening socket `fd`. std listens with a fixed backlog of
 /// 128; listening again on a listening socket only changes it.
@@ -63,6 +63,18 @@ pub(crate) fn socket_option(fd: RawFd, option: libc::c_int) -> io::Result<libc::
         )
     })?;
     Ok(value)
+}
+
+/// Whether the connected socket `fd` has bytes waiting to be read, without taking them: a
+/// socket closed with unread input resets the connection (TCP), which can cost the peer the
+/// end of an answer it has not read yet. The end of the stream is not input.
+pub(crate) fn has_input(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
+    match rustix::net::recv(fd, &mut [0u8; 1], flags) {
+        Ok((n, _)) => Ok(n > 0),
+        Err(rustix::io::Errno::AGAIN) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Calls `call` again while it fails with `EINTR`: its result, or the error it ended with.
@@ -216,6 +228,24 @@ mod tests {
         let read = std::io::Read::read(&mut &a, &mut buf);
         assert_eq!(read.unwrap_err().kind(), io::ErrorKind::WouldBlock);
         assert!(socket_family(-1).is_err() && is_cloexec(-1).is_err() && set_cloexec(-1).is_err());
+    }
+
+    #[test]
+    fn input_is_seen_without_being_taken() {
+        use std::io::{Read, Write};
+        use std::os::fd::AsFd;
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        // Blocking sockets too: the look never waits.
+        assert!(!has_input(a.as_fd()).unwrap(), "nothing sent yet");
+        b.write_all(b"xy").unwrap();
+        assert!(has_input(a.as_fd()).unwrap());
+        assert!(has_input(a.as_fd()).unwrap(), "a look takes nothing");
+        let mut buf = [0u8; 2];
+        a.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"xy");
+        assert!(!has_input(a.as_fd()).unwrap(), "all read");
+        drop(b);
+        assert!(!has_input(a.as_fd()).unwrap(), "the end of the stream is not input");
     }
 
     #[test]

@@ -212,6 +212,18 @@ impl Wire {
     }
 
     /// Whether answers wait for the socket to turn writable.
+    /// Whether the last request was the connection's last (FCGI_KEEP_CONN clear, or refused):
+    /// once it is answered, our side is shut down and the connection is done.
+    pub(crate) fn is_finishing(&self) -> bool {
+        self.pending().finish
+    }
+
+    /// Marks the connection broken without shutting it down, for one that is closed with no
+    /// request open: no writer to stop, and its descriptor's close ends it for the peer.
+    pub(crate) fn mark_broken(&self) {
+        self.broken.store(true, Ordering::Release);
+    }
+
     pub(crate) fn has_pending(&self) -> bool {
         !self.pending().bytes.is_empty()
     }
