@@ -2,10 +2,10 @@
 //! other user's files (mode 600), signal its processes or read their memory maps and
 //! environment (ptrace access), and each pool's socket file is its user's, mode 0660 (PHP-FPM's
 //! listen.owner, listen.group and listen.mode defaults); and a pool with `chroot` whose
-//! program runs inside it.
+//! program runs inside it, as root or as the pool's user (with no capability left).
 //!
-//! Needs root (as CI runs the tests): it creates the users `fcgirs-pool-a` and `fcgirs-pool-b`
-//! for the test, and removes them after it.
+//! Needs root (as CI runs the tests): it creates the users `fcgirs-pool-a`, `fcgirs-pool-b` and
+//! `fcgirs-jail` for the tests, and removes them after them.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -19,14 +19,16 @@ use fcgi_tests::process::{fcgi_bin, wait_until, Guarded, START_TIMEOUT};
 use fcgi_tests::settings::skip;
 
 const USERS: [&str; 2] = ["fcgirs-pool-a", "fcgirs-pool-b"];
+/// The chroot test's own user: the tests run at once, and each removes its users.
+const JAIL_USER: &str = "fcgirs-jail";
 
 /// The test's users, created for it and removed when dropped.
 struct Users(Vec<(String, u32, u32)>);
 
 impl Users {
-    fn create() -> Users {
+    fn create(names: &[&str]) -> Users {
         let mut users = Users(Vec::new());
-        for name in USERS {
+        for &name in names {
             // Left over from an interrupted run: made anew.
             let _ = Command::new("userdel").arg(name).output();
             let made = Command::new("useradd")
@@ -78,7 +80,7 @@ fn pools_of_two_users_cannot_reach_each_other() {
     if unsafe { libc::geteuid() } != 0 {
         return skip("creating users and switching to them needs root (CI runs the tests as root)");
     }
-    let users = Users::create();
+    let users = Users::create(&USERS);
     let dir = scratch();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
     let cgi = dir.path().join("cgi");
@@ -174,6 +176,16 @@ fn a_pool_with_chroot_runs_its_program_inside_it() {
     if unsafe { libc::geteuid() } != 0 {
         return skip("chroot needs root (CI runs the tests as root)");
     }
+    let users = Users::create(&[JAIL_USER]);
+    let (name, uid, _) = users.0[0].clone();
+    for user in [None, Some((name.as_str(), uid))] {
+        jailed(user);
+    }
+}
+
+/// A pool with `chroot` (and `user`, if given): its program's root is the jail, it runs as the
+/// pool's user, and it holds no capability; its worker holds CAP_SYS_CHROOT alone.
+fn jailed(user: Option<(&str, u32)>) {
     let dir = scratch();
     let program = match fcgi_tests::programs::compile_libfcgi_program(dir.path()) {
         Ok(program) => program,
@@ -182,6 +194,10 @@ fn a_pool_with_chroot_runs_its_program_inside_it() {
     // The jail: the program, and the libraries and loader it links (from ldd), at their paths.
     let jail = dir.path().join("jail");
     fs::create_dir(&jail).expect("the jail");
+    // The pool's user chroots into the jail: it must be able to reach it.
+    for path in [dir.path(), jail.as_path()] {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
     fs::copy(&program, jail.join("app")).expect("the program");
     let ldd = Command::new("ldd").arg(&program).output().expect("ldd runs");
     for lib in
@@ -193,11 +209,14 @@ fn a_pool_with_chroot_runs_its_program_inside_it() {
     }
     let socket = dir.path().join("jailed.sock");
     let config = dir.path().join("pools.conf");
-    let text = format!(
+    let mut text = format!(
         "log-format = json\n[jailed]\napp = exec\nexec = /app\nchroot = {}\nlisten = unix:{}\n",
         jail.display(),
         socket.display()
     );
+    if let Some((name, _)) = user {
+        text += &format!("user = {name}\n");
+    }
     fs::write(&config, text).expect("the config file");
     let mut command = Command::new(fcgi_bin());
     command.arg("serve").arg("--config").arg(&config);
@@ -216,6 +235,35 @@ fn a_pool_with_chroot_runs_its_program_inside_it() {
         .unwrap_or_else(|| panic!("no pid in {said}"));
     let root = fs::read_link(format!("/proc/{pid}/root")).expect("the program's root");
     assert_eq!(root, jail.canonicalize().expect("the jail's path"), "the program runs in the jail");
+    let status = read(Path::new(&format!("/proc/{pid}/status")));
+    let field = |text: &str, name: &str| {
+        text.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_owned())
+    };
+    assert_eq!(uid_of(pid), Some(user.map_or(0, |(_, uid)| uid)), "the program's user");
+    if user.is_some() {
+        for caps in ["CapEff:", "CapPrm:"] {
+            assert_eq!(
+                field(&status, caps).as_deref(),
+                Some("0000000000000000"),
+                "{caps} {status}"
+            );
+        }
+        let worker = fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(") ").and_then(|(_, r)| r.split(' ').nth(1)?.parse::<u32>().ok())
+            })
+            .expect("the program's parent");
+        let status = read(Path::new(&format!("/proc/{worker}/status")));
+        // CAP_SYS_CHROOT is bit 18.
+        for caps in ["CapEff:", "CapPrm:"] {
+            assert_eq!(
+                field(&status, caps).as_deref(),
+                Some("0000000000040000"),
+                "{caps} {status}"
+            );
+        }
+    }
     master.signal(libc::SIGTERM);
     assert!(master.wait_exit(Duration::from_secs(20)).is_some(), "the master stops");
 }

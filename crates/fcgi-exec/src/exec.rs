@@ -312,6 +312,14 @@ fn after_abort(ended: Ended) -> Release {
     }
 }
 
+/// Whether this process may chroot the programs it starts: it is root, or it switched to
+/// `--user` keeping CAP_SYS_CHROOT for them (fcgi-serve's privileges).
+fn may_chroot() -> bool {
+    rustix::process::geteuid().is_root()
+        || rustix::thread::capabilities(None)
+            .is_ok_and(|sets| sets.effective.contains(rustix::thread::CapabilitySet::SYS_CHROOT))
+}
+
 /// A new connection to a program process's socket, set up once for every request it carries:
 /// the relay's writes never wait (`MSG_DONTWAIT`), and its reads wait for the answer at most
 /// [`ABORT_CHECK`](crate::relay::ABORT_CHECK) at a time (`SO_RCVTIMEO`), so that a read is
@@ -353,12 +361,10 @@ pub fn check(config: &ExecConfig) -> Result<std::path::PathBuf, ConfigError> {
                 dir.display()
             )));
         }
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
+        if !may_chroot() {
             return Err(ConfigError::Chroot(format!(
-                "--chroot {} needs fcgi-rs to start the programs as root: start it as root \
-                 without --user (the programs then run as root inside DIR), or leave --chroot \
-                 out",
+                "--chroot {} needs fcgi-rs started as root (with --user, the programs then \
+                 run as that user inside DIR; without, as root), or leave --chroot out",
                 dir.display()
             )));
         }

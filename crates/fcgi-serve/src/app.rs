@@ -112,6 +112,14 @@ pub trait App: Send + Sync + 'static {
         false
     }
 
+    /// Whether the app starts its programs inside a chroot directory (`--app exec --chroot`).
+    /// A serving process that switches to `--user` then keeps one capability, CAP_SYS_CHROOT,
+    /// for that alone: each program loses it at its exec. False by default.
+    fn chroots_programs(&self, options: &Self::Options) -> bool {
+        let _ = options;
+        false
+    }
+
     /// [`install`](App::install) for an app that [runs programs](App::runs_programs), with
     /// the process options that size them; by default, `install`.
     fn install_programs(

@@ -114,7 +114,8 @@ impl<A: App> Workload for ServeWorkload<A> {
         let (log, access_guard) = setup::with_access_log(log, access.clone(), args);
         let log = log.new(o!("worker" => worker.id()));
         // Log files open: from here on (the app included), the chosen user.
-        if let Err(e) = setup::drop_privileges(self.privileges.as_ref(), &log) {
+        let keep_chroot = self.run.app.chroots_programs(&args.app);
+        if let Err(e) = setup::drop_privileges(self.privileges.as_ref(), keep_chroot, &log) {
             error!(log, "worker cannot drop privileges"; "error" => e);
             drop(access_guard);
             drop(guard);

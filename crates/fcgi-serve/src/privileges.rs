@@ -19,6 +19,8 @@ use std::ffi::{CStr, CString};
 use std::fmt;
 use std::io;
 
+use rustix::thread::{CapabilitySet, CapabilitySets};
+
 /// The identity to switch to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Privileges {
@@ -158,7 +160,14 @@ pub(crate) fn resolve(
 
 impl Privileges {
     /// Switches the whole process to this identity, for good, and checks that it did.
-    pub(crate) fn drop_now(&self) -> Result<(), PrivilegeError> {
+    ///
+    /// With `keep_chroot` (an app that starts its programs in `--chroot`), the calling thread,
+    /// and so every thread it starts from then on, keeps one capability: CAP_SYS_CHROOT, which
+    /// only lets it chroot the programs it starts. A program, run as this user, loses it at
+    /// its exec (no file capabilities, no ambient set), and no other capability is kept:
+    /// `setuid(0)` still fails. PHP-FPM keeps its master root for the same chroot.
+    pub(crate) fn drop_now(&self, keep_chroot: bool) -> Result<(), PrivilegeError> {
+        let keep_chroot = keep_chroot && self.uid != 0;
         let call = |call: &'static str, rc: libc::c_int| {
             if rc == 0 {
                 Ok(())
@@ -170,13 +179,36 @@ impl Privileges {
         call("setgroups", unsafe { libc::setgroups(self.groups.len(), self.groups.as_ptr()) })?;
         // SAFETY: plain system calls on ids; glibc applies them to every thread.
         call("setgid", unsafe { libc::setgid(self.gid) })?;
+        if keep_chroot {
+            // This thread's permitted set survives the setuid below (its effective set does
+            // not); the other threads lose both.
+            rustix::thread::set_keep_capabilities(true).map_err(|e| PrivilegeError::Call {
+                call: "prctl(PR_SET_KEEPCAPS)",
+                source: e.into(),
+            })?;
+        }
         // SAFETY: as above. After this the process cannot come back.
         call("setuid", unsafe { libc::setuid(self.uid) })?;
-        self.check()
+        if keep_chroot {
+            let chroot = CapabilitySet::SYS_CHROOT;
+            let sets = CapabilitySets {
+                effective: chroot,
+                permitted: chroot,
+                inheritable: CapabilitySet::empty(),
+            };
+            rustix::thread::set_capabilities(None, sets)
+                .map_err(|e| PrivilegeError::Call { call: "capset", source: e.into() })?;
+            rustix::thread::set_keep_capabilities(false).map_err(|e| PrivilegeError::Call {
+                call: "prctl(PR_SET_KEEPCAPS)",
+                source: e.into(),
+            })?;
+        }
+        self.check(keep_chroot)
     }
 
-    /// Whether the process now is this identity and cannot become root again.
-    fn check(&self) -> Result<(), PrivilegeError> {
+    /// Whether the process now is this identity and cannot become root again, with no
+    /// capability but CAP_SYS_CHROOT when it was kept.
+    fn check(&self, kept_chroot: bool) -> Result<(), PrivilegeError> {
         // SAFETY: these getters cannot fail and touch no memory of ours.
         let (uid, euid, gid, egid) =
             unsafe { (libc::getuid(), libc::geteuid(), libc::getgid(), libc::getegid()) };
@@ -189,6 +221,17 @@ impl Privileges {
         // SAFETY: as above; this call is expected to fail with EPERM.
         if self.uid != 0 && unsafe { libc::setuid(0) } == 0 {
             return Err(PrivilegeError::NotDropped("setuid(0) still succeeds".into()));
+        }
+        if self.uid != 0 {
+            let want = if kept_chroot { CapabilitySet::SYS_CHROOT } else { CapabilitySet::empty() };
+            let sets = rustix::thread::capabilities(None)
+                .map_err(|e| PrivilegeError::Call { call: "capget", source: e.into() })?;
+            if sets.effective != want || sets.permitted != want {
+                return Err(PrivilegeError::NotDropped(format!(
+                    "capabilities {:?} (effective) and {:?} (permitted) left, not {want:?}",
+                    sets.effective, sets.permitted
+                )));
+            }
         }
         Ok(())
     }

@@ -229,12 +229,18 @@ pub(crate) fn privileges<O: Args>(args: &ServeArgs<O>) -> Result<Option<Privileg
         .map_err(|e| Failure::Usage(e.to_string()))
 }
 
-/// Switches to `privileges`, if any, and logs it.
-pub(crate) fn drop_privileges(privileges: Option<&Privileges>, log: &Logger) -> Result<(), String> {
+/// Switches to `privileges`, if any (keeping CAP_SYS_CHROOT when `keep_chroot`: see
+/// [`Privileges::drop_now`]), and logs it.
+pub(crate) fn drop_privileges(
+    privileges: Option<&Privileges>,
+    keep_chroot: bool,
+    log: &Logger,
+) -> Result<(), String> {
     let Some(privileges) = privileges else { return Ok(()) };
-    privileges.drop_now().map_err(|e| e.to_string())?;
+    privileges.drop_now(keep_chroot).map_err(|e| e.to_string())?;
     info!(log, "privileges dropped"; "user" => &privileges.user, "uid" => privileges.uid,
-        "gid" => privileges.gid, "groups" => format!("{:?}", privileges.groups));
+        "gid" => privileges.gid, "groups" => format!("{:?}", privileges.groups),
+        "kept" => if keep_chroot && privileges.uid != 0 { "CAP_SYS_CHROOT" } else { "" });
     Ok(())
 }
 

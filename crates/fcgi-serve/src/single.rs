@@ -41,7 +41,8 @@ pub(crate) fn run<A: App>(
         })?;
     }
     // Sockets bound, log, access log and pid file open: from here on, the chosen user.
-    if let Err(e) = setup::drop_privileges(privileges.as_ref(), &log) {
+    let keep_chroot = run.app.chroots_programs(&args.app);
+    if let Err(e) = setup::drop_privileges(privileges.as_ref(), keep_chroot, &log) {
         if let Some(path) = &args.process.pid_file {
             fcgi_prefork::pidfile::remove_if_ours(path);
         }

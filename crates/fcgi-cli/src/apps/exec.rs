@@ -32,7 +32,8 @@ pub(crate) struct ExecArgs {
     pub(crate) rlimit_core: Option<u64>,
 
     /// Run the programs chrooted in DIR (PHP-FPM's chroot); the program's path is then
-    /// inside DIR. Needs fcgi-rs started as root without --user.
+    /// inside DIR. Needs fcgi-rs started as root; with --user, the serving worker keeps
+    /// CAP_SYS_CHROOT (alone) to chroot them, and each program runs as that user with none.
     #[arg(long, value_name = "DIR")]
     pub(crate) chroot: Option<PathBuf>,
 

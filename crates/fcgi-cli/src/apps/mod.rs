@@ -177,6 +177,10 @@ impl App for Builtins {
         options.app == AppKind::Exec
     }
 
+    fn chroots_programs(&self, options: &BuiltinOptions) -> bool {
+        options.app == AppKind::Exec && options.exec.chroot.is_some()
+    }
+
     fn install_programs(
         &self,
         options: &BuiltinOptions,
@@ -191,15 +195,6 @@ impl App for Builtins {
 /// What is wrong with `--app exec`'s options: no program (or two), one that cannot run, sizes
 /// or limits that cannot work.
 fn exec_problems(options: &BuiltinOptions, serving: &Serving<'_>) -> Vec<Problem> {
-    if options.exec.chroot.is_some() && serving.user.is_some() {
-        // The serving process switches to --user before it starts the programs, and a
-        // non-root process cannot chroot.
-        return vec![Problem::error(
-            "chroot",
-            "--chroot cannot be combined with --user yet: fcgi-rs switches to --user before it \
-             starts the programs, and only root may chroot; leave one of them out",
-        )];
-    }
     let discard = Logger::root(slog::Discard, slog::o!());
     let config = match options.exec.config(&serving.processes, &options.cgi.pass_env, &discard) {
         Ok(config) => config,

@@ -48,8 +48,6 @@ enum Pm {
 struct Context<'a> {
     /// The process model the pool's `pm` names.
     pm: Pm,
-    /// The pool runs as a user of its own (`user`): fcgi-rs then cannot chroot.
-    user: bool,
     /// Some `listen` is TCP, so that `listen.allowed_clients` filters something.
     tcp: bool,
     /// `listen.owner` and `listen.group`, which make one `socket-owner`.
@@ -96,16 +94,30 @@ pub(crate) fn translate(fpm: &Fpm, options: &Options) -> String {
     text
 }
 
-/// Appends `lines` to `text`.
+/// Appends `lines` to `text`, one line each whatever they hold: a value with a control
+/// character (a line break from an environment variable) would start a line of its own, an
+/// option FPM never set, so it is not written; notes and names show such characters escaped.
 fn render(text: &mut String, lines: &[Out]) {
+    let shown = |s: &str| {
+        s.chars()
+            .flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] })
+            .collect::<String>()
+    };
     for line in lines {
         match line {
+            Out::Set(name, value) if value.chars().any(char::is_control) => {
+                *text += &format!("# {name} = {} -- {}\n", shown(value), CONTROL_CHARACTER);
+            }
             Out::Set(name, value) => *text += &format!("{name} = {value}\n"),
-            Out::Note(note) => *text += &format!("# {note}\n"),
-            Out::Section(name) => *text += &format!("[{name}]\n"),
+            Out::Note(note) => *text += &format!("# {}\n", shown(note)),
+            Out::Section(name) => *text += &format!("[{}]\n", shown(name)),
         }
     }
 }
+
+/// Why a value with a control character is left out.
+const CONTROL_CHARACTER: &str =
+    "a control character (a line break) cannot be written in an fcgi-rs config file";
 
 /// The entries in order, each with the later entry of the same directive if there is one:
 /// FPM takes the last (a key ending in `[]` is a list: each counts).
@@ -166,6 +178,9 @@ fn unwritable(value: &str) -> Option<&'static str> {
     }
     if value == "true" || value == "false" {
         return Some("true and false are a flag's values in an fcgi-rs config file");
+    }
+    if value.chars().any(char::is_control) {
+        return Some(CONTROL_CHARACTER);
     }
     None
 }
@@ -335,7 +350,6 @@ fn pool_section(pool: &Pool, options: &Options) -> Vec<Out> {
     };
     let context = Context {
         pm,
-        user: last("user").is_some(),
         tcp: last("listen")
             .is_some_and(|v| listen_addr(v).is_ok_and(|(a, _)| a.starts_with("tcp:"))),
         owner: last("listen.owner"),
@@ -559,11 +573,6 @@ fn pool_entry(entry: &Entry, context: &Context<'_>, owner_done: &mut bool) -> Ve
             skip(entry, "leave it out, and set LimitCORE=infinity in the unit")
         }
         "rlimit_core" => number("rlimit-core", false),
-        "chroot" if context.user => skip(
-            entry,
-            "fcgi-rs refuses chroot with user (only root may chroot, and it switches users \
-             first): use the unit's RootDirectory= or TemporaryFileSystem=",
-        ),
         "chroot" => set(entry, "chroot", value),
         _ => match indexed(&entry.key) {
             Some((kind, name)) if kind.eq_ignore_ascii_case("env") && !name.is_empty() => {
@@ -713,6 +722,95 @@ mod tests {
         assert!(same, "{input:?}\n got: {got:#?}\nwant: {want:#?}");
     }
 
+    /// Pieces of FPM files: sections, directives fcgi-rs maps and ones it does not, values
+    /// quoted, unquoted and taken from the environment, and text that is not FPM's at all.
+    fn fpm_piece() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let keys = prop::sample::select(vec![
+            "listen",
+            "user",
+            "group",
+            "pm",
+            "pm.max_children",
+            "pm.start_servers",
+            "pm.min_spare_servers",
+            "pm.max_spare_servers",
+            "pm.process_idle_timeout",
+            "pm.max_requests",
+            "pm.status_path",
+            "ping.path",
+            "listen.owner",
+            "listen.group",
+            "listen.mode",
+            "listen.backlog",
+            "listen.allowed_clients",
+            "chroot",
+            "chdir",
+            "request_terminate_timeout",
+            "request_slowlog_timeout",
+            "slowlog",
+            "access.log",
+            "rlimit_files",
+            "rlimit_core",
+            "env[PATH]",
+            "php_value[memory_limit]",
+            "php_admin_flag[log_errors]",
+            "clear_env",
+            "include",
+            "error_log",
+            "log_level",
+            "process_control_timeout",
+            "prefix",
+            "unknown.directive",
+        ]);
+        let values = prop_oneof![
+            "[ -~]{0,24}",
+            "\"[ -~]{0,16}\"",
+            "'[ -~]{0,16}'",
+            Just("${NEWLINE}".to_owned()),
+            Just("${UNSET}x".to_owned()),
+            Just("/run/$pool.sock".to_owned()),
+            Just("127.0.0.1:9000".to_owned()),
+            "[0-9]{1,12}[smhdkKmMgG]?",
+        ];
+        prop_oneof![
+            "\\[[ -~]{0,12}\\]( ;[ -~]{0,8})?",
+            (keys, values).prop_map(|(k, v)| format!("{k} = {v}")),
+            "[^\n]{0,30}",
+            Just(String::new()),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Whatever an FPM file holds, it is refused with a line number or translated, and a
+        /// translation is lines of a config: blank, `# comment`, `[NAME]` or `name = value`,
+        /// with no value that breaks its line (an environment variable holding a newline).
+        #[test]
+        fn any_fpm_text_gives_a_config_or_an_error(pieces in proptest::collection::vec(fpm_piece(), 0..24)) {
+            let text = pieces.join("\n");
+            let env = |name: &str| match name {
+                "NEWLINE" => Some("a\n!not a line of a config".to_owned()),
+                _ => None,
+            };
+            let Ok(fpm) = load::load(&[PathBuf::from("/etc/fpm.conf")], &OneFile(text.clone()), &env)
+            else {
+                return Ok(());
+            };
+            let out = translate(&fpm, &options());
+            for line in out.lines() {
+                let ok = line.is_empty()
+                    || line.starts_with('#')
+                    || (line.starts_with('[') && line.ends_with(']'))
+                    || line.split_once(" = ").is_some_and(|(name, _)| {
+                        !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+                    });
+                proptest::prop_assert!(ok, "line {line:?} of\n{out}\nfrom\n{text}");
+            }
+        }
+    }
+
     #[test]
     fn pool_directives_become_options_or_comments() {
         let table: &[(&str, &[&str])] = &[
@@ -776,7 +874,7 @@ mod tests {
             ("rlimit_files = 1024\nrlimit_core = 0", &["rlimit-nofile = 1024", "rlimit-core = 0"]),
             ("rlimit_core = unlimited", &["# rlimit_core = unlimited --"]),
             ("chroot = /srv/jail", &["chroot = /srv/jail"]),
-            ("user = www-data\nchroot = /srv/jail", &["user = www-data", "# chroot = /srv/jail --"]),
+            ("user = www-data\nchroot = /srv/jail", &["user = www-data", "chroot = /srv/jail"]),
             ("chdir = /", &["# chdir = / --"]),
             ("env[PATH] = $PATH\nenv[TMP] = /tmp\nenv[HOME] = $USER_HOME", &["pass-env = PATH", "# env[TMP] = /tmp --", "# env[HOME] = $USER_HOME --"]),
             ("catch_workers_output = yes\nclear_env = no\nsecurity.limit_extensions = .php", &["# catch_workers_output = yes --", "# clear_env = no --", "# security.limit_extensions = .php --"]),
