@@ -249,6 +249,11 @@ pub(crate) struct ImportFpmArgs {
     #[arg(long, value_name = "PATH", default_value = "/usr/bin/php-cgi")]
     pub(crate) php_cgi: String,
 
+    /// The prefix PHP-FPM ran with (php-fpm --prefix): relative paths of a pool without a
+    /// `prefix` of its own are written under it; without it, such a path becomes a comment.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) prefix: Option<String>,
+
     /// PHP-FPM's files, read in order: php-fpm.conf, or pool files.
     #[arg(value_name = "FILE", required = true)]
     pub(crate) files: Vec<PathBuf>,

@@ -33,7 +33,10 @@ pub(crate) fn run(args: ImportFpmArgs) -> Result<(), Failure> {
     let env = |name: &str| std::env::var(name).ok();
     let fpm = load::load(&args.files, &load::System, &env)
         .map_err(|e| Failure::Usage(format!("import-fpm: {e}")))?;
-    let text = translate::translate(&fpm, &translate::Options { php_cgi: args.php_cgi });
+    let text = translate::translate(
+        &fpm,
+        &translate::Options { php_cgi: args.php_cgi, prefix: args.prefix },
+    );
     let mut out = io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         // A reader that stopped reading (`| head`) is not a failure.

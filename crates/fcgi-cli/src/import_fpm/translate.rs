@@ -19,6 +19,9 @@ use super::load::{Entry, Fpm, Pool};
 pub(crate) struct Options {
     /// The php-cgi every pool runs: the first word of its `exec` line.
     pub(crate) php_cgi: String,
+    /// The prefix PHP-FPM ran with (its `--prefix`), against which it reads relative paths
+    /// where a pool sets no `prefix` of its own.
+    pub(crate) prefix: Option<String>,
 }
 
 /// One line of the output.
@@ -53,6 +56,9 @@ struct Context<'a> {
     /// `listen.owner` and `listen.group`, which make one `socket-owner`.
     owner: Option<&'a str>,
     group: Option<&'a str>,
+    /// What relative paths are read from: the pool's `prefix` (itself against the global
+    /// prefix when relative), else the global prefix, if known.
+    prefix: Option<String>,
 }
 
 /// The config file for `fpm`: a comment naming its files, `[global]`'s options, the pools.
@@ -354,6 +360,11 @@ fn pool_section(pool: &Pool, options: &Options) -> Vec<Out> {
             .is_some_and(|v| listen_addr(v).is_ok_and(|(a, _)| a.starts_with("tcp:"))),
         owner: last("listen.owner"),
         group: last("listen.group"),
+        prefix: match last("prefix") {
+            Some(own) if own.starts_with('/') => Some(own.to_owned()),
+            Some(own) => options.prefix.as_deref().map(|global| join(global, own)),
+            None => options.prefix.clone(),
+        },
     };
 
     let mut out =
@@ -467,6 +478,32 @@ fn listen_addr(value: &str) -> Result<(String, bool), &'static str> {
     Ok((format!("unix:{value}"), false))
 }
 
+/// `path` under `dir`.
+fn join(dir: &str, path: &str) -> String {
+    format!("{}/{path}", dir.trim_end_matches('/'))
+}
+
+/// A path FPM reads: as written when absolute, else under the pool's prefix (FPM's rule); the
+/// comment for `entry` when that prefix is not known.
+fn fpm_path(entry: &Entry, path: &str, context: &Context<'_>) -> Result<String, Out> {
+    if path.starts_with('/') || path.is_empty() {
+        return Ok(path.to_owned());
+    }
+    match &context.prefix {
+        Some(prefix) => Ok(join(prefix, path)),
+        None => Err(skip(
+            entry,
+            "a relative path, which PHP-FPM reads under its prefix (php-fpm --prefix, or the \
+             pool's prefix): give fcgi import-fpm --prefix DIR, or write the path whole",
+        )),
+    }
+}
+
+/// `option = PATH` for a path FPM reads ([`fpm_path`]).
+fn set_path(entry: &Entry, option: &'static str, path: &str, context: &Context<'_>) -> Out {
+    fpm_path(entry, path, context).map_or_else(|note| note, |path| set(entry, option, &path))
+}
+
 /// A pool directive (the last of its kind); `owner_done`: socket-owner is written already.
 fn pool_entry(entry: &Entry, context: &Context<'_>, owner_done: &mut bool) -> Vec<Out> {
     let value = entry.value.as_str();
@@ -489,7 +526,14 @@ fn pool_entry(entry: &Entry, context: &Context<'_>, owner_done: &mut bool) -> Ve
         "group" => set(entry, "group", value),
         "listen" => match listen_addr(value) {
             Ok((addr, every)) => {
-                let mut lines = vec![set(entry, "listen", &addr)];
+                let line = match addr.strip_prefix("unix:") {
+                    Some(path) => match fpm_path(entry, path, context) {
+                        Ok(path) => set(entry, "listen", &format!("unix:{path}")),
+                        Err(note) => note,
+                    },
+                    None => set(entry, "listen", &addr),
+                };
+                let mut lines = vec![line];
                 if every {
                     lines.push(Out::Note(format!(
                         "{}: every IPv4 address; FPM takes IPv6 ones too where it can (listen = \
@@ -562,8 +606,8 @@ fn pool_entry(entry: &Entry, context: &Context<'_>, owner_done: &mut bool) -> Ve
         "pm.status_path" => set(entry, "status-path", value),
         "ping.path" => set(entry, "ping-path", value),
         "ping.response" => set(entry, "ping-response", value),
-        "access.log" => set(entry, "access-log", value),
-        "slowlog" => set(entry, "slow-log", value),
+        "access.log" => set_path(entry, "access-log", value, context),
+        "slowlog" => set_path(entry, "slow-log", value, context),
         "request_slowlog_timeout" => time("slow-request", "0: off, as without slow-request"),
         "request_terminate_timeout" => {
             time("request-timeout", "0: no limit, as without request-timeout")
@@ -573,7 +617,7 @@ fn pool_entry(entry: &Entry, context: &Context<'_>, owner_done: &mut bool) -> Ve
             skip(entry, "leave it out, and set LimitCORE=infinity in the unit")
         }
         "rlimit_core" => number("rlimit-core", false),
-        "chroot" => set(entry, "chroot", value),
+        "chroot" => set_path(entry, "chroot", value, context),
         _ => match indexed(&entry.key) {
             Some((kind, name)) if kind.eq_ignore_ascii_case("env") && !name.is_empty() => {
                 if value.strip_prefix('$') == Some(name) {
@@ -642,7 +686,7 @@ fn pool_unmapped(key: &str, value: &str) -> &'static str {
         "process.priority" => "Nice= in the unit",
         "process.dumpable" => "none",
         "apparmor_hat" => "AppArmorProfile= in the unit, for the whole service",
-        "prefix" => "none: fcgi-rs reads relative paths from its working directory",
+        "prefix" => "applied: the pool's relative paths are written under it",
         "pid"
         | "error_log"
         | "log_level"
@@ -687,7 +731,7 @@ mod tests {
     }
 
     fn options() -> Options {
-        Options { php_cgi: "/usr/bin/php-cgi".into() }
+        Options { php_cgi: "/usr/bin/php-cgi".into(), prefix: None }
     }
 
     fn fpm(text: &str) -> Fpm {
@@ -812,6 +856,20 @@ mod tests {
     }
 
     #[test]
+    fn relative_paths_go_under_the_prefix_fpm_ran_with() {
+        let options = Options { prefix: Some("/opt/php/".into()), ..options() };
+        let cases = [
+            ("slowlog = log/slow.log", "slow-log = /opt/php/log/slow.log"),
+            ("prefix = pools/www\nslowlog = slow.log", "slow-log = /opt/php/pools/www/slow.log"),
+            ("prefix = /srv\nslowlog = slow.log", "slow-log = /srv/slow.log"),
+        ];
+        for (text, want) in cases {
+            let out = translate(&fpm(&format!("[www]\n{text}\n")), &options);
+            assert!(out.lines().any(|l| l == want), "{text:?}: no {want:?} in\n{out}");
+        }
+    }
+
+    #[test]
     fn pool_directives_become_options_or_comments() {
         let table: &[(&str, &[&str])] = &[
             ("user = www-data\ngroup = www-data", &["user = www-data", "group = www-data"]),
@@ -874,6 +932,12 @@ mod tests {
             ("rlimit_files = 1024\nrlimit_core = 0", &["rlimit-nofile = 1024", "rlimit-core = 0"]),
             ("rlimit_core = unlimited", &["# rlimit_core = unlimited --"]),
             ("chroot = /srv/jail", &["chroot = /srv/jail"]),
+            // Relative paths: under the pool's prefix (FPM's rule); without one, a comment.
+            ("prefix = /srv/app\nslowlog = log/slow.log", &["# prefix = /srv/app --", "slow-log = /srv/app/log/slow.log"]),
+            ("prefix = /srv/app/\nlisten = run/php.sock", &["# prefix = /srv/app/ --", "listen = unix:/srv/app/run/php.sock"]),
+            ("prefix = /srv/app\naccess.log = /var/log/a.log", &["# prefix = /srv/app --", "access-log = /var/log/a.log"]),
+            ("slowlog = log/slow.log", &["# slowlog = log/slow.log -- a relative path"]),
+            ("listen = php.sock", &["# listen = php.sock -- a relative path"]),
             ("user = www-data\nchroot = /srv/jail", &["user = www-data", "chroot = /srv/jail"]),
             ("chdir = /", &["# chdir = / --"]),
             ("env[PATH] = $PATH\nenv[TMP] = /tmp\nenv[HOME] = $USER_HOME", &["pass-env = PATH", "# env[TMP] = /tmp --", "# env[HOME] = $USER_HOME --"]),
@@ -937,7 +1001,8 @@ mod tests {
                     php_flag[display_errors] = off\nphp_admin_flag[log_errors] = on\n\
                     php_value[include_path] = \".:/usr/share/php\"\nphp_value[x] = \"it's #1; ok\"\n\
                     php_value[memory_limit] = 128M\n";
-        let out = translate(&fpm(text), &Options { php_cgi: "/opt/php 8/php-cgi".into() });
+        let out =
+            translate(&fpm(text), &Options { php_cgi: "/opt/php 8/php-cgi".into(), prefix: None });
         let exec = out.lines().find_map(|l| l.strip_prefix("exec = ")).expect("an exec line");
         let words = fcgi_exec::split_words(exec).unwrap();
         assert_eq!(
