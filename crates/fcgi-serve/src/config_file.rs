@@ -518,6 +518,65 @@ mod tests {
     use crate::options::bytes;
     use crate::testing::{self, TestOptions};
 
+    /// Lines of config files: options (with `_`, flags, comments after them), sections good
+    /// and bad, comments, and text that is no config at all.
+    fn config_line() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            ("[a-z][a-z_-]{0,12}", "[ -~]{0,20}").prop_map(|(n, v)| format!("{n} = {v}")),
+            ("[a-z][a-z-]{0,12}", "[ -~]{0,12}").prop_map(|(n, v)| format!("  {n}={v} # {n}")),
+            "[a-z]{1,8}".prop_map(|n| format!("{n} = true")),
+            "\\[[ -~]{0,10}\\]",
+            "#[ -~]{0,20}",
+            "[^\n]{0,24}",
+            Just(String::new()),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Any text: every line is an entry, a section, a comment or blank, or an error with
+        /// its own line number; and the entries, written back as `name = value` lines in
+        /// their sections, read back the same.
+        #[test]
+        fn any_text_reads_as_entries_and_located_errors(
+            lines in proptest::collection::vec(config_line(), 0..30),
+        ) {
+            let text = lines.join("\n");
+            let parsed = parse(&text);
+            let count = text.lines().count();
+            for (line, message) in &parsed.errors {
+                proptest::prop_assert!((1..=count).contains(line), "{line} {message}");
+            }
+            for entry in &parsed.entries {
+                let raw = text.lines().nth(entry.line - 1).unwrap_or_default();
+                proptest::prop_assert!(raw.replace('_', "-").contains(&entry.name), "{entry:?} {raw:?}");
+            }
+            let mut again = String::new();
+            let mut pool: Option<&str> = None;
+            for entry in &parsed.entries {
+                if entry.pool.as_deref() != pool {
+                    pool = entry.pool.as_deref();
+                    again += &format!("[{}]\n", pool.unwrap_or_default());
+                }
+                // With no space before the value: a value may begin with `#`, which a space
+                // before it would make a comment.
+                match &entry.value {
+                    Some(value) => again += &format!("{}={value}\n", entry.name),
+                    None => again += &format!("{} = true\n", entry.name),
+                }
+            }
+            // Only the good sections' entries can be written back under a section.
+            let good = |e: &&Entry| e.pool.as_ref().is_none_or(|p| parsed.pools.iter().any(|(n, _)| n == p));
+            if parsed.entries.iter().all(|e| good(&e)) {
+                let reread = parse(&again);
+                let pairs = |p: &Parsed| p.entries.iter().map(|e| (e.name.clone(), e.value.clone(), e.pool.clone())).collect::<Vec<_>>();
+                proptest::prop_assert_eq!(pairs(&reread), pairs(&parsed), "written back:\n{}", again);
+            }
+        }
+    }
+
     fn entries(text: &str) -> Vec<(String, Option<String>)> {
         let parsed = parse(text);
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
