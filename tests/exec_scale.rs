@@ -351,7 +351,9 @@ fn the_status_page_counts_requests_waiting_for_a_process_and_max_children_reache
             && s["processes"][0]["request uri"].as_str().is_some_and(|u| u.contains("sleep=800"));
     });
     assert!(pids_of(&answers, &exec).iter().all(|&pid| pid == program));
-    assert_eq!(queue, 3, "4 requests for 1 process: the most seen waiting");
+    // 4 requests for 1 process: 3 wait while one runs; all 4 when a status request that came
+    // first holds the one thread (a page runs aside only once every thread is busy).
+    assert!((3..=4).contains(&queue), "the most seen waiting: {queue}");
     assert!(running_uri, "the busy process never showed its request");
     let status = exec.status("full&json");
     assert_eq!(number(&status, "listen queue"), 0, "{status}");

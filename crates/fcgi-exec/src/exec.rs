@@ -13,7 +13,7 @@ use slog::{error, warn, Logger};
 use crate::config::{resolve_program, ConfigError, ExecConfig};
 use crate::pool::{Pool, PoolStatus, Release, Unavailable};
 use crate::relay::{Ended, Outcome, Relay, Replay};
-use crate::spawn;
+use crate::sys;
 
 /// Attempts per request: a program that stops by itself (its own request limit) without
 /// taking a request sends it on to another; more than this many in a row is a failure.
@@ -312,14 +312,6 @@ fn after_abort(ended: Ended) -> Release {
     }
 }
 
-/// Whether this process may chroot the programs it starts: it is root, or it switched to
-/// `--user` keeping CAP_SYS_CHROOT for them (fcgi-serve's privileges).
-fn may_chroot() -> bool {
-    rustix::process::geteuid().is_root()
-        || rustix::thread::capabilities(None)
-            .is_ok_and(|sets| sets.effective.contains(rustix::thread::CapabilitySet::SYS_CHROOT))
-}
-
 /// A new connection to a program process's socket, set up once for every request it carries:
 /// the relay's writes never wait (`MSG_DONTWAIT`), and its reads wait for the answer at most
 /// [`ABORT_CHECK`](crate::relay::ABORT_CHECK) at a time (`SO_RCVTIMEO`), so that a read is
@@ -361,7 +353,7 @@ pub fn check(config: &ExecConfig) -> Result<std::path::PathBuf, ConfigError> {
                 dir.display()
             )));
         }
-        if !may_chroot() {
+        if !sys::may_chroot() {
             return Err(ConfigError::Chroot(format!(
                 "--chroot {} needs fcgi-rs started as root (with --user, the programs then \
                  run as that user inside DIR; without, as root), or leave --chroot out",
@@ -370,11 +362,11 @@ pub fn check(config: &ExecConfig) -> Result<std::path::PathBuf, ConfigError> {
         }
     }
     for (name, resource, value) in [
-        ("--rlimit-nofile", libc::RLIMIT_NOFILE, config.rlimit_nofile),
-        ("--rlimit-core", libc::RLIMIT_CORE, config.rlimit_core),
+        ("--rlimit-nofile", sys::Resource::Nofile, config.rlimit_nofile),
+        ("--rlimit-core", sys::Resource::Core, config.rlimit_core),
     ] {
         let Some(value) = value else { continue };
-        if let Err(hard) = spawn::check_limit(resource, value) {
+        if let Err(hard) = sys::check_limit(resource, value) {
             return Err(ConfigError::Limit(format!(
                 "{name} {value} is above this process's hard limit ({hard}), which only root \
                  may raise: lower it, or raise the hard limit (ulimit -H, LimitNOFILE= or \

@@ -32,14 +32,18 @@
 //!
 //! - `pool.rs`: the processes and the supervisor thread (starts, reaps, logs their output,
 //!   stops them); `process.rs`: one process and its states; `scale.rs`: how many to run, a
-//!   pure decision; `spawn.rs`: the system calls of starting one; `relay.rs`: one request
-//!   on one connection; `exec.rs`: the handler, and what each failure is answered with.
+//!   pure decision; `spawn.rs`: starting one; `sys.rs`: every system call std lacks, on rustix
+//!   (the crate's one `unsafe` block, between fork and exec); `relay.rs`: one request on one
+//!   connection; `exec.rs`: the handler, and what each failure is answered with.
 //! - Failures are the program's, never passed off as success: one that dies before any
 //!   output is answered `502`; one that dies mid-answer, or writes what is not FastCGI, is
 //!   cut short (the server ends the response as failed) and replaced; one that stops by
 //!   itself without taking the request (php-cgi after `PHP_FCGI_MAX_REQUESTS`) sends it on
 //!   to another process; one that cannot start is restarted with growing delays, capped at
 //!   30 s, forever, while requests get `503` at once.
+
+// System calls live in `sys.rs`, the one module allowed `unsafe`.
+#![deny(unsafe_code)]
 
 mod config;
 mod exec;
@@ -49,6 +53,8 @@ mod process;
 mod relay;
 mod scale;
 mod spawn;
+#[allow(unsafe_code)]
+mod sys;
 
 pub use config::{resolve_program, split_words, ConfigError, ExecConfig, Scale};
 pub use exec::{check, Exec};

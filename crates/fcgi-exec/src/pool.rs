@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -30,6 +30,7 @@ use crate::lines::Lines;
 use crate::process::{Current, Last, Proc, ProcState};
 use crate::scale::{self, Counts};
 use crate::spawn::{self, SocketDir, Spawned};
+use crate::sys::{self, Signal};
 
 /// The longest the supervisor sleeps without a reason: the dynamic and on-demand models'
 /// timers are in seconds, and a kernel without pidfds is looked at this often.
@@ -181,7 +182,7 @@ impl Shared {
         proc.conn = None;
         info!(self.log(), "program stopped"; "event" => "program-stopped", "program_pid" => pid,
             "reason" => reason);
-        spawn::signal_group(pid, libc::SIGTERM);
+        sys::signal_group(pid, Signal::TERM);
         state.kills.push((pid, Instant::now() + self.config.kill_grace));
     }
 }
@@ -261,7 +262,7 @@ impl Pool {
         measure: bool,
     ) -> io::Result<Pool> {
         let dir = SocketDir::new(&config.socket_dir)?;
-        let (wake_read, wake_write) = wake_pipe()?;
+        let (wake_read, wake_write) = sys::wake_pipe()?;
         let state = State {
             procs: Vec::new(),
             waiting: 0,
@@ -544,8 +545,7 @@ impl Stat {
     /// The last request's figures, `before` being the CPU ticks at the release before it
     /// (the process idles between requests, so the difference is the request's).
     fn last_request(&self, before: u64, duration: Duration) -> Last {
-        // SAFETY: sysconf reads a constant.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let hz = sys::clock_ticks_per_second() as f64;
         let used = self.cpu_ticks.saturating_sub(before) as f64 / hz;
         let secs = duration.as_secs_f64();
         let cpu_percent = if secs > 0.0 { (used / secs * 100.0).min(100.0 * 64.0) } else { 0.0 };
@@ -562,21 +562,10 @@ fn read_stat(pid: u32) -> Stat {
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
     let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    // SAFETY: sysconf reads a constant.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    let page = sys::page_size();
     // utime and stime are the line's fields 14 and 15, rss its 24th: 11, 12 and 21 after
     // the command.
     Stat { cpu_ticks: field(11) + field(12), rss_bytes: field(21) * page }
-}
-
-fn wake_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: pipe2 writes two new descriptors, which we then own.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both are new and ours alone.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// A running process as the supervisor holds it.
@@ -617,7 +606,7 @@ impl Supervisor {
         }
         // Whatever is left (a KILL that has not been reaped yet): kill and reap it.
         for (pid, mut running) in self.running.drain() {
-            spawn::signal_group(pid, libc::SIGKILL);
+            sys::signal_group(pid, Signal::KILL);
             let _ = running.child.wait();
         }
     }
@@ -630,7 +619,7 @@ impl Supervisor {
         state.kills.retain(|&(pid, at)| {
             if at <= now {
                 warn!(shared.log(), "program did not stop in time: killed"; "program_pid" => pid);
-                spawn::signal_group(pid, libc::SIGKILL);
+                sys::signal_group(pid, Signal::KILL);
                 false
             } else {
                 true
@@ -770,16 +759,11 @@ impl Supervisor {
 
     /// Sleeps until a process writes or exits, we are woken, or the next timer.
     fn sleep(&mut self) {
-        let mut fds =
-            vec![libc::pollfd { fd: self.wake.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+        let mut fds = vec![self.wake.as_fd()];
         for running in self.running.values() {
-            fds.push(libc::pollfd {
-                fd: running.output.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
+            fds.push(running.output.as_fd());
             if let Some(pidfd) = &running.pidfd {
-                fds.push(libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+                fds.push(pidfd.as_fd());
             }
         }
         let timeout = {
@@ -790,14 +774,7 @@ impl Supervisor {
             let next_start = state.not_before.map(|t| t.saturating_duration_since(now));
             [Some(TICK), next_kill, next_start].into_iter().flatten().min().unwrap_or(TICK)
         };
-        // SAFETY: poll reads and writes the array we pass, of the length we pass.
-        unsafe {
-            libc::poll(
-                fds.as_mut_ptr(),
-                fds.len() as libc::nfds_t,
-                timeout.as_millis() as libc::c_int + 1,
-            );
-        }
+        sys::poll_readable(&fds, timeout);
         let mut sink = [0u8; 64];
         while matches!(self.wake.read(&mut sink), Ok(n) if n > 0) {}
     }

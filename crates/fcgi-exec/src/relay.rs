@@ -5,7 +5,7 @@
 //! that neither side can block the other; the deadline and the web server's abort enforced.
 
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use fcgi_server::{Request, Response, Role};
 use slog::{info, Logger};
 
 use crate::lines::Lines;
+use crate::sys;
 
 /// The request id we use on a program's connection: one request at a time per process.
 const ID: u16 = 1;
@@ -181,7 +182,7 @@ impl Relay<'_> {
                 }
             }
             if want_write && writable {
-                match send_now(self.conn, &out.buf[out.at..]) {
+                match sys::send_now(self.conn, &out.buf[out.at..]) {
                     // More to frame and send, or the answer to wait for: round again.
                     Ok(n) if n > 0 => {
                         out.at += n;
@@ -227,22 +228,10 @@ impl Relay<'_> {
             let readable = if !want_write && timeout >= ABORT_CHECK {
                 true
             } else {
-                let mut fd = libc::pollfd {
-                    fd: self.conn.as_raw_fd(),
-                    events: libc::POLLIN | if want_write { libc::POLLOUT } else { 0 },
-                    revents: 0,
-                };
-                // SAFETY: poll reads and writes the one pollfd we pass.
-                let ready =
-                    unsafe { libc::poll(&mut fd, 1, timeout.as_millis() as libc::c_int + 1) };
-                if ready <= 0 {
-                    continue;
-                }
-                if fd.revents & (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) != 0 {
-                    // The next round's write goes (or learns why it cannot).
-                    writable = true;
-                }
-                fd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
+                let ready = sys::poll_one(self.conn.as_fd(), want_write, timeout);
+                // The next round's write goes (or learns why it cannot).
+                writable |= ready.writable;
+                ready.readable
             };
             if readable {
                 match answer.read(self.conn, response) {
@@ -348,13 +337,6 @@ impl Outgoing<'_> {
         self.done = true;
         Ok(())
     }
-}
-
-/// Writes what the program's connection takes now, never waiting (the connection itself
-/// blocks, for the reads: see [`connect`](crate::exec)), and never raising SIGPIPE.
-fn send_now(conn: &UnixStream, bytes: &[u8]) -> io::Result<usize> {
-    let flags = rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL;
-    Ok(rustix::net::send(conn, bytes, flags)?)
 }
 
 /// A write error that says the other end had closed the connection.
