@@ -168,6 +168,8 @@
 //!   (access lines, handler failures, its start and stop) are `tracing` events, for the app's
 //!   subscriber (JSON, OpenTelemetry); without a subscriber they go to standard error.
 
+#![forbid(unsafe_code)]
+
 mod body;
 mod in_flight;
 mod request;
