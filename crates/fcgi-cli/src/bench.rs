@@ -478,16 +478,8 @@ struct Report<'a> {
 /// CPU time used by this process so far, user and system: to tell whether the bench itself is
 /// what limits the rate (near 100 % per core it may be).
 fn cpu_time() -> Option<Duration> {
-    // SAFETY: getrusage writes one plain struct that we own and pass by pointer.
-    let usage = unsafe {
-        let mut usage = std::mem::zeroed::<libc::rusage>();
-        (libc::getrusage(libc::RUSAGE_SELF, &mut usage) == 0).then_some(usage)
-    }?;
-    let time = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec.try_into().unwrap_or(0))
-            + Duration::from_micros(t.tv_usec.try_into().unwrap_or(0))
-    };
-    Some(time(usage.ru_utime) + time(usage.ru_stime))
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Some(Duration::new(t.tv_sec.try_into().ok()?, t.tv_nsec.try_into().ok()?))
 }
 
 impl Report<'_> {

@@ -3,6 +3,8 @@
 //! asks each pool of a config file through its sockets; `fcgi import-fpm` translates PHP-FPM's
 //! configuration.
 
+#![forbid(unsafe_code)]
+
 mod apps;
 mod args;
 mod bench;

@@ -149,8 +149,7 @@ impl App for Builtins {
             }
             Exposure::Confined => {}
         }
-        // SAFETY: geteuid cannot fail and touches no memory of ours.
-        let euid = unsafe { libc::geteuid() };
+        let euid = rustix::process::geteuid().as_raw();
         if cgi::warns_as_root(euid, serving.user.is_some()) {
             warn!(log, "running as root with the CGI gateway and no --user: every CGI program \
                 will run as root (give --user, e.g. --user www-data)"; "uid" => euid);
