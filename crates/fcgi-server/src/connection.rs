@@ -467,7 +467,6 @@ impl Demux {
         if self.over_limit {
             warn!(self.log, "connection over max_conns; request refused with 503";
                 "req" => id, "max_conns" => ctx.config.max_conns);
-            ctx.counters.overloaded.fetch_add(1, Ordering::Relaxed);
             ctx.status.overloaded(false);
             self.reply(&canned(id, 503, &ctx.retry_after, ProtocolStatus::Overloaded))?;
             self.wire.finish_writes();
@@ -503,7 +502,6 @@ impl Demux {
         why: Refusal,
         ctx: &Context,
     ) -> Result<(), Close> {
-        ctx.counters.overloaded.fetch_add(1, Ordering::Relaxed);
         ctx.status.overloaded(why == Refusal::QueueTimeout);
         if self.warned.contains(&why) {
             debug!(self.log, "{}", why.message(); "req" => id, "limit" => why.limit());
