@@ -348,6 +348,7 @@ mod tests {
         use tracing_core::{Dispatch, Event, Level, Metadata, Subscriber};
 
         use crate::log::to_tracing::Tracing;
+        use crate::ACCESS_TAG;
 
         /// An event as the test sees it: level, target, and each field as `Debug` text
         /// (numbers recorded as numbers show without quotes).
