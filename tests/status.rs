@@ -1,9 +1,9 @@
 //! The status line a response goes out with, and what the server does with a status or header
 //! it cannot send.
 //!
-//! Every code from 100 to 599 carries a phrase: the registered one (`set_status(415)` used to
-//! go out as `Status: 415 Unknown`, and reached the browser as `HTTP/1.1 415 Unknown`), else the
-//! name of its class. `Response::header` applies the same rules as the CGI header parsers
+//! Every code from 100 to 599 carries a phrase: the registered one (`set_status(415)` goes out
+//! as `Status: 415 Unsupported Media Type`, which nginx passes on to the browser as it is),
+//! else the name of its class. `Response::header` applies the same rules as the CGI header parsers
 //! (`fcgi_codec::http`). Servers run in this process (`support/inproc.rs`) with the raw client;
 //! one test goes end to end, through nginx and the CGI gateway of the real `fcgi` binary, to the
 //! HTTP status line itself.

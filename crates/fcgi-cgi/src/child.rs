@@ -25,9 +25,9 @@ static DIE_WITH_SERVER: AtomicBool = AtomicBool::new(false);
 /// (`PR_SET_PDEATHSIG`), for a server with no master to clean up after it: killed, it would
 /// otherwise leave its programs running under init.
 ///
-/// Off by default, for its cost: std's `Command` can no longer use `posix_spawn` (a `pre_exec`
-/// closure forces a `fork`, which copies the server's page tables and holds its memory map
-/// lock meanwhile). Measured with `fcgi bench --keep-conn` on a script that prints one line
+/// Off by default, for its cost: with it on, std's `Command` cannot use `posix_spawn` (a
+/// `pre_exec` closure forces a `fork`, which copies the server's page tables and holds its
+/// memory map lock meanwhile). Measured with `fcgi bench --keep-conn` on a script that prints one line
 /// (release build, 2 cores): 650-720 requests/s with `posix_spawn` against 430-500 with it
 /// on one connection, 1,500-1,700 against 730-800 on four. A prefork worker does not need
 /// it: its master is the subreaper of the worker's programs and kills their process groups

@@ -163,10 +163,10 @@ fn wait_writable(stdin: &ChildStdin) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::wait_until;
     use std::path::{Path, PathBuf};
     use std::process::{Child, Command, Stdio};
     use std::sync::mpsc;
-    use std::time::Instant;
 
     /// A body that yields `good` bytes, then fails as the server's spool does when its disk is
     /// full.
@@ -184,17 +184,6 @@ mod tests {
             self.good -= n;
             Ok(n)
         }
-    }
-
-    fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        while !condition() {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        true
     }
 
     #[test]

@@ -91,5 +91,8 @@ pub mod resolve;
 pub mod uri;
 mod watchdog;
 
+#[cfg(test)]
+mod test_support;
+
 pub use config::{CgiConfig, ConfigError};
 pub use gateway::Gateway;

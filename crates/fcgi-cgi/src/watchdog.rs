@@ -283,19 +283,9 @@ impl Timer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::wait_until;
     use std::os::unix::process::{CommandExt, ExitStatusExt};
     use std::process::Command;
-
-    fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        while !condition() {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        true
-    }
 
     fn sleeper(script: &str) -> std::process::Child {
         Command::new("/bin/sh").args(["-c", script]).process_group(0).spawn().unwrap()

@@ -269,9 +269,9 @@ mod tests {
         assert_eq!(parse(&fits).1, MAX_HEAD_LEN);
     }
 
-    /// The rules the CGI gateway and the server apply: before they were shared, this parser
-    /// took any code from 100 (600, 999), any visible name (`X(y)`), a NUL in a value, and a
-    /// second `Status` over the first.
+    /// The rules the CGI gateway and the server apply hold here too: no code past 599 (600,
+    /// 999) or below 100, names of token characters only (not `X(y)`), no NUL in a value, no
+    /// second `Status` or `Location`.
     #[test]
     fn the_shared_rules_apply() {
         for value in ["600", "999 Nine", "000"] {

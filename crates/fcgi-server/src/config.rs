@@ -80,8 +80,9 @@ pub struct Config {
     pub allow: Option<Vec<IpAddr>>,
     /// Seconds in the `Retry-After` header of a `503` for overload.
     pub retry_after: u32,
-    /// Log one line per request, failed ones included, tagged `access` (client address, method,
-    /// URI, status, bytes, duration, request id, outcome), for `fcgi serve --access-log`.
+    /// Log one line per request, failed ones included, tagged [`ACCESS_TAG`](crate::ACCESS_TAG)
+    /// (client address, method, URI, status, bytes, duration, request id, outcome), for
+    /// `fcgi serve --access-log`.
     pub access_log: bool,
     /// SCRIPT_NAME of the status page the server answers itself, whatever the app
     /// (PHP-FPM's `pm.status_path`); `None`: no status page.

@@ -32,13 +32,14 @@ use crate::wire::{Replied, Wire};
 /// Reads one connection gets in a row before its socket goes behind the others that are
 /// ready: a peer that keeps its socket full (a large body, thousands of records) must not
 /// hold a reading thread (least of all the monitor, when it reads for every connection).
-/// 16 reads are a megabyte at the decoder's 64 KiB.
+/// A read takes at most the decoder's buffer ([`Decoder::DEFAULT_MAX_BUFFER`]), so a turn
+/// reads at most 16 of those.
 const READS_PER_TURN: usize = 16;
 
 thread_local! {
     /// The reading thread's decoder, lent to each connection it reads for the length of the
-    /// read turn: its buffer (4 KiB for a usual request, up to 128 KiB for a large body) is
-    /// the thread's, not every connection's.
+    /// read turn: its buffer (4 KiB for a usual request, up to [`Decoder::DEFAULT_MAX_BUFFER`]
+    /// for a large body) is the thread's, not every connection's.
     static SPARE_DECODER: std::cell::Cell<Option<Decoder>> = const { std::cell::Cell::new(None) };
 }
 
@@ -466,7 +467,6 @@ impl Demux {
         if self.over_limit {
             warn!(self.log, "connection over max_conns; request refused with 503";
                 "req" => id, "max_conns" => ctx.config.max_conns);
-            ctx.counters.overloaded.fetch_add(1, Ordering::Relaxed);
             ctx.status.overloaded(false);
             self.reply(&canned(id, 503, &ctx.retry_after, ProtocolStatus::Overloaded))?;
             self.wire.finish_writes();
@@ -502,7 +502,6 @@ impl Demux {
         why: Refusal,
         ctx: &Context,
     ) -> Result<(), Close> {
-        ctx.counters.overloaded.fetch_add(1, Ordering::Relaxed);
         ctx.status.overloaded(why == Refusal::QueueTimeout);
         if self.warned.contains(&why) {
             debug!(self.log, "{}", why.message(); "req" => id, "limit" => why.limit());

@@ -12,7 +12,9 @@ use crate::handler::Handlers;
 use crate::spool::SpoolConfig;
 use crate::status::StatusHandle;
 
-/// Counters for the status page and for draining.
+/// Counts the server keeps for itself: open connections against `max_conns`, unfinished
+/// requests for draining, answered ones for the [`ServeReport`](crate::ServeReport). What the
+/// status page shows is kept in [`StatusHandle`].
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     /// Connections open now.
@@ -21,8 +23,6 @@ pub(crate) struct Counters {
     pub(crate) active: AtomicUsize,
     /// Requests answered by a handler, in all.
     pub(crate) requests: AtomicU64,
-    /// Requests answered 503 for overload, in all.
-    pub(crate) overloaded: AtomicU64,
 }
 
 pub(crate) struct Context {

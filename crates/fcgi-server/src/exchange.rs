@@ -12,7 +12,7 @@ use slog::{debug, error, info, Logger};
 use crate::context::Context;
 use crate::handler::Error;
 use crate::status::{RequestFacts, Running, ThreadMark};
-use crate::{Request, Response};
+use crate::{Request, Response, ACCESS_TAG};
 
 /// A request and its response, owned by the handler that took them with
 /// [`Handler::handle_owned`](crate::Handler::handle_owned): it may keep them past its return
@@ -260,9 +260,9 @@ impl Parts {
     }
 }
 
-/// The request's access log line: a record tagged `access` (which the binary can send to a
-/// file of its own), for every request that reached the pool, finished or not; `outcome` says
-/// how it ended (`ok`, `aborted`, `input_failed`, `peer_gone`, `handler_error`, `panic`,
+/// The request's access log line: a record tagged [`ACCESS_TAG`] (which the binary can send to
+/// a file of its own), for every request that reached the pool, finished or not; `outcome`
+/// says how it ended (`ok`, `aborted`, `input_failed`, `peer_gone`, `handler_error`, `panic`,
 /// `cut_short`, `not_delivered`, `queue_timeout`); `program_pid`, the program that served it
 /// (the CGI gateway's, `fcgi-exec`'s process), if there was one.
 fn access_line(
@@ -273,7 +273,7 @@ fn access_line(
     elapsed: Duration,
     outcome: &str,
 ) {
-    info!(log, #"access", "request";
+    info!(log, #ACCESS_TAG, "request";
         "req" => request.request_id(),
         "method" => request.method(),
         "uri" => request.request_uri(),

@@ -96,6 +96,7 @@ pub use fcgi_codec::{Params, ParamsLimits, Role};
 pub use handler::{streaming, Error, Handler, Streaming};
 pub use handoff::Handoff;
 pub use listener::{take_inherited, ListenError, ListenOptions, Listener};
+pub use log::ACCESS_TAG;
 pub use monitor::ServeReport;
 pub use quick::{serve, serve_handler, DRAIN_GRACE};
 pub use request::{AbortSignal, Body, Request};

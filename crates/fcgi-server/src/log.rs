@@ -15,8 +15,10 @@ use slog::{o, Drain, Level, Logger, OwnedKVList, Record, KV};
 
 use crate::escape;
 
-/// The tag of access lines (see `job.rs`): shown whatever the level.
-const ACCESS: &str = "access";
+/// The tag of the per-request access records (written in `exchange.rs`), by which a logger
+/// tells them from the rest: the fallback shows them whatever the level, and `fcgi serve
+/// --access-log FILE` sends them to the file.
+pub const ACCESS_TAG: &str = "access";
 
 /// The logger of a server given none: [`to_tracing`]'s with the `tracing` feature, else the
 /// lines on standard error.
@@ -31,7 +33,7 @@ pub(crate) fn default_logger() -> Logger {
 /// Whether the fallback lines show `record`: warnings, errors, and access lines (which a
 /// server logs only when its configuration asks for them).
 fn shown(record: &Record<'_>) -> bool {
-    record.tag() == ACCESS || record.level().is_at_least(Level::Warning)
+    record.tag() == ACCESS_TAG || record.level().is_at_least(Level::Warning)
 }
 
 /// `fcgi-server WARN: message; key=value, ...` on standard error, for the records
@@ -57,7 +59,7 @@ impl Drain for Stderr {
 /// The line for `record`, with its newline: `ACCESS` in place of the level for an access
 /// line.
 fn line(record: &Record<'_>, values: &OwnedKVList) -> String {
-    let label = if record.tag() == ACCESS { "ACCESS" } else { record.level().as_short_str() };
+    let label = if record.tag() == ACCESS_TAG { "ACCESS" } else { record.level().as_short_str() };
     let mut line = format!("fcgi-server {label}: ");
     escape::push_text(&mut line, &record.msg().to_string());
     let mut fields = escape::Fields::new(&mut line, "; ", "=", true);
@@ -261,7 +263,7 @@ pub(crate) mod to_tracing {
         let _ = record.kv().serialize(record, &mut collect);
         let _ = values.serialize(record, &mut collect);
         let target =
-            if record.tag() == super::ACCESS { "fcgi_server::access" } else { "fcgi_server" };
+            if record.tag() == super::ACCESS_TAG { "fcgi_server::access" } else { "fcgi_server" };
         let mut names = vec!["message"];
         names.extend(collect.pairs.iter().map(|(key, _)| *key));
         let site = site(level, target, names);
@@ -326,7 +328,7 @@ mod tests {
         let log = Logger::root(capture, o!());
         slog::info!(log, "serving");
         slog::debug!(log, "read");
-        slog::info!(log, #"access", "request"; "status" => 200);
+        slog::info!(log, #ACCESS_TAG, "request"; "status" => 200);
         slog::warn!(log, "refused");
         assert_eq!(
             lines.lock().unwrap().as_slice(),
@@ -346,6 +348,7 @@ mod tests {
         use tracing_core::{Dispatch, Event, Level, Metadata, Subscriber};
 
         use crate::log::to_tracing::Tracing;
+        use crate::ACCESS_TAG;
 
         /// An event as the test sees it: level, target, and each field as `Debug` text
         /// (numbers recorded as numbers show without quotes).
@@ -400,7 +403,7 @@ mod tests {
                 for _ in 0..2 {
                     slog::error!(log, "handler failed"; "uri" => "/x", "status" => 500u16, "conn" => 8u64);
                 }
-                slog::info!(log, #"access", "request"; "status" => 200u16, "user" => None::<&str>);
+                slog::info!(log, #ACCESS_TAG, "request"; "status" => 200u16, "user" => None::<&str>);
                 slog::debug!(log, "below the subscriber's level");
                 slog::warn!(log, "refused"; "why" => %"too big");
             });

@@ -2,10 +2,10 @@
 //! from nginx and PHP-FPM, reopened on USR1 like `--log-file`.
 //!
 //! The server logs each finished request (and each one that failed, was cut short or was
-//! answered by its connection after a queue timeout) as a record tagged [`TAG`] with its fields
-//! (fcgi-server's `job.rs`). Without a file (`--access-log` alone) those records go to the main
-//! log as they always did; with one, [`attach`] sends them to the file, formatted, and no longer
-//! to the main log.
+//! answered by its connection after a queue timeout) as a record tagged [`ACCESS_TAG`] with its
+//! fields (fcgi-server's `exchange.rs`). Without a file (`--access-log` alone) those records go
+//! to the main log; with one, [`attach`] sends them to the file, formatted, instead of to the
+//! main log.
 //!
 //! Writing never blocks a request and never fails it: the line is formatted and written on a
 //! thread of its own ([`crate::logging::Queue`], lines past its queue dropped and counted), and
@@ -24,13 +24,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fcgi_server::{escape, Utc};
+use fcgi_server::{escape, Utc, ACCESS_TAG};
 use slog::{o, warn, Drain, Key, Logger, OwnedKVList, Record, Serializer, KV};
 
 use crate::logging::{LogTarget, Queue};
-
-/// The tag of the server's per-request records (fcgi-server's `job.rs` sets it).
-pub(crate) const TAG: &str = "access";
 
 /// Lines the writing thread may have queued; past it they are dropped and counted (a disk that
 /// cannot keep up must not hold requests back). As the main log's queue.
@@ -512,7 +509,7 @@ impl<W: std::io::Write + Clone> Drain for Writer<W> {
     type Err = slog::Never;
 
     fn log(&self, record: &Record<'_>, _values: &OwnedKVList) -> Result<(), slog::Never> {
-        if record.tag() != TAG {
+        if record.tag() != ACCESS_TAG {
             return Ok(());
         }
         let written = catch_unwind(AssertUnwindSafe(|| {
@@ -552,8 +549,8 @@ pub(crate) fn attach(
     let writer = Writer::new(target, format, log.clone());
     let full = Arc::clone(&writer.queue_full);
     let (access, guard) = Queue::start(writer, QUEUE, "fcgi-access", full);
-    let access = access.filter(|r: &Record<'_>| r.tag() == TAG).ignore_res();
-    let main = log.filter(|r: &Record<'_>| r.tag() != TAG).ignore_res();
+    let access = access.filter(|r: &Record<'_>| r.tag() == ACCESS_TAG).ignore_res();
+    let main = log.filter(|r: &Record<'_>| r.tag() != ACCESS_TAG).ignore_res();
     (Logger::root(slog::Duplicate::new(main, access).ignore_res(), o!()), guard)
 }
 
@@ -726,11 +723,11 @@ mod tests {
         let queue_full = Arc::clone(&writer.queue_full);
         let log = Logger::root(writer, o!());
         for id in ["a", "b", "c", "d"] {
-            slog::info!(log, #"access", "request"; "status" => 200, "request_id" => id);
+            slog::info!(log, #ACCESS_TAG, "request"; "status" => 200, "request_id" => id);
         }
         // As the queue counts five lines it had no room for.
         queue_full.fetch_add(5, Ordering::Relaxed);
-        slog::info!(log, #"access", "request"; "status" => 500, "request_id" => "e");
+        slog::info!(log, #ACCESS_TAG, "request"; "status" => 500, "request_id" => "e");
         let written = String::from_utf8(file.written.lock().unwrap().clone()).unwrap();
         assert_eq!(written, "200 c\n200 d\n500 e\n", "a and b dropped");
         assert_eq!(*reports.0.lock().unwrap(), vec![(2, 0, 2), (5, 5, 0)], "each reported once");
@@ -748,14 +745,14 @@ mod tests {
         // A kilobyte a line: the pipe is full after some 64, the queue after 4,096 more.
         let uri = format!("/{}", "x".repeat(1024));
         for n in 0..TOTAL {
-            slog::info!(log, #"access", "request"; "request_id" => n, "uri" => &uri);
+            slog::info!(log, #ACCESS_TAG, "request"; "request_id" => n, "uri" => &uri);
         }
         pipe.recover();
         // Until a line gets through the queue again (each one lost meanwhile counts too).
         let mut sent = TOTAL;
         for k in 0..500 {
             sent += 1;
-            slog::info!(log, #"access", "request"; "request_id" => format!("final-{k}"));
+            slog::info!(log, #ACCESS_TAG, "request"; "request_id" => format!("final-{k}"));
             if pipe.shows(&format!("final-{k} "), Duration::from_millis(50)) {
                 break;
             }
