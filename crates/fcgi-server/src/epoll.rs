@@ -155,8 +155,8 @@ pub(crate) fn event_of(raw: &libc::epoll_event) -> Event {
 /// Why: a worker wakes for each request the web server writes, on a machine where the web
 /// server runs too. Allowed to preempt, it preempts the web server at each request (nginx's
 /// single worker, measured: 0.4 to 1.2 involuntary switches a request, against 0.01 to 0.2
-/// with the old core, whose workers never slept), and nginx, the bottleneck, spends 20 to 40 %
-/// more CPU a request. Without wake-up preemption the worker runs when nginx yields the CPU,
+/// when threads that never sleep serve it), and nginx, the bottleneck, spends 20 to 40 % more
+/// CPU a request. Without wake-up preemption the worker runs when nginx yields the CPU,
 /// by which time nginx has written more requests (DESIGN.md has the numbers). Handlers run
 /// under it too, and what they start (threads, a CGI program) inherits it.
 pub(crate) fn no_wakeup_preemption() {
