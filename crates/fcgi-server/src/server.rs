@@ -628,6 +628,8 @@ fn serving_with_signals(begins: bool) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
     use crate::ListenOptions;
 
