@@ -27,7 +27,7 @@ use slog::{error, info, warn, Logger};
 
 use crate::config::ExecConfig;
 use crate::lines::Lines;
-use crate::process::{Current, Last, Proc, ProcState};
+use crate::process::{Current, Exit, Last, Proc, ProcState};
 use crate::scale::{self, Counts};
 use crate::spawn::{self, SocketDir, Spawned};
 use crate::sys::{self, Signal};
@@ -230,15 +230,6 @@ impl Shared {
         }
         state.failure = Some(why);
     }
-}
-
-/// How a process ended, kept until its exit is decided.
-#[derive(Debug)]
-pub(crate) struct Exit {
-    status: ExitStatus,
-    slot: u64,
-    last_line: String,
-    lifetime: Duration,
 }
 
 /// The program processes of one [`Exec`](crate::Exec).

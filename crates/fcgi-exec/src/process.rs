@@ -22,7 +22,17 @@
 
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
+
+/// How a process ended, kept until its exit is decided.
+#[derive(Debug)]
+pub(crate) struct Exit {
+    pub(crate) status: ExitStatus,
+    pub(crate) slot: u64,
+    pub(crate) last_line: String,
+    pub(crate) lifetime: Duration,
+}
 
 /// Where a process is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +88,7 @@ pub(crate) struct Proc {
     /// Why we stop it, once we do.
     pub(crate) stop_reason: Option<&'static str>,
     /// It exited while a request was on it: reaped, and decided when the lease comes back.
-    pub(crate) exited: Option<crate::pool::Exit>,
+    pub(crate) exited: Option<Exit>,
     /// It exited while a request was on it.
     pub(crate) died_busy: bool,
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::error::BuildError;
 use crate::pool::Pool;
+use crate::shared::Settings;
 use crate::source::{Source, SourceHandle};
 use crate::state::{Limits, FIELD_MAX};
 
@@ -98,6 +99,15 @@ impl Default for Builder {
     }
 }
 
+// `Pool::builder` lives here, beside what it returns, so that the pool's module needs nothing
+// of the builder's: the builder starts a pool, never the other way round.
+impl Pool {
+    /// A [`Builder`] with the default knobs.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+}
+
 impl Builder {
     /// A builder with the defaults (the `DEFAULT_*` constants of this crate).
     pub fn new() -> Self {
@@ -174,7 +184,13 @@ impl Builder {
     /// started; or [`BuildError::Spawn`] if the system refused a thread, in which case the
     /// threads already started are stopped and joined first.
     pub fn build(&self) -> Result<Pool, BuildError> {
-        Pool::start(self, self.limits()?)
+        let settings = Settings {
+            idle_grace: self.idle_grace,
+            stack_size: self.stack_size,
+            drop_timeout: self.drop_timeout,
+            source: self.source.as_ref().map(|handle| Arc::clone(&handle.0)),
+        };
+        Pool::start(self.limits()?, settings)
     }
 
     /// Validates the knobs into the form the state machine uses.

@@ -158,6 +158,7 @@
 mod builder;
 mod error;
 mod pool;
+mod shared;
 mod source;
 mod state;
 mod stats;

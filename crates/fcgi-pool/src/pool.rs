@@ -1,115 +1,26 @@
 //! [`Pool`]: handing jobs to threads, spawning threads, shutting down.
 
 use std::fmt;
-use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
-use std::thread::{self, JoinHandle};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
-use crossbeam_utils::CachePadded;
+use crossbeam_channel::Sender;
 
-use crate::builder::Builder;
 use crate::error::{RejectReason, Rejected};
-use crate::source::Source;
-use crate::state::{self, Admission, Counts, Limits, Refusal, StateWord};
-use crate::stats::{bump, to_usize, ShutdownReport, Stats, Totals};
-use crate::worker::{self, Role};
+use crate::shared::{Message, Settings, Shared};
+use crate::state::{self, Admission, Limits, Refusal};
+use crate::stats::{bump, to_usize, ShutdownReport, Stats};
+use crate::worker::{self, spawn, spawn_more, Role};
 
 /// The largest channel allocated up front (24 bytes a slot): past it, the channel grows.
 const ARRAY_CHANNEL_MAX: usize = 1 << 16;
-
-/// A job, once the pool has taken it.
-pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
-
-/// What travels from submitters to workers. Each message is paired with exactly one receive
-/// that some thread has committed to (see DESIGN.md), so no message waits for a thread that
-/// is not coming.
-pub(crate) enum Message {
-    /// Run this job.
-    Run(Job),
-    /// Exit: sent by `shutdown` once for every idle thread.
-    Exit,
-}
-
-/// Everything the pool and its workers share.
-pub(crate) struct Shared {
-    /// Threads, idle, queued, shutting down: see `state.rs`.
-    /// On its own cache line: it is the one location every submission and every job writes.
-    pub(crate) state: CachePadded<StateWord>,
-    pub(crate) limits: Limits,
-    pub(crate) idle_grace: Duration,
-    pub(crate) totals: Totals,
-    /// Set when a shutdown deadline passes: workers drop the jobs they receive after that.
-    pub(crate) abandon: AtomicBool,
-    /// `Exit` messages sent and not yet received: threads that are idle, not running a job,
-    /// even though shutdown no longer counts them in `idle`.
-    pub(crate) exits_pending: AtomicU64,
-    /// Every worker receives from this one receiver (the pool holds the only sender).
-    pub(crate) receiver: Receiver<Message>,
-    /// Join handles of the threads started and not yet reaped; also the lock for `exited`.
-    handles: Mutex<Vec<JoinHandle<()>>>,
-    /// Notified whenever `threads` goes down, for `shutdown` to wait on.
-    exited: Condvar,
-    stack_size: Option<usize>,
-    drop_timeout: Duration,
-    /// Numbers the threads: `fcgi-worker-1`, `fcgi-worker-2`, ...
-    names: AtomicU64,
-    /// Where idle threads wait, if not on the channel (see `source.rs`). Let go of by
-    /// `shutdown` once the threads are gone: the source usually holds what holds the pool.
-    source: RwLock<Option<Arc<dyn Source>>>,
-}
-
-impl Shared {
-    fn handles(&self) -> MutexGuard<'_, Vec<JoinHandle<()>>> {
-        // The lock guards no invariant a panic could break; a poisoned one is still usable.
-        self.handles.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Applies a transition that removes a thread from the counts, then wakes `shutdown`.
-    pub(crate) fn thread_gone(&self, transition: fn(Counts) -> Counts) {
-        self.state.apply(|c| (transition(c), ()));
-        self.notify_exit();
-    }
-
-    /// The source idle threads wait in, if any.
-    pub(crate) fn source(&self) -> Option<Arc<dyn Source>> {
-        self.source.read().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    /// After a message was sent: a thread waiting in the source must come and look.
-    fn wake_source(&self) {
-        let source = self.source.read().unwrap_or_else(PoisonError::into_inner);
-        if let Some(source) = &*source {
-            source.wake();
-        }
-    }
-
-    /// After a claim: tells the source when no idle thread is left.
-    pub(crate) fn check_idle(&self) {
-        if self.state.load().idle == 0 {
-            let source = self.source.read().unwrap_or_else(PoisonError::into_inner);
-            if let Some(source) = &*source {
-                source.no_idle();
-            }
-        }
-    }
-
-    /// Wakes a `shutdown` waiting for `threads` to reach zero. Call after the count went down.
-    pub(crate) fn notify_exit(&self) {
-        // Notifying under the lock, after the count went down, means a `shutdown` that checked
-        // the count under the same lock cannot miss it.
-        let _handles = self.handles();
-        self.exited.notify_all();
-    }
-}
 
 /// A pool of worker threads with flup's `minSpare` / `maxSpare` / `maxThreads` semantics.
 ///
 /// Built by [`Pool::builder`]. Share it between submitting threads with an `Arc` (every
 /// method takes `&self`). Dropping it shuts it down (see [`Pool::shutdown`]), waiting at most
-/// the builder's [`drop_timeout`](Builder::drop_timeout).
+/// the builder's [`drop_timeout`](crate::Builder::drop_timeout).
 ///
 /// ```
 /// use std::sync::mpsc;
@@ -141,13 +52,8 @@ impl fmt::Debug for Pool {
 }
 
 impl Pool {
-    /// A [`Builder`] with the default knobs.
-    pub fn builder() -> Builder {
-        Builder::new()
-    }
-
     /// Called by `Builder::build` with validated limits: starts the `min_spare` threads.
-    pub(crate) fn start(builder: &Builder, limits: Limits) -> Result<Pool, crate::BuildError> {
+    pub(crate) fn start(limits: Limits, settings: Settings) -> Result<Pool, crate::BuildError> {
         // A preallocated (array) channel costs less per message than a growing (list) one:
         // use it when the bound is small enough to allocate up front. It is never full, so
         // `send` never blocks; the extra `cap` slots are a margin, not a need.
@@ -156,27 +62,7 @@ impl Pool {
             Ok(bound) if bound <= ARRAY_CHANNEL_MAX => crossbeam_channel::bounded(bound),
             _ => crossbeam_channel::unbounded(),
         };
-        let initial = Counts {
-            threads: limits.min_spare,
-            idle: limits.min_spare,
-            queued: 0,
-            shutdown: false,
-        };
-        let shared = Arc::new(Shared {
-            state: CachePadded::new(StateWord::new(initial)),
-            limits,
-            idle_grace: builder.idle_grace,
-            totals: Totals::default(),
-            abandon: AtomicBool::new(false),
-            exits_pending: AtomicU64::new(0),
-            receiver,
-            handles: Mutex::new(Vec::new()),
-            exited: Condvar::new(),
-            stack_size: builder.stack_size,
-            drop_timeout: builder.drop_timeout,
-            names: AtomicU64::new(0),
-            source: RwLock::new(builder.source.as_ref().map(|handle| Arc::clone(&handle.0))),
-        });
+        let shared = Arc::new(Shared::new(limits, settings, receiver));
         #[cfg(test)]
         tests::LAST_BUILT.with(|last| *last.borrow_mut() = Some(Arc::downgrade(&shared)));
         // If a spawn fails, dropping `pool` shuts down and joins the threads already started.
@@ -230,7 +116,7 @@ impl Pool {
     }
 
     /// Like [`Pool::try_execute`], but when every thread is busy and the pool is at
-    /// `max_threads`, the job waits in a FIFO queue of [`queue_capacity`](Builder::queue_capacity)
+    /// `max_threads`, the job waits in a FIFO queue of [`queue_capacity`](crate::Builder::queue_capacity)
     /// jobs for the next thread to finish: flup's `addJob(job, allowQueuing=True)`. Never
     /// blocks either.
     ///
@@ -344,7 +230,7 @@ impl Pool {
     ///
     /// Calling it again, from any thread, is safe: it waits again for the threads still
     /// running. Dropping the pool calls it with the builder's
-    /// [`drop_timeout`](Builder::drop_timeout). Called from one of the pool's own jobs it
+    /// [`drop_timeout`](crate::Builder::drop_timeout). Called from one of the pool's own jobs it
     /// cannot join its own thread, so it returns at the deadline with that thread counted in
     /// `running`.
     ///
@@ -445,44 +331,6 @@ impl Pool {
     }
 }
 
-/// Starts the threads `admit` counted besides the job's own: `committed` for queued jobs
-/// stranded by an earlier failed spawn, then `spares` idle ones. If one fails, it and the
-/// rest are uncounted: the pool runs with fewer spares until a later job tops them up.
-pub(crate) fn spawn_more(shared: &Arc<Shared>, committed: u64, spares: u64) {
-    let roles = (0..committed).map(|_| Role::Committed).chain((0..spares).map(|_| Role::Idle));
-    let mut failed = false;
-    for role in roles {
-        failed = failed || spawn(shared, role).is_err();
-        if failed {
-            shared.thread_gone(state::receiver_lost);
-        }
-    }
-}
-
-/// Starts one worker thread, already counted in `threads`, in the given role.
-fn spawn(shared: &Arc<Shared>, role: Role) -> io::Result<()> {
-    #[cfg(test)]
-    if !tests::spawn_allowed() {
-        return Err(io::Error::other("spawn failure injected by a test"));
-    }
-    let number = shared.names.fetch_add(1, Ordering::Relaxed) + 1;
-    let mut builder = thread::Builder::new().name(format!("fcgi-worker-{number}"));
-    if let Some(bytes) = shared.stack_size {
-        builder = builder.stack_size(bytes);
-    }
-    let worker_shared = Arc::clone(shared);
-    // Spawning under the lock means that once `shutdown` sees no thread counted, every
-    // thread's handle is in the list.
-    let mut handles = shared.handles();
-    let handle = builder.spawn(move || worker::run(&worker_shared, number, role))?;
-    // Reap the handles of threads that retired, so the list stays as long as the pool.
-    handles.retain(|handle| !handle.is_finished());
-    handles.push(handle);
-    drop(handles);
-    bump(&shared.totals.spawned);
-    Ok(())
-}
-
 impl Drop for Pool {
     fn drop(&mut self) {
         self.shutdown(self.shared.drop_timeout);
@@ -491,34 +339,17 @@ impl Drop for Pool {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::{Cell, RefCell};
+    use std::cell::RefCell;
     use std::sync::mpsc;
     use std::sync::Weak;
 
     use super::*;
+    use crate::worker::spawn_failures::allow_spawns;
     use crate::BuildError;
 
     thread_local! {
-        /// Spawns this thread may still make before they fail; `None`: no limit. Spawns
-        /// happen on the submitting thread, so this injects failures into one test only.
-        static SPAWNS_LEFT: Cell<Option<usize>> = const { Cell::new(None) };
         /// The state of the last pool this thread built.
         pub(super) static LAST_BUILT: RefCell<Option<Weak<Shared>>> = const { RefCell::new(None) };
-    }
-
-    pub(super) fn spawn_allowed() -> bool {
-        SPAWNS_LEFT.with(|left| match left.get() {
-            None => true,
-            Some(0) => false,
-            Some(n) => {
-                left.set(Some(n - 1));
-                true
-            }
-        })
-    }
-
-    fn allow_spawns(n: Option<usize>) {
-        SPAWNS_LEFT.with(|left| left.set(n));
     }
 
     fn shape(pool: &Pool) -> (usize, usize, usize) {

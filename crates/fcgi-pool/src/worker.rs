@@ -1,12 +1,15 @@
-//! The worker thread: wait for a message, run the job, account for it, repeat.
+//! The worker thread: starting one, and its body: wait for a message, run the job, account for
+//! it, repeat.
 
+use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::thread;
 
 use crossbeam_channel::{RecvTimeoutError, TryRecvError};
 
-use crate::pool::{spawn_more, Job, Message, Shared};
+use crate::shared::{Job, Message, Shared};
 use crate::source::{Source, Wait};
 use crate::state::{self, AfterJob, SelfClaim};
 use crate::stats::bump;
@@ -239,4 +242,72 @@ fn run_job(shared: &Shared, completed: &AtomicU64, job: Job) {
 /// Drops a value, catching a panic from its destructor.
 pub(crate) fn drop_quietly<T>(value: T) {
     let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(value)));
+}
+
+/// Starts the threads `admit` counted besides the job's own: `committed` for queued jobs
+/// stranded by an earlier failed spawn, then `spares` idle ones. If one fails, it and the
+/// rest are uncounted: the pool runs with fewer spares until a later job tops them up.
+pub(crate) fn spawn_more(shared: &Arc<Shared>, committed: u64, spares: u64) {
+    let roles = (0..committed).map(|_| Role::Committed).chain((0..spares).map(|_| Role::Idle));
+    let mut failed = false;
+    for role in roles {
+        failed = failed || spawn(shared, role).is_err();
+        if failed {
+            shared.thread_gone(state::receiver_lost);
+        }
+    }
+}
+
+/// Starts one worker thread, already counted in `threads`, in the given role.
+pub(crate) fn spawn(shared: &Arc<Shared>, role: Role) -> io::Result<()> {
+    #[cfg(test)]
+    if !spawn_failures::allowed() {
+        return Err(io::Error::other("spawn failure injected by a test"));
+    }
+    let number = shared.names.fetch_add(1, Ordering::Relaxed) + 1;
+    let mut builder = thread::Builder::new().name(format!("fcgi-worker-{number}"));
+    if let Some(bytes) = shared.stack_size {
+        builder = builder.stack_size(bytes);
+    }
+    let worker_shared = Arc::clone(shared);
+    // Spawning under the lock means that once `shutdown` sees no thread counted, every
+    // thread's handle is in the list.
+    let mut handles = shared.handles();
+    let handle = builder.spawn(move || run(&worker_shared, number, role))?;
+    // Reap the handles of threads that retired, so the list stays as long as the pool.
+    handles.retain(|handle| !handle.is_finished());
+    handles.push(handle);
+    drop(handles);
+    bump(&shared.totals.spawned);
+    Ok(())
+}
+
+/// Spawn failures on demand, for the tests of the pool's accounting when the system refuses a
+/// thread.
+#[cfg(test)]
+pub(crate) mod spawn_failures {
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Spawns this thread may still make before they fail; `None`: no limit. Spawns
+        /// happen on the submitting thread, so this injects failures into one test only.
+        static SPAWNS_LEFT: Cell<Option<usize>> = const { Cell::new(None) };
+    }
+
+    /// Whether the next spawn on this thread may succeed (and one fewer may, after it).
+    pub(super) fn allowed() -> bool {
+        SPAWNS_LEFT.with(|left| match left.get() {
+            None => true,
+            Some(0) => false,
+            Some(n) => {
+                left.set(Some(n - 1));
+                true
+            }
+        })
+    }
+
+    /// Lets this thread's next `n` spawns succeed and the ones after fail; `None`: all succeed.
+    pub(crate) fn allow_spawns(n: Option<usize>) {
+        SPAWNS_LEFT.with(|left| left.set(n));
+    }
 }

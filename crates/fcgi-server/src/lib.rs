@@ -81,6 +81,7 @@ mod refusals;
 mod request;
 mod response;
 mod server;
+mod shutdown;
 mod slot;
 mod spool;
 mod status;
@@ -101,7 +102,8 @@ pub use monitor::ServeReport;
 pub use quick::{serve, serve_handler, DRAIN_GRACE};
 pub use request::{AbortSignal, Body, Request};
 pub use response::Response;
-pub use server::{Server, ServerBuilder, ShutdownHandle};
+pub use server::{Server, ServerBuilder};
+pub use shutdown::ShutdownHandle;
 pub use status::{
     duration_bucket, AppProcess, AppProcessSource, AppProcesses, Metrics, PeerSource, RequestFacts,
     SlowRequest, SlowRunning, Status, StatusHandle, ThreadReport, DURATION_BUCKETS, DURATION_SLOTS,

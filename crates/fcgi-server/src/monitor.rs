@@ -27,7 +27,7 @@ use slog::{info, warn};
 
 use crate::context::Context;
 use crate::reactor::{Reactor, WAKE};
-use crate::server::ShutdownState;
+use crate::shutdown::ShutdownState;
 
 /// How often timeouts are checked, and how often while draining.
 const SWEEP: Duration = Duration::from_secs(1);

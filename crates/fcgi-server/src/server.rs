@@ -3,8 +3,8 @@
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use slog::{info, warn, Logger};
@@ -17,6 +17,7 @@ use crate::handoff::Handoff;
 use crate::listener::Listener;
 use crate::monitor::{Monitor, ServeReport};
 use crate::reactor::Reactor;
+use crate::shutdown::{ShutdownHandle, ShutdownState};
 use crate::spool::SpoolConfig;
 use crate::status::{PoolGauges, StatusHandle};
 use crate::{Error, Request, Response, Role};
@@ -333,7 +334,7 @@ impl Server {
 
     /// A handle that stops the server from any thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle { state: Arc::clone(&self.shutdown) }
+        self.shutdown.handle()
     }
 
     /// A handle that reads what the server is doing (requests served, running, the oldest's
@@ -385,7 +386,7 @@ impl Server {
     /// is idle.
     pub fn serve(self) -> io::Result<ServeReport> {
         // First, so that a signal that comes while the server starts stops it too.
-        let _ = self.shutdown.monitor.set(std::thread::current());
+        self.shutdown.set_monitor(std::thread::current());
         let _signals = if self.handle_signals {
             Some(SignalWatch::start(
                 self.shutdown_handle(),
@@ -471,55 +472,6 @@ impl Server {
         let report = report?;
         info!(self.log, "stopped"; "requests" => report.requests, "unfinished" => report.unfinished);
         Ok(report)
-    }
-}
-
-/// Stops a running [`Server`] gracefully: it stops accepting, closes idle connections (or hands
-/// them over, with [`Server::set_handoff`]), lets running requests finish for up to the grace
-/// period, then returns from `serve`. Without a hand-off, a connection accepted but not yet read
-/// from is kept up to a second for the request the web server opened it for, so that another
-/// process sharing the listening socket can take over without a failure.
-///
-/// ```no_run
-/// # let server = fcgi_server::Server::builder().build();
-/// let stop = server.shutdown_handle();
-/// std::thread::spawn(move || {
-///     std::thread::sleep(std::time::Duration::from_secs(60));
-///     stop.shutdown(std::time::Duration::from_secs(10));
-/// });
-/// server.serve()?;
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Clone, Debug)]
-pub struct ShutdownHandle {
-    state: Arc<ShutdownState>,
-}
-
-impl ShutdownHandle {
-    /// Asks the server to stop within `grace`. Safe to call more than once: the earliest
-    /// deadline wins.
-    pub fn shutdown(&self, grace: Duration) {
-        let deadline = Instant::now() + grace;
-        {
-            let mut current = self.state.deadline.lock().unwrap_or_else(|p| p.into_inner());
-            *current = Some(current.map_or(deadline, |d| d.min(deadline)));
-        }
-        if let Some(monitor) = self.state.monitor.get() {
-            monitor.unpark();
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct ShutdownState {
-    deadline: Mutex<Option<Instant>>,
-    /// The thread serving, woken to begin draining.
-    monitor: OnceLock<std::thread::Thread>,
-}
-
-impl ShutdownState {
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        *self.deadline.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -676,6 +628,8 @@ fn serving_with_signals(begins: bool) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
     use crate::ListenOptions;
 
