@@ -1,11 +1,13 @@
 //! No crate of the workspace has a cycle among its modules: within each crate, the modules that
 //! name one another form a DAG, so each module can be read, tested and changed with only the
-//! ones below it in mind.
+//! ones below it in mind. The cycles not broken yet are listed ([`STILL_TO_BREAK`]): a new one
+//! fails the test, and so does a listed one that is gone.
 //!
 //! The scan is textual, on the sources under `crates/*/src`. Each file is a module: `lib.rs` and
 //! `main.rs` are the crate root, `foo.rs` and `foo/mod.rs` are `foo`, `foo/bar.rs` is
 //! `foo::bar`. Comments (doc comments and their intra-doc links too), strings and characters are
-//! dropped first. A module uses another when its code names it by a path: `use crate::x::..`,
+//! dropped first, and so is test code (`#[cfg(test)]` modules and uses: tests may reach any
+//! module). A module uses another when its code names it by a path: `use crate::x::..`,
 //! `crate::x::..` in code, `super::x` and `self::x`, or `x::..` for a child `x`; the longest
 //! prefix of the path that is a module is the one used, so `crate::foo::bar::Baz` uses
 //! `foo::bar`. A path to an item that a module only re-exports (`crate::Error`, where `lib.rs`
@@ -153,7 +155,68 @@ struct Named {
     imports: Option<String>,
 }
 
-/// Every path that the tokens name, from `use` trees and from code.
+/// Whether the tokens at `i` are `#[cfg(test)]`.
+fn is_cfg_test(tokens: &[Token], i: usize) -> bool {
+    let ident = |t: Option<&Token>, word: &str| matches!(t, Some(Token::Ident(w)) if w == word);
+    tokens.get(i) == Some(&Token::Punct('#'))
+        && tokens.get(i + 1) == Some(&Token::Punct('['))
+        && ident(tokens.get(i + 2), "cfg")
+        && tokens.get(i + 3) == Some(&Token::Punct('('))
+        && ident(tokens.get(i + 4), "test")
+        && tokens.get(i + 5) == Some(&Token::Punct(')'))
+        && tokens.get(i + 6) == Some(&Token::Punct(']'))
+}
+
+/// The index past the `#[cfg(test)]` item at `i` when it is a module written inline or a
+/// `use`, which test code alone sees; `None` for any other item.
+fn skip_test_item(tokens: &[Token], i: usize) -> Option<usize> {
+    let mut j = i + 7;
+    match tokens.get(j) {
+        Some(Token::Ident(w)) if w == "use" => {
+            while j < tokens.len() && tokens[j] != Token::Punct(';') {
+                j += 1;
+            }
+            Some(j + 1)
+        }
+        Some(Token::Ident(w)) if w == "mod" && tokens.get(j + 2) == Some(&Token::Punct('{')) => {
+            j += 2;
+            let mut depth = 0usize;
+            while j < tokens.len() {
+                match tokens[j] {
+                    Token::Punct('{') => depth += 1,
+                    Token::Punct('}') => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            Some(j)
+        }
+        _ => None,
+    }
+}
+
+/// The child modules a module declares for its tests alone (`#[cfg(test)] mod x;`).
+fn test_children(tokens: &[Token]) -> Vec<String> {
+    (0..tokens.len())
+        .filter(|&i| is_cfg_test(tokens, i))
+        .filter_map(|i| match (tokens.get(i + 7), tokens.get(i + 8), tokens.get(i + 9)) {
+            (Some(Token::Ident(m)), Some(Token::Ident(name)), Some(Token::Punct(';')))
+                if m == "mod" =>
+            {
+                Some(name.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every path that the tokens name, from `use` trees and from code; test code (`#[cfg(test)]`
+/// modules and uses) is left out: tests may reach any module, and the graph is the code's.
 fn named_paths(tokens: &[Token]) -> Vec<Named> {
     let mut out = Vec::new();
     // Inline modules open at a brace depth and close when it is back to it.
@@ -162,6 +225,12 @@ fn named_paths(tokens: &[Token]) -> Vec<Named> {
     let mut i = 0;
     while i < tokens.len() {
         let here: Vec<String> = inline.iter().map(|(name, _)| name.clone()).collect();
+        if is_cfg_test(tokens, i) {
+            if let Some(past) = skip_test_item(tokens, i) {
+                i = past;
+                continue;
+            }
+        }
         match &tokens[i] {
             Token::Punct('{') => {
                 depth += 1;
@@ -351,6 +420,23 @@ fn resolve(
 
 /// The uses among the modules of one crate: for each module, the modules it names.
 fn uses(modules: &BTreeMap<ModPath, String>) -> BTreeMap<ModPath, Vec<Edge>> {
+    // Modules declared for tests alone are test code too, with what they contain.
+    let test_only: Vec<ModPath> = modules
+        .iter()
+        .flat_map(|(module, source)| {
+            test_children(&tokens(source)).into_iter().map(move |child| {
+                let mut path = module.clone();
+                path.push(child);
+                path
+            })
+        })
+        .collect();
+    let modules: BTreeMap<ModPath, String> = modules
+        .iter()
+        .filter(|(module, _)| !test_only.iter().any(|t| module.starts_with(t)))
+        .map(|(m, s)| (m.clone(), s.clone()))
+        .collect();
+    let modules = &modules;
     let known: BTreeSet<ModPath> = modules.keys().cloned().collect();
     let named: BTreeMap<&ModPath, Vec<Named>> =
         modules.iter().map(|(module, source)| (module, named_paths(&tokens(source)))).collect();
@@ -461,10 +547,23 @@ fn describe(cycle: &[(ModPath, Edge)]) -> String {
     steps.join(", ")
 }
 
+/// The cycles still to break, each as its crate and its modules: the list only shrinks. A cycle
+/// not in it fails the test, and so does one in it that is gone (take it out).
+const STILL_TO_BREAK: &[(&str, &[&str])] = &[
+    ("fcgi-client", &["connection", "response"]),
+    ("fcgi-prefork", &["master", "master::handover"]),
+    ("fcgi-prefork", &["master", "master::relay"]),
+    ("fcgi-server", &["context", "exchange", "handler"]),
+    ("fcgi-server", &["request", "status"]),
+    ("fcgi-server", &["request", "spool", "status"]),
+    ("fcgi-server", &["status_page", "status_page::markup"]),
+];
+
 #[test]
 fn no_crate_has_a_module_cycle() {
     let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates");
-    let mut failures = Vec::new();
+    let mut new = Vec::new();
+    let mut found = BTreeSet::new();
     let mut dirs: Vec<PathBuf> =
         fs::read_dir(&crates).unwrap().map(|e| e.unwrap().path().join("src")).collect();
     dirs.sort();
@@ -475,11 +574,29 @@ fn no_crate_has_a_module_cycle() {
         let sources = modules.iter().map(|(m, (_, source))| (m.clone(), source.clone())).collect();
         let krate = src.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
         for cycle in cycles(&uses(&sources)) {
-            failures.push(format!("{krate}: {}", describe(&cycle)));
+            let mut members: Vec<String> = cycle.iter().map(|(m, _)| name(m)).collect();
+            members.sort();
+            let known = STILL_TO_BREAK.iter().any(|(k, ms)| {
+                *k == krate && ms.iter().copied().eq(members.iter().map(String::as_str))
+            });
+            if !known {
+                new.push(format!("{krate}: {}", describe(&cycle)));
+            }
+            found.insert((krate.clone(), members));
         }
     }
     assert!(scanned > 50, "only {scanned} modules under {}", crates.display());
-    assert!(failures.is_empty(), "module cycles:\n{}", failures.join("\n"));
+    assert!(new.is_empty(), "module cycles:\n{}", new.join("\n"));
+    let gone: Vec<String> = STILL_TO_BREAK
+        .iter()
+        .filter(|(k, ms)| {
+            !found
+                .iter()
+                .any(|(fk, fm)| fk == k && ms.iter().copied().eq(fm.iter().map(String::as_str)))
+        })
+        .map(|(k, ms)| format!("{k}: {}", ms.join(", ")))
+        .collect();
+    assert!(gone.is_empty(), "broken since, to take out of STILL_TO_BREAK:\n{}", gone.join("\n"));
 }
 
 /// The scan itself, on small crates written here: it sees each way of naming a module, and
@@ -532,4 +649,13 @@ fn the_scan_finds_cycles_and_only_cycles() {
         ("b", "const S: &str = \"crate::a::A\"; const R: &str = r#\"crate::a\"#; #[cfg(test)] mod tests { use super::*; fn t() { let _ = 'a'; } }"),
     ];
     assert_eq!(found(&none), Vec::<String>::new());
+
+    // Test code reaches anywhere: a test-only module and a module's tests are no uses.
+    let tests_only = [
+        ("", "mod a; mod b; #[cfg(test)] mod support;"),
+        ("a", "use crate::b::B; #[cfg(test)] mod tests { use crate::support::S; }"),
+        ("b", "#[cfg(test)] use crate::a::A;"),
+        ("support", "use crate::a::A;"),
+    ];
+    assert_eq!(found(&tests_only), Vec::<String>::new());
 }

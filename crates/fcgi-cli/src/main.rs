@@ -8,6 +8,7 @@
 mod apps;
 mod args;
 mod bench;
+mod failure;
 mod import_fpm;
 mod json;
 mod request;
@@ -18,6 +19,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 
 use crate::args::{Cli, Command};
+pub(crate) use crate::failure::Failure;
 
 /// The whole command line: `Cli`'s subcommands and fcgi-serve's `serve`.
 fn command() -> clap::Command {
@@ -49,14 +51,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Why a command failed, which decides its exit status.
-pub(crate) enum Failure {
-    /// The command line asks for something impossible: exit status 2, as for a parse error.
-    Usage(String),
-    /// Something failed while running.
-    Runtime(String),
 }
 
 #[cfg(test)]

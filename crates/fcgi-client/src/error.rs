@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use fcgi_codec::{DecodeError, EndRequest, RecordType};
+use fcgi_codec::{DecodeError, EndRequest, ProtocolStatus, RecordType};
 
 use crate::{Address, HeadError};
 
@@ -191,7 +191,7 @@ impl fmt::Display for Error {
                 write!(
                     f,
                     "request {request_id} ended without a response: {} (app status {})",
-                    crate::describe(end.protocol_status),
+                    describe(end.protocol_status),
                     end.app_status
                 )?;
                 let stderr = String::from_utf8_lossy(stderr);
@@ -275,5 +275,26 @@ impl Error {
             return Error::Closed { during: "reading the response" };
         }
         Error::Io { during: "reading the response", source: error }
+    }
+}
+
+/// A protocol status in words, for messages.
+///
+/// ```
+/// use fcgi_client::{describe, ProtocolStatus};
+///
+/// assert_eq!(describe(ProtocolStatus::Overloaded), "the server is overloaded (FCGI_OVERLOADED)");
+/// ```
+pub fn describe(status: ProtocolStatus) -> String {
+    match status {
+        ProtocolStatus::RequestComplete => "complete (FCGI_REQUEST_COMPLETE)".into(),
+        ProtocolStatus::CantMpxConn => {
+            "the server does not multiplex requests on a connection (FCGI_CANT_MPX_CONN)".into()
+        }
+        ProtocolStatus::Overloaded => "the server is overloaded (FCGI_OVERLOADED)".into(),
+        ProtocolStatus::UnknownRole => {
+            "the server does not play the role asked for (FCGI_UNKNOWN_ROLE)".into()
+        }
+        ProtocolStatus::Unknown(n) => format!("unknown protocol status {n}"),
     }
 }

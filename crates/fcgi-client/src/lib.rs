@@ -79,7 +79,7 @@ mod response;
 
 pub use addr::{Address, ParseAddressError};
 pub use connection::{Connection, Timeouts};
-pub use error::{Ending, Error};
+pub use error::{describe, Ending, Error};
 pub use head::{HeadError, ResponseHead, MAX_HEAD_LEN};
 pub use request::Request;
 pub use response::{Finished, Reply, Response};
@@ -100,24 +100,3 @@ pub use fcgi_codec::{EndRequest, ProtocolStatus, Role};
 /// ```
 pub const STANDARD_VALUES: [&[u8]; 3] =
     [management::MAX_CONNS, management::MAX_REQS, management::MPXS_CONNS];
-
-/// A protocol status in words, for messages.
-///
-/// ```
-/// use fcgi_client::{describe, ProtocolStatus};
-///
-/// assert_eq!(describe(ProtocolStatus::Overloaded), "the server is overloaded (FCGI_OVERLOADED)");
-/// ```
-pub fn describe(status: ProtocolStatus) -> String {
-    match status {
-        ProtocolStatus::RequestComplete => "complete (FCGI_REQUEST_COMPLETE)".into(),
-        ProtocolStatus::CantMpxConn => {
-            "the server does not multiplex requests on a connection (FCGI_CANT_MPX_CONN)".into()
-        }
-        ProtocolStatus::Overloaded => "the server is overloaded (FCGI_OVERLOADED)".into(),
-        ProtocolStatus::UnknownRole => {
-            "the server does not play the role asked for (FCGI_UNKNOWN_ROLE)".into()
-        }
-        ProtocolStatus::Unknown(n) => format!("unknown protocol status {n}"),
-    }
-}

@@ -57,6 +57,7 @@
 mod app;
 mod checks;
 mod config_file;
+mod failure;
 mod generate;
 mod limits;
 mod logging;
@@ -80,6 +81,8 @@ pub use generate::GenerateArgs;
 pub use options::bytes as parse_bytes;
 pub use processes::{ProcessModel, Processes};
 pub use program::Program;
+
+pub(crate) use failure::Failure;
 
 use std::process::ExitCode;
 
@@ -210,22 +213,4 @@ pub fn configured_pools(
         })
         .collect();
     Ok((pools, pid_file))
-}
-
-/// Why a run failed, which decides its exit status.
-#[derive(Debug)]
-pub(crate) enum Failure {
-    /// The options ask for something impossible: exit status 2, as for a parse error.
-    Usage(String),
-    /// Something failed while running: exit status 1.
-    Runtime(String),
-}
-
-impl Failure {
-    /// The message, whichever kind.
-    pub(crate) fn message(&self) -> &str {
-        match self {
-            Failure::Usage(message) | Failure::Runtime(message) => message,
-        }
-    }
 }
