@@ -4,11 +4,12 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Stops a running [`Server`](crate::Server) gracefully: it stops accepting, closes idle connections (or hands
-/// them over, with [`Server::set_handoff`](crate::Server::set_handoff)), lets running requests finish for up to the grace
-/// period, then returns from `serve`. Without a hand-off, a connection accepted but not yet read
-/// from is kept up to a second for the request the web server opened it for, so that another
-/// process sharing the listening socket can take over without a failure.
+/// Stops a running [`Server`](crate::Server) gracefully: it stops accepting, closes idle
+/// connections (or hands them over, with [`Server::set_handoff`](crate::Server::set_handoff)),
+/// lets running requests finish for up to the grace period, then returns from `serve`. Without
+/// a hand-off, a connection accepted but not yet read from is kept up to a second for the
+/// request the web server opened it for, so that another process sharing the listening socket
+/// can take over without a failure.
 ///
 /// ```no_run
 /// # let server = fcgi_server::Server::builder().build();
