@@ -556,7 +556,6 @@ const STILL_TO_BREAK: &[(&str, &[&str])] = &[
     ("fcgi-server", &["context", "exchange", "handler"]),
     ("fcgi-server", &["request", "status"]),
     ("fcgi-server", &["request", "spool", "status"]),
-    ("fcgi-server", &["status_page", "status_page::markup"]),
 ];
 
 #[test]

@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use super::{clf_time, or_dash, own_fields, pool_fields, since, state, PageData, CLASSES};
+use super::data::{clf_time, or_dash, own_fields, pool_fields, since, state, PageData, CLASSES};
 use crate::escape::push_markup;
 
 /// FPM's HTML page: a table of the pool's fields, and with `full` a table of its processes.
