@@ -554,8 +554,6 @@ const STILL_TO_BREAK: &[(&str, &[&str])] = &[
     ("fcgi-prefork", &["master", "master::handover"]),
     ("fcgi-prefork", &["master", "master::relay"]),
     ("fcgi-server", &["context", "exchange", "handler"]),
-    ("fcgi-server", &["request", "status"]),
-    ("fcgi-server", &["request", "spool", "status"]),
 ];
 
 #[test]

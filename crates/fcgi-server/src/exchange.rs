@@ -86,7 +86,10 @@ impl Exchange {
             return None;
         }
         let started = Instant::now();
-        let running = ctx.status.begin(|| RequestFacts::of(&request));
+        let running = ctx.status.begin(|| {
+            let length = request.content_length().unwrap_or(0);
+            RequestFacts::from_params(|name| request.param_str(name), length)
+        });
         Some(Exchange { parts: Some(Parts { ctx, request, response, log, running, started }) })
     }
 

@@ -281,14 +281,18 @@ fn cut(text: &str, max: usize) -> &str {
 }
 
 impl RequestFacts {
-    /// The facts of `request`, each string cut to [`FACT_MAX_BYTES`].
-    pub(crate) fn of(request: &crate::Request) -> RequestFacts {
-        let owned = |name: &str| request.param_str(name).map(|v| cut(v, FACT_MAX_BYTES).to_owned());
+    /// The facts of a request whose params `param` looks up, each string cut to
+    /// [`FACT_MAX_BYTES`].
+    pub(crate) fn from_params<'a>(
+        param: impl Fn(&str) -> Option<&'a str>,
+        content_length: u64,
+    ) -> RequestFacts {
+        let owned = |name: &str| param(name).map(|v| cut(v, FACT_MAX_BYTES).to_owned());
         RequestFacts {
             method: owned("REQUEST_METHOD"),
             uri: owned("REQUEST_URI"),
             remote: owned("REMOTE_ADDR"),
-            content_length: request.content_length().unwrap_or(0),
+            content_length,
             user: owned("REMOTE_USER"),
             script: owned("SCRIPT_FILENAME").or_else(|| owned("SCRIPT_NAME")),
             child_pid: None,
