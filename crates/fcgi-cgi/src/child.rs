@@ -4,19 +4,23 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::env::Vars;
 use crate::resolve::Script;
+use crate::sys;
+
+/// A signal for [`Child::signal_group`] (rustix's, as fcgi-cgi sends it).
+pub use crate::sys::Signal;
 
 /// The pipe size asked for the program's stdout. Linux's default is 64 KiB; a larger pipe lets a
 /// program that writes a large response run ahead of us with fewer wake-ups on both sides. 1 MiB
 /// is the most an unprivileged process may ask (`/proc/sys/fs/pipe-max-size`); we ask for less
 /// so as not to hit the per-user pipe quota (`pipe-user-pages-soft`) with many requests at once.
-const STDOUT_PIPE_SIZE: libc::c_int = 256 * 1024;
+const STDOUT_PIPE_SIZE: usize = 256 * 1024;
 
 /// Whether programs die with the server: see [`die_with_server`].
 static DIE_WITH_SERVER: AtomicBool = AtomicBool::new(false);
@@ -112,22 +116,7 @@ pub fn spawn(launch: &Launch<'_>) -> io::Result<Spawned> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if DIE_WITH_SERVER.load(Ordering::Relaxed) {
-        // SAFETY: getpid has no memory effects.
-        let server = unsafe { libc::getpid() };
-        // SAFETY: the closure runs in the forked child before exec, and calls only
-        // async-signal-safe functions (prctl, getppid); the errors it makes do not allocate.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // The server died between the fork and the prctl: nobody would send it.
-                if libc::getppid() != server {
-                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            })
-        };
+        sys::die_with_parent(&mut command);
     }
     let mut child = command.spawn()?;
     let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
@@ -136,9 +125,8 @@ pub fn spawn(launch: &Launch<'_>) -> io::Result<Spawned> {
         // Cannot happen with piped stdio; the guard reaps the program.
         return Err(io::Error::other("the program's pipes are missing"));
     };
-    // SAFETY: fcntl on a descriptor we own; failure (an old kernel, the quota) only leaves the
-    // default size.
-    unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_SETPIPE_SZ, STDOUT_PIPE_SIZE) };
+    // Failure (an old kernel, the quota) only leaves the default size.
+    let _ = sys::set_pipe_size(&stdout, STDOUT_PIPE_SIZE);
     Ok(Spawned { child, stdin, stdout, stderr })
 }
 
@@ -159,14 +147,10 @@ impl Child {
     /// Sends `signal` to the program's process group: the program and whatever it started that
     /// stayed in its group. Does nothing once the program is reaped, when its id may belong to
     /// someone else.
-    pub fn signal_group(&self, signal: libc::c_int) {
-        if self.reaped.is_some() {
-            return;
-        }
-        if let Ok(pgid) = libc::pid_t::try_from(self.child.id()) {
-            // SAFETY: kill(2) has no memory effects; the group exists at least as long as its
-            // leader is unreaped, which it is.
-            unsafe { libc::kill(-pgid, signal) };
+    pub fn signal_group(&self, signal: Signal) {
+        // The group exists at least as long as its leader is unreaped.
+        if self.reaped.is_none() {
+            sys::signal_group(self.child.id(), signal);
         }
     }
 
@@ -183,7 +167,7 @@ impl Child {
         if let Some(status) = self.reaped {
             return Ok(status);
         }
-        self.signal_group(libc::SIGKILL);
+        self.signal_group(Signal::KILL);
         let status = self.child.wait()?;
         self.reaped = Some(status);
         Ok(status)
@@ -203,22 +187,11 @@ impl Drop for Child {
 pub fn close_inherited_on_exec() -> usize {
     let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return 0 };
     // Collected first: the listing's own descriptor is among them while it is open.
-    let fds: Vec<libc::c_int> = entries
+    let fds: Vec<RawFd> = entries
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str().and_then(|name| name.parse().ok()))
         .filter(|&fd| fd > 2)
         .collect();
-    let mut marked = 0;
-    for fd in fds {
-        // SAFETY: fcntl F_GETFD/F_SETFD only change a flag; a descriptor closed meanwhile (the
-        // listing's own) fails with EBADF, which is ignored.
-        unsafe {
-            let flags = libc::fcntl(fd, libc::F_GETFD);
-            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
-                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
-                marked += 1;
-            }
-        }
-    }
-    marked
+    // The listing's own descriptor is closed by now: marking it fails, and is not counted.
+    fds.into_iter().filter(|&fd| sys::mark_close_on_exec(fd)).count()
 }

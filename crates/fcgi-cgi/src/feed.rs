@@ -17,11 +17,13 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::process::ChildStdin;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
+
+use crate::sys;
 
 /// How often the feeder, waiting for room in the program's stdin, looks at whether it should
 /// stop.
@@ -104,7 +106,8 @@ impl BodyState {
 pub(crate) fn feed(body: &mut dyn Read, stdin: ChildStdin, state: &BodyState, stop: &Receiver<()>) {
     // Non-blocking, so that a program that never reads its stdin cannot hold this thread (and
     // with it the request) once the gateway is done with it.
-    set_nonblocking(&stdin);
+    // Should it fail, writes block: a program that reads its stdin still gets its body.
+    let _ = sys::set_nonblocking(&stdin);
     let mut buf = vec![0u8; CHUNK];
     'body: loop {
         let n = match body.read(&mut buf) {
@@ -127,7 +130,7 @@ pub(crate) fn feed(body: &mut dyn Read, stdin: ChildStdin, state: &BodyState, st
                     if stopped(stop) {
                         break 'body;
                     }
-                    wait_writable(&stdin);
+                    sys::wait_writable(stdin.as_fd(), CHECK_EVERY);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // EPIPE: the program closed its stdin or exited.
@@ -139,25 +142,6 @@ pub(crate) fn feed(body: &mut dyn Read, stdin: ChildStdin, state: &BodyState, st
 
 fn stopped(stop: &Receiver<()>) -> bool {
     !matches!(stop.try_recv(), Err(TryRecvError::Empty))
-}
-
-fn set_nonblocking(stdin: &ChildStdin) {
-    let fd = stdin.as_raw_fd();
-    // SAFETY: fcntl on a descriptor we own.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags >= 0 {
-            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
-        }
-    }
-}
-
-/// Waits until the pipe has room, or [`CHECK_EVERY`] passes.
-fn wait_writable(stdin: &ChildStdin) {
-    let mut fd = libc::pollfd { fd: stdin.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
-    let ms = libc::c_int::try_from(CHECK_EVERY.as_millis()).unwrap_or(50);
-    // SAFETY: one valid pollfd; errors (EINTR) just mean another round.
-    unsafe { libc::poll(&mut fd, 1, ms) };
 }
 
 #[cfg(test)]

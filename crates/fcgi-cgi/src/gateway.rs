@@ -19,6 +19,7 @@ use crate::feed::BodyState;
 use crate::pump::{self, Head, Limits, Stop};
 use crate::redirect::{self, RedirectError, MAX_LOCAL_REDIRECTS};
 use crate::resolve::resolve;
+use crate::sys::Errno;
 use crate::uri::query_argv;
 use crate::watchdog::{Group, Watchdog};
 
@@ -342,9 +343,9 @@ fn cut_short(script: &str, why: &str) -> fcgi_server::Error {
 /// processes, descriptors or memory is 503 (try again later); anything else (a missing
 /// interpreter on the `#!` line, a file that is no program) is 502.
 fn spawn_failure_status(e: &io::Error) -> u16 {
-    match e.raw_os_error() {
-        Some(libc::EACCES | libc::EPERM) => 403,
-        Some(libc::EAGAIN | libc::EMFILE | libc::ENFILE | libc::ENOMEM) => 503,
+    match Errno::from_io_error(e) {
+        Some(Errno::ACCESS | Errno::PERM) => 403,
+        Some(Errno::AGAIN | Errno::MFILE | Errno::NFILE | Errno::NOMEM) => 503,
         _ => 502,
     }
 }
@@ -365,9 +366,9 @@ mod tests {
 
     #[test]
     fn spawn_failures() {
-        assert_eq!(spawn_failure_status(&io::Error::from_raw_os_error(libc::EACCES)), 403);
-        assert_eq!(spawn_failure_status(&io::Error::from_raw_os_error(libc::EAGAIN)), 503);
-        assert_eq!(spawn_failure_status(&io::Error::from_raw_os_error(libc::ENOENT)), 502);
-        assert_eq!(spawn_failure_status(&io::Error::from_raw_os_error(libc::ENOEXEC)), 502);
+        assert_eq!(spawn_failure_status(&io::Error::from(Errno::ACCESS)), 403);
+        assert_eq!(spawn_failure_status(&io::Error::from(Errno::AGAIN)), 503);
+        assert_eq!(spawn_failure_status(&io::Error::from(Errno::NOENT)), 502);
+        assert_eq!(spawn_failure_status(&io::Error::from(Errno::NOEXEC)), 502);
     }
 }

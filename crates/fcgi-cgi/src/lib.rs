@@ -79,6 +79,8 @@
 //!   program is reaped on every path (the [`child::Child`] guard kills and waits when dropped):
 //!   no zombie is ever left.
 
+#![deny(unsafe_code)]
+
 pub mod child;
 mod config;
 pub mod env;
@@ -88,6 +90,8 @@ pub mod headers;
 mod pump;
 pub mod redirect;
 pub mod resolve;
+#[allow(unsafe_code)]
+mod sys;
 pub mod uri;
 mod watchdog;
 

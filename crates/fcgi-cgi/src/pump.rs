@@ -5,7 +5,7 @@
 //! the deadline: see [`crate::watchdog`]).
 
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::process::{ChildStderr, ChildStdout, ExitStatus};
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use slog::{warn, Logger};
 use crate::child::Child;
 use crate::feed::{BodyError, BodyState, CHECK_EVERY};
 use crate::headers::{Disposition, HeaderError, HeaderParser, Progress};
+use crate::sys;
 use crate::watchdog::Group;
 
 /// Bytes read from the program's stdout at a time; with the response's own 64 KiB buffer, what
@@ -83,8 +84,9 @@ pub(crate) fn pump(
     log: &Logger,
     script: &str,
 ) -> Report {
-    set_nonblocking(stdout.as_raw_fd());
-    set_nonblocking(stderr.as_raw_fd());
+    // Should it fail, reads still wait for poll to say there is something to read.
+    let _ = sys::set_nonblocking(&stdout);
+    let _ = sys::set_nonblocking(&stderr);
     let mut run = Run {
         child,
         group,
@@ -183,12 +185,9 @@ impl Run<'_> {
                 continue;
             }
 
-            let mut fds = [
-                pollfd(stdout.as_ref().map(AsRawFd::as_raw_fd)),
-                pollfd(stderr.as_ref().map(AsRawFd::as_raw_fd)),
-            ];
-            let mut ready = poll(&mut fds, Duration::ZERO);
-            if ready == 0 {
+            let pipes = [stdout.as_ref().map(AsFd::as_fd), stderr.as_ref().map(AsFd::as_fd)];
+            let mut ready = sys::poll_readable(pipes, Duration::ZERO);
+            if matches!(ready, Ok([false, false])) {
                 // Nothing more right now: what the program wrote goes to the web server, so
                 // that a program that writes slowly is streamed, not held back.
                 if self.dirty {
@@ -197,20 +196,17 @@ impl Run<'_> {
                         self.fail(Stop::ResponseFailed(e));
                     }
                 }
-                ready = poll(&mut fds, self.wait_time(now, limits.deadline));
+                ready = sys::poll_readable(pipes, self.wait_time(now, limits.deadline));
             }
-            if ready < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
+            let ready = match ready {
+                Ok(ready) => ready,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
                     self.fail(Stop::Io(e));
                     return self.kill_and_reap();
                 }
-                continue;
-            }
-            let readable = |fd: &libc::pollfd| {
-                fd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
             };
-            if readable(&fds[0]) {
+            if ready[0] {
                 if let Some(pipe) = stdout.as_mut() {
                     match read(pipe, &mut buf) {
                         Ok(Some(0)) => stdout = None,
@@ -223,7 +219,7 @@ impl Run<'_> {
                     }
                 }
             }
-            if readable(&fds[1]) {
+            if ready[1] {
                 if let Some(pipe) = stderr.as_mut() {
                     match read(pipe, &mut buf) {
                         Ok(Some(0)) | Err(_) => {
@@ -380,20 +376,6 @@ impl Run<'_> {
     }
 }
 
-fn pollfd(fd: Option<i32>) -> libc::pollfd {
-    // A negative descriptor is skipped by poll(2): a closed pipe.
-    libc::pollfd { fd: fd.unwrap_or(-1), events: libc::POLLIN, revents: 0 }
-}
-
-fn poll(fds: &mut [libc::pollfd; 2], wait: Duration) -> libc::c_int {
-    let ms = libc::c_int::try_from(wait.as_millis().min(60_000)).unwrap_or(60_000);
-    // Round up, so that a wait of less than a millisecond does not spin.
-    let ms = if ms == 0 && !wait.is_zero() { 1 } else { ms };
-    let count = libc::nfds_t::try_from(fds.len()).unwrap_or(2);
-    // SAFETY: `fds` is a valid array of `count` pollfd structures.
-    unsafe { libc::poll(fds.as_mut_ptr(), count, ms) }
-}
-
 /// One read: `Ok(None)` when there is nothing to read right now.
 fn read(pipe: &mut impl Read, buf: &mut [u8]) -> io::Result<Option<usize>> {
     match pipe.read(buf) {
@@ -402,15 +384,5 @@ fn read(pipe: &mut impl Read, buf: &mut [u8]) -> io::Result<Option<usize>> {
             Ok(None)
         }
         Err(e) => Err(e),
-    }
-}
-
-fn set_nonblocking(fd: i32) {
-    // SAFETY: fcntl on a descriptor we own.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags >= 0 {
-            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
-        }
     }
 }

@@ -26,6 +26,7 @@ use slog::{warn, Logger};
 
 use crate::child::Child;
 use crate::feed::CHECK_EVERY;
+use crate::sys::{self, Signal};
 
 /// How long after the deadline the watchdog acts: the pump wakes at the deadline itself, so
 /// when it is free it always signals first and the watchdog only steps in for a pump that is
@@ -42,15 +43,14 @@ pub(crate) struct Group {
 #[derive(Debug)]
 struct GroupState {
     /// The group's id (its leader's pid), until the leader is reaped.
-    pgid: Option<libc::pid_t>,
+    pgid: Option<u32>,
     terminated: bool,
 }
 
 impl Group {
     /// The group that `child` leads.
     pub(crate) fn new(child: &Child) -> Group {
-        let pgid = libc::pid_t::try_from(child.id()).ok();
-        Group { state: Mutex::new(GroupState { pgid, terminated: false }) }
+        Group { state: Mutex::new(GroupState { pgid: Some(child.id()), terminated: false }) }
     }
 
     fn lock(&self) -> MutexGuard<'_, GroupState> {
@@ -65,13 +65,13 @@ impl Group {
             return false;
         }
         state.terminated = true;
-        signal(state.pgid, libc::SIGTERM);
+        signal(state.pgid, Signal::TERM);
         true
     }
 
     /// SIGKILL, unless the leader is reaped.
     pub(crate) fn kill(&self) {
-        signal(self.lock().pgid, libc::SIGKILL);
+        signal(self.lock().pgid, Signal::KILL);
     }
 
     /// No signal goes out from now on: the run is over, and whoever reaps the leader next may
@@ -92,11 +92,10 @@ impl Group {
     }
 }
 
-fn signal(pgid: Option<libc::pid_t>, signal: libc::c_int) {
+fn signal(pgid: Option<u32>, signal: Signal) {
+    // The group exists while its leader is unreaped, which the caller's lock guarantees.
     if let Some(pgid) = pgid {
-        // SAFETY: kill(2) has no memory effects; the group exists while its leader is unreaped,
-        // which the caller's lock guarantees.
-        unsafe { libc::kill(-pgid, signal) };
+        sys::signal_group(pgid, signal);
     }
 }
 
@@ -296,7 +295,7 @@ mod tests {
         let watchdog = Watchdog::new(Logger::root(slog::Discard, slog::o!()));
         // Ignores SIGTERM: only the SIGKILL after the grace stops it.
         let mut child = sleeper("trap '' TERM; sleep 30; sleep 30");
-        let pgid = libc::pid_t::try_from(child.id()).unwrap();
+        let pgid = child.id();
         let group = Arc::new(Group {
             state: Mutex::new(GroupState { pgid: Some(pgid), terminated: false }),
         });
@@ -312,7 +311,7 @@ mod tests {
         let took = started.elapsed();
         assert!(group.lock().terminated, "no SIGTERM went out");
         assert!(took >= Duration::from_millis(500), "killed before the grace: {took:?}");
-        assert_eq!(status.unwrap().signal(), Some(libc::SIGKILL));
+        assert_eq!(status.unwrap().signal(), Some(Signal::KILL.as_raw()));
         drop(watch);
         assert!(watchdog.shared.lock().due.is_empty());
     }
@@ -321,7 +320,7 @@ mod tests {
     fn a_run_over_in_time_is_left_alone_and_forgotten() {
         let watchdog = Watchdog::new(Logger::root(slog::Discard, slog::o!()));
         let mut child = sleeper("sleep 30");
-        let pgid = libc::pid_t::try_from(child.id()).unwrap();
+        let pgid = child.id();
         let group = Arc::new(Group {
             state: Mutex::new(GroupState { pgid: Some(pgid), terminated: false }),
         });
