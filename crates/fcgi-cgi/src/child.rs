@@ -14,7 +14,7 @@ use crate::resolve::Script;
 use crate::sys;
 
 /// A signal for [`Child::signal_group`] (rustix's, as fcgi-cgi sends it).
-pub use crate::sys::Signal;
+pub use crate::sys::{tie_to_parent, Signal};
 
 /// The pipe size asked for the program's stdout. Linux's default is 64 KiB; a larger pipe lets a
 /// program that writes a large response run ahead of us with fewer wake-ups on both sides. 1 MiB

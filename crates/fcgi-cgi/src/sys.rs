@@ -100,18 +100,22 @@ pub(crate) fn poll_readable(
     })
 }
 
-/// Has `command`'s process get SIGKILL when the thread that starts it ends
-/// (`PR_SET_PDEATHSIG`), and fail to start (ESRCH) if this process is gone already.
+/// In a child between fork and exec: SIGKILL when the thread that forked it ends
+/// (`PR_SET_PDEATHSIG`), and ESRCH if `parent` is gone already. Async-signal-safe: system calls
+/// only, and errors that are bare OS error numbers.
+pub fn tie_to_parent(parent: Pid) -> io::Result<()> {
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+    // The parent died between the fork and the line above: nobody would send the signal.
+    if rustix::process::getppid() != Some(parent) {
+        return Err(Errno::SRCH.into());
+    }
+    Ok(())
+}
+
+/// Has `command`'s process [tied to this one](tie_to_parent).
 pub(crate) fn die_with_parent(command: &mut Command) {
     let parent = rustix::process::getpid();
-    let child = move || -> io::Result<()> {
-        rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
-        // The parent died between the fork and the line above: nobody would send the signal.
-        if rustix::process::getppid() != Some(parent) {
-            return Err(Errno::SRCH.into());
-        }
-        Ok(())
-    };
+    let child = move || tie_to_parent(parent);
     // SAFETY: between fork and exec the closure makes only system calls (prctl, getppid) and
     // allocates nothing: its errors are bare OS error numbers.
     #[allow(unsafe_code)]

@@ -137,11 +137,7 @@ pub(crate) fn prepare_child(command: &mut Command, setup: ChildSetup) {
     let parent = rustix::process::getpid();
     let child = move || -> io::Result<()> {
         rustix::process::setpgid(None, None)?;
-        rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
-        // The parent died before the line above: die now.
-        if rustix::process::getppid() != Some(parent) {
-            return Err(rustix::io::Errno::SRCH.into());
-        }
+        fcgi_cgi::child::tie_to_parent(parent)?;
         for &(resource, value) in &setup.limits {
             let limit = Rlimit { current: Some(value), maximum: Some(value) };
             rustix::process::setrlimit(resource, limit)?;
