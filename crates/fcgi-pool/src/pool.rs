@@ -199,7 +199,7 @@ impl Pool {
     }
 
     /// Messages sent to threads that have not received them yet, queued jobs aside: jobs
-    /// (or exits) on their way to a thread claimed for them. With a [`Source`], such a thread
+    /// (or exits) on their way to a thread claimed for them. With a [`Source`](crate::Source), such a thread
     /// may still be waiting there for its wake; a server thread that waits in the same source
     /// without being a pool thread should stay out of it meanwhile, or it may take the wake
     /// meant for the pool's thread. A snapshot, racy by nature: for deciding when to look again.
