@@ -1,8 +1,10 @@
 //! One request relayed to one program process over its connection: the request's records
 //! written (begin, params, the body that has arrived whole, the Filter role's data) while
 //! the answer is read (stdout parsed for the CGI header block, then streamed into the
-//! response; stderr passed on to the web server and to the log), both in one `poll` loop so
-//! that neither side can block the other; the deadline and the web server's abort enforced.
+//! response; stderr passed on to the web server and to the log), both in one loop so that
+//! neither side can block the other (writes never wait; a `poll` covers both while there is
+//! more to send, and once all is sent the blocking read, bounded by `SO_RCVTIMEO`, is the
+//! wait); the deadline and the web server's abort enforced between reads.
 
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;

@@ -182,10 +182,7 @@ impl Privileges {
         if keep_chroot {
             // This thread's permitted set survives the setuid below (its effective set does
             // not); the other threads lose both.
-            rustix::thread::set_keep_capabilities(true).map_err(|e| PrivilegeError::Call {
-                call: "prctl(PR_SET_KEEPCAPS)",
-                source: e.into(),
-            })?;
+            keep_capabilities(true)?;
         }
         // SAFETY: as above. After this the process cannot come back.
         call("setuid", unsafe { libc::setuid(self.uid) })?;
@@ -198,10 +195,7 @@ impl Privileges {
             };
             rustix::thread::set_capabilities(None, sets)
                 .map_err(|e| PrivilegeError::Call { call: "capset", source: e.into() })?;
-            rustix::thread::set_keep_capabilities(false).map_err(|e| PrivilegeError::Call {
-                call: "prctl(PR_SET_KEEPCAPS)",
-                source: e.into(),
-            })?;
+            keep_capabilities(false)?;
         }
         self.check(keep_chroot)
     }
@@ -235,6 +229,13 @@ impl Privileges {
         }
         Ok(())
     }
+}
+
+/// `PR_SET_KEEPCAPS` for the calling thread: whether its permitted capabilities survive a
+/// switch away from root.
+fn keep_capabilities(keep: bool) -> Result<(), PrivilegeError> {
+    rustix::thread::set_keep_capabilities(keep)
+        .map_err(|e| PrivilegeError::Call { call: "prctl(PR_SET_KEEPCAPS)", source: e.into() })
 }
 
 /// Whether the names `--user` and `--group` give exist, as far as can be told without

@@ -211,7 +211,6 @@ impl Wire {
         }
     }
 
-    /// Whether answers wait for the socket to turn writable.
     /// Whether the last request was the connection's last (FCGI_KEEP_CONN clear, or refused):
     /// once it is answered, our side is shut down and the connection is done.
     pub(crate) fn is_finishing(&self) -> bool {
@@ -224,6 +223,7 @@ impl Wire {
         self.broken.store(true, Ordering::Release);
     }
 
+    /// Whether answers wait for the socket to turn writable.
     pub(crate) fn has_pending(&self) -> bool {
         !self.pending().bytes.is_empty()
     }
