@@ -4,18 +4,12 @@
 /// idle kept connection costs a descriptor, and the usual soft limit of 1,024 would cap a
 /// server that can otherwise hold 10,000 connections. Returns the limit now in force.
 pub(crate) fn raise_nofile() -> std::io::Result<u64> {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit and setrlimit read and write the one struct we own.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        setrlimit(Resource::Nofile, limit)?;
     }
-    Ok(limit.rlim_cur)
+    // No limit at all counts as the most a count can say.
+    Ok(limit.current.unwrap_or(u64::MAX))
 }

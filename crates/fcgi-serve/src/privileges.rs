@@ -141,14 +141,12 @@ pub(crate) fn resolve(
         }
         None => {
             // --group alone: the same user, another group.
-            // SAFETY: getuid cannot fail and touches no memory of ours.
-            let uid = unsafe { libc::getuid() };
+            let uid = rustix::process::getuid().as_raw();
             let gid = group_id.expect("a group when no user");
             Privileges { user: uid.to_string(), uid, gid, groups: vec![gid] }
         }
     };
-    // SAFETY: geteuid and getegid cannot fail and touch no memory of ours.
-    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let (euid, egid) = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
     match plan(euid, egid, target.uid, target.gid) {
         Plan::Switch => Ok(Some(target)),
         Plan::AlreadyThere => Ok(None),
@@ -203,9 +201,9 @@ impl Privileges {
     /// Whether the process now is this identity and cannot become root again, with no
     /// capability but CAP_SYS_CHROOT when it was kept.
     fn check(&self, kept_chroot: bool) -> Result<(), PrivilegeError> {
-        // SAFETY: these getters cannot fail and touch no memory of ours.
-        let (uid, euid, gid, egid) =
-            unsafe { (libc::getuid(), libc::geteuid(), libc::getgid(), libc::getegid()) };
+        use rustix::process::{getegid, geteuid, getgid, getuid};
+        let (uid, euid) = (getuid().as_raw(), geteuid().as_raw());
+        let (gid, egid) = (getgid().as_raw(), getegid().as_raw());
         if (uid, euid) != (self.uid, self.uid) || (gid, egid) != (self.gid, self.gid) {
             return Err(PrivilegeError::NotDropped(format!(
                 "uid {uid}/{euid} and gid {gid}/{egid}, not {}/{}",

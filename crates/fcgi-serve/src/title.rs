@@ -106,9 +106,8 @@ pub(crate) fn area_bytes(title: &str, len: usize) -> Vec<u8> {
 /// thread name is per thread; `comm` shows the main thread's).
 pub(crate) fn set(program: &str, role: Role<'_>) {
     if let Ok(name) = std::ffi::CString::new(comm(program, role)) {
-        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes, which
-        // `name` is (comm() keeps 15 bytes); the other arguments are unused.
-        unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) };
+        // The kernel keeps 15 bytes, as comm() does.
+        let _ = rustix::thread::set_name(&name);
     }
     argv::write(&title(program, role));
 }

@@ -515,8 +515,7 @@ impl<W: std::io::Write + Clone> Drain for Writer<W> {
         let written = catch_unwind(AssertUnwindSafe(|| {
             let mut fields = Fields::default();
             let _ = record.kv().serialize(record, &mut fields);
-            // SAFETY: getppid cannot fail and touches no memory of ours.
-            let ppid = u32::try_from(unsafe { libc::getppid() }).unwrap_or(0);
+            let ppid = std::os::unix::process::parent_id();
             let line =
                 format_line(&self.format, &fields, SystemTime::now(), std::process::id(), ppid);
             // One write of the whole line: lines of several workers appending to one file do
