@@ -213,22 +213,16 @@ fn parse_owner(text: &str) -> Result<(Option<u32>, Option<u32>), String> {
     Ok((uid, gid))
 }
 
-/// A user or group id from its number or name (read from the system's databases).
+/// A user or group id from its number or name (read from the system's databases, as
+/// `--user` and `--group` are).
 fn lookup_id(name: &str, group: bool) -> Option<u32> {
     if let Ok(id) = name.parse() {
         return Some(id);
     }
-    let c_name = std::ffi::CString::new(name).ok()?;
-    // SAFETY: the returned record points into static storage that we read at once, on the one
-    // thread that exists while arguments are parsed.
-    unsafe {
-        if group {
-            let entry = libc::getgrnam(c_name.as_ptr());
-            (!entry.is_null()).then(|| (*entry).gr_gid)
-        } else {
-            let entry = libc::getpwnam(c_name.as_ptr());
-            (!entry.is_null()).then(|| (*entry).pw_uid)
-        }
+    if group {
+        crate::privileges::lookup_group(name).ok()
+    } else {
+        crate::privileges::lookup_user(name).ok().flatten().map(|(uid, _, _)| uid)
     }
 }
 

@@ -249,7 +249,7 @@ pub(crate) fn check_names(user: Option<&str>, group: Option<&str>) -> Result<(),
 }
 
 /// A user by name, or by number when it has a password entry: its id, name and primary group.
-fn lookup_user(
+pub(crate) fn lookup_user(
     user: &str,
 ) -> Result<Option<(libc::uid_t, String, Option<libc::gid_t>)>, PrivilegeError> {
     let c_name = CString::new(user).map_err(|_| PrivilegeError::NoSuchUser(user.into()))?;
@@ -272,7 +272,7 @@ fn lookup_user(
 }
 
 /// A group by name or number.
-fn lookup_group(group: &str) -> Result<libc::gid_t, PrivilegeError> {
+pub(crate) fn lookup_group(group: &str) -> Result<libc::gid_t, PrivilegeError> {
     let c_name = CString::new(group).map_err(|_| PrivilegeError::NoSuchGroup(group.into()))?;
     // SAFETY: as in lookup_user.
     let entry = unsafe { libc::getgrnam(c_name.as_ptr()) };
