@@ -54,6 +54,9 @@
 //! and privileges with the same steps (`setup.rs`), and each process that serves builds the
 //! app's handlers itself, after any fork.
 
+// System calls through libc live in `sys.rs`; the process title's memory in `title.rs`.
+#![deny(unsafe_code)]
+
 mod app;
 mod checks;
 mod config_file;
@@ -70,8 +73,11 @@ mod processes;
 mod program;
 mod setup;
 mod single;
+#[allow(unsafe_code)]
+mod sys;
 #[cfg(test)]
 mod testing;
+#[allow(unsafe_code)]
 mod title;
 mod validate;
 

@@ -15,11 +15,13 @@
 //! target's, and `setuid(0)` fails. glibc applies each of these calls to every thread of the
 //! process (its `setxid` broadcast), so the logging thread started earlier is switched too.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::fmt;
 use std::io;
 
 use rustix::thread::{CapabilitySet, CapabilitySets};
+
+use crate::sys;
 
 /// The identity to switch to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -166,24 +168,15 @@ impl Privileges {
     /// `setuid(0)` still fails. PHP-FPM keeps its master root for the same chroot.
     pub(crate) fn drop_now(&self, keep_chroot: bool) -> Result<(), PrivilegeError> {
         let keep_chroot = keep_chroot && self.uid != 0;
-        let call = |call: &'static str, rc: libc::c_int| {
-            if rc == 0 {
-                Ok(())
-            } else {
-                Err(PrivilegeError::Call { call, source: io::Error::last_os_error() })
-            }
-        };
-        // SAFETY: the pointer and length describe `self.groups`, alive for the call.
-        call("setgroups", unsafe { libc::setgroups(self.groups.len(), self.groups.as_ptr()) })?;
-        // SAFETY: plain system calls on ids; glibc applies them to every thread.
-        call("setgid", unsafe { libc::setgid(self.gid) })?;
+        let call = |(call, source): sys::CallError| PrivilegeError::Call { call, source };
+        sys::set_groups(&self.groups, self.gid).map_err(call)?;
         if keep_chroot {
             // This thread's permitted set survives the setuid below (its effective set does
             // not); the other threads lose both.
             keep_capabilities(true)?;
         }
-        // SAFETY: as above. After this the process cannot come back.
-        call("setuid", unsafe { libc::setuid(self.uid) })?;
+        // After this the process cannot come back.
+        sys::set_user(self.uid).map_err(call)?;
         if keep_chroot {
             let chroot = CapabilitySet::SYS_CHROOT;
             let sets = CapabilitySets {
@@ -210,8 +203,7 @@ impl Privileges {
                 self.uid, self.gid
             )));
         }
-        // SAFETY: as above; this call is expected to fail with EPERM.
-        if self.uid != 0 && unsafe { libc::setuid(0) } == 0 {
+        if self.uid != 0 && sys::may_become_root() {
             return Err(PrivilegeError::NotDropped("setuid(0) still succeeds".into()));
         }
         if self.uid != 0 {
@@ -253,59 +245,32 @@ pub(crate) fn lookup_user(
     user: &str,
 ) -> Result<Option<(libc::uid_t, String, Option<libc::gid_t>)>, PrivilegeError> {
     let c_name = CString::new(user).map_err(|_| PrivilegeError::NoSuchUser(user.into()))?;
-    // SAFETY: getpwnam and getpwuid return a record in static storage, read at once, while the
-    // process has one thread (at start, or in the single-threaded master on HUP).
-    unsafe {
-        let mut entry = libc::getpwnam(c_name.as_ptr());
-        if entry.is_null() {
-            match user.parse::<libc::uid_t>() {
-                Ok(uid) => entry = libc::getpwuid(uid),
-                Err(_) => return Err(PrivilegeError::NoSuchUser(user.into())),
-            }
-        }
-        if entry.is_null() {
-            return Ok(None);
-        }
-        let name = CStr::from_ptr((*entry).pw_name).to_string_lossy().into_owned();
-        Ok(Some(((*entry).pw_uid, name, Some((*entry).pw_gid))))
-    }
+    let entry = match sys::user_by_name(&c_name) {
+        Some(entry) => Some(entry),
+        None => match user.parse::<libc::uid_t>() {
+            Ok(uid) => sys::user_by_id(uid),
+            Err(_) => return Err(PrivilegeError::NoSuchUser(user.into())),
+        },
+    };
+    Ok(entry.map(|e| (e.uid, e.name, Some(e.gid))))
 }
 
 /// A group by name or number.
 pub(crate) fn lookup_group(group: &str) -> Result<libc::gid_t, PrivilegeError> {
     let c_name = CString::new(group).map_err(|_| PrivilegeError::NoSuchGroup(group.into()))?;
-    // SAFETY: as in lookup_user.
-    let entry = unsafe { libc::getgrnam(c_name.as_ptr()) };
-    if !entry.is_null() {
-        // SAFETY: a non-null record from getgrnam, read at once.
-        return Ok(unsafe { (*entry).gr_gid });
+    if let Some(gid) = sys::group_by_name(&c_name) {
+        return Ok(gid);
     }
     group.parse().map_err(|_| PrivilegeError::NoSuchGroup(group.into()))
 }
 
-/// Most supplementary groups asked for at first; getgrouplist says when more are needed.
-const GROUPS_FIRST_TRY: usize = 64;
-
 /// The user's groups as initgroups(3) would set them: `primary` and every group listing the
 /// user. Falls back to `primary` alone should the database not answer.
 fn group_list(user: &str, primary: libc::gid_t) -> Vec<libc::gid_t> {
-    let Ok(c_name) = CString::new(user) else { return vec![primary] };
-    let mut groups = vec![0; GROUPS_FIRST_TRY];
-    for _ in 0..2 {
-        let mut count = libc::c_int::try_from(groups.len()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: `groups` has room for `count` ids; getgrouplist writes at most that many and
-        // stores the number it needs in `count` when they do not fit.
-        let rc = unsafe {
-            libc::getgrouplist(c_name.as_ptr(), primary, groups.as_mut_ptr(), &mut count)
-        };
-        let count = usize::try_from(count).unwrap_or(0);
-        if rc >= 0 {
-            groups.truncate(count);
-            return groups;
-        }
-        groups.resize(count.max(groups.len() * 2), 0);
-    }
-    vec![primary]
+    CString::new(user)
+        .ok()
+        .and_then(|name| sys::group_list(&name, primary))
+        .unwrap_or_else(|| vec![primary])
 }
 
 #[cfg(test)]

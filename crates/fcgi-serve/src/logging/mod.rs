@@ -362,7 +362,6 @@ pub(crate) fn file_logger(format: LogFormat, target: &LogTarget) -> Logger {
 pub(crate) mod stalled {
     use std::fs::File;
     use std::io::Read;
-    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::OpenOptionsExt;
     use std::path::{Path, PathBuf};
     use std::sync::{Arc, Mutex};
@@ -380,9 +379,8 @@ pub(crate) mod stalled {
     impl Stalled {
         pub(crate) fn new(dir: &Path) -> Stalled {
             let path = dir.join("stalled.fifo");
-            let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-            // SAFETY: a valid C string; mkfifo touches no memory of ours.
-            assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo");
+            rustix::fs::mkfifoat(rustix::fs::CWD, &path, rustix::fs::Mode::from_raw_mode(0o600))
+                .expect("mkfifo");
             let reader = std::fs::OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_NONBLOCK)
@@ -394,8 +392,7 @@ pub(crate) mod stalled {
         /// Starts reading everything, until every writer has closed the pipe.
         pub(crate) fn recover(&mut self) {
             let mut reader = self.reader.take().unwrap();
-            // SAFETY: fcntl on a descriptor we own.
-            unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&reader), libc::F_SETFL, 0) };
+            rustix::io::ioctl_fionbio(&reader, false).expect("a blocking read end");
             let read = Arc::clone(&self.read);
             self.thread = Some(std::thread::spawn(move || {
                 let mut buf = vec![0; 65536];

@@ -17,7 +17,6 @@ use std::io;
 use std::os::fd::RawFd;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
 use std::time::Instant;
@@ -76,27 +75,7 @@ impl PoolMaster {
             .env_remove("LISTEN_FDS")
             .env_remove("LISTEN_PID")
             .env_remove("LISTEN_FDNAMES");
-        let inherited = inherited.to_vec();
-        // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid, fcntl,
-        // _exit), on memory allocated before the fork.
-        unsafe {
-            command.pre_exec(move || {
-                // Close-on-exec is cleared in the child only: its siblings do not get them.
-                for &fd in &inherited {
-                    if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                }
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // The master may have died before the prctl: then nothing would ever stop this.
-                if libc::getppid() as u32 != master {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
+        crate::sys::prepare_pool_master(&mut command, inherited.to_vec(), master);
         let child = command.spawn()?;
         Ok(PoolMaster { child, started: Instant::now(), ready: false, notify })
     }
