@@ -213,16 +213,12 @@ fn parse_owner(text: &str) -> Result<(Option<u32>, Option<u32>), String> {
     Ok((uid, gid))
 }
 
-/// A user or group id from its number or name (read from the system's databases, as
-/// `--user` and `--group` are).
+/// A user or group id from its number or name (fcgi-server's look-up for socket owners).
 fn lookup_id(name: &str, group: bool) -> Option<u32> {
-    if let Ok(id) = name.parse() {
-        return Some(id);
-    }
     if group {
-        crate::privileges::lookup_group(name).ok()
+        fcgi_server::group_id(name).ok()
     } else {
-        crate::privileges::lookup_user(name).ok().flatten().map(|(uid, _, _)| uid)
+        fcgi_server::user_id(name).ok()
     }
 }
 

@@ -241,7 +241,7 @@ pub(crate) fn check_names(user: Option<&str>, group: Option<&str>) -> Result<(),
 }
 
 /// A user by name, or by number when it has a password entry: its id, name and primary group.
-pub(crate) fn lookup_user(
+fn lookup_user(
     user: &str,
 ) -> Result<Option<(libc::uid_t, String, Option<libc::gid_t>)>, PrivilegeError> {
     let c_name = CString::new(user).map_err(|_| PrivilegeError::NoSuchUser(user.into()))?;
@@ -256,7 +256,7 @@ pub(crate) fn lookup_user(
 }
 
 /// A group by name or number.
-pub(crate) fn lookup_group(group: &str) -> Result<libc::gid_t, PrivilegeError> {
+fn lookup_group(group: &str) -> Result<libc::gid_t, PrivilegeError> {
     let c_name = CString::new(group).map_err(|_| PrivilegeError::NoSuchGroup(group.into()))?;
     if let Some(gid) = sys::group_by_name(&c_name) {
         return Ok(gid);
