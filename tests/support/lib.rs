@@ -29,6 +29,7 @@ pub mod exec;
 pub mod http;
 pub mod inproc;
 pub mod master;
+pub mod modules;
 pub mod netns;
 pub mod nginx;
 pub mod php;

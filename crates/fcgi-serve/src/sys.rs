@@ -111,8 +111,9 @@ pub(crate) fn may_become_root() -> bool {
 
 /// Has the pool master `command` starts keep `inherited` open across its exec (close-on-exec
 /// cleared in the child alone: its siblings do not get them), get `SIGTERM` when this process
-/// dies, and not start at all if this process (`master`) is gone already.
-pub(crate) fn prepare_pool_master(command: &mut Command, inherited: Vec<RawFd>, master: u32) {
+/// dies, and not start at all if this process is gone already.
+pub(crate) fn prepare_pool_master(command: &mut Command, inherited: Vec<RawFd>) {
+    let master = rustix::process::getpid();
     let child = move || -> io::Result<()> {
         for &fd in &inherited {
             // SAFETY: F_SETFD on a descriptor number; one that is not open fails (EBADF).
@@ -123,7 +124,7 @@ pub(crate) fn prepare_pool_master(command: &mut Command, inherited: Vec<RawFd>, 
         let term = rustix::process::Signal::TERM;
         rustix::process::set_parent_process_death_signal(Some(term))?;
         // The master may have died before the call above: then nothing would ever stop this.
-        if rustix::process::getppid().map(|p| p.as_raw_nonzero().get() as u32) != Some(master) {
+        if rustix::process::getppid() != Some(master) {
             return Err(rustix::io::Errno::SRCH.into());
         }
         Ok(())

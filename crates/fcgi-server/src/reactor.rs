@@ -243,8 +243,13 @@ impl Reactor {
 
     /// Handles one event: accepts, or reads a connection. With `keep`, a request completed by
     /// the read is left there for the caller to run, after the connection is let go of; the
-    /// connection read is returned, for [`after_job`](Reactor::after_job).
-    pub(crate) fn handle_event(&self, event: Event, keep: Option<&mut Option<Job>>) -> Option<u64> {
+    /// connection read is returned, for [`after_job`](Reactor::after_job), with whether its
+    /// last request has come (FCGI_KEEP_CONN clear).
+    pub(crate) fn handle_event(
+        &self,
+        event: Event,
+        keep: Option<&mut Option<Job>>,
+    ) -> Option<(u64, bool)> {
         let ctx = self.ctx.get()?;
         if event.token == WAKE {
             return None;
@@ -260,21 +265,22 @@ impl Reactor {
             return self.accept(ctx, (event.token - FIRST_LISTENER) as usize, keep);
         }
         let entry = self.conns().get(&event.token).cloned()?;
-        self.read(ctx, event, &entry, keep);
-        Some(event.token)
+        let finishing = self.read(ctx, event, &entry, keep);
+        Some((event.token, finishing))
     }
 
-    /// Reads a connection whose event this thread took, and re-arms it (or closes it).
+    /// Reads a connection whose event this thread took, and re-arms it (or closes it); whether
+    /// it stays open with its last request come.
     fn read(
         &self,
         ctx: &Arc<Context>,
         event: Event,
         entry: &Entry,
         keep: Option<&mut Option<Job>>,
-    ) {
+    ) -> bool {
         let mut state = entry.lock();
         if state.closed {
-            return;
+            return false;
         }
         let conn = &mut state.conn;
         let mut result = Ok(Turn::Drained);
@@ -308,10 +314,10 @@ impl Reactor {
             conn.watching_writes = want_writes;
             if self.draining.load(Ordering::Acquire) && conn.is_idle() {
                 match self.hand_off(ctx, event.token, &mut state) {
-                    Handed::Over => return,
+                    Handed::Over => return false,
                     Handed::Never if !awaited => {
                         self.close(ctx, event.token, &mut state, InSet::No, "server draining");
-                        return;
+                        return false;
                     }
                     Handed::Never | Handed::Later => {}
                 }
@@ -332,9 +338,13 @@ impl Reactor {
             state.in_set |= armed.is_ok();
             result = armed.map(|()| turn).map_err(Close::Io);
         }
-        if let Err(close) = result {
-            // Not re-armed: the event taken was its last.
-            self.closed(ctx, event.token, &mut state, InSet::No, close);
+        match result {
+            Ok(_) => state.conn.wire().is_finishing(),
+            Err(close) => {
+                // Not re-armed: the event taken was its last.
+                self.closed(ctx, event.token, &mut state, InSet::No, close);
+                false
+            }
         }
     }
 
@@ -354,7 +364,7 @@ impl Reactor {
         ctx: &Arc<Context>,
         index: usize,
         keep: Option<&mut Option<Job>>,
-    ) -> Option<u64> {
+    ) -> Option<(u64, bool)> {
         let listener = self.listeners().get(index).cloned().flatten()?;
         let token_of_listener = FIRST_LISTENER + index as u64;
         let mut first = None;
@@ -399,8 +409,9 @@ impl Reactor {
             self.rearm_listener(&listener, token_of_listener);
         }
         let (token, entry) = first?;
-        self.read(ctx, Event { token, writable: false, closing: false }, &entry, keep);
-        Some(token)
+        let finishing =
+            self.read(ctx, Event { token, writable: false, closing: false }, &entry, keep);
+        Some((token, finishing))
     }
 
     /// Puts a new connection (accepted, or handed over; non-blocking) in the table, and in
@@ -538,8 +549,12 @@ impl Reactor {
     /// Right after a request this thread ran, its connection, if that left it idle (its
     /// END_REQUEST out): closed at once when the request was its last (FCGI_KEEP_CONN clear),
     /// rather than when the web server's close wakes a thread for it; while draining, handed
-    /// over at once rather than at the next sweep.
-    fn after_job(&self, token: u64) {
+    /// over at once rather than at the next sweep. A kept connection outside draining, the
+    /// usual case, costs nothing here: `finishing` says, from its read, whether it was its last.
+    fn after_job(&self, token: u64, finishing: bool) {
+        if !finishing && !self.draining.load(Ordering::Acquire) {
+            return;
+        }
         let Some(ctx) = self.ctx.get() else { return };
         let Some(entry) = self.conns().get(&token).cloned() else { return };
         let mut state = entry.lock();
@@ -789,9 +804,9 @@ impl Source for Reactor {
         let mut kept = None;
         let event = Event::unpack(work);
         let read = self.handle_event(event, may_run.then_some(&mut kept));
-        if let (Some(job), Some(token)) = (kept, read) {
+        if let (Some(job), Some((token, finishing))) = (kept, read) {
             job.run();
-            self.after_job(token);
+            self.after_job(token, finishing);
         }
     }
 

@@ -105,9 +105,15 @@ pub(crate) fn translate(fpm: &Fpm, options: &Options) -> String {
 /// option FPM never set, so it is not written; notes and names show such characters escaped.
 fn render(text: &mut String, lines: &[Out]) {
     let shown = |s: &str| {
-        s.chars()
-            .flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] })
-            .collect::<String>()
+        let mut out = String::with_capacity(s.len());
+        for c in s.chars() {
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+        out
     };
     for line in lines {
         match line {

@@ -75,7 +75,7 @@ impl PoolMaster {
             .env_remove("LISTEN_FDS")
             .env_remove("LISTEN_PID")
             .env_remove("LISTEN_FDNAMES");
-        crate::sys::prepare_pool_master(&mut command, inherited.to_vec(), master);
+        crate::sys::prepare_pool_master(&mut command, inherited.to_vec());
         let child = command.spawn()?;
         Ok(PoolMaster { child, started: Instant::now(), ready: false, notify })
     }
