@@ -66,6 +66,7 @@ mod budget;
 mod config;
 mod connection;
 mod context;
+mod demux;
 mod epoll;
 pub mod escape;
 mod exchange;
