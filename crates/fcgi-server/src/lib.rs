@@ -75,6 +75,7 @@ mod handoff;
 mod job;
 mod listener;
 mod log;
+mod metrics;
 mod monitor;
 mod quick;
 mod reactor;
@@ -99,6 +100,7 @@ pub use handler::{streaming, Error, Handler, Streaming};
 pub use handoff::Handoff;
 pub use listener::{take_inherited, ListenError, ListenOptions, Listener};
 pub use log::ACCESS_TAG;
+pub use metrics::{duration_bucket, Metrics, DURATION_BUCKETS, DURATION_SLOTS, METRICS_WORDS};
 pub use monitor::ServeReport;
 pub use quick::{serve, serve_handler, DRAIN_GRACE};
 pub use request::{AbortSignal, Body, Request};
@@ -106,9 +108,8 @@ pub use response::Response;
 pub use server::{Server, ServerBuilder};
 pub use shutdown::ShutdownHandle;
 pub use status::{
-    duration_bucket, AppProcess, AppProcessSource, AppProcesses, Metrics, PeerSource, RequestFacts,
-    SlowRequest, SlowRunning, Status, StatusHandle, ThreadReport, DURATION_BUCKETS, DURATION_SLOTS,
-    FACT_MAX_BYTES, METRICS_WORDS,
+    AppProcess, AppProcessSource, AppProcesses, PeerSource, RequestFacts, SlowRequest, SlowRunning,
+    Status, StatusHandle, ThreadReport, FACT_MAX_BYTES,
 };
 pub use sys::{group_id, user_id};
 pub use utc::Utc;
