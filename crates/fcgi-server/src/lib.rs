@@ -89,7 +89,6 @@ mod spool;
 mod status;
 mod status_page;
 mod sys;
-mod utc;
 mod wire;
 
 pub use addr::{ListenAddr, ParseAddrError};
@@ -112,4 +111,3 @@ pub use status::{
     Status, StatusHandle, ThreadReport, FACT_MAX_BYTES,
 };
 pub use sys::{group_id, user_id};
-pub use utc::Utc;
