@@ -61,7 +61,6 @@
 //!
 //! Every limit and timeout is in [`Config`], with its reason.
 
-mod addr;
 mod budget;
 mod config;
 mod connection;
@@ -91,9 +90,14 @@ mod status_page;
 mod sys;
 mod wire;
 
-pub use addr::{ListenAddr, ParseAddrError};
 pub use config::{web_server_addrs_from_env, Config};
 pub use exchange::Exchange;
+/// Where the server listens: the codec's [`Address`](fcgi_codec::Address), the one grammar of
+/// FastCGI addresses that `fcgi_client` connects by too.
+pub use fcgi_codec::Address as ListenAddr;
+/// Why a listening address could not be read: the codec's
+/// [`ParseAddressError`](fcgi_codec::ParseAddressError).
+pub use fcgi_codec::ParseAddressError as ParseAddrError;
 pub use fcgi_codec::{Params, ParamsLimits, Role};
 pub use handler::{streaming, Error, Handler, Streaming};
 pub use handoff::Handoff;
