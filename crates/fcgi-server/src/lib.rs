@@ -61,6 +61,7 @@
 //!
 //! Every limit and timeout is in [`Config`], with its reason.
 
+mod access;
 mod budget;
 mod config;
 mod connection;
@@ -90,6 +91,7 @@ mod status_page;
 mod sys;
 mod wire;
 
+pub use access::{AccessLog, AccessRecord, Outcome};
 pub use config::{web_server_addrs_from_env, Config};
 pub use exchange::Exchange;
 /// Where the server listens: the codec's [`Address`](fcgi_codec::Address), the one grammar of
