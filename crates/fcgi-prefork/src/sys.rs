@@ -35,8 +35,8 @@ pub(crate) enum Forked {
 pub(crate) fn fork() -> io::Result<Forked> {
     // SAFETY: fork has no memory effects in the parent; in the child, the callers keep to the
     // rule above, so no code runs that needs another thread's lock. rustix has no fork for
-    // programs on libc's runtime: libc's fork also runs its atfork handlers and resets its
-    // own state in the child (the cached pid, the stdio locks).
+    // programs on libc's runtime: libc's fork also runs the atfork handlers that keep libc's
+    // own locks (malloc's) usable in the child.
     let pid = unsafe { libc::fork() };
     match pid {
         0 => Ok(Forked::Child),
@@ -54,15 +54,16 @@ pub(crate) fn exit_now(code: i32) -> ! {
 }
 
 /// Sends `signal` to `target`, as `kill(2)` names it: a process, or the process group whose
-/// id is `-target`. A target already gone is not an error, and neither is any other failure:
-/// the master signals only its own children and their groups, which it may always signal
-/// (no `EPERM`), with signals that exist (no `EINVAL`), so the one failure left, `ESRCH`,
-/// means it exited meanwhile, which the reaping loop sees anyway.
+/// id is `-target`. A failure is not reported: `ESRCH` means the target exited meanwhile,
+/// which the reaping loop sees anyway; `EPERM` (a member of an orphan's group that runs as
+/// another user) leaves the master nothing else to try; `EINVAL` cannot happen with a rustix
+/// `Signal`.
 pub(crate) fn kill(target: i32, signal: Signal) {
     let sent = match Pid::from_raw(target.checked_abs().unwrap_or(0)) {
         Some(pid) if target > 0 => rustix::process::kill_process(pid, signal),
-        // -1 would be every process the master may signal: never meant by a target.
         Some(group) if target < -1 => rustix::process::kill_process_group(group, signal),
+        // 0 (this process's own group) and -1 (every process it may signal) are never meant:
+        // the master's targets are its children and their groups.
         _ => return,
     };
     // Ignored on purpose: see above.
