@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use fcgi_codec::{BeginRequest, ParamsDecoder};
 
 use crate::budget::Charge;
+use crate::demux::Phase;
 use crate::job::Job;
 use crate::request::RequestShared;
 
@@ -59,6 +60,16 @@ pub(crate) enum Stage {
 }
 
 impl Slot {
+    /// Where the request stands, as the connection's routing sees it.
+    pub(crate) fn phase(&self) -> Phase {
+        match self.stage {
+            Stage::Reading { .. } => Phase::Params,
+            Stage::Spooling(_) => Phase::Body,
+            Stage::Running { .. } if self.is_finished() => Phase::Returned,
+            Stage::Running { .. } => Phase::Running,
+        }
+    }
+
     /// Whether the web server still owes this request input (params, body or data).
     pub(crate) fn awaits_input(&self) -> bool {
         match self.stage {

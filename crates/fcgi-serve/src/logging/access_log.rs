@@ -24,8 +24,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fcgi_server::{escape, Utc, ACCESS_TAG};
+use fcgi_server::{escape, ACCESS_TAG};
 use slog::{o, warn, Drain, Key, Logger, OwnedKVList, Record, Serializer, KV};
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::OffsetDateTime;
 
 use crate::logging::{LogTarget, Queue};
 
@@ -322,22 +325,27 @@ impl Serializer for Fields {
 
 /// `27/Nov/2026:09:50:00 +0000` for `time` (UTC), as nginx's `$time_local` and PHP-FPM's `%t`.
 pub(crate) fn clf_time(time: SystemTime) -> String {
-    utc(time).0.clf()
+    utc(time).format(CLF).unwrap_or_default()
 }
 
 /// `2026-11-27T09:50:00.123Z` for `time`.
 pub(crate) fn iso_time(time: SystemTime) -> String {
-    let (t, ms) = utc(time);
-    format!(
-        "{}-{:02}-{:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        t.year, t.month, t.day, t.hour, t.minute, t.second
-    )
+    utc(time).format(ISO).unwrap_or_default()
 }
 
-/// `time` in UTC, and its milliseconds.
-fn utc(time: SystemTime) -> (Utc, u32) {
+const CLF: &[BorrowedFormatItem<'_>] =
+    format_description!("[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000");
+const ISO: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+/// `time` in UTC; a time before the epoch or past the year 9999 (a clock set wrong) as the
+/// epoch.
+fn utc(time: SystemTime) -> OffsetDateTime {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    (Utc::from_unix(since.as_secs()), since.subsec_millis())
+    time::Duration::try_from(since)
+        .ok()
+        .and_then(|since| OffsetDateTime::UNIX_EPOCH.checked_add(since))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// `text` with what would break a line or a quoted field escaped as nginx does (`\xHH`), so
