@@ -7,16 +7,13 @@
 //! handler is run by the reading thread or goes to the pool. None of the reading blocks, so
 //! the monitor can read for every connection while all workers run requests.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use fcgi_codec::{
-    management, BeginRequest, Body, Decoder, Encoder, Pairs, ParamsDecoder, ParamsError,
-    ProtocolStatus, Record, Role,
+    BeginRequest, Body, Decoder, Encoder, ParamsDecoder, ParamsError, ProtocolStatus, Record, Role,
 };
 use slog::{debug, warn, Logger};
 
@@ -26,7 +23,7 @@ use crate::demux::{self, Action, Answer, Event, Phase, Refusal, Start, StartFact
 use crate::job::Job;
 use crate::request::{Request, RequestShared, TakenOver};
 use crate::response::{aborted_end, canned, Response};
-use crate::slot::{InputClock, Slot, Stage};
+use crate::slot::{InputClock, Slot, Slots, Stage};
 use crate::spool::{Spool, SpoolError};
 use crate::wire::{Replied, Wire};
 
@@ -91,7 +88,7 @@ pub(crate) struct Connection {
 struct Demux {
     wire: Arc<Wire>,
     /// The open requests, by id: a lookup per record costs the same with 1 or 65,535 open.
-    slots: HashMap<u16, Slot, BuildHasherDefault<IdHasher>>,
+    slots: Slots,
     log: Logger,
     /// Accepted past `max_conns`: every request is answered OVERLOADED and the connection ends.
     over_limit: bool,
@@ -105,31 +102,6 @@ struct Demux {
     warned: Vec<Refusal>,
     /// An answer just queued took the queue past its bound: route no more records this turn.
     backlogged: bool,
-}
-
-/// The hash of a request id: a multiplication (Fibonacci hashing), not SipHash. Ids are the
-/// peer's choice, but a table of at most `max_conn_requests` entries has no worst case worth
-/// defending, and this is on every record's path.
-#[derive(Default)]
-struct IdHasher(u64);
-
-/// 2^64 divided by the golden ratio: consecutive ids land far apart.
-const FIBONACCI: u64 = 0x9E37_79B9_7F4A_7C15;
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*byte)).wrapping_mul(FIBONACCI);
-        }
-    }
-
-    fn write_u16(&mut self, id: u16) {
-        self.0 = u64::from(id).wrapping_mul(FIBONACCI);
-    }
 }
 
 /// A reader that remembers how many bytes it was asked for.
@@ -166,7 +138,7 @@ impl Connection {
             decoder: None,
             demux: Demux {
                 wire,
-                slots: HashMap::default(),
+                slots: Slots::default(),
                 log,
                 over_limit,
                 ready: Vec::new(),
@@ -385,7 +357,11 @@ impl Demux {
                 self.input(id, data, chunk)
             }
             (Action::Abort { answered }, _) => self.abort_request(id, answered),
-            (Action::Values, Body::GetValues(names)) => self.reply(&get_values_result(names, ctx)),
+            (Action::Values, Body::GetValues(names)) => {
+                let answer =
+                    demux::values(names, ctx.config.max_conns, ctx.config.max_conn_requests);
+                self.reply(&answer)
+            }
             (Action::UnknownType, other) => {
                 debug!(self.log, "unknown management record"; "type" => ?other.record_type());
                 let mut out = Vec::with_capacity(16);
@@ -827,27 +803,4 @@ impl Demux {
 fn params_cost(held: usize, more: usize) -> usize {
     let over = |len: usize| len.saturating_sub(PARAMS_INCLUDED);
     over(held.saturating_add(more)) - over(held)
-}
-
-/// The answer to FCGI_GET_VALUES: each name asked for that we know, once, with its value.
-/// However many names the record holds, the answer is at most these three pairs, so it always
-/// fits one record.
-fn get_values_result(names: Pairs<'_>, ctx: &Context) -> Vec<u8> {
-    let max_conns = ctx.config.max_conns.to_string();
-    let max_reqs = ctx.config.max_conn_requests.to_string();
-    let known: [(&[u8], &[u8]); 3] = [
-        (management::MAX_CONNS, max_conns.as_bytes()),
-        (management::MAX_REQS, max_reqs.as_bytes()),
-        (management::MPXS_CONNS, b"1"),
-    ];
-    let mut asked = [false; 3];
-    for (name, _) in names {
-        if let Some(i) = known.iter().position(|(known, _)| *known == name) {
-            asked[i] = true;
-        }
-    }
-    let answer = known.iter().zip(asked).filter(|(_, asked)| *asked).map(|((n, v), _)| (*n, *v));
-    let mut out = Vec::with_capacity(64);
-    let _ = Encoder::new().get_values_result(&mut out, answer);
-    out
 }

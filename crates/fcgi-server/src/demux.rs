@@ -36,6 +36,8 @@
 //! - Records for an id that is not open, output streams and unknown types on a request id are
 //!   ignored; management records (id 0) are answered whatever the phase.
 
+use fcgi_codec::{management, Encoder, Pairs};
+
 /// Where a request id stands on its connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Phase {
@@ -292,9 +294,88 @@ pub(crate) fn timer(
     }
 }
 
+/// The FCGI_GET_VALUES_RESULT record for the names a GET_VALUES record asks for: each name
+/// fcgi-rs knows, once, with its value (`max_conns`, `max_reqs`, and multiplexing on); names it
+/// does not know are left out, as the spec says. However many names the record holds, the
+/// answer is at most three pairs, so it always fits one record.
+///
+/// ```ignore
+/// let answer = values(pairs_of(&[b"FCGI_MPXS_CONNS"]), 1024, 64);
+/// ```
+pub(crate) fn values(names: Pairs<'_>, max_conns: usize, max_reqs: usize) -> Vec<u8> {
+    let max_conns = max_conns.to_string();
+    let max_reqs = max_reqs.to_string();
+    let known: [(&[u8], &[u8]); 3] = [
+        (management::MAX_CONNS, max_conns.as_bytes()),
+        (management::MAX_REQS, max_reqs.as_bytes()),
+        (management::MPXS_CONNS, b"1"),
+    ];
+    let mut asked = [false; 3];
+    for (name, _) in names {
+        if let Some(i) = known.iter().position(|(known, _)| *known == name) {
+            asked[i] = true;
+        }
+    }
+    let answer = known.iter().zip(asked).filter(|(_, asked)| *asked).map(|((n, v), _)| (*n, *v));
+    let mut out = Vec::with_capacity(64);
+    let _ = Encoder::new().get_values_result(&mut out, answer);
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    use fcgi_codec::{Body, Decoder, Record};
+
     use super::*;
+
+    /// Name-value pairs, owned.
+    type Owned = Vec<(Vec<u8>, Vec<u8>)>;
+
+    /// The pairs of the GET_VALUES_RESULT record `values` makes for a GET_VALUES of `names`.
+    fn answered(names: &[&[u8]]) -> Owned {
+        let mut asked = Vec::new();
+        Encoder::new().get_values(&mut asked, names.iter().copied()).unwrap();
+        let mut decoder = Decoder::new();
+        decoder.feed(&asked);
+        let Some(Record { body: Body::GetValues(pairs), .. }) = decoder.decode().unwrap() else {
+            panic!("a GET_VALUES record")
+        };
+        let answer = values(pairs, 1024, 64);
+        let mut decoder = Decoder::new();
+        decoder.feed(&answer);
+        let Some(Record { body: Body::GetValuesResult(pairs), .. }) = decoder.decode().unwrap()
+        else {
+            panic!("a GET_VALUES_RESULT record")
+        };
+        pairs.map(|(n, v)| (n.to_vec(), v.to_vec())).collect()
+    }
+
+    #[test]
+    fn values_as_a_table() {
+        let pair = |n: &[u8], v: &[u8]| (n.to_vec(), v.to_vec());
+        let table: [(&[&[u8]], Owned); 5] = [
+            (&[], vec![]),
+            (&[b"FCGI_MPXS_CONNS"], vec![pair(b"FCGI_MPXS_CONNS", b"1")]),
+            // In fcgi-rs's order, each once, whatever was asked and how often.
+            (
+                &[b"FCGI_MAX_REQS", b"FCGI_MAX_CONNS", b"FCGI_MAX_REQS"],
+                vec![pair(b"FCGI_MAX_CONNS", b"1024"), pair(b"FCGI_MAX_REQS", b"64")],
+            ),
+            // Names fcgi-rs does not know are left out.
+            (&[b"FCGI_NOPE", b"fcgi_mpxs_conns"], vec![]),
+            (
+                &[b"FCGI_MPXS_CONNS", b"X", b"FCGI_MAX_CONNS", b"FCGI_MAX_REQS"],
+                vec![
+                    pair(b"FCGI_MAX_CONNS", b"1024"),
+                    pair(b"FCGI_MAX_REQS", b"64"),
+                    pair(b"FCGI_MPXS_CONNS", b"1"),
+                ],
+            ),
+        ];
+        for (names, want) in table {
+            assert_eq!(answered(names), want, "{names:?}");
+        }
+    }
 
     const PHASES: [Phase; 5] =
         [Phase::Free, Phase::Params, Phase::Body, Phase::Running, Phase::Returned];
