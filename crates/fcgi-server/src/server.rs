@@ -21,6 +21,7 @@ use crate::reactor::Reactor;
 use crate::shutdown::{ShutdownHandle, ShutdownState};
 use crate::spool::SpoolConfig;
 use crate::status::{PoolGauges, StatusHandle};
+use crate::status_page;
 use crate::{Error, Request, Response, Role};
 
 /// A FastCGI server, ready to serve.
@@ -449,6 +450,8 @@ impl Server {
         let budget = Budget::new(config.memory_budget);
         let (max_threads, queue) = (config.max_threads, config.queue);
         let slow_request = config.slow_request;
+        // The status page and the ping answer in front of the app: a layer chosen here, once.
+        let handlers = status_page::with_pages(self.handlers, &config);
         let ctx = Arc::new(Context {
             spool: SpoolConfig {
                 memory: config.spool_memory,
@@ -460,7 +463,7 @@ impl Server {
             budget,
             retry_after: format!("Retry-After: {}\r\n", config.retry_after),
             config,
-            handlers: self.handlers,
+            handlers,
             pool,
             log: self.log.clone(),
             counters: Counters::default(),
