@@ -6,15 +6,16 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
-use rustix::net::SocketFlags;
+use rustix::fs::{RenameFlags, CWD};
+use rustix::net::{AddressFamily, SendAncillaryBuffer, SendFlags, SocketFlags};
 
 use crate::addr::ListenAddr;
-use crate::sys;
+use crate::sys::{self, Claim};
 
 /// How to create a listening socket.
 ///
@@ -271,7 +272,9 @@ impl Listener {
             }
             ListenAddr::Fd(fd) => return Listener::inherited(*fd),
         };
-        sys::set_backlog(listener.raw_fd(), options.backlog).map_err(bind_error)?;
+        // std listens with a fixed backlog of 128; listening again on a listening socket only
+        // changes it.
+        rustix::net::listen(listener.fd(), options.backlog).map_err(|e| bind_error(e.into()))?;
         Ok(listener)
     }
 
@@ -293,13 +296,13 @@ impl Listener {
     /// ```
     pub fn from_fd(fd: OwnedFd) -> Result<Listener, ListenError> {
         let raw = fd.as_raw_fd();
-        let family = check_listening(raw)?;
-        sys::set_cloexec(raw).map_err(|e| ListenError::NotListening {
+        let family = check_listening(fd.as_fd())?;
+        sys::set_cloexec(&fd).map_err(|e| ListenError::NotListening {
             fd: raw,
             reason: format!("cannot mark it close-on-exec: {e}"),
         })?;
         let socket = match family {
-            libc::AF_UNIX => Socket::Unix(UnixListener::from(fd)),
+            AddressFamily::UNIX => Socket::Unix(UnixListener::from(fd)),
             _ => Socket::Tcp(TcpListener::from(fd)),
         };
         let name = match &socket {
@@ -335,7 +338,7 @@ impl Listener {
     /// ```
     pub fn inherited(fd: RawFd) -> Result<Listener, ListenError> {
         let owned =
-            claim_inherited(fd, |fd| check_listening(fd).map(drop)).map_err(|e| match e {
+            sys::claim_inherited(fd, |fd| check_listening(fd).map(drop)).map_err(|e| match e {
                 Claim::Taken => ListenError::NotInherited { fd },
                 Claim::Unfit(e) => e,
                 Claim::Io(e) => ListenError::NotListening { fd, reason: e.to_string() },
@@ -454,9 +457,14 @@ impl Listener {
     }
 
     pub(crate) fn raw_fd(&self) -> RawFd {
+        self.fd().as_raw_fd()
+    }
+
+    /// The listening socket's descriptor, for the event set.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         match &self.socket {
-            Socket::Tcp(tcp) => tcp.as_raw_fd(),
-            Socket::Unix(unix) => unix.as_raw_fd(),
+            Socket::Tcp(tcp) => tcp.as_fd(),
+            Socket::Unix(unix) => unix.as_fd(),
         }
     }
 
@@ -579,30 +587,10 @@ const PRIVATE_DIR_PREFIX: &str = ".fcgi-";
 /// on a file system without that flag, a plain rename, which does not follow a symlink at `to`
 /// either.
 fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = |p: &Path| {
-        std::ffi::CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path with a NUL byte"))
-    };
-    let (from_c, to_c) = (c_path(from)?, c_path(to)?);
-    // SAFETY: both are NUL-terminated strings that live across the call; renameat2 only reads
-    // them.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            from_c.as_ptr(),
-            libc::AT_FDCWD,
-            to_c.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc == 0 {
-        return Ok(());
-    }
-    let error = io::Error::last_os_error();
-    match error.raw_os_error() {
-        Some(libc::EINVAL) | Some(libc::ENOSYS) => std::fs::rename(from, to),
-        _ => Err(error),
+    match rustix::fs::renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => std::fs::rename(from, to),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -637,7 +625,7 @@ fn remove_stale_socket(path: &Path) -> Result<(), ListenError> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn take_inherited(fd: RawFd) -> io::Result<OwnedFd> {
-    claim_inherited(fd, |_| Ok(())).map_err(|e| match e {
+    sys::claim_inherited(fd, |_| Ok::<(), ListenError>(())).map_err(|e| match e {
         Claim::Taken => io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("descriptor {fd} was not inherited, or is taken already"),
@@ -647,46 +635,14 @@ pub fn take_inherited(fd: RawFd) -> io::Result<OwnedFd> {
     })
 }
 
-/// Why [`claim_inherited`] took nothing.
-enum Claim {
-    /// The descriptor is close-on-exec: owned in this process, or taken already.
-    Taken,
-    /// `check` refused it.
-    Unfit(ListenError),
-    /// It could not be looked at (not open).
-    Io(io::Error),
-}
-
-/// The inherited descriptor `fd`, if it is one and `check` accepts it (a refused one is left
-/// open and not taken).
-fn claim_inherited(
-    fd: RawFd,
-    check: impl FnOnce(RawFd) -> Result<(), ListenError>,
-) -> Result<OwnedFd, Claim> {
-    // One thread at a time looks and claims: two threads taking the same number must not both
-    // find it unclaimed.
-    static CLAIMING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _claiming = CLAIMING.lock().unwrap_or_else(|p| p.into_inner());
-    if sys::is_cloexec(fd).map_err(Claim::Io)? {
-        return Err(Claim::Taken);
-    }
-    check(fd).map_err(Claim::Unfit)?;
-    sys::set_cloexec(fd).map_err(Claim::Io)?;
-    // SAFETY: the descriptor is open, and was not close-on-exec: no owner in this process made
-    // it (the standard library opens every descriptor close-on-exec) nor took it (taking marks
-    // it, just above, under the lock), so it was inherited across exec for this process, and
-    // the OwnedFd becomes its only owner.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 /// The address family of `fd` if it is a listening TCP or Unix stream socket.
-fn check_listening(fd: RawFd) -> Result<libc::c_int, ListenError> {
-    let refuse = |reason: String| ListenError::NotListening { fd, reason };
+fn check_listening(fd: BorrowedFd<'_>) -> Result<AddressFamily, ListenError> {
+    let refuse = |reason: String| ListenError::NotListening { fd: fd.as_raw_fd(), reason };
     let family = sys::socket_family(fd).map_err(|e| refuse(e.to_string()))?;
-    if !matches!(family, libc::AF_UNIX | libc::AF_INET | libc::AF_INET6) {
-        return Err(refuse(format!("unsupported address family {family}")));
+    if !matches!(family, AddressFamily::UNIX | AddressFamily::INET | AddressFamily::INET6) {
+        return Err(refuse(format!("unsupported address family {}", family.as_raw())));
     }
-    if sys::socket_option(fd, libc::SO_ACCEPTCONN).map_err(|e| refuse(e.to_string()))? == 0 {
+    if !sys::is_listening(fd).map_err(|e| refuse(e.to_string()))? {
         return Err(refuse("the socket is not listening".into()));
     }
     Ok(family)
@@ -703,17 +659,10 @@ impl Stream {
     /// A connection received as a descriptor (through the hand-off socket), as the stream its
     /// address family calls for.
     pub(crate) fn from_fd(fd: OwnedFd) -> io::Result<Stream> {
-        match sys::socket_family(fd.as_raw_fd())? {
-            libc::AF_UNIX => Ok(Stream::Unix(UnixStream::from(fd))),
-            libc::AF_INET | libc::AF_INET6 => Ok(Stream::Tcp(TcpStream::from(fd))),
-            other => Err(io::Error::other(format!("address family {other}"))),
-        }
-    }
-
-    pub(crate) fn raw_fd(&self) -> RawFd {
-        match self {
-            Stream::Tcp(s) => s.as_raw_fd(),
-            Stream::Unix(s) => s.as_raw_fd(),
+        match sys::socket_family(fd.as_fd())? {
+            AddressFamily::UNIX => Ok(Stream::Unix(UnixStream::from(fd))),
+            AddressFamily::INET | AddressFamily::INET6 => Ok(Stream::Tcp(TcpStream::from(fd))),
+            other => Err(io::Error::other(format!("address family {}", other.as_raw()))),
         }
     }
 
@@ -734,24 +683,15 @@ impl Stream {
     /// Writes without ever raising SIGPIPE, whatever the process's signal disposition: a peer
     /// that went away is an `EPIPE` error, never a dead process.
     pub(crate) fn send(&self, bytes: &[u8]) -> io::Result<usize> {
-        // SAFETY: the pointer and length describe the caller's live slice.
-        let n = unsafe {
-            libc::send(self.raw_fd(), bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL)
-        };
-        usize::try_from(n).map_err(|_| io::Error::last_os_error())
+        Ok(rustix::net::send(self, bytes, SendFlags::NOSIGNAL)?)
     }
 
     /// [`send`](Stream::send) of several buffers in one system call (`sendmsg`), so that large
     /// content goes out from where it lies, framed by a header and padding, without a copy.
     pub(crate) fn send_vectored(&self, parts: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        // SAFETY: an all-zero msghdr is valid (no name, no control data).
-        let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
-        // IoSlice is guaranteed to be ABI-compatible with iovec on Unix.
-        message.msg_iov = parts.as_ptr().cast_mut().cast();
-        message.msg_iovlen = parts.len().min(MAX_IOV) as _;
-        // SAFETY: the iovecs describe the caller's live slices, which sendmsg only reads.
-        let n = unsafe { libc::sendmsg(self.raw_fd(), &message, libc::MSG_NOSIGNAL) };
-        usize::try_from(n).map_err(|_| io::Error::last_os_error())
+        let parts = &parts[..parts.len().min(MAX_IOV)];
+        let mut no_control = SendAncillaryBuffer::default();
+        Ok(rustix::net::sendmsg(self, parts, &mut no_control, SendFlags::NOSIGNAL)?)
     }
 }
 
@@ -796,13 +736,19 @@ mod tests {
         sys::is_cloexec(fd).unwrap()
     }
 
+    /// `socket`'s descriptor as a parent that meant it to be inherited leaves it: not
+    /// close-on-exec; its number, owned by nothing in this process.
+    fn inheritable(socket: UnixStream) -> RawFd {
+        rustix::io::fcntl_setfd(&socket, rustix::io::FdFlags::empty()).unwrap();
+        socket.into_raw_fd()
+    }
+
     /// A listening socket left as a parent that meant it to be inherited leaves it: not
     /// close-on-exec; its number, owned by nothing in this process.
     fn inheritable_listener(dir: &Path) -> RawFd {
-        let fd = UnixListener::bind(dir.join("s")).unwrap().into_raw_fd();
-        // SAFETY: F_SETFD on the descriptor just made, which nothing owns any more.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-        fd
+        let listener = UnixListener::bind(dir.join("s")).unwrap();
+        rustix::io::fcntl_setfd(&listener, rustix::io::FdFlags::empty()).unwrap();
+        listener.into_raw_fd()
     }
 
     #[test]
@@ -879,24 +825,18 @@ mod tests {
 
     #[test]
     fn an_inherited_descriptor_that_is_not_listening_is_refused_and_left_open() {
-        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let fd = a.into_raw_fd();
-        // SAFETY: F_SETFD on the descriptor just released, as an inherited one would be.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        let fd = inheritable(std::os::unix::net::UnixStream::pair().unwrap().0);
         assert!(matches!(Listener::inherited(fd), Err(ListenError::NotListening { .. })));
-        // Still open, and still not taken.
+        // Still open, and still not taken: taking it as any descriptor closes it once.
         assert!(!cloexec(fd));
-        // SAFETY: the descriptor released above, closed once here.
-        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        drop(take_inherited(fd).unwrap());
     }
 
     #[test]
     fn any_inherited_descriptor_is_taken_once_and_an_owned_one_never() {
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         let owned = a.try_clone().unwrap();
-        let fd = a.into_raw_fd();
-        // SAFETY: F_SETFD on the descriptor just released, as an inherited one would be.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        let fd = inheritable(a);
         let taken = take_inherited(fd).unwrap();
         assert!(cloexec(fd), "marked as it is taken");
         assert_eq!(take_inherited(fd).unwrap_err().kind(), io::ErrorKind::InvalidInput);
@@ -961,8 +901,7 @@ mod socket_file_tests {
     fn a_socket_is_bound_with_its_mode_and_nothing_is_left_beside_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app.sock");
-        // SAFETY: geteuid has no memory effects.
-        let root = unsafe { libc::geteuid() } == 0;
+        let root = rustix::process::geteuid().is_root();
         let owner = if root { (Some(65534), None) } else { (None, None) };
         let options =
             ListenOptions { socket_mode: Some(0o640), socket_owner: owner, ..Default::default() };
@@ -991,8 +930,7 @@ mod socket_file_tests {
         std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
         let before = std::fs::metadata(&victim).unwrap();
         let path = dir.path().join("app.sock");
-        // SAFETY: geteuid has no memory effects.
-        let root = unsafe { libc::geteuid() } == 0;
+        let root = rustix::process::geteuid().is_root();
         // As root, a real change of owner (to nobody); otherwise the group we are in already.
         let owner = if root { (Some(65534), Some(65534)) } else { (None, Some(before.gid())) };
         let options =
