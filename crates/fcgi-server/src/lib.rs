@@ -63,7 +63,7 @@
 
 #![deny(unsafe_code)]
 
-mod addr;
+mod access;
 mod budget;
 mod config;
 mod connection;
@@ -77,6 +77,7 @@ mod handoff;
 mod job;
 mod listener;
 mod log;
+mod metrics;
 mod monitor;
 mod quick;
 mod reactor;
@@ -87,23 +88,29 @@ mod server;
 mod shutdown;
 mod slot;
 mod spool;
-// status.rs reads its thread's kernel id with libc's gettid, in an unsafe block of its own.
+// status.rs reads its thread's kernel id through libc's gettid, with its own SAFETY note.
 #[allow(unsafe_code)]
 mod status;
 mod status_page;
 #[allow(unsafe_code)]
 mod sys;
-mod utc;
 mod wire;
 
-pub use addr::{ListenAddr, ParseAddrError};
+pub use access::{AccessLog, AccessRecord, Outcome};
 pub use config::{web_server_addrs_from_env, Config};
 pub use exchange::Exchange;
+/// Where the server listens: the codec's [`Address`](fcgi_codec::Address), the one grammar of
+/// FastCGI addresses that `fcgi_client` connects by too.
+pub use fcgi_codec::Address as ListenAddr;
+/// Why a listening address could not be read: the codec's
+/// [`ParseAddressError`](fcgi_codec::ParseAddressError).
+pub use fcgi_codec::ParseAddressError as ParseAddrError;
 pub use fcgi_codec::{Params, ParamsLimits, Role};
 pub use handler::{streaming, Error, Handler, Streaming};
 pub use handoff::Handoff;
 pub use listener::{take_inherited, ListenError, ListenOptions, Listener};
 pub use log::ACCESS_TAG;
+pub use metrics::{duration_bucket, Metrics, DURATION_BUCKETS, DURATION_SLOTS, METRICS_WORDS};
 pub use monitor::ServeReport;
 pub use quick::{serve, serve_handler, DRAIN_GRACE};
 pub use request::{AbortSignal, Body, Request};
@@ -111,9 +118,7 @@ pub use response::Response;
 pub use server::{Server, ServerBuilder};
 pub use shutdown::ShutdownHandle;
 pub use status::{
-    duration_bucket, AppProcess, AppProcessSource, AppProcesses, Metrics, PeerSource, RequestFacts,
-    SlowRequest, SlowRunning, Status, StatusHandle, ThreadReport, DURATION_BUCKETS, DURATION_SLOTS,
-    FACT_MAX_BYTES, METRICS_WORDS,
+    AppProcess, AppProcessSource, AppProcesses, PeerSource, RequestFacts, SlowRequest, SlowRunning,
+    Status, StatusHandle, ThreadReport, FACT_MAX_BYTES,
 };
 pub use sys::{group_id, user_id};
-pub use utc::Utc;

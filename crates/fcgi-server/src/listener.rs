@@ -23,8 +23,8 @@ use rustix::net::{AddressFamily, SocketFlags};
 
 pub use self::inherited::take_inherited;
 pub(crate) use self::stream::Stream;
-use crate::addr::ListenAddr;
 use crate::sys::{self, Claim};
+use crate::ListenAddr;
 use inherited::check_listening;
 use socket_file::bind_unix;
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{RenameFlags, CWD};
 
 use super::{ListenError, ListenOptions};
-use crate::addr::ListenAddr;
+use crate::ListenAddr;
 
 /// Binds a Unix socket at `path`, with the mode and owner of `options`, and returns it with
 /// the identity (device, inode) of its file. `after_bind` runs as soon as the socket exists:
