@@ -61,6 +61,8 @@
 //!
 //! Every limit and timeout is in [`Config`], with its reason.
 
+#![deny(unsafe_code)]
+
 mod access;
 mod budget;
 mod config;
@@ -86,8 +88,11 @@ mod server;
 mod shutdown;
 mod slot;
 mod spool;
+// status.rs reads its thread's kernel id through libc's gettid, with its own SAFETY note.
+#[allow(unsafe_code)]
 mod status;
 mod status_page;
+#[allow(unsafe_code)]
 mod sys;
 mod wire;
 

@@ -594,7 +594,7 @@ impl Drop for SignalWatch {
 /// servers handle them now.
 struct SignalRegistry {
     /// The signals servers handle: TERM and INT, less those ignored at first.
-    handled: Vec<libc::c_int>,
+    handled: Vec<std::ffi::c_int>,
     /// Set while no server handles signals: those whose action was the default get it again
     /// (signal-hook keeps its handler installed once it has one).
     default_again: Arc<AtomicBool>,
@@ -605,7 +605,7 @@ static SIGNALS: Mutex<Option<SignalRegistry>> = Mutex::new(None);
 
 /// The signals a server handles; looked up, and the default actions kept for later, by the
 /// first server to handle any.
-fn handled_signals() -> io::Result<Vec<libc::c_int>> {
+fn handled_signals() -> io::Result<Vec<std::ffi::c_int>> {
     let mut registry = SIGNALS.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(registry) = &*registry {
         return Ok(registry.handled.clone());
