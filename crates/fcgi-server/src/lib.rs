@@ -88,8 +88,6 @@ mod server;
 mod shutdown;
 mod slot;
 mod spool;
-// status.rs reads its thread's kernel id through libc's gettid, with its own SAFETY note.
-#[allow(unsafe_code)]
 mod status;
 mod status_page;
 #[allow(unsafe_code)]

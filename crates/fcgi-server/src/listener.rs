@@ -7,7 +7,9 @@
 //! Creating listeners is kept apart from serving on them, and starts no thread: a process
 //! manager can bind first, `fork()`, and let each child serve the same sockets.
 
+mod error;
 mod inherited;
+mod options;
 mod socket_file;
 mod stream;
 
@@ -21,209 +23,14 @@ use std::path::{Path, PathBuf};
 
 use rustix::net::{AddressFamily, SocketFlags};
 
+pub use self::error::ListenError;
 pub use self::inherited::take_inherited;
+pub use self::options::ListenOptions;
 pub(crate) use self::stream::Stream;
 use crate::sys::{self, Claim};
 use crate::ListenAddr;
 use inherited::check_listening;
 use socket_file::bind_unix;
-
-/// How to create a listening socket.
-///
-/// ```
-/// use fcgi_server::ListenOptions;
-///
-/// let options = ListenOptions { socket_mode: Some(0o660), ..ListenOptions::default() };
-/// assert_eq!(options.backlog, ListenOptions::DEFAULT_BACKLOG);
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ListenOptions {
-    /// Connections the kernel queues before `accept` (capped by `net.core.somaxconn`).
-    pub backlog: i32,
-    /// Permissions of a Unix socket file; `None` keeps what the umask gives. Set (as the owner
-    /// is) before the file appears at its path: see [`Listener::bind`].
-    pub socket_mode: Option<u32>,
-    /// Owner (user id, group id) of a Unix socket file; `None` in either keeps it as created.
-    /// Changing the user needs privileges; changing the group needs membership in it.
-    pub socket_owner: (Option<u32>, Option<u32>),
-}
-
-impl ListenOptions {
-    /// 1,024: enough for a burst from nginx opening connections faster than we accept, and the
-    /// kernel's own cap (`somaxconn`, 4,096 on current kernels) bounds it anyway.
-    pub const DEFAULT_BACKLOG: i32 = 1024;
-}
-
-impl Default for ListenOptions {
-    fn default() -> Self {
-        ListenOptions {
-            backlog: Self::DEFAULT_BACKLOG,
-            socket_mode: None,
-            socket_owner: (None, None),
-        }
-    }
-}
-
-/// Why a listening socket could not be had.
-///
-/// It converts into an [`io::Error`] of the kind that says what happened
-/// ([`AddrInUse`](io::ErrorKind::AddrInUse), [`PermissionDenied`](io::ErrorKind::PermissionDenied),
-/// ...), so that `?` works in a function that returns [`io::Result`]. Its `Debug` (what
-/// `main` prints for an error it returns) is the same sentence as its `Display`; `{:#?}`
-/// shows the fields.
-///
-/// ```
-/// use fcgi_server::{ListenOptions, Listener};
-///
-/// let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
-/// let addr = format!("tcp:{}", taken.local_addr()?).parse()?;
-/// let error: std::io::Error = Listener::bind(&addr, &ListenOptions::default()).unwrap_err().into();
-/// assert_eq!(error.kind(), std::io::ErrorKind::AddrInUse);
-/// assert!(format!("{error:?}").contains(&format!("cannot listen on {addr}")));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub enum ListenError {
-    /// The TCP address did not resolve.
-    Resolve {
-        /// The address as given.
-        addr: String,
-        /// What the resolver said.
-        source: io::Error,
-    },
-    /// `bind` or `listen` failed.
-    Bind {
-        /// The address as given.
-        addr: ListenAddr,
-        /// What the system said.
-        source: io::Error,
-    },
-    /// A Unix socket path is taken by a socket that a live process listens on.
-    InUse {
-        /// The socket path.
-        path: PathBuf,
-    },
-    /// A Unix socket path is taken by something that is not a socket; it is left alone.
-    NotASocket {
-        /// The path.
-        path: PathBuf,
-    },
-    /// The socket file's permissions or owner could not be set.
-    Chmod {
-        /// The socket path.
-        path: PathBuf,
-        /// What the system said.
-        source: io::Error,
-    },
-    /// A descriptor named by number is not one this process inherited: it is close-on-exec,
-    /// so this process opened it itself, or took it already (see [`Listener::inherited`]).
-    NotInherited {
-        /// The descriptor.
-        fd: RawFd,
-    },
-    /// An inherited descriptor is not a listening stream socket.
-    NotListening {
-        /// The descriptor.
-        fd: RawFd,
-        /// Why it was refused.
-        reason: String,
-    },
-}
-
-impl fmt::Display for ListenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ListenError::Resolve { addr, source } => write!(f, "cannot resolve {addr}: {source}"),
-            ListenError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
-            ListenError::InUse { path } => write!(
-                f,
-                "{} is a socket another process is listening on; stop it or choose another path",
-                path.display()
-            ),
-            ListenError::NotASocket { path } => write!(
-                f,
-                "{} exists and is not a socket; it was left alone, remove it or choose another path",
-                path.display()
-            ),
-            ListenError::Chmod { path, source } => {
-                write!(f, "cannot set the mode or owner of {}: {source}", path.display())
-            }
-            ListenError::NotInherited { fd } => write!(
-                f,
-                "descriptor {fd} was not inherited: it is close-on-exec, so this process opened \
-                 it, or listens on it already (each fd:N can be listened on once)"
-            ),
-            ListenError::NotListening { fd, reason } => {
-                write!(f, "descriptor {fd} is not a listening socket: {reason}")
-            }
-        }
-    }
-}
-
-impl fmt::Debug for ListenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !f.alternate() {
-            // What `fn main() -> Result<(), Box<dyn Error>>` prints: the sentence.
-            return fmt::Display::fmt(self, f);
-        }
-        match self {
-            ListenError::Resolve { addr, source } => {
-                f.debug_struct("Resolve").field("addr", addr).field("source", source).finish()
-            }
-            ListenError::Bind { addr, source } => {
-                f.debug_struct("Bind").field("addr", addr).field("source", source).finish()
-            }
-            ListenError::InUse { path } => f.debug_struct("InUse").field("path", path).finish(),
-            ListenError::NotASocket { path } => {
-                f.debug_struct("NotASocket").field("path", path).finish()
-            }
-            ListenError::Chmod { path, source } => {
-                f.debug_struct("Chmod").field("path", path).field("source", source).finish()
-            }
-            ListenError::NotInherited { fd } => {
-                f.debug_struct("NotInherited").field("fd", fd).finish()
-            }
-            ListenError::NotListening { fd, reason } => {
-                f.debug_struct("NotListening").field("fd", fd).field("reason", reason).finish()
-            }
-        }
-    }
-}
-
-impl ListenError {
-    /// The [`io::ErrorKind`] that says what happened: the system's where it gave one, else
-    /// the nearest.
-    fn kind(&self) -> io::ErrorKind {
-        match self {
-            ListenError::Resolve { source, .. }
-            | ListenError::Bind { source, .. }
-            | ListenError::Chmod { source, .. } => source.kind(),
-            ListenError::InUse { .. } => io::ErrorKind::AddrInUse,
-            ListenError::NotASocket { .. } => io::ErrorKind::AlreadyExists,
-            ListenError::NotInherited { .. } | ListenError::NotListening { .. } => {
-                io::ErrorKind::InvalidInput
-            }
-        }
-    }
-}
-
-impl From<ListenError> for io::Error {
-    /// An [`io::Error`] of the kind that says what happened (see [`ListenError`]), with the
-    /// [`ListenError`] inside: `get_ref` and `into_inner` give it back.
-    fn from(error: ListenError) -> io::Error {
-        io::Error::new(error.kind(), error)
-    }
-}
-
-impl std::error::Error for ListenError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ListenError::Resolve { source, .. }
-            | ListenError::Bind { source, .. }
-            | ListenError::Chmod { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
 
 /// A listening socket.
 ///

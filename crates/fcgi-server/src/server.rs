@@ -451,7 +451,7 @@ impl Server {
         let (max_threads, queue) = (config.max_threads, config.queue);
         let slow_request = config.slow_request;
         // The status page and the ping answer in front of the app: a layer chosen here, once.
-        let handlers = status_page::with_pages(self.handlers, &config);
+        let handlers = status_page::layer::with_pages(self.handlers, &config);
         let ctx = Arc::new(Context {
             spool: SpoolConfig {
                 memory: config.spool_memory,

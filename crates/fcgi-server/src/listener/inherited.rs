@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use rustix::net::AddressFamily;
 
-use super::ListenError;
+use super::error::ListenError;
 use crate::sys::{self, Claim};
 
 /// Takes a descriptor this process inherited across `exec`, by its number, as

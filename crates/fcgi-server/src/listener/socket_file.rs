@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{RenameFlags, CWD};
 
-use super::{ListenError, ListenOptions};
+use super::error::ListenError;
+use super::options::ListenOptions;
 use crate::ListenAddr;
 
 /// Binds a Unix socket at `path`, with the mode and owner of `options`, and returns it with

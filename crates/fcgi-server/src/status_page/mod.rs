@@ -15,7 +15,7 @@
 //! object in JSON, `fcgi_rs_*` metrics, `fcgi-rs ...` lines in text.
 
 mod data;
-mod layer;
+pub(crate) mod layer;
 mod markup;
 
 use std::fmt::Write as _;
@@ -30,7 +30,6 @@ use crate::metrics::{Metrics, DURATION_BUCKETS};
 use crate::{Request, Response, Role};
 use data::{clf_time, or_dash, own_fields, pool_fields, since, state, CLASSES};
 pub(crate) use data::{ListenQueue, PageData, ProcessEntry};
-pub(crate) use layer::with_pages;
 
 /// A page the server answers itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
