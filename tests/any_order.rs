@@ -1,6 +1,6 @@
 //! Records in any order: a property test that sends arbitrary sequences of valid records (and
 //! a few invalid ones) on a connection, under small limits, and checks the invariants of the
-//! connection's request lifecycle (crates/fcgi-server/src/slot.rs) from outside:
+//! connection's request lifecycle (crates/fcgi-server/src/conn/slot.rs) from outside:
 //!
 //! - the server never panics or stops: a plain request on a new connection is answered;
 //! - every END_REQUEST answers a request that was begun, and at most once per BEGIN_REQUEST;

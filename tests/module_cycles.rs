@@ -16,7 +16,7 @@ const STILL_TO_BREAK: &[(&str, &[&str])] = &[
     ("fcgi-client", &["connection", "response"]),
     ("fcgi-prefork", &["master", "master::handover"]),
     ("fcgi-prefork", &["master", "master::relay"]),
-    ("fcgi-server", &["context", "exchange", "handler"]),
+    ("fcgi-server", &["work::context", "work::exchange", "work::handler"]),
 ];
 
 #[test]

@@ -63,40 +63,18 @@
 
 #![deny(unsafe_code)]
 
-mod access;
-mod budget;
 mod config;
-mod connection;
-mod context;
-mod demux;
-mod epoll;
+mod conn;
 pub mod escape;
-mod exchange;
-mod handler;
-mod handoff;
-mod job;
-mod listener;
+mod io;
 mod log;
-mod metrics;
-mod monitor;
-mod quick;
-mod reactor;
-mod refusals;
-mod request;
-mod response;
-mod server;
-mod shutdown;
-mod slot;
-mod spool;
+mod serve;
 mod status;
-mod status_page;
 #[allow(unsafe_code)]
 mod sys;
-mod wire;
+mod work;
 
-pub use access::{AccessLog, AccessRecord, Outcome};
 pub use config::{web_server_addrs_from_env, Config};
-pub use exchange::Exchange;
 /// Where the server listens: the codec's [`Address`](fcgi_codec::Address), the one grammar of
 /// FastCGI addresses that `fcgi_client` connects by too.
 pub use fcgi_codec::Address as ListenAddr;
@@ -104,19 +82,23 @@ pub use fcgi_codec::Address as ListenAddr;
 /// [`ParseAddressError`](fcgi_codec::ParseAddressError).
 pub use fcgi_codec::ParseAddressError as ParseAddrError;
 pub use fcgi_codec::{Params, ParamsLimits, Role};
-pub use handler::{streaming, Error, Handler, Streaming};
-pub use handoff::Handoff;
-pub use listener::{take_inherited, ListenError, ListenOptions, Listener};
+pub use io::handoff::Handoff;
+pub use io::listener::{take_inherited, ListenError, ListenOptions, Listener};
 pub use log::ACCESS_TAG;
-pub use metrics::{duration_bucket, Metrics, DURATION_BUCKETS, DURATION_SLOTS, METRICS_WORDS};
-pub use monitor::ServeReport;
-pub use quick::{serve, serve_handler, DRAIN_GRACE};
-pub use request::{AbortSignal, Body, Request};
-pub use response::Response;
-pub use server::{Server, ServerBuilder};
-pub use shutdown::ShutdownHandle;
+pub use serve::monitor::ServeReport;
+pub use serve::quick::{serve, serve_handler, DRAIN_GRACE};
+pub use serve::server::{Server, ServerBuilder};
+pub use serve::shutdown::ShutdownHandle;
+pub use status::metrics::{
+    duration_bucket, Metrics, DURATION_BUCKETS, DURATION_SLOTS, METRICS_WORDS,
+};
 pub use status::{
     AppProcess, AppProcessSource, AppProcesses, PeerSource, RequestFacts, SlowRequest, SlowRunning,
     Status, StatusHandle, ThreadReport, FACT_MAX_BYTES,
 };
 pub use sys::{group_id, user_id};
+pub use work::access::{AccessLog, AccessRecord, Outcome};
+pub use work::exchange::Exchange;
+pub use work::handler::{streaming, Error, Handler, Streaming};
+pub use work::request::{AbortSignal, Body, Request};
+pub use work::response::Response;

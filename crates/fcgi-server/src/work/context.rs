@@ -6,12 +6,12 @@ use std::sync::Arc;
 use fcgi_pool::Pool;
 use slog::Logger;
 
-use crate::access::AccessLog;
-use crate::budget::Budget;
 use crate::config::Config;
-use crate::handler::Handlers;
-use crate::spool::SpoolConfig;
+use crate::conn::budget::Budget;
+use crate::conn::spool::SpoolConfig;
 use crate::status::StatusHandle;
+use crate::work::access::AccessLog;
+use crate::work::handler::Handlers;
 
 /// Counts the server keeps for itself: open connections against `max_conns`, unfinished
 /// requests for draining, answered ones for the [`ServeReport`](crate::ServeReport). What the

@@ -17,15 +17,15 @@ use fcgi_codec::{
 };
 use slog::{debug, warn, Logger};
 
-use crate::budget::{Charge, PARAMS_INCLUDED, REQUEST_COST};
-use crate::context::Context;
-use crate::demux::{self, Action, Answer, Event, Phase, Refusal, Start, StartFacts, Timer};
-use crate::job::Job;
-use crate::request::{Request, RequestShared, TakenOver};
-use crate::response::{aborted_end, canned, Response};
-use crate::slot::{InputClock, Slot, Slots, Stage};
-use crate::spool::{Spool, SpoolError};
-use crate::wire::{Replied, Wire};
+use crate::conn::budget::{Charge, PARAMS_INCLUDED, REQUEST_COST};
+use crate::conn::demux::{self, Action, Answer, Event, Phase, Refusal, Start, StartFacts, Timer};
+use crate::conn::slot::{InputClock, Slot, Slots, Stage};
+use crate::conn::spool::{Spool, SpoolError};
+use crate::io::wire::{Replied, Wire};
+use crate::work::context::Context;
+use crate::work::job::Job;
+use crate::work::request::{Request, RequestShared, TakenOver};
+use crate::work::response::{aborted_end, canned, Response};
 
 /// Reads one connection gets in a row before its socket goes behind the others that are
 /// ready: a peer that keeps its socket full (a large body, thousands of records) must not

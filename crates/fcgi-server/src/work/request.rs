@@ -7,8 +7,8 @@ use std::task::{Context, Poll};
 
 use fcgi_codec::{Params, Role};
 
-use crate::budget::Charge;
-use crate::spool::{Spool, SpoolError};
+use crate::conn::budget::Charge;
+use crate::conn::spool::{Spool, SpoolError};
 
 /// `RequestShared::run`: handed to the pool, not yet taken by a thread.
 const QUEUED: u8 = 0;
@@ -639,11 +639,11 @@ mod tests {
     use super::*;
 
     fn shared() -> RequestShared {
-        let config = crate::spool::SpoolConfig {
+        let config = crate::conn::spool::SpoolConfig {
             memory: 1024,
             dir: None,
             limit: None,
-            budget: crate::budget::Budget::new(1 << 20),
+            budget: crate::conn::budget::Budget::new(1 << 20),
             status: crate::status::StatusHandle::default(),
         };
         RequestShared::new(Arc::new(Spool::new(config)), None)

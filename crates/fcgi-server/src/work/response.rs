@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use fcgi_codec::{Encoder, EndRequest, ProtocolStatus, StreamKind};
 
-use crate::request::RequestShared;
-use crate::spool::SpoolError;
-use crate::wire::Wire;
+use crate::conn::spool::SpoolError;
+use crate::io::wire::Wire;
+use crate::work::request::RequestShared;
 
 /// Encoded output is written to the socket once this much has gathered (or at a flush, or at
 /// the end). 64 KiB matches the largest record and nginx's default `fastcgi_buffers`.

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 
-use crate::budget::{Budget, Charge};
+use crate::conn::budget::{Budget, Charge};
 use crate::status::StatusHandle;
 
 /// Why a stream stopped before its end.

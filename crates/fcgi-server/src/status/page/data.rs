@@ -1,7 +1,7 @@
 //! What the status page shows, gathered once ([`PageData`]), and the fields every format
 //! writes from it, in FPM's order and names: the renderers' shared ground.
 
-use crate::metrics::Metrics;
+use crate::status::metrics::Metrics;
 
 /// The listen queue, as FPM reports it: connections waiting to be accepted now, the most seen,
 /// and the queue's size.

@@ -36,10 +36,10 @@ use std::time::{Duration, Instant};
 
 use fcgi_codec::{BeginRequest, ParamsDecoder};
 
-use crate::budget::Charge;
-use crate::demux::Phase;
-use crate::job::Job;
-use crate::request::RequestShared;
+use crate::conn::budget::Charge;
+use crate::conn::demux::Phase;
+use crate::work::job::Job;
+use crate::work::request::RequestShared;
 
 /// A connection's open requests, by id: a lookup per record costs the same with 1 or 65,535
 /// open.

@@ -144,7 +144,7 @@ fn process_values(data: &PageData, p: &super::ProcessEntry) -> [String; 14] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status_page::tests::sample;
+    use crate::status::page::tests::sample;
 
     /// Whether every element `text` opens is closed in order (tags only; no attributes with `>`).
     fn balanced(text: &str) -> bool {

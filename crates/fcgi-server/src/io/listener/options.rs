@@ -13,7 +13,7 @@ pub struct ListenOptions {
     /// Connections the kernel queues before `accept` (capped by `net.core.somaxconn`).
     pub backlog: i32,
     /// Permissions of a Unix socket file; `None` keeps what the umask gives. Set (as the owner
-    /// is) before the file appears at its path: see [`Listener::bind`].
+    /// is) before the file appears at its path: see [`Listener::bind`](crate::Listener::bind).
     pub socket_mode: Option<u32>,
     /// Owner (user id, group id) of a Unix socket file; `None` in either keeps it as created.
     /// Changing the user needs privileges; changing the group needs membership in it.

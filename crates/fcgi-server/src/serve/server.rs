@@ -9,19 +9,19 @@ use std::time::Duration;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use slog::{info, warn, Logger};
 
-use crate::access::AccessLog;
-use crate::budget::Budget;
 use crate::config::{web_server_addrs_from_env, Config};
-use crate::context::{Context, Counters};
-use crate::handler::{Handler, Handlers};
-use crate::handoff::Handoff;
-use crate::listener::Listener;
-use crate::monitor::{Monitor, ServeReport};
-use crate::reactor::Reactor;
-use crate::shutdown::{ShutdownHandle, ShutdownState};
-use crate::spool::SpoolConfig;
+use crate::conn::budget::Budget;
+use crate::conn::spool::SpoolConfig;
+use crate::io::handoff::Handoff;
+use crate::io::listener::Listener;
+use crate::serve::monitor::{Monitor, ServeReport};
+use crate::serve::reactor::Reactor;
+use crate::serve::shutdown::{ShutdownHandle, ShutdownState};
+use crate::status::page;
 use crate::status::{PoolGauges, StatusHandle};
-use crate::status_page;
+use crate::work::access::AccessLog;
+use crate::work::context::{Context, Counters};
+use crate::work::handler::{Handler, Handlers};
 use crate::{Error, Request, Response, Role};
 
 /// A FastCGI server, ready to serve.
@@ -451,7 +451,7 @@ impl Server {
         let (max_threads, queue) = (config.max_threads, config.queue);
         let slow_request = config.slow_request;
         // The status page and the ping answer in front of the app: a layer chosen here, once.
-        let handlers = status_page::layer::with_pages(self.handlers, &config);
+        let handlers = page::layer::with_pages(self.handlers, &config);
         let ctx = Arc::new(Context {
             spool: SpoolConfig {
                 memory: config.spool_memory,

@@ -11,7 +11,7 @@ use super::error::ListenError;
 use crate::sys::{self, Claim};
 
 /// Takes a descriptor this process inherited across `exec`, by its number, as
-/// [`Listener::inherited`] takes a listening socket: only one that is not close-on-exec (so
+/// [`Listener::inherited`](crate::Listener::inherited) takes a listening socket: only one that is not close-on-exec (so
 /// that no `File`, socket or earlier taker of this process owns it), marked close-on-exec as it
 /// is taken. For the other descriptors a process manager hands across `exec` (a pipe, a
 /// hand-off socket), named in a variable of the environment.
@@ -53,13 +53,13 @@ pub(super) mod tests {
     use super::*;
     use crate::Listener;
 
-    pub(in crate::listener) fn cloexec(fd: RawFd) -> bool {
+    pub(in crate::io::listener) fn cloexec(fd: RawFd) -> bool {
         sys::is_cloexec(fd).unwrap()
     }
 
     /// `socket`'s descriptor as a parent that meant it to be inherited leaves it: not
     /// close-on-exec; its number, owned by nothing in this process.
-    pub(in crate::listener) fn inheritable(socket: impl Into<OwnedFd>) -> RawFd {
+    pub(in crate::io::listener) fn inheritable(socket: impl Into<OwnedFd>) -> RawFd {
         let fd: OwnedFd = socket.into();
         rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::empty()).unwrap();
         fd.into_raw_fd()

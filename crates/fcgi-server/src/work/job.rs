@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use slog::Logger;
 
-use crate::exchange::Exchange;
-use crate::handler::Handler;
+use crate::work::exchange::Exchange;
+use crate::work::handler::Handler;
 use crate::{Request, Response};
 
 /// Clears its flag when dropped.
@@ -26,7 +26,7 @@ fn take(slot: &Mutex<Option<Job>>) -> Option<Job> {
 
 /// One request handed to the pool.
 pub(crate) struct Job {
-    pub(crate) ctx: Arc<crate::context::Context>,
+    pub(crate) ctx: Arc<crate::work::context::Context>,
     pub(crate) handler: Arc<dyn Handler>,
     pub(crate) request: Request,
     pub(crate) response: Response,

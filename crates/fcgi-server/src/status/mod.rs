@@ -4,11 +4,14 @@
 //! A prefork worker reports these to its master (busy or idle, alive or stuck); the slow-request
 //! limit is how `--request-timeout` finds the requests after which a worker should be recycled.
 
+pub(crate) mod metrics;
+pub(crate) mod page;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use crate::metrics::{duration_bucket, Metrics, DURATION_SLOTS};
+use crate::status::metrics::{duration_bucket, Metrics, DURATION_SLOTS};
 
 /// A snapshot of a server's work, from [`StatusHandle::snapshot`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

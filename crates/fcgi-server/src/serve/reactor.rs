@@ -46,15 +46,15 @@ use std::time::{Duration, Instant};
 use fcgi_pool::{Source, Wait};
 use slog::{debug, error, o, warn};
 
-use crate::connection::{Close, Connection, Turn};
-use crate::context::Context;
-use crate::epoll::{event_of, Epoll, Event, EventFd, Interest, RawEvent, NO_EVENT};
-use crate::handoff::Handoff;
-use crate::job::Job;
-use crate::listener::{Listener, Stream};
-use crate::refusals::{Refusals, Summary, Whose};
+use crate::conn::connection::{Close, Connection, Turn};
+use crate::conn::refusals::{Refusals, Summary, Whose};
+use crate::io::epoll::{event_of, Epoll, Event, EventFd, Interest, RawEvent, NO_EVENT};
+use crate::io::handoff::Handoff;
+use crate::io::listener::{Listener, Stream};
+use crate::io::wire::Wire;
 use crate::sys;
-use crate::wire::Wire;
+use crate::work::context::Context;
+use crate::work::job::Job;
 
 /// The pool's wake-ups (see [`Source::wake`]).
 pub(crate) const WAKE: u64 = 0;

@@ -23,10 +23,10 @@ use std::io::Write as _;
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 
-use crate::context::Context;
+use crate::work::context::Context;
 
 use crate::escape;
-use crate::metrics::{Metrics, DURATION_BUCKETS};
+use crate::status::metrics::{Metrics, DURATION_BUCKETS};
 use crate::{Request, Response, Role};
 use data::{clf_time, or_dash, own_fields, pool_fields, since, state, CLASSES};
 pub(crate) use data::{ListenQueue, PageData, ProcessEntry};

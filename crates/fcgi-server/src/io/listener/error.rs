@@ -58,7 +58,7 @@ pub enum ListenError {
         source: io::Error,
     },
     /// A descriptor named by number is not one this process inherited: it is close-on-exec,
-    /// so this process opened it itself, or took it already (see [`Listener::inherited`]).
+    /// so this process opened it itself, or took it already (see [`Listener::inherited`](crate::Listener::inherited)).
     NotInherited {
         /// The descriptor.
         fd: RawFd,

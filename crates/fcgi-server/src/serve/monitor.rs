@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 
 use slog::{info, warn};
 
-use crate::context::Context;
-use crate::reactor::{Reactor, WAKE};
-use crate::shutdown::ShutdownState;
+use crate::serve::reactor::{Reactor, WAKE};
+use crate::serve::shutdown::ShutdownState;
+use crate::work::context::Context;
 
 /// How often timeouts are checked, and how often while draining.
 const SWEEP: Duration = Duration::from_secs(1);
@@ -61,7 +61,7 @@ pub struct ServeReport {
 impl Monitor {
     pub(crate) fn run(self) -> io::Result<ServeReport> {
         self.reactor.start(Arc::clone(&self.ctx))?;
-        let mut events = [crate::epoll::NO_EVENT; STAND_IN_EVENTS];
+        let mut events = [crate::io::epoll::NO_EVENT; STAND_IN_EVENTS];
         // With a request timeout, often enough that a request is answered within a quarter of
         // it past the limit.
         let every =

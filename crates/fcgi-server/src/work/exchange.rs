@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use slog::{debug, error, info, Logger};
 
-use crate::access::{AccessRecord, Outcome};
-use crate::context::Context;
-use crate::handler::Error;
 use crate::status::{RequestFacts, Running, ThreadMark};
+use crate::work::access::{AccessRecord, Outcome};
+use crate::work::context::Context;
+use crate::work::handler::Error;
 use crate::{Request, Response, ACCESS_TAG};
 
 /// A request and its response, owned by the handler that took them with

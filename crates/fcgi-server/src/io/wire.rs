@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use fcgi_codec::RecordType;
 use rustix::event::{PollFd, PollFlags, Timespec};
 
-use crate::listener::Stream;
+use crate::io::listener::Stream;
 
 /// Most bytes of the reading thread's answers (GET_VALUES results, refusals) that may wait for
 /// the web server before the connection stops being read: 64 KiB is hundreds of answers, and
