@@ -14,6 +14,7 @@
 //! - [`master`]: a prefork master under test, its workers and signals.
 //! - [`netns`]: network namespaces with a veth pair each, for tests with several hosts.
 //! - [`nginx`]: a real nginx started from the configurations in `nginx/`.
+//! - [`panics`]: filters on the panic hook that all tests of a binary share.
 //! - [`php`]: a real PHP-FPM of the test's own.
 //! - [`php_cgi`]: `fcgi serve --app exec -- php-cgi`, its program processes and its log.
 //! - [`process`]: child processes (the `fcgi` binary among them), and bounded waits.
@@ -32,6 +33,7 @@ pub mod master;
 pub mod modules;
 pub mod netns;
 pub mod nginx;
+pub mod panics;
 pub mod php;
 pub mod php_cgi;
 pub mod process;
