@@ -1,8 +1,10 @@
 //! The integration tests of fcgi-rs, one test binary: each module was a test binary of its own,
 //! and all of them link the same support library, tokio, axum and slog, once here rather than
 //! once per file. The tests of all modules run side by side (one thread per core), so none of
-//! them may take a fixed port, path, socket name, user or namespace: each takes its own, or
-//! waits for a lock in `tests/support` where the resource is one for the machine.
+//! them may take a fixed port, path, socket name, user or namespace: each takes its own (port 0,
+//! a temporary directory, a name with the test's pid), and what there is one of in the process
+//! is shared through `tests/support`: the network namespaces' numbers (`netns`), the heavy
+//! loads that would measure each other (`load`), the panic hook (`panics`).
 //!
 //! Tests that must own their process (a process-wide setting of the test process itself) are
 //! binaries of their own, listed with their reasons in tests/Cargo.toml.

@@ -11,6 +11,7 @@
 //! - [`exec`]: `fcgi serve --app exec` running the fault program, with nginx in front.
 //! - [`http`]: the HTTP client, and the header parsing shared with [`raw`].
 //! - [`inproc`]: a server with a test's own handlers on a thread of the test.
+//! - [`load`]: heavy loads (attacks, wrk), one at a time in a test binary.
 //! - [`master`]: a prefork master under test, its workers and signals.
 //! - [`netns`]: network namespaces with a veth pair each, for tests with several hosts.
 //! - [`nginx`]: a real nginx started from the configurations in `nginx/`.
@@ -29,6 +30,7 @@ pub mod data;
 pub mod exec;
 pub mod http;
 pub mod inproc;
+pub mod load;
 pub mod master;
 pub mod modules;
 pub mod netns;
