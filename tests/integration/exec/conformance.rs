@@ -7,8 +7,9 @@
 //!
 //! The second test runs the same checks against that program alone under `spawn-fcgi` and only
 //! prints which pass: it is the contrast, and it shows that the checks can fail. Measured on
-//! Debian 12 (libfcgi 2.4.2, `cargo test -p fcgi-tests --test integration exec::conformance -- --nocapture`),
-//! the program alone fails 6 of the 14:
+//! Debian 12 (libfcgi 2.4.2,
+//! `cargo test -p fcgi-tests --test integration exec::conformance -- --nocapture`), the program
+//! alone fails 6 of the 14:
 //! - padding after BEGIN_REQUEST is not skipped: the request loses its params;
 //! - it says FCGI_MPXS_CONNS 0 and answers a second request id with CANT_MPX_CONN (the spec
 //!   allows a server that does not multiplex; fcgi-rs multiplexes, so behind it the check
