@@ -196,6 +196,13 @@ impl Connection {
             Address::Tcp(hostport) => Stream::Tcp(
                 connect_tcp(hostport, nonzero(timeouts.connect)).map_err(connect_error)?,
             ),
+            Address::Fd(_) => {
+                return Err(connect_error(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "fd:N is a descriptor a server listens on; a client connects to unix:PATH \
+                     or HOST:PORT",
+                )))
+            }
         };
         let (read, write) = (nonzero(timeouts.read), nonzero(timeouts.write));
         let set = match &stream {

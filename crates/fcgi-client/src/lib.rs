@@ -70,16 +70,16 @@
 
 #![forbid(unsafe_code)]
 
-mod addr;
 mod connection;
 mod error;
 mod head;
 mod request;
 mod response;
 
-pub use addr::{Address, ParseAddressError};
 pub use connection::{Connection, Timeouts};
 pub use error::{describe, Ending, Error};
+/// Where a FastCGI server listens: the codec's, the grammar `fcgi serve --listen` reads too.
+pub use fcgi_codec::{Address, ParseAddressError};
 pub use head::{HeadError, ResponseHead, MAX_HEAD_LEN};
 pub use request::Request;
 pub use response::{Finished, Reply, Response};

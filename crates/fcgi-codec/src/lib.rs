@@ -85,6 +85,7 @@ pub mod cgi_header;
 pub mod http;
 pub mod management;
 
+mod address;
 mod begin_request;
 mod decoder;
 mod encoder;
@@ -96,6 +97,7 @@ mod params;
 mod record;
 mod unknown_type;
 
+pub use address::{Address, ParseAddressError};
 pub use begin_request::{BeginRequest, Role};
 pub use decoder::Decoder;
 pub use encoder::{Encoder, StreamKind};

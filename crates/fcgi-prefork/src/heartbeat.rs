@@ -9,7 +9,6 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::Duration;
 
 /// The size of one report on the wire.
@@ -69,29 +68,8 @@ impl Beat {
 
 /// A new pipe, both ends close-on-exec; the read end non-blocking (the master polls it).
 pub(crate) fn pipe() -> io::Result<(File, File)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two descriptors into the array we own.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors were just created and are owned by nobody else.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let write = File::from(write);
-    set_blocking(&write)?;
-    Ok((File::from(read), write))
-}
-
-fn set_blocking(file: &File) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let fd = file.as_raw_fd();
-    // SAFETY: fcntl on a descriptor we own, with flag arguments only.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
+    let (read, write) = crate::sys::pipe()?;
+    Ok((File::from(read), File::from(write)))
 }
 
 /// The master's side of one worker's pipe: collects whole reports from whatever bytes arrive.

@@ -153,6 +153,9 @@
 //! or closes the pipe first, the old one moves its pid file back, logs why, and goes on
 //! serving.
 
+// Every system call that needs `unsafe` lives in `sys.rs`.
+#![deny(unsafe_code)]
+
 pub mod backoff;
 mod error;
 mod heartbeat;
@@ -163,6 +166,8 @@ pub mod policy;
 mod scoreboard;
 mod settings;
 mod signals;
+#[allow(unsafe_code)]
+mod sys;
 pub mod upgrade;
 mod worker;
 mod workload;

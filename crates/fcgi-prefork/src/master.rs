@@ -7,10 +7,10 @@
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::File;
-use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use fcgi_server::{Handoff, Listener};
@@ -25,6 +25,7 @@ use crate::policy::{self, Bounds, Census, Decision};
 use crate::scoreboard::Scoreboard;
 use crate::settings::{ProcessModel, Settings};
 use crate::signals::{self, SignalFd};
+use crate::sys::{self, Forked, Signal};
 use crate::upgrade;
 use crate::worker::Worker;
 use crate::workload::Workload;
@@ -141,7 +142,7 @@ impl Master {
     /// Runs until TERM, INT or QUIT (or an upgrade's handover) and the workers have exited.
     pub fn run(self, workload: &mut dyn Workload) -> Result<(), Error> {
         let signals = SignalFd::new().map_err(Error::Signals)?;
-        if let Err(e) = orphans::become_subreaper() {
+        if let Err(e) = sys::become_subreaper() {
             warn!(self.log, "cannot become the subreaper of the workers' programs; those a \
                 dead worker leaves go to init"; "error" => %e);
         }
@@ -194,7 +195,7 @@ enum Phase {
 
 /// A worker, as the master knows it.
 struct Proc {
-    pid: libc::pid_t,
+    pid: i32,
     id: u64,
     generation: u64,
     reader: Option<BeatReader>,
@@ -236,7 +237,7 @@ struct Run {
     /// A new master took over: keep the socket files when exiting.
     handed_over: bool,
     /// New masters this one started (USR2), still its children: never taken for orphans.
-    new_masters: Vec<libc::pid_t>,
+    new_masters: Vec<i32>,
     /// systemd is still to hear READY=1: at start, and after RELOADING=1.
     ready_pending: bool,
     /// Kept connections retiring workers passed on, not yet placed (see `relay.rs`).
@@ -314,27 +315,25 @@ impl Run {
     fn wait(&mut self) {
         let mut fds = Vec::with_capacity(self.procs.len() + 2);
         if let Some(signals) = &self.signals {
-            fds.push(pollfd(signals.raw_fd()));
+            fds.push(signals.fd());
         }
         if let Some(upgrade) = &self.upgrade {
-            fds.push(pollfd(upgrade.ready.0.as_raw_fd()));
+            fds.push(upgrade.ready.0.as_fd());
         }
         for proc in &self.procs {
             if let Some(reader) = &proc.reader {
-                fds.push(pollfd(reader.file().as_raw_fd()));
+                fds.push(reader.file().as_fd());
             }
         }
-        fds.extend(self.relay_fds().into_iter().map(pollfd));
-        let timeout = libc::c_int::try_from(TICK.as_millis()).unwrap_or(50);
-        // SAFETY: the array is ours and its length is passed; poll only writes `revents`.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        fds.extend(self.relay_fds());
+        sys::poll_readable(&fds, TICK);
     }
 
-    fn on_signal(&mut self, signal: libc::c_int, workload: &mut dyn Workload) {
+    fn on_signal(&mut self, signal: i32, workload: &mut dyn Workload) {
         let log = self.master.log.clone();
-        match signal {
-            libc::SIGCHLD => {}
-            libc::SIGTERM | libc::SIGINT => match &self.stopping {
+        match Signal::from_named_raw(signal) {
+            Some(Signal::CHILD) => {}
+            Some(Signal::TERM | Signal::INT) => match &self.stopping {
                 None => {
                     info!(log, "graceful stop"; "signal" => signals::name(signal),
                         "grace_s" => self.master.settings.graceful_timeout.as_secs());
@@ -347,24 +346,24 @@ impl Run {
                 }
                 Some(_) => {}
             },
-            libc::SIGQUIT => {
+            Some(Signal::QUIT) => {
                 warn!(log, "fast stop"; "signal" => "QUIT");
                 self.stop(true);
             }
-            libc::SIGHUP if self.stopping.is_none() => self.reload(workload),
-            libc::SIGUSR1 => {
+            Some(Signal::HUP) if self.stopping.is_none() => self.reload(workload),
+            Some(Signal::USR1) => {
                 workload.reopen_logs();
                 info!(log, "log files reopened; telling the workers");
                 for proc in &self.procs {
-                    signals::send(proc.pid, libc::SIGUSR1);
+                    sys::kill(proc.pid, Signal::USR1);
                 }
             }
-            libc::SIGUSR2 if !self.master.upgrades => {
+            Some(Signal::USR2) if !self.master.upgrades => {
                 warn!(log, "USR2 ignored: this master's supervisor upgrades it (restart the pool)");
             }
-            libc::SIGUSR2 if self.stopping.is_none() => self.start_upgrade(),
-            libc::SIGTTIN | libc::SIGTTOU if self.stopping.is_none() => {
-                let more = signal == libc::SIGTTIN;
+            Some(Signal::USR2) if self.stopping.is_none() => self.start_upgrade(),
+            Some(Signal::TTIN | Signal::TTOU) if self.stopping.is_none() => {
+                let more = signal == Signal::TTIN.as_raw();
                 let settings = &mut self.master.settings;
                 match settings.model {
                     ProcessModel::Static => {
@@ -385,7 +384,7 @@ impl Run {
                     }
                 }
             }
-            other => info!(log, "signal ignored while stopping"; "signal" => signals::name(other)),
+            _ => info!(log, "signal ignored while stopping"; "signal" => signals::name(signal)),
         }
     }
 
@@ -402,11 +401,11 @@ impl Run {
             settings.graceful_timeout + settings.kill_grace
         };
         let kill_at = Instant::now() + wait;
-        let signal = if fast { libc::SIGQUIT } else { libc::SIGTERM };
+        let signal = if fast { Signal::QUIT } else { Signal::TERM };
         for proc in &mut self.procs {
             // A fast stop also reaches workers already retiring.
             if fast || !matches!(proc.phase, Phase::Retiring { .. }) {
-                signals::send(proc.pid, signal);
+                sys::kill(proc.pid, signal);
                 proc.phase = Phase::Retiring { kill_at, killed: false };
             }
         }
@@ -481,13 +480,7 @@ impl Run {
         // Whether to look for orphans once all is reaped: after a worker's exit, and after an
         // orphan's, whose own children (that left its process group) have just come here.
         let mut sweep = false;
-        loop {
-            let mut status = 0;
-            // SAFETY: waitpid writes the status into our variable.
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-            if pid <= 0 {
-                break;
-            }
+        while let Some((pid, status)) = sys::reap_any() {
             let how = describe_exit(status);
             if self.upgrade.as_ref().is_some_and(|u| u.pid == pid) {
                 self.upgrade_failed(&format!("the new master {how} before it served"));
@@ -540,23 +533,22 @@ impl Run {
     /// finds them only after a crash, a kill, or requests cut short by the graceful timeout
     /// (and any daemon a program left behind on purpose: see the README).
     fn kill_orphans(&mut self) {
-        let workers: Vec<libc::pid_t> = self.procs.iter().map(|p| p.pid).collect();
+        let workers: Vec<i32> = self.procs.iter().map(|p| p.pid).collect();
         let mut spared = workers;
         spared.extend(self.new_masters.iter().copied());
         spared.extend(self.upgrade.as_ref().map(|u| u.pid));
         let children = orphans::children_of(std::process::id());
-        // SAFETY: getpgrp has no memory effects.
-        let own_group = unsafe { libc::getpgrp() };
+        let own_group = sys::process_group();
         let targets = orphans::targets(&children, &spared, own_group);
         if targets.is_empty() {
             return;
         }
-        let pids: Vec<libc::pid_t> =
+        let pids: Vec<i32> =
             children.iter().map(|c| c.pid).filter(|p| !spared.contains(p)).collect();
         warn!(self.master.log, "killing the programs a worker left running";
             "pids" => format!("{pids:?}"), "targets" => format!("{targets:?}"));
         for target in targets {
-            signals::send(target, libc::SIGKILL);
+            sys::kill(target, Signal::KILL);
         }
     }
 
@@ -576,7 +568,7 @@ impl Run {
                             "timeout_ms" => settings.worker_timeout.as_millis(),
                             "oldest_request_ms" => proc.beat.oldest().map(|t| t.as_millis()),
                             "kill_in_ms" => settings.kill_grace.as_millis());
-                        signals::send(proc.pid, libc::SIGTERM);
+                        sys::kill(proc.pid, Signal::TERM);
                         proc.phase =
                             Phase::Retiring { kill_at: now + settings.kill_grace, killed: false };
                     }
@@ -584,7 +576,7 @@ impl Run {
                 Phase::Retiring { kill_at, killed: false } if now >= kill_at => {
                     warn!(self.master.log, "worker did not stop in time; killing it";
                         "worker" => proc.id, "worker_pid" => proc.pid);
-                    signals::send(proc.pid, libc::SIGKILL);
+                    sys::kill(proc.pid, Signal::KILL);
                     proc.phase = Phase::Retiring { kill_at, killed: true };
                 }
                 Phase::Retiring { .. } => {}
@@ -694,7 +686,7 @@ impl Run {
         let settings = &self.master.settings;
         let proc = &mut self.procs[index];
         info!(self.master.log, "retiring a worker gracefully"; "worker" => proc.id, "worker_pid" => proc.pid, "why" => why);
-        signals::send(proc.pid, libc::SIGTERM);
+        sys::kill(proc.pid, Signal::TERM);
         proc.phase = Phase::Retiring {
             kill_at: Instant::now() + settings.graceful_timeout + settings.kill_grace,
             killed: false,
@@ -729,18 +721,19 @@ impl Run {
             warn!(log, "the scoreboard is full; the new worker is left off the status page";
                 "worker" => id);
         }
-        // SAFETY: the master is single-threaded (it starts no thread and requires none before
-        // it), so the child is a complete copy; it runs only the worker and then exits.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            let e = io::Error::last_os_error();
-            error!(log, "fork failed; retrying in a second"; "error" => %e);
-            self.next_spawn = Instant::now() + Duration::from_secs(1);
-            return None;
-        }
-        if pid == 0 {
-            self.become_worker(id, read, write, worker_handoff, slot, workload);
-        }
+        // The master is single-threaded (it starts no thread and requires none before it), so
+        // the child is a complete copy; it runs only the worker and then exits.
+        let pid = match sys::fork() {
+            Ok(Forked::Parent(pid)) => pid,
+            Ok(Forked::Child) => {
+                self.become_worker(id, read, write, worker_handoff, slot, workload)
+            }
+            Err(e) => {
+                error!(log, "fork failed; retrying in a second"; "error" => %e);
+                self.next_spawn = Instant::now() + Duration::from_secs(1);
+                return None;
+            }
+        };
         drop(write);
         drop(worker_handoff);
         let now = Instant::now();
@@ -824,18 +817,15 @@ fn place_mut(places: &mut Vec<Place>, place: usize) -> &mut Place {
     &mut places[place]
 }
 
-fn pollfd(fd: RawFd) -> libc::pollfd {
-    libc::pollfd { fd, events: libc::POLLIN, revents: 0 }
-}
-
 /// "exited with status 3", "killed by signal KILL".
-fn describe_exit(status: libc::c_int) -> String {
-    if libc::WIFEXITED(status) {
-        format!("exited with status {}", libc::WEXITSTATUS(status))
-    } else if libc::WIFSIGNALED(status) {
-        let core = if libc::WCOREDUMP(status) { " (core dumped)" } else { "" };
-        format!("killed by signal {}{core}", signals::name(libc::WTERMSIG(status)))
+fn describe_exit(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        format!("exited with status {code}")
+    } else if let Some(signal) = status.signal() {
+        let core = if status.core_dumped() { " (core dumped)" } else { "" };
+        format!("killed by signal {}{core}", signals::name(signal))
     } else {
-        format!("ended with wait status {status}")
+        format!("ended with wait status {}", status.into_raw())
     }
 }

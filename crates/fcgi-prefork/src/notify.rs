@@ -123,12 +123,7 @@ pub fn message(state: State, status: &str, monotonic_usec: Option<u64>) -> Strin
 
 /// `CLOCK_MONOTONIC` in microseconds, the clock systemd compares `MONOTONIC_USEC` with.
 fn monotonic_usec() -> u64 {
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes the one struct we own; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    let secs = u64::try_from(now.tv_sec).unwrap_or(0);
-    let nanos = u64::try_from(now.tv_nsec).unwrap_or(0);
-    secs * 1_000_000 + nanos / 1_000
+    u64::try_from(crate::sys::monotonic_now().as_micros()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ use std::sync::Arc;
 
 use fcgi_server::{Metrics, METRICS_WORDS};
 
+use crate::sys::SharedWords;
+
 /// Words per slot: the sequence number, then the metrics.
 const SLOT_WORDS: usize = 1 + METRICS_WORDS;
 /// How many times a reader retries a slot being written before it takes what it has: a
@@ -33,62 +35,28 @@ const READ_RETRIES: usize = 100;
 /// The shared mapping; cloned handles in one process share it, and forked children inherit it.
 #[derive(Clone, Debug)]
 pub(crate) struct Scoreboard {
-    map: Arc<Mapping>,
-}
-
-#[derive(Debug)]
-struct Mapping {
-    base: *mut AtomicU64,
+    map: Arc<SharedWords>,
     slots: usize,
-}
-
-// SAFETY: the mapping is only ever accessed through atomics, from any thread.
-unsafe impl Send for Mapping {}
-// SAFETY: as above.
-unsafe impl Sync for Mapping {}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: the mapping was made by mmap with this length and is unmapped once.
-        unsafe {
-            libc::munmap(self.base.cast(), self.slots * SLOT_WORDS * 8);
-        }
-    }
 }
 
 impl Scoreboard {
     /// A zeroed board for `workers` workers at once (plus the totals slot).
     pub(crate) fn new(workers: usize) -> io::Result<Scoreboard> {
         let slots = workers + 1;
-        let len = slots * SLOT_WORDS * 8;
-        // SAFETY: an anonymous shared mapping; no file, no fixed address.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        // Anonymous mappings are zero-filled, and zero is a valid AtomicU64.
-        Ok(Scoreboard { map: Arc::new(Mapping { base: base.cast(), slots }) })
+        let words = slots
+            .checked_mul(SLOT_WORDS)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        Ok(Scoreboard { map: Arc::new(SharedWords::new(words)?), slots })
     }
 
     /// Worker slots (slot 0, the totals, not counted).
     pub(crate) fn capacity(&self) -> usize {
-        self.map.slots - 1
+        self.slots - 1
     }
 
     fn word(&self, slot: usize, index: usize) -> &AtomicU64 {
-        assert!(slot < self.map.slots && index < SLOT_WORDS, "scoreboard index out of range");
-        // SAFETY: in bounds (checked above) of a mapping that lives as long as `self.map`, and
-        // every word is only accessed as an AtomicU64.
-        unsafe { &*self.map.base.add(slot * SLOT_WORDS + index) }
+        assert!(slot < self.slots && index < SLOT_WORDS, "scoreboard index out of range");
+        &self.map.words()[slot * SLOT_WORDS + index]
     }
 
     /// Writes `metrics` into `slot` (1 ..= capacity for a worker, 0 for the totals).
@@ -180,17 +148,20 @@ mod tests {
 
     #[test]
     fn a_forked_child_writes_where_the_parent_reads() {
+        use crate::sys::{self, Forked};
         let board = Scoreboard::new(1).expect("mmap");
-        // SAFETY: the child only writes to the mapping and exits at once.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            board.write(1, &Metrics { pid: 99, served: 3, ..Metrics::default() });
-            // SAFETY: leave without running the test harness's atexit work.
-            unsafe { libc::_exit(0) };
+        // The child only writes to the mapping and exits at once: it takes no lock another
+        // thread of the test harness may hold.
+        match sys::fork().expect("fork") {
+            Forked::Child => {
+                board.write(1, &Metrics { pid: 99, served: 3, ..Metrics::default() });
+                sys::exit_now(0)
+            }
+            Forked::Parent(pid) => {
+                let status = sys::wait_for(pid).expect("the child exits");
+                assert!(status.success(), "{status:?}");
+            }
         }
-        let mut status = 0;
-        // SAFETY: waits for our own child.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
         assert_eq!(board.read(1).served, 3);
     }
 }

@@ -7,64 +7,52 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
+
+use crate::sys::{self, Signal, SignalSet};
 
 /// The signals the master acts on.
-pub(crate) const HANDLED: [libc::c_int; 9] = [
-    libc::SIGTERM,
-    libc::SIGINT,
-    libc::SIGQUIT,
-    libc::SIGHUP,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGTTIN,
-    libc::SIGTTOU,
-    libc::SIGCHLD,
+pub(crate) const HANDLED: [Signal; 9] = [
+    Signal::TERM,
+    Signal::INT,
+    Signal::QUIT,
+    Signal::HUP,
+    Signal::USR1,
+    Signal::USR2,
+    Signal::TTIN,
+    Signal::TTOU,
+    Signal::CHILD,
 ];
 
 /// The blocked signals and the descriptor they arrive on.
 #[derive(Debug)]
 pub(crate) struct SignalFd {
     file: File,
-    original: libc::sigset_t,
+    original: SignalSet,
 }
 
 impl SignalFd {
     /// Blocks [`HANDLED`] and opens the descriptor that receives them.
     pub(crate) fn new() -> io::Result<SignalFd> {
-        // SAFETY: the sets are zeroed plain data initialised by sigemptyset before use; the
-        // calls only read and write them.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            let mut original: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for signal in HANDLED {
-                libc::sigaddset(&mut set, signal);
-            }
-            if libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut original) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // A master started by an upgrade inherits these blocked (exec keeps the mask):
-            // what children get back must have them unblocked all the same.
-            for signal in HANDLED {
-                libc::sigdelset(&mut original, signal);
-            }
-            let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(SignalFd { file: File::from(OwnedFd::from_raw_fd(fd)), original })
+        let set = SignalSet::of(&HANDLED);
+        let mut original = sys::block_signals(&set)?;
+        // A master started by an upgrade inherits these blocked (exec keeps the mask):
+        // what children get back must have them unblocked all the same.
+        for signal in HANDLED {
+            original.set(signal, false);
         }
+        let file = File::from(sys::signalfd(&set)?);
+        Ok(SignalFd { file, original })
     }
 
-    pub(crate) fn raw_fd(&self) -> libc::c_int {
-        self.file.as_raw_fd()
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
     }
 
     /// The signals that arrived, in order; empty when none is pending.
-    pub(crate) fn pending(&mut self) -> Vec<libc::c_int> {
+    pub(crate) fn pending(&mut self) -> Vec<i32> {
         let mut signals = Vec::new();
-        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        let size = sys::SIGNALFD_RECORD;
         let mut buf = vec![0u8; size * 8];
         loop {
             match self.file.read(&mut buf) {
@@ -72,7 +60,7 @@ impl SignalFd {
                     for chunk in buf[..n].chunks_exact(size) {
                         // ssi_signo is the first field: a u32 in native order.
                         let signo = u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-                        signals.push(libc::c_int::try_from(signo).unwrap_or(0));
+                        signals.push(i32::try_from(signo).unwrap_or(0));
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -82,7 +70,7 @@ impl SignalFd {
     }
 
     /// The mask children get: the one the process started with, minus the master's signals.
-    pub(crate) fn child_mask(&self) -> libc::sigset_t {
+    pub(crate) fn child_mask(&self) -> SignalSet {
         self.original
     }
 
@@ -90,49 +78,59 @@ impl SignalFd {
     pub(crate) fn release_in_child(self) {
         let original = self.original;
         drop(self.file);
-        restore_mask(&original);
+        // Ignored on purpose: setting the mask fails only for an invalid request (EINVAL),
+        // and this one is SIG_SETMASK with a set made by sigemptyset.
+        let _ = sys::set_signal_mask(&original);
     }
-}
-
-/// Sets the calling thread's signal mask.
-pub(crate) fn restore_mask(mask: &libc::sigset_t) {
-    // SAFETY: `mask` is an initialised signal set; a null old-set pointer is allowed.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) };
 }
 
 /// A signal's conventional name, for the logs (its number when it has none here).
 ///
 /// ```
-/// assert_eq!(fcgi_prefork::signal_name(libc::SIGHUP), "HUP");
+/// assert_eq!(fcgi_prefork::signal_name(1), "HUP"); // SIGHUP on Linux
 /// assert_eq!(fcgi_prefork::signal_name(64), "64");
 /// ```
-pub fn name(signal: libc::c_int) -> String {
-    let name = match signal {
-        libc::SIGTERM => "TERM",
-        libc::SIGINT => "INT",
-        libc::SIGQUIT => "QUIT",
-        libc::SIGHUP => "HUP",
-        libc::SIGUSR1 => "USR1",
-        libc::SIGUSR2 => "USR2",
-        libc::SIGTTIN => "TTIN",
-        libc::SIGTTOU => "TTOU",
-        libc::SIGCHLD => "CHLD",
-        libc::SIGKILL => "KILL",
-        libc::SIGSEGV => "SEGV",
-        libc::SIGABRT => "ABRT",
-        libc::SIGBUS => "BUS",
-        libc::SIGPIPE => "PIPE",
-        other => return other.to_string(),
+pub fn name(signal: i32) -> String {
+    let name = match Signal::from_named_raw(signal) {
+        Some(Signal::TERM) => "TERM",
+        Some(Signal::INT) => "INT",
+        Some(Signal::QUIT) => "QUIT",
+        Some(Signal::HUP) => "HUP",
+        Some(Signal::USR1) => "USR1",
+        Some(Signal::USR2) => "USR2",
+        Some(Signal::TTIN) => "TTIN",
+        Some(Signal::TTOU) => "TTOU",
+        Some(Signal::CHILD) => "CHLD",
+        Some(Signal::KILL) => "KILL",
+        Some(Signal::SEGV) => "SEGV",
+        Some(Signal::ABORT) => "ABRT",
+        Some(Signal::BUS) => "BUS",
+        Some(Signal::PIPE) => "PIPE",
+        _ => return signal.to_string(),
     };
     name.to_owned()
 }
 
-/// Sends `signal` to `pid`; a process already gone is not an error.
+/// Sends `signal` to `pid`, both as `kill(2)` takes them; a process already gone is not an
+/// error.
 ///
 /// ```no_run
-/// fcgi_prefork::send_signal(12345, libc::SIGHUP);
+/// fcgi_prefork::send_signal(12345, 1); // SIGHUP on Linux
 /// ```
-pub fn send(pid: libc::pid_t, signal: libc::c_int) {
-    // SAFETY: kill(2) has no memory effects.
-    unsafe { libc::kill(pid, signal) };
+pub fn send(pid: i32, signal: i32) {
+    sys::kill_raw(pid, signal);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_numbers() {
+        assert_eq!(name(Signal::TERM.as_raw()), "TERM");
+        assert_eq!(name(Signal::CHILD.as_raw()), "CHLD");
+        assert_eq!(name(Signal::ABORT.as_raw()), "ABRT");
+        assert_eq!(name(0), "0");
+        assert_eq!(name(64), "64");
+    }
 }

@@ -101,15 +101,3 @@ pub(crate) fn ready_pipe() -> Option<File> {
 pub(crate) fn say_ready(mut pipe: File) -> io::Result<()> {
     pipe.write_all(b"R")
 }
-
-/// Clears `FD_CLOEXEC` (only in the child about to exec): how a descriptor crosses `exec`.
-pub(crate) fn clear_cloexec(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl with flag arguments only; an invalid fd is reported as an error.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFD);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}

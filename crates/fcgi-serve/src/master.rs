@@ -111,7 +111,7 @@ impl<A: App> Workload for ServeWorkload<A> {
         title::set(&self.run.name, title::Role::Worker { id: worker.id(), app: &app });
         let (log, guard) = logging::logger(args.log_format, args.log_level, &target);
         let log = logging::in_pool(log, args.process.pool.as_deref());
-        let (log, access_guard) = setup::with_access_log(log, access.clone(), args);
+        let (access_log, access_guard) = setup::with_access_log(&log, access.clone(), args);
         let log = log.new(o!("worker" => worker.id()));
         // Log files open: from here on (the app included), the chosen user.
         let keep_chroot = self.run.app.chroots_programs(&args.app);
@@ -142,7 +142,7 @@ impl<A: App> Workload for ServeWorkload<A> {
                 config,
                 worker.take_listeners(),
                 &log,
-                slow,
+                setup::RequestLogs { slow, access: access_log },
             ) {
                 Err(Failure::Usage(e) | Failure::Runtime(e)) => {
                     error!(log, "cannot build the app"; "error" => e);

@@ -4,9 +4,10 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::{Args, Command};
-use fcgi_server::{Listener, Server};
+use fcgi_server::{AccessLog, Listener, Server};
 use slog::{error, info, warn, Logger};
 
 use crate::app::App;
@@ -142,8 +143,9 @@ pub(crate) fn server<A: App>(
     mut config: fcgi_server::Config,
     listeners: Vec<Listener>,
     log: &Logger,
-    slow: Option<&LogTarget>,
+    logs: RequestLogs<'_>,
 ) -> Result<Server, Failure> {
+    let RequestLogs { slow, access } = logs;
     let programs = app.runs_programs(&args.app);
     if programs && !given.contains("max-threads") {
         let processes = validate::processes(args, given);
@@ -164,6 +166,9 @@ pub(crate) fn server<A: App>(
     // The signals are this process's own (single.rs, or the worker's): --graceful-timeout,
     // QUIT, USR1, HUP.
     let mut builder = Server::builder().config(config).logger(log.clone()).handle_signals(false);
+    if let Some(access) = access {
+        builder = builder.access_log(access);
+    }
     if let Some(target) = slow {
         let slow_log = logging::file_logger(args.log_format, target);
         builder = builder.slow_logger(logging::in_pool(slow_log, args.process.pool.as_deref()));
@@ -253,6 +258,13 @@ pub(crate) fn access_target<O: Args>(args: &ServeArgs<O>) -> Result<Option<LogTa
     })
 }
 
+/// The logs of requests a server writes beside its main log, when they have files of their
+/// own: the slow log's file, and the access log ([`with_access_log`]).
+pub(crate) struct RequestLogs<'a> {
+    pub(crate) slow: Option<&'a LogTarget>,
+    pub(crate) access: Option<Arc<dyn AccessLog>>,
+}
+
 /// The file `--slow-log FILE` names, opened for appending (as root, before the switch, as the
 /// access log), or `None` when slow lines go to the main log.
 pub(crate) fn slow_target<O: Args>(args: &ServeArgs<O>) -> Result<Option<LogTarget>, Failure> {
@@ -262,19 +274,20 @@ pub(crate) fn slow_target<O: Args>(args: &ServeArgs<O>) -> Result<Option<LogTarg
         .map_err(|e| Failure::Runtime(format!("cannot open the slow log {}: {e}", path.display())))
 }
 
-/// `log` with the request records sent to `access`, when there is a file; the guard flushes
-/// its queue when dropped.
+/// The access log that writes the request records to `access`, when there is a file (lost
+/// lines reported to `log`); the guard flushes its queue when dropped. Without a file the
+/// server logs the records to `log` itself.
 pub(crate) fn with_access_log<O: Args>(
-    log: Logger,
+    log: &Logger,
     access: Option<LogTarget>,
     args: &ServeArgs<O>,
-) -> (Logger, Option<slog_async::AsyncGuard>) {
+) -> (Option<Arc<dyn AccessLog>>, Option<slog_async::AsyncGuard>) {
     match access {
-        None => (log, None),
+        None => (None, None),
         Some(target) => {
             let format: AccessFormat = args.access_log_format.clone();
-            let (log, guard) = access_log::attach(log, target, format);
-            (log, Some(guard))
+            let (access, guard) = access_log::attach(log.clone(), target, format);
+            (Some(access), Some(guard))
         }
     }
 }

@@ -32,9 +32,10 @@ pub(crate) fn run<A: App>(
     // The logger's thread starts only now, after the sockets exist.
     let (log, log_guard) = logging::logger(args.log_format, args.log_level, &target);
     let log = logging::in_pool(log, args.process.pool.as_deref());
-    let (log, access_guard) = setup::with_access_log(log, access.clone(), &args);
+    let (access_log, access_guard) = setup::with_access_log(&log, access.clone(), &args);
     setup::started(run, &args, given, &warnings, &listeners, privileges.as_ref(), &log)?;
-    let server = setup::server(&run.app, &args, given, config, listeners, &log, slow.as_ref())?;
+    let logs = setup::RequestLogs { slow: slow.as_ref(), access: access_log };
+    let server = setup::server(&run.app, &args, given, config, listeners, &log, logs)?;
     if let Some(path) = &args.process.pid_file {
         fcgi_prefork::pidfile::write(path).map_err(|e| {
             Failure::Runtime(format!("cannot write the pid file {}: {e}", path.display()))

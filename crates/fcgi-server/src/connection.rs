@@ -7,25 +7,23 @@
 //! handler is run by the reading thread or goes to the pool. None of the reading blocks, so
 //! the monitor can read for every connection while all workers run requests.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use fcgi_codec::{
-    management, BeginRequest, Body, Decoder, Encoder, Pairs, ParamsDecoder, ParamsError,
-    ProtocolStatus, Record, Role,
+    BeginRequest, Body, Decoder, Encoder, ParamsDecoder, ParamsError, ProtocolStatus, Record, Role,
 };
 use slog::{debug, warn, Logger};
 
 use crate::budget::{Charge, PARAMS_INCLUDED, REQUEST_COST};
 use crate::context::Context;
+use crate::demux::{self, Action, Answer, Event, Phase, Refusal, Start, StartFacts, Timer};
 use crate::job::Job;
 use crate::request::{Request, RequestShared, TakenOver};
 use crate::response::{aborted_end, canned, Response};
-use crate::slot::{InputClock, Slot, Stage};
+use crate::slot::{InputClock, Slot, Slots, Stage};
 use crate::spool::{Spool, SpoolError};
 use crate::wire::{Replied, Wire};
 
@@ -90,7 +88,7 @@ pub(crate) struct Connection {
 struct Demux {
     wire: Arc<Wire>,
     /// The open requests, by id: a lookup per record costs the same with 1 or 65,535 open.
-    slots: HashMap<u16, Slot, BuildHasherDefault<IdHasher>>,
+    slots: Slots,
     log: Logger,
     /// Accepted past `max_conns`: every request is answered OVERLOADED and the connection ends.
     over_limit: bool,
@@ -104,66 +102,6 @@ struct Demux {
     warned: Vec<Refusal>,
     /// An answer just queued took the queue past its bound: route no more records this turn.
     backlogged: bool,
-}
-
-/// Why the connection answered a request `503` itself.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Refusal {
-    /// `max_conn_requests` requests are open on this connection.
-    ConnRequests,
-    /// The memory budget of all unfinished requests is spent.
-    Budget,
-    /// Every thread is busy and the queue is full.
-    QueueFull,
-    /// It waited in the queue past `queue_timeout`.
-    QueueTimeout,
-}
-
-impl Refusal {
-    fn message(self) -> &'static str {
-        match self {
-            Refusal::ConnRequests => {
-                "too many requests open on one connection; request answered 503"
-            }
-            Refusal::Budget => "memory budget of unfinished requests spent; request answered 503",
-            Refusal::QueueFull => "all threads busy and the queue full; request answered 503",
-            Refusal::QueueTimeout => "request waited too long for a thread; answered 503",
-        }
-    }
-
-    fn limit(self) -> &'static str {
-        match self {
-            Refusal::ConnRequests => "max_conn_requests",
-            Refusal::Budget => "memory_budget",
-            Refusal::QueueFull => "queue",
-            Refusal::QueueTimeout => "queue_timeout",
-        }
-    }
-}
-
-/// The hash of a request id: a multiplication (Fibonacci hashing), not SipHash. Ids are the
-/// peer's choice, but a table of at most `max_conn_requests` entries has no worst case worth
-/// defending, and this is on every record's path.
-#[derive(Default)]
-struct IdHasher(u64);
-
-/// 2^64 divided by the golden ratio: consecutive ids land far apart.
-const FIBONACCI: u64 = 0x9E37_79B9_7F4A_7C15;
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*byte)).wrapping_mul(FIBONACCI);
-        }
-    }
-
-    fn write_u16(&mut self, id: u16) {
-        self.0 = u64::from(id).wrapping_mul(FIBONACCI);
-    }
 }
 
 /// A reader that remembers how many bytes it was asked for.
@@ -200,7 +138,7 @@ impl Connection {
             decoder: None,
             demux: Demux {
                 wire,
-                slots: HashMap::default(),
+                slots: Slots::default(),
                 log,
                 over_limit,
                 ready: Vec::new(),
@@ -360,29 +298,27 @@ impl Connection {
             return Err(Close::PartialRecord);
         }
         self.demux.forget_answered();
-        let mut waited = Vec::new();
-        let mut overdue = Vec::new();
-        let mut too_long = Vec::new();
-        for (id, slot) in &self.demux.slots {
-            if slot.past_request_timeout(now, config.request_timeout) {
-                too_long.push(*id);
-            } else if slot.waited_too_long(now, config.queue_timeout) {
-                waited.push(*id);
-            } else if !self.paused
-                && slot.awaits_input()
-                && slot.clock.overdue(now, config.read_timeout, config.min_input_rate)
-            {
-                overdue.push(*id);
+        let passed: Vec<(u16, Timer)> = self
+            .demux
+            .slots
+            .iter()
+            .filter_map(|(id, slot)| {
+                let timer = demux::timer(
+                    slot.past_request_timeout(now, config.request_timeout),
+                    slot.waited_too_long(now, config.queue_timeout),
+                    slot.awaits_input()
+                        && slot.clock.overdue(now, config.read_timeout, config.min_input_rate),
+                    self.paused,
+                );
+                Some((*id, timer?))
+            })
+            .collect();
+        for (id, timer) in passed {
+            match timer {
+                Timer::Queue => self.demux.queue_timeout(id, ctx)?,
+                Timer::Input => self.demux.input_overdue(id, ctx)?,
+                Timer::Request => self.demux.request_timeout(id, ctx)?,
             }
-        }
-        for id in waited {
-            self.demux.queue_timeout(id, ctx)?;
-        }
-        for id in overdue {
-            self.demux.input_overdue(id, ctx)?;
-        }
-        for id in too_long {
-            self.demux.request_timeout(id, ctx)?;
         }
         Ok(())
     }
@@ -399,31 +335,72 @@ impl Connection {
 impl Demux {
     fn on_record(&mut self, record: Record<'_>, ctx: &Arc<Context>) -> Result<(), Close> {
         let id = record.request_id;
-        if record.is_management() {
-            return match record.body {
-                Body::GetValues(names) => self.reply(&get_values_result(names, ctx)),
-                other => {
-                    debug!(self.log, "unknown management record"; "type" => ?other.record_type());
-                    let mut out = Vec::with_capacity(16);
-                    let _ = Encoder::new().unknown_type(&mut out, other.record_type());
-                    self.reply(&out)
-                }
+        let (phase, event) = if record.is_management() {
+            let event = match record.body {
+                Body::GetValues(_) => Event::GetValues,
+                _ => Event::UnknownManagement,
             };
-        }
-        match record.body {
-            Body::BeginRequest(begin) => self.begin(id, begin, ctx),
-            Body::Params(chunk) => self.params(id, chunk, ctx),
-            Body::Stdin(chunk) => self.input(id, false, chunk),
-            Body::Data(chunk) => self.input(id, true, chunk),
-            Body::AbortRequest => self.abort_request(id),
-            // Output streams and unknown types on a request id mean nothing to an application.
+            (Phase::Free, event)
+        } else {
+            (self.phase(id), self.event(&record.body, ctx))
+        };
+        match (demux::route(phase, event), record.body) {
+            (Action::Violation, _) => {
+                Err(Close::Protocol(format!("BEGIN_REQUEST for request {id}, which is still open")))
+            }
+            (Action::Answer(answer), Body::BeginRequest(begin)) => {
+                self.answer(id, begin, answer, ctx)
+            }
+            (Action::Open, Body::BeginRequest(begin)) => self.open(id, begin, ctx),
+            (Action::Params { .. }, Body::Params(chunk)) => self.params(id, chunk, ctx),
+            (Action::Body { data, .. }, Body::Stdin(chunk) | Body::Data(chunk)) => {
+                self.input(id, data, chunk)
+            }
+            (Action::Abort { answered }, _) => self.abort_request(id, answered),
+            (Action::Values, Body::GetValues(names)) => {
+                let answer =
+                    demux::values(names, ctx.config.max_conns, ctx.config.max_conn_requests);
+                self.reply(&answer)
+            }
+            (Action::UnknownType, other) => {
+                debug!(self.log, "unknown management record"; "type" => ?other.record_type());
+                let mut out = Vec::with_capacity(16);
+                let _ = Encoder::new().unknown_type(&mut out, other.record_type());
+                self.reply(&out)
+            }
+            // Action::Ignore; the other pairs `route` never makes.
             _ => Ok(()),
         }
     }
 
-    /// The request `id`, if it is open and its handler has not returned.
-    fn live(&mut self, id: u16) -> Option<&mut Slot> {
-        self.slots.get_mut(&id).filter(|slot| !slot.is_finished())
+    /// Where request `id` stands.
+    fn phase(&self, id: u16) -> Phase {
+        self.slots.get(&id).map_or(Phase::Free, Slot::phase)
+    }
+
+    /// What a record on a request id says, for [`demux::route`].
+    fn event(&self, body: &Body<'_>, ctx: &Context) -> Event {
+        match body {
+            Body::BeginRequest(begin) => {
+                let max = ctx.config.max_conn_requests;
+                // A request whose handler returned is not open any more, though its
+                // END_REQUEST may still be on its way out: the web server may send the next as
+                // soon as it reads it.
+                let conn_full = self.slots.len() >= max
+                    && self.slots.values().filter(|slot| !slot.is_finished()).count() >= max;
+                Event::Begin {
+                    served: ctx.handlers.for_role(begin.role).is_some(),
+                    over_limit: self.over_limit,
+                    conn_full,
+                }
+            }
+            Body::Params(chunk) => Event::Params { last: chunk.is_empty() },
+            Body::Stdin(chunk) => Event::Body { data: false, last: chunk.is_empty() },
+            Body::Data(chunk) => Event::Body { data: true, last: chunk.is_empty() },
+            Body::AbortRequest => Event::Abort,
+            // Output streams and unknown types on a request id mean nothing to an application.
+            _ => Event::Other,
+        }
     }
 
     fn forget_answered(&mut self) {
@@ -446,40 +423,35 @@ impl Demux {
         Ok(())
     }
 
-    fn begin(&mut self, id: u16, begin: BeginRequest, ctx: &Arc<Context>) -> Result<(), Close> {
-        if let Some(slot) = self.slots.get(&id) {
-            if !slot.is_finished() {
-                return Err(Close::Protocol(format!(
-                    "BEGIN_REQUEST for request {id}, which is still open"
-                )));
+    /// Answers a BEGIN_REQUEST in a handler's place.
+    fn answer(
+        &mut self,
+        id: u16,
+        begin: BeginRequest,
+        answer: Answer,
+        ctx: &Context,
+    ) -> Result<(), Close> {
+        match answer {
+            Answer::UnknownRole => {
+                debug!(self.log, "role not served"; "req" => id, "role" => ?begin.role);
+                self.reply(&canned(id, 500, "", ProtocolStatus::UnknownRole))?;
+                self.end_if_not_kept(begin)
             }
-            // Its handler returned and its END_REQUEST is on the way: the id is free again,
-            // and the new request's slot takes the old one's place below.
+            Answer::OverMaxConns => {
+                warn!(self.log, "connection over max_conns; request refused with 503";
+                    "req" => id, "max_conns" => ctx.config.max_conns);
+                ctx.status.overloaded(false);
+                self.reply(&canned(id, 503, &ctx.retry_after, ProtocolStatus::Overloaded))?;
+                self.wire.finish_writes();
+                Ok(())
+            }
+            Answer::Refused(why) => self.refuse(id, begin, why, ctx),
         }
-        if ctx.handlers.for_role(begin.role).is_none() {
-            // UNKNOWN_ROLE, and a 500 before it: a web server that ignores the protocol status
-            // must not take an empty answer for a success. lighttpd's authorizer mode does, and
-            // would serve what the Authorizer was asked to protect.
-            debug!(self.log, "role not served"; "req" => id, "role" => ?begin.role);
-            self.reply(&canned(id, 500, "", ProtocolStatus::UnknownRole))?;
-            return self.end_if_not_kept(begin);
-        }
-        if self.over_limit {
-            warn!(self.log, "connection over max_conns; request refused with 503";
-                "req" => id, "max_conns" => ctx.config.max_conns);
-            ctx.status.overloaded(false);
-            self.reply(&canned(id, 503, &ctx.retry_after, ProtocolStatus::Overloaded))?;
-            self.wire.finish_writes();
-            return Ok(());
-        }
-        // A request whose handler returned is not open any more, though its END_REQUEST may
-        // still be on its way out: the web server may send the next as soon as it reads it.
-        if self.slots.len() >= ctx.config.max_conn_requests
-            && self.slots.values().filter(|slot| !slot.is_finished()).count()
-                >= ctx.config.max_conn_requests
-        {
-            return self.refuse(id, begin, Refusal::ConnRequests, ctx);
-        }
+    }
+
+    /// Opens request `id` in Params, if the memory budget allows one more. A slot of a request
+    /// whose handler returned (its END_REQUEST on the way) gives its place to the new one.
+    fn open(&mut self, id: u16, begin: BeginRequest, ctx: &Arc<Context>) -> Result<(), Close> {
         let mut charge = Charge::new(&ctx.budget);
         if !charge.grow(REQUEST_COST) {
             return self.refuse(id, begin, Refusal::Budget, ctx);
@@ -519,7 +491,7 @@ impl Demux {
 
     fn params(&mut self, id: u16, chunk: &[u8], ctx: &Arc<Context>) -> Result<(), Close> {
         let now = self.now;
-        let Some(slot) = self.live(id) else { return Ok(()) };
+        let Some(slot) = self.slots.get_mut(&id) else { return Ok(()) };
         let Stage::Reading { params, charge } = &mut slot.stage else { return Ok(()) };
         slot.clock.record(now, chunk.len());
         let pushed = if chunk.is_empty() {
@@ -613,7 +585,7 @@ impl Demux {
     /// A piece of a body stream (`data`: the Filter role's FCGI_DATA) for request `id`.
     fn input(&mut self, id: u16, data: bool, chunk: &[u8]) -> Result<(), Close> {
         let now = self.now;
-        let Some(slot) = self.live(id) else { return Ok(()) };
+        let Some(slot) = self.slots.get_mut(&id) else { return Ok(()) };
         slot.clock.record(now, chunk.len());
         let spool =
             if data { slot.shared.data.clone() } else { Some(Arc::clone(&slot.shared.stdin)) };
@@ -681,38 +653,60 @@ impl Demux {
         mut keep: Option<&mut Option<Job>>,
     ) -> Result<(), Close> {
         for Ready { id, job, starts_early } in std::mem::take(&mut self.ready) {
-            if !starts_early {
-                let Some(slot) = self.slots.get_mut(&id) else { continue };
-                if !slot.shared.input_complete() {
-                    slot.stage = Stage::Spooling(Box::new(job));
-                    continue;
-                }
-                if let Some(error) = slot.shared.input_error() {
-                    drop(job);
-                    self.input_failed(id, &error)?;
-                    continue;
-                }
-            }
-            ctx.counters.active.fetch_add(1, Ordering::AcqRel);
-            if let Some(kept @ None) = keep.as_deref_mut() {
-                // The reading thread runs it itself: no hand-off.
-                *kept = Some(job);
+            let slot = self.slots.get(&id);
+            if slot.is_none() && !starts_early {
                 continue;
             }
-            let job = if ctx.pool.all_busy() {
-                let Some(job) = job.run_aside() else { continue };
-                // It queues, or is refused: FPM's "max children reached".
-                ctx.status.all_busy();
-                job
-            } else {
-                job
+            // Each fact only where the decision reads it: the others cost a look at shared
+            // state on every request.
+            let input_complete = !starts_early && slot.is_some_and(|s| s.shared.input_complete());
+            let here_free = matches!(keep.as_deref(), Some(None));
+            let facts = StartFacts {
+                streams_body: starts_early,
+                input_complete,
+                input_failed: input_complete
+                    && slot.is_some_and(|s| s.shared.input_error().is_some()),
+                here_free,
+                all_busy: !here_free && ctx.pool.all_busy(),
             };
-            let Err(rejected) = ctx.pool.execute(move || job.run()) else { continue };
-            drop(rejected);
-            ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
-            if let Some(slot) = self.slots.remove(&id) {
-                slot.shared.abort();
-                self.refuse(id, slot.begin, Refusal::QueueFull, ctx)?;
+            match demux::start(facts) {
+                Start::Wait => {
+                    if let Some(slot) = self.slots.get_mut(&id) {
+                        slot.stage = Stage::Spooling(Box::new(job));
+                    }
+                }
+                Start::Fail => {
+                    drop(job);
+                    let error = self.slots.get(&id).and_then(|s| s.shared.input_error());
+                    if let Some(error) = error {
+                        self.input_failed(id, &error)?;
+                    }
+                }
+                Start::Here => {
+                    ctx.counters.active.fetch_add(1, Ordering::AcqRel);
+                    if let Some(kept) = keep.as_deref_mut() {
+                        // The reading thread runs it itself: no hand-off.
+                        *kept = Some(job);
+                    }
+                }
+                Start::Pool { aside } => {
+                    ctx.counters.active.fetch_add(1, Ordering::AcqRel);
+                    let job = if aside {
+                        let Some(job) = job.run_aside() else { continue };
+                        // It queues, or is refused: FPM's "max children reached".
+                        ctx.status.all_busy();
+                        job
+                    } else {
+                        job
+                    };
+                    let Err(rejected) = ctx.pool.execute(move || job.run()) else { continue };
+                    drop(rejected);
+                    ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
+                    if let Some(slot) = self.slots.remove(&id) {
+                        slot.shared.abort();
+                        self.refuse(id, slot.begin, Refusal::QueueFull, ctx)?;
+                    }
+                }
             }
         }
         Ok(())
@@ -787,17 +781,16 @@ impl Demux {
         }
     }
 
-    fn abort_request(&mut self, id: u16) -> Result<(), Close> {
-        let log = self.log.clone();
-        let Some(slot) = self.live(id) else { return Ok(()) };
-        debug!(log, "request aborted by the web server"; "req" => id);
+    /// The web server aborted request `id`; `answered`: no handler runs, so the connection
+    /// answers for it (a running handler's END_REQUEST comes when it returns, which the abort
+    /// hurries along).
+    fn abort_request(&mut self, id: u16, answered: bool) -> Result<(), Close> {
+        let Some(slot) = self.slots.get(&id) else { return Ok(()) };
+        debug!(self.log, "request aborted by the web server"; "req" => id);
         slot.shared.abort();
-        if matches!(slot.stage, Stage::Running { .. }) {
-            // A running handler's END_REQUEST comes when it returns, which the abort hurries
-            // along.
+        if !answered {
             return Ok(());
         }
-        // No handler runs yet: answer for it.
         let Some(slot) = self.slots.remove(&id) else { return Ok(()) };
         self.reply(&aborted_end(id))?;
         self.end_if_not_kept(slot.begin)
@@ -810,27 +803,4 @@ impl Demux {
 fn params_cost(held: usize, more: usize) -> usize {
     let over = |len: usize| len.saturating_sub(PARAMS_INCLUDED);
     over(held.saturating_add(more)) - over(held)
-}
-
-/// The answer to FCGI_GET_VALUES: each name asked for that we know, once, with its value.
-/// However many names the record holds, the answer is at most these three pairs, so it always
-/// fits one record.
-fn get_values_result(names: Pairs<'_>, ctx: &Context) -> Vec<u8> {
-    let max_conns = ctx.config.max_conns.to_string();
-    let max_reqs = ctx.config.max_conn_requests.to_string();
-    let known: [(&[u8], &[u8]); 3] = [
-        (management::MAX_CONNS, max_conns.as_bytes()),
-        (management::MAX_REQS, max_reqs.as_bytes()),
-        (management::MPXS_CONNS, b"1"),
-    ];
-    let mut asked = [false; 3];
-    for (name, _) in names {
-        if let Some(i) = known.iter().position(|(known, _)| *known == name) {
-            asked[i] = true;
-        }
-    }
-    let answer = known.iter().zip(asked).filter(|(_, asked)| *asked).map(|((n, v), _)| (*n, *v));
-    let mut out = Vec::with_capacity(64);
-    let _ = Encoder::new().get_values_result(&mut out, answer);
-    out
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use fcgi_pool::Pool;
 use slog::Logger;
 
+use crate::access::AccessLog;
 use crate::budget::Budget;
 use crate::config::Config;
 use crate::handler::Handlers;
@@ -45,4 +46,8 @@ pub(crate) struct Context {
     /// A status or ping page is being answered on a thread of its own, beside the pool
     /// (`Job::run_aside`): one at a time.
     pub(crate) page_aside: AtomicBool,
+    /// Where access records go instead of the log ([`ServerBuilder::access_log`]).
+    ///
+    /// [`ServerBuilder::access_log`]: crate::ServerBuilder::access_log
+    pub(crate) access_log: Option<Arc<dyn AccessLog>>,
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use slog::{debug, error, info, Logger};
 
+use crate::access::{AccessRecord, Outcome};
 use crate::context::Context;
 use crate::handler::Error;
 use crate::status::{RequestFacts, Running, ThreadMark};
@@ -65,7 +66,7 @@ struct Parts {
 }
 
 /// How the handler's part ended.
-enum Outcome {
+enum Handled {
     Returned(Result<(), Error>),
     Panicked(Box<dyn Any + Send>),
 }
@@ -81,7 +82,7 @@ impl Exchange {
     ) -> Option<Exchange> {
         if !request.shared().take() {
             if ctx.config.access_log {
-                access_line(&log, &request, 503, 0, Duration::ZERO, "queue_timeout");
+                access_line(&ctx, &log, &request, 503, 0, Duration::ZERO, Outcome::QueueTimeout);
             }
             return None;
         }
@@ -133,7 +134,7 @@ impl Exchange {
     /// [`Handler`](crate::Handler) for what the web server is told in each case.
     pub fn finish(mut self, result: Result<(), Error>) {
         if let Some(parts) = self.parts.take() {
-            parts.end(Outcome::Returned(result));
+            parts.end(Handled::Returned(result));
         }
     }
 
@@ -142,7 +143,7 @@ impl Exchange {
     /// if nothing went out yet, else cut short.
     pub fn finish_panicked(mut self, payload: Box<dyn Any + Send>) {
         if let Some(parts) = self.parts.take() {
-            parts.end(Outcome::Panicked(payload));
+            parts.end(Handled::Panicked(payload));
         }
     }
 }
@@ -151,9 +152,9 @@ impl Drop for Exchange {
     fn drop(&mut self) {
         let Some(parts) = self.parts.take() else { return };
         let outcome = if std::thread::panicking() {
-            Outcome::Panicked(Box::new("the handler panicked while it held the request"))
+            Handled::Panicked(Box::new("the handler panicked while it held the request"))
         } else {
-            Outcome::Returned(Err("the handler dropped the request without finishing it".into()))
+            Handled::Returned(Err("the handler dropped the request without finishing it".into()))
         };
         parts.end(outcome);
     }
@@ -167,7 +168,7 @@ impl fmt::Debug for Exchange {
 }
 
 impl Parts {
-    fn end(self, outcome: Outcome) {
+    fn end(self, outcome: Handled) {
         let Parts { ctx, mut request, mut response, log, running, started } = self;
         let shared = request.shared();
         // The connection routes input to this request until it is marked finished, and the web
@@ -182,42 +183,42 @@ impl Parts {
         // must be told, or it would pass the truncated response on as whole.
         let mut cut_short = false;
         // How it ended, for the access log.
-        let mut ending = if request.is_aborted() { "aborted" } else { "ok" };
+        let mut ending = if request.is_aborted() { Outcome::Aborted } else { Outcome::Ok };
         match (input_failed, outcome) {
             // Its input stopped (over the limit, spool failure, too slow): nothing has gone
             // out yet, and the answer says why.
             (Some(status), _) => {
                 response.fail(status);
-                ending = "input_failed";
+                ending = Outcome::InputFailed;
             }
-            (None, Outcome::Returned(Ok(()))) => {}
+            (None, Handled::Returned(Ok(()))) => {}
             // Its writes failed because of the abort, as they should: it stopped.
-            (None, Outcome::Returned(Err(e))) if aborted => {
+            (None, Handled::Returned(Err(e))) if aborted => {
                 debug!(log, "handler stopped: the web server aborted the request";
                     "req" => request.request_id(), "error" => %e, "uri" => request.request_uri());
             }
             // Answered with an error status for its input at the first flush: complete, and
             // the handler's failure to write after that is no news.
-            (None, Outcome::Returned(Err(e))) if response.is_refused() => {
+            (None, Handled::Returned(Err(e))) if response.is_refused() => {
                 debug!(log, "handler stopped after its request was refused";
                     "req" => request.request_id(), "error" => %e, "status" => response.status());
             }
             // The web server closed the connection (its client went away, or it stopped):
             // nothing failed here, and nobody is left to answer.
-            (None, Outcome::Returned(Err(e)))
+            (None, Handled::Returned(Err(e)))
                 if response.wire().is_broken() || is_peer_gone(&*e) =>
             {
                 info!(log, "the web server went away before the response was written";
                     "req" => request.request_id(), "error" => %e, "uri" => request.request_uri());
-                ending = "peer_gone";
+                ending = Outcome::PeerGone;
             }
-            (None, Outcome::Returned(Err(e))) => {
+            (None, Handled::Returned(Err(e))) => {
                 cut_short = !response.fail(500);
-                ending = if cut_short { "cut_short" } else { "handler_error" };
+                ending = if cut_short { Outcome::CutShort } else { Outcome::HandlerError };
                 error!(log, "handler failed"; "req" => request.request_id(), "error" => %e,
                     "uri" => request.request_uri(), "cut_short" => cut_short);
             }
-            (None, Outcome::Panicked(panic)) => {
+            (None, Handled::Panicked(panic)) => {
                 let message = panic
                     .downcast_ref::<&str>()
                     .map(|s| (*s).to_owned())
@@ -225,7 +226,7 @@ impl Parts {
                     .unwrap_or_else(|| "a non-string panic payload".to_owned());
                 // After an abort nobody reads the answer: it ends as aborted, not cut short.
                 cut_short = !aborted && !response.fail(500);
-                ending = if cut_short { "cut_short" } else { "panic" };
+                ending = if cut_short { Outcome::CutShort } else { Outcome::Panic };
                 error!(log, "handler panicked"; "req" => request.request_id(), "panic" => message,
                     "uri" => request.request_uri(), "cut_short" => cut_short);
             }
@@ -252,49 +253,70 @@ impl Parts {
         ctx.counters.requests.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = &delivered {
             debug!(log, "response not delivered"; "req" => request.request_id(), "error" => %e);
-            if ending == "ok" {
-                ending = "not_delivered";
+            if ending == Outcome::Ok {
+                ending = Outcome::NotDelivered;
             }
         }
         if ctx.config.access_log {
             let bytes = delivered.unwrap_or(body_bytes);
-            access_line(&log, &request, status, bytes, started.elapsed(), ending);
+            access_line(&ctx, &log, &request, status, bytes, started.elapsed(), ending);
         }
     }
 }
 
-/// The request's access log line: a record tagged [`ACCESS_TAG`] (which the binary can send to
-/// a file of its own), for every request that reached the pool, finished or not; `outcome`
-/// says how it ended (`ok`, `aborted`, `input_failed`, `peer_gone`, `handler_error`, `panic`,
-/// `cut_short`, `not_delivered`, `queue_timeout`); `program_pid`, the program that served it
-/// (the CGI gateway's, `fcgi-exec`'s process), if there was one.
+/// The request's access record, for every request that reached the pool, finished or not:
+/// to the server's [`AccessLog`](crate::AccessLog) if it has one, else to its log as a record
+/// tagged [`ACCESS_TAG`] (which the binary can send to a file of its own).
 fn access_line(
+    ctx: &Context,
     log: &Logger,
     request: &Request,
     status: u16,
     bytes: u64,
-    elapsed: Duration,
-    outcome: &str,
+    duration: Duration,
+    outcome: Outcome,
 ) {
-    info!(log, #ACCESS_TAG, "request";
-        "req" => request.request_id(),
-        "method" => request.method(),
-        "uri" => request.request_uri(),
-        "status" => status,
-        "bytes" => bytes,
-        "ms" => format!("{:.3}", elapsed.as_secs_f64() * 1000.0),
-        "duration_us" => u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-        "remote" => request.remote_addr(),
-        "user" => request.param_str("REMOTE_USER"),
-        "query" => request.query_string(),
-        "script" => request.script_filename().map(String::from_utf8_lossy).as_deref(),
-        "protocol" => request.param_str("SERVER_PROTOCOL"),
-        "referer" => request.param_str("HTTP_REFERER"),
-        "user_agent" => request.param_str("HTTP_USER_AGENT"),
-        "content_length" => request.content_length(),
-        "request_id" => request_id(request),
-        "outcome" => outcome,
-        "program_pid" => request.child());
+    let request_id = request_id(request);
+    let record = AccessRecord {
+        method: request.method(),
+        uri: request.request_uri(),
+        remote: request.remote_addr(),
+        user: request.param_str("REMOTE_USER"),
+        query: request.query_string(),
+        script: request.script_filename().map(|s| String::from_utf8_lossy(s).into_owned()),
+        protocol: request.param_str("SERVER_PROTOCOL"),
+        referer: request.param_str("HTTP_REFERER"),
+        user_agent: request.param_str("HTTP_USER_AGENT"),
+        content_length: request.content_length(),
+        status,
+        bytes,
+        duration,
+        request_id: &request_id,
+        outcome,
+        program_pid: request.child(),
+    };
+    match &ctx.access_log {
+        Some(access) => access.log(&record),
+        None => info!(log, #ACCESS_TAG, "request";
+            "req" => request.request_id(),
+            "method" => record.method,
+            "uri" => record.uri,
+            "status" => status,
+            "bytes" => bytes,
+            "ms" => format!("{:.3}", duration.as_secs_f64() * 1000.0),
+            "duration_us" => u64::try_from(duration.as_micros()).unwrap_or(u64::MAX),
+            "remote" => record.remote,
+            "user" => record.user,
+            "query" => record.query,
+            "script" => record.script.as_deref(),
+            "protocol" => record.protocol,
+            "referer" => record.referer,
+            "user_agent" => record.user_agent,
+            "content_length" => record.content_length,
+            "request_id" => record.request_id,
+            "outcome" => outcome.as_str(),
+            "program_pid" => record.program_pid),
+    }
 }
 
 /// Requests this process logged without an id of the web server's (per process: the pid goes

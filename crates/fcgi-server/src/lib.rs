@@ -61,11 +61,12 @@
 //!
 //! Every limit and timeout is in [`Config`], with its reason.
 
-mod addr;
+mod access;
 mod budget;
 mod config;
 mod connection;
 mod context;
+mod demux;
 mod epoll;
 pub mod escape;
 mod exchange;
@@ -74,6 +75,7 @@ mod handoff;
 mod job;
 mod listener;
 mod log;
+mod metrics;
 mod monitor;
 mod quick;
 mod reactor;
@@ -87,17 +89,23 @@ mod spool;
 mod status;
 mod status_page;
 mod sys;
-mod utc;
 mod wire;
 
-pub use addr::{ListenAddr, ParseAddrError};
+pub use access::{AccessLog, AccessRecord, Outcome};
 pub use config::{web_server_addrs_from_env, Config};
 pub use exchange::Exchange;
+/// Where the server listens: the codec's [`Address`](fcgi_codec::Address), the one grammar of
+/// FastCGI addresses that `fcgi_client` connects by too.
+pub use fcgi_codec::Address as ListenAddr;
+/// Why a listening address could not be read: the codec's
+/// [`ParseAddressError`](fcgi_codec::ParseAddressError).
+pub use fcgi_codec::ParseAddressError as ParseAddrError;
 pub use fcgi_codec::{Params, ParamsLimits, Role};
 pub use handler::{streaming, Error, Handler, Streaming};
 pub use handoff::Handoff;
 pub use listener::{take_inherited, ListenError, ListenOptions, Listener};
 pub use log::ACCESS_TAG;
+pub use metrics::{duration_bucket, Metrics, DURATION_BUCKETS, DURATION_SLOTS, METRICS_WORDS};
 pub use monitor::ServeReport;
 pub use quick::{serve, serve_handler, DRAIN_GRACE};
 pub use request::{AbortSignal, Body, Request};
@@ -105,9 +113,7 @@ pub use response::Response;
 pub use server::{Server, ServerBuilder};
 pub use shutdown::ShutdownHandle;
 pub use status::{
-    duration_bucket, AppProcess, AppProcessSource, AppProcesses, Metrics, PeerSource, RequestFacts,
-    SlowRequest, SlowRunning, Status, StatusHandle, ThreadReport, DURATION_BUCKETS, DURATION_SLOTS,
-    FACT_MAX_BYTES, METRICS_WORDS,
+    AppProcess, AppProcessSource, AppProcesses, PeerSource, RequestFacts, SlowRequest, SlowRunning,
+    Status, StatusHandle, ThreadReport, FACT_MAX_BYTES,
 };
 pub use sys::{group_id, user_id};
-pub use utc::Utc;

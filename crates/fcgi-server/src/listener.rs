@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use rustix::net::SocketFlags;
 
-use crate::addr::ListenAddr;
 use crate::sys;
+use crate::ListenAddr;
 
 /// How to create a listening socket.
 ///

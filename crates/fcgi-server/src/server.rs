@@ -9,6 +9,7 @@ use std::time::Duration;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use slog::{info, warn, Logger};
 
+use crate::access::AccessLog;
 use crate::budget::Budget;
 use crate::config::{web_server_addrs_from_env, Config};
 use crate::context::{Context, Counters};
@@ -54,6 +55,7 @@ pub struct Server {
     handlers: Handlers,
     log: Logger,
     slow_log: Logger,
+    access_log: Option<Arc<dyn AccessLog>>,
     shutdown: Arc<ShutdownState>,
     status: StatusHandle,
     handoff: Option<Handoff>,
@@ -78,6 +80,7 @@ pub struct ServerBuilder {
     handlers: Handlers,
     log: Option<Logger>,
     slow_log: Option<Logger>,
+    access_log: Option<Arc<dyn AccessLog>>,
     handle_signals: bool,
     app_processes: Option<crate::AppProcessSource>,
 }
@@ -90,6 +93,7 @@ impl Default for ServerBuilder {
             handlers: Handlers::default(),
             log: None,
             slow_log: None,
+            access_log: None,
             handle_signals: true,
             app_processes: None,
         }
@@ -252,6 +256,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Hands each request's access record ([`Config::access_log`]) to `access` instead of the
+    /// log: a writer that formats lines for a file of their own takes them typed, with no
+    /// log record in between.
+    pub fn access_log(mut self, access: Arc<dyn AccessLog>) -> Self {
+        self.access_log = Some(access);
+        self
+    }
+
     /// Whether [`serve`](Server::serve) answers SIGTERM and SIGINT (default: yes). The first
     /// of them stops the server gracefully, as a [`ShutdownHandle`] does with
     /// [`Config::graceful_timeout`]: no new connections, running requests finish, Unix socket
@@ -317,6 +329,7 @@ impl ServerBuilder {
             config: self.config,
             handlers: self.handlers,
             slow_log: self.slow_log.unwrap_or_else(|| log.clone()),
+            access_log: self.access_log,
             log,
             shutdown: Arc::new(ShutdownState::default()),
             status,
@@ -455,6 +468,7 @@ impl Server {
             tcp_listen_fds,
             max_listen_queue: AtomicU64::new(0),
             page_aside: AtomicBool::new(false),
+            access_log: self.access_log.clone(),
         });
         let weak = Arc::downgrade(&ctx);
         ctx.status.serving(PoolGauges {

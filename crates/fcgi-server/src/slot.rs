@@ -29,14 +29,46 @@
 //! Every state with input still owed is subject to [`InputClock::overdue`]: a request must
 //! receive its input at a minimum rate, measured on its own bytes only.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fcgi_codec::{BeginRequest, ParamsDecoder};
 
 use crate::budget::Charge;
+use crate::demux::Phase;
 use crate::job::Job;
 use crate::request::RequestShared;
+
+/// A connection's open requests, by id: a lookup per record costs the same with 1 or 65,535
+/// open.
+pub(crate) type Slots = HashMap<u16, Slot, BuildHasherDefault<IdHasher>>;
+
+/// The hash of a request id: a multiplication (Fibonacci hashing), not SipHash. Ids are the
+/// peer's choice, but a table of at most `max_conn_requests` entries has no worst case worth
+/// defending, and this is on every record's path.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+/// 2^64 divided by the golden ratio: consecutive ids land far apart.
+const FIBONACCI: u64 = 0x9E37_79B9_7F4A_7C15;
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*byte)).wrapping_mul(FIBONACCI);
+        }
+    }
+
+    fn write_u16(&mut self, id: u16) {
+        self.0 = u64::from(id).wrapping_mul(FIBONACCI);
+    }
+}
 
 /// One open request on a connection.
 #[derive(Debug)]
@@ -59,6 +91,16 @@ pub(crate) enum Stage {
 }
 
 impl Slot {
+    /// Where the request stands, as the connection's routing sees it.
+    pub(crate) fn phase(&self) -> Phase {
+        match self.stage {
+            Stage::Reading { .. } => Phase::Params,
+            Stage::Spooling(_) => Phase::Body,
+            Stage::Running { .. } if self.is_finished() => Phase::Returned,
+            Stage::Running { .. } => Phase::Running,
+        }
+    }
+
     /// Whether the web server still owes this request input (params, body or data).
     pub(crate) fn awaits_input(&self) -> bool {
         match self.stage {

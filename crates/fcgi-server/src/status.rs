@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use crate::metrics::{duration_bucket, Metrics, DURATION_SLOTS};
+
 /// A snapshot of a server's work, from [`StatusHandle::snapshot`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Status {
@@ -52,174 +54,6 @@ pub struct SlowRequest {
 #[derive(Clone, Debug, Default)]
 pub struct StatusHandle {
     state: Arc<StatusState>,
-}
-
-/// Upper bounds, in seconds, of the request-duration histogram's buckets (a last one, `+Inf`,
-/// takes the rest): Prometheus client libraries' default buckets, which span a fast handler's
-/// milliseconds to a slow one's seconds, plus 30 s and 60 s for CGI programs and reports.
-pub const DURATION_BUCKETS: [f64; 13] =
-    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
-
-/// Buckets in [`Metrics::duration_buckets`]: one per bound, and `+Inf`.
-pub const DURATION_SLOTS: usize = DURATION_BUCKETS.len() + 1;
-
-/// The counters of one server (one process), for the status page: what PHP-FPM's scoreboard
-/// counts, and what fcgi-rs knows beyond it. Each field is a `u64` so that a prefork worker can
-/// copy them word by word into memory shared with the others ([`Metrics::to_words`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Metrics {
-    /// The process's id.
-    pub pid: u64,
-    /// When the server started serving, in seconds since the Unix epoch.
-    pub start_unix: u64,
-    /// Requests handed to a thread (FPM's "accepted conn").
-    pub accepted: u64,
-    /// Requests whose handler returned.
-    pub served: u64,
-    /// Requests that ran past `--slow-request` (FPM's "slow requests").
-    pub slow: u64,
-    /// Most requests running at once since the start (FPM's "max active processes").
-    pub max_active: u64,
-    /// Requests that found every thread busy, and queued or were refused (FPM's "max
-    /// children reached": the times the pool was at its cap when work came).
-    pub max_children_reached: u64,
-    /// Requests answered `503` by the server itself: queue full, memory budget, too many on a
-    /// connection or too many connections.
-    pub overloaded: u64,
-    /// Of those, requests that waited in the queue past the queue timeout.
-    pub queue_timeouts: u64,
-    /// Bytes of request bodies written to spool files (bodies past the in-memory threshold or
-    /// the memory budget).
-    pub spooled_bytes: u64,
-    /// Responses by status class: 1xx, 2xx, 3xx, 4xx, 5xx.
-    pub status_classes: [u64; 5],
-    /// Requests by duration, one count per bucket of [`DURATION_BUCKETS`] (not cumulative).
-    pub duration_buckets: [u64; DURATION_SLOTS],
-    /// The sum of all durations, in microseconds.
-    pub duration_sum_us: u64,
-    /// Requests running now.
-    pub active: u64,
-    /// Pool threads waiting for a request now.
-    pub idle: u64,
-    /// Pool threads alive now.
-    pub threads: u64,
-    /// The pool's thread cap.
-    pub max_threads: u64,
-    /// Requests waiting for a thread now.
-    pub queued: u64,
-    /// Requests that may wait for a thread.
-    pub queue_capacity: u64,
-}
-
-/// How many words [`Metrics::to_words`] writes.
-pub const METRICS_WORDS: usize = 18 + 5 + DURATION_SLOTS;
-
-impl Metrics {
-    /// The counters as words, in a fixed order, for memory shared between processes.
-    pub fn to_words(&self) -> [u64; METRICS_WORDS] {
-        let mut out = [0; METRICS_WORDS];
-        let head = [
-            self.pid,
-            self.start_unix,
-            self.accepted,
-            self.served,
-            self.slow,
-            self.max_active,
-            self.max_children_reached,
-            self.overloaded,
-            self.queue_timeouts,
-            self.duration_sum_us,
-            self.active,
-            self.idle,
-            self.threads,
-            self.max_threads,
-            self.queued,
-            self.queue_capacity,
-            self.spooled_bytes,
-            0,
-        ];
-        out[..18].copy_from_slice(&head);
-        out[18..23].copy_from_slice(&self.status_classes);
-        out[23..].copy_from_slice(&self.duration_buckets);
-        out
-    }
-
-    /// The counters from [`to_words`](Metrics::to_words)'s words.
-    pub fn from_words(words: &[u64; METRICS_WORDS]) -> Metrics {
-        let mut status_classes = [0; 5];
-        status_classes.copy_from_slice(&words[18..23]);
-        let mut duration_buckets = [0; DURATION_SLOTS];
-        duration_buckets.copy_from_slice(&words[23..]);
-        Metrics {
-            pid: words[0],
-            start_unix: words[1],
-            accepted: words[2],
-            served: words[3],
-            slow: words[4],
-            max_active: words[5],
-            max_children_reached: words[6],
-            overloaded: words[7],
-            queue_timeouts: words[8],
-            duration_sum_us: words[9],
-            active: words[10],
-            idle: words[11],
-            threads: words[12],
-            max_threads: words[13],
-            queued: words[14],
-            queue_capacity: words[15],
-            spooled_bytes: words[16],
-            status_classes,
-            duration_buckets,
-        }
-    }
-
-    /// Adds `other`'s counts to these: totals add up, and so do the gauges of processes that
-    /// run side by side (threads, running requests); a maximum adds up too, as FPM's pool-wide
-    /// "max active processes" is the most that ran at once across its processes, which is at
-    /// most the sum. `pid` and `start_unix` stay this one's.
-    pub fn add(&mut self, other: &Metrics) {
-        self.accepted += other.accepted;
-        self.served += other.served;
-        self.slow += other.slow;
-        self.max_active += other.max_active;
-        self.max_children_reached += other.max_children_reached;
-        self.overloaded += other.overloaded;
-        self.queue_timeouts += other.queue_timeouts;
-        self.spooled_bytes += other.spooled_bytes;
-        self.duration_sum_us += other.duration_sum_us;
-        self.active += other.active;
-        self.idle += other.idle;
-        self.threads += other.threads;
-        self.max_threads += other.max_threads;
-        self.queued += other.queued;
-        self.queue_capacity += other.queue_capacity;
-        for (mine, theirs) in self.status_classes.iter_mut().zip(other.status_classes) {
-            *mine += theirs;
-        }
-        for (mine, theirs) in self.duration_buckets.iter_mut().zip(other.duration_buckets) {
-            *mine += theirs;
-        }
-    }
-
-    /// The totals of a process that is gone, kept so that a pool's counts never go down: its
-    /// gauges (running, threads, queue) are zero.
-    pub fn retired(&self) -> Metrics {
-        Metrics {
-            active: 0,
-            idle: 0,
-            threads: 0,
-            max_threads: 0,
-            queued: 0,
-            queue_capacity: 0,
-            ..*self
-        }
-    }
-}
-
-/// The bucket of [`Metrics::duration_buckets`] a duration falls in.
-pub fn duration_bucket(duration: Duration) -> usize {
-    let secs = duration.as_secs_f64();
-    DURATION_BUCKETS.iter().position(|bound| secs <= *bound).unwrap_or(DURATION_BUCKETS.len())
 }
 
 /// One pool thread as the status page's `full` lists it (the part of a PHP-FPM process it
@@ -862,26 +696,5 @@ mod tests {
         }
         let long = "x".repeat(30_000);
         assert_eq!(cut(&long, FACT_MAX_BYTES).len(), 1024);
-    }
-
-    #[test]
-    fn durations_fall_in_their_bucket() {
-        let table =
-            [(0, 0), (5_000, 0), (5_001, 1), (999_000, 7), (60_000_000, 12), (61_000_000, 13)];
-        for (micros, bucket) in table {
-            assert_eq!(duration_bucket(Duration::from_micros(micros)), bucket, "{micros} us");
-        }
-    }
-
-    #[test]
-    fn metrics_round_trip_through_words_and_add_up() {
-        let mut one = Metrics { pid: 7, accepted: 3, served: 2, active: 1, ..Metrics::default() };
-        one.status_classes[1] = 2;
-        one.duration_buckets[DURATION_SLOTS - 1] = 1;
-        assert_eq!(Metrics::from_words(&one.to_words()), one);
-        let mut total = one;
-        total.add(&one.retired());
-        assert_eq!((total.pid, total.accepted, total.active), (7, 6, 1));
-        assert_eq!(total.status_classes[1], 4);
     }
 }

@@ -4,7 +4,6 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use fcgi_server::Handoff;
@@ -13,12 +12,13 @@ use slog::{error, info, warn};
 use super::Run;
 use crate::heartbeat;
 use crate::pidfile;
-use crate::signals::{self, SignalFd};
+use crate::signals::SignalFd;
+use crate::sys;
 use crate::upgrade::{self, ENV_FDS, ENV_HANDOFF, ENV_READY};
 
 /// An upgrade under way: the new master, and the pipe on which it will say it serves.
 pub(super) struct Upgrade {
-    pub(super) pid: libc::pid_t,
+    pub(super) pid: i32,
     pub(super) ready: ReadyPipe,
 }
 
@@ -73,23 +73,9 @@ impl Run {
             inherit.push(end.as_raw_fd());
         }
         let mask = self.signals.as_ref().map(SignalFd::child_mask);
-        // SAFETY: the closure runs in the forked child before exec and only calls fcntl and
-        // pthread_sigmask, which are async-signal-safe. Clearing the flag there leaves the master's own descriptors
-        // close-on-exec.
-        unsafe {
-            command.pre_exec(move || {
-                for &fd in &inherit {
-                    upgrade::clear_cloexec(fd)?;
-                }
-                if let Some(mask) = &mask {
-                    signals::restore_mask(mask);
-                }
-                Ok(())
-            });
-        }
-        match command.spawn() {
+        match sys::spawn_inheriting(&mut command, inherit, mask) {
             Ok(child) => {
-                let pid = libc::pid_t::try_from(child.id()).unwrap_or(-1);
+                let pid = i32::try_from(child.id()).unwrap_or(-1);
                 info!(log, "upgrade: new master started; waiting until it serves";
                     "worker_pid" => pid, "exe" => %self.master.exe.display(), "fds" => list);
                 self.upgrade = Some(Upgrade { pid, ready: ReadyPipe(ready_read) });

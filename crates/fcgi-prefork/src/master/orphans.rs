@@ -8,30 +8,18 @@
 //! master, instead of to init: after each worker exit the master takes every child of its own
 //! that is not a worker (nor a new master it started) for such an orphan.
 
-use std::io;
-
 /// A child process, from its /proc entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct ChildProc {
-    pub(super) pid: libc::pid_t,
+    pub(super) pid: i32,
     /// Its process group.
-    pub(super) pgid: libc::pid_t,
-}
-
-/// Makes this process the subreaper of its descendants (Linux 3.4+).
-pub(super) fn become_subreaper() -> io::Result<()> {
-    // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    pub(super) pgid: i32,
 }
 
 /// The parent and the process group in the text of `/proc/PID/stat`, `None` if it is not one.
 /// The command name (field 2) is in parentheses and may hold spaces or parentheses itself, so
 /// the fields are counted from the last `)`: state, ppid, pgrp.
-fn parse_stat(stat: &str) -> Option<(libc::pid_t, libc::pid_t)> {
+fn parse_stat(stat: &str) -> Option<(i32, i32)> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();
     let _state = fields.next()?;
@@ -43,10 +31,10 @@ fn parse_stat(stat: &str) -> Option<(libc::pid_t, libc::pid_t)> {
 /// The children of `parent`, zombies included (they are reaped anyway), from /proc.
 pub(super) fn children_of(parent: u32) -> Vec<ChildProc> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    let parent = libc::pid_t::try_from(parent).unwrap_or(-1);
+    let parent = i32::try_from(parent).unwrap_or(-1);
     entries
         .filter_map(Result::ok)
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<libc::pid_t>().ok())
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
         .filter_map(|pid| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
             let (ppid, pgid) = parse_stat(&stat)?;
@@ -58,12 +46,8 @@ pub(super) fn children_of(parent: u32) -> Vec<ChildProc> {
 /// What to send SIGKILL to, for `kill(2)`: each orphan's process group (a negative id), or the
 /// orphan alone when it is in `own_group` (the master's, which also holds the workers), never
 /// a process in `spared` (the workers, new masters) nor a group one of them leads.
-pub(super) fn targets(
-    children: &[ChildProc],
-    spared: &[libc::pid_t],
-    own_group: libc::pid_t,
-) -> Vec<libc::pid_t> {
-    let mut targets: Vec<libc::pid_t> = children
+pub(super) fn targets(children: &[ChildProc], spared: &[i32], own_group: i32) -> Vec<i32> {
+    let mut targets: Vec<i32> = children
         .iter()
         .filter(|c| !spared.contains(&c.pid))
         .map(|c| {
@@ -122,7 +106,7 @@ mod tests {
     #[test]
     fn this_process_can_list_its_children() {
         let mut sleeper = std::process::Command::new("sleep").arg("5").spawn().expect("sleep");
-        let pid = libc::pid_t::try_from(sleeper.id()).expect("pid");
+        let pid = i32::try_from(sleeper.id()).expect("pid");
         let found = children_of(std::process::id());
         let _ = sleeper.kill();
         let _ = sleeper.wait();

@@ -19,7 +19,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use fcgi_server::Handoff;
@@ -67,9 +67,9 @@ pub(super) fn expired(
 impl Run {
     /// The descriptors the relay waits on: each worker's end, and the old master's after an
     /// upgrade.
-    pub(super) fn relay_fds(&self) -> Vec<libc::c_int> {
+    pub(super) fn relay_fds(&self) -> Vec<BorrowedFd<'_>> {
         let workers = self.procs.iter().filter_map(|p| p.handoff.as_ref());
-        workers.chain(self.predecessor.as_ref()).map(AsRawFd::as_raw_fd).collect()
+        workers.chain(self.predecessor.as_ref()).map(AsFd::as_fd).collect()
     }
 
     /// Takes what the workers (and the old master) passed on, and places it.

@@ -1,14 +1,14 @@
 //! `--access-log FILE`: one line per request in a file of its own, as operators read them
 //! from nginx and PHP-FPM, reopened on USR1 like `--log-file`.
 //!
-//! The server logs each finished request (and each one that failed, was cut short or was
-//! answered by its connection after a queue timeout) as a record tagged [`ACCESS_TAG`] with its
-//! fields (fcgi-server's `exchange.rs`). Without a file (`--access-log` alone) those records go
-//! to the main log; with one, [`attach`] sends them to the file, formatted, instead of to the
-//! main log.
+//! The server hands each finished request (and each one that failed, was cut short or was
+//! answered by its connection after a queue timeout) to its access log as a typed
+//! [`AccessRecord`]. Without a file (`--access-log` alone) the server logs those to the main log
+//! itself, as records tagged `ACCESS_TAG`; with one, [`attach`] makes the [`AccessLog`] that
+//! formats each record into a line for the file.
 //!
-//! Writing never blocks a request and never fails it: the line is formatted and written on a
-//! thread of its own ([`crate::logging::Queue`], lines past its queue dropped and counted), and
+//! Writing never blocks a request and never fails it: the line is written on a thread of its
+//! own ([`crate::logging::Queue`], lines past its queue dropped and counted), and
 //! a line the file does not take (a full disk) is dropped and counted; the counts go to the
 //! main log, at warning level, once a line is written again: `dropped` in all, `queue_full`
 //! and `write_failed` by cause, each lost line counted once. The approach of
@@ -18,14 +18,18 @@
 //! What a peer sent is escaped in every format: [`fcgi_server::escape`] for the text formats,
 //! JSON's escapes for `json`.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use fcgi_server::{escape, Utc, ACCESS_TAG};
-use slog::{o, warn, Drain, Key, Logger, OwnedKVList, Record, Serializer, KV};
+use fcgi_server::{escape, AccessLog, AccessRecord};
+use slog::{info, o, warn, Drain, Logger, OwnedKVList, Record};
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::OffsetDateTime;
 
 use crate::logging::{LogTarget, Queue};
 
@@ -285,59 +289,58 @@ fn placeholder(token: char, modifier: Option<&str>) -> Result<Placeholder, Strin
     }
 }
 
-/// A request's fields, read from its record.
-#[derive(Debug, Default)]
-pub(crate) struct Fields {
-    values: [Option<String>; FIELDS.len()],
-}
+/// A request's fields, as the formats name them.
+struct Fields<'r, 'a>(&'r AccessRecord<'a>);
 
-impl Fields {
-    fn get(&self, field: Field) -> Option<&str> {
-        let index = FIELDS.iter().position(|(f, _)| *f == field)?;
-        self.values[index].as_deref()
-    }
-
-    /// Sets `field` (for tests and for the serializer).
-    pub(crate) fn set(&mut self, key: &str, value: String) {
-        if let Some(index) = FIELDS.iter().position(|(_, k)| *k == key) {
-            self.values[index] = Some(value);
+impl Fields<'_, '_> {
+    /// The field's text, `None` when the request has none.
+    fn get(&self, field: Field) -> Option<Cow<'_, str>> {
+        let r = self.0;
+        let number = |n: u64| Some(Cow::Owned(n.to_string()));
+        match field {
+            Field::Remote => r.remote.map(Cow::Borrowed),
+            Field::User => r.user.map(Cow::Borrowed),
+            Field::Method => r.method.map(Cow::Borrowed),
+            Field::Uri => r.uri.map(Cow::Borrowed),
+            Field::Query => r.query.map(Cow::Borrowed),
+            Field::Script => r.script.as_deref().map(Cow::Borrowed),
+            Field::Protocol => r.protocol.map(Cow::Borrowed),
+            Field::Referer => r.referer.map(Cow::Borrowed),
+            Field::UserAgent => r.user_agent.map(Cow::Borrowed),
+            Field::ContentLength => r.content_length.and_then(number),
+            Field::Status => number(u64::from(r.status)),
+            Field::Bytes => number(r.bytes),
+            Field::DurationUs => number(u64::try_from(r.duration.as_micros()).unwrap_or(u64::MAX)),
+            Field::RequestId => Some(Cow::Borrowed(r.request_id)),
+            Field::Outcome => Some(Cow::Borrowed(r.outcome.as_str())),
+            Field::ProgramPid => r.program_pid.map(|pid| Cow::Owned(pid.to_string())),
         }
-    }
-
-    fn duration(&self) -> Duration {
-        Duration::from_micros(self.get(Field::DurationUs).and_then(|d| d.parse().ok()).unwrap_or(0))
-    }
-}
-
-impl Serializer for Fields {
-    fn emit_arguments(&mut self, key: Key, val: &std::fmt::Arguments<'_>) -> slog::Result {
-        self.set(key, val.to_string());
-        Ok(())
-    }
-
-    fn emit_none(&mut self, _key: Key) -> slog::Result {
-        Ok(())
     }
 }
 
 /// `27/Nov/2026:09:50:00 +0000` for `time` (UTC), as nginx's `$time_local` and PHP-FPM's `%t`.
 pub(crate) fn clf_time(time: SystemTime) -> String {
-    utc(time).0.clf()
+    utc(time).format(CLF).unwrap_or_default()
 }
 
 /// `2026-11-27T09:50:00.123Z` for `time`.
 pub(crate) fn iso_time(time: SystemTime) -> String {
-    let (t, ms) = utc(time);
-    format!(
-        "{}-{:02}-{:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        t.year, t.month, t.day, t.hour, t.minute, t.second
-    )
+    utc(time).format(ISO).unwrap_or_default()
 }
 
-/// `time` in UTC, and its milliseconds.
-fn utc(time: SystemTime) -> (Utc, u32) {
+const CLF: &[BorrowedFormatItem<'_>] =
+    format_description!("[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000");
+const ISO: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+/// `time` in UTC; a time before the epoch or past the year 9999 (a clock set wrong) as the
+/// epoch.
+fn utc(time: SystemTime) -> OffsetDateTime {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    (Utc::from_unix(since.as_secs()), since.subsec_millis())
+    time::Duration::try_from(since)
+        .ok()
+        .and_then(|since| OffsetDateTime::UNIX_EPOCH.checked_add(since))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// `text` with what would break a line or a quoted field escaped as nginx does (`\xHH`), so
@@ -357,39 +360,41 @@ fn or_dash(text: Option<&str>, out: &mut String) {
 /// The line for `fields`, written at `now` by process `pid` (parent `ppid`), with its newline.
 pub(crate) fn format_line(
     format: &AccessFormat,
-    fields: &Fields,
+    record: &AccessRecord<'_>,
     now: SystemTime,
     pid: u32,
     ppid: u32,
 ) -> String {
     let mut out = String::with_capacity(256);
-    let duration = fields.duration();
+    let fields = Fields(record);
+    let duration = record.duration;
     let started = now.checked_sub(duration).unwrap_or(now);
     match format {
         AccessFormat::Combined => {
-            or_dash(fields.get(Field::Remote), &mut out);
+            or_dash(fields.get(Field::Remote).as_deref(), &mut out);
             out.push_str(" - ");
-            or_dash(fields.get(Field::User), &mut out);
+            or_dash(fields.get(Field::User).as_deref(), &mut out);
             let _ = write!(out, " [{}] \"", clf_time(started));
-            or_dash(fields.get(Field::Method), &mut out);
+            or_dash(fields.get(Field::Method).as_deref(), &mut out);
             out.push(' ');
-            or_dash(fields.get(Field::Uri), &mut out);
-            if let Some(protocol) = fields.get(Field::Protocol).filter(|p| !p.is_empty()) {
+            or_dash(fields.get(Field::Uri).as_deref(), &mut out);
+            if let Some(protocol) = fields.get(Field::Protocol).as_deref().filter(|p| !p.is_empty())
+            {
                 out.push(' ');
                 escaped(protocol, &mut out);
             }
             out.push_str("\" ");
-            out.push_str(fields.get(Field::Status).unwrap_or("-"));
+            out.push_str(fields.get(Field::Status).as_deref().unwrap_or("-"));
             out.push(' ');
-            out.push_str(fields.get(Field::Bytes).unwrap_or("0"));
+            out.push_str(fields.get(Field::Bytes).as_deref().unwrap_or("0"));
             out.push_str(" \"");
-            or_dash(fields.get(Field::Referer), &mut out);
+            or_dash(fields.get(Field::Referer).as_deref(), &mut out);
             out.push_str("\" \"");
-            or_dash(fields.get(Field::UserAgent), &mut out);
+            or_dash(fields.get(Field::UserAgent).as_deref(), &mut out);
             let _ = write!(out, "\" {:.3} ", duration.as_secs_f64());
-            or_dash(fields.get(Field::RequestId), &mut out);
+            or_dash(fields.get(Field::RequestId).as_deref(), &mut out);
             out.push(' ');
-            or_dash(fields.get(Field::Outcome), &mut out);
+            or_dash(fields.get(Field::Outcome).as_deref(), &mut out);
         }
         AccessFormat::Json => {
             out.push_str("{\"time\":");
@@ -397,7 +402,7 @@ pub(crate) fn format_line(
             let _ = write!(out, ",\"pid\":{pid}");
             for (field, key) in FIELDS {
                 let _ = write!(out, ",\"{key}\":");
-                match fields.get(field) {
+                match fields.get(field).as_deref() {
                     None => out.push_str("null"),
                     Some(value) if is_number(field) && value.parse::<u64>().is_ok() => {
                         out.push_str(value);
@@ -412,7 +417,7 @@ pub(crate) fn format_line(
                 match piece {
                     Piece::Text(text) => out.push_str(text),
                     Piece::Field(p) => {
-                        placeholder_value(*p, fields, started, now, pid, ppid, &mut out)
+                        placeholder_value(*p, &fields, started, now, pid, ppid, &mut out)
                     }
                 }
             }
@@ -429,29 +434,31 @@ fn is_number(field: Field) -> bool {
 
 fn placeholder_value(
     placeholder: Placeholder,
-    fields: &Fields,
+    fields: &Fields<'_, '_>,
     started: SystemTime,
     now: SystemTime,
     pid: u32,
     ppid: u32,
     out: &mut String,
 ) {
-    let duration = fields.duration();
+    let duration = fields.0.duration;
     match placeholder {
-        Placeholder::Remote => or_dash(fields.get(Field::Remote), out),
-        Placeholder::User => or_dash(fields.get(Field::User), out),
-        Placeholder::Method => or_dash(fields.get(Field::Method), out),
-        Placeholder::Uri => or_dash(fields.get(Field::Uri), out),
-        Placeholder::Query => escaped(fields.get(Field::Query).unwrap_or(""), out),
+        Placeholder::Remote => or_dash(fields.get(Field::Remote).as_deref(), out),
+        Placeholder::User => or_dash(fields.get(Field::User).as_deref(), out),
+        Placeholder::Method => or_dash(fields.get(Field::Method).as_deref(), out),
+        Placeholder::Uri => or_dash(fields.get(Field::Uri).as_deref(), out),
+        Placeholder::Query => escaped(fields.get(Field::Query).as_deref().unwrap_or(""), out),
         Placeholder::QueryMark => {
-            if fields.get(Field::Query).is_some_and(|q| !q.is_empty()) {
+            if fields.get(Field::Query).as_deref().is_some_and(|q| !q.is_empty()) {
                 out.push('?');
             }
         }
-        Placeholder::Script => or_dash(fields.get(Field::Script), out),
-        Placeholder::Status => out.push_str(fields.get(Field::Status).unwrap_or("-")),
-        Placeholder::ContentLength => out.push_str(fields.get(Field::ContentLength).unwrap_or("0")),
-        Placeholder::Bytes => out.push_str(fields.get(Field::Bytes).unwrap_or("0")),
+        Placeholder::Script => or_dash(fields.get(Field::Script).as_deref(), out),
+        Placeholder::Status => out.push_str(fields.get(Field::Status).as_deref().unwrap_or("-")),
+        Placeholder::ContentLength => {
+            out.push_str(fields.get(Field::ContentLength).as_deref().unwrap_or("0"))
+        }
+        Placeholder::Bytes => out.push_str(fields.get(Field::Bytes).as_deref().unwrap_or("0")),
         Placeholder::Seconds => {
             let _ = write!(out, "{:.3}", duration.as_secs_f64());
         }
@@ -464,7 +471,7 @@ fn placeholder_value(
         Placeholder::Started => out.push_str(&clf_time(started)),
         Placeholder::Now => out.push_str(&clf_time(now)),
         // PHP-FPM's %p is the process that served the request: the program's, if one did.
-        Placeholder::Pid => match fields.get(Field::ProgramPid) {
+        Placeholder::Pid => match fields.get(Field::ProgramPid).as_deref() {
             Some(program) => out.push_str(program),
             None => {
                 let _ = write!(out, "{pid}");
@@ -473,17 +480,31 @@ fn placeholder_value(
         Placeholder::ParentPid => {
             let _ = write!(out, "{ppid}");
         }
-        Placeholder::RequestId => or_dash(fields.get(Field::RequestId), out),
-        Placeholder::Param(field) => or_dash(fields.get(field), out),
+        Placeholder::RequestId => or_dash(fields.get(Field::RequestId).as_deref(), out),
+        Placeholder::Param(field) => or_dash(fields.get(field).as_deref(), out),
         Placeholder::Percent => out.push('%'),
     }
 }
 
-/// The drain that formats and writes the lines, on the queue's thread, to `W` (the file's
-/// [`LogTarget`]).
+/// The server's [`AccessLog`] for a file: formats each record into its line, and hands the line
+/// to the writing thread's queue.
+struct Lines {
+    format: AccessFormat,
+    /// The queue's logger: each record's message is a whole line.
+    queue: Logger,
+}
+
+impl AccessLog for Lines {
+    fn log(&self, record: &AccessRecord<'_>) {
+        let ppid = std::os::unix::process::parent_id();
+        let line = format_line(&self.format, record, SystemTime::now(), std::process::id(), ppid);
+        info!(self.queue, "{}", line);
+    }
+}
+
+/// The drain that writes the lines, on the queue's thread, to `W` (the file's [`LogTarget`]).
 struct Writer<W> {
     target: W,
-    format: AccessFormat,
     /// Where the counts of dropped lines are reported.
     report: Logger,
     /// Lines the file did not take since the last report (only this drain's thread counts).
@@ -493,14 +514,8 @@ struct Writer<W> {
 }
 
 impl<W: std::io::Write + Clone> Writer<W> {
-    fn new(target: W, format: AccessFormat, report: Logger) -> Writer<W> {
-        Writer {
-            target,
-            format,
-            report,
-            write_failed: AtomicU64::new(0),
-            queue_full: Arc::default(),
-        }
+    fn new(target: W, report: Logger) -> Writer<W> {
+        Writer { target, report, write_failed: AtomicU64::new(0), queue_full: Arc::default() }
     }
 }
 
@@ -509,15 +524,8 @@ impl<W: std::io::Write + Clone> Drain for Writer<W> {
     type Err = slog::Never;
 
     fn log(&self, record: &Record<'_>, _values: &OwnedKVList) -> Result<(), slog::Never> {
-        if record.tag() != ACCESS_TAG {
-            return Ok(());
-        }
         let written = catch_unwind(AssertUnwindSafe(|| {
-            let mut fields = Fields::default();
-            let _ = record.kv().serialize(record, &mut fields);
-            let ppid = std::os::unix::process::parent_id();
-            let line =
-                format_line(&self.format, &fields, SystemTime::now(), std::process::id(), ppid);
+            let line = record.msg().to_string();
             // One write of the whole line: lines of several workers appending to one file do
             // not interleave, and a failed one leaves nothing half written behind.
             self.target.clone().write_all(line.as_bytes()).is_ok()
@@ -537,50 +545,45 @@ impl<W: std::io::Write + Clone> Drain for Writer<W> {
     }
 }
 
-/// The logger to serve with when the access log has a file: the server's request records go to
-/// `target`, formatted, and every other record to `log`. Keep the guard until the process is
-/// about to exit: dropping it writes what is still queued.
+/// The access log to serve with when it has a file: each request's line goes to `target`, in
+/// `format`; counts of lost lines go to `log`. Keep the guard until the process is about to
+/// exit: dropping it writes what is still queued.
 pub(crate) fn attach(
     log: Logger,
     target: LogTarget,
     format: AccessFormat,
-) -> (Logger, slog_async::AsyncGuard) {
-    let writer = Writer::new(target, format, log.clone());
+) -> (Arc<dyn AccessLog>, slog_async::AsyncGuard) {
+    let writer = Writer::new(target, log);
     let full = Arc::clone(&writer.queue_full);
-    let (access, guard) = Queue::start(writer, QUEUE, "fcgi-access", full);
-    let access = access.filter(|r: &Record<'_>| r.tag() == ACCESS_TAG).ignore_res();
-    let main = log.filter(|r: &Record<'_>| r.tag() != ACCESS_TAG).ignore_res();
-    (Logger::root(slog::Duplicate::new(main, access).ignore_res(), o!()), guard)
+    let (queue, guard) = Queue::start(writer, QUEUE, "fcgi-access", full);
+    let lines = Lines { format, queue: Logger::root(queue, o!()) };
+    (Arc::new(lines), guard)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use slog::{Key, Serializer, KV};
+
     use super::*;
 
-    fn fields(pairs: &[(&str, &str)]) -> Fields {
-        let mut fields = Fields::default();
-        for (key, value) in pairs {
-            fields.set(key, (*value).to_owned());
+    fn request() -> AccessRecord<'static> {
+        AccessRecord {
+            remote: Some("192.0.2.7"),
+            method: Some("GET"),
+            uri: Some("/a b?x=1"),
+            query: Some("x=1"),
+            protocol: Some("HTTP/1.1"),
+            user_agent: Some("curl/8 \"quoted\""),
+            status: 200,
+            bytes: 13,
+            duration: Duration::from_micros(2500),
+            request_id: "77-1",
+            content_length: Some(5),
+            script: Some("/srv/x.cgi".into()),
+            ..AccessRecord::default()
         }
-        fields
-    }
-
-    fn request() -> Fields {
-        fields(&[
-            ("remote", "192.0.2.7"),
-            ("method", "GET"),
-            ("uri", "/a b?x=1"),
-            ("query", "x=1"),
-            ("protocol", "HTTP/1.1"),
-            ("user_agent", "curl/8 \"quoted\""),
-            ("status", "200"),
-            ("bytes", "13"),
-            ("duration_us", "2500"),
-            ("request_id", "77-1"),
-            ("outcome", "ok"),
-            ("content_length", "5"),
-            ("script", "/srv/x.cgi"),
-        ])
     }
 
     /// 2026-11-27 09:50:00.250 UTC.
@@ -605,8 +608,11 @@ mod tests {
             "192.0.2.7 - - [27/Nov/2026:09:50:00 +0000] \"GET /a b?x=1 HTTP/1.1\" 200 13 \"-\" \
              \"curl/8 \\x22quoted\\x22\" 0.003 77-1 ok\n"
         );
-        let empty = format_line(&AccessFormat::Combined, &Fields::default(), now(), 10, 1);
-        assert_eq!(empty, "- - - [27/Nov/2026:09:50:00 +0000] \"- -\" - 0 \"-\" \"-\" 0.000 - -\n");
+        let empty = format_line(&AccessFormat::Combined, &AccessRecord::default(), now(), 10, 1);
+        assert_eq!(
+            empty,
+            "- - - [27/Nov/2026:09:50:00 +0000] \"- -\" 0 0 \"-\" \"-\" 0.000 - ok\n"
+        );
     }
 
     #[test]
@@ -714,19 +720,19 @@ mod tests {
             written: std::sync::Arc::new(std::sync::Mutex::new(Vec::new())),
         };
         let reports = Reports::default();
-        let writer = Writer::new(
-            file.clone(),
-            AccessFormat::parse("%s %L").unwrap(),
-            Logger::root(reports.clone(), o!()),
-        );
+        let writer = Writer::new(file.clone(), Logger::root(reports.clone(), o!()));
         let queue_full = Arc::clone(&writer.queue_full);
-        let log = Logger::root(writer, o!());
+        // The writer on this thread, without a queue in between.
+        let lines = Lines {
+            format: AccessFormat::parse("%s %L").unwrap(),
+            queue: Logger::root(writer, o!()),
+        };
         for id in ["a", "b", "c", "d"] {
-            slog::info!(log, #ACCESS_TAG, "request"; "status" => 200, "request_id" => id);
+            lines.log(&AccessRecord { status: 200, request_id: id, ..AccessRecord::default() });
         }
         // As the queue counts five lines it had no room for.
         queue_full.fetch_add(5, Ordering::Relaxed);
-        slog::info!(log, #ACCESS_TAG, "request"; "status" => 500, "request_id" => "e");
+        lines.log(&AccessRecord { status: 500, request_id: "e", ..AccessRecord::default() });
         let written = String::from_utf8(file.written.lock().unwrap().clone()).unwrap();
         assert_eq!(written, "200 c\n200 d\n500 e\n", "a and b dropped");
         assert_eq!(*reports.0.lock().unwrap(), vec![(2, 0, 2), (5, 5, 0)], "each reported once");
@@ -740,23 +746,29 @@ mod tests {
         let target = LogTarget::open(Some(&pipe.path)).unwrap();
         let reports = Reports::default();
         let main = Logger::root(reports.clone(), o!());
-        let (log, guard) = attach(main, target, AccessFormat::parse("%L %r").unwrap());
+        let (access, guard) = attach(main, target, AccessFormat::parse("%L %r").unwrap());
         // A kilobyte a line: the pipe is full after some 64, the queue after 4,096 more.
         let uri = format!("/{}", "x".repeat(1024));
         for n in 0..TOTAL {
-            slog::info!(log, #ACCESS_TAG, "request"; "request_id" => n, "uri" => &uri);
+            let id = n.to_string();
+            access.log(&AccessRecord {
+                request_id: &id,
+                uri: Some(&uri),
+                ..AccessRecord::default()
+            });
         }
         pipe.recover();
         // Until a line gets through the queue again (each one lost meanwhile counts too).
         let mut sent = TOTAL;
         for k in 0..500 {
             sent += 1;
-            slog::info!(log, #ACCESS_TAG, "request"; "request_id" => format!("final-{k}"));
+            let id = format!("final-{k}");
+            access.log(&AccessRecord { request_id: &id, ..AccessRecord::default() });
             if pipe.shows(&format!("final-{k} "), Duration::from_millis(50)) {
                 break;
             }
         }
-        drop(log);
+        drop(access);
         drop(guard);
         let written = pipe.finish().lines().count() as u64;
         let reports = reports.0.lock().unwrap().clone();
@@ -768,7 +780,11 @@ mod tests {
 
     #[test]
     fn a_peers_newline_cannot_forge_a_line() {
-        let forged = fields(&[("uri", "/x\n127.0.0.1 - - fake"), ("status", "200")]);
+        let forged = AccessRecord {
+            uri: Some("/x\n127.0.0.1 - - fake"),
+            status: 200,
+            ..AccessRecord::default()
+        };
         let line = format_line(&AccessFormat::Combined, &forged, now(), 1, 1);
         assert_eq!(line.matches('\n').count(), 1, "{line}");
         assert!(line.contains("/x\\x0A127.0.0.1"), "{line}");

@@ -1,7 +1,7 @@
 //! What the status page shows, gathered once ([`PageData`]), and the fields every format
 //! writes from it, in FPM's order and names: the renderers' shared ground.
 
-use crate::status::Metrics;
+use crate::metrics::Metrics;
 
 /// The listen queue, as FPM reports it: connections waiting to be accepted now, the most seen,
 /// and the queue's size.
@@ -113,5 +113,14 @@ pub(crate) fn or_dash(value: &Option<String>) -> &str {
 
 /// Unix seconds in FPM's text format (`%d/%b/%Y:%H:%M:%S %z`), in UTC.
 pub(crate) fn clf_time(unix: u64) -> String {
-    crate::Utc::from_unix(unix).clf()
+    let time = i64::try_from(unix)
+        .ok()
+        .and_then(|unix| time::OffsetDateTime::from_unix_timestamp(unix).ok())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    time.format(CLF).unwrap_or_default()
 }
+
+/// nginx's `$time_local` and FPM's `%t`, in UTC.
+const CLF: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+    "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
+);

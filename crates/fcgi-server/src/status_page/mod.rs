@@ -25,7 +25,7 @@ use std::sync::atomic::Ordering;
 use crate::context::Context;
 
 use crate::escape;
-use crate::status::{Metrics, DURATION_BUCKETS};
+use crate::metrics::{Metrics, DURATION_BUCKETS};
 use crate::{Request, Response, Role};
 use data::{clf_time, or_dash, own_fields, pool_fields, since, state, CLASSES};
 pub(crate) use data::{ListenQueue, PageData, ProcessEntry};
