@@ -114,7 +114,10 @@ fn the_scan_finds_cycles_and_only_cycles() {
     let tests_only = [
         ("", "mod a; mod b; #[cfg(test)] mod support;"),
         ("a", "use crate::b::B; #[cfg(test)] mod tests { use crate::support::S; }"),
-        ("b", "#[cfg(test)] use crate::a::A;"),
+        (
+            "b",
+            "#[cfg(test)] use crate::a::A; #[cfg(test)] pub(super) mod tests { use crate::a::A; }",
+        ),
         ("support", "use crate::a::A;"),
     ];
     assert_eq!(found(&tests_only), Vec::<String>::new());

@@ -168,7 +168,7 @@ fn is_cfg_test(tokens: &[Token], i: usize) -> bool {
 /// The index past the `#[cfg(test)]` item at `i` when it is a module written inline or a
 /// `use`, which test code alone sees; `None` for any other item.
 fn skip_test_item(tokens: &[Token], i: usize) -> Option<usize> {
-    let mut j = i + 7;
+    let mut j = past_visibility(tokens, i + 7);
     match tokens.get(j) {
         Some(Token::Ident(w)) if w == "use" => {
             while j < tokens.len() && tokens[j] != Token::Punct(';') {
@@ -196,6 +196,17 @@ fn skip_test_item(tokens: &[Token], i: usize) -> Option<usize> {
         }
         _ => None,
     }
+}
+
+/// The index past a visibility (`pub`, `pub(crate)`, `pub(in path)`) at `j`, or `j`.
+fn past_visibility(tokens: &[Token], j: usize) -> usize {
+    if !matches!(tokens.get(j), Some(Token::Ident(w)) if w == "pub") {
+        return j;
+    }
+    if tokens.get(j + 1) != Some(&Token::Punct('(')) {
+        return j + 1;
+    }
+    (j + 2..tokens.len()).find(|&k| tokens[k] == Token::Punct(')')).map_or(tokens.len(), |k| k + 1)
 }
 
 /// The child modules a module declares for its tests alone (`#[cfg(test)] mod x;`).

@@ -21,7 +21,7 @@ use std::io;
 
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
-use crate::sys;
+use crate::sys::{self, Gid, Uid};
 
 /// The identity to switch to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,11 +29,11 @@ pub(crate) struct Privileges {
     /// Shown in messages: the user's name, or its number when it has none.
     pub(crate) user: String,
     /// The user id.
-    pub(crate) uid: libc::uid_t,
+    pub(crate) uid: Uid,
     /// The primary group id.
-    pub(crate) gid: libc::gid_t,
+    pub(crate) gid: Gid,
     /// The supplementary groups: the user's (from the group database), or only `--group`.
-    pub(crate) groups: Vec<libc::gid_t>,
+    pub(crate) groups: Vec<Gid>,
 }
 
 /// Why `--user` or `--group` cannot be used, or the switch failed.
@@ -50,7 +50,7 @@ pub(crate) enum PrivilegeError {
         /// What was asked for.
         wanted: String,
         /// The effective user id the process has.
-        euid: libc::uid_t,
+        euid: Uid,
     },
     /// A call of the switch failed.
     Call {
@@ -96,12 +96,7 @@ pub(crate) enum Plan {
 }
 
 /// The plan for a process with effective ids `(euid, egid)` asked to become `(uid, gid)`.
-pub(crate) fn plan(
-    euid: libc::uid_t,
-    egid: libc::gid_t,
-    uid: libc::uid_t,
-    gid: libc::gid_t,
-) -> Plan {
+pub(crate) fn plan(euid: Uid, egid: Gid, uid: Uid, gid: Gid) -> Plan {
     if euid == 0 {
         Plan::Switch
     } else if euid == uid && egid == gid {
@@ -241,13 +236,11 @@ pub(crate) fn check_names(user: Option<&str>, group: Option<&str>) -> Result<(),
 }
 
 /// A user by name, or by number when it has a password entry: its id, name and primary group.
-fn lookup_user(
-    user: &str,
-) -> Result<Option<(libc::uid_t, String, Option<libc::gid_t>)>, PrivilegeError> {
+fn lookup_user(user: &str) -> Result<Option<(Uid, String, Option<Gid>)>, PrivilegeError> {
     let c_name = CString::new(user).map_err(|_| PrivilegeError::NoSuchUser(user.into()))?;
     let entry = match sys::user_by_name(&c_name) {
         Some(entry) => Some(entry),
-        None => match user.parse::<libc::uid_t>() {
+        None => match user.parse::<Uid>() {
             Ok(uid) => sys::user_by_id(uid),
             Err(_) => return Err(PrivilegeError::NoSuchUser(user.into())),
         },
@@ -256,7 +249,7 @@ fn lookup_user(
 }
 
 /// A group by name or number.
-fn lookup_group(group: &str) -> Result<libc::gid_t, PrivilegeError> {
+fn lookup_group(group: &str) -> Result<Gid, PrivilegeError> {
     let c_name = CString::new(group).map_err(|_| PrivilegeError::NoSuchGroup(group.into()))?;
     if let Some(gid) = sys::group_by_name(&c_name) {
         return Ok(gid);
@@ -266,7 +259,7 @@ fn lookup_group(group: &str) -> Result<libc::gid_t, PrivilegeError> {
 
 /// The user's groups as initgroups(3) would set them: `primary` and every group listing the
 /// user. Falls back to `primary` alone should the database not answer.
-fn group_list(user: &str, primary: libc::gid_t) -> Vec<libc::gid_t> {
+fn group_list(user: &str, primary: Gid) -> Vec<Gid> {
     CString::new(user)
         .ok()
         .and_then(|name| sys::group_list(&name, primary))

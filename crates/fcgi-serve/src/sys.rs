@@ -10,6 +10,11 @@ use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
+/// A user id, as the kernel and NSS give it.
+pub(crate) type Uid = libc::uid_t;
+/// A group id, as the kernel and NSS give it.
+pub(crate) type Gid = libc::gid_t;
+
 /// A user's password entry: what `--user` needs of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct UserEntry {

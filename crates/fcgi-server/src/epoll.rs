@@ -8,8 +8,18 @@
 //! whichever thread waits, behind the events already pending.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
+
+use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
+use rustix::event::{EventfdFlags, Timespec};
+
+/// One event as the kernel reports it, for [`Epoll::wait`] to fill ([`event_of`] reads it).
+pub(crate) type RawEvent = epoll::Event;
+
+/// An event slot before the kernel fills it.
+pub(crate) const NO_EVENT: RawEvent =
+    RawEvent { flags: EventFlags::empty(), data: EventData::new_u64(0) };
 
 /// What a socket is watched for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,108 +71,73 @@ pub(crate) struct Epoll {
     fd: OwnedFd,
 }
 
-fn check(result: libc::c_int) -> io::Result<libc::c_int> {
-    if result < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(result)
-    }
-}
-
-fn one_shot(interest: Interest) -> u32 {
-    let read = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT) as u32;
+fn one_shot(interest: Interest) -> EventFlags {
+    let read = EventFlags::IN | EventFlags::RDHUP | EventFlags::ONESHOT;
     match interest {
         Interest::Read => read,
-        Interest::ReadWrite => read | libc::EPOLLOUT as u32,
-        Interest::Write => (libc::EPOLLOUT | libc::EPOLLONESHOT) as u32,
+        Interest::ReadWrite => read | EventFlags::OUT,
+        Interest::Write => EventFlags::OUT | EventFlags::ONESHOT,
     }
 }
 
 impl Epoll {
     pub(crate) fn new() -> io::Result<Epoll> {
-        // SAFETY: no pointers; the descriptor returned is ours.
-        let fd = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
-        // SAFETY: `fd` was just opened and nothing else owns it.
-        Ok(Epoll { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
-    }
-
-    fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
-        let mut event = libc::epoll_event { events, u64: token };
-        // SAFETY: `event` lives for the call; the kernel copies it.
-        check(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut event) }).map(drop)
+        Ok(Epoll { fd: epoll::create(CreateFlags::CLOEXEC)? })
     }
 
     /// Watches `fd` for one event.
-    pub(crate) fn add(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_ADD, fd, one_shot(interest), token)
+    pub(crate) fn add(&self, fd: impl AsFd, token: u64, interest: Interest) -> io::Result<()> {
+        Ok(epoll::add(&self.fd, fd, EventData::new_u64(token), one_shot(interest))?)
     }
 
     /// Watches `fd` for its next event, after one was taken.
-    pub(crate) fn rearm(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_MOD, fd, one_shot(interest), token)
+    pub(crate) fn rearm(&self, fd: impl AsFd, token: u64, interest: Interest) -> io::Result<()> {
+        Ok(epoll::modify(&self.fd, fd, EventData::new_u64(token), one_shot(interest))?)
     }
 
     /// Watches `fd`, an eventfd, for every write to it (edge-triggered, never re-armed).
-    pub(crate) fn add_waker(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_ADD, fd, (libc::EPOLLIN | libc::EPOLLET) as u32, token)
+    pub(crate) fn add_waker(&self, fd: impl AsFd, token: u64) -> io::Result<()> {
+        let flags = EventFlags::IN | EventFlags::ET;
+        Ok(epoll::add(&self.fd, fd, EventData::new_u64(token), flags)?)
     }
 
-    pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0)
+    pub(crate) fn delete(&self, fd: impl AsFd) -> io::Result<()> {
+        Ok(epoll::delete(&self.fd, fd)?)
     }
 
     /// Waits for events, at most `timeout` (`None`: without a limit); fills `events` from the
     /// start and returns how many. Interrupted by a signal: none.
     pub(crate) fn wait(
         &self,
-        events: &mut [libc::epoll_event],
+        events: &mut [RawEvent],
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
-        let millis = match timeout {
-            None => -1,
-            // Rounded up: a wait of 0.3 ms must not be a busy poll.
-            Some(t) => {
-                libc::c_int::try_from(t.as_micros().div_ceil(1000)).unwrap_or(libc::c_int::MAX)
-            }
-        };
-        let max = libc::c_int::try_from(events.len()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: `events` is valid for `max` entries, which the kernel fills.
-        match check(unsafe {
-            libc::epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), max, millis)
-        }) {
-            Ok(n) => Ok(usize::try_from(n).unwrap_or(0)),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
-            Err(e) => Err(e),
+        // Whole milliseconds, as epoll_wait takes them, rounded up: a wait of 0.3 ms must not
+        // be a busy poll; at most i32::MAX of them, which rustix passes on as they are.
+        let timeout = timeout.map(|t| {
+            let millis = i64::try_from(t.as_micros().div_ceil(1000))
+                .unwrap_or(i64::MAX)
+                .min(i64::from(i32::MAX));
+            Timespec { tv_sec: millis / 1000, tv_nsec: millis % 1000 * 1_000_000 }
+        });
+        match epoll::wait(&self.fd, &mut *events, timeout.as_ref()) {
+            Ok(n) => Ok(n),
+            Err(rustix::io::Errno::INTR) => Ok(0),
+            Err(e) => Err(e.into()),
         }
     }
 }
 
 /// What an event from [`Epoll::wait`] says.
-pub(crate) fn event_of(raw: &libc::epoll_event) -> Event {
-    let flags = raw.events;
-    let closing = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+pub(crate) fn event_of(raw: &RawEvent) -> Event {
+    // By value: the kernel's struct is packed, its fields are not to be borrowed.
+    let (flags, data) = (raw.flags, raw.data);
+    let closing = EventFlags::RDHUP | EventFlags::HUP | EventFlags::ERR;
     Event {
-        token: raw.u64,
-        writable: flags & libc::EPOLLOUT as u32 != 0,
-        closing: flags & closing != 0,
+        token: data.u64(),
+        writable: flags.contains(EventFlags::OUT),
+        closing: flags.intersects(closing),
     }
-}
-
-/// Asks the scheduler not to let the calling thread preempt the running one when it wakes
-/// (`SCHED_BATCH`, which needs no privilege; the nice value is kept). Best effort: a system
-/// that refuses leaves the thread as it was.
-///
-/// Why: a worker wakes for each request the web server writes, on a machine where the web
-/// server runs too. Allowed to preempt, it preempts the web server at each request (nginx's
-/// single worker, measured: 0.4 to 1.2 involuntary switches a request, against 0.01 to 0.2
-/// when threads that never sleep serve it), and nginx, the bottleneck, spends 20 to 40 % more
-/// CPU a request. Without wake-up preemption the worker runs when nginx yields the CPU,
-/// by which time nginx has written more requests (DESIGN.md has the numbers). Handlers run
-/// under it too, and what they start (threads, a CGI program) inherits it.
-pub(crate) fn no_wakeup_preemption() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: `param` lives for the call; 0 is the calling thread.
-    let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
 }
 
 /// An eventfd: writing it wakes one thread waiting in the set it is registered in.
@@ -173,29 +148,28 @@ pub(crate) struct EventFd {
 
 impl EventFd {
     pub(crate) fn new() -> io::Result<EventFd> {
-        // SAFETY: no pointers; the descriptor returned is ours.
-        let fd = check(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
-        // SAFETY: `fd` was just opened and nothing else owns it.
-        Ok(EventFd { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
-    }
-
-    pub(crate) fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        let flags = EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC;
+        Ok(EventFd { fd: rustix::event::eventfd(0, flags)? })
     }
 
     /// Wakes a waiter. The counter is never read: the set is edge-triggered, every write is an
     /// edge, and a counter that would overflow (after 2^64 writes) is reset.
     pub(crate) fn wake(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a u64 we own.
-        let written = unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
-        if written < 0 {
-            let mut count: u64 = 0;
-            // SAFETY: reads 8 bytes into a u64 we own. Resets the counter.
-            let _ = unsafe { libc::read(self.fd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
-            // SAFETY: as above.
-            let _ = unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+        let one = 1u64.to_ne_bytes();
+        if rustix::io::write(&self.fd, &one).is_err() {
+            // The counter is full: reading resets it, and the write after it wakes. Both
+            // results are ignored on purpose: a waker has no one to report to, and a wake
+            // lost here only delays a waiter until its timeout.
+            let mut count = [0u8; 8];
+            let _ = rustix::io::read(&self.fd, &mut count);
+            let _ = rustix::io::write(&self.fd, &one);
         }
+    }
+}
+
+impl AsFd for EventFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 
@@ -218,15 +192,15 @@ mod tests {
     fn a_one_shot_socket_reports_once_until_rearmed() {
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let epoll = Epoll::new().unwrap();
-        epoll.add(b.as_raw_fd(), 9, Interest::Read).unwrap();
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 4];
+        epoll.add(&b, 9, Interest::Read).unwrap();
+        let mut events = [NO_EVENT; 4];
         std::io::Write::write_all(&mut &a, b"x").unwrap();
         assert_eq!(epoll.wait(&mut events, Some(Duration::from_secs(5))).unwrap(), 1);
         assert_eq!(event_of(&events[0]).token, 9);
         // Still readable, but disarmed.
         assert_eq!(epoll.wait(&mut events, Some(Duration::ZERO)).unwrap(), 0);
         // Re-arming reports the byte left unread.
-        epoll.rearm(b.as_raw_fd(), 9, Interest::Read).unwrap();
+        epoll.rearm(&b, 9, Interest::Read).unwrap();
         assert_eq!(epoll.wait(&mut events, Some(Duration::ZERO)).unwrap(), 1);
     }
 
@@ -234,8 +208,8 @@ mod tests {
     fn every_wake_is_an_edge() {
         let epoll = Epoll::new().unwrap();
         let waker = EventFd::new().unwrap();
-        epoll.add_waker(waker.raw_fd(), 0).unwrap();
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 4];
+        epoll.add_waker(&waker, 0).unwrap();
+        let mut events = [NO_EVENT; 4];
         for _ in 0..3 {
             waker.wake();
             assert_eq!(epoll.wait(&mut events, Some(Duration::from_secs(5))).unwrap(), 1);

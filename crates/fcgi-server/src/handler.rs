@@ -91,8 +91,9 @@ pub trait Handler: Send + Sync + 'static {
     /// thread wait when it is reached, so that excess requests queue in the pool (and get 503
     /// past the queue) as they do for blocking handlers.
     ///
-    /// The status page and the ping are answered before this is called, and a request aborted
-    /// while it was queued never reaches it.
+    /// The status page and the ping are answered before this is called (a layer in front of
+    /// the Responder, put there when the server is built), and a request aborted while it was
+    /// queued never reaches it.
     ///
     /// ```
     /// use fcgi_server::{Exchange, Handler, Request, Response};
@@ -151,6 +152,36 @@ pub trait Handler: Send + Sync + 'static {
     fn streams_body(&self) -> bool {
         false
     }
+
+    /// Whether `request` is a monitoring probe (a health check, a status page) that must be
+    /// answered at once when every pool thread is busy, on a thread of its own, rather than
+    /// queue behind the work it reports on: monitoring should see a saturated server as it is.
+    /// One such request runs beside the pool at a time; the default is `false`. The server's
+    /// own status page and ping are probes already.
+    ///
+    /// ```
+    /// use fcgi_server::{Handler, Request, Response};
+    ///
+    /// struct App;
+    ///
+    /// impl Handler for App {
+    ///     fn handle(&self, _: &mut Request, response: &mut Response) -> Result<(), fcgi_server::Error> {
+    ///         response.write_all(b"ok")?;
+    ///         Ok(())
+    ///     }
+    ///
+    ///     fn is_monitoring(&self, request: &Request) -> bool {
+    ///         request.script_name() == Some("/healthz")
+    ///     }
+    /// }
+    /// # use std::io::Write;
+    /// # fn is_handler<H: Handler>(_: H) {}
+    /// # is_handler(App);
+    /// ```
+    fn is_monitoring(&self, request: &Request) -> bool {
+        let _ = request;
+        false
+    }
 }
 
 impl<F> Handler for F
@@ -175,6 +206,10 @@ impl<H: Handler + ?Sized> Handler for Arc<H> {
 
     fn streams_body(&self) -> bool {
         (**self).streams_body()
+    }
+
+    fn is_monitoring(&self, request: &Request) -> bool {
+        (**self).is_monitoring(request)
     }
 }
 
@@ -215,6 +250,10 @@ impl<H: Handler> Handler for Streaming<H> {
 
     fn streams_body(&self) -> bool {
         true
+    }
+
+    fn is_monitoring(&self, request: &Request) -> bool {
+        self.0.is_monitoring(request)
     }
 }
 

@@ -16,8 +16,14 @@
 //! one-connection messages with Linux's defaults, measured): past it a send would block, and is
 //! refused with `WouldBlock` for the caller to try again.
 
-use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, Shutdown, SocketFlags, SocketType,
+};
 
 use crate::sys;
 
@@ -56,14 +62,9 @@ impl Handoff {
 
     /// A connected pair of ends.
     pub fn pair() -> io::Result<(Handoff, Handoff)> {
-        let mut fds = [0; 2];
-        let kind = libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
-        // SAFETY: socketpair writes two descriptors into the array we own.
-        if unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: both descriptors were just made, and nothing else owns them.
-        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let flags = SocketFlags::CLOEXEC | SocketFlags::NONBLOCK;
+        let (a, b) =
+            rustix::net::socketpair(AddressFamily::UNIX, SocketType::SEQPACKET, flags, None)?;
         Ok((Handoff { socket: a }, Handoff { socket: b }))
     }
 
@@ -71,12 +72,11 @@ impl Handoff {
     /// open across `exec`). It is made non-blocking and close-on-exec; a descriptor that is
     /// not a `SOCK_SEQPACKET` socket is refused.
     pub fn from_fd(fd: OwnedFd) -> io::Result<Handoff> {
-        let raw = fd.as_raw_fd();
-        if sys::socket_option(raw, libc::SO_TYPE)? != libc::SOCK_SEQPACKET {
+        if rustix::net::sockopt::socket_type(&fd)? != SocketType::SEQPACKET {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a SOCK_SEQPACKET socket"));
         }
-        sys::set_nonblocking(raw)?;
-        sys::set_cloexec(raw)?;
+        sys::set_nonblocking(&fd)?;
+        sys::set_cloexec(&fd)?;
         Ok(Handoff { socket: fd })
     }
 
@@ -93,27 +93,18 @@ impl Handoff {
         if connections.is_empty() || connections.len() > Self::MAX_BATCH {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "1 to MAX_BATCH connections"));
         }
-        let bytes = std::mem::size_of_val(connections) as u32;
-        let mut byte = [TAG];
-        let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
-        // SAFETY: CMSG_SPACE only computes a size.
-        let mut control = vec![0u8; unsafe { libc::CMSG_SPACE(bytes) } as usize];
-        let message = message(&mut iov, &mut control);
-        // SAFETY: the control buffer has room for one header and the descriptors (CMSG_SPACE),
-        // so CMSG_FIRSTHDR is non-null and CMSG_DATA has room for each of them.
-        unsafe {
-            let header = libc::CMSG_FIRSTHDR(&message);
-            (*header).cmsg_level = libc::SOL_SOCKET;
-            (*header).cmsg_type = libc::SCM_RIGHTS;
-            (*header).cmsg_len = libc::CMSG_LEN(bytes) as _;
-            let data = libc::CMSG_DATA(header).cast::<RawFd>();
-            for (i, fd) in connections.iter().enumerate() {
-                std::ptr::write_unaligned(data.add(i), fd.as_raw_fd());
-            }
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        // The buffer holds MAX_FDS descriptors, and there are at most that many.
+        if !control.push(SendAncillaryMessage::ScmRights(connections)) {
+            return Err(io::Error::other("the descriptors do not fit in one message"));
         }
-        let flags = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
-        // SAFETY: the message describes buffers that live across the call.
-        sys::retry(|| unsafe { libc::sendmsg(self.socket.as_raw_fd(), &message, flags) }).map(drop)
+        let iov = [IoSlice::new(&[TAG])];
+        let flags = SendFlags::NOSIGNAL | SendFlags::DONTWAIT;
+        rustix::io::retry_on_intr(|| {
+            rustix::net::sendmsg(&self.socket, &iov, &mut control, flags)
+        })?;
+        Ok(())
     }
 
     /// Takes one message from the other end: the connections it carried (usually one), or
@@ -121,37 +112,24 @@ impl Handoff {
     /// nothing is there. The descriptors come close-on-exec.
     pub fn receive(&self) -> io::Result<Option<Vec<OwnedFd>>> {
         let mut byte = [0u8; 1];
-        let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
-        let fds_bytes = (MAX_FDS * std::mem::size_of::<RawFd>()) as u32;
-        // SAFETY: CMSG_SPACE only computes a size.
-        let mut control = vec![0u8; unsafe { libc::CMSG_SPACE(fds_bytes) } as usize];
-        let mut message = message(&mut iov, &mut control);
-        let flags = libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT;
-        // SAFETY: the message describes buffers that live across the call; recvmsg writes at
-        // most their lengths.
-        let n =
-            sys::retry(|| unsafe { libc::recvmsg(self.socket.as_raw_fd(), &mut message, flags) })?;
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let flags = RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT;
+        let received = rustix::io::retry_on_intr(|| {
+            rustix::net::recvmsg(
+                &self.socket,
+                &mut [IoSliceMut::new(&mut byte)],
+                &mut control,
+                flags,
+            )
+        })?;
         let mut fds = Vec::new();
-        // SAFETY: the kernel filled in the control buffer up to msg_controllen; the CMSG
-        // macros walk only the headers inside it, and each SCM_RIGHTS header's data holds
-        // (cmsg_len - CMSG_LEN(0)) / 4 descriptors, now ours.
-        unsafe {
-            let mut header = libc::CMSG_FIRSTHDR(&message);
-            while !header.is_null() {
-                if (*header).cmsg_level == libc::SOL_SOCKET
-                    && (*header).cmsg_type == libc::SCM_RIGHTS
-                {
-                    let data = libc::CMSG_DATA(header).cast::<RawFd>();
-                    let bytes = (*header).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                    for i in 0..bytes / std::mem::size_of::<RawFd>() {
-                        let fd = std::ptr::read_unaligned(data.add(i));
-                        fds.push(OwnedFd::from_raw_fd(fd));
-                    }
-                }
-                header = libc::CMSG_NXTHDR(&message, header);
+        for message in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(rights) = message {
+                fds.extend(rights);
             }
         }
-        if n == 0 && fds.is_empty() {
+        if received.bytes == 0 && fds.is_empty() {
             // Every message carries a byte: nothing at all is the end of the other side.
             return Ok(None);
         }
@@ -164,25 +142,8 @@ impl Handoff {
     /// (`EPIPE`), so that it places them elsewhere. What was sent before is still there to
     /// [`receive`](Handoff::receive); this end can still send.
     pub fn stop_receiving(&self) -> io::Result<()> {
-        // SAFETY: shutdown on a socket we own.
-        if unsafe { libc::shutdown(self.socket.as_raw_fd(), libc::SHUT_RD) } == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        Ok(rustix::net::shutdown(&self.socket, Shutdown::Read)?)
     }
-}
-
-/// A message of one byte (`iov`) and the control data in `control`, for sendmsg or recvmsg.
-fn message(iov: &mut libc::iovec, control: &mut [u8]) -> libc::msghdr {
-    // SAFETY: an all-zero msghdr is valid (no name, no buffers); the fields set below point at
-    // the caller's buffers, which outlive the call the message is for.
-    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
-    message.msg_iov = iov;
-    message.msg_iovlen = 1;
-    message.msg_control = control.as_mut_ptr().cast();
-    message.msg_controllen = control.len() as _;
-    message
 }
 
 impl AsRawFd for Handoff {
@@ -228,9 +189,7 @@ mod tests {
         let mut got = [0; 6];
         peer.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"before");
-        // SAFETY: F_GETFD reads a flag of a descriptor this test owns.
-        let flags = unsafe { libc::fcntl(theirs.as_raw_fd(), libc::F_GETFD) };
-        assert_ne!(flags & libc::FD_CLOEXEC, 0, "received close-on-exec");
+        assert!(sys::is_cloexec(theirs.as_raw_fd()).unwrap(), "received close-on-exec");
     }
 
     #[test]

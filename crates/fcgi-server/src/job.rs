@@ -1,5 +1,5 @@
-//! The pool's side of a request: begin it, route it (the status page, the ping) or hand it to
-//! its handler, which ends it (see [`Exchange`]).
+//! The pool's side of a request: begin it and hand it to its handler, which ends it (see
+//! [`Exchange`]); a monitoring probe ([`Handler::is_monitoring`]) runs beside a busy pool.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
@@ -9,22 +9,7 @@ use slog::Logger;
 
 use crate::exchange::Exchange;
 use crate::handler::Handler;
-use crate::status_page;
 use crate::{Request, Response};
-
-/// The status page or the ping, if `request` asks for one: one param lookup, and only when a
-/// path is configured.
-fn page_of(ctx: &crate::context::Context, request: &Request) -> Option<status_page::Page> {
-    if ctx.config.status_path.is_none() && ctx.config.ping_path.is_none() {
-        return None;
-    }
-    status_page::route(
-        request.role(),
-        request.script_name(),
-        ctx.config.status_path.as_deref(),
-        ctx.config.ping_path.as_deref(),
-    )
-}
 
 /// Clears its flag when dropped.
 struct Free<'a>(&'a std::sync::atomic::AtomicBool);
@@ -55,13 +40,13 @@ impl std::fmt::Debug for Job {
 }
 
 impl Job {
-    /// Runs a status or ping request on a thread of its own when every pool thread is busy,
-    /// so that monitoring sees a saturated server (an app whose threads all wait on its
-    /// program processes) at once instead of queueing behind it; one such thread at a time,
-    /// so that the wire cannot make more. Any other request, or a page while one is being
-    /// answered so, is given back, to be queued.
+    /// Runs a monitoring probe (the status page, the ping, an app's own health check) on a
+    /// thread of its own when every pool thread is busy, so that monitoring sees a saturated
+    /// server (an app whose threads all wait on its program processes) at once instead of
+    /// queueing behind it; one such thread at a time, so that the wire cannot make more. Any
+    /// other request, or a probe while one is being answered so, is given back, to be queued.
     pub(crate) fn run_aside(self) -> Option<Job> {
-        if page_of(&self.ctx, &self.request).is_none() {
+        if !self.handler.is_monitoring(&self.request) {
             return Some(self);
         }
         let ctx = Arc::clone(&self.ctx);
@@ -93,18 +78,6 @@ impl Job {
         // A request aborted while it waited in the queue is answered without running.
         if exchange.request().is_aborted() {
             exchange.finish(Ok(()));
-            return;
-        }
-        let ctx = Arc::clone(exchange.context());
-        if let Some(page) = page_of(&ctx, exchange.request()) {
-            let answered = catch_unwind(AssertUnwindSafe(|| {
-                let (request, response) = exchange.split();
-                status_page::answer(page, &ctx, request, response)
-            }));
-            match answered {
-                Ok(result) => exchange.finish(result),
-                Err(panic) => exchange.finish_panicked(panic),
-            }
             return;
         }
         let mark = exchange.thread_mark();

@@ -61,6 +61,8 @@
 //!
 //! Every limit and timeout is in [`Config`], with its reason.
 
+#![deny(unsafe_code)]
+
 mod access;
 mod budget;
 mod config;
@@ -88,6 +90,7 @@ mod slot;
 mod spool;
 mod status;
 mod status_page;
+#[allow(unsafe_code)]
 mod sys;
 mod wire;
 

@@ -61,7 +61,7 @@ pub struct ServeReport {
 impl Monitor {
     pub(crate) fn run(self) -> io::Result<ServeReport> {
         self.reactor.start(Arc::clone(&self.ctx))?;
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; STAND_IN_EVENTS];
+        let mut events = [crate::epoll::NO_EVENT; STAND_IN_EVENTS];
         // With a request timeout, often enough that a request is answered within a quarter of
         // it past the limit.
         let every =

@@ -37,7 +37,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::Thread;
@@ -48,7 +48,7 @@ use slog::{debug, error, o, warn};
 
 use crate::connection::{Close, Connection, Turn};
 use crate::context::Context;
-use crate::epoll::{event_of, Epoll, Event, EventFd, Interest};
+use crate::epoll::{event_of, Epoll, Event, EventFd, Interest, RawEvent, NO_EVENT};
 use crate::handoff::Handoff;
 use crate::job::Job;
 use crate::listener::{Listener, Stream};
@@ -165,7 +165,7 @@ impl Reactor {
     ) -> io::Result<Reactor> {
         let epoll = Epoll::new()?;
         let waker = EventFd::new()?;
-        epoll.add_waker(waker.raw_fd(), WAKE)?;
+        epoll.add_waker(&waker, WAKE)?;
         let handoff_token = FIRST_LISTENER + listeners.len() as u64;
         let first_connection = handoff_token + 1;
         Ok(Reactor {
@@ -197,11 +197,11 @@ impl Reactor {
         for (i, listener) in self.listeners().iter().enumerate() {
             if let Some(listener) = listener {
                 listener.set_nonblocking(true)?;
-                self.epoll.add(listener.raw_fd(), FIRST_LISTENER + i as u64, Interest::Read)?;
+                self.epoll.add(listener.fd(), FIRST_LISTENER + i as u64, Interest::Read)?;
             }
         }
         if let Some(handoff) = &self.handoff {
-            self.epoll.add(handoff.as_raw_fd(), self.handoff_token, Interest::Read)?;
+            self.epoll.add(handoff, self.handoff_token, Interest::Read)?;
         }
         Ok(())
     }
@@ -234,7 +234,7 @@ impl Reactor {
     /// Waits in the set for up to `events.len()` events. For the monitor.
     pub(crate) fn wait<'e>(
         &self,
-        events: &'e mut [libc::epoll_event],
+        events: &'e mut [RawEvent],
         timeout: Duration,
     ) -> io::Result<impl Iterator<Item = Event> + 'e> {
         let n = self.epoll.wait(events, Some(timeout))?;
@@ -329,11 +329,11 @@ impl Reactor {
                 (false, true) => Interest::ReadWrite,
                 (false, false) => Interest::Read,
             };
-            let fd = state.conn.wire().stream().raw_fd();
+            let stream = state.conn.wire().stream();
             let armed = if state.in_set {
-                self.epoll.rearm(fd, event.token, interest)
+                self.epoll.rearm(stream, event.token, interest)
             } else {
-                self.epoll.add(fd, event.token, interest)
+                self.epoll.add(stream, event.token, interest)
             };
             state.in_set |= armed.is_ok();
             result = armed.map(|()| turn).map_err(Close::Io);
@@ -433,13 +433,14 @@ impl Reactor {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let open = ctx.counters.connections.fetch_add(1, Ordering::AcqRel) + 1;
         let over_limit = open > ctx.config.max_conns;
-        let fd = stream.raw_fd();
         let log = ctx.log.new(o!("conn" => token));
         debug!(log, "connection accepted"; "peer" => peer, "over_limit" => over_limit);
         let wire = Arc::new(Wire::new(stream, ctx.config.write_timeout));
         let entry = Arc::new(Entry {
             state: Mutex::new(ConnState {
-                conn: Connection::new(wire, log, over_limit),
+                // A second handle on the wire, to register its socket below without the
+                // connection's lock: a reference count, no system call.
+                conn: Connection::new(Arc::clone(&wire), log, over_limit),
                 closed: false,
                 accepted: Some(Instant::now()),
                 in_set: armed,
@@ -451,7 +452,7 @@ impl Reactor {
         if !armed {
             return Some((token, entry));
         }
-        if let Err(e) = self.epoll.add(fd, token, Interest::Read) {
+        if let Err(e) = self.epoll.add(wire.stream(), token, Interest::Read) {
             let mut state = entry.lock();
             warn!(state.conn.log(), "cannot watch a connection"; "error" => %e);
             self.close(ctx, token, &mut state, InSet::No, "cannot watch");
@@ -490,7 +491,7 @@ impl Reactor {
                 Ok(None) => {
                     // The other end (the master) is gone: nothing comes in, nothing goes out.
                     self.handoff_open.store(false, Ordering::Release);
-                    let _ = self.epoll.delete(handoff.as_raw_fd());
+                    let _ = self.epoll.delete(handoff);
                     return;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -501,7 +502,7 @@ impl Reactor {
             }
         }
         if !self.draining.load(Ordering::Acquire) {
-            let _ = self.epoll.rearm(handoff.as_raw_fd(), self.handoff_token, Interest::Read);
+            let _ = self.epoll.rearm(handoff, self.handoff_token, Interest::Read);
         }
     }
 
@@ -523,7 +524,6 @@ impl Reactor {
         if wire.has_pending() {
             return Handed::Later;
         }
-        let fd = wire.stream().raw_fd();
         match handoff.send(wire.stream()) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Handed::Later,
@@ -536,7 +536,7 @@ impl Reactor {
         }
         // The open file lives on in the other process: the set would go on watching it
         // (a set entry goes only when the last descriptor of the file closes).
-        let _ = self.epoll.delete(fd);
+        let _ = self.epoll.delete(state.conn.wire().stream());
         state.closed = true;
         self.conns().remove(&token);
         debug!(state.conn.log(), "connection handed over");
@@ -578,7 +578,7 @@ impl Reactor {
 
     fn rearm_listener(&self, listener: &Listener, token: u64) {
         // Draining may have begun meanwhile: then the listener is out of the set, and this fails.
-        let _ = self.epoll.rearm(listener.raw_fd(), token, Interest::Read);
+        let _ = self.epoll.rearm(listener.fd(), token, Interest::Read);
     }
 
     /// Closes a connection for `close`, logged as it deserves.
@@ -627,7 +627,7 @@ impl Reactor {
         state.closed = true;
         let conn = &mut state.conn;
         if in_set == InSet::Maybe {
-            let _ = self.epoll.delete(conn.wire().stream().raw_fd());
+            let _ = self.epoll.delete(conn.wire().stream());
         }
         self.conns().remove(&token);
         debug!(conn.log(), "connection closed"; "why" => why);
@@ -697,11 +697,8 @@ impl Reactor {
             for (i, listener) in self.listeners().iter().enumerate() {
                 if let Some(listener) = listener {
                     // Re-arming reports the connections waiting in the queue.
-                    let _ = self.epoll.rearm(
-                        listener.raw_fd(),
-                        FIRST_LISTENER + i as u64,
-                        Interest::Read,
-                    );
+                    let _ =
+                        self.epoll.rearm(listener.fd(), FIRST_LISTENER + i as u64, Interest::Read);
                 }
             }
         }
@@ -747,14 +744,14 @@ impl Reactor {
         if let (Some(handoff), Some(ctx)) = (&self.handoff, self.ctx.get()) {
             // No more connections from the other end either: it places them elsewhere from
             // now on. Those already sent are taken in, to be handed back at the sweep.
-            let _ = self.epoll.delete(handoff.as_raw_fd());
+            let _ = self.epoll.delete(handoff);
             let _ = handoff.stop_receiving();
             self.receive_handed(ctx);
         }
         let mut listeners = self.listeners();
         for listener in listeners.iter_mut() {
             if let Some(listener) = listener.take() {
-                let _ = self.epoll.delete(listener.raw_fd());
+                let _ = self.epoll.delete(listener.fd());
                 // Dropping the last reference closes it and removes our Unix socket file.
             }
         }
@@ -773,7 +770,7 @@ impl Reactor {
 
 impl Source for Reactor {
     fn wait(&self, timeout: Option<Duration>) -> Wait {
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }];
+        let mut events = [NO_EVENT];
         match self.epoll.wait(&mut events, timeout) {
             Ok(1) => {
                 let event = event_of(&events[0]);
@@ -811,7 +808,7 @@ impl Source for Reactor {
     }
 
     fn thread_started(&self) {
-        crate::epoll::no_wakeup_preemption();
+        crate::sys::no_wakeup_preemption();
     }
 
     fn no_idle(&self) {

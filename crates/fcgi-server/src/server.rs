@@ -21,6 +21,7 @@ use crate::reactor::Reactor;
 use crate::shutdown::{ShutdownHandle, ShutdownState};
 use crate::spool::SpoolConfig;
 use crate::status::{PoolGauges, StatusHandle};
+use crate::status_page;
 use crate::{Error, Request, Response, Role};
 
 /// A FastCGI server, ready to serve.
@@ -449,6 +450,8 @@ impl Server {
         let budget = Budget::new(config.memory_budget);
         let (max_threads, queue) = (config.max_threads, config.queue);
         let slow_request = config.slow_request;
+        // The status page and the ping answer in front of the app: a layer chosen here, once.
+        let handlers = status_page::layer::with_pages(self.handlers, &config);
         let ctx = Arc::new(Context {
             spool: SpoolConfig {
                 memory: config.spool_memory,
@@ -460,7 +463,7 @@ impl Server {
             budget,
             retry_after: format!("Retry-After: {}\r\n", config.retry_after),
             config,
-            handlers: self.handlers,
+            handlers,
             pool,
             log: self.log.clone(),
             counters: Counters::default(),
@@ -591,7 +594,7 @@ impl Drop for SignalWatch {
 /// servers handle them now.
 struct SignalRegistry {
     /// The signals servers handle: TERM and INT, less those ignored at first.
-    handled: Vec<libc::c_int>,
+    handled: Vec<std::ffi::c_int>,
     /// Set while no server handles signals: those whose action was the default get it again
     /// (signal-hook keeps its handler installed once it has one).
     default_again: Arc<AtomicBool>,
@@ -602,7 +605,7 @@ static SIGNALS: Mutex<Option<SignalRegistry>> = Mutex::new(None);
 
 /// The signals a server handles; looked up, and the default actions kept for later, by the
 /// first server to handle any.
-fn handled_signals() -> io::Result<Vec<libc::c_int>> {
+fn handled_signals() -> io::Result<Vec<std::ffi::c_int>> {
     let mut registry = SIGNALS.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(registry) = &*registry {
         return Ok(registry.handled.clone());

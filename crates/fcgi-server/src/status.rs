@@ -316,8 +316,7 @@ pub(crate) fn note_child(pid: u32) {
 
 /// The calling thread's kernel id.
 fn gettid() -> u64 {
-    // SAFETY: gettid has no arguments and cannot fail.
-    u64::try_from(unsafe { libc::gettid() }).unwrap_or(0)
+    u64::try_from(rustix::thread::gettid().as_raw_nonzero().get()).unwrap_or(0)
 }
 
 /// Now, in seconds since the Unix epoch.

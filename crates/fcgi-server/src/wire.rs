@@ -25,6 +25,7 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use fcgi_codec::RecordType;
+use rustix::event::{PollFd, PollFlags, Timespec};
 
 use crate::listener::Stream;
 
@@ -325,19 +326,14 @@ impl Wire {
                     format!("the web server read nothing for {:?}", self.write_timeout),
                 ));
             }
-            let mut pollfd =
-                libc::pollfd { fd: self.stream.raw_fd(), events: libc::POLLOUT, revents: 0 };
-            let millis = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
-            // SAFETY: one pollfd that we own, for the duration of the call.
-            match unsafe { libc::poll(&mut pollfd, 1, millis) } {
-                n if n > 0 => return Ok(()),
-                0 => {}
-                _ => {
-                    let error = io::Error::last_os_error();
-                    if error.kind() != io::ErrorKind::Interrupted {
-                        return Err(error);
-                    }
-                }
+            let millis = i64::try_from(left.as_millis().max(1)).unwrap_or(i64::MAX);
+            let millis = millis.min(i64::from(i32::MAX));
+            let timeout = Timespec { tv_sec: millis / 1000, tv_nsec: millis % 1000 * 1_000_000 };
+            let mut fds = [PollFd::new(&self.stream, PollFlags::OUT)];
+            match rustix::event::poll(&mut fds, Some(&timeout)) {
+                Ok(n) if n > 0 => return Ok(()),
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
             }
         }
     }

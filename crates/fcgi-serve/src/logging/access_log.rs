@@ -668,7 +668,7 @@ mod tests {
             let mut failures = self.failures.lock().unwrap();
             if *failures > 0 {
                 *failures -= 1;
-                return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+                return Err(std::io::Error::from(rustix::io::Errno::NOSPC));
             }
             self.written.lock().unwrap().extend_from_slice(buf);
             Ok(buf.len())

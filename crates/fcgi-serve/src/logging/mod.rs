@@ -383,7 +383,7 @@ pub(crate) mod stalled {
                 .expect("mkfifo");
             let reader = std::fs::OpenOptions::new()
                 .read(true)
-                .custom_flags(libc::O_NONBLOCK)
+                .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
                 .open(&path)
                 .unwrap();
             Stalled { path, reader: Some(reader), read: Arc::default(), thread: None }
@@ -442,7 +442,7 @@ mod tests {
             let mut failures = self.failures.lock().unwrap();
             if *failures > 0 {
                 *failures -= 1;
-                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+                return Err(io::Error::from(rustix::io::Errno::NOSPC));
             }
             self.written.lock().unwrap().extend_from_slice(buf);
             Ok(buf.len())

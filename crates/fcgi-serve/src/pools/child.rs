@@ -86,9 +86,9 @@ impl PoolMaster {
     }
 
     /// Sends it `signal`.
-    pub(crate) fn signal(&self, signal: libc::c_int) {
+    pub(crate) fn signal(&self, signal: i32) {
         // The pid is our unreaped child's: it cannot name another process.
-        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
             fcgi_prefork::send_signal(pid, signal);
         }
     }

@@ -48,6 +48,9 @@ use crate::config_file::{self, ConfigError, PoolOptions};
 use crate::logging::{self, LogFormat, LogLevel, LogTarget};
 use crate::validate::{self, Validated};
 use crate::{setup, title, Failure};
+use signal_hook::consts::{
+    SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2,
+};
 
 pub(crate) use child::ENV_MASTER;
 use child::{PoolMaster, Said};
@@ -262,7 +265,7 @@ struct Retiring {
 /// Tells `master` of `pool` to drain and stop (TERM), and keeps it in `retiring` until it
 /// exits.
 fn retire(retiring: &mut Vec<Retiring>, pool: &str, master: PoolMaster) {
-    master.signal(libc::SIGTERM);
+    master.signal(SIGTERM);
     retiring.push(Retiring { pool: pool.to_owned(), master, since: Instant::now(), killed: false });
 }
 
@@ -307,7 +310,7 @@ impl Pools {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 // The signal thread is gone: stop as for TERM rather than run deaf.
                 Err(mpsc::RecvTimeoutError::Disconnected) if self.stopping.is_none() => {
-                    self.stop(libc::SIGTERM)
+                    self.stop(SIGTERM)
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(TICK),
             }
@@ -334,8 +337,8 @@ impl Pools {
         reload: &mut impl FnMut() -> Result<(Checked, Vec<PoolOptions>), Vec<String>>,
     ) {
         match signal {
-            libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => self.stop(signal),
-            libc::SIGHUP if self.stopping.is_none() => {
+            SIGTERM | SIGINT | SIGQUIT => self.stop(signal),
+            SIGHUP if self.stopping.is_none() => {
                 info!(self.log, "reloading: re-reading the config file");
                 self.say(State::Reloading, "reloading");
                 self.announced = false;
@@ -353,14 +356,14 @@ impl Pools {
                     }
                 }
             }
-            libc::SIGUSR1 => {
+            SIGUSR1 => {
                 if let Err(e) = self.target.reopen() {
                     error!(self.log, "cannot reopen the log file"; "error" => %e);
                 }
                 info!(self.log, "log files reopened; telling the pools");
-                self.each_master(|master| master.signal(libc::SIGUSR1));
+                self.each_master(|master| master.signal(SIGUSR1));
             }
-            libc::SIGUSR2 | libc::SIGTTIN | libc::SIGTTOU => {
+            SIGUSR2 | SIGTTIN | SIGTTOU => {
                 let pids: Vec<String> = self
                     .slots
                     .iter()
@@ -402,11 +405,11 @@ impl Pools {
     fn stop(&mut self, signal: i32) {
         let again = self.stopping.is_some();
         let (how, forward) = match signal {
-            libc::SIGQUIT => ("fast stop", libc::SIGQUIT),
-            _ if again => ("fast stop", libc::SIGTERM),
-            _ => ("graceful stop", libc::SIGTERM),
+            SIGQUIT => ("fast stop", SIGQUIT),
+            _ if again => ("fast stop", SIGTERM),
+            _ => ("graceful stop", SIGTERM),
         };
-        if forward == libc::SIGTERM && !again {
+        if forward == SIGTERM && !again {
             info!(self.log, "{how}"; "signal" => fcgi_prefork::signal_name(signal));
         } else {
             warn!(self.log, "{how}"; "signal" => fcgi_prefork::signal_name(signal));
@@ -434,7 +437,7 @@ impl Pools {
                     if let Some(master) = &mut slot.master {
                         // Serving again once it says so after the reload.
                         master.ready = false;
-                        master.signal(libc::SIGHUP);
+                        master.signal(SIGHUP);
                     }
                 }
                 Change::Replace { after_old } => {
@@ -497,7 +500,7 @@ impl Pools {
             if !old.killed && old.since.elapsed() >= late {
                 warn!(self.log, "a retiring pool master outlived its graceful timeout: killing it";
                     "pool" => old.pool.clone(), "master" => old.master.pid());
-                old.master.signal(libc::SIGKILL);
+                old.master.signal(SIGKILL);
                 old.killed = true;
             }
             true
@@ -583,7 +586,7 @@ impl Pools {
             return;
         }
         warn!(self.log, "pool masters still running past the graceful timeout: killing them");
-        self.each_master(|master| master.signal(libc::SIGKILL));
+        self.each_master(|master| master.signal(SIGKILL));
         // Killed once: the next ticks only reap.
         self.stopping = Some(Instant::now());
     }

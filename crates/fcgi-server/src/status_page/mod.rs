@@ -15,6 +15,7 @@
 //! object in JSON, `fcgi_rs_*` metrics, `fcgi-rs ...` lines in text.
 
 mod data;
+pub(crate) mod layer;
 mod markup;
 
 use std::fmt::Write as _;
@@ -363,22 +364,9 @@ pub(crate) fn listen_queue(tcp_fds: &[RawFd]) -> (u64, u64) {
     let mut now = 0;
     let mut len = 0;
     for &fd in tcp_fds {
-        // SAFETY: tcp_info is plain old data; getsockopt writes at most `size` bytes into it.
-        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-        let mut size = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-        // SAFETY: a descriptor the server owns for as long as it serves; pointers to our locals.
-        let ok = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::IPPROTO_TCP,
-                libc::TCP_INFO,
-                std::ptr::addr_of_mut!(info).cast(),
-                &mut size,
-            )
-        } == 0;
-        if ok {
-            now += u64::from(info.tcpi_unacked);
-            len += u64::from(info.tcpi_sacked);
+        if let Some((unacked, sacked)) = crate::sys::tcp_listen_queue(fd) {
+            now += u64::from(unacked);
+            len += u64::from(sacked);
         }
     }
     (now, len)
