@@ -66,7 +66,7 @@ clean:
 
 # ---------------------------------------------------------------------------------------------
 # Installing: `make install` (PREFIX, DESTDIR) and the Debian package, `make deb`. The README's
-# "Install" section says what goes where; tests/install.rs checks both.
+# "Install" section says what goes where; tests/integration/ops/install.rs checks both.
 
 # GNU's directory variables: each can be set on the command line on its own.
 PREFIX ?= /usr/local

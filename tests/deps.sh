@@ -6,47 +6,52 @@ set -euo pipefail
 
 # One package per line; later test suites add theirs here.
 packages=(
-    # tests/nginx.rs and `make run`: /usr/sbin/nginx, with the FastCGI module and upstream
-    # keepalive built in. On Debian 12 this is the smallest package that has them: nginx-light
-    # and the others only add modules to it.
+    # tests/integration/web/nginx.rs and `make run`: /usr/sbin/nginx, with the FastCGI module and
+    # upstream keepalive built in. On Debian 12 this is the smallest package that has them:
+    # nginx-light and the others only add modules to it.
     nginx
-    # tests/request.rs: `fcgi request` against a real PHP-FPM (/usr/sbin/php-fpm8.2 on Debian 12).
+    # tests/integration/ops/request.rs: `fcgi request` against a real PHP-FPM (/usr/sbin/php-fpm8.2
+    # on Debian 12).
     php-fpm
-    # tests/cgi.rs: git clone and push over HTTP through /usr/lib/git-core/git-http-backend, and
-    # Python CGI scripts (/usr/bin/python3).
+    # tests/integration/cgi/gateway.rs: git clone and push over HTTP through
+    # /usr/lib/git-core/git-http-backend, and Python CGI scripts (/usr/bin/python3).
     git
     python3
     # The CGI gateway's peer in `make bench` (fcgiwrap under spawn-fcgi), installed with the
     # tests' packages so that a machine set up by `make deps` can run the comparison.
     fcgiwrap
     spawn-fcgi
-    # tests/prefork.rs: load through nginx while workers are reloaded, upgraded and recycled.
+    # tests/integration/prefork/master.rs: load through nginx while workers are reloaded, upgraded
+    # and recycled.
     wrk
-    # tests/exec_faults.rs and tests/request_timeout.rs: curl's exit status tells a response
-    # cut short (18) from a whole one, as a client sees it through nginx.
+    # tests/integration/exec/faults.rs and tests/integration/ops/request_timeout.rs: curl's exit
+    # status tells a response cut short (18) from a whole one, as a client sees it through nginx.
     curl
-    # tests/caddy.rs: fcgi-rs behind a real Caddy (`reverse_proxy` with `transport fastcgi`).
+    # tests/integration/web/caddy.rs: fcgi-rs behind a real Caddy (`reverse_proxy` with `transport
+    # fastcgi`).
     caddy
-    # tests/status_page.rs: the status page's OpenMetrics text, read by the Prometheus client's
-    # own parser (prometheus_client.openmetrics.parser).
+    # tests/integration/logs/status_page.rs: the status page's OpenMetrics text, read by the
+    # Prometheus client's own parser (prometheus_client.openmetrics.parser).
     python3-prometheus-client
-    # tests/systemd.rs: systemd-socket-activate hands the shipped units' socket over as systemd
-    # does, and systemd-analyze verifies and scores them (no running systemd needed).
+    # tests/integration/ops/systemd.rs: systemd-socket-activate hands the shipped units' socket over
+    # as systemd does, and systemd-analyze verifies and scores them (no running systemd needed).
     systemd
-    # tests/install.rs: `man -l` renders the installed man pages and reports troff's warnings
-    # (without it the test checks only their title line).
+    # tests/integration/ops/install.rs: `man -l` renders the installed man pages and reports troff's
+    # warnings (without it the test checks only their title line).
     man-db
-    # tests/multihost.rs: `ip netns` and veth pairs, one network namespace per fcgi-rs host.
+    # tests/integration/web/multihost.rs: `ip netns` and veth pairs, one network namespace per
+    # fcgi-rs host.
     iproute2
-    # tests/authorizer.rs: lighttpd's FastCGI authorizer mode, a real Authorizer-role client.
+    # tests/integration/web/authorizer.rs: lighttpd's FastCGI authorizer mode, a real
+    # Authorizer-role client.
     lighttpd
-    # tests/authorizer_no_stdin.rs: Apache 2.4's mod_authnz_fcgi (/usr/sbin/apache2 and its
-    # modules), the Authorizer-role client that sends no FCGI_STDIN at all. Only started by
+    # tests/integration/web/authorizer_no_stdin.rs: Apache 2.4's mod_authnz_fcgi (/usr/sbin/apache2
+    # and its modules), the Authorizer-role client that sends no FCGI_STDIN at all. Only started by
     # the test, in its own directory; the package's own service is not used.
     apache2
-    # tests/exec_programs.rs and tests/exec_conformance.rs: real FastCGI programs under
-    # `fcgi serve --app exec`. php-cgi (/usr/bin/php-cgi, php8.2-cgi on Debian 12), run as the
-    # program itself;
+    # tests/integration/exec/programs.rs and tests/integration/exec/conformance.rs: real FastCGI
+    # programs under `fcgi serve --app exec`. php-cgi (/usr/bin/php-cgi, php8.2-cgi on Debian 12),
+    # run as the program itself;
     php-cgi
     # a C program on libfcgi, compiled by the test (fcgiapp.h and -lfcgi), and cgi-fcgi, the
     # library's own client;
@@ -78,8 +83,8 @@ else
 fi
 [ "$only_given" -eq 0 ] || exit 0
 
-# tests/exec_programs.rs: flup 1.0.3, a Python WSGI server on FastCGI, which Debian does not
-# package for Python 3. pip puts it in the build directory, where the test looks for it
+# tests/integration/exec/programs.rs: flup 1.0.3, a Python WSGI server on FastCGI, which Debian does
+# not package for Python 3. pip puts it in the build directory, where the test looks for it
 # (CARGO_TARGET_DIR, target/ by default): nothing outside the checkout changes.
 repo=$(cd "$(dirname "$0")/.." && pwd)
 python_dir="${CARGO_TARGET_DIR:-$repo/target}/test-python"

@@ -1,5 +1,6 @@
 //! `fcgi-builder-app`: a server as an application writes one with `Server::builder()` and
-//! nothing more (no logger, no signal handling of its own), for tests/builder_app.rs.
+//! nothing more (no logger, no signal handling of its own), for
+//! tests/integration/app/builder_app.rs.
 //!
 //! ```text
 //! fcgi-builder-app SOCKET [--access-log]

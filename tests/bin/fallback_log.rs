@@ -1,5 +1,6 @@
 //! `fcgi-fallback-log`: a server built with no logger of its own, so that fcgi-server logs
-//! through its fallback (warnings and errors on standard error), for tests/log_forging.rs.
+//! through its fallback (warnings and errors on standard error), for
+//! tests/integration/logs/log_forging.rs.
 //!
 //! ```text
 //! fcgi-fallback-log SOCKET

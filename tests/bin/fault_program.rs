@@ -2,7 +2,7 @@
 //! php-cgi or a libfcgi program is run), that fails in the way its arguments say. It accepts on
 //! fd 0 (FCGI_LISTENSOCK_FILENO), serves one connection at a time and one request at a time,
 //! keeps a connection only when FCGI_KEEP_CONN asks, reads PARAMS and STDIN whole, then answers.
-//! `tests/exec_faults.rs` runs it behind nginx and fcgi-rs.
+//! `tests/integration/exec/faults.rs` runs it behind nginx and fcgi-rs.
 //!
 //! ```text
 //! fcgi-fault-program [--mode MODE] [--after N] [--ms MS] [--unless-file PATH]

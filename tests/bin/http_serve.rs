@@ -1,6 +1,6 @@
 //! `fcgi-http-serve`: the app of [`fcgi_tests::axum_app`] through `fcgi_http::serve_with`, as
 //! an app author's `main` calls it, for the tests of what `serve` itself decides
-//! (tests/axum_serve.rs): the runtime it runs on, the socket it makes.
+//! (tests/integration/app/axum_serve.rs): the runtime it runs on, the socket it makes.
 //!
 //! ```text
 //! fcgi-http-serve --listen ADDR [--runtime none|multi|current] [--socket-mode OCTAL]

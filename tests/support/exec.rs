@@ -1,7 +1,7 @@
 //! `fcgi serve --app exec` running `fcgi-fault-program` (`tests/bin/fault_program.rs`), a
 //! FastCGI program that fails as its arguments say, behind a real nginx with kept connections
-//! (`nginx/fcgi-keepalive.conf`): what `tests/exec_faults.rs` and
-//! `tests/exec_start_faults.rs` start, and how they read the answers and the JSON log.
+//! (`nginx/fcgi-keepalive.conf`): what `tests/integration/exec/faults.rs` and
+//! `tests/integration/exec/start_faults.rs` start, and how they read the answers and the JSON log.
 
 use std::path::Path;
 use std::process::Command;

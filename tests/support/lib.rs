@@ -11,9 +11,11 @@
 //! - [`exec`]: `fcgi serve --app exec` running the fault program, with nginx in front.
 //! - [`http`]: the HTTP client, and the header parsing shared with [`raw`].
 //! - [`inproc`]: a server with a test's own handlers on a thread of the test.
+//! - [`load`]: heavy loads (attacks, wrk), one at a time in a test binary.
 //! - [`master`]: a prefork master under test, its workers and signals.
 //! - [`netns`]: network namespaces with a veth pair each, for tests with several hosts.
 //! - [`nginx`]: a real nginx started from the configurations in `nginx/`.
+//! - [`panics`]: filters on the panic hook that all tests of a binary share.
 //! - [`php`]: a real PHP-FPM of the test's own.
 //! - [`php_cgi`]: `fcgi serve --app exec -- php-cgi`, its program processes and its log.
 //! - [`process`]: child processes (the `fcgi` binary among them), and bounded waits.
@@ -28,10 +30,12 @@ pub mod data;
 pub mod exec;
 pub mod http;
 pub mod inproc;
+pub mod load;
 pub mod master;
 pub mod modules;
 pub mod netns;
 pub mod nginx;
+pub mod panics;
 pub mod php;
 pub mod php_cgi;
 pub mod process;

@@ -1,5 +1,5 @@
 //! The module graph of each crate, from its sources, and the cycles in it (for
-//! `tests/module_cycles.rs`).
+//! `tests/integration/module_cycles.rs`).
 //!
 //! The scan is textual, on the sources under `crates/*/src`. Each file is a module: `lib.rs` and
 //! `main.rs` are the crate root, `foo.rs` and `foo/mod.rs` are `foo`, `foo/bar.rs` is

@@ -1,7 +1,7 @@
 //! `fcgi serve --app exec -- php-cgi` under test, for the operator's side of `--app exec`
-//! (tests/exec_ops.rs, tests/exec_scale.rs): a PHP script that says which program process
-//! answered and what body it got, the fcgi-rs master and its serving worker, the program
-//! processes as the status page and /proc show them, and the JSON log's events.
+//! (tests/integration/exec/ops.rs, tests/integration/exec/scale.rs): a PHP script that says which
+//! program process answered and what body it got, the fcgi-rs master and its serving worker, the
+//! program processes as the status page and /proc show them, and the JSON log's events.
 //!
 //! The process tree is `fcgi master` → `fcgi worker` (which owns the public socket) → one
 //! `php-cgi` per program process, each listening on a socket of its own.

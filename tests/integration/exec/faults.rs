@@ -1,12 +1,13 @@
 //! `fcgi serve --app exec` running a FastCGI program that fails, behind a real nginx with kept
 //! connections (`nginx/fcgi-keepalive.conf`): each fault of `fcgi-fault-program`
-//! (`tests/bin/fault_program.rs`) and what the web server's client must see. A program that
-//! dies before its answer: 502, and a new process serves the next requests. One that dies in
-//! the middle: the response is cut short (curl's exit 18), never complete-looking. One that
-//! exits by itself after N requests (php-cgi's PHP_FCGI_MAX_REQUESTS): no request fails. One
-//! that hangs: 504 at `--request-timeout`, and it is replaced. One that writes what is not
-//! FastCGI: 502, and it is replaced. One that closes kept connections: no request fails, and
-//! it gets a connection per request. One that closes its connection on an abort runs on. One that cannot start: `tests/exec_start_faults.rs`.
+//! (`tests/bin/fault_program.rs`) and what the web server's client must see. A program that dies
+//! before its answer: 502, and a new process serves the next requests. One that dies in the middle:
+//! the response is cut short (curl's exit 18), never complete-looking. One that exits by itself
+//! after N requests (php-cgi's PHP_FCGI_MAX_REQUESTS): no request fails. One that hangs: 504 at
+//! `--request-timeout`, and it is replaced. One that writes what is not FastCGI: 502, and it is
+//! replaced. One that closes kept connections: no request fails, and it gets a connection per
+//! request. One that closes its connection on an abort runs on. One that cannot start:
+//! `tests/integration/exec/start_faults.rs`.
 //!
 //! The log is read as JSON (`--log-format json`), by its `event` and other fields.
 
@@ -52,7 +53,7 @@ fn requests_of_death_in_a_row_leave_ordinary_requests_served() {
     let dir = scratch();
     // A request that kills whichever process takes it, three times in a row: each is a 502,
     // and an ordinary request right after is served, not refused for a back-off (as
-    // tests/backoff.rs holds the prefork master to).
+    // tests/integration/prefork/backoff.rs holds the prefork master to).
     let stack = Stack::start(dir.path(), &["--workers", "1"], &["--mode", "ok"]);
     let first = stack.ok("/");
     for round in 0..3 {

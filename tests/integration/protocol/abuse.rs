@@ -5,7 +5,7 @@
 //! to their baseline once the attacker is gone.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -87,9 +87,9 @@ fn under_attack<T: Send + 'static>(
     server: &mut FcgiServe,
     attack: impl FnOnce(Addr, Arc<AtomicBool>) -> T + Send + 'static,
 ) {
-    // One attack at a time: on two cores, attacks side by side would measure each other.
-    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    // One attack at a time, and no other heavy load of the binary beside it: on two cores,
+    // loads side by side would measure each other.
+    let _turn = fcgi_tests::load::exclusive();
     // Warm up: the pool's spare threads exist, the first allocations are made.
     let mut warm = Client::connect(server.addr());
     for _ in 0..WARM_UP_REQUESTS {

@@ -17,7 +17,6 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitStatus;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use fcgi_tests::addr::{Addr, Transport};
@@ -43,10 +42,6 @@ const LOAD_AT_LEAST: usize = 100;
 const GRACEFUL_TIMEOUT_S: u64 = 10;
 /// The port every host listens on, each on its own address.
 const PORT: u16 = 9000;
-
-/// One load at a time: two wrk runs, two nginx and four hosts on a 2-core machine would starve
-/// each other, and the timings above would stop meaning anything.
-static ONE_LOAD: Mutex<()> = Mutex::new(());
 
 /// A host: `fcgi serve` inside its namespace. The fields drop in order: the process is stopped
 /// before its namespace goes.
@@ -224,7 +219,9 @@ fn nginx_lines_are_parsed() {
 
 #[test]
 fn a_host_stopped_gracefully_under_load_loses_no_request() {
-    let _one = ONE_LOAD.lock().unwrap_or_else(|p| p.into_inner());
+    // One load at a time (`fcgi_tests::load`): two wrk runs, two nginx and four hosts on a
+    // 2-core machine would starve each other, and the timings above would stop meaning anything.
+    let _one = fcgi_tests::load::exclusive();
     let Some(mut cluster) = Cluster::start("a_host_stopped_gracefully_under_load_loses_no_request")
     else {
         return;
@@ -275,7 +272,9 @@ fn a_host_stopped_gracefully_under_load_loses_no_request() {
 
 #[test]
 fn a_host_killed_under_load_loses_at_most_its_requests_in_flight() {
-    let _one = ONE_LOAD.lock().unwrap_or_else(|p| p.into_inner());
+    // One load at a time (`fcgi_tests::load`): two wrk runs, two nginx and four hosts on a
+    // 2-core machine would starve each other, and the timings above would stop meaning anything.
+    let _one = fcgi_tests::load::exclusive();
     let test = "a_host_killed_under_load_loses_at_most_its_requests_in_flight";
     let Some(mut cluster) = Cluster::start(test) else { return };
     cluster.warm_up();

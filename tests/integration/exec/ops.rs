@@ -5,7 +5,7 @@
 //!
 //! The program processes are read from the status page (`?full&json`) and from /proc; what
 //! fcgi-rs did, from its `--log-format json` fields. The scale of the processes is
-//! tests/exec_scale.rs.
+//! tests/integration/exec/scale.rs.
 
 use std::fs;
 use std::path::Path;

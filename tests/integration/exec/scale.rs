@@ -3,8 +3,8 @@
 //! PHP-FPM counters (listen queue, max children reached), and that neither nginx's idle kept
 //! connections nor a slow upload pins a program process.
 //!
-//! Counts come from the status page (`?json`, `?full&json`) and /proc, polled while the
-//! requests run. Reloads, signals and the rest of the operator's side are tests/exec_ops.rs.
+//! Counts come from the status page (`?json`, `?full&json`) and /proc, polled while the requests
+//! run. Reloads, signals and the rest of the operator's side are tests/integration/exec/ops.rs.
 
 use std::collections::HashMap;
 use std::fs;

@@ -1,14 +1,15 @@
 //! The FastCGI conformance of a libfcgi program behind `fcgi serve --app exec`: the raw-record
-//! checks of tests/protocol.rs (kept connections, multiplexing, GET_VALUES, ABORT_REQUEST,
-//! unknown record types and roles, inactive request ids, padding, a bad version), pointed at an
-//! address instead of a server of the test's own, and run against fcgi-rs in front of the C
-//! program of `tests/programs/app.c`. A libfcgi program fails parts of them on its own; behind
-//! fcgi-rs, every check passes.
+//! checks of tests/integration/protocol/records.rs (kept connections, multiplexing, GET_VALUES,
+//! ABORT_REQUEST, unknown record types and roles, inactive request ids, padding, a bad version),
+//! pointed at an address instead of a server of the test's own, and run against fcgi-rs in front of
+//! the C program of `tests/programs/app.c`. A libfcgi program fails parts of them on its own;
+//! behind fcgi-rs, every check passes.
 //!
 //! The second test runs the same checks against that program alone under `spawn-fcgi` and only
 //! prints which pass: it is the contrast, and it shows that the checks can fail. Measured on
-//! Debian 12 (libfcgi 2.4.2, `cargo test -p fcgi-tests --test exec_conformance -- --nocapture`),
-//! the program alone fails 6 of the 14:
+//! Debian 12 (libfcgi 2.4.2,
+//! `cargo test -p fcgi-tests --test integration exec::conformance -- --nocapture`), the program
+//! alone fails 6 of the 14:
 //! - padding after BEGIN_REQUEST is not skipped: the request loses its params;
 //! - it says FCGI_MPXS_CONNS 0 and answers a second request id with CANT_MPX_CONN (the spec
 //!   allows a server that does not multiplex; fcgi-rs multiplexes, so behind it the check
@@ -365,12 +366,9 @@ const CHECK_THREAD: &str = "check: ";
 fn quiet_check_panics() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let report = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !std::thread::current().name().is_some_and(|n| n.starts_with(CHECK_THREAD)) {
-                report(info);
-            }
-        }));
+        fcgi_tests::panics::quiet(|_| {
+            std::thread::current().name().is_some_and(|n| n.starts_with(CHECK_THREAD))
+        });
     });
 }
 

@@ -1,7 +1,7 @@
 //! The bounds a peer meets, one at a time, against a server in the test process: requests per
-//! connection, the memory budget, per-request input deadlines, the queue timeout, GET_VALUES of
-//! any size, and failures that must not pass for success. Each test would fail on a server
-//! without the bound; tests/abuse.rs runs the same attacks at scale against `fcgi serve`.
+//! connection, the memory budget, per-request input deadlines, the queue timeout, GET_VALUES of any
+//! size, and failures that must not pass for success. Each test would fail on a server without the
+//! bound; tests/integration/protocol/abuse.rs runs the same attacks at scale against `fcgi serve`.
 
 use std::io::{Read, Write};
 use std::path::Path;

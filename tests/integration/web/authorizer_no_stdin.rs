@@ -6,7 +6,7 @@
 //! Raw records first, exactly as Apache writes them; then a real Apache 2.4 (Debian's
 //! `apache2`) with `mod_authnz_fcgi` in front of the `authorizer` example, in a temporary
 //! directory on a loopback port. lighttpd's authorizer mode, which does send an empty STDIN,
-//! is in `tests/authorizer.rs`.
+//! is in `tests/integration/web/authorizer.rs`.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

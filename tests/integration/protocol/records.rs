@@ -1,9 +1,10 @@
 //! Protocol tests over real sockets with a raw-record client.
 //!
-//! Each test starts its own server in this process (`support/inproc.rs`), except the one that
-//! counts the threads and memory of idle connections, which starts the real `fcgi` binary. The
-//! client is `support/raw.rs`: it writes exactly the records a test builds and reads records
-//! back with a timeout, so a server that never answers fails a test instead of hanging it.
+//! Each test starts its own server in this process (`support/inproc.rs`); the one that counts
+//! the threads and memory of idle connections in the real `fcgi` binary is a binary of its own,
+//! tests/idle_connections.rs. The client is `support/raw.rs`: it writes exactly the records a
+//! test builds and reads records back with a timeout, so a server that never answers fails a
+//! test instead of hanging it.
 //! Waits are bounded: channels with timeouts, [`wait_until`], read timeouts. Time is only
 //! waited out where it is the subject: a request sent in 20 pieces 200 ms apart, a 1 s request
 //! during a graceful stop, and the second a draining server takes to sweep its connections.
@@ -19,9 +20,9 @@ use fcgi_server::{streaming, Config, ParamsLimits, Request, Response};
 use fcgi_tests::addr::Transport;
 use fcgi_tests::data::{fnv1a, fnv1a_continue, pattern, FNV1A_OFFSET};
 use fcgi_tests::inproc::{self, TestServer};
-use fcgi_tests::process::{wait_until, FcgiServe};
+use fcgi_tests::process::wait_until;
 use fcgi_tests::raw::{frames, Client, Frame, FrameKind};
-use fcgi_tests::settings::{scaled, skip};
+use fcgi_tests::settings::scaled;
 
 type HandlerResult = Result<(), fcgi_server::Error>;
 
@@ -61,17 +62,14 @@ const DELIBERATE: &str = "a deliberate panic";
 fn quiet_deliberate_panics() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let report = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
+        fcgi_tests::panics::quiet(|info| {
             let payload = info.payload();
             let message = payload
                 .downcast_ref::<&str>()
                 .copied()
                 .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-            if !message.is_some_and(|m| m.starts_with(DELIBERATE)) {
-                report(info);
-            }
-        }));
+            message.is_some_and(|m| m.starts_with(DELIBERATE))
+        });
     });
 }
 
@@ -730,77 +728,6 @@ fn answers_queued_behind_a_blocked_writer_arrive_whole_and_stall_nobody() {
     let expected = vec![(b"FCGI_MPXS_CONNS".to_vec(), b"1".to_vec())];
     assert_eq!(frame.kind, FrameKind::GetValuesResult(expected));
     assert_eq!(stuck.read_reply(2).end.protocol_status, ProtocolStatus::UnknownRole);
-}
-
-/// Raises the soft limit on open files to `needed`, if the hard limit allows.
-fn raise_nofile(needed: u64) -> Result<(), String> {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes one rlimit into memory we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(format!("getrlimit: {}", io::Error::last_os_error()));
-    }
-    if limit.rlim_cur >= needed {
-        return Ok(());
-    }
-    if limit.rlim_max < needed {
-        return Err(format!("the hard limit on open files is {}, {needed} needed", limit.rlim_max));
-    }
-    limit.rlim_cur = needed;
-    // SAFETY: setrlimit reads one rlimit from memory we own.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
-        return Err(format!("setrlimit: {}", io::Error::last_os_error()));
-    }
-    Ok(())
-}
-
-#[test]
-fn idle_connections_hold_no_threads_in_the_real_binary() {
-    const IDLE: usize = 1000;
-    const MAX_THREADS: u64 = 8;
-    // Our 1,000 ends, the server's 1,000 (it inherits the limit), and room for other tests.
-    if let Err(why) = raise_nofile(IDLE as u64 + 1024) {
-        return skip(&format!("idle_connections_hold_no_threads_in_the_real_binary: {why}"));
-    }
-    let dir = tempfile::tempdir().unwrap();
-    // --max-spare: its default (16) may not exceed --max-threads.
-    let extra = ["--max-threads", "8", "--max-spare", "4"];
-    let mut fcgi = FcgiServe::start(dir.path(), "fcgi", "hello", Transport::Unix, &extra);
-    let addr = fcgi.addr().clone();
-    let server = fcgi.process();
-    let mut active = Client::connect(&addr);
-    let hello = |client: &mut Client| {
-        let reply = client.simple_request(&[], b"");
-        reply.assert_complete(200);
-        assert_eq!(reply.body, b"Hello, world!");
-    };
-    hello(&mut active);
-    let (threads_before, rss_before, fds_before) =
-        (server.threads(), server.rss_kib(), server.open_fds());
-
-    let mut idle: Vec<Client> = (0..IDLE).map(|_| Client::connect(&addr)).collect();
-    assert!(
-        wait_until(Duration::from_secs(10), || server.open_fds() >= fds_before + IDLE),
-        "the server accepted only {} of {IDLE} connections",
-        server.open_fds().saturating_sub(fds_before)
-    );
-    let started = Instant::now();
-    for _ in 0..100 {
-        hello(&mut active);
-    }
-    let elapsed = started.elapsed();
-    let (threads, rss) = (server.threads(), server.rss_kib());
-    eprintln!(
-        "{IDLE} idle connections: server threads {threads_before} -> {threads}, \
-         VmRSS {rss_before} -> {rss} KiB ({} bytes per connection); \
-         100 requests meanwhile in {elapsed:?}",
-        (rss.saturating_sub(rss_before) * 1024) / IDLE as u64
-    );
-    assert!(threads > 0, "no thread count read from /proc");
-    assert!(threads <= MAX_THREADS + 4, "{threads} threads for {IDLE} idle connections");
-    // The idle connections were kept, not dropped: the first and the last still serve.
-    hello(&mut idle[0]);
-    hello(&mut idle[IDLE - 1]);
-    assert!(server.is_running(), "fcgi serve exited:\n{}", fcgi.log());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -171,7 +171,7 @@ fn a_hung_request_is_answered_at_the_request_timeout_and_its_worker_retires() {
     }
     let ((code, body), answered_after) = hung.join().expect("the hung request");
     // Answered by the server at the request timeout, not after the grace as well
-    // (tests/request_timeout.rs has it through nginx).
+    // (tests/integration/ops/request_timeout.rs has it through nginx).
     assert_eq!(code, Some(0), "{body}");
     assert!(body.contains("504 Gateway Timeout"), "{body}");
     assert!(answered_after >= Duration::from_millis(900), "{answered_after:?}");
