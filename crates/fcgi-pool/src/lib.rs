@@ -155,6 +155,8 @@
 //! worker's state machine, the invariants and why they hold are in `DESIGN.md` beside this
 //! crate's `Cargo.toml`.
 
+#![forbid(unsafe_code)]
+
 mod builder;
 mod error;
 mod pool;
