@@ -365,6 +365,30 @@ impl Client {
         frame
     }
 
+    /// Sends management records (request id 0) of types no server knows, and of known types
+    /// that make no sense on id 0, and checks that each one is answered FCGI_UNKNOWN_TYPE
+    /// naming its type. The connection goes on: the caller checks that it still serves.
+    #[track_caller]
+    pub fn check_unknown_management_types(&mut self) {
+        let cases: [(u8, &[u8], RecordType); 5] = [
+            (42, b"whatever", RecordType::Unknown(42)),
+            (255, &[0; 300], RecordType::Unknown(255)),
+            (0, b"", RecordType::Unknown(0)),
+            // Known types that make no sense as management records.
+            (6, b"stdout on id 0", RecordType::Stdout),
+            (5, b"", RecordType::Stdin),
+        ];
+        for (type_byte, content, named) in cases {
+            self.send_ok(&frames::record(type_byte, 0, content));
+            let frame = self.expect_frame();
+            assert_eq!(
+                frame,
+                Frame { request_id: 0, kind: FrameKind::UnknownType(named) },
+                "type {type_byte}"
+            );
+        }
+    }
+
     /// The next record, which must come; panics on the end of the stream or a timeout.
     #[track_caller]
     pub fn expect_frame(&mut self) -> Frame {

@@ -257,23 +257,7 @@ fn multiplexing(peer: &Peer) {
 
 fn unknown_types(peer: &Peer) {
     let mut client = peer.connect();
-    let cases: [(u8, &[u8], RecordType); 5] = [
-        (42, b"whatever", RecordType::Unknown(42)),
-        (255, &[0; 300], RecordType::Unknown(255)),
-        (0, b"", RecordType::Unknown(0)),
-        // Known types that make no sense as management records.
-        (6, b"stdout on id 0", RecordType::Stdout),
-        (5, b"", RecordType::Stdin),
-    ];
-    for (type_byte, content, named) in cases {
-        client.send_ok(&frames::record(type_byte, 0, content));
-        let frame = client.expect_frame();
-        assert_eq!(
-            frame,
-            Frame { request_id: 0, kind: FrameKind::UnknownType(named) },
-            "type {type_byte}"
-        );
-    }
+    client.check_unknown_management_types();
     assert_served(&mut client, "still served", b"");
 }
 
