@@ -16,8 +16,9 @@ use slog::{o, Drain, Level, Logger, OwnedKVList, Record, KV};
 use crate::escape;
 
 /// The tag of the per-request access records (written in `exchange.rs`), by which a logger
-/// tells them from the rest: the fallback shows them whatever the level, and `fcgi serve
-/// --access-log FILE` sends them to the file.
+/// tells them from the rest: the fallback shows them whatever the level. A server given an
+/// [`AccessLog`](crate::AccessLog) (as `fcgi serve --access-log FILE` is) hands the records
+/// to it, typed, instead of logging them.
 pub const ACCESS_TAG: &str = "access";
 
 /// The logger of a server given none: [`to_tracing`]'s with the `tracing` feature, else the
