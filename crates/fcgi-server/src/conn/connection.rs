@@ -352,8 +352,8 @@ impl Demux {
                 self.answer(id, begin, answer, ctx)
             }
             (Action::Open, Body::BeginRequest(begin)) => self.open(id, begin, ctx),
-            (Action::Params { .. }, Body::Params(chunk)) => self.params(id, chunk, ctx),
-            (Action::Body { data, .. }, Body::Stdin(chunk) | Body::Data(chunk)) => {
+            (Action::Params, Body::Params(chunk)) => self.params(id, chunk, ctx),
+            (Action::Body { data }, Body::Stdin(chunk) | Body::Data(chunk)) => {
                 self.input(id, data, chunk)
             }
             (Action::Abort { answered }, _) => self.abort_request(id, answered),
@@ -394,9 +394,9 @@ impl Demux {
                     conn_full,
                 }
             }
-            Body::Params(chunk) => Event::Params { last: chunk.is_empty() },
-            Body::Stdin(chunk) => Event::Body { data: false, last: chunk.is_empty() },
-            Body::Data(chunk) => Event::Body { data: true, last: chunk.is_empty() },
+            Body::Params(_) => Event::Params,
+            Body::Stdin(_) => Event::Body { data: false },
+            Body::Data(_) => Event::Body { data: true },
             Body::AbortRequest => Event::Abort,
             // Output streams and unknown types on a request id mean nothing to an application.
             _ => Event::Other,

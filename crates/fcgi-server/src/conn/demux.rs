@@ -73,17 +73,12 @@ pub(crate) enum Event {
         /// counted).
         conn_full: bool,
     },
-    /// FCGI_PARAMS; `last` when empty (the end of the stream).
-    Params {
-        /// The record is empty: the params are complete.
-        last: bool,
-    },
-    /// FCGI_STDIN (`data` false) or FCGI_DATA (`data` true); `last` when empty.
+    /// FCGI_PARAMS (an empty one ends the stream).
+    Params,
+    /// FCGI_STDIN (`data` false) or FCGI_DATA (`data` true); an empty one ends its stream.
     Body {
         /// The Filter role's second stream.
         data: bool,
-        /// The record is empty: the stream is complete.
-        last: bool,
     },
     /// FCGI_ABORT_REQUEST.
     Abort,
@@ -106,17 +101,12 @@ pub(crate) enum Action {
     /// A new request opens, in Params (the memory budget may still refuse it: [`Answer`]
     /// [`Refusal::Budget`]).
     Open,
-    /// The record's params go to the request; `last` ends them.
-    Params {
-        /// The params are complete.
-        last: bool,
-    },
-    /// The record's bytes go to the request's body stream; `last` ends it.
+    /// The record's params go to the request (an empty record ends them).
+    Params,
+    /// The record's bytes go to the request's body stream (an empty record ends it).
     Body {
         /// FCGI_DATA rather than FCGI_STDIN.
         data: bool,
-        /// The stream is complete.
-        last: bool,
     },
     /// The request is aborted; `answered` when no handler runs, so the connection answers it
     /// with END_REQUEST alone and forgets it.
@@ -198,10 +188,10 @@ pub(crate) fn route(phase: Phase, event: Event) -> Action {
             Action::Answer(Answer::Refused(Refusal::ConnRequests))
         }
         Event::Begin { .. } => Action::Open,
-        Event::Params { last } if phase == Phase::Params => Action::Params { last },
-        Event::Body { data, last } if phase.is_open() => Action::Body { data, last },
+        Event::Params if phase == Phase::Params => Action::Params,
+        Event::Body { data } if phase.is_open() => Action::Body { data },
         Event::Abort if phase.is_open() => Action::Abort { answered: phase != Phase::Running },
-        Event::Params { .. } | Event::Body { .. } | Event::Abort => Action::Ignore,
+        Event::Params | Event::Body { .. } | Event::Abort => Action::Ignore,
     }
 }
 
@@ -429,31 +419,24 @@ mod tests {
                     A::Answer(Answer::UnknownRole),
                 ],
             ),
+            (Event::Params, [A::Ignore, A::Params, A::Ignore, A::Ignore, A::Ignore]),
             (
-                Event::Params { last: false },
-                [A::Ignore, A::Params { last: false }, A::Ignore, A::Ignore, A::Ignore],
-            ),
-            (
-                Event::Params { last: true },
-                [A::Ignore, A::Params { last: true }, A::Ignore, A::Ignore, A::Ignore],
-            ),
-            (
-                Event::Body { data: false, last: false },
+                Event::Body { data: false },
                 [
                     A::Ignore,
-                    A::Body { data: false, last: false },
-                    A::Body { data: false, last: false },
-                    A::Body { data: false, last: false },
+                    A::Body { data: false },
+                    A::Body { data: false },
+                    A::Body { data: false },
                     A::Ignore,
                 ],
             ),
             (
-                Event::Body { data: true, last: true },
+                Event::Body { data: true },
                 [
                     A::Ignore,
-                    A::Body { data: true, last: true },
-                    A::Body { data: true, last: true },
-                    A::Body { data: true, last: true },
+                    A::Body { data: true },
+                    A::Body { data: true },
+                    A::Body { data: true },
                     A::Ignore,
                 ],
             ),
