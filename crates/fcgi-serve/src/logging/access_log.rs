@@ -180,6 +180,12 @@ pub(crate) fn param_field(name: &str) -> Option<Field> {
 }
 
 impl AccessFormat {
+    /// Whether a line shows the parent's pid (`%P`).
+    fn shows_parent_pid(&self) -> bool {
+        matches!(self, AccessFormat::Template(pieces)
+            if pieces.contains(&Piece::Field(Placeholder::ParentPid)))
+    }
+
     /// `combined`, `json`, or a template (anything with a `%`).
     pub(crate) fn parse(text: &str) -> Result<AccessFormat, String> {
         match text {
@@ -492,12 +498,25 @@ struct Lines {
     format: AccessFormat,
     /// The queue's logger: each record's message is a whole line.
     queue: Logger,
+    /// This process's id, read once: a `Lines` is made in the process that serves (a prefork
+    /// worker, after its fork), and a line is formatted on the request's thread, which should
+    /// not pay a system call for it.
+    pid: u32,
+}
+
+impl Lines {
+    fn new(format: AccessFormat, queue: Logger) -> Lines {
+        Lines { format, queue, pid: std::process::id() }
+    }
 }
 
 impl AccessLog for Lines {
     fn log(&self, record: &AccessRecord<'_>) {
-        let ppid = std::os::unix::process::parent_id();
-        let line = format_line(&self.format, record, SystemTime::now(), std::process::id(), ppid);
+        // The parent's id can change (a master that dies leaves its workers to another), so it
+        // is read for each line, and only by a format that shows it.
+        let ppid =
+            if self.format.shows_parent_pid() { std::os::unix::process::parent_id() } else { 0 };
+        let line = format_line(&self.format, record, SystemTime::now(), self.pid, ppid);
         info!(self.queue, "{}", line);
     }
 }
@@ -556,7 +575,7 @@ pub(crate) fn attach(
     let writer = Writer::new(target, log);
     let full = Arc::clone(&writer.queue_full);
     let (queue, guard) = Queue::start(writer, QUEUE, "fcgi-access", full);
-    let lines = Lines { format, queue: Logger::root(queue, o!()) };
+    let lines = Lines::new(format, Logger::root(queue, o!()));
     (Arc::new(lines), guard)
 }
 
@@ -648,6 +667,16 @@ mod tests {
     }
 
     #[test]
+    fn only_a_format_with_the_parents_pid_reads_it() {
+        let table =
+            [("%P", true), ("%p %P %s", true), ("%p", false), ("%%P", false), ("combined", false)];
+        for (format, shows) in table {
+            let format = AccessFormat::parse(format).expect(format);
+            assert_eq!(format.shows_parent_pid(), shows, "{format:?}");
+        }
+    }
+
+    #[test]
     fn bad_templates_are_refused() {
         for bad in
             ["%", "%x", "%{NOPE}e", "%e", "%{hours}d", "%{x", "%{%H}t", "%C", "%{y}R", "plain"]
@@ -723,10 +752,7 @@ mod tests {
         let writer = Writer::new(file.clone(), Logger::root(reports.clone(), o!()));
         let queue_full = Arc::clone(&writer.queue_full);
         // The writer on this thread, without a queue in between.
-        let lines = Lines {
-            format: AccessFormat::parse("%s %L").unwrap(),
-            queue: Logger::root(writer, o!()),
-        };
+        let lines = Lines::new(AccessFormat::parse("%s %L").unwrap(), Logger::root(writer, o!()));
         for id in ["a", "b", "c", "d"] {
             lines.log(&AccessRecord { status: 200, request_id: id, ..AccessRecord::default() });
         }

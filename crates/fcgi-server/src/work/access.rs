@@ -3,6 +3,7 @@
 //! [`ServerBuilder::access_log`](crate::ServerBuilder::access_log), or logged as a record tagged
 //! [`ACCESS_TAG`](crate::ACCESS_TAG) when none is given.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 /// How a request ended, for its access log line.
@@ -87,7 +88,7 @@ pub struct AccessRecord<'a> {
     /// QUERY_STRING, when not empty.
     pub query: Option<&'a str>,
     /// SCRIPT_FILENAME (bytes that are not UTF-8 replaced).
-    pub script: Option<String>,
+    pub script: Option<Cow<'a, str>>,
     /// SERVER_PROTOCOL.
     pub protocol: Option<&'a str>,
     /// HTTP_REFERER.

@@ -2,6 +2,7 @@
 //! the counters, the access line) done when it is finished, on whatever thread that is.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -283,7 +284,7 @@ fn access_line(
         remote: request.remote_addr(),
         user: request.param_str("REMOTE_USER"),
         query: request.query_string(),
-        script: request.script_filename().map(|s| String::from_utf8_lossy(s).into_owned()),
+        script: request.script_filename().map(String::from_utf8_lossy),
         protocol: request.param_str("SERVER_PROTOCOL"),
         referer: request.param_str("HTTP_REFERER"),
         user_agent: request.param_str("HTTP_USER_AGENT"),
@@ -325,10 +326,14 @@ static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The request's id: the web server's when it sends one (`fastcgi_param REQUEST_ID
 /// $request_id;`, or an `X-Request-Id` header), else `PID-N` from a counter of this process.
-fn request_id(request: &Request) -> String {
+fn request_id(request: &Request) -> Cow<'_, str> {
     match request.param_str("REQUEST_ID").or_else(|| request.param_str("HTTP_X_REQUEST_ID")) {
-        Some(id) if !id.is_empty() => id.to_owned(),
-        _ => format!("{}-{}", std::process::id(), NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed)),
+        Some(id) if !id.is_empty() => Cow::Borrowed(id),
+        _ => Cow::Owned(format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed)
+        )),
     }
 }
 
