@@ -593,6 +593,18 @@ pub mod frames {
         out
     }
 
+    /// Every kind of record a server must ignore for `id` when no request `id` is open: params,
+    /// a body, data, an abort, an output stream and an unknown type, none of them begun.
+    pub fn for_no_request(id: u16) -> Vec<u8> {
+        let mut out = params(id, &[("QUERY_STRING", "nobody asked")]);
+        out.extend(stdin(id, b"body for nobody"));
+        out.extend(data(id, b"data for nobody"));
+        out.extend(abort(id));
+        out.extend(record(RecordType::Stdout, id, b"stdout sent to the application"));
+        out.extend(record(42, id, b"an unknown type on a request id"));
+        out
+    }
+
     /// A whole request: BEGIN_REQUEST, the params stream, and the body as the STDIN stream.
     pub fn request(
         id: u16,

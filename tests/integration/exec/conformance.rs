@@ -319,14 +319,7 @@ fn abort_running(peer: &Peer) {
 
 fn inactive_ids(peer: &Peer) {
     let mut client = peer.connect();
-    let mut junk = Vec::new();
-    junk.extend(frames::params(77, &[("QUERY_STRING", "nobody asked")]));
-    junk.extend(frames::stdin(77, b"body for nobody"));
-    junk.extend(frames::data(77, b"data for nobody"));
-    junk.extend(frames::abort(77));
-    junk.extend(frames::record(RecordType::Stdout, 77, b"stdout sent to the application"));
-    junk.extend(frames::record(42, 77, b"an unknown type on a request id"));
-    client.send_ok(&junk);
+    client.send_ok(&frames::for_no_request(77));
     // Nothing was answered for any of it, and request 77, begun for real now, starts clean.
     client.barrier();
     client.send_ok(&request(77, true, "real", b"real"));

@@ -405,14 +405,7 @@ fn unknown_role_and_a_role_without_handler_get_unknown_role() {
 fn records_for_inactive_request_ids_are_ignored() {
     let server = echo_server();
     let mut client = server.connect();
-    let mut junk = Vec::new();
-    junk.extend(frames::params(77, &[("SAY", "nobody asked")]));
-    junk.extend(frames::stdin(77, b"body for nobody"));
-    junk.extend(frames::data(77, b"data for nobody"));
-    junk.extend(frames::abort(77));
-    junk.extend(frames::record(RecordType::Stdout, 77, b"stdout sent to the application"));
-    junk.extend(frames::record(42, 77, b"an unknown type on a request id"));
-    client.send_ok(&junk);
+    client.send_ok(&frames::for_no_request(77));
     // Nothing was answered for any of it...
     barrier(&mut client);
     // ...and request 77, begun for real now, starts clean.
