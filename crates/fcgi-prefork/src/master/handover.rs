@@ -80,7 +80,7 @@ impl Run {
                     "worker_pid" => pid, "exe" => %self.master.exe.display(), "fds" => list);
                 self.upgrade = Some(Upgrade { pid, ready: ReadyPipe(ready_read) });
                 self.new_masters.push(pid);
-                self.successor = successor;
+                self.relay.successor = successor;
             }
             Err(e) => {
                 error!(log, "upgrade failed: cannot start the new binary"; "exe" => %self.master.exe.display(), "error" => %e);
@@ -111,7 +111,7 @@ impl Run {
 
     pub(super) fn upgrade_failed(&mut self, why: &str) {
         if let Some(upgrade) = self.upgrade.take() {
-            self.successor = None;
+            self.relay.successor = None;
             self.restore_pid_file();
             error!(self.master.log, "upgrade failed; this master goes on serving";
                 "why" => why, "new_pid" => upgrade.pid);
