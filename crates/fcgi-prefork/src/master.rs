@@ -34,7 +34,7 @@ mod orphans;
 mod proc;
 mod relay;
 
-use handover::Upgrade;
+use handover::{Upgrade, Word};
 use proc::{Phase, Proc};
 use relay::Relay;
 
@@ -246,7 +246,7 @@ impl Run {
     }
 
     /// Workers of the current generation that serve.
-    pub(super) fn serving_now(&self) -> usize {
+    fn serving_now(&self) -> usize {
         self.procs
             .iter()
             .filter(|p| p.generation == self.generation && p.phase == Phase::Serving)
@@ -269,6 +269,77 @@ impl Run {
                 std::process::id()
             );
             self.notify(State::Ready, &status);
+        }
+    }
+
+    /// Starts the new binary of a USR2 upgrade, unless one is under way or done.
+    fn start_upgrade(&mut self) {
+        let master = &self.master;
+        if self.upgrade.is_some() || self.handed_over {
+            warn!(master.log, "an upgrade is already under way; USR2 ignored");
+            return;
+        }
+        let mask = self.signals.as_ref().map(SignalFd::child_mask);
+        let pid_file = master.pid_file.as_deref();
+        let started = Upgrade::start(
+            &master.exe,
+            &master.args,
+            &master.listeners,
+            pid_file,
+            mask,
+            &master.log,
+        );
+        if let Some((upgrade, successor)) = started {
+            self.new_masters.push(upgrade.pid);
+            self.upgrade = Some(upgrade);
+            self.relay.successor = successor;
+        }
+    }
+
+    /// Hands over once the new master of an upgrade serves: this one retires gracefully.
+    fn check_upgrade(&mut self) {
+        let Some(upgrade) = &mut self.upgrade else { return };
+        match upgrade.word() {
+            Word::Awaited => {}
+            Word::Serves => {
+                let pid = upgrade.pid;
+                self.upgrade = None;
+                self.handed_over = true;
+                info!(self.master.log, "upgrade: the new master serves; retiring this one gracefully"; "new_pid" => pid);
+                for listener in &mut self.master.listeners {
+                    listener.keep_socket_file();
+                }
+                self.stop(false);
+            }
+            Word::Failed(why) => self.upgrade_failed(&why),
+        }
+    }
+
+    /// Gives up the upgrade under way, if any: this master goes on serving.
+    fn upgrade_failed(&mut self, why: &str) {
+        if let Some(upgrade) = self.upgrade.take() {
+            self.relay.successor = None;
+            handover::restore_pid_file(self.master.pid_file.as_deref());
+            error!(self.master.log, "upgrade failed; this master goes on serving";
+                "why" => why, "new_pid" => upgrade.pid);
+        }
+    }
+
+    /// Tells the old master of an upgrade that this one serves, once the current generation
+    /// serves in full.
+    fn say_ready_if_serving(&mut self) {
+        if self.master.ready.is_none() || self.stopping.is_some() {
+            return;
+        }
+        if self.serving_now() >= self.wanted_minimum() {
+            if let Some(pipe) = self.master.ready.take() {
+                match upgrade::say_ready(pipe) {
+                    Ok(()) => info!(self.master.log, "upgrade: serving; the old master may retire"),
+                    Err(e) => {
+                        warn!(self.master.log, "cannot tell the old master we serve"; "error" => %e)
+                    }
+                }
+            }
         }
     }
 
