@@ -6,10 +6,9 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use fcgi_codec::{
-    BeginRequest, Body, Decoder, Encoder, EndRequest, Record, RecordType, Role, StreamKind,
-};
+use fcgi_codec::{BeginRequest, Decoder, Encoder, Role, StreamKind};
 
+use crate::link::{self, Link, Slot, Stream};
 use crate::{Address, Error, Reply, Request, Response, ResponseHead};
 
 /// How long connecting, each read and each write may block. `None` (or zero) waits forever.
@@ -63,57 +62,6 @@ fn nonzero(timeout: Option<Duration>) -> Option<Duration> {
     timeout.filter(|t| !t.is_zero())
 }
 
-/// A connected socket, TCP or Unix.
-#[derive(Debug)]
-enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// What has come for one request in flight.
-#[derive(Debug, Default)]
-pub(crate) struct Slot {
-    /// `FCGI_STDOUT` received and not yet read: bytes `read_pos..`.
-    pub(crate) stdout: Vec<u8>,
-    pub(crate) read_pos: usize,
-    /// The empty `FCGI_STDOUT` record came (PHP-FPM never sends it: END_REQUEST ends it too).
-    pub(crate) stdout_ended: bool,
-    pub(crate) stderr: Vec<u8>,
-    pub(crate) end: Option<EndRequest>,
-    pub(crate) keep_conn: bool,
-    /// The caller dropped its response unfinished: discard its output, forget it at its end.
-    pub(crate) abandoned: bool,
-}
-
-impl Slot {
-    /// Whether the body has no more bytes to come.
-    pub(crate) fn body_done(&self) -> bool {
-        self.stdout_ended || self.end.is_some()
-    }
-}
-
 /// Most bytes buffered before they are written: one full record and its header.
 const WRITE_BUFFER: usize = 64 * 1024;
 
@@ -154,16 +102,10 @@ const BODY_CHUNK: usize = 65_528;
 #[derive(Debug)]
 pub struct Connection {
     addr: Address,
-    stream: Stream,
     timeouts: Timeouts,
-    decoder: Decoder,
     encoder: Encoder,
-    pub(crate) slots: HashMap<u16, Slot>,
-    /// An `FCGI_GET_VALUES_RESULT` not yet handed out.
-    values: Option<Vec<(String, String)>>,
-    /// The server answered `FCGI_GET_VALUES` with `FCGI_UNKNOWN_TYPE`.
-    values_unknown: bool,
-    pub(crate) usable: bool,
+    /// The socket, and the records that came on it.
+    link: Link,
 }
 
 impl Connection {
@@ -214,14 +156,17 @@ impl Connection {
         set.map_err(connect_error)?;
         Ok(Connection {
             addr: addr.clone(),
-            stream,
             timeouts,
-            decoder: Decoder::new(),
             encoder: Encoder::new(),
-            slots: HashMap::new(),
-            values: None,
-            values_unknown: false,
-            usable: true,
+            link: Link {
+                stream,
+                read_timeout: read,
+                decoder: Decoder::new(),
+                slots: HashMap::new(),
+                values: None,
+                values_unknown: false,
+                usable: true,
+            },
         })
     }
 
@@ -250,7 +195,7 @@ impl Connection {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_usable(&self) -> bool {
-        self.usable
+        self.link.usable
     }
 
     /// Requests sent whose end has not been read yet (dropped, unfinished responses included).
@@ -266,7 +211,7 @@ impl Connection {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn in_flight(&self) -> usize {
-        self.slots.len()
+        self.link.slots.len()
     }
 
     /// Sends `request` and returns its response once its head has come; the body is then
@@ -309,19 +254,19 @@ impl Connection {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send(&mut self, request: Request<'_>) -> Result<u16, Error> {
-        if !self.usable {
+        if !self.link.usable {
             return Err(Error::Unusable);
         }
-        while self.slots.values().any(|slot| slot.abandoned) {
-            self.pump("finishing a response dropped unread")?;
+        while self.link.slots.values().any(|slot| slot.abandoned) {
+            self.link.pump("finishing a response dropped unread")?;
         }
-        let id = (1..=u16::MAX).find(|id| !self.slots.contains_key(id)).ok_or(Error::Busy)?;
-        self.slots.insert(id, Slot { keep_conn: request.keep_conn, ..Slot::default() });
+        let id = (1..=u16::MAX).find(|id| !self.link.slots.contains_key(id)).ok_or(Error::Busy)?;
+        self.link.slots.insert(id, Slot { keep_conn: request.keep_conn, ..Slot::default() });
         match self.write_request(id, request) {
             Ok(()) => Ok(id),
             Err(error) => {
-                self.slots.remove(&id);
-                self.usable = false;
+                self.link.slots.remove(&id);
+                self.link.usable = false;
                 Err(error)
             }
         }
@@ -349,12 +294,12 @@ impl Connection {
         // makes a response, which reports the failure after its body.
         let mut failed = None;
         loop {
-            let slot = self.slots.get_mut(&id).ok_or(Error::NotInFlight { request_id: id })?;
+            let slot = self.link.slots.get_mut(&id).ok_or(Error::NotInFlight { request_id: id })?;
             let pending = &slot.stdout[slot.read_pos..];
             match ResponseHead::parse(pending) {
                 Ok(Some((head, len))) => {
                     slot.read_pos += len;
-                    return Ok(Response::new(self, id, head, failed));
+                    return Ok(Response::new(&mut self.link, id, head, failed));
                 }
                 Ok(None) if slot.body_done() && !pending.is_empty() => {
                     let source = crate::HeadError::Incomplete { len: pending.len() };
@@ -365,13 +310,13 @@ impl Connection {
             }
             if let Some(end) = slot.end {
                 let stderr = std::mem::take(&mut slot.stderr);
-                self.forget(id);
+                self.link.forget(id);
                 return Err(Error::NoResponse { request_id: id, end, stderr });
             }
             if let Some(error) = failed {
                 return Err(error);
             }
-            failed = self.pump("reading the response").err();
+            failed = self.link.pump("reading the response").err();
         }
     }
 
@@ -435,50 +380,32 @@ impl Connection {
         I: IntoIterator<Item = N>,
         N: AsRef<[u8]>,
     {
-        if !self.usable {
+        if !self.link.usable {
             return Err(Error::Unusable);
         }
-        self.values = None;
-        self.values_unknown = false;
+        self.link.values = None;
+        self.link.values_unknown = false;
         let mut out = Vec::new();
         let written = self.encoder.get_values(&mut out, names);
         let written = written.map_err(|source| Error::Io { during: "encoding the names", source });
         let sent = written.and_then(|()| self.write_out(&out));
-        self.check(sent)?;
+        self.link.check(sent)?;
         loop {
-            if let Some(values) = self.values.take() {
+            if let Some(values) = self.link.values.take() {
                 return Ok(values);
             }
-            if self.values_unknown {
+            if self.link.values_unknown {
                 return Err(Error::GetValuesUnsupported);
             }
-            self.pump("waiting for FCGI_GET_VALUES_RESULT")?;
-        }
-    }
-
-    /// Forgets request `id`, whose end has come; a request that did not keep the connection
-    /// leaves it unusable.
-    pub(crate) fn forget(&mut self, id: u16) {
-        if let Some(slot) = self.slots.remove(&id) {
-            if !slot.keep_conn {
-                self.usable = false;
-            }
+            self.link.pump("waiting for FCGI_GET_VALUES_RESULT")?;
         }
     }
 
     fn head_error(&mut self, id: u16, source: crate::HeadError) -> Error {
         // The rest of the response cannot be made sense of; the connection goes with it.
-        self.slots.remove(&id);
-        self.usable = false;
+        self.link.slots.remove(&id);
+        self.link.usable = false;
         Error::Head { request_id: id, source }
-    }
-
-    /// Marks the connection unusable if `result` is an error.
-    fn check<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
-        if result.is_err() {
-            self.usable = false;
-        }
-        result
     }
 
     /// Writes begin, params, the body and (Filter) the data, aborting the request if reading
@@ -544,82 +471,11 @@ impl Connection {
 
     fn write_out(&mut self, bytes: &[u8]) -> Result<(), Error> {
         let during = "sending the request";
-        self.stream.write_all(bytes).map_err(|e| io_error(e, during, self.timeouts.write))
+        self.link
+            .stream
+            .write_all(bytes)
+            .map_err(|e| link::io_error(e, during, self.timeouts.write))
     }
-
-    /// Reads once from the socket and sorts every whole record that came into its slot.
-    pub(crate) fn pump(&mut self, during: &'static str) -> Result<(), Error> {
-        let result = self.pump_inner(during);
-        self.check(result)
-    }
-
-    fn pump_inner(&mut self, during: &'static str) -> Result<(), Error> {
-        let n = loop {
-            match self.decoder.read_from(&mut self.stream) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_error(e, during, self.timeouts.read)),
-            }
-        };
-        if n == 0 {
-            return Err(Error::Closed { during });
-        }
-        let Connection { decoder, slots, values, values_unknown, .. } = self;
-        while let Some(record) = decoder.decode().map_err(Error::Protocol)? {
-            dispatch(record, slots, values, values_unknown)?;
-        }
-        Ok(())
-    }
-}
-
-/// Files one record from the server.
-fn dispatch(
-    record: Record<'_>,
-    slots: &mut HashMap<u16, Slot>,
-    values: &mut Option<Vec<(String, String)>>,
-    values_unknown: &mut bool,
-) -> Result<(), Error> {
-    let id = record.request_id;
-    let unexpected = |record_type| Error::UnexpectedRecord { record_type, request_id: id };
-    match record.body {
-        Body::Stdout(bytes) | Body::Stderr(bytes) if id != 0 => {
-            let is_stdout = matches!(record.body, Body::Stdout(_));
-            // Records for ids not in flight are ignored, as the spec has servers do.
-            let Some(slot) = slots.get_mut(&id) else { return Ok(()) };
-            match (is_stdout, bytes.is_empty()) {
-                (true, true) => slot.stdout_ended = true,
-                (true, false) if !slot.abandoned => {
-                    if slot.read_pos == slot.stdout.len() {
-                        slot.stdout.clear();
-                        slot.read_pos = 0;
-                    }
-                    slot.stdout.extend_from_slice(bytes);
-                }
-                (false, false) if !slot.abandoned => slot.stderr.extend_from_slice(bytes),
-                _ => {}
-            }
-        }
-        Body::EndRequest(end) if id != 0 => {
-            if let Some(slot) = slots.get_mut(&id) {
-                slot.end = Some(end);
-                if slot.abandoned {
-                    slots.remove(&id);
-                }
-            }
-        }
-        Body::GetValuesResult(pairs) if id == 0 => {
-            let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-            *values = Some(pairs.map(|(name, value)| (text(name), text(value))).collect());
-        }
-        Body::UnknownType(unknown) if id == 0 => {
-            if unknown.record_type != RecordType::GetValues {
-                return Err(unexpected(RecordType::UnknownType));
-            }
-            *values_unknown = true;
-        }
-        other => return Err(unexpected(other.record_type())),
-    }
-    Ok(())
 }
 
 fn connect_tcp(hostport: &str, timeout: Option<Duration>) -> io::Result<TcpStream> {
@@ -637,18 +493,4 @@ fn connect_tcp(hostport: &str, timeout: Option<Duration>) -> io::Result<TcpStrea
     Err(last.unwrap_or_else(|| {
         io::Error::new(io::ErrorKind::NotFound, format!("{hostport} resolves to no address"))
     }))
-}
-
-/// An I/O error as the client reports it: a timeout, the peer gone, or the error itself.
-fn io_error(error: io::Error, during: &'static str, timeout: Option<Duration>) -> Error {
-    match error.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-            Error::Timeout { during, after: timeout.unwrap_or_default() }
-        }
-        io::ErrorKind::BrokenPipe
-        | io::ErrorKind::ConnectionReset
-        | io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::UnexpectedEof => Error::Closed { during },
-        _ => Error::Io { during, source: error },
-    }
 }

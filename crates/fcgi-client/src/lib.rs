@@ -73,6 +73,7 @@
 mod connection;
 mod error;
 mod head;
+mod link;
 mod request;
 mod response;
 

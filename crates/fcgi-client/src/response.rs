@@ -4,7 +4,8 @@ use std::io::{self, Read};
 
 use fcgi_codec::{DecodeError, EndRequest, ProtocolStatus};
 
-use crate::{Connection, Ending, Error, ResponseHead};
+use crate::link::Link;
+use crate::{Ending, Error, ResponseHead};
 
 /// A response being received: its head has come, its body is read from it (it implements
 /// [`Read`]) as records arrive, and [`finish`](Response::finish) reads to the end of the
@@ -27,7 +28,7 @@ use crate::{Connection, Ending, Error, ResponseHead};
 /// ```
 #[derive(Debug)]
 pub struct Response<'c> {
-    conn: &'c mut Connection,
+    link: &'c mut Link,
     id: u16,
     head: ResponseHead,
     /// `finish` or `into_reply` has taken the end.
@@ -71,8 +72,8 @@ impl Finished {
     }
 }
 
-/// A whole response in memory: from [`Connection::receive`], [`Connection::multiplex`] or
-/// [`Response::into_reply`].
+/// A whole response in memory: from [`Connection::receive`](crate::Connection::receive),
+/// [`Connection::multiplex`](crate::Connection::multiplex) or [`Response::into_reply`].
 ///
 /// ```
 /// use fcgi_client::{EndRequest, Reply, ResponseHead};
@@ -129,12 +130,12 @@ impl<'c> Response<'c> {
     /// The response to `id`, whose head came; `failed`: the read that brought it failed
     /// after it.
     pub(crate) fn new(
-        conn: &'c mut Connection,
+        link: &'c mut Link,
         id: u16,
         head: ResponseHead,
         failed: Option<Error>,
     ) -> Response<'c> {
-        let mut response = Response { conn, id, head, done: false, body_bytes: 0, cut: None };
+        let mut response = Response { link, id, head, done: false, body_bytes: 0, cut: None };
         response.cut = failed.map(|error| response.cut_short(error));
         response
     }
@@ -198,7 +199,7 @@ impl<'c> Response<'c> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stderr(&self) -> &[u8] {
-        self.conn.slots.get(&self.id).map_or(&[], |slot| slot.stderr.as_slice())
+        self.link.slots.get(&self.id).map_or(&[], |slot| slot.stderr.as_slice())
     }
 
     /// Reads body bytes into `buf`, waiting for the server if none are buffered; `Ok(0)` at
@@ -219,7 +220,7 @@ impl<'c> Response<'c> {
     /// ```
     pub fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
         loop {
-            let Some(slot) = self.conn.slots.get_mut(&self.id) else { return Ok(0) };
+            let Some(slot) = self.link.slots.get_mut(&self.id) else { return Ok(0) };
             let pending = &slot.stdout[slot.read_pos..];
             if !pending.is_empty() {
                 let n = pending.len().min(buf.len());
@@ -244,7 +245,7 @@ impl<'c> Response<'c> {
     /// Reads once from the connection; a failure that cuts the response short after its head
     /// becomes [`Error::CutShort`].
     fn pump(&mut self) -> Result<(), Error> {
-        self.conn.pump("reading the response").map_err(|error| self.cut_short(error))
+        self.link.pump("reading the response").map_err(|error| self.cut_short(error))
     }
 
     /// `error`, which ended this response after its head, as [`Error::CutShort`] where it is
@@ -257,7 +258,7 @@ impl<'c> Response<'c> {
             Error::Closed { .. } => Ending::Closed,
             other => return other,
         };
-        let slot = self.conn.slots.get_mut(&self.id);
+        let slot = self.link.slots.get_mut(&self.id);
         let pending = slot.as_ref().map_or(0, |slot| slot.stdout.len() - slot.read_pos);
         Error::CutShort {
             request_id: self.id,
@@ -302,7 +303,7 @@ impl<'c> Response<'c> {
     /// Reads to the end of the request, the rest of the body into `keep` if given.
     fn end(&mut self, mut keep: Option<&mut Vec<u8>>) -> Result<Finished, Error> {
         loop {
-            let Some(slot) = self.conn.slots.get_mut(&self.id) else {
+            let Some(slot) = self.link.slots.get_mut(&self.id) else {
                 return Err(Error::NotInFlight { request_id: self.id });
             };
             if let Some(keep) = keep.as_deref_mut() {
@@ -312,7 +313,7 @@ impl<'c> Response<'c> {
             slot.read_pos = slot.stdout.len();
             if let Some(end) = slot.end {
                 let stderr = std::mem::take(&mut slot.stderr);
-                self.conn.forget(self.id);
+                self.link.forget(self.id);
                 self.done = true;
                 return Ok(Finished { request_id: self.id, end, stderr });
             }
@@ -335,13 +336,13 @@ impl Drop for Response<'_> {
         if self.done {
             return;
         }
-        let Some(slot) = self.conn.slots.get_mut(&self.id) else { return };
+        let Some(slot) = self.link.slots.get_mut(&self.id) else { return };
         if slot.end.is_some() {
-            self.conn.forget(self.id);
+            self.link.forget(self.id);
         } else {
             if !slot.keep_conn {
                 // The server closes the connection after this request anyway.
-                self.conn.usable = false;
+                self.link.usable = false;
             }
             slot.abandoned = true;
             slot.stdout = Vec::new();

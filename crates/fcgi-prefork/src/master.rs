@@ -4,7 +4,6 @@
 //! in this order: acts on signals, reads reports, reaps exited children, checks for hung
 //! workers, and brings the number of workers to what the process model wants.
 
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -32,10 +31,12 @@ use crate::workload::Workload;
 
 mod handover;
 mod orphans;
+mod proc;
 mod relay;
 
-use handover::Upgrade;
-use relay::Held;
+use handover::{Upgrade, Word};
+use proc::{Phase, Proc};
+use relay::Relay;
 
 /// Scoreboard slots beyond twice the workers (a reload runs the old and the new side by side):
 /// room for TTIN and for workers that take long to exit.
@@ -140,7 +141,7 @@ impl Master {
     }
 
     /// Runs until TERM, INT or QUIT (or an upgrade's handover) and the workers have exited.
-    pub fn run(self, workload: &mut dyn Workload) -> Result<(), Error> {
+    pub fn run(mut self, workload: &mut dyn Workload) -> Result<(), Error> {
         let signals = SignalFd::new().map_err(Error::Signals)?;
         if let Err(e) = sys::become_subreaper() {
             warn!(self.log, "cannot become the subreaper of the workers' programs; those a \
@@ -150,6 +151,7 @@ impl Master {
             pidfile::write(path).map_err(|source| Error::PidFile { path: path.clone(), source })?;
         }
         let target = self.settings.workers;
+        let relay = Relay::new(self.predecessor.take());
         let mut run = Run {
             master: self,
             signals: Some(signals),
@@ -165,12 +167,8 @@ impl Master {
             handed_over: false,
             new_masters: Vec::new(),
             ready_pending: true,
-            held: VecDeque::new(),
-            next_target: 0,
-            successor: None,
-            predecessor: None,
+            relay,
         };
-        run.predecessor = run.master.predecessor.take();
         info!(run.master.log, "master started";
             "workers" => run.master.settings.workers,
             "model" => format!("{:?}", run.master.settings.model).to_lowercase(),
@@ -179,39 +177,6 @@ impl Master {
         run.exit();
         Ok(())
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// Forked, no report yet.
-    Starting,
-    Serving,
-    /// Asked to stop (or stopping on its own), to be killed at the instant.
-    Retiring {
-        kill_at: Instant,
-        killed: bool,
-    },
-}
-
-/// A worker, as the master knows it.
-struct Proc {
-    pid: i32,
-    id: u64,
-    generation: u64,
-    reader: Option<BeatReader>,
-    started: Instant,
-    last_beat: Instant,
-    beat: Beat,
-    busy: bool,
-    phase: Phase,
-    /// Its slot on the scoreboard.
-    slot: Option<usize>,
-    /// Its place in the pool, for the crash back-off.
-    place: usize,
-    /// The master's end of its hand-off socket (see `relay.rs`).
-    handoff: Option<Handoff>,
-    /// Whether it takes connections: not once it began to drain (its end refuses them).
-    takes_connections: bool,
 }
 
 struct Stopping {
@@ -240,15 +205,9 @@ struct Run {
     new_masters: Vec<i32>,
     /// systemd is still to hear READY=1: at start, and after RELOADING=1.
     ready_pending: bool,
-    /// Kept connections retiring workers passed on, not yet placed (see `relay.rs`).
-    held: VecDeque<Held>,
-    /// Where the round robin of passed-on connections goes next.
-    next_target: usize,
-    /// The new master of an upgrade under way or done: where connections go once this one
-    /// stops.
-    successor: Option<Handoff>,
-    /// The old master, when this one was started by an upgrade.
-    predecessor: Option<Handoff>,
+    /// Kept connections retiring workers passed on, on their way to a worker or to the new
+    /// master (see `relay.rs`).
+    relay: Relay,
 }
 
 impl Run {
@@ -262,13 +221,15 @@ impl Run {
             }
             self.read_reports();
             self.check_upgrade();
-            self.relay();
+            let limit = self.master.settings.graceful_timeout;
+            let stopping = self.stopping.is_some();
+            self.relay.relay(&mut self.procs, self.generation, stopping, &self.master.log, limit);
             self.reap();
             self.check_hung();
             match &self.stopping {
                 // Connections still held wait for the new master's queue (at most the
                 // graceful timeout).
-                Some(_) if self.procs.is_empty() && self.held.is_empty() => return,
+                Some(_) if self.procs.is_empty() && self.relay.is_empty() => return,
                 Some(_) => {}
                 None => self.reconcile(workload),
             }
@@ -285,7 +246,7 @@ impl Run {
     }
 
     /// Workers of the current generation that serve.
-    pub(super) fn serving_now(&self) -> usize {
+    fn serving_now(&self) -> usize {
         self.procs
             .iter()
             .filter(|p| p.generation == self.generation && p.phase == Phase::Serving)
@@ -311,6 +272,77 @@ impl Run {
         }
     }
 
+    /// Starts the new binary of a USR2 upgrade, unless one is under way or done.
+    fn start_upgrade(&mut self) {
+        let master = &self.master;
+        if self.upgrade.is_some() || self.handed_over {
+            warn!(master.log, "an upgrade is already under way; USR2 ignored");
+            return;
+        }
+        let mask = self.signals.as_ref().map(SignalFd::child_mask);
+        let pid_file = master.pid_file.as_deref();
+        let started = Upgrade::start(
+            &master.exe,
+            &master.args,
+            &master.listeners,
+            pid_file,
+            mask,
+            &master.log,
+        );
+        if let Some((upgrade, successor)) = started {
+            self.new_masters.push(upgrade.pid);
+            self.upgrade = Some(upgrade);
+            self.relay.successor = successor;
+        }
+    }
+
+    /// Hands over once the new master of an upgrade serves: this one retires gracefully.
+    fn check_upgrade(&mut self) {
+        let Some(upgrade) = &mut self.upgrade else { return };
+        match upgrade.word() {
+            Word::Awaited => {}
+            Word::Serves => {
+                let pid = upgrade.pid;
+                self.upgrade = None;
+                self.handed_over = true;
+                info!(self.master.log, "upgrade: the new master serves; retiring this one gracefully"; "new_pid" => pid);
+                for listener in &mut self.master.listeners {
+                    listener.keep_socket_file();
+                }
+                self.stop(false);
+            }
+            Word::Failed(why) => self.upgrade_failed(&why),
+        }
+    }
+
+    /// Gives up the upgrade under way, if any: this master goes on serving.
+    fn upgrade_failed(&mut self, why: &str) {
+        if let Some(upgrade) = self.upgrade.take() {
+            self.relay.successor = None;
+            handover::restore_pid_file(self.master.pid_file.as_deref());
+            error!(self.master.log, "upgrade failed; this master goes on serving";
+                "why" => why, "new_pid" => upgrade.pid);
+        }
+    }
+
+    /// Tells the old master of an upgrade that this one serves, once the current generation
+    /// serves in full.
+    fn say_ready_if_serving(&mut self) {
+        if self.master.ready.is_none() || self.stopping.is_some() {
+            return;
+        }
+        if self.serving_now() >= self.wanted_minimum() {
+            if let Some(pipe) = self.master.ready.take() {
+                match upgrade::say_ready(pipe) {
+                    Ok(()) => info!(self.master.log, "upgrade: serving; the old master may retire"),
+                    Err(e) => {
+                        warn!(self.master.log, "cannot tell the old master we serve"; "error" => %e)
+                    }
+                }
+            }
+        }
+    }
+
     /// Sleeps until a signal, a report, or the tick.
     fn wait(&mut self) {
         let mut fds = Vec::with_capacity(self.procs.len() + 2);
@@ -325,7 +357,7 @@ impl Run {
                 fds.push(reader.file().as_fd());
             }
         }
-        fds.extend(self.relay_fds());
+        fds.extend(self.relay.fds(&self.procs));
         sys::poll_readable(&fds, TICK);
     }
 
@@ -496,7 +528,7 @@ impl Run {
             // The last connections it passed on may still wait in its socket: it hands them
             // over and exits at once, possibly since the relay last read.
             if let Some(handoff) = &proc.handoff {
-                relay::receive_all(handoff, &mut self.held, Instant::now());
+                self.relay.receive(handoff, Instant::now());
             }
             if let (Some(board), Some(slot)) = (&self.master.board, proc.slot) {
                 board.retire(slot);
@@ -775,9 +807,7 @@ impl Run {
             drop(proc.reader);
             drop(proc.handoff);
         }
-        self.held.clear();
-        self.successor = None;
-        self.predecessor = None;
+        self.relay = Relay::default();
         self.upgrade = None;
         self.master.ready = None;
         if let Some(signals) = self.signals.take() {

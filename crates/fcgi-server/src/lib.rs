@@ -98,7 +98,8 @@ pub use status::{
 };
 pub use sys::{group_id, user_id};
 pub use work::access::{AccessLog, AccessRecord, Outcome};
+pub use work::error::Error;
 pub use work::exchange::Exchange;
-pub use work::handler::{streaming, Error, Handler, Streaming};
+pub use work::handler::{streaming, Handler, Streaming};
 pub use work::request::{AbortSignal, Body, Request};
 pub use work::response::Response;

@@ -1,19 +1,20 @@
 //! The master's side of a binary upgrade (USR2): starting the new binary with the listening
-//! sockets, waiting for its word, and handing over or carrying on (see [`crate::upgrade`]).
+//! sockets, and reading its word on whether it serves; the master then hands over or carries
+//! on (see [`crate::upgrade`]).
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
+use std::path::Path;
 use std::process::Command;
 
-use fcgi_server::Handoff;
-use slog::{error, info, warn};
+use fcgi_server::{Handoff, Listener};
+use slog::{error, info, warn, Logger};
 
-use super::Run;
 use crate::heartbeat;
 use crate::pidfile;
-use crate::signals::SignalFd;
-use crate::sys;
+use crate::sys::{self, SignalSet};
 use crate::upgrade::{self, ENV_FDS, ENV_HANDOFF, ENV_READY};
 
 /// An upgrade under way: the new master, and the pipe on which it will say it serves.
@@ -25,16 +26,38 @@ pub(super) struct Upgrade {
 /// The old master's end of the upgrade's pipe, on which the new master says it serves.
 pub(super) struct ReadyPipe(pub(super) File);
 
-impl Run {
-    pub(super) fn start_upgrade(&mut self) {
-        let log = self.master.log.clone();
-        if self.upgrade.is_some() || self.handed_over {
-            warn!(log, "an upgrade is already under way; USR2 ignored");
-            return;
-        }
+/// What the new master has said so far on its pipe.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Word {
+    /// Nothing yet.
+    Awaited,
+    /// It serves: this master may retire.
+    Serves,
+    /// It never will: why.
+    Failed(String),
+}
+
+impl Upgrade {
+    /// Starts the binary at `exe` (the new one, installed there) with this master's `args`
+    /// and `listeners`, and `mask`, the signal mask a child starts with; this master's
+    /// `pid_file` is moved aside meanwhile. The upgrade, with the hand-off socket on which
+    /// this master passes on its kept connections once the new one serves (`None` if it
+    /// cannot be made); `None` when the new binary did not start (logged, and the pid file put
+    /// back).
+    pub(super) fn start(
+        exe: &Path,
+        args: &[OsString],
+        listeners: &[Listener],
+        pid_file: Option<&Path>,
+        mask: Option<SignalSet>,
+        log: &Logger,
+    ) -> Option<(Upgrade, Option<Handoff>)> {
         let (ready_read, ready_write) = match heartbeat::pipe() {
             Ok(pipe) => pipe,
-            Err(e) => return error!(log, "upgrade failed: cannot make a pipe"; "error" => %e),
+            Err(e) => {
+                error!(log, "upgrade failed: cannot make a pipe"; "error" => %e);
+                return None;
+            }
         };
         // Where this master passes on kept connections once the new one serves.
         let (successor, handoff_end) = match Handoff::pair() {
@@ -45,23 +68,23 @@ impl Run {
                 (None, None)
             }
         };
-        let fds: Vec<RawFd> = self.master.listeners.iter().map(AsRawFd::as_raw_fd).collect();
+        let fds: Vec<RawFd> = listeners.iter().map(AsRawFd::as_raw_fd).collect();
         let list = fds.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
         let ready_fd = ready_write.as_raw_fd();
-        if let Some(path) = &self.master.pid_file {
+        if let Some(path) = pid_file {
             if let Err(e) = std::fs::rename(path, pidfile::oldbin(path)) {
                 warn!(log, "cannot move the pid file aside"; "path" => %path.display(), "error" => %e);
             }
         }
-        let mut command = Command::new(&self.master.exe);
+        let mut command = Command::new(exe);
         command
-            .args(&self.master.args)
+            .args(args)
             .env(ENV_FDS, &list)
             .env(ENV_READY, ready_fd.to_string())
             .env_remove("LISTEN_FDS")
             .env_remove("LISTEN_PID")
             .env_remove("LISTEN_FDNAMES");
-        for listener in &self.master.listeners {
+        for listener in listeners {
             if let Some(path) = listener.socket_file() {
                 command.env(upgrade::path_var(listener.as_raw_fd()), path);
             }
@@ -72,74 +95,40 @@ impl Run {
             command.env(ENV_HANDOFF, end.as_raw_fd().to_string());
             inherit.push(end.as_raw_fd());
         }
-        let mask = self.signals.as_ref().map(SignalFd::child_mask);
         match sys::spawn_inheriting(&mut command, inherit, mask) {
             Ok(child) => {
                 let pid = i32::try_from(child.id()).unwrap_or(-1);
                 info!(log, "upgrade: new master started; waiting until it serves";
-                    "worker_pid" => pid, "exe" => %self.master.exe.display(), "fds" => list);
-                self.upgrade = Some(Upgrade { pid, ready: ReadyPipe(ready_read) });
-                self.new_masters.push(pid);
-                self.successor = successor;
+                    "worker_pid" => pid, "exe" => %exe.display(), "fds" => list);
+                Some((Upgrade { pid, ready: ReadyPipe(ready_read) }, successor))
             }
             Err(e) => {
-                error!(log, "upgrade failed: cannot start the new binary"; "exe" => %self.master.exe.display(), "error" => %e);
-                self.restore_pid_file();
+                error!(log, "upgrade failed: cannot start the new binary"; "exe" => %exe.display(), "error" => %e);
+                restore_pid_file(pid_file);
+                None
             }
         }
     }
 
-    pub(super) fn check_upgrade(&mut self) {
-        let Some(upgrade) = &mut self.upgrade else { return };
+    /// Reads the new master's pipe, without waiting.
+    pub(super) fn word(&mut self) -> Word {
         let mut byte = [0; 1];
-        match upgrade.ready.0.read(&mut byte) {
-            Ok(1) => {
-                let pid = upgrade.pid;
-                self.upgrade = None;
-                self.handed_over = true;
-                info!(self.master.log, "upgrade: the new master serves; retiring this one gracefully"; "new_pid" => pid);
-                for listener in &mut self.master.listeners {
-                    listener.keep_socket_file();
-                }
-                self.stop(false);
-            }
-            Ok(_) => self.upgrade_failed("the new master closed its pipe before it served"),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => self.upgrade_failed(&format!("reading the new master's pipe failed: {e}")),
+        match self.ready.0.read(&mut byte) {
+            Ok(1) => Word::Serves,
+            Ok(_) => Word::Failed("the new master closed its pipe before it served".to_owned()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Word::Awaited,
+            Err(e) => Word::Failed(format!("reading the new master's pipe failed: {e}")),
         }
     }
+}
 
-    pub(super) fn upgrade_failed(&mut self, why: &str) {
-        if let Some(upgrade) = self.upgrade.take() {
-            self.successor = None;
-            self.restore_pid_file();
-            error!(self.master.log, "upgrade failed; this master goes on serving";
-                "why" => why, "new_pid" => upgrade.pid);
-        }
-    }
-
-    fn restore_pid_file(&self) {
-        if let Some(path) = &self.master.pid_file {
-            let oldbin = pidfile::oldbin(path);
-            if pidfile::read(&oldbin) == Some(std::process::id()) {
-                let _ = std::fs::rename(&oldbin, path);
-            }
-        }
-    }
-
-    pub(super) fn say_ready_if_serving(&mut self) {
-        if self.master.ready.is_none() || self.stopping.is_some() {
-            return;
-        }
-        if self.serving_now() >= self.wanted_minimum() {
-            if let Some(pipe) = self.master.ready.take() {
-                match upgrade::say_ready(pipe) {
-                    Ok(()) => info!(self.master.log, "upgrade: serving; the old master may retire"),
-                    Err(e) => {
-                        warn!(self.master.log, "cannot tell the old master we serve"; "error" => %e)
-                    }
-                }
-            }
+/// Puts the pid file moved aside for an upgrade back at `pid_file`, if it is still this
+/// master's.
+pub(super) fn restore_pid_file(pid_file: Option<&Path>) {
+    if let Some(path) = pid_file {
+        let oldbin = pidfile::oldbin(path);
+        if pidfile::read(&oldbin) == Some(std::process::id()) {
+            let _ = std::fs::rename(&oldbin, path);
         }
     }
 }

@@ -23,14 +23,28 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use fcgi_server::Handoff;
-use slog::{debug, warn};
+use slog::{debug, warn, Logger};
 
-use super::{Phase, Run};
+use super::proc::{Phase, Proc};
 
 /// A connection the master holds on its way to a worker.
-pub(super) struct Held {
-    pub(super) fd: OwnedFd,
-    pub(super) since: Instant,
+struct Held {
+    fd: OwnedFd,
+    since: Instant,
+}
+
+/// The relay's state: the connections held, and where they may go besides the workers.
+#[derive(Default)]
+pub(super) struct Relay {
+    /// Kept connections retiring workers passed on, not yet placed.
+    held: VecDeque<Held>,
+    /// Where the round robin of passed-on connections goes next.
+    next_target: usize,
+    /// The new master of an upgrade under way or done: where connections go once this one
+    /// stops.
+    pub(super) successor: Option<Handoff>,
+    /// The old master, when this one was started by an upgrade.
+    pub(super) predecessor: Option<Handoff>,
 }
 
 /// Where the connections the master receives go now.
@@ -64,18 +78,43 @@ pub(super) fn expired(
     since.into_iter().take_while(|&t| now.saturating_duration_since(t) >= limit).count()
 }
 
-impl Run {
+impl Relay {
+    /// A relay that also takes what `predecessor` (the old master of an upgrade) passes on.
+    pub(super) fn new(predecessor: Option<Handoff>) -> Relay {
+        Relay { predecessor, ..Relay::default() }
+    }
+
+    /// Whether no connection waits to be placed.
+    pub(super) fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
     /// The descriptors the relay waits on: each worker's end, and the old master's after an
     /// upgrade.
-    pub(super) fn relay_fds(&self) -> Vec<BorrowedFd<'_>> {
-        let workers = self.procs.iter().filter_map(|p| p.handoff.as_ref());
+    pub(super) fn fds<'a>(&'a self, procs: &'a [Proc]) -> Vec<BorrowedFd<'a>> {
+        let workers = procs.iter().filter_map(|p| p.handoff.as_ref());
         workers.chain(self.predecessor.as_ref()).map(AsFd::as_fd).collect()
     }
 
-    /// Takes what the workers (and the old master) passed on, and places it.
-    pub(super) fn relay(&mut self) {
+    /// Holds every connection waiting on `handoff` (a worker's end); false once its other end
+    /// is gone.
+    pub(super) fn receive(&mut self, handoff: &Handoff, now: Instant) -> bool {
+        receive_all(handoff, &mut self.held, now)
+    }
+
+    /// Takes what the workers (and the old master) passed on, and places it: with the workers
+    /// of `generation` that serve, or, once `stopping`, with the new master or nowhere. A
+    /// connection held for `limit` (the graceful timeout) is closed.
+    pub(super) fn relay(
+        &mut self,
+        procs: &mut [Proc],
+        generation: u64,
+        stopping: bool,
+        log: &Logger,
+        limit: Duration,
+    ) {
         let now = Instant::now();
-        for proc in &mut self.procs {
+        for proc in procs.iter_mut() {
             if let Some(handoff) = &proc.handoff {
                 if !receive_all(handoff, &mut self.held, now) {
                     proc.handoff = None;
@@ -90,35 +129,32 @@ impl Run {
         if self.held.is_empty() {
             return;
         }
-        match route(self.stopping.is_some(), self.successor.is_some()) {
+        match route(stopping, self.successor.is_some()) {
             Route::Close => {
-                debug!(self.master.log, "stopping: closing the connections workers passed on";
+                debug!(log, "stopping: closing the connections workers passed on";
                     "connections" => self.held.len());
                 self.held.clear();
             }
-            Route::Successor => self.pass_to_successor(),
-            Route::Workers => self.pass_to_workers(),
+            Route::Successor => self.pass_to_successor(log),
+            Route::Workers => self.pass_to_workers(procs, generation),
         }
-        let limit = self.master.settings.graceful_timeout;
         let gone = expired(self.held.iter().map(|h| h.since), Instant::now(), limit);
         if gone > 0 {
-            warn!(self.master.log, "no worker took kept connections within the graceful timeout; \
+            warn!(log, "no worker took kept connections within the graceful timeout; \
                 closing them"; "connections" => gone, "graceful_timeout_ms" => limit.as_millis());
             self.held.drain(..gone);
         }
     }
 
-    /// Round robin over the current generation's serving workers, a batch at a time (fewer
-    /// messages, fewer system calls); a worker whose socket buffer is full is skipped, one
-    /// that refuses (draining, or gone) is not tried again.
-    fn pass_to_workers(&mut self) {
+    /// Round robin over `generation`'s serving workers, a batch at a time (fewer messages,
+    /// fewer system calls); a worker whose socket buffer is full is skipped, one that refuses
+    /// (draining, or gone) is not tried again.
+    fn pass_to_workers(&mut self, procs: &mut [Proc], generation: u64) {
         while !self.held.is_empty() {
-            let targets: Vec<usize> = (0..self.procs.len())
+            let targets: Vec<usize> = (0..procs.len())
                 .filter(|&i| {
-                    let p = &self.procs[i];
-                    p.generation == self.generation
-                        && p.phase == Phase::Serving
-                        && p.takes_connections
+                    let p = &procs[i];
+                    p.generation == generation && p.phase == Phase::Serving && p.takes_connections
                 })
                 .collect();
             if targets.is_empty() {
@@ -127,7 +163,7 @@ impl Run {
             let mut placed = 0;
             for k in 0..targets.len() {
                 let i = targets[(self.next_target + k) % targets.len()];
-                let Some(handoff) = &self.procs[i].handoff else { continue };
+                let Some(handoff) = &procs[i].handoff else { continue };
                 match send_front(&self.held, handoff) {
                     Ok(sent) => {
                         self.next_target = (self.next_target + k + 1) % targets.len();
@@ -136,7 +172,7 @@ impl Run {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     // Draining (or gone): it refuses them, but may still pass some back.
-                    Err(_) => self.procs[i].takes_connections = false,
+                    Err(_) => procs[i].takes_connections = false,
                 }
             }
             if placed == 0 {
@@ -146,7 +182,7 @@ impl Run {
         }
     }
 
-    fn pass_to_successor(&mut self) {
+    fn pass_to_successor(&mut self, log: &Logger) {
         while !self.held.is_empty() {
             let Some(successor) = &self.successor else { return };
             match send_front(&self.held, successor) {
@@ -155,7 +191,7 @@ impl Run {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
-                    warn!(self.master.log, "the new master takes no connections; closing those \
+                    warn!(log, "the new master takes no connections; closing those \
                         held"; "error" => %e, "connections" => self.held.len());
                     self.successor = None;
                     self.held.clear();
@@ -175,7 +211,7 @@ fn send_front(held: &VecDeque<Held>, handoff: &Handoff) -> io::Result<usize> {
 }
 
 /// Moves every connection waiting on `handoff` into `held`; false once its other end is gone.
-pub(super) fn receive_all(handoff: &Handoff, held: &mut VecDeque<Held>, now: Instant) -> bool {
+fn receive_all(handoff: &Handoff, held: &mut VecDeque<Held>, now: Instant) -> bool {
     loop {
         match handoff.receive() {
             Ok(Some(fds)) => held.extend(fds.into_iter().map(|fd| Held { fd, since: now })),

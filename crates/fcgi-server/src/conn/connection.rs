@@ -23,6 +23,7 @@ use crate::conn::slot::{InputClock, Slot, Slots, Stage};
 use crate::conn::spool::{Spool, SpoolError};
 use crate::io::wire::{Replied, Wire};
 use crate::work::context::Context;
+use crate::work::handler::Handlers;
 use crate::work::job::Job;
 use crate::work::request::{Request, RequestShared, TakenOver};
 use crate::work::response::{aborted_end, canned, Response};
@@ -87,6 +88,8 @@ pub(crate) struct Connection {
 #[derive(Debug)]
 struct Demux {
     wire: Arc<Wire>,
+    /// Where its requests go, by role.
+    handlers: Arc<Handlers>,
     /// The open requests, by id: a lookup per record costs the same with 1 or 65,535 open.
     slots: Slots,
     log: Logger,
@@ -132,12 +135,18 @@ impl std::fmt::Debug for Ready {
 }
 
 impl Connection {
-    pub(crate) fn new(wire: Arc<Wire>, log: Logger, over_limit: bool) -> Connection {
+    pub(crate) fn new(
+        wire: Arc<Wire>,
+        handlers: Arc<Handlers>,
+        log: Logger,
+        over_limit: bool,
+    ) -> Connection {
         let now = Instant::now();
         Connection {
             decoder: None,
             demux: Demux {
                 wire,
+                handlers,
                 slots: Slots::default(),
                 log,
                 over_limit,
@@ -389,7 +398,7 @@ impl Demux {
                 let conn_full = self.slots.len() >= max
                     && self.slots.values().filter(|slot| !slot.is_finished()).count() >= max;
                 Event::Begin {
-                    served: ctx.handlers.for_role(begin.role).is_some(),
+                    served: self.handlers.for_role(begin.role).is_some(),
                     over_limit: self.over_limit,
                     conn_full,
                 }
@@ -571,7 +580,7 @@ impl Demux {
         charge: Charge,
         ctx: &Arc<Context>,
     ) {
-        let Some(handler) = ctx.handlers.for_role(begin.role).cloned() else { return };
+        let Some(handler) = self.handlers.for_role(begin.role).cloned() else { return };
         let starts_early = handler.streams_body();
         let response = Response::new(Arc::clone(&self.wire), id, Arc::clone(&shared));
         let request = Request::new(begin.role, id, begin.keep_conn(), params, shared, charge);

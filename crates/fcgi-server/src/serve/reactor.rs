@@ -54,6 +54,7 @@ use crate::io::listener::{Listener, Stream};
 use crate::io::wire::Wire;
 use crate::sys;
 use crate::work::context::Context;
+use crate::work::handler::Handlers;
 use crate::work::job::Job;
 
 /// The pool's wake-ups (see [`Source::wake`]).
@@ -126,6 +127,8 @@ pub(crate) struct Reactor {
     waker: EventFd,
     /// Set once the context exists (the context's pool is built with this reactor).
     ctx: OnceLock<Arc<Context>>,
+    /// The app's handlers, by role, which every connection's requests go to.
+    handlers: Arc<Handlers>,
     /// The listeners, by index; taken out when draining begins.
     listeners: Mutex<Vec<Option<Arc<Listener>>>>,
     /// Where idle connections go when draining, and connections come from to be served (see
@@ -162,6 +165,7 @@ impl Reactor {
         listeners: Vec<Listener>,
         allow: Option<Vec<IpAddr>>,
         handoff: Option<Handoff>,
+        handlers: Arc<Handlers>,
     ) -> io::Result<Reactor> {
         let epoll = Epoll::new()?;
         let waker = EventFd::new()?;
@@ -172,6 +176,7 @@ impl Reactor {
             epoll,
             waker,
             ctx: OnceLock::new(),
+            handlers,
             listeners: Mutex::new(listeners.into_iter().map(|l| Some(Arc::new(l))).collect()),
             handoff_open: AtomicBool::new(handoff.is_some()),
             handoff,
@@ -440,7 +445,12 @@ impl Reactor {
             state: Mutex::new(ConnState {
                 // A second handle on the wire, to register its socket below without the
                 // connection's lock: a reference count, no system call.
-                conn: Connection::new(Arc::clone(&wire), log, over_limit),
+                conn: Connection::new(
+                    Arc::clone(&wire),
+                    Arc::clone(&self.handlers),
+                    log,
+                    over_limit,
+                ),
                 closed: false,
                 accepted: Some(Instant::now()),
                 in_set: armed,

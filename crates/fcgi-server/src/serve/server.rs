@@ -436,8 +436,10 @@ impl Server {
 
         let tcp_listen_fds =
             self.listeners.iter().filter(|l| l.is_tcp()).map(Listener::raw_fd).collect();
+        // The status page and the ping answer in front of the app: a layer chosen here, once.
+        let handlers = Arc::new(page::layer::with_pages(self.handlers, &config));
         // The pool's idle threads wait in the reactor's set (see reactor.rs).
-        let reactor = Arc::new(Reactor::new(self.listeners, allow, self.handoff)?);
+        let reactor = Arc::new(Reactor::new(self.listeners, allow, self.handoff, handlers)?);
         let pool = fcgi_pool::Builder::new()
             .min_spare(config.min_spare)
             .max_spare(config.max_spare)
@@ -450,8 +452,6 @@ impl Server {
         let budget = Budget::new(config.memory_budget);
         let (max_threads, queue) = (config.max_threads, config.queue);
         let slow_request = config.slow_request;
-        // The status page and the ping answer in front of the app: a layer chosen here, once.
-        let handlers = page::layer::with_pages(self.handlers, &config);
         let ctx = Arc::new(Context {
             spool: SpoolConfig {
                 memory: config.spool_memory,
@@ -463,7 +463,6 @@ impl Server {
             budget,
             retry_after: format!("Retry-After: {}\r\n", config.retry_after),
             config,
-            handlers,
             pool,
             log: self.log.clone(),
             counters: Counters::default(),

@@ -11,7 +11,6 @@ use crate::conn::budget::Budget;
 use crate::conn::spool::SpoolConfig;
 use crate::status::StatusHandle;
 use crate::work::access::AccessLog;
-use crate::work::handler::Handlers;
 
 /// Counts the server keeps for itself: open connections against `max_conns`, unfinished
 /// requests for draining, answered ones for the [`ServeReport`](crate::ServeReport). What the
@@ -28,7 +27,6 @@ pub(crate) struct Counters {
 
 pub(crate) struct Context {
     pub(crate) config: Config,
-    pub(crate) handlers: Handlers,
     pub(crate) pool: Pool,
     pub(crate) log: Logger,
     pub(crate) counters: Counters,

@@ -13,7 +13,7 @@ use slog::{debug, error, info, Logger};
 use crate::status::{RequestFacts, Running, ThreadMark};
 use crate::work::access::{AccessRecord, Outcome};
 use crate::work::context::Context;
-use crate::work::handler::Error;
+use crate::work::error::Error;
 use crate::{Request, Response, ACCESS_TAG};
 
 /// A request and its response, owned by the handler that took them with

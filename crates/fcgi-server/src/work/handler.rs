@@ -5,11 +5,8 @@ use std::sync::Arc;
 
 use fcgi_codec::Role;
 
+use crate::work::error::Error;
 use crate::{Exchange, Request, Response};
-
-/// What a handler may fail with: any error. The server logs it with the request and answers
-/// 500 if no header has gone out yet.
-pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Application code: answers one request at a time, on a pool thread.
 ///
@@ -263,6 +260,16 @@ pub(crate) struct Handlers {
     pub(crate) responder: Option<Arc<dyn Handler>>,
     pub(crate) authorizer: Option<Arc<dyn Handler>>,
     pub(crate) filter: Option<Arc<dyn Handler>>,
+}
+
+impl std::fmt::Debug for Handlers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handlers")
+            .field("responder", &self.responder.is_some())
+            .field("authorizer", &self.authorizer.is_some())
+            .field("filter", &self.filter.is_some())
+            .finish()
+    }
 }
 
 impl Handlers {

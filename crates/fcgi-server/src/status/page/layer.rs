@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use super::{answer, route, Page};
 use crate::config::Config;
-use crate::work::handler::{Error, Handler, Handlers};
+use crate::work::error::Error;
+use crate::work::handler::{Handler, Handlers};
 use crate::{Exchange, Request, Response};
 
 /// The app's Responder, with the paths answered in front of it.
