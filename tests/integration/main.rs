@@ -13,15 +13,26 @@
 //! `-- exec::ops::a_test_name`).
 
 /// FastCGI records against a server in the test process: every record type, the order they come
-/// in, multiplexing, aborts, a peer's attacks and bounds, statuses, faults around the server.
+/// in, kept connections, multiplexing, aborts, roles, malformed input, a peer's attacks and
+/// bounds, slow clients, overload, handlers' output, large bodies, statuses, graceful shutdown,
+/// faults around the server.
 mod protocol {
     mod abort;
     mod abuse;
     mod any_order;
+    mod bodies;
+    mod common;
     mod faults;
+    mod graceful;
+    mod handlers;
+    mod keep_conn;
     mod limits;
+    mod malformed;
+    mod management;
     mod multiplexing;
-    mod records;
+    mod overload;
+    mod roles;
+    mod slow_clients;
     mod status;
 }
 

@@ -1,5 +1,5 @@
 //! The FastCGI conformance of a libfcgi program behind `fcgi serve --app exec`: the raw-record
-//! checks of tests/integration/protocol/records.rs (kept connections, multiplexing, GET_VALUES,
+//! checks of tests/integration/protocol/ (kept connections, multiplexing, GET_VALUES,
 //! ABORT_REQUEST, unknown record types and roles, inactive request ids, padding, a bad version),
 //! pointed at an address instead of a server of the test's own, and run against fcgi-rs in front of
 //! the C program of `tests/programs/app.c`. A libfcgi program fails parts of them on its own;

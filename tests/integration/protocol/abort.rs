@@ -3,13 +3,15 @@
 //! response body are dropped, and FCGI_END_REQUEST says the request did not complete
 //! (FCGI_REQUEST_COMPLETE, `appStatus` 1). The connection serves on.
 //!
-//! Each test streams a long response (10 s if nothing stopped it) from a server in this
-//! process to a raw client (`support/raw.rs`), aborts it once some of it has arrived, and
-//! bounds how long the response goes on after that.
+//! Each test of a response streams a long one (10 s if nothing stopped it) from a server in
+//! this process to a raw client (`support/raw.rs`), aborts it once some of it has arrived, and
+//! bounds how long the response goes on after that. The last three abort a request before it
+//! answers: a running handler sees the abort, its read of a body still arriving fails, and a
+//! request aborted before its params end runs no handler; each still gets its END_REQUEST.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -17,10 +19,12 @@ use axum::body::{Body, Bytes};
 use axum::routing::get;
 use axum::Router;
 use fcgi_codec::{EndRequest, ProtocolStatus, Role, StreamKind};
-use fcgi_server::{Config, Request, Response};
+use fcgi_server::{streaming, Config, Request, Response};
 use fcgi_tests::inproc::{self, TestServer};
 use fcgi_tests::process::wait_until;
 use fcgi_tests::raw::{frames, Client, FrameKind};
+
+use super::common::{assert_echo, barrier, echo, HandlerResult};
 
 /// How long a response may go on after its abort was sent: the abort is read at once, and a
 /// streaming handler notices it at its next write (every 20 ms here).
@@ -275,4 +279,91 @@ fn a_connection_closed_mid_response_drops_the_future_of_an_http_service() {
     assert!(gone && took < STOPS_WITHIN, "the future was dropped after {took:?} (dropped: {gone})");
     let mut other = server.connect();
     assert_serves_on(&mut other, &[("REQUEST_METHOD", "GET"), ("REQUEST_URI", "/hello")]);
+}
+
+#[test]
+fn abort_reaches_a_running_handler_and_the_request_still_ends() {
+    let (started_tx, started) = mpsc::channel::<()>();
+    let (observed_tx, observed) = mpsc::channel::<bool>();
+    let handler = move |request: &mut Request, response: &mut Response| -> HandlerResult {
+        if request.param("MODE") == Some(b"spin") {
+            started_tx.send(()).expect("the test waits");
+            // Bounded: a server that never delivers the abort fails the test, not hangs it.
+            let aborted = wait_until(SIGNAL, || request.is_aborted());
+            observed_tx.send(aborted).expect("the test waits");
+            return Ok(());
+        }
+        echo(request, response)
+    };
+    let server = TestServer::start(inproc::config(), |b| b.responder(handler));
+    let mut client = server.connect();
+    client.send_ok(&frames::request(1, Role::Responder, true, &[("MODE", "spin")], b""));
+    started.recv_timeout(SIGNAL).expect("the handler started");
+    client.send_abort(1);
+    assert!(observed.recv_timeout(SIGNAL).expect("the handler returned"), "abort not seen");
+    let reply = client.read_reply(1);
+    assert_eq!(reply.end.protocol_status, ProtocolStatus::RequestComplete);
+    assert!(reply.stdout_ended, "the response is still well formed: {reply:?}");
+
+    // The thread and the connection are back in service.
+    assert_echo(&mut client, "next", b"on the same connection");
+    let report = server.stop(Duration::from_secs(5));
+    assert_eq!(report.unfinished, 0);
+    assert_eq!(report.requests, 2);
+}
+
+#[test]
+fn abort_before_the_params_end_gets_end_request_and_runs_no_handler() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let handler = move |request: &mut Request, response: &mut Response| -> HandlerResult {
+        counted.fetch_add(1, Ordering::SeqCst);
+        echo(request, response)
+    };
+    let server = TestServer::start(inproc::config(), |b| b.responder(handler));
+    let mut client = server.connect();
+    client.send_begin(1, Role::Responder, true);
+    client.send_ok(&frames::stream(StreamKind::Params, 1, &frames::pairs(&[("SAY", "never")])));
+    client.send_abort(1);
+    let reply = client.read_reply(1);
+    assert_eq!(reply.end.protocol_status, ProtocolStatus::RequestComplete);
+    assert!(reply.stdout.is_empty(), "no handler ran, so no output: {reply:?}");
+    // The rest of the aborted request comes late: it belongs to no request and is ignored.
+    client.send_ok(&frames::end(StreamKind::Params, 1));
+    client.send_ok(&frames::stdin(1, b"late"));
+    barrier(&mut client);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+
+    assert_echo(&mut client, "next", b"");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let report = server.stop(Duration::from_secs(5));
+    assert_eq!((report.requests, report.unfinished), (1, 0));
+}
+
+#[test]
+fn abort_while_the_body_arrives_fails_the_handlers_read() {
+    let (started_tx, started) = mpsc::channel::<()>();
+    let (read_tx, read_result) = mpsc::channel::<io::ErrorKind>();
+    let handler = move |request: &mut Request, _: &mut Response| -> HandlerResult {
+        started_tx.send(()).expect("the test waits");
+        let mut body = Vec::new();
+        let error = request.body().read_to_end(&mut body).expect_err("the body never ends");
+        read_tx.send(error.kind()).expect("the test waits");
+        Err(error.into())
+    };
+    let server =
+        TestServer::start(inproc::config(), |b| b.handler(Role::Responder, streaming(handler)));
+    let mut client = server.connect();
+    client.send_begin(1, Role::Responder, true);
+    client.send_params(1, &[]);
+    client.send_ok(&frames::stream(StreamKind::Stdin, 1, b"the first part of a body"));
+    started.recv_timeout(SIGNAL).expect("the handler started");
+    client.send_abort(1);
+    let kind = read_result.recv_timeout(SIGNAL).expect("the handler's read returned");
+    assert_eq!(kind, io::ErrorKind::ConnectionAborted);
+    let reply = client.read_reply(1);
+    assert_eq!(reply.end.protocol_status, ProtocolStatus::RequestComplete);
+    assert!(reply.stdout_ended);
+    let report = server.stop(Duration::from_secs(5));
+    assert_eq!(report.unfinished, 0, "the aborted request left nothing running");
 }

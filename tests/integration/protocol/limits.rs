@@ -1,31 +1,22 @@
 //! The bounds a peer meets, one at a time, against a server in the test process: requests per
-//! connection, the memory budget, per-request input deadlines, the queue timeout, GET_VALUES of any
-//! size, and failures that must not pass for success. Each test would fail on a server without the
-//! bound; tests/integration/protocol/abuse.rs runs the same attacks at scale against `fcgi serve`.
+//! connection, the size of params (431) and of a body (413), the memory budget, per-request input
+//! deadlines, the queue timeout, GET_VALUES of any size, and failures that must not pass for
+//! success. Each test would fail on a server without the bound;
+//! tests/integration/protocol/abuse.rs runs the same attacks at scale against `fcgi serve`.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fcgi_codec::{ProtocolStatus, Role, StreamKind};
-use fcgi_server::{streaming, Config, Request, Response};
+use fcgi_server::{streaming, Config, ParamsLimits, Request, Response};
 use fcgi_tests::inproc::{self, TestServer};
 use fcgi_tests::raw::{frames, Client, FrameKind};
 use fcgi_tests::settings::scaled;
 
-type HandlerResult = Result<(), fcgi_server::Error>;
-
-/// Answers the `SAY` param, a colon, and the request body.
-fn echo(request: &mut Request, response: &mut Response) -> HandlerResult {
-    let mut body = Vec::new();
-    request.body().read_to_end(&mut body)?;
-    response.header("Content-Type", "text/plain")?;
-    write!(response, "{}:", request.param_str("SAY").unwrap_or(""))?;
-    response.write_all(&body)?;
-    Ok(())
-}
+use super::common::{assert_echo, echo, HandlerResult};
 
 /// Begins request `id` and sends part of its params, never their end.
 fn open_unfinished(client: &mut Client, id: u16, params: &[(&str, &str)]) {
@@ -324,4 +315,42 @@ fn a_handler_that_fails_after_its_header_cuts_the_response_short() {
     assert!(server.logs().lines().iter().any(|line| line.starts_with("ERRO handler failed")
         && line.contains("cut_short=true")
         && line.contains("uri=/page")));
+}
+
+#[test]
+fn params_over_the_configured_limit_get_431() {
+    let config = Config {
+        params_limits: ParamsLimits { max_len: 1024, ..ParamsLimits::default() },
+        ..inproc::config()
+    };
+    let server = TestServer::start(config, |b| b.responder(echo));
+    let mut client = server.connect();
+    let long = "x".repeat(2000);
+    let reply = client.simple_request(&[("SAY", &long)], b"");
+    reply.assert_complete(431);
+    // Just under the limit is fine, on the same connection.
+    assert_echo(&mut client, &"y".repeat(1000), b"");
+}
+
+#[test]
+fn body_over_max_body_gets_413() {
+    let config = Config { max_body: Some(1000), ..inproc::config() };
+    let server = TestServer::start(config, |b| b.responder(echo));
+    let mut client = server.connect();
+    let reply = client.simple_request(&[("SAY", "big")], &[b'b'; 5000]);
+    reply.assert_complete(413);
+    assert!(!reply.body_text().contains("big:"), "the handler's output was replaced");
+    // Exactly the limit is fine, on the same connection.
+    assert_echo(&mut client, "at the limit", &[b'a'; 1000]);
+}
+
+#[test]
+fn body_over_max_body_gets_413_even_when_the_handler_ignores_the_body() {
+    let config = Config { max_body: Some(1000), ..inproc::config() };
+    let server = TestServer::start(config, |b| b.responder(inproc::hello));
+    let mut client = server.connect();
+    // The handler answers without reading: nothing goes out before the body has arrived, so
+    // the excess is still answered.
+    client.simple_request(&[], &[b'b'; 5000]).assert_complete(413);
+    client.simple_request(&[], &[b'b'; 1000]).assert_complete(200);
 }

@@ -1,22 +1,26 @@
-//! A multiplexing web server that sends more requests than `FCGI_MAX_REQS` at once: the ones
-//! over the limit are refused (`503`, `FCGI_OVERLOADED`), and a peer that reads its answers
-//! keeps its connection however many it pipelines, while one that reads none of them is cut
-//! off after the write timeout.
+//! Multiplexing: requests of any id whose records are interleaved on one connection each get
+//! their own response. A multiplexing web server that sends more requests than
+//! `FCGI_MAX_REQS` at once: the ones over the limit are refused (`503`, `FCGI_OVERLOADED`), and
+//! a peer that reads its answers keeps its connection however many it pipelines, while one that
+//! reads none of them is cut off after the write timeout.
 //!
-//! The client is `support/raw.rs`, its socket shared by two threads: one writes the requests
-//! as fast as the server takes them, the other reads the answers as they come. Every wait is
-//! bounded (read timeouts, [`wait_until`], a deadline on each loop).
+//! The client is `support/raw.rs`; in the pipelined tests its socket is shared by two threads:
+//! one writes the requests as fast as the server takes them, the other reads the answers as they
+//! come. Every wait is bounded (read timeouts, [`wait_until`], a deadline on each loop).
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use fcgi_codec::{ProtocolStatus, Role};
+use fcgi_codec::{ProtocolStatus, Role, StreamKind};
 use fcgi_server::Config;
 use fcgi_tests::addr::Transport;
+use fcgi_tests::data::pattern;
 use fcgi_tests::inproc::{self, TestServer};
 use fcgi_tests::process::wait_until;
 use fcgi_tests::raw::{frames, Client, FrameKind};
+
+use super::common::{assert_echo, echo_server};
 
 /// Requests pipelined on one connection.
 const PIPELINED: u16 = 2_000;
@@ -211,4 +215,59 @@ fn a_peer_over_max_reqs_that_never_reads_is_closed_after_the_write_timeout() {
 
     // Others are served as ever.
     server.connect().simple_request(&[], b"").assert_complete(200);
+}
+
+#[test]
+fn multiplexed_interleaved_requests_each_get_their_own_response() {
+    let server = echo_server();
+    let mut client = server.connect();
+    // Any u16 id (edge case 5), including the largest.
+    let ids: [u16; 8] = [1, 2, 7, 255, 256, 4096, 65534, 65535];
+    let body_of = |id: u16| -> Vec<u8> {
+        // One body over 64 KiB, so that its STDIN takes several records.
+        let len = if id == 4096 { 150_000 } else { 100 + usize::from(id % 1000) };
+        pattern(len, u64::from(id) + 1)
+    };
+    // Each request as a list of records, then all of them sent round-robin.
+    let mut streams: Vec<Vec<Vec<u8>>> = ids
+        .iter()
+        .map(|&id| {
+            let say = format!("request-{id}");
+            let pairs = frames::pairs(&[("SAY", &say), ("REQUEST_METHOD", "POST")]);
+            // The params cut inside the first pair: it straddles two records (edge case 2).
+            let mut records = vec![
+                frames::begin(id, Role::Responder, true),
+                frames::stream(StreamKind::Params, id, &pairs[..3]),
+                frames::stream(StreamKind::Params, id, &pairs[3..]),
+                frames::end(StreamKind::Params, id),
+            ];
+            for chunk in body_of(id).chunks(40_000) {
+                records.push(frames::stream(StreamKind::Stdin, id, chunk));
+            }
+            records.push(frames::end(StreamKind::Stdin, id));
+            records.reverse();
+            records
+        })
+        .collect();
+    let mut wire = Vec::new();
+    while streams.iter().any(|records| !records.is_empty()) {
+        for records in &mut streams {
+            if let Some(record) = records.pop() {
+                wire.extend(record);
+            }
+        }
+    }
+    client.send_ok(&wire);
+
+    // Read the answers in an order unrelated to the order sent; `read_reply` keeps the
+    // records of other ids aside and checks each stream's shape.
+    for &id in ids.iter().rev() {
+        let reply = client.read_reply(id);
+        reply.assert_complete(200);
+        let mut expected = format!("request-{id}:").into_bytes();
+        expected.extend(body_of(id));
+        assert!(reply.body == expected, "request {id}: wrong body ({} bytes)", reply.body.len());
+    }
+    // The connection is still good afterwards.
+    assert_echo(&mut client, "after", b"");
 }
