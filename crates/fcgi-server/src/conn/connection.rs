@@ -21,7 +21,7 @@ use crate::conn::budget::{Charge, PARAMS_INCLUDED, REQUEST_COST};
 use crate::conn::demux::{self, Action, Answer, Event, Phase, Refusal, Start, StartFacts, Timer};
 use crate::conn::slot::{InputClock, Slot, Slots, Stage};
 use crate::conn::spool::{Spool, SpoolError};
-use crate::io::wire::{Replied, Wire};
+use crate::io::writer::{Replied, Writer};
 use crate::work::context::Context;
 use crate::work::handler::Handlers;
 use crate::work::job::Job;
@@ -49,7 +49,7 @@ pub(crate) enum Turn {
     Drained,
     /// The turn's reads are used up and the socket may hold more: come back after the others.
     More,
-    /// The answers queued for the web server passed their bound (`wire::MAX_PENDING`): the
+    /// The answers queued for the web server passed their bound (`writer::MAX_PENDING`): the
     /// connection is not read until they drain. Whole records may wait in the decoder; they
     /// are routed first when reading resumes.
     Paused,
@@ -87,7 +87,7 @@ pub(crate) struct Connection {
 /// Everything but the decoder, so that a record borrowed from the decoder can be routed.
 #[derive(Debug)]
 struct Demux {
-    wire: Arc<Wire>,
+    writer: Arc<Writer>,
     /// Where its requests go, by role.
     handlers: Arc<Handlers>,
     /// The open requests, by id: a lookup per record costs the same with 1 or 65,535 open.
@@ -136,7 +136,7 @@ impl std::fmt::Debug for Ready {
 
 impl Connection {
     pub(crate) fn new(
-        wire: Arc<Wire>,
+        writer: Arc<Writer>,
         handlers: Arc<Handlers>,
         log: Logger,
         over_limit: bool,
@@ -145,7 +145,7 @@ impl Connection {
         Connection {
             decoder: None,
             demux: Demux {
-                wire,
+                writer,
                 handlers,
                 slots: Slots::default(),
                 log,
@@ -161,8 +161,8 @@ impl Connection {
         }
     }
 
-    pub(crate) fn wire(&self) -> &Arc<Wire> {
-        &self.demux.wire
+    pub(crate) fn writer(&self) -> &Arc<Writer> {
+        &self.demux.writer
     }
 
     pub(crate) fn log(&self) -> &Logger {
@@ -226,7 +226,7 @@ impl Connection {
             if reads > READS_PER_TURN {
                 return Ok(Turn::More);
             }
-            let mut reader = Measured { inner: self.demux.wire.stream(), asked: 0 };
+            let mut reader = Measured { inner: self.demux.writer.stream(), asked: 0 };
             match decoder.read_from(&mut reader) {
                 Ok(0) => return Err(Close::PeerClosed),
                 Ok(n) => {
@@ -273,7 +273,7 @@ impl Connection {
         self.demux.forget_answered();
         self.demux.slots.is_empty()
             && self.decoder.as_ref().is_none_or(Decoder::is_empty)
-            && !self.demux.wire.has_pending()
+            && !self.demux.writer.has_pending()
     }
 
     /// The connection is idle (see [`is_idle`](Connection::is_idle)): it lets go of what it
@@ -286,7 +286,7 @@ impl Connection {
         }
         self.demux.slots.shrink_to_fit();
         self.demux.ready.shrink_to_fit();
-        self.demux.wire.shrink();
+        self.demux.writer.shrink();
     }
 
     /// The monitor's periodic look at a busy connection: a partial record left unfinished for
@@ -297,7 +297,7 @@ impl Connection {
     ///
     /// While the connection is paused for its queued answers, its input is not judged: what
     /// the web server sent waits unread on this side, and the queue has a deadline of its own
-    /// (`Wire::stalled`).
+    /// (`Writer::stalled`).
     pub(crate) fn sweep(&mut self, now: Instant, ctx: &Context) -> Result<(), Close> {
         let config = &ctx.config;
         if !self.paused
@@ -419,7 +419,7 @@ impl Demux {
     /// Answers from the reading thread: queued if the socket cannot take them now, never
     /// waited for. A queue past its bound ends the routing of this turn (backpressure).
     fn reply(&mut self, bytes: &[u8]) -> Result<(), Close> {
-        if self.wire.reply(bytes).map_err(Close::Io)? == Replied::Full {
+        if self.writer.reply(bytes).map_err(Close::Io)? == Replied::Full {
             self.backlogged = true;
         }
         Ok(())
@@ -427,7 +427,7 @@ impl Demux {
 
     fn end_if_not_kept(&self, begin: BeginRequest) -> Result<(), Close> {
         if !begin.keep_conn() {
-            self.wire.finish_writes();
+            self.writer.finish_writes();
         }
         Ok(())
     }
@@ -451,7 +451,7 @@ impl Demux {
                     "req" => id, "max_conns" => ctx.config.max_conns);
                 ctx.status.overloaded(false);
                 self.reply(&canned(id, 503, &ctx.retry_after, ProtocolStatus::Overloaded))?;
-                self.wire.finish_writes();
+                self.writer.finish_writes();
                 Ok(())
             }
             Answer::Refused(why) => self.refuse(id, begin, why, ctx),
@@ -582,7 +582,7 @@ impl Demux {
     ) {
         let Some(handler) = self.handlers.for_role(begin.role).cloned() else { return };
         let starts_early = handler.streams_body();
-        let response = Response::new(Arc::clone(&self.wire), id, Arc::clone(&shared));
+        let response = Response::new(Arc::clone(&self.writer), id, Arc::clone(&shared));
         let request = Request::new(begin.role, id, begin.keep_conn(), params, shared, charge);
         // The connection's logger, not a child per request: most requests never log, and a
         // child logger is an allocation on every one of them. Job's lines name the request.
@@ -778,12 +778,12 @@ impl Demux {
                 slot.shared.abort();
                 // Breaking off waits for a record the handler is writing (up to the write
                 // timeout): not on the thread that sweeps every connection.
-                let wire = Arc::clone(&self.wire);
+                let writer = Arc::clone(&self.writer);
                 let spawned = std::thread::Builder::new()
                     .name("fcgi-cut-short".into())
-                    .spawn(move || wire.break_off(id));
+                    .spawn(move || writer.break_off(id));
                 if spawned.is_err() {
-                    self.wire.close();
+                    self.writer.close();
                 }
                 Ok(())
             }

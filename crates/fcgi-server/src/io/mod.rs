@@ -5,4 +5,4 @@
 pub(crate) mod epoll;
 pub(crate) mod handoff;
 pub(crate) mod listener;
-pub(crate) mod wire;
+pub(crate) mod writer;

@@ -51,7 +51,7 @@ use crate::conn::refusals::{Refusals, Summary, Whose};
 use crate::io::epoll::{event_of, Epoll, Event, EventFd, Interest, RawEvent, NO_EVENT};
 use crate::io::handoff::Handoff;
 use crate::io::listener::{Listener, Stream};
-use crate::io::wire::Wire;
+use crate::io::writer::Writer;
 use crate::sys;
 use crate::work::context::Context;
 use crate::work::handler::Handlers;
@@ -290,10 +290,10 @@ impl Reactor {
         let conn = &mut state.conn;
         let mut result = Ok(Turn::Drained);
         if event.writable || conn.paused {
-            result = conn.wire().flush_pending().map(|_| Turn::Drained).map_err(Close::Io);
+            result = conn.writer().flush_pending().map(|_| Turn::Drained).map_err(Close::Io);
         }
         if result.is_ok() {
-            if conn.paused && !conn.wire().may_resume() {
+            if conn.paused && !conn.writer().may_resume() {
                 // Still too many answers waiting: the socket stays unread.
                 result = Ok(Turn::Paused);
             } else {
@@ -315,7 +315,7 @@ impl Reactor {
             let conn = &mut state.conn;
             conn.paused = turn == Turn::Paused;
             // Answers the socket could not take wait for it to turn writable.
-            let want_writes = conn.wire().has_pending();
+            let want_writes = conn.writer().has_pending();
             conn.watching_writes = want_writes;
             if self.draining.load(Ordering::Acquire) && conn.is_idle() {
                 match self.hand_off(ctx, event.token, &mut state) {
@@ -334,7 +334,7 @@ impl Reactor {
                 (false, true) => Interest::ReadWrite,
                 (false, false) => Interest::Read,
             };
-            let stream = state.conn.wire().stream();
+            let stream = state.conn.writer().stream();
             let armed = if state.in_set {
                 self.epoll.rearm(stream, event.token, interest)
             } else {
@@ -344,7 +344,7 @@ impl Reactor {
             result = armed.map(|()| turn).map_err(Close::Io);
         }
         match result {
-            Ok(_) => state.conn.wire().is_finishing(),
+            Ok(_) => state.conn.writer().is_finishing(),
             Err(close) => {
                 // Not re-armed: the event taken was its last.
                 self.closed(ctx, event.token, &mut state, InSet::No, close);
@@ -440,13 +440,13 @@ impl Reactor {
         let over_limit = open > ctx.config.max_conns;
         let log = ctx.log.new(o!("conn" => token));
         debug!(log, "connection accepted"; "peer" => peer, "over_limit" => over_limit);
-        let wire = Arc::new(Wire::new(stream, ctx.config.write_timeout));
+        let writer = Arc::new(Writer::new(stream, ctx.config.write_timeout));
         let entry = Arc::new(Entry {
             state: Mutex::new(ConnState {
-                // A second handle on the wire, to register its socket below without the
+                // A second handle on the writer, to register its socket below without the
                 // connection's lock: a reference count, no system call.
                 conn: Connection::new(
-                    Arc::clone(&wire),
+                    Arc::clone(&writer),
                     Arc::clone(&self.handlers),
                     log,
                     over_limit,
@@ -462,7 +462,7 @@ impl Reactor {
         if !armed {
             return Some((token, entry));
         }
-        if let Err(e) = self.epoll.add(wire.stream(), token, Interest::Read) {
+        if let Err(e) = self.epoll.add(writer.stream(), token, Interest::Read) {
             let mut state = entry.lock();
             warn!(state.conn.log(), "cannot watch a connection"; "error" => %e);
             self.close(ctx, token, &mut state, InSet::No, "cannot watch");
@@ -526,15 +526,15 @@ impl Reactor {
         if state.closed || !self.handoff_open.load(Ordering::Acquire) {
             return Handed::Never;
         }
-        let wire = state.conn.wire();
+        let writer = state.conn.writer();
         // A connection that failed is closed; one with answers still queued waits for them.
-        if wire.is_broken() {
+        if writer.is_broken() {
             return Handed::Never;
         }
-        if wire.has_pending() {
+        if writer.has_pending() {
             return Handed::Later;
         }
-        match handoff.send(wire.stream()) {
+        match handoff.send(writer.stream()) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Handed::Later,
             Err(e) => {
@@ -546,7 +546,7 @@ impl Reactor {
         }
         // The open file lives on in the other process: the set would go on watching it
         // (a set entry goes only when the last descriptor of the file closes).
-        let _ = self.epoll.delete(state.conn.wire().stream());
+        let _ = self.epoll.delete(state.conn.writer().stream());
         state.closed = true;
         self.conns().remove(&token);
         debug!(state.conn.log(), "connection handed over");
@@ -572,11 +572,11 @@ impl Reactor {
             return;
         }
         let idle = state.conn.is_idle();
-        let wire = state.conn.wire();
-        if idle && wire.is_finishing() {
+        let writer = state.conn.writer();
+        if idle && writer.is_finishing() {
             // Input after the last request (an abort of it, a web server's mistake) is left to
             // the reading thread, which takes it in before the close.
-            if !sys::has_input(wire.stream().as_fd()).unwrap_or(true) {
+            if !sys::has_input(writer.stream().as_fd()).unwrap_or(true) {
                 self.close(ctx, token, &mut state, InSet::No, "answered its last request");
                 return;
             }
@@ -584,9 +584,9 @@ impl Reactor {
         if finishing {
             // Not closed here: our side is shut down as it would have been without the
             // deferral, and the web server's close ends it.
-            wire.end_deferred();
+            writer.end_deferred();
         }
-        if !idle || wire.is_finishing() {
+        if !idle || writer.is_finishing() {
             return;
         }
         if self.draining.load(Ordering::Acquire) {
@@ -612,7 +612,7 @@ impl Reactor {
         // A connection whose web server stopped reading is closed by whoever notices first:
         // the sweep, a handler whose write timed out, or the reading thread that then finds
         // the socket shut; each time, it is closed for not reading.
-        let close = if state.conn.wire().timed_out() { Close::NotReading } else { close };
+        let close = if state.conn.writer().timed_out() { Close::NotReading } else { close };
         let why = match close {
             Close::PeerClosed => "closed by the web server",
             Close::Io(e) => {
@@ -632,7 +632,7 @@ impl Reactor {
                 warn!(state.conn.log(), "the web server does not read its answers; connection closed";
                     "limit" => "write_timeout",
                     "write_timeout_s" => ctx.config.write_timeout.as_secs_f64(),
-                    "pending_bytes" => state.conn.wire().pending_len());
+                    "pending_bytes" => state.conn.writer().pending_len());
                 "not reading"
             }
         };
@@ -646,17 +646,17 @@ impl Reactor {
         state.closed = true;
         let conn = &mut state.conn;
         if in_set == InSet::Maybe {
-            let _ = self.epoll.delete(conn.wire().stream());
+            let _ = self.epoll.delete(conn.writer().stream());
         }
         self.conns().remove(&token);
         debug!(conn.log(), "connection closed"; "why" => why);
         // Broken before aborted: a handler that sees its request aborted tells an abort from a
-        // connection gone by the wire (job.rs). With no request open there is no writer to
-        // stop, and the descriptor's close (the entry's drop) ends the connection.
+        // connection gone by the wire (job.rs). With no request open there is no handler
+        // writing to stop, and the descriptor's close (the entry's drop) ends the connection.
         if conn.is_idle() {
-            conn.wire().mark_broken();
+            conn.writer().mark_broken();
         } else {
-            conn.wire().close();
+            conn.writer().close();
         }
         conn.abort_all();
         ctx.counters.connections.fetch_sub(1, Ordering::AcqRel);
@@ -733,7 +733,7 @@ impl Reactor {
             }
             let quiet = now.saturating_duration_since(state.conn.last_read);
             let awaited = state.accepted.is_some_and(|t| now - t < DRAIN_FRESH_GRACE);
-            if state.conn.wire().stalled(now) || state.conn.wire().timed_out() {
+            if state.conn.writer().stalled(now) || state.conn.writer().timed_out() {
                 self.closed(ctx, token, &mut state, InSet::Maybe, Close::NotReading);
             } else if state.conn.is_idle() {
                 let handed =
@@ -743,7 +743,7 @@ impl Reactor {
                 }
                 if (draining && !awaited && handed == Handed::Never)
                     || quiet >= config.idle_timeout
-                    || state.conn.wire().is_broken()
+                    || state.conn.writer().is_broken()
                 {
                     self.close(ctx, token, &mut state, InSet::Maybe, "idle");
                 } else {
@@ -826,7 +826,7 @@ impl Source for Reactor {
             let finishing = finishing || !job.request.keep_conn();
             if finishing {
                 // after_job closes the connection, or ends the deferral.
-                job.response.wire().defer_shutdown();
+                job.response.writer().defer_shutdown();
             }
             job.run();
             self.after_job(token, finishing);

@@ -2,7 +2,7 @@
 //! socket and descriptor calls several modules share. The rest call rustix directly where one
 //! safe call does it: the event set (`epoll.rs`), the hand-off socket's `SCM_RIGHTS` messages
 //! (`handoff.rs`), an accepted stream's writes (`listener/stream.rs`), the wait for room to
-//! write (`wire.rs`).
+//! write (`writer.rs`).
 //!
 //! libc is left where rustix has no call (`TCP_INFO`, `sigaction`, `sched_setscheduler`,
 //! the NSS look-ups), or where the call must take a bare descriptor number that nothing owns

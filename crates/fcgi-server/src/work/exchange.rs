@@ -179,7 +179,7 @@ impl Parts {
         // The web server gave up on the request (FCGI_ABORT_REQUEST): nothing more goes out,
         // and END_REQUEST says it did not complete. A connection that went away is told
         // nothing at all, and is logged as gone (below).
-        let aborted = request.is_aborted() && !response.wire().is_broken();
+        let aborted = request.is_aborted() && !response.writer().is_broken();
         // Set when the handler failed after some of its response went out: the web server
         // must be told, or it would pass the truncated response on as whole.
         let mut cut_short = false;
@@ -207,7 +207,7 @@ impl Parts {
             // The web server closed the connection (its client went away, or it stopped):
             // nothing failed here, and nobody is left to answer.
             (None, Handled::Returned(Err(e)))
-                if response.wire().is_broken() || is_peer_gone(&*e) =>
+                if response.writer().is_broken() || is_peer_gone(&*e) =>
             {
                 info!(log, "the web server went away before the response was written";
                     "req" => request.request_id(), "error" => %e, "uri" => request.request_uri());
@@ -235,7 +235,7 @@ impl Parts {
         let status = response.status();
         running.end(request.method(), request.request_uri(), status);
         let body_bytes = response.body_bytes();
-        let wire = Arc::clone(response.wire());
+        let writer = Arc::clone(response.writer());
         request.release();
         shared.finished.store(true, Ordering::Release);
         let delivered = if aborted {
@@ -248,7 +248,7 @@ impl Parts {
         };
         shared.answered.store(true, Ordering::Release);
         if !request.keep_conn() {
-            wire.finish_writes();
+            writer.finish_writes();
         }
         ctx.counters.active.fetch_sub(1, Ordering::AcqRel);
         ctx.counters.requests.fetch_add(1, Ordering::Relaxed);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use fcgi_codec::{Encoder, EndRequest, ProtocolStatus, StreamKind};
 
 use crate::conn::spool::SpoolError;
-use crate::io::wire::Wire;
+use crate::io::writer::Writer;
 use crate::work::request::RequestShared;
 
 /// Encoded output is written to the socket once this much has gathered (or at a flush, or at
@@ -59,7 +59,7 @@ const DIRECT_AT: usize = 16 * 1024;
 /// ```
 #[derive(Debug)]
 pub struct Response {
-    wire: Arc<Wire>,
+    writer: Arc<Writer>,
     /// The request's shared state: its input streams, and whether it was aborted.
     request: Arc<RequestShared>,
     /// Set once the input streams are complete (or stopped): writes need not wait for them.
@@ -82,9 +82,9 @@ pub struct Response {
 }
 
 impl Response {
-    pub(crate) fn new(wire: Arc<Wire>, id: u16, input: Arc<RequestShared>) -> Response {
+    pub(crate) fn new(writer: Arc<Writer>, id: u16, input: Arc<RequestShared>) -> Response {
         Response {
-            wire,
+            writer,
             request: input,
             input_done: false,
             refused: false,
@@ -106,8 +106,8 @@ impl Response {
         self.request.aborted.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    pub(crate) fn wire(&self) -> &Arc<Wire> {
-        &self.wire
+    pub(crate) fn writer(&self) -> &Arc<Writer> {
+        &self.writer
     }
 
     /// Sets the HTTP status (200 unless set). Has no effect once the headers are sent.
@@ -268,11 +268,11 @@ impl Response {
         self.flushed = true;
         self.stderr_sent |= self.stderr_used;
         let result = if content.is_empty() || self.refused {
-            self.wire.write_all(&self.out).map(|()| false)
+            self.writer.write_all(&self.out).map(|()| false)
         } else {
             let (header, padding) =
                 self.encoder.frame(StreamKind::Stdout, self.id, content.len())?;
-            self.wire.write_all_parts(&mut [&self.out, &header, content, padding]).map(|()| true)
+            self.writer.write_all_parts(&mut [&self.out, &header, content, padding]).map(|()| true)
         };
         self.out.clear();
         result
@@ -363,11 +363,11 @@ impl Response {
 
     /// Ends a response that failed after some of it went out, so that the web server sees a
     /// failure rather than a short response it would pass on as complete: no END_REQUEST, an
-    /// invalid record, and the connection closed (see [`Wire::break_off`]).
+    /// invalid record, and the connection closed (see [`Writer::break_off`]).
     pub(crate) fn cut_short(self) {
         // Past the request timeout the server has ended the request already.
         if !self.request.is_taken_over() {
-            self.wire.break_off(self.id);
+            self.writer.break_off(self.id);
         }
     }
 
@@ -398,7 +398,7 @@ impl Response {
         self.end(self.stderr_sent, ABORTED_APP_STATUS)?;
         // No wait for input: an abort has stopped it.
         self.input_done = true;
-        self.wire.write_all(&self.out)?;
+        self.writer.write_all(&self.out)?;
         Ok(if self.flushed { self.body_bytes } else { 0 })
     }
 }

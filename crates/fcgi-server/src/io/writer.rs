@@ -3,12 +3,12 @@
 //! Whole records are written under one lock, so the records of multiplexed requests interleave
 //! safely. The socket is non-blocking (it is read from the shared event set).
 //!
-//! Handlers write with [`Wire::write_all`]: a write that would block waits for the socket to
+//! Handlers write with [`Writer::write_all`]: a write that would block waits for the socket to
 //! drain, up to the write timeout, so a slow web server slows only its own requests and a
 //! vanished one costs only its own connection.
 //!
 //! The reading thread (a worker, or the monitor standing in for them) must never wait on one
-//! connection, so it writes with [`Wire::reply`]: the bytes join a pending queue, written at
+//! connection, so it writes with [`Writer::reply`]: the bytes join a pending queue, written at
 //! once if the socket takes them, or later, either by the handler that holds the lock (before
 //! it lets go of it) or by the reading thread when the socket turns writable.
 //!
@@ -16,7 +16,7 @@
 //! stops being read (its socket is watched for writability only) until the queue is down to
 //! [`RESUME_AT`]; the web server's further requests wait in the socket, and its sends block,
 //! as they would on any server that answers slower than it is asked. A web server that reads
-//! none of its answers for the write timeout ([`Wire::stalled`]) has its connection closed.
+//! none of its answers for the write timeout ([`Writer::stalled`]) has its connection closed.
 
 use std::io;
 use std::net::Shutdown;
@@ -60,15 +60,18 @@ struct Pending {
     /// Shut our side down once `bytes` are out: the last request is answered.
     finish: bool,
     /// The thread running the last request closes the connection itself right after it
-    /// ([`Wire::defer_shutdown`]): `finish` then waits for it instead of shutting down.
+    /// ([`Writer::defer_shutdown`]): `finish` then waits for it instead of shutting down.
     deferred: bool,
     /// While `bytes` wait: when they last moved (queued into an empty queue, or some of them
     /// written). A queue that has not moved for the write timeout is stalled.
     moved: Option<Instant>,
 }
 
+/// The write half of a connection: its socket, the lock whole records are written under, the
+/// queue of answers waiting for the socket, the write timeout, and whether the connection is
+/// broken or timed out.
 #[derive(Debug)]
-pub(crate) struct Wire {
+pub(crate) struct Writer {
     stream: Stream,
     /// Held while writing; whoever holds it writes `pending` first.
     lock: Mutex<()>,
@@ -82,9 +85,9 @@ pub(crate) struct Wire {
     timed_out: AtomicBool,
 }
 
-impl Wire {
-    pub(crate) fn new(stream: Stream, write_timeout: Duration) -> Wire {
-        Wire {
+impl Writer {
+    pub(crate) fn new(stream: Stream, write_timeout: Duration) -> Writer {
+        Writer {
             stream,
             lock: Mutex::new(()),
             pending: Mutex::new(Pending::default()),
@@ -108,7 +111,7 @@ impl Wire {
         self.write_all_parts(&mut [bytes])
     }
 
-    /// [`write_all`](Wire::write_all) of several pieces, in order, with as few system calls as
+    /// [`write_all`](Writer::write_all) of several pieces, in order, with as few system calls as
     /// the socket allows (the pieces are consumed as they go out).
     pub(crate) fn write_all_parts(&self, parts: &mut [&[u8]]) -> io::Result<()> {
         let guard = self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -222,7 +225,7 @@ impl Wire {
     }
 
     /// Marks the connection broken without shutting it down, for one that is closed with no
-    /// request open: no writer to stop, and its descriptor's close ends it for the peer.
+    /// request open: no handler writing to stop, and its descriptor's close ends it for the peer.
     pub(crate) fn mark_broken(&self) {
         self.broken.store(true, Ordering::Release);
     }
@@ -345,7 +348,7 @@ impl Wire {
     /// the end of the stream, and the connection is read on until it closes its side, so that
     /// nothing it sent is answered with a reset.
     ///
-    /// Never waits: if a writer holds the lock or answers are queued, whoever writes the last
+    /// Never waits: if a thread holds the lock or answers are queued, whoever writes the last
     /// of them shuts our side down.
     pub(crate) fn finish_writes(&self) {
         self.pending().finish = true;
@@ -357,20 +360,20 @@ impl Wire {
     /// out without our side shut down first. A shutdown sent with it makes the web server
     /// close its end at once, and that close, arriving before ours, wakes a second thread to
     /// read the end of the stream and close (measured: an `epoll_wait`, a `recvfrom` and a
-    /// contended lock more per connection). [`Wire::end_deferred`] undoes it when the thread
+    /// contended lock more per connection). [`Writer::end_deferred`] undoes it when the thread
     /// does not close.
     pub(crate) fn defer_shutdown(&self) {
         self.pending().deferred = true;
     }
 
-    /// Ends a [`defer_shutdown`](Wire::defer_shutdown): our side is shut down now if the last
+    /// Ends a [`defer_shutdown`](Writer::defer_shutdown): our side is shut down now if the last
     /// answer is out, or by whoever writes the last of it.
     pub(crate) fn end_deferred(&self) {
         let mut pending = self.pending();
         pending.deferred = false;
         if pending.finish && pending.bytes.is_empty() {
             drop(pending);
-            // A writer that holds the lock shuts down as it lets go (`release`).
+            // A thread that holds the lock shuts down as it lets go (`release`).
             if let Ok(_guard) = self.lock.try_lock() {
                 let _ = self.stream.shutdown(Shutdown::Write);
             }
