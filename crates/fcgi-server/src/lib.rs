@@ -86,7 +86,7 @@ pub use io::handoff::Handoff;
 pub use io::listener::{take_inherited, ListenError, ListenOptions, Listener};
 pub use log::ACCESS_TAG;
 pub use serve::monitor::ServeReport;
-pub use serve::quick::{serve, serve_handler, DRAIN_GRACE};
+pub use serve::one_call::{serve, serve_handler, DRAIN_GRACE};
 pub use serve::server::{Server, ServerBuilder};
 pub use serve::shutdown::ShutdownHandle;
 pub use status::metrics::{
