@@ -152,7 +152,7 @@ impl Master {
         }
         let target = self.settings.workers;
         let relay = Relay::new(self.predecessor.take());
-        let mut run = Run {
+        let mut running = Running {
             master: self,
             signals: Some(signals),
             procs: Vec::new(),
@@ -169,12 +169,12 @@ impl Master {
             ready_pending: true,
             relay,
         };
-        info!(run.master.log, "master started";
-            "workers" => run.master.settings.workers,
-            "model" => format!("{:?}", run.master.settings.model).to_lowercase(),
-            "listeners" => run.master.listeners.len());
-        run.main_loop(workload);
-        run.exit();
+        info!(running.master.log, "master started";
+            "workers" => running.master.settings.workers,
+            "model" => format!("{:?}", running.master.settings.model).to_lowercase(),
+            "listeners" => running.master.listeners.len());
+        running.main_loop(workload);
+        running.exit();
         Ok(())
     }
 }
@@ -183,8 +183,9 @@ struct Stopping {
     fast: bool,
 }
 
-/// The master while it runs: its workers and what it is in the middle of.
-struct Run {
+/// The running master's state, for one [`Master::run`]: its workers and what it is in the
+/// middle of.
+struct Running {
     master: Master,
     signals: Option<SignalFd>,
     procs: Vec<Proc>,
@@ -210,7 +211,7 @@ struct Run {
     relay: Relay,
 }
 
-impl Run {
+impl Running {
     /// Runs until stopping is asked for and every worker has exited.
     fn main_loop(&mut self, workload: &mut dyn Workload) {
         loop {
