@@ -35,8 +35,8 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 64;
 /// 28 with 5 s, 5.5 to 8 with 10 s. Each spawn costs about 60 µs on the submitting thread,
 /// which in the server is the one accepting connections. Keeping a thread costs about 9 KiB of
 /// resident memory and no CPU: idle threads at or below `max_spare` wait without a timeout,
-/// and a surplus thread wakes once, at the end of its grace period. So the longest period the
-/// issue allows is also the cheapest; it is tokio's and php-fpm's `process_idle_timeout` too.
+/// and a surplus thread wakes once, at the end of its grace period. So the longest period
+/// measured is also the cheapest; it is tokio's and php-fpm's `process_idle_timeout` too.
 /// A pool whose jobs leave large stacks or thread-local caches behind may want less.
 pub const DEFAULT_IDLE_GRACE: Duration = Duration::from_secs(10);
 /// Default `drop_timeout`: how long dropping a pool waits for its jobs.

@@ -1,4 +1,4 @@
-//! One test per rule of the pool (issue 3): the three knobs, `try_execute`, `execute`, panics,
+//! One test per rule of the pool: the three knobs, `try_execute`, `execute`, panics,
 //! shutdown, stats, thread names and stack size. Jobs are held and released with channels;
 //! every wait is bounded.
 

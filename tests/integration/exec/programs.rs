@@ -62,7 +62,8 @@ fn get_together(port: u16, paths: Vec<String>) -> Vec<std::io::Result<HttpRespon
     threads.into_iter().map(|t| t.join().expect("a request thread")).collect()
 }
 
-/// Everything the issue asks of one program behind nginx.
+/// What every program must do behind nginx: answer a GET, take a POST of a few MiB whole, spread
+/// requests in flight at once over both of its processes, and lose none of them on the way.
 fn serves_through_nginx(program: Program) {
     let dir = scratch();
     let Some(launch) = prepare(program, dir.path()) else { return };

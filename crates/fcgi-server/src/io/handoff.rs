@@ -12,8 +12,8 @@
 //! The channel is a `SOCK_SEQPACKET` socket pair, both ends non-blocking and close-on-exec:
 //! each message is one byte and up to [`Handoff::MAX_BATCH`] descriptors, so a message either
 //! arrives whole or not at all, and the end of the other side is seen as the end of the stream.
-//! What is in flight is bounded by the sender's socket buffer (`net.core.wmem_default`: 278
-//! one-connection messages with Linux's defaults, measured): past it a send would block, and is
+//! What is in flight is bounded by the sender's socket buffer (`net.core.wmem_default`;
+//! docs/FAILURES.md says how many messages that holds): past it a send would block, and is
 //! refused with `WouldBlock` for the caller to try again.
 
 use std::io::{self, IoSlice, IoSliceMut};

@@ -36,12 +36,11 @@ pub(crate) fn signal_action(signal: c_int) -> io::Result<SignalAction> {
 /// that refuses leaves the thread as it was. libc: rustix has no `sched_setscheduler`.
 ///
 /// Why: a worker wakes for each request the web server writes, on a machine where the web
-/// server runs too. Allowed to preempt, it preempts the web server at each request (nginx's
-/// single worker, measured: 0.4 to 1.2 involuntary switches a request, against 0.01 to 0.2
-/// when threads that never sleep serve it), and nginx, the bottleneck, spends 20 to 40 % more
-/// CPU a request. Without wake-up preemption the worker runs when nginx yields the CPU,
-/// by which time nginx has written more requests (DESIGN.md has the numbers). Handlers run
-/// under it too, and what they start (threads, a CGI program) inherits it.
+/// server runs too. Allowed to preempt, it preempts the web server at each request, and
+/// nginx, the bottleneck, spends more CPU a request. Without wake-up preemption the worker
+/// runs when nginx yields the CPU, by which time nginx has written more requests (DESIGN.md
+/// has the numbers). Handlers run under it too, and what they start (threads, a CGI program)
+/// inherits it.
 pub(crate) fn no_wakeup_preemption() {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: `param` lives for the call, which only reads it; 0 is the calling thread.
