@@ -42,7 +42,7 @@ impl Formatter for LineSafe {
         }
         let mut rest = fragment;
         while let Some((at, c)) = rest.char_indices().find(|&(_, c)| escaped_beyond_json(c)) {
-            writer.write_all(rest[..at].as_bytes())?;
+            writer.write_all(&rest.as_bytes()[..at])?;
             write!(writer, "\\u{:04x}", u32::from(c))?;
             rest = &rest[at + c.len_utf8()..];
         }

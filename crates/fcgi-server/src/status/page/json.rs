@@ -80,7 +80,6 @@ impl Serialize for Bound {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match *self {
             // `1`, not serde_json's `1.0`: the page has always written whole bounds so.
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             Bound::Seconds(bound) if bound.fract() == 0.0 => serializer.serialize_u64(bound as u64),
             Bound::Seconds(bound) => serializer.serialize_f64(bound),
             Bound::Infinite => serializer.serialize_str("+Inf"),
