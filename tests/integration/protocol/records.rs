@@ -116,6 +116,23 @@ fn without_keep_conn_the_server_closes_after_end_request() {
 }
 
 #[test]
+fn without_keep_conn_the_thread_that_answered_closes_the_connection() {
+    // The web server keeps its end open after END_REQUEST: the server closes the connection
+    // itself, on the thread that ran the request, rather than when the web server's close
+    // wakes a thread for it.
+    let server = TestServer::start(inproc::config(), |b| b.responder(inproc::hello));
+    let mut client = server.connect();
+    client.send_ok(&frames::request(1, Role::Responder, false, &[], b""));
+    client.read_reply(1).assert_complete(200);
+    assert!(
+        wait_until(SIGNAL, || server.logs().contains("why=answered its last request")),
+        "the connection was not closed by the server: {:#?}",
+        server.logs().lines()
+    );
+    drop(client);
+}
+
+#[test]
 fn without_keep_conn_input_after_the_request_costs_nothing_of_the_answer() {
     // Over TCP, where a socket closed with unread input resets the connection and can take
     // the end of the answer with it: a record after the request is taken in (or the close

@@ -59,6 +59,9 @@ struct Pending {
     bytes: Vec<u8>,
     /// Shut our side down once `bytes` are out: the last request is answered.
     finish: bool,
+    /// The thread running the last request closes the connection itself right after it
+    /// ([`Wire::defer_shutdown`]): `finish` then waits for it instead of shutting down.
+    deferred: bool,
     /// While `bytes` wait: when they last moved (queued into an empty queue, or some of them
     /// written). A queue that has not moved for the write timeout is stalled.
     moved: Option<Instant>,
@@ -126,7 +129,7 @@ impl Wire {
         loop {
             let mut pending = self.pending();
             if pending.bytes.is_empty() {
-                if pending.finish {
+                if pending.finish && !pending.deferred {
                     let _ = self.stream.shutdown(Shutdown::Write);
                 }
                 drop(guard);
@@ -175,7 +178,7 @@ impl Wire {
         let mut written = 0;
         let result = loop {
             if written == pending.bytes.len() {
-                if pending.finish {
+                if pending.finish && !pending.deferred {
                     let _ = self.stream.shutdown(Shutdown::Write);
                 }
                 break Ok(Replied::Sent);
@@ -347,6 +350,31 @@ impl Wire {
     pub(crate) fn finish_writes(&self) {
         self.pending().finish = true;
         let _ = self.flush_pending();
+    }
+
+    /// For the thread about to run a connection's last request, which closes the connection
+    /// itself once the request ends if nothing more came in: the end of the answer then goes
+    /// out without our side shut down first. A shutdown sent with it makes the web server
+    /// close its end at once, and that close, arriving before ours, wakes a second thread to
+    /// read the end of the stream and close (measured: an `epoll_wait`, a `recvfrom` and a
+    /// contended lock more per connection). [`Wire::end_deferred`] undoes it when the thread
+    /// does not close.
+    pub(crate) fn defer_shutdown(&self) {
+        self.pending().deferred = true;
+    }
+
+    /// Ends a [`defer_shutdown`](Wire::defer_shutdown): our side is shut down now if the last
+    /// answer is out, or by whoever writes the last of it.
+    pub(crate) fn end_deferred(&self) {
+        let mut pending = self.pending();
+        pending.deferred = false;
+        if pending.finish && pending.bytes.is_empty() {
+            drop(pending);
+            // A writer that holds the lock shuts down as it lets go (`release`).
+            if let Ok(_guard) = self.lock.try_lock() {
+                let _ = self.stream.shutdown(Shutdown::Write);
+            }
+        }
     }
 
     /// Breaks the connection off so that the web server takes what it received of request

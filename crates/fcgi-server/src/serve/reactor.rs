@@ -558,16 +558,25 @@ impl Reactor {
         let Some(ctx) = self.ctx.get() else { return };
         let Some(entry) = self.conns().get(&token).cloned() else { return };
         let mut state = entry.lock();
-        if state.closed || !state.conn.is_idle() {
+        if state.closed {
             return;
         }
+        let idle = state.conn.is_idle();
         let wire = state.conn.wire();
-        if wire.is_finishing() {
+        if idle && wire.is_finishing() {
             // Input after the last request (an abort of it, a web server's mistake) is left to
             // the reading thread, which takes it in before the close.
             if !sys::has_input(wire.stream().as_fd()).unwrap_or(true) {
                 self.close(ctx, token, &mut state, InSet::No, "answered its last request");
+                return;
             }
+        }
+        if finishing {
+            // Not closed here: our side is shut down as it would have been without the
+            // deferral, and the web server's close ends it.
+            wire.end_deferred();
+        }
+        if !idle || wire.is_finishing() {
             return;
         }
         if self.draining.load(Ordering::Acquire) {
@@ -802,6 +811,13 @@ impl Source for Reactor {
         let event = Event::unpack(work);
         let read = self.handle_event(event, may_run.then_some(&mut kept));
         if let (Some(job), Some((token, finishing))) = (kept, read) {
+            // The read knows of a refusal's end; a request's own FCGI_KEEP_CONN says whether
+            // its end is the connection's.
+            let finishing = finishing || !job.request.keep_conn();
+            if finishing {
+                // after_job closes the connection, or ends the deferral.
+                job.response.wire().defer_shutdown();
+            }
             job.run();
             self.after_job(token, finishing);
         }
