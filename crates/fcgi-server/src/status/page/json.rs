@@ -6,8 +6,9 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::data::{or_dash, own_fields, pool_fields, since, state, PageData, ProcessEntry};
-use super::{seconds, CLASSES};
+use super::data::{
+    or_dash, own_fields, pool_fields, seconds, since, state, PageData, ProcessEntry, CLASSES,
+};
 use crate::status::metrics::DURATION_BUCKETS;
 
 /// The page.

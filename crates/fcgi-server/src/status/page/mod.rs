@@ -29,7 +29,7 @@ use crate::work::context::Context;
 use crate::escape;
 use crate::status::metrics::{Metrics, DURATION_BUCKETS};
 use crate::{Request, Response, Role};
-use data::{clf_time, or_dash, own_fields, pool_fields, since, state, CLASSES};
+use data::{clf_time, or_dash, own_fields, pool_fields, seconds, since, state, CLASSES};
 pub(crate) use data::{ListenQueue, PageData, ProcessEntry};
 
 /// A page the server answers itself.
@@ -164,11 +164,6 @@ fn text(data: &PageData, full: bool) -> String {
         }
     }
     out
-}
-
-/// Microseconds as seconds, exactly enough for a sum.
-fn seconds(us: u64) -> String {
-    format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
 }
 
 /// A label value for OpenMetrics: backslash, quote and newline escaped.
