@@ -5,6 +5,10 @@
 # build, the rate, the server's own CPU per request (utime + stime from /proc/PID/stat, read
 # after the ")" that ends the process name), its peak RSS and its threads.
 #
+# With EXEC=PROGRAM in the environment, each serves `--app exec --workers 4 -- PROGRAM` (a
+# FastCGI program such as bench/hello.c's build) instead of hello, and the CPU is that of fcgi's
+# master and worker, not the programs'.
+#
 # Usage: bench/compare.sh OLD_FCGI NEW_FCGI [new|keep] [ROUNDS] [SECONDS]
 # For example, a build of an older commit beside this one:
 #   git worktree add /tmp/old COMMIT && (cd /tmp/old && cargo build --release -p fcgi-cli)
@@ -20,6 +24,16 @@ cleanup() {
 trap cleanup EXIT
 tck=$(getconf CLK_TCK)
 cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+# The server's own processes: the one started and, with a master, its workers (the programs
+# are the workers' children).
+own_ticks() {
+    local total child
+    total=$(cpu_ticks "$1")
+    for child in $(pgrep -P "$1"); do total=$((total + $(cpu_ticks "$child"))); done
+    echo "$total"
+}
+app=(--app hello)
+[ -n "${EXEC:-}" ] && app=(--app exec --workers 4 -- "$EXEC")
 keep=()
 [ "$mode" = keep ] && keep=(--keep-conn)
 for round in $(seq 1 "$rounds"); do
@@ -27,15 +41,17 @@ for round in $(seq 1 "$rounds"); do
         bin=$old
         [ "$which" = new ] && bin=$new
         socket="$dir/$which-$round.sock"
-        "$bin" serve --app hello --listen "unix:$socket" --log-level warning >/dev/null 2>&1 &
+        "$bin" serve --listen "unix:$socket" --log-level warning "${app[@]}" >/dev/null 2>&1 &
         pid=$!
         for _ in $(seq 100); do
             [ -S "$socket" ] && break
             sleep 0.05
         done
-        before=$(cpu_ticks "$pid")
+        # Warm: every thread and program started.
+        "$new" bench --connect "unix:$socket" -c 32 -n 2000 --quiet "${keep[@]}" /hello >/dev/null
+        before=$(own_ticks "$pid")
         out=$("$new" bench --connect "unix:$socket" -c 32 -d "$seconds" --quiet "${keep[@]}" /hello)
-        after=$(cpu_ticks "$pid")
+        after=$(own_ticks "$pid")
         served=$(awk '/requests:/ { print $2 }' <<<"$out")
         rate=$(awk '/rate:/ { print $2 }' <<<"$out")
         hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$pid/status")

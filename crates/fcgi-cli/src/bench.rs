@@ -573,44 +573,73 @@ impl Report<'_> {
     }
 
     fn json(&self) -> String {
+        use crate::json::{rounded, Members};
         let (args, tally) = (self.args, self.tally);
-        let errors: Vec<String> = Kind::ALL
-            .iter()
-            .map(|k| format!("\"{}\": {}", k.name(), tally.errors[*k as usize]))
-            .collect();
-        let percentiles: Vec<String> = PERCENTILES
-            .iter()
-            .map(|(name, p)| format!("\"{name}\": {:.3}", self.percentile(*p)))
-            .collect();
-        format!(
-            "{{\"connect\": {}, \"script_path\": {}, \"connections\": {}, \"keep_conn\": {}, \
-             \"mpx\": {}, \"body\": {}, \"seconds\": {:.3}, \"completed\": {}, \"errors\": {}, \
-             \"errors_by_kind\": {{{}}}, \"requests_per_s\": {:.1}, \"bytes\": {}, \
-             \"bytes_per_s\": {:.1}, \"latency_ms\": {{\"mean\": {:.3}, \"stdev\": {:.3}, \
-             \"max\": {:.3}, {}}}, \"in_flight\": {:.2}, \"connections_opened\": {}, \
-             \"cpu_percent\": {:.0}}}\n",
-            crate::json::string(&args.connect.to_string()),
-            crate::json::string(&args.script_path),
-            args.connections,
-            args.keep_conn,
-            args.mpx,
-            args.body.unwrap_or(0),
-            self.elapsed.as_secs_f64(),
-            tally.ok,
-            tally.failed(),
-            errors.join(", "),
-            self.rate(),
-            tally.bytes,
-            self.bytes_per_second(),
-            tally.latency.mean() / 1000.0,
-            tally.latency.stdev() / 1000.0,
-            tally.latency.max() as f64 / 1000.0,
-            percentiles.join(", "),
-            self.in_flight(),
-            tally.connects,
-            self.cpu_percent(),
-        )
+        let errors: Vec<(&str, u64)> =
+            Kind::ALL.iter().map(|k| (k.name(), tally.errors[*k as usize])).collect();
+        let percentiles: Vec<(&str, f64)> =
+            PERCENTILES.iter().map(|(name, p)| (*name, rounded(self.percentile(*p), 3))).collect();
+        let report = JsonReport {
+            connect: args.connect.to_string(),
+            script_path: &args.script_path,
+            connections: args.connections,
+            keep_conn: args.keep_conn,
+            mpx: args.mpx,
+            body: args.body.unwrap_or(0),
+            seconds: rounded(self.elapsed.as_secs_f64(), 3),
+            completed: tally.ok,
+            errors: tally.failed(),
+            errors_by_kind: Members(&errors),
+            requests_per_s: rounded(self.rate(), 1),
+            bytes: tally.bytes,
+            bytes_per_s: rounded(self.bytes_per_second(), 1),
+            latency_ms: Latency {
+                mean: rounded(tally.latency.mean() / 1000.0, 3),
+                stdev: rounded(tally.latency.stdev() / 1000.0, 3),
+                max: rounded(tally.latency.max() as f64 / 1000.0, 3),
+                percentiles: Members(&percentiles),
+            },
+            in_flight: rounded(self.in_flight(), 2),
+            connections_opened: tally.connects,
+            cpu_percent: rounded(self.cpu_percent(), 0),
+        };
+        let mut line = crate::json::to_string(&report);
+        line.push('\n');
+        line
     }
+}
+
+/// `fcgi bench --json`'s report, in this order; the numbers rounded as the text report shows
+/// them.
+#[derive(serde::Serialize)]
+struct JsonReport<'a> {
+    connect: String,
+    script_path: &'a str,
+    connections: usize,
+    keep_conn: bool,
+    mpx: usize,
+    body: usize,
+    seconds: f64,
+    completed: u64,
+    errors: u64,
+    errors_by_kind: crate::json::Members<'a, u64>,
+    requests_per_s: f64,
+    bytes: u64,
+    bytes_per_s: f64,
+    latency_ms: Latency<'a>,
+    in_flight: f64,
+    connections_opened: u64,
+    cpu_percent: f64,
+}
+
+/// Latencies in ms: mean, deviation, max, then the [`PERCENTILES`].
+#[derive(serde::Serialize)]
+struct Latency<'a> {
+    mean: f64,
+    stdev: f64,
+    max: f64,
+    #[serde(flatten)]
+    percentiles: crate::json::Members<'a, f64>,
 }
 
 /// The percentiles reported, with their names.

@@ -161,20 +161,7 @@ impl Pool {
                 Ok(())
             }
             Admission::Queued => {
-                // Cannot fail, as in `send`. No wake unless a thread waits for this job: a
-                // queued job is taken from the channel by a thread as it finishes its own,
-                // without waiting in the source, except by one that reserved it before it was
-                // sent, which then waits there, and shows as a message undelivered (its
-                // reservation took the job out of `queued` before this load). While every
-                // thread is busy, a wake per queued job only woke whoever stood in for them
-                // (fcgi-server's monitor), for nothing.
-                let _ = self.sender.send(Message::Run(Box::new(job)));
-                // Paired with the reserving thread's (worker.rs): either it sees this job in
-                // the channel, or this load sees its reservation.
-                std::sync::atomic::fence(Ordering::SeqCst);
-                if self.undelivered() > 0 {
-                    shared.wake_source();
-                }
+                self.send(Message::Run(Box::new(job)));
                 shared.check_idle();
                 Ok(())
             }

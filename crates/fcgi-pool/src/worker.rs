@@ -111,13 +111,7 @@ pub(crate) fn run(shared: &Arc<Shared>, number: u64, role: Role) {
         }
         // One CAS decides what comes next: the next queued job, IDLE, or exit (shutdown).
         match shared.state.apply(state::after_job) {
-            AfterJob::TakeQueued => {
-                // Paired with a queuing submitter's (pool.rs), which wakes nobody when it sees
-                // no reservation: either it sees this one, or this thread's look at the
-                // channel sees its job.
-                std::sync::atomic::fence(Ordering::SeqCst);
-                me.role = Role::Committed;
-            }
+            AfterJob::TakeQueued => me.role = Role::Committed,
             AfterJob::Idle => me.role = Role::Idle,
             AfterJob::Exit => {
                 me.role = Role::Gone;
@@ -180,10 +174,8 @@ fn idle_in_source(
                     handle_quietly(shared, source, work, true);
                     match shared.state.apply(state::after_job) {
                         AfterJob::TakeQueued => {
-                            // COMMITTED: the reserved job is in the channel or about to be,
-                            // and then its send sees this reservation and wakes the source
-                            // (the fence is paired with the submitter's, as in `run`).
-                            std::sync::atomic::fence(Ordering::SeqCst);
+                            // COMMITTED: the reserved job is in the channel or about to be
+                            // (its send wakes the source).
                             me.role = Role::Committed;
                             timeout = None;
                         }

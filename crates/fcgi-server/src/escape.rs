@@ -6,8 +6,9 @@
 //! escape sequences to the terminal of whoever reads the log. Every writer of a text line in
 //! fcgi-rs (the `term` log, the slow log, the access log's text formats, the fallback standard
 //! error logger, the status page's text formats) passes each value through [`push_text`]
-//! (or [`push_quoted`] inside a quoted field), every writer of JSON by hand through
-//! [`push_json`], and the status page's HTML and XML through [`push_markup`].
+//! (or [`push_quoted`] inside a quoted field), and the status page's HTML and XML through
+//! [`push_markup`]. JSON is written by serde_json, whose strings escape the same characters
+//! as JSON escapes ([`crate::json`]).
 //!
 //! The escapes are nginx's access-log escapes, `\xHH` per byte of the character's UTF-8 form,
 //! for every character that can break a line or act on a terminal:
@@ -163,32 +164,6 @@ impl Serializer for Fields<'_> {
     }
 }
 
-/// Appends `text` to `out` as a JSON string literal: `"` and `\` escaped, and every character
-/// of the table in the [module](self) docs as `\u00XX` (U+2028 and U+2029 as `\u2028`,
-/// `\u2029`: JSON allows them raw, but JavaScript before ES2019 and some log viewers take them
-/// for line ends).
-///
-/// ```
-/// let mut out = String::new();
-/// fcgi_server::escape::push_json(&mut out, "a\"b\n\u{2028}");
-/// assert_eq!(out, r#""a\"b\u000a\u2028""#);
-/// ```
-pub fn push_json(out: &mut String, text: &str) {
-    out.reserve(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if needs_escape(c, false) => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 /// Appends `text` to `out` for an element or attribute of HTML or XML (the status page's
 /// `?html` and `?xml`): `&`, `<`, `>`, `"` and `'` as entities, and what [`push_text`]
 /// escapes as it does (XML 1.0 has no way to write most control characters at all).
@@ -224,9 +199,7 @@ mod tests {
     }
 
     fn json(text: &str) -> String {
-        let mut out = String::new();
-        push_json(&mut out, text);
-        out
+        crate::json::to_string(text)
     }
 
     #[test]

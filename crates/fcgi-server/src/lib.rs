@@ -67,6 +67,7 @@ mod config;
 mod conn;
 pub mod escape;
 mod io;
+pub mod json;
 mod log;
 mod serve;
 mod status;

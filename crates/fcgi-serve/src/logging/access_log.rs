@@ -16,7 +16,7 @@
 //! its format.
 //!
 //! What a peer sent is escaped in every format: [`fcgi_server::escape`] for the text formats,
-//! JSON's escapes for `json`.
+//! serde_json for `json`, with [`fcgi_server::json`]'s escapes.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use fcgi_server::{escape, AccessLog, AccessRecord};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use slog::{info, o, warn, Drain, Logger, OwnedKVList, Record};
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
@@ -403,20 +404,7 @@ pub(crate) fn format_line(
             or_dash(fields.get(Field::Outcome).as_deref(), &mut out);
         }
         AccessFormat::Json => {
-            out.push_str("{\"time\":");
-            fcgi_server::escape::push_json(&mut out, &iso_time(started));
-            let _ = write!(out, ",\"pid\":{pid}");
-            for (field, key) in FIELDS {
-                let _ = write!(out, ",\"{key}\":");
-                match fields.get(field).as_deref() {
-                    None => out.push_str("null"),
-                    Some(value) if is_number(field) && value.parse::<u64>().is_ok() => {
-                        out.push_str(value);
-                    }
-                    Some(value) => fcgi_server::escape::push_json(&mut out, value),
-                }
-            }
-            out.push('}');
+            fcgi_server::json::push(&mut out, &JsonLine { fields: &fields, started, pid });
         }
         AccessFormat::Template(pieces) => {
             for piece in pieces {
@@ -431,6 +419,33 @@ pub(crate) fn format_line(
     }
     out.push('\n');
     out
+}
+
+/// The `json` format's object: `time`, `pid`, then [`FIELDS`] in their order, each a string,
+/// a number ([`is_number`]) or `null` when the request has none.
+struct JsonLine<'f, 'r, 'a> {
+    fields: &'f Fields<'r, 'a>,
+    started: SystemTime,
+    pid: u32,
+}
+
+impl Serialize for JsonLine<'_, '_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2 + FIELDS.len()))?;
+        map.serialize_entry("time", &iso_time(self.started))?;
+        map.serialize_entry("pid", &self.pid)?;
+        for (field, key) in FIELDS {
+            let value = self.fields.get(field);
+            match value.as_deref() {
+                Some(text) if is_number(field) => match text.parse::<u64>() {
+                    Ok(number) => map.serialize_entry(key, &number)?,
+                    Err(_) => map.serialize_entry(key, text)?,
+                },
+                value => map.serialize_entry(key, &value)?,
+            }
+        }
+        map.end()
+    }
 }
 
 /// Whether a field is written as a JSON number.

@@ -10,8 +10,8 @@
 //! are dropped too ([`Queue`]), never waited for, and counted apart.
 //!
 //! Both formats escape what a peer sent: the `term` lines with [`term`], the JSON lines
-//! with slog-json's escapes, and DEL, the C1 controls, U+2028 and U+2029 escaped too
-//! ([`WholeLines`]).
+//! with JSON's escapes, and DEL, the C1 controls, U+2028 and U+2029 escaped too
+//! ([`json`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -24,9 +24,11 @@ use slog::{b, o, record_static, Drain, Level, Logger, OwnedKVList, Record};
 
 use clap::ValueEnum;
 
+use self::json::JsonLines;
 use self::term::TermLines;
 
 pub(crate) mod access_log;
+mod json;
 mod term;
 
 /// How log lines are written (`--log-format`).
@@ -197,16 +199,10 @@ impl Drain for Queue {
     }
 }
 
-/// Collects what slog-json writes for one line (it writes each key and value on its own) and
-/// hands the whole line to the target in one write when the newline comes: a line is written
-/// whole or not at all, so a failed one leaves no half line for the next to be glued to, and
-/// lines from several workers appending to one file do not interleave.
-///
-/// It also writes as JSON escapes (`\u007f`, `\u0085`, `\u2028`) what slog-json leaves raw
-/// and [`fcgi_server::escape`] escapes everywhere else: DEL, the C1 controls (NEL ends lines
-/// for some readers, CSI starts terminal sequences), U+2028 and U+2029 (JavaScript before
-/// ES2019 and log viewers take them for line ends). In JSON text these can only stand inside
-/// a string, where the escape means the same character: the line says what it said.
+/// Collects what [`JsonLines`] writes for one line (serde_json writes each key and value on
+/// its own) and hands the whole line to the target in one write when the newline comes: a line
+/// is written whole or not at all, so a failed one leaves no half line for the next to be
+/// glued to, and lines from several workers appending to one file do not interleave.
 struct WholeLines<W: Write> {
     target: W,
     line: Vec<u8>,
@@ -218,35 +214,10 @@ impl<W: Write> WholeLines<W> {
     }
 }
 
-/// Appends `buf`, JSON text, to `line` with DEL (`7F`), the C1 controls (`C2 80` to `C2 9F`),
-/// U+2028 and U+2029 (`E2 80 A8`, `E2 80 A9`) as JSON escapes.
-fn push_json_bytes(line: &mut Vec<u8>, buf: &[u8]) {
-    if !buf.iter().any(|&b| matches!(b, 0x7F | 0xC2 | 0xE2)) {
-        line.extend_from_slice(buf);
-        return;
-    }
-    let mut i = 0;
-    while i < buf.len() {
-        let (code, len) = match buf[i..] {
-            [0x7F, ..] => (0x7F, 1),
-            [0xC2, b @ 0x80..=0x9F, ..] => (u32::from(b), 2),
-            [0xE2, 0x80, b @ (0xA8 | 0xA9), ..] => (0x2000 | u32::from(b - 0x80), 3),
-            _ => {
-                line.push(buf[i]);
-                i += 1;
-                continue;
-            }
-        };
-        let _ = write!(line, "\\u{code:04x}");
-        i += len;
-    }
-}
-
 impl<W: Write> Write for WholeLines<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // slog-json writes a string value in one piece, so a character is never split
-        // between two writes.
-        push_json_bytes(&mut self.line, buf);
+        // JSON text holds a line feed only as the line's end: in a string it is `\n`.
+        self.line.extend_from_slice(buf);
         if buf.ends_with(b"\n") {
             let result = self.target.write_all(&self.line);
             self.line.clear();
@@ -284,8 +255,7 @@ fn lines(format: LogFormat, target: &LogTarget, queue_full: Arc<AtomicU64>) -> L
             Box::new(Lossy { queue_full, ..Lossy::new(TermLines::new(target.clone())) })
         }
         LogFormat::Json => {
-            let drain =
-                slog_json::Json::new(WholeLines::new(target.clone())).add_default_keys().build();
+            let drain = JsonLines::new(WholeLines::new(target.clone()));
             Box::new(Lossy { queue_full, ..Lossy::new(Mutex::new(drain)) })
         }
     }
@@ -453,7 +423,7 @@ mod tests {
         }
     }
 
-    /// The number in field `name` of a JSON line, as slog-json writes it (`"name":123`).
+    /// The number in field `name` of a JSON line, as [`JsonLines`] writes it (`"name":123`).
     fn number_field(line: &str, name: &str) -> Option<u64> {
         let rest = &line[line.find(&format!("\"{name}\":"))? + name.len() + 3..];
         rest[..rest.find(|c: char| !c.is_ascii_digit())?].parse().ok()
@@ -471,7 +441,7 @@ mod tests {
             written: Arc::new(Mutex::new(Vec::new())),
         };
         let written = Arc::clone(&flaky.written);
-        let json = slog_json::Json::new(WholeLines::new(flaky)).add_default_keys().build();
+        let json = JsonLines::new(WholeLines::new(flaky));
         let log = Logger::root(Lossy::new(Mutex::new(json)).ignore_res(), o!("pid" => 7));
         (log, written)
     }
@@ -617,10 +587,10 @@ mod tests {
     }
 
     #[test]
-    fn json_lines_escape_what_slog_json_leaves_raw() {
+    fn json_lines_escape_what_json_allows_raw() {
         let flaky = Flaky { failures: Arc::new(Mutex::new(0)), written: Arc::default() };
         let written = Arc::clone(&flaky.written);
-        let json = slog_json::Json::new(WholeLines::new(flaky)).build();
+        let json = JsonLines::new(WholeLines::new(flaky));
         let log = Logger::root(Mutex::new(json).ignore_res(), o!());
         slog::info!(log, "m"; "uri" => "/a\x7f\u{85}\u{9b}\u{2028}\u{2029}\n\u{a0}é€\u{2030}");
         let text = String::from_utf8(written.lock().unwrap().clone()).unwrap();

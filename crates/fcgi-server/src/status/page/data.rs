@@ -92,6 +92,11 @@ pub(crate) fn own_fields(data: &PageData) -> [(&'static str, u64); 8] {
     ]
 }
 
+/// Microseconds as seconds, exactly enough for a sum.
+pub(crate) fn seconds(us: u64) -> String {
+    format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
+}
+
 /// The status classes the responses are counted by.
 pub(crate) const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 

@@ -15,6 +15,7 @@
 //! object in JSON, `fcgi_rs_*` metrics, `fcgi-rs ...` lines in text.
 
 mod data;
+mod json;
 pub(crate) mod layer;
 mod markup;
 
@@ -28,7 +29,7 @@ use crate::work::context::Context;
 use crate::escape;
 use crate::status::metrics::{Metrics, DURATION_BUCKETS};
 use crate::{Request, Response, Role};
-use data::{clf_time, or_dash, own_fields, pool_fields, since, state, CLASSES};
+use data::{clf_time, or_dash, own_fields, pool_fields, seconds, since, state, CLASSES};
 pub(crate) use data::{ListenQueue, PageData, ProcessEntry};
 
 /// A page the server answers itself.
@@ -112,7 +113,7 @@ pub(crate) fn content_type(format: Format) -> &'static str {
 pub(crate) fn render(data: &PageData, format: Format, full: bool) -> String {
     match format {
         Format::Text => text(data, full),
-        Format::Json => json(data, full),
+        Format::Json => json::json(data, full),
         Format::OpenMetrics => openmetrics(data),
         Format::Html => markup::html(data, full),
         Format::Xml => markup::xml(data, full),
@@ -162,87 +163,6 @@ fn text(data: &PageData, full: bool) -> String {
             line(&mut out, "fcgi-rs thread", &or_dash(&p.thread));
         }
     }
-    out
-}
-
-fn json(data: &PageData, full: bool) -> String {
-    let mut out = String::from("{");
-    let _ = write!(
-        out,
-        "\"pool\":{},\"process manager\":{},\"start time\":{}",
-        json_str(&data.pool),
-        json_str(&data.process_manager),
-        data.start_unix
-    );
-    for (name, value) in pool_fields(data) {
-        let _ = write!(out, ",\"{name}\":{value}");
-    }
-    out.push_str(",\"fcgi-rs\":{");
-    for (i, (name, value)) in own_fields(data).into_iter().enumerate() {
-        let _ = write!(out, "{}\"{name}\":{value}", if i == 0 { "" } else { "," });
-    }
-    if let Some(down) = &data.down {
-        let _ = write!(out, ",\"program down\":{}", json_str(down));
-    }
-    out.push_str(",\"responses\":{");
-    for (i, (class, count)) in CLASSES.iter().zip(data.metrics.status_classes).enumerate() {
-        let _ = write!(out, "{}\"{class}\":{count}", if i == 0 { "" } else { "," });
-    }
-    out.push_str("},\"request duration\":{\"buckets\":[");
-    let mut cumulative = 0;
-    for (i, count) in data.metrics.duration_buckets.iter().enumerate() {
-        cumulative += count;
-        let le = DURATION_BUCKETS.get(i).map_or_else(|| "\"+Inf\"".to_owned(), |b| b.to_string());
-        let _ =
-            write!(out, "{}{{\"le\":{le},\"count\":{cumulative}}}", if i == 0 { "" } else { "," });
-    }
-    let _ = write!(
-        out,
-        "],\"sum\":{},\"count\":{}}}}}",
-        seconds(data.metrics.duration_sum_us),
-        cumulative
-    );
-    if full {
-        out.push_str(",\"processes\":[");
-        for (i, p) in data.processes.iter().enumerate() {
-            let _ = write!(
-                out,
-                "{}{{\"pid\":{},\"state\":\"{}\",\"start time\":{},\"start since\":{},\
-                 \"requests\":{},\"request duration\":{},\"request method\":{},\
-                 \"request uri\":{},\"content length\":{},\"user\":{},\"script\":{},\
-                 \"last request cpu\":{:.2},\"last request memory\":{},\"fcgi-rs thread\":{}}}",
-                if i == 0 { "" } else { "," },
-                p.pid,
-                state(p),
-                p.start_unix,
-                since(data, p.start_unix),
-                p.requests,
-                p.duration_us,
-                json_str(or_dash(&p.method)),
-                json_str(or_dash(&p.uri)),
-                p.content_length,
-                json_str(or_dash(&p.user)),
-                json_str(or_dash(&p.script)),
-                p.last_cpu_percent,
-                p.last_memory,
-                json_str(or_dash(&p.thread)),
-            );
-        }
-        out.push(']');
-    }
-    out.push('}');
-    out
-}
-
-/// Microseconds as seconds, exactly enough for a sum.
-fn seconds(us: u64) -> String {
-    format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
-}
-
-/// A JSON string literal.
-fn json_str(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    escape::push_json(&mut out, value);
     out
 }
 
