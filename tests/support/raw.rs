@@ -605,6 +605,24 @@ pub mod frames {
         out
     }
 
+    /// Several requests' records interleaved on one connection: the first record of each
+    /// request in turn, then the second of each, and so on (a request whose records ran out
+    /// drops out).
+    pub fn round_robin(requests: Vec<Vec<Vec<u8>>>) -> Vec<u8> {
+        let mut requests: Vec<_> = requests.into_iter().map(Vec::into_iter).collect();
+        let mut out = Vec::new();
+        loop {
+            let mut any = false;
+            for record in requests.iter_mut().filter_map(Iterator::next) {
+                out.extend(record);
+                any = true;
+            }
+            if !any {
+                return out;
+            }
+        }
+    }
+
     /// A whole request: BEGIN_REQUEST, the params stream, and the body as the STDIN stream.
     pub fn request(
         id: u16,

@@ -225,7 +225,7 @@ fn multiplexing(peer: &Peer) {
     let body_of = |id: u16| {
         pattern(if id == 4096 { 150_000 } else { 100 + usize::from(id % 1000) }, id.into())
     };
-    let mut streams: Vec<Vec<Vec<u8>>> = ids
+    let streams: Vec<Vec<Vec<u8>>> = ids
         .iter()
         .map(|&id| {
             let body = body_of(id);
@@ -238,16 +238,11 @@ fn multiplexing(peer: &Peer) {
             ];
             records.extend(body.chunks(40_000).map(|c| frames::stream(StreamKind::Stdin, id, c)));
             records.push(frames::end(StreamKind::Stdin, id));
-            records.reverse();
             records
         })
         .collect();
     // The records of all eight sent round-robin.
-    let mut wire = Vec::new();
-    while streams.iter().any(|records| !records.is_empty()) {
-        wire.extend(streams.iter_mut().filter_map(Vec::pop).flatten());
-    }
-    client.send_ok(&wire);
+    client.send_ok(&frames::round_robin(streams));
     // Read in an order unrelated to the order sent: each answer is its own request's.
     for &id in ids.iter().rev() {
         assert_answer(&client.read_reply(id), &format!("id={id}"), &body_of(id));

@@ -229,7 +229,7 @@ fn multiplexed_interleaved_requests_each_get_their_own_response() {
         pattern(len, u64::from(id) + 1)
     };
     // Each request as a list of records, then all of them sent round-robin.
-    let mut streams: Vec<Vec<Vec<u8>>> = ids
+    let streams: Vec<Vec<Vec<u8>>> = ids
         .iter()
         .map(|&id| {
             let say = format!("request-{id}");
@@ -245,19 +245,10 @@ fn multiplexed_interleaved_requests_each_get_their_own_response() {
                 records.push(frames::stream(StreamKind::Stdin, id, chunk));
             }
             records.push(frames::end(StreamKind::Stdin, id));
-            records.reverse();
             records
         })
         .collect();
-    let mut wire = Vec::new();
-    while streams.iter().any(|records| !records.is_empty()) {
-        for records in &mut streams {
-            if let Some(record) = records.pop() {
-                wire.extend(record);
-            }
-        }
-    }
-    client.send_ok(&wire);
+    client.send_ok(&frames::round_robin(streams));
 
     // Read the answers in an order unrelated to the order sent; `read_reply` keeps the
     // records of other ids aside and checks each stream's shape.
