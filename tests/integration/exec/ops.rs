@@ -112,6 +112,18 @@ fn posts_through_reloads(site: Site) {
     eprintln!("{site:?}: {} POSTs through 3 HUPs, 0 failures", wrk.requests());
 }
 
+/// fcgi-rs serving with 3 php-cgi processes, once all 3 run, and their pids (the directory
+/// lives as long as the server must); `None` without php-cgi.
+fn three_programs() -> Option<(tempfile::TempDir, PhpExec, Vec<u32>)> {
+    if !php_cgi::installed() {
+        return None;
+    }
+    let dir = scratch();
+    let exec = PhpExec::start(dir.path(), "fcgi", &["--workers", "3"], true);
+    let programs = exec.wait_programs(3, 3, SETTLE).expect("3 programs");
+    Some((dir, exec, programs))
+}
+
 #[test]
 fn hup_under_posts_through_nginx_fails_none_and_replaces_every_program() {
     if php_cgi::installed() {
@@ -245,12 +257,7 @@ fn each_program_a_hup_replaces_is_logged_stopped() {
 
 #[test]
 fn sigkill_of_the_master_leaves_no_program_running() {
-    if !php_cgi::installed() {
-        return;
-    }
-    let dir = scratch();
-    let exec = PhpExec::start(dir.path(), "fcgi", &["--workers", "3"], true);
-    let programs = exec.wait_programs(3, 3, SETTLE).expect("3 programs");
+    let Some((_dir, exec, programs)) = three_programs() else { return };
     assert_eq!(exec.program_children(), programs, "the status page and /proc differ");
     let worker = exec.worker().expect("a worker");
     exec.served.process.signal(libc::SIGKILL);
@@ -262,12 +269,7 @@ fn sigkill_of_the_master_leaves_no_program_running() {
 
 #[test]
 fn sigkill_of_the_worker_leaves_none_of_its_programs_and_a_new_worker_serves() {
-    if !php_cgi::installed() {
-        return;
-    }
-    let dir = scratch();
-    let exec = PhpExec::start(dir.path(), "fcgi", &["--workers", "3"], true);
-    let programs = exec.wait_programs(3, 3, SETTLE).expect("3 programs");
+    let Some((_dir, exec, programs)) = three_programs() else { return };
     let worker = exec.worker().expect("a worker");
     signal(worker, libc::SIGKILL);
     let gone = wait_until(SETTLE, || programs.iter().all(|&pid| !is_php_cgi(pid)));
@@ -283,12 +285,7 @@ fn sigkill_of_the_worker_leaves_none_of_its_programs_and_a_new_worker_serves() {
 
 #[test]
 fn a_killed_program_process_is_replaced_and_requests_keep_succeeding() {
-    if !php_cgi::installed() {
-        return;
-    }
-    let dir = scratch();
-    let exec = PhpExec::start(dir.path(), "fcgi", &["--workers", "3"], true);
-    let programs = exec.wait_programs(3, 3, SETTLE).expect("3 programs");
+    let Some((_dir, exec, programs)) = three_programs() else { return };
     let victim = programs[0];
     signal(victim, libc::SIGKILL);
     let now = replaced(&exec, &[victim], 3)
@@ -308,12 +305,7 @@ fn a_killed_program_process_is_replaced_and_requests_keep_succeeding() {
 fn killing_every_long_running_program_process_at_once_fails_no_request() {
     // As the OOM killer or `pkill -9 php-cgi` does, to processes that ran for a while: they
     // did not fail to start, so they are replaced at once, with no restart back-off.
-    if !php_cgi::installed() {
-        return;
-    }
-    let dir = scratch();
-    let exec = PhpExec::start(dir.path(), "fcgi", &["--workers", "3"], true);
-    let programs = exec.wait_programs(3, 3, SETTLE).expect("3 programs");
+    let Some((_dir, exec, programs)) = three_programs() else { return };
     serve_in_turn(&exec, 3);
     // Past fcgi-prefork's STABLE_AFTER (10 s): what a back-off calls a stable process.
     let old = wait_until(Duration::from_secs(20), || {
@@ -461,12 +453,7 @@ fn program_stderr_reaches_the_json_log_with_its_program_pid() {
 fn sigkill_of_the_master_and_its_worker_at_once_leaves_no_program_running() {
     // As `kill -9` of fcgi-rs's process group does (the programs have groups of their own):
     // no fcgi-rs process is left to stop them, and they die with their parent all the same.
-    if !php_cgi::installed() {
-        return;
-    }
-    let dir = scratch();
-    let exec = PhpExec::start(dir.path(), "fcgi", &["--workers", "3"], true);
-    let programs = exec.wait_programs(3, 3, SETTLE).expect("3 programs");
+    let Some((_dir, exec, programs)) = three_programs() else { return };
     let worker = exec.worker().expect("a worker");
     signal(worker, libc::SIGSTOP);
     exec.served.process.signal(libc::SIGKILL);
