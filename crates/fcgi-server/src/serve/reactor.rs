@@ -248,8 +248,9 @@ impl Reactor {
 
     /// Handles one event: accepts, or reads a connection. With `keep`, a request completed by
     /// the read is left there for the caller to run, after the connection is let go of; the
-    /// connection read is returned, for [`after_job`](Reactor::after_job), with whether its
-    /// last request has come (FCGI_KEEP_CONN clear).
+    /// connection read is returned, for [`after_job`](Reactor::after_job), with whether it
+    /// was told to end already (a refusal's answer). Whether the request left to run is its
+    /// last, its own FCGI_KEEP_CONN says (`Source::handle`).
     pub(crate) fn handle_event(
         &self,
         event: Event,
@@ -560,7 +561,9 @@ impl Reactor {
     /// END_REQUEST out): closed at once when the request was its last (FCGI_KEEP_CONN clear),
     /// rather than when the web server's close wakes a thread for it; while draining, handed
     /// over at once rather than at the next sweep. A kept connection outside draining, the
-    /// usual case, costs nothing here: `finishing` says, from its read, whether it was its last.
+    /// usual case, costs nothing here: `finishing` says whether the request was its last.
+    /// With `finishing`, the answer went out without our side shut down
+    /// ([`Writer::defer_shutdown`]): closed here, or shut down here.
     fn after_job(&self, token: u64, finishing: bool) {
         if !finishing && !self.draining.load(Ordering::Acquire) {
             return;
@@ -821,8 +824,8 @@ impl Source for Reactor {
         let event = Event::unpack(work);
         let read = self.handle_event(event, may_run.then_some(&mut kept));
         if let (Some(job), Some((token, finishing))) = (kept, read) {
-            // The read knows of a refusal's end; a request's own FCGI_KEEP_CONN says whether
-            // its end is the connection's.
+            // The connection's end is known once the request is answered: the read can tell
+            // only of a refusal's.
             let finishing = finishing || !job.request.keep_conn();
             if finishing {
                 // after_job closes the connection, or ends the deferral.
